@@ -1,0 +1,30 @@
+//! # kollegium-platform — the practice workspace
+//!
+//! Owns the practice's daily workspace at `<slug>.<base>/`: the start page (portal) and
+//! the apps (chat, tasks, files, vault, news), support access and the activity stream,
+//! stored in the practice's own `platform.sqlite`, `files/` and `index/`.
+//!
+//! It must never import `kollegium-idp` or read `idp.sqlite`: it learns who a user is from
+//! ID tokens and userinfo of its practice's IdP, exactly as a third-party tool does. It
+//! must never serve one practice's data on another practice's origin.
+
+pub mod portal;
+pub mod provision;
+
+use actix_web::web;
+use diesel_migrations::embed_migrations;
+use kollegium_tenants::DbKind;
+
+/// The practice's `platform.sqlite`.
+pub static PLATFORM_DB: DbKind = DbKind {
+    name: "platform",
+    file: "platform.sqlite",
+    migrations: embed_migrations!("migrations"),
+};
+
+pub use provision::PlatformProvisioner;
+
+/// Registers the workspace routes on a practice origin.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    portal::configure(cfg);
+}

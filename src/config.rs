@@ -1,0 +1,369 @@
+//! Configuration: defaults → `kollegium.toml` → `KOLLEGIUM_*` environment variables
+//! (`__` for nesting, e.g. `KOLLEGIUM_SMTP__HOST`) → command-line flags. `*_file` keys
+//! read secrets from files. Unknown keys produce a warning; bad values an error naming
+//! the key. Secrets never appear in `Debug` output or `config check`.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::{Figment, Provider};
+use figment::providers::{Env, Format, Serialized, Toml};
+use kollegium_tenants::store::StoreSettings;
+use kollegium_tenants::web::{RequestLimits, Scheme, WebSettings};
+use serde::{Deserialize, Serialize};
+
+/// A secret string: redacted in `Debug` and when printed.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+    /// No encryption (local relays and tests only).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SmtpConfig {
+    /// SMTP relay host; empty means no SMTP: mail goes to the practice's file outbox.
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: String,
+    pub password: Secret,
+    /// File holding the password (takes precedence over `password`).
+    pub password_file: Option<PathBuf>,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            username: String::new(),
+            password: Secret::default(),
+            password_file: None,
+            from: "Kollegium <no-reply@localhost>".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ClamdConfig {
+    /// `host:port` of clamd's TCP socket.
+    pub address: String,
+}
+
+impl Default for ClamdConfig {
+    fn default() -> Self {
+        Self { address: "127.0.0.1:3310".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LimitsConfig {
+    /// Largest request body on ordinary routes, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest urlencoded form body, in bytes.
+    pub max_form_bytes: usize,
+    /// Practices whose databases may be open at once (LRU).
+    pub max_open_practices: usize,
+    /// Seconds after which an unused practice's databases are closed.
+    pub practice_idle_secs: u64,
+    /// Connections per practice database.
+    pub db_pool_size: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_form_bytes: 64 * 1024,
+            max_open_practices: 256,
+            practice_idle_secs: 300,
+            db_pool_size: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `kollegium_idp=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub operator_listen: String,
+    pub base_domain: String,
+    pub public_scheme: Scheme,
+    /// Port in generated URLs; default: the listen port (http) or none (https).
+    pub public_port: Option<u16>,
+    /// Worker threads of the main listener (0 = one per core).
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+    pub smtp: SmtpConfig,
+    pub clamd: ClamdConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:8080".into(),
+            operator_listen: "127.0.0.1:8081".into(),
+            base_domain: "localhost".into(),
+            public_scheme: Scheme::Http,
+            public_port: None,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            smtp: SmtpConfig::default(),
+            clamd: ClamdConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// A configuration error; the message names the key and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration key `{key}`: {why}")]
+    Invalid { key: &'static str, why: String },
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, why: why.into() }
+}
+
+/// The loaded configuration plus warnings about keys nobody reads.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Environment variables that are not configuration keys.
+const ENV_IGNORED: &[&str] = &["config", "bench_keep"];
+
+impl Config {
+    /// Loads defaults, the TOML file (if given or `./kollegium.toml` exists), the
+    /// environment, then `data_dir_override`.
+    pub fn load(file: Option<&Path>, data_dir_override: Option<&Path>) -> Result<Loaded, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) if !f.exists() => return Err(ConfigError::MissingFile(f.display().to_string())),
+            Some(f) => figment = figment.merge(Toml::file_exact(f)),
+            None if Path::new("kollegium.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("kollegium.toml"))
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("KOLLEGIUM_").ignore(ENV_IGNORED).split("__"));
+        if let Some(d) = data_dir_override {
+            figment = figment.merge(Serialized::default("data_dir", d));
+        }
+        let warnings = unknown_keys(&figment)
+            .into_iter()
+            .map(|k| format!("unknown configuration key `{k}` is ignored"))
+            .collect();
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        if let Some(path) = &config.smtp.password_file {
+            let pw = std::fs::read_to_string(path).map_err(|e| {
+                invalid("smtp.password_file", format!("cannot read {}: {e}", path.display()))
+            })?;
+            config.smtp.password = Secret(pw.trim_end_matches(['\n', '\r']).to_owned());
+        }
+        Ok(Loaded { config, warnings })
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.operator_addr()?;
+        self.base_domain = self.base_domain.trim().to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !self.base_domain.split('.').all(label_ok) {
+            return Err(invalid("base_domain", format!("{:?} is not a DNS name", self.base_domain)));
+        }
+        if self.public_port == Some(0) {
+            return Err(invalid("public_port", "must be between 1 and 65535"));
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
+        }
+        if self.limits.max_form_bytes < 1024 || self.limits.max_form_bytes > self.limits.max_body_bytes {
+            return Err(invalid(
+                "limits.max_form_bytes",
+                "must be at least 1024 and at most limits.max_body_bytes",
+            ));
+        }
+        if self.limits.max_open_practices == 0 {
+            return Err(invalid("limits.max_open_practices", "must be at least 1"));
+        }
+        if self.limits.db_pool_size == 0 {
+            return Err(invalid("limits.db_pool_size", "must be at least 1"));
+        }
+        if !self.smtp.host.is_empty() && self.smtp.from.trim().is_empty() {
+            return Err(invalid("smtp.from", "must be set when smtp.host is set"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen
+            .parse()
+            .map_err(|_| invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", self.listen)))
+    }
+
+    pub fn operator_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.operator_listen.parse().map_err(|_| {
+            invalid(
+                "operator_listen",
+                format!("{:?} is not an address like 127.0.0.1:8081", self.operator_listen),
+            )
+        })
+    }
+
+    pub fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
+            max_open_practices: self.limits.max_open_practices,
+            idle_close: Duration::from_secs(self.limits.practice_idle_secs),
+            pool_max: self.limits.db_pool_size,
+            ..StoreSettings::new(self.data_dir.clone())
+        }
+    }
+
+    /// Web settings once the main listener is bound to `bound_port`.
+    pub fn web_settings(&self, bound_port: u16, csrf_exempt: Vec<&'static str>) -> WebSettings {
+        let public_port = match (self.public_port, self.public_scheme) {
+            (Some(p), _) => Some(p),
+            (None, Scheme::Http) => Some(bound_port),
+            (None, Scheme::Https) => None,
+        };
+        WebSettings {
+            base_domain: self.base_domain.clone(),
+            scheme: self.public_scheme,
+            public_port,
+            limits: RequestLimits {
+                max_body_bytes: self.limits.max_body_bytes,
+                max_form_bytes: self.limits.max_form_bytes,
+            },
+            csrf_exempt,
+        }
+    }
+
+    /// The effective configuration as TOML with secrets redacted.
+    pub fn redacted_toml(&self) -> String {
+        let mut copy = self.clone();
+        if !copy.smtp.password.0.is_empty() {
+            copy.smtp.password = Secret("<redacted>".into());
+        }
+        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            key_paths(v, &path, out);
+            out.insert(path);
+        }
+    }
+}
+
+fn figment_paths(dict: &figment::value::Dict, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in dict {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            figment::value::Value::Dict(_, inner) => figment_paths(inner, &path, out),
+            _ => out.push(path),
+        }
+    }
+}
+
+fn unknown_keys(figment: &Figment) -> Vec<String> {
+    let mut known = BTreeSet::new();
+    if let Ok(v) = serde_json::to_value(Config::default()) {
+        key_paths(&v, "", &mut known);
+    }
+    known.insert("smtp.password_file".into());
+    known.insert("public_port".into());
+    let mut seen = Vec::new();
+    if let Ok(data) = figment.data() {
+        for dict in data.values() {
+            figment_paths(dict, "", &mut seen);
+        }
+    }
+    seen.retain(|k| !known.contains(k));
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_names_exist() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen_addr().unwrap().port(), 8080);
+        let ws = c.web_settings(8080, vec![]);
+        assert_eq!(ws.practice_origin("praxis-demo"), "http://praxis-demo.localhost:8080");
+    }
+
+    #[test]
+    fn redaction_hides_the_smtp_password() {
+        let mut c = Config::default();
+        c.smtp.password = Secret("hunter2hunter2".into());
+        assert!(!c.redacted_toml().contains("hunter2"));
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,211 @@
+//! The `kollegium` binary: parse the command line, load the configuration, call into the
+//! library. Exit codes: 0 ok, 2 usage or configuration error, 1 runtime failure.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use kollegium::cli::{Cli, Command, ConfigCommand, PracticeCommand};
+use kollegium::config::{Config, LogFormat};
+use kollegium::practices::{self, Change};
+use kollegium::server::{StartOptions, open_store};
+use kollegium::{demo, start};
+use kollegium_tenants::provision::{CreatePractice, ProvisionError};
+use kollegium_tenants::registry::{self, Practice};
+use kollegium_tenants::{Slug, SystemClock, clock};
+
+/// An error with the exit code it maps to.
+enum Failure {
+    Usage(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Runtime(e)
+    }
+}
+
+impl From<ProvisionError> for Failure {
+    fn from(e: ProvisionError) -> Self {
+        match e {
+            ProvisionError::Slug(_)
+            | ProvisionError::Email(_)
+            | ProvisionError::Name(_)
+            | ProvisionError::Exists(_)
+            | ProvisionError::Tombstoned(_)
+            | ProvisionError::NotFound(_)
+            | ProvisionError::WrongStatus { .. }
+            | ProvisionError::Confirm(_) => Self::Usage(e.to_string()),
+            other => Self::Runtime(other.into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(cli.config.as_deref(), cli.data_dir.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&loaded.config);
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+        eprintln!("warning: {w}");
+    }
+    match run(cli.command, loaded.config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.into()))
+}
+
+fn run(command: Command, config: Config) -> Result<(), Failure> {
+    match command {
+        Command::Config(ConfigCommand::Check) => {
+            print!("{}", config.redacted_toml());
+            Ok(())
+        }
+        Command::Serve => serve(config, false),
+        Command::Demo => {
+            demo::check_loopback(&config).map_err(Failure::Usage)?;
+            serve(config, true)
+        }
+        Command::Practice(cmd) => practice(cmd, &config),
+    }
+}
+
+fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
+    runtime()?.block_on(async move {
+        let clock: kollegium_tenants::SharedClock = Arc::new(SystemClock);
+        if demo_mode {
+            let store = open_store(&config, clock.clone())?;
+            if demo::ensure_demo(&store)? {
+                println!("Created the demo practice {:?}.", demo::DEMO_SLUG);
+            }
+        }
+        let server = start(&config, clock, StartOptions { handle_signals: true }).await?;
+        if demo_mode {
+            let origin = server.context.settings.practice_origin(demo::DEMO_SLUG);
+            println!("{}", demo::banner(&origin, server.operator_addr));
+        } else {
+            println!("Kollegium listening on {} (operator: {})", server.addr, server.operator_addr);
+        }
+        server.wait().await?;
+        Ok(())
+    })
+}
+
+fn print_practice(p: &Practice, origin: &str) {
+    println!("slug:       {}", p.slug);
+    println!("name:       {}", p.display_name);
+    println!("status:     {}", p.status.as_str());
+    println!("created:    {}", clock::format_utc(p.created_at));
+    println!("changed:    {}", clock::format_utc(p.status_changed_at));
+    println!("placement:  {}", p.placement);
+    println!("url:        {origin}/");
+}
+
+fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
+    let store = open_store(config, Arc::new(SystemClock))?;
+    let now = store.clock().now();
+    let origin = |slug: &str| {
+        let port = config.listen_addr().map(|a| a.port()).unwrap_or(8080);
+        config.web_settings(port, Vec::new()).practice_origin(slug)
+    };
+    let lock = || store.lock_registry().map_err(|e| Failure::Runtime(e.into()));
+    match cmd {
+        PracticeCommand::Create { slug, name, owner_email } => {
+            let input = CreatePractice::parse(&slug, &name, &owner_email)?;
+            let mut conn = lock()?;
+            let report =
+                practices::create(store.data_dir(), store.node_key(), &mut conn, now, &input, &[])?;
+            println!("Created practice {:?} ({}).", input.slug.as_str(), input.display_name);
+            println!("URL: {}/", origin(input.slug.as_str()));
+            for note in report.notes {
+                println!("{note}");
+            }
+            Ok(())
+        }
+        PracticeCommand::List { json } => {
+            let all = registry::list(&mut *lock()?).map_err(|e| Failure::Runtime(e.into()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).map_err(anyhow::Error::from)?);
+                return Ok(());
+            }
+            if all.is_empty() {
+                println!("No practices yet. Create one with: kollegium practice create <slug> --name NAME --owner-email EMAIL");
+                return Ok(());
+            }
+            println!("{:<40}  {:<10}  {:<20}  NAME", "SLUG", "STATUS", "CREATED");
+            for p in all {
+                println!(
+                    "{:<40}  {:<10}  {:<20}  {}",
+                    p.slug,
+                    p.status.as_str(),
+                    clock::format_utc(p.created_at),
+                    p.display_name
+                );
+            }
+            Ok(())
+        }
+        PracticeCommand::Show { slug, json } => {
+            let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
+            let found = registry::find(&mut *lock()?, slug.as_str())
+                .map_err(|e| Failure::Runtime(e.into()))?
+                .ok_or_else(|| ProvisionError::NotFound(slug.to_string()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found).map_err(anyhow::Error::from)?);
+            } else {
+                print_practice(&found, &origin(slug.as_str()));
+            }
+            Ok(())
+        }
+        PracticeCommand::Suspend { slug } => lifecycle(&store, now, &slug, Change::Suspend, "Suspended"),
+        PracticeCommand::Resume { slug } => lifecycle(&store, now, &slug, Change::Resume, "Resumed"),
+        PracticeCommand::Delete { slug, confirm } => {
+            lifecycle(&store, now, &slug, Change::Delete { confirm: &confirm }, "Deleted")
+        }
+    }
+}
+
+fn lifecycle(
+    store: &kollegium_tenants::TenantStore,
+    now: i64,
+    slug: &str,
+    change: Change<'_>,
+    done: &str,
+) -> Result<(), Failure> {
+    let slug = Slug::parse(slug).map_err(ProvisionError::from)?;
+    let mut conn = store.lock_registry().map_err(|e| Failure::Runtime(e.into()))?;
+    practices::change(store.data_dir(), store.node_key(), &mut conn, now, &slug, change)?;
+    println!("{done} practice {:?}.", slug.as_str());
+    Ok(())
+}

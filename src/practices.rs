@@ -1,0 +1,58 @@
+//! Practice lifecycle with every app's provisioning hook wired in.
+
+use std::path::Path;
+
+use diesel::SqliteConnection;
+use kollegium_idp::IdpProvisioner;
+use kollegium_platform::PlatformProvisioner;
+use kollegium_tenants::provision::{
+    self, CreatePractice, Node, ProvisionError, ProvisionHook, ProvisionReport,
+};
+use kollegium_tenants::secrets::NodeKey;
+use kollegium_tenants::{Slug, UnixTime};
+
+/// The hooks that initialise each app's database for a new practice, in order.
+pub fn hooks() -> Vec<&'static dyn ProvisionHook> {
+    static IDP: IdpProvisioner = IdpProvisioner;
+    static PLATFORM: PlatformProvisioner = PlatformProvisioner;
+    vec![&IDP, &PLATFORM]
+}
+
+/// Creates a practice with every app initialised, plus `extra` hooks (tests inject faults).
+pub fn create(
+    data_dir: &Path,
+    node_key: &NodeKey,
+    registry: &mut SqliteConnection,
+    now: UnixTime,
+    input: &CreatePractice,
+    extra: &[&dyn ProvisionHook],
+) -> Result<ProvisionReport, ProvisionError> {
+    let mut all = hooks();
+    all.extend_from_slice(extra);
+    let mut node = Node { data_dir, node_key, registry, now };
+    provision::create(&mut node, input, &all)
+}
+
+/// Which lifecycle change to make.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    Suspend,
+    Resume,
+    Delete { confirm: &'a str },
+}
+
+pub fn change(
+    data_dir: &Path,
+    node_key: &NodeKey,
+    registry: &mut SqliteConnection,
+    now: UnixTime,
+    slug: &Slug,
+    change: Change<'_>,
+) -> Result<(), ProvisionError> {
+    let mut node = Node { data_dir, node_key, registry, now };
+    match change {
+        Change::Suspend => provision::suspend(&mut node, slug),
+        Change::Resume => provision::resume(&mut node, slug),
+        Change::Delete { confirm } => provision::delete(&mut node, slug, confirm),
+    }
+}

@@ -1,0 +1,186 @@
+//! Composition: one actix-web server for all practices on the main listener, and the
+//! operator listener (health, metrics) on its own port.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use kollegium_tenants::secrets::NodeKey;
+use kollegium_tenants::web::metrics::{Gauges, Metrics};
+use kollegium_tenants::web::{ErrorPage, WebContext, assets, headers, host};
+use kollegium_tenants::{SharedClock, TenantStore, registry};
+
+use crate::config::Config;
+
+/// Paths where POSTs authenticate without cookies (filled by the IdP as it grows).
+fn csrf_exempt() -> Vec<&'static str> {
+    Vec::new()
+}
+
+/// Options that differ between the CLI and in-process use.
+#[derive(Debug, Clone, Copy)]
+pub struct StartOptions {
+    /// Stop on SIGINT/SIGTERM (the CLI); tests stop the server through its handle.
+    pub handle_signals: bool,
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub operator_addr: SocketAddr,
+    pub store: Arc<TenantStore>,
+    pub context: web::Data<WebContext>,
+    main: ServerHandle,
+    operator: ServerHandle,
+    joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    reaper: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the node (key, registry) of `config.data_dir`.
+pub fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<Arc<TenantStore>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let node_key = NodeKey::load_or_create(&config.data_dir)?;
+    let store = TenantStore::open(config.store_settings(), Arc::new(node_key), clock)?;
+    Ok(Arc::new(store))
+}
+
+async fn not_found() -> HttpResponse {
+    ErrorPage::not_found().response()
+}
+
+async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
+    let store = ctx.store.clone();
+    match web::block(move || store.with_registry(registry::count_live)).await {
+        Ok(Ok(_)) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
+        _ => HttpResponse::ServiceUnavailable().content_type("text/plain").body("registry unavailable\n"),
+    }
+}
+
+async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> HttpResponse {
+    let store = ctx.store.clone();
+    let known = web::block(move || store.with_registry(registry::count_live))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(-1);
+    let gauges = Gauges {
+        open_practices: ctx.store.open_practices(),
+        open_databases: ctx.store.open_databases(),
+        open_connections: ctx.store.open_connections(),
+        practices_known: known,
+    };
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(m.render(&gauges))
+}
+
+/// Binds both listeners and starts serving.
+pub async fn start(
+    config: &Config,
+    clock: SharedClock,
+    opts: StartOptions,
+) -> anyhow::Result<RunningServer> {
+    let store = open_store(config, clock)?;
+    let listener = TcpListener::bind(config.listen_addr()?)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let op_listener = TcpListener::bind(config.operator_addr()?)
+        .with_context(|| format!("cannot listen on {}", config.operator_listen))?;
+    let operator_addr = op_listener.local_addr()?;
+
+    let settings = config.web_settings(addr.port(), csrf_exempt());
+    let limits = settings.limits.clone();
+    let metrics = Arc::new(Metrics::default());
+    let context = web::Data::new(WebContext { settings, store: store.clone(), metrics: metrics.clone() });
+
+    let ctx = context.clone();
+    let mut main = HttpServer::new(move || {
+        App::new()
+            .app_data(ctx.clone())
+            .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+            .app_data(web::FormConfig::default().limit(limits.max_form_bytes))
+            .app_data(web::JsonConfig::default().limit(limits.max_body_bytes))
+            .wrap(from_fn(host::resolve))
+            .wrap(from_fn(headers::plumbing))
+            .configure(assets::configure)
+            .configure(kollegium_platform::configure)
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(config.shutdown_timeout_secs);
+    if config.workers > 0 {
+        main = main.workers(config.workers);
+    }
+    if !opts.handle_signals {
+        main = main.disable_signals();
+    }
+    let main = main.run();
+
+    let ctx = context.clone();
+    let m = web::Data::from(metrics.clone());
+    let mut operator = HttpServer::new(move || {
+        App::new()
+            .app_data(ctx.clone())
+            .app_data(m.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics_text))
+    })
+    .listen(op_listener)?
+    .workers(1)
+    .shutdown_timeout(config.shutdown_timeout_secs);
+    if !opts.handle_signals {
+        operator = operator.disable_signals();
+    }
+    let operator = operator.run();
+
+    let main_handle = main.handle();
+    let operator_handle = operator.handle();
+    let joins = vec![tokio::spawn(main), tokio::spawn(operator)];
+    let reaper_store = store.clone();
+    let reaper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            let closed = reaper_store.close_idle();
+            if closed > 0 {
+                tracing::debug!(closed, "closed idle practices");
+            }
+        }
+    });
+    tracing::info!(%addr, %operator_addr, "kollegium listening");
+    Ok(RunningServer {
+        addr,
+        operator_addr,
+        store,
+        context,
+        main: main_handle,
+        operator: operator_handle,
+        joins,
+        reaper,
+    })
+}
+
+impl RunningServer {
+    /// Waits until both listeners stop (on a signal), then closes every database.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        for j in self.joins {
+            j.await??;
+        }
+        self.reaper.abort();
+        self.store.close_all();
+        tracing::info!("kollegium stopped; databases closed");
+        Ok(())
+    }
+
+    /// Stops gracefully: in-flight requests finish, then databases close.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.main.stop(true).await;
+        self.operator.stop(true).await;
+        self.wait().await
+    }
+}

@@ -1,0 +1,234 @@
+//! SQLite databases: connection pragmas, embedded migrations and a small bounded pool.
+//!
+//! Every connection runs with WAL, `foreign_keys=ON`, a busy timeout and
+//! `synchronous=FULL`, so a committed write survives power loss. Pools are deliberately
+//! tiny: a node holds thousands of practices, most of them idle.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::migration::{Migration, MigrationSource};
+use diesel::sqlite::Sqlite;
+use diesel::{Connection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+/// A kind of per-practice database (`idp`, `platform`): file name and embedded migrations.
+/// Each app crate declares its own kind; the tenancy layer opens and migrates it.
+pub struct DbKind {
+    pub name: &'static str,
+    pub file: &'static str,
+    pub migrations: EmbeddedMigrations,
+}
+
+impl std::fmt::Debug for DbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbKind").field("name", &self.name).field("file", &self.file).finish()
+    }
+}
+
+/// Lends an `EmbeddedMigrations` (which is not `Clone`) to diesel's harness.
+struct Borrowed<'a>(&'a EmbeddedMigrations);
+
+impl MigrationSource<Sqlite> for Borrowed<'_> {
+    fn migrations(&self) -> diesel::migration::Result<Vec<Box<dyn Migration<Sqlite>>>> {
+        MigrationSource::<Sqlite>::migrations(self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: diesel::ConnectionError,
+    },
+    #[error("cannot configure database {path}: {source}")]
+    Pragma {
+        path: String,
+        #[source]
+        source: diesel::result::Error,
+    },
+    #[error("migrations of {path} failed: {why}")]
+    Migrate { path: String, why: String },
+    #[error("database {0} is busy: no connection became free in time")]
+    Exhausted(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Opens one connection with the house pragmas.
+pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
+    let url = path.to_string_lossy();
+    let mut conn = SqliteConnection::establish(&url)
+        .map_err(|source| DbError::Open { path: url.to_string(), source })?;
+    conn.batch_execute(&format!(
+        "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -512;
+         PRAGMA temp_store = MEMORY;"
+    ))
+    .map_err(|source| DbError::Pragma { path: url.to_string(), source })?;
+    Ok(conn)
+}
+
+/// Runs every pending embedded migration of `kind` on `conn`.
+pub fn migrate(conn: &mut SqliteConnection, kind: &DbKind, path: &Path) -> Result<(), DbError> {
+    conn.run_pending_migrations(Borrowed(&kind.migrations))
+        .map(|_| ())
+        .map_err(|e| DbError::Migrate { path: path.display().to_string(), why: e.to_string() })
+}
+
+/// Counts open SQLite connections node-wide (exported as a metric).
+#[derive(Debug, Default)]
+pub struct ConnCounter(AtomicUsize);
+
+impl ConnCounter {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct PoolState {
+    idle: Vec<SqliteConnection>,
+    total: usize,
+}
+
+/// A bounded pool of connections to one database file.
+pub struct DbPool {
+    path: PathBuf,
+    max: usize,
+    max_idle: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    counter: Arc<ConnCounter>,
+}
+
+impl std::fmt::Debug for DbPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbPool").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl DbPool {
+    /// Opens the database (creating it), runs migrations, and keeps that first connection.
+    pub fn open(
+        path: PathBuf,
+        kind: &DbKind,
+        max: usize,
+        counter: Arc<ConnCounter>,
+    ) -> Result<Arc<Self>, DbError> {
+        let mut conn = open_connection(&path)?;
+        migrate(&mut conn, kind, &path)?;
+        counter.0.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(Self {
+            path,
+            max: max.max(1),
+            max_idle: 2,
+            state: Mutex::new(PoolState { idle: vec![conn], total: 1 }),
+            freed: Condvar::new(),
+            counter,
+        }))
+    }
+
+    /// Takes a connection, opening a new one when all are busy and the cap allows,
+    /// otherwise waiting up to the busy timeout. Blocking: call from a blocking thread.
+    pub fn get(self: &Arc<Self>) -> Result<PooledConn, DbError> {
+        let busy = || DbError::Exhausted(self.path.display().to_string());
+        let mut state = self.state.lock().map_err(|_| busy())?;
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                return Ok(PooledConn { conn: Some(conn), pool: Arc::clone(self) });
+            }
+            if state.total < self.max {
+                state.total += 1;
+                drop(state);
+                return match open_connection(&self.path) {
+                    Ok(conn) => {
+                        self.counter.0.fetch_add(1, Ordering::Relaxed);
+                        Ok(PooledConn { conn: Some(conn), pool: Arc::clone(self) })
+                    }
+                    Err(e) => {
+                        if let Ok(mut s) = self.state.lock() {
+                            s.total -= 1;
+                        }
+                        self.freed.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let (next, timeout) = self
+                .freed
+                .wait_timeout(state, Duration::from_millis(BUSY_TIMEOUT_MS))
+                .map_err(|_| busy())?;
+            state = next;
+            if timeout.timed_out() && state.idle.is_empty() && state.total >= self.max {
+                return Err(busy());
+            }
+        }
+    }
+
+    fn put_back(&self, conn: SqliteConnection) {
+        let Ok(mut state) = self.state.lock() else {
+            self.counter.0.fetch_sub(1, Ordering::Relaxed);
+            return;
+        };
+        if state.idle.len() < self.max_idle {
+            state.idle.push(conn);
+        } else {
+            state.total -= 1;
+            drop(conn);
+            self.counter.0.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(state);
+        self.freed.notify_one();
+    }
+
+    /// Number of connections currently open in this pool.
+    pub fn open_connections(&self) -> usize {
+        self.state.lock().map(|s| s.total).unwrap_or(0)
+    }
+}
+
+impl Drop for DbPool {
+    fn drop(&mut self) {
+        if let Ok(state) = self.state.get_mut() {
+            self.counter.0.fetch_sub(state.idle.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// A connection on loan from a [`DbPool`]; returns to the pool when dropped.
+pub struct PooledConn {
+    conn: Option<SqliteConnection>,
+    pool: Arc<DbPool>,
+}
+
+impl std::ops::Deref for PooledConn {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        // Only `Drop` takes the connection out.
+        self.conn.as_ref().unwrap_or_else(|| unreachable!("connection used after drop"))
+    }
+}
+
+impl std::ops::DerefMut for PooledConn {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().unwrap_or_else(|| unreachable!("connection used after drop"))
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.put_back(conn);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! # kollegium-tenants — the tenancy layer
+//!
+//! Owns everything that makes one installation serve many practices: the central
+//! registry (`data/registry.sqlite`), provisioning and lifecycle of practices, the node
+//! key and per-practice secrets, `Host` → practice resolution, per-practice storage
+//! handles and database pools (opened lazily, closed when idle, LRU-capped), and the
+//! request plumbing shared by the apps (security headers, CSRF, error pages, request ids,
+//! metrics, static assets, base layout).
+//!
+//! It must never know about a practice's users, content or logs: no table here has a
+//! practice's people or data, and nothing here reads `idp.sqlite` or `platform.sqlite`
+//! beyond opening and migrating them for the app that owns them. It must never import
+//! `kollegium-idp` or `kollegium-platform`.
+
+pub mod clock;
+pub mod db;
+pub mod email;
+pub mod kv;
+pub mod provision;
+pub mod registry;
+pub mod secrets;
+pub mod slug;
+pub mod store;
+pub mod web;
+
+pub use clock::{Clock, SharedClock, SystemClock, UnixTime};
+pub use db::{DbKind, PooledConn};
+pub use email::Email;
+pub use slug::Slug;
+pub use store::{Tenant, TenantStore};

@@ -1,0 +1,168 @@
+//! The central registry (`data/registry.sqlite`): which practices exist, their status and
+//! placement. It never holds a practice's users, profiles, content or logs.
+
+use std::path::Path;
+
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::embed_migrations;
+
+use crate::clock::UnixTime;
+use crate::db::{self, DbError, DbKind};
+use crate::slug::Slug;
+
+pub mod schema {
+    diesel::table! {
+        practices (slug) {
+            slug -> Text,
+            display_name -> Text,
+            status -> Text,
+            created_at -> BigInt,
+            status_changed_at -> BigInt,
+            placement -> Text,
+        }
+    }
+}
+
+use schema::practices;
+
+pub const REGISTRY_DB: DbKind = DbKind {
+    name: "registry",
+    file: "registry.sqlite",
+    migrations: embed_migrations!("migrations/registry"),
+};
+
+/// Lifecycle state of a practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PracticeStatus {
+    Active,
+    Suspended,
+    /// Tombstone: the directory is gone, the slug stays taken.
+    Deleted,
+}
+
+impl PracticeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, DbError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            "deleted" => Ok(Self::Deleted),
+            other => Err(DbError::Query(diesel::result::Error::DeserializationError(
+                format!("unknown practice status {other:?}").into(),
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = practices)]
+struct PracticeRow {
+    slug: String,
+    display_name: String,
+    status: String,
+    created_at: i64,
+    status_changed_at: i64,
+    placement: String,
+}
+
+/// A practice as the registry knows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Practice {
+    pub slug: String,
+    pub display_name: String,
+    pub status: PracticeStatus,
+    pub created_at: UnixTime,
+    pub status_changed_at: UnixTime,
+    pub placement: String,
+}
+
+impl TryFrom<PracticeRow> for Practice {
+    type Error = DbError;
+    fn try_from(r: PracticeRow) -> Result<Self, DbError> {
+        Ok(Self {
+            status: PracticeStatus::parse(&r.status)?,
+            slug: r.slug,
+            display_name: r.display_name,
+            created_at: r.created_at,
+            status_changed_at: r.status_changed_at,
+            placement: r.placement,
+        })
+    }
+}
+
+/// Opens the registry database of a data directory and migrates it.
+pub fn open(data_dir: &Path) -> Result<SqliteConnection, DbError> {
+    let path = data_dir.join(REGISTRY_DB.file);
+    let mut conn = db::open_connection(&path)?;
+    db::migrate(&mut conn, &REGISTRY_DB, &path)?;
+    Ok(conn)
+}
+
+pub fn find(conn: &mut SqliteConnection, slug: &str) -> Result<Option<Practice>, DbError> {
+    practices::table
+        .find(slug)
+        .select(PracticeRow::as_select())
+        .first(conn)
+        .optional()?
+        .map(Practice::try_from)
+        .transpose()
+}
+
+/// All practices, tombstones included, ordered by slug.
+pub fn list(conn: &mut SqliteConnection) -> Result<Vec<Practice>, DbError> {
+    practices::table
+        .order(practices::slug)
+        .select(PracticeRow::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(Practice::try_from)
+        .collect()
+}
+
+/// Practices that are not deleted.
+pub fn count_live(conn: &mut SqliteConnection) -> Result<i64, DbError> {
+    Ok(practices::table
+        .filter(practices::status.ne(PracticeStatus::Deleted.as_str()))
+        .count()
+        .get_result(conn)?)
+}
+
+pub fn insert(
+    conn: &mut SqliteConnection,
+    slug: &Slug,
+    display_name: &str,
+    now: UnixTime,
+) -> Result<(), DbError> {
+    diesel::insert_into(practices::table)
+        .values((
+            practices::slug.eq(slug.as_str()),
+            practices::display_name.eq(display_name),
+            practices::status.eq(PracticeStatus::Active.as_str()),
+            practices::created_at.eq(now),
+            practices::status_changed_at.eq(now),
+            practices::placement.eq("local"),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_status(
+    conn: &mut SqliteConnection,
+    slug: &Slug,
+    status: PracticeStatus,
+    now: UnixTime,
+) -> Result<(), DbError> {
+    diesel::update(practices::table.find(slug.as_str()))
+        .set((practices::status.eq(status.as_str()), practices::status_changed_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! CSRF protection for every state-changing request on a practice origin.
+//!
+//! Each browser gets a random, host-only CSRF cookie. The token that forms and scripts
+//! send back is `HMAC(practice csrf key, cookie value)`, so it can neither be forged
+//! without the practice secret nor carried from one practice to another. A state-changing
+//! request (anything but GET/HEAD/OPTIONS) must carry the token in the `X-CSRF-Token`
+//! header, the `csrf_token` form field, or (for multipart uploads) the `csrf_token` query
+//! parameter, and, if it sends an `Origin`, that must be the practice's own origin.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::web::BytesMut;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use futures_util::StreamExt;
+use subtle::ConstantTimeEq;
+
+use super::errors::{ErrorPage, WebError};
+use super::{Scheme, WebContext};
+use crate::secrets::{hmac_sha256, random_token};
+use crate::store::Tenant;
+
+pub const FORM_FIELD: &str = "csrf_token";
+pub const HEADER: &str = "x-csrf-token";
+
+/// The CSRF token for the current request, to be embedded in forms (`csrf_token` field)
+/// or sent by scripts in the `X-CSRF-Token` header.
+#[derive(Debug, Clone)]
+pub struct CsrfToken(pub String);
+
+impl FromRequest for CsrfToken {
+    type Error = WebError;
+    type Future = std::future::Ready<Result<Self, WebError>>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(req.extensions().get::<CsrfToken>().cloned().ok_or(WebError::NotFound))
+    }
+}
+
+pub fn cookie_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Https => "__Host-kollegium-csrf",
+        Scheme::Http => "kollegium-csrf",
+    }
+}
+
+fn token_for(tenant: &Tenant, cookie_value: &str) -> String {
+    let key = tenant.secret().derive("csrf");
+    B64.encode(hmac_sha256(key.as_ref(), cookie_value.as_bytes()))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn form_token(body: &[u8]) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == FORM_FIELD)
+        .map(|(_, v)| v)
+}
+
+fn query_token(query: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == FORM_FIELD)
+        .map(|(_, v)| v)
+}
+
+/// Checks the request (buffering urlencoded bodies, bounded) and sets the cookie on the way out.
+pub(super) async fn protect(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    ctx: &WebContext,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(tenant) = req.extensions().get::<Tenant>().cloned() else {
+        return Ok(req.into_response(WebError::Internal.error_page()));
+    };
+    let name = cookie_name(ctx.settings.scheme);
+    let existing = req.cookie(name).map(|c| c.value().to_owned()).filter(|v| v.len() >= 16);
+    let (cookie_value, fresh) = match existing {
+        Some(v) => (v, false),
+        None => (random_token(24), true),
+    };
+    let expected = token_for(&tenant, &cookie_value);
+    req.extensions_mut().insert(CsrfToken(expected.clone()));
+
+    let mut req = req;
+    if !is_safe(req.method()) && !ctx.settings.csrf_exempt.contains(&req.path()) {
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let own = ctx.settings.practice_origin(tenant.slug().as_str());
+            if origin.as_bytes() != own.as_bytes() {
+                return Ok(req.into_response(ErrorPage::csrf().response()));
+            }
+        }
+        let mut supplied = req
+            .headers()
+            .get(HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| query_token(req.query_string()));
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if supplied.is_none() && is_form {
+            let limit = ctx.settings.limits.max_form_bytes;
+            let (http_req, mut payload) = req.into_parts();
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let Ok(chunk) = chunk else {
+                    let page = ErrorPage::new(400).response();
+                    return Ok(ServiceResponse::new(http_req, page));
+                };
+                if body.len() + chunk.len() > limit {
+                    let page = ErrorPage::too_large().response();
+                    return Ok(ServiceResponse::new(http_req, page));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let body = body.freeze();
+            supplied = form_token(&body);
+            req = ServiceRequest::from_parts(http_req, Payload::from(body));
+        }
+        let ok = !fresh
+            && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+        if !ok {
+            tracing::warn!(practice = %tenant.slug(), "state-changing request without valid CSRF token refused");
+            return Ok(req.into_response(ErrorPage::csrf().response()));
+        }
+    }
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    if fresh {
+        let cookie = Cookie::build(name, cookie_value)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(ctx.settings.scheme == Scheme::Https)
+            .finish();
+        if let Err(e) = res.response_mut().add_cookie(&cookie) {
+            tracing::error!(error = %e, "cannot set CSRF cookie");
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_token_in_form_and_query() {
+        assert_eq!(form_token(b"a=1&csrf_token=abc&b=2").as_deref(), Some("abc"));
+        assert_eq!(form_token(b"a=1"), None);
+        assert_eq!(query_token("csrf_token=x%2By").as_deref(), Some("x+y"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The outermost middleware: request id, structured log line, metrics, security headers,
+//! default `Cache-Control`, and friendly bodies for bare error responses.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+
+use super::errors::{ErrorPage, json_error, wants_json};
+use super::{RouteClass, Scheme, WebContext};
+use crate::secrets::random_token;
+
+/// The Content-Security-Policy of every page: no inline scripts or styles, nothing foreign.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+form-action 'self'";
+
+const PERMISSIONS: &str = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), \
+magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()";
+
+/// Request-id carrying span field and response header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+pub async fn plumbing(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let ctx = req.app_data::<web::Data<WebContext>>().cloned();
+    let request_id = random_token(9);
+    let method = req.method().clone();
+    let json = wants_json(req.headers());
+    let span = tracing::info_span!("request", id = %request_id, %method);
+
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let max = ctx.as_ref().map_or(usize::MAX, |c| c.settings.limits.max_body_bytes) as u64;
+    let mut res = if declared.is_some_and(|n| n > max) {
+        // Refuse before reading a byte of the body.
+        req.into_response(ErrorPage::too_large().response())
+    } else {
+        // Inner middleware answers every failure with a response; an `Err` here can only
+        // come from actix itself and is rendered by it.
+        next.call(req).await?.map_into_boxed_body()
+    };
+
+    let status = res.status();
+    let is_bare = !res.headers().contains_key(header::CONTENT_TYPE)
+        || res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/plain"));
+    if (status.is_client_error() || status.is_server_error()) && is_bare {
+        let replacement =
+            if json { json_error(status) } else { ErrorPage::new(status.as_u16()).response() };
+        let (req, old) = res.into_parts();
+        let mut new = replacement;
+        for (name, value) in old.headers() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                new.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        res = ServiceResponse::new(req, new);
+    }
+
+    let https = ctx.as_ref().is_some_and(|c| c.settings.scheme == Scheme::Https);
+    let h = res.headers_mut();
+    let mut set_default = |name: HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set_default(header::CONTENT_SECURITY_POLICY, CSP);
+    set_default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_default(header::REFERRER_POLICY, "same-origin");
+    set_default(header::X_FRAME_OPTIONS, "DENY");
+    set_default(HeaderName::from_static("permissions-policy"), PERMISSIONS);
+    set_default(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set_default(HeaderName::from_static("cross-origin-resource-policy"), "same-origin");
+    set_default(header::CACHE_CONTROL, "no-store");
+    if https {
+        set_default(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert(HeaderName::from_static(REQUEST_ID), v);
+    }
+
+    let class = res.request().extensions().get::<RouteClass>().copied().unwrap_or(RouteClass::Node);
+    let elapsed = started.elapsed();
+    if let Some(ctx) = &ctx {
+        ctx.metrics.record(class.as_str(), status.as_u16(), elapsed);
+    }
+    // The route pattern, never the concrete path or query: those can carry tokens.
+    let route = res.request().match_pattern().unwrap_or_else(|| "-".into());
+    tracing::info!(
+        parent: &span,
+        class = class.as_str(),
+        route = %route,
+        status = status.as_u16(),
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "handled"
+    );
+    Ok(res)
+}

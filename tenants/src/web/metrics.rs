@@ -1,0 +1,102 @@
+//! Prometheus metrics of the node, rendered as text on the operator listener.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// Gauges read at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub open_practices: usize,
+    pub open_databases: usize,
+    pub open_connections: usize,
+    pub practices_known: i64,
+}
+
+impl Metrics {
+    pub fn record(&self, class: &'static str, status: u16, elapsed: Duration) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((class, status)).or_insert(0) += 1;
+        }
+        let secs = elapsed.as_secs_f64();
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP kollegium_http_requests_total HTTP requests by route class and status.\n");
+        out.push_str("# TYPE kollegium_http_requests_total counter\n");
+        if let Ok(r) = self.requests.lock() {
+            for ((class, status), n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "kollegium_http_requests_total{{class=\"{class}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP kollegium_http_request_duration_seconds Request latency.\n");
+        out.push_str("# TYPE kollegium_http_request_duration_seconds histogram\n");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "kollegium_http_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "kollegium_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "kollegium_http_request_duration_seconds_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "kollegium_http_request_duration_seconds_count {count}");
+        for (name, help, v) in [
+            ("kollegium_open_practices", "Practices with open databases.", g.open_practices as i64),
+            ("kollegium_open_practice_databases", "Open practice database files.", g.open_databases as i64),
+            ("kollegium_open_db_connections", "Open SQLite connections to practice databases.", g.open_connections as i64),
+            ("kollegium_practices_known", "Practices in the registry (not deleted).", g.practices_known),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_histogram() {
+        let m = Metrics::default();
+        m.record("platform", 200, Duration::from_millis(3));
+        m.record("platform", 200, Duration::from_millis(30));
+        m.record("node", 404, Duration::from_micros(200));
+        let text = m.render(&Gauges { practices_known: 5, ..Gauges::default() });
+        assert!(text.contains("kollegium_http_requests_total{class=\"platform\",status=\"200\"} 2"));
+        assert!(text.contains("kollegium_http_requests_total{class=\"node\",status=\"404\"} 1"));
+        assert!(text.contains("kollegium_http_request_duration_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("kollegium_http_request_duration_seconds_count 3"));
+        assert!(text.contains("kollegium_practices_known 5"));
+    }
+}

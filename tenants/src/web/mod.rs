@@ -1,0 +1,103 @@
+//! Request plumbing shared by the identity provider and the platform: host routing to a
+//! [`Tenant`], security headers, CSRF protection, error pages, request ids, metrics and
+//! static assets.
+
+pub mod assets;
+pub mod csrf;
+pub mod errors;
+pub mod headers;
+pub mod host;
+pub mod layout;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+pub use csrf::CsrfToken;
+pub use errors::{ErrorPage, WebError};
+pub use host::RouteClass;
+pub use layout::Layout;
+
+use crate::store::{Tenant, TenantStore};
+
+/// `http` or `https` as seen by browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
+/// Limits on what a request may carry.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// Largest request body accepted by ordinary (non-upload) routes.
+    pub max_body_bytes: usize,
+    /// Largest urlencoded form body.
+    pub max_form_bytes: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024, max_form_bytes: 64 * 1024 }
+    }
+}
+
+/// How the node is addressed from outside and what it accepts.
+#[derive(Debug, Clone)]
+pub struct WebSettings {
+    pub base_domain: String,
+    pub scheme: Scheme,
+    /// Port in generated URLs; `None` when it is the scheme's default.
+    pub public_port: Option<u16>,
+    pub limits: RequestLimits,
+    /// Paths (exact) where state-changing requests authenticate without cookies
+    /// (OAuth token, revocation, introspection, back-channel logout): exempt from CSRF.
+    pub csrf_exempt: Vec<&'static str>,
+}
+
+impl WebSettings {
+    fn port_suffix(&self) -> String {
+        match (self.scheme, self.public_port) {
+            (_, None) | (Scheme::Http, Some(80)) | (Scheme::Https, Some(443)) => String::new(),
+            (_, Some(p)) => format!(":{p}"),
+        }
+    }
+
+    /// `<scheme>://<slug>.<base>[:port]`
+    pub fn practice_origin(&self, slug: &str) -> String {
+        format!("{}://{slug}.{}{}", self.scheme.as_str(), self.base_domain, self.port_suffix())
+    }
+
+    /// `<scheme>://<base>[:port]`
+    pub fn node_origin(&self) -> String {
+        format!("{}://{}{}", self.scheme.as_str(), self.base_domain, self.port_suffix())
+    }
+}
+
+/// Shared state of the plumbing, registered once with `app_data`.
+pub struct WebContext {
+    pub settings: WebSettings,
+    pub store: Arc<TenantStore>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl FromRequest for Tenant {
+    type Error = WebError;
+    type Future = std::future::Ready<Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(req.extensions().get::<Tenant>().cloned().ok_or(WebError::NotFound))
+    }
+}
