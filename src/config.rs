@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use figment::{Figment, Provider};
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Provider};
 use kollegium_tenants::store::StoreSettings;
 use kollegium_tenants::web::{RequestLimits, Scheme, WebSettings};
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,9 @@ pub struct ClamdConfig {
 
 impl Default for ClamdConfig {
     fn default() -> Self {
-        Self { address: "127.0.0.1:3310".into() }
+        Self {
+            address: "127.0.0.1:3310".into(),
+        }
     }
 }
 
@@ -117,7 +119,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, level: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
     }
 }
 
@@ -171,7 +176,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, why: why.into() }
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
 }
 
 /// The loaded configuration plus warnings about keys nobody reads.
@@ -187,10 +195,15 @@ const ENV_IGNORED: &[&str] = &["config", "bench_keep"];
 impl Config {
     /// Loads defaults, the TOML file (if given or `./kollegium.toml` exists), the
     /// environment, then `data_dir_override`.
-    pub fn load(file: Option<&Path>, data_dir_override: Option<&Path>) -> Result<Loaded, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        data_dir_override: Option<&Path>,
+    ) -> Result<Loaded, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
-            Some(f) if !f.exists() => return Err(ConfigError::MissingFile(f.display().to_string())),
+            Some(f) if !f.exists() => {
+                return Err(ConfigError::MissingFile(f.display().to_string()));
+            }
             Some(f) => figment = figment.merge(Toml::file_exact(f)),
             None if Path::new("kollegium.toml").exists() => {
                 figment = figment.merge(Toml::file_exact("kollegium.toml"))
@@ -209,7 +222,10 @@ impl Config {
         config.validate()?;
         if let Some(path) = &config.smtp.password_file {
             let pw = std::fs::read_to_string(path).map_err(|e| {
-                invalid("smtp.password_file", format!("cannot read {}: {e}", path.display()))
+                invalid(
+                    "smtp.password_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             config.smtp.password = Secret(pw.trim_end_matches(['\n', '\r']).to_owned());
         }
@@ -228,7 +244,10 @@ impl Config {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         };
         if !self.base_domain.split('.').all(label_ok) {
-            return Err(invalid("base_domain", format!("{:?} is not a DNS name", self.base_domain)));
+            return Err(invalid(
+                "base_domain",
+                format!("{:?} is not a DNS name", self.base_domain),
+            ));
         }
         if self.public_port == Some(0) {
             return Err(invalid("public_port", "must be between 1 and 65535"));
@@ -236,7 +255,9 @@ impl Config {
         if self.limits.max_body_bytes < 1024 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1024"));
         }
-        if self.limits.max_form_bytes < 1024 || self.limits.max_form_bytes > self.limits.max_body_bytes {
+        if self.limits.max_form_bytes < 1024
+            || self.limits.max_form_bytes > self.limits.max_body_bytes
+        {
             return Err(invalid(
                 "limits.max_form_bytes",
                 "must be at least 1024 and at most limits.max_body_bytes",
@@ -255,16 +276,22 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen
-            .parse()
-            .map_err(|_| invalid("listen", format!("{:?} is not an address like 127.0.0.1:8080", self.listen)))
+        self.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })
     }
 
     pub fn operator_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.operator_listen.parse().map_err(|_| {
             invalid(
                 "operator_listen",
-                format!("{:?} is not an address like 127.0.0.1:8081", self.operator_listen),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8081",
+                    self.operator_listen
+                ),
             )
         })
     }
@@ -310,7 +337,11 @@ impl Config {
 fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
     if let serde_json::Value::Object(map) = value {
         for (k, v) in map {
-            let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             key_paths(v, &path, out);
             out.insert(path);
         }
@@ -319,7 +350,11 @@ fn key_paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>
 
 fn figment_paths(dict: &figment::value::Dict, prefix: &str, out: &mut Vec<String>) {
     for (k, v) in dict {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             figment::value::Value::Dict(_, inner) => figment_paths(inner, &path, out),
             _ => out.push(path),
@@ -356,7 +391,10 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.listen_addr().unwrap().port(), 8080);
         let ws = c.web_settings(8080, vec![]);
-        assert_eq!(ws.practice_origin("praxis-demo"), "http://praxis-demo.localhost:8080");
+        assert_eq!(
+            ws.practice_origin("praxis-demo"),
+            "http://praxis-demo.localhost:8080"
+        );
     }
 
     #[test]

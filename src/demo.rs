@@ -29,13 +29,23 @@ pub fn check_loopback(config: &Config) -> Result<(), String> {
 /// Creates the demo practice unless it exists. Returns whether it was created.
 pub fn ensure_demo(store: &TenantStore) -> anyhow::Result<bool> {
     let slug = Slug::parse(DEMO_SLUG)?;
-    if store.with_registry(|c| registry::find(c, slug.as_str()))?.is_some() {
+    if store
+        .with_registry(|c| registry::find(c, slug.as_str()))?
+        .is_some()
+    {
         return Ok(false);
     }
     let input = CreatePractice::parse(DEMO_SLUG, DEMO_NAME, DEMO_OWNER)?;
     let now = store.clock().now();
     let mut conn = store.lock_registry()?;
-    crate::practices::create(store.data_dir(), store.node_key(), &mut conn, now, &input, &[])?;
+    crate::practices::create(
+        store.data_dir(),
+        store.node_key(),
+        &mut conn,
+        now,
+        &input,
+        &[],
+    )?;
     drop(conn);
     store.invalidate(&slug);
     Ok(true)

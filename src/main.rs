@@ -73,7 +73,9 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -111,14 +113,34 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
                 println!("Created the demo practice {:?}.", demo::DEMO_SLUG);
             }
         }
-        let server = start(&config, clock, StartOptions { handle_signals: true }).await?;
+        // Signal handlers are installed before the listeners open, so a SIGTERM that
+        // arrives right after start-up still ends in a graceful stop.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(anyhow::Error::from)?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(anyhow::Error::from)?;
+        let server = start(
+            &config,
+            clock,
+            StartOptions {
+                handle_signals: false,
+            },
+        )
+        .await?;
         if demo_mode {
             let origin = server.context.settings.practice_origin(demo::DEMO_SLUG);
             println!("{}", demo::banner(&origin, server.operator_addr));
         } else {
-            println!("Kollegium listening on {} (operator: {})", server.addr, server.operator_addr);
+            println!(
+                "Kollegium listening on {} (operator: {})",
+                server.addr, server.operator_addr
+            );
         }
-        server.wait().await?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+        }
+        server.stop().await?;
         Ok(())
     })
 }
@@ -140,14 +162,32 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
         let port = config.listen_addr().map(|a| a.port()).unwrap_or(8080);
         config.web_settings(port, Vec::new()).practice_origin(slug)
     };
-    let lock = || store.lock_registry().map_err(|e| Failure::Runtime(e.into()));
+    let lock = || {
+        store
+            .lock_registry()
+            .map_err(|e| Failure::Runtime(e.into()))
+    };
     match cmd {
-        PracticeCommand::Create { slug, name, owner_email } => {
+        PracticeCommand::Create {
+            slug,
+            name,
+            owner_email,
+        } => {
             let input = CreatePractice::parse(&slug, &name, &owner_email)?;
             let mut conn = lock()?;
-            let report =
-                practices::create(store.data_dir(), store.node_key(), &mut conn, now, &input, &[])?;
-            println!("Created practice {:?} ({}).", input.slug.as_str(), input.display_name);
+            let report = practices::create(
+                store.data_dir(),
+                store.node_key(),
+                &mut conn,
+                now,
+                &input,
+                &[],
+            )?;
+            println!(
+                "Created practice {:?} ({}).",
+                input.slug.as_str(),
+                input.display_name
+            );
             println!("URL: {}/", origin(input.slug.as_str()));
             for note in report.notes {
                 println!("{note}");
@@ -157,11 +197,16 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
         PracticeCommand::List { json } => {
             let all = registry::list(&mut *lock()?).map_err(|e| Failure::Runtime(e.into()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&all).map_err(anyhow::Error::from)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&all).map_err(anyhow::Error::from)?
+                );
                 return Ok(());
             }
             if all.is_empty() {
-                println!("No practices yet. Create one with: kollegium practice create <slug> --name NAME --owner-email EMAIL");
+                println!(
+                    "No practices yet. Create one with: kollegium practice create <slug> --name NAME --owner-email EMAIL"
+                );
                 return Ok(());
             }
             println!("{:<40}  {:<10}  {:<20}  NAME", "SLUG", "STATUS", "CREATED");
@@ -182,17 +227,28 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 .map_err(|e| Failure::Runtime(e.into()))?
                 .ok_or_else(|| ProvisionError::NotFound(slug.to_string()))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&found).map_err(anyhow::Error::from)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&found).map_err(anyhow::Error::from)?
+                );
             } else {
                 print_practice(&found, &origin(slug.as_str()));
             }
             Ok(())
         }
-        PracticeCommand::Suspend { slug } => lifecycle(&store, now, &slug, Change::Suspend, "Suspended"),
-        PracticeCommand::Resume { slug } => lifecycle(&store, now, &slug, Change::Resume, "Resumed"),
-        PracticeCommand::Delete { slug, confirm } => {
-            lifecycle(&store, now, &slug, Change::Delete { confirm: &confirm }, "Deleted")
+        PracticeCommand::Suspend { slug } => {
+            lifecycle(&store, now, &slug, Change::Suspend, "Suspended")
         }
+        PracticeCommand::Resume { slug } => {
+            lifecycle(&store, now, &slug, Change::Resume, "Resumed")
+        }
+        PracticeCommand::Delete { slug, confirm } => lifecycle(
+            &store,
+            now,
+            &slug,
+            Change::Delete { confirm: &confirm },
+            "Deleted",
+        ),
     }
 }
 
@@ -204,8 +260,17 @@ fn lifecycle(
     done: &str,
 ) -> Result<(), Failure> {
     let slug = Slug::parse(slug).map_err(ProvisionError::from)?;
-    let mut conn = store.lock_registry().map_err(|e| Failure::Runtime(e.into()))?;
-    practices::change(store.data_dir(), store.node_key(), &mut conn, now, &slug, change)?;
+    let mut conn = store
+        .lock_registry()
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    practices::change(
+        store.data_dir(),
+        store.node_key(),
+        &mut conn,
+        now,
+        &slug,
+        change,
+    )?;
     println!("{done} practice {:?}.", slug.as_str());
     Ok(())
 }

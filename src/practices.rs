@@ -29,7 +29,12 @@ pub fn create(
 ) -> Result<ProvisionReport, ProvisionError> {
     let mut all = hooks();
     all.extend_from_slice(extra);
-    let mut node = Node { data_dir, node_key, registry, now };
+    let mut node = Node {
+        data_dir,
+        node_key,
+        registry,
+        now,
+    };
     provision::create(&mut node, input, &all)
 }
 
@@ -49,7 +54,12 @@ pub fn change(
     slug: &Slug,
     change: Change<'_>,
 ) -> Result<(), ProvisionError> {
-    let mut node = Node { data_dir, node_key, registry, now };
+    let mut node = Node {
+        data_dir,
+        node_key,
+        registry,
+        now,
+    };
     match change {
         Change::Suspend => provision::suspend(&mut node, slug),
         Change::Resume => provision::resume(&mut node, slug),

@@ -21,10 +21,11 @@ fn csrf_exempt() -> Vec<&'static str> {
     Vec::new()
 }
 
-/// Options that differ between the CLI and in-process use.
+/// Options that differ between uses of the server.
 #[derive(Debug, Clone, Copy)]
 pub struct StartOptions {
-    /// Stop on SIGINT/SIGTERM (the CLI); tests stop the server through its handle.
+    /// Let actix stop on SIGINT/SIGTERM by itself. The CLI installs its own handlers
+    /// before start-up and calls [`RunningServer::stop`]; tests stop through the handle.
     pub handle_signals: bool,
 }
 
@@ -57,7 +58,9 @@ async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
     let store = ctx.store.clone();
     match web::block(move || store.with_registry(registry::count_live)).await {
         Ok(Ok(_)) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
-        _ => HttpResponse::ServiceUnavailable().content_type("text/plain").body("registry unavailable\n"),
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("registry unavailable\n"),
     }
 }
 
@@ -96,7 +99,11 @@ pub async fn start(
     let settings = config.web_settings(addr.port(), csrf_exempt());
     let limits = settings.limits.clone();
     let metrics = Arc::new(Metrics::default());
-    let context = web::Data::new(WebContext { settings, store: store.clone(), metrics: metrics.clone() });
+    let context = web::Data::new(WebContext {
+        settings,
+        store: store.clone(),
+        metrics: metrics.clone(),
+    });
 
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {

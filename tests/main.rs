@@ -1,1 +1,11 @@
+//! End-to-end tests: one binary, real server over HTTP (see `harness`).
 
+// Test code: panicking on a broken expectation is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+mod cli;
+mod plumbing;
+mod routing;
+mod tenancy;

@@ -15,7 +15,11 @@ impl ProvisionHook for IdpProvisioner {
         "identity provider"
     }
 
-    fn provision(&self, p: &NewPractice<'_>, _report: &mut ProvisionReport) -> Result<(), BoxError> {
+    fn provision(
+        &self,
+        p: &NewPractice<'_>,
+        _report: &mut ProvisionReport,
+    ) -> Result<(), BoxError> {
         let mut conn = p.open_db(&IDP_DB)?;
         settings::set(&mut conn, "owner_email", p.owner_email.as_str())?;
         settings::set(&mut conn, "created_at", &p.now.to_string())?;

@@ -14,7 +14,11 @@ impl ProvisionHook for PlatformProvisioner {
         "workspace"
     }
 
-    fn provision(&self, p: &NewPractice<'_>, _report: &mut ProvisionReport) -> Result<(), BoxError> {
+    fn provision(
+        &self,
+        p: &NewPractice<'_>,
+        _report: &mut ProvisionReport,
+    ) -> Result<(), BoxError> {
         let mut conn = p.open_db(&PLATFORM_DB)?;
         kv::set(&mut conn, "created_at", &p.now.to_string())?;
         Ok(())

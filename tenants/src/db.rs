@@ -25,7 +25,10 @@ pub struct DbKind {
 
 impl std::fmt::Debug for DbKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbKind").field("name", &self.name).field("file", &self.file).finish()
+        f.debug_struct("DbKind")
+            .field("name", &self.name)
+            .field("file", &self.file)
+            .finish()
     }
 }
 
@@ -65,8 +68,10 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Opens one connection with the house pragmas.
 pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
     let url = path.to_string_lossy();
-    let mut conn = SqliteConnection::establish(&url)
-        .map_err(|source| DbError::Open { path: url.to_string(), source })?;
+    let mut conn = SqliteConnection::establish(&url).map_err(|source| DbError::Open {
+        path: url.to_string(),
+        source,
+    })?;
     conn.batch_execute(&format!(
         "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
          PRAGMA journal_mode = WAL;
@@ -75,7 +80,10 @@ pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
          PRAGMA cache_size = -512;
          PRAGMA temp_store = MEMORY;"
     ))
-    .map_err(|source| DbError::Pragma { path: url.to_string(), source })?;
+    .map_err(|source| DbError::Pragma {
+        path: url.to_string(),
+        source,
+    })?;
     Ok(conn)
 }
 
@@ -83,7 +91,10 @@ pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
 pub fn migrate(conn: &mut SqliteConnection, kind: &DbKind, path: &Path) -> Result<(), DbError> {
     conn.run_pending_migrations(Borrowed(&kind.migrations))
         .map(|_| ())
-        .map_err(|e| DbError::Migrate { path: path.display().to_string(), why: e.to_string() })
+        .map_err(|e| DbError::Migrate {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })
 }
 
 /// Counts open SQLite connections node-wide (exported as a metric).
@@ -113,7 +124,9 @@ pub struct DbPool {
 
 impl std::fmt::Debug for DbPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DbPool").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("DbPool")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,7 +145,10 @@ impl DbPool {
             path,
             max: max.max(1),
             max_idle: 2,
-            state: Mutex::new(PoolState { idle: vec![conn], total: 1 }),
+            state: Mutex::new(PoolState {
+                idle: vec![conn],
+                total: 1,
+            }),
             freed: Condvar::new(),
             counter,
         }))
@@ -145,7 +161,10 @@ impl DbPool {
         let mut state = self.state.lock().map_err(|_| busy())?;
         loop {
             if let Some(conn) = state.idle.pop() {
-                return Ok(PooledConn { conn: Some(conn), pool: Arc::clone(self) });
+                return Ok(PooledConn {
+                    conn: Some(conn),
+                    pool: Arc::clone(self),
+                });
             }
             if state.total < self.max {
                 state.total += 1;
@@ -153,7 +172,10 @@ impl DbPool {
                 return match open_connection(&self.path) {
                     Ok(conn) => {
                         self.counter.0.fetch_add(1, Ordering::Relaxed);
-                        Ok(PooledConn { conn: Some(conn), pool: Arc::clone(self) })
+                        Ok(PooledConn {
+                            conn: Some(conn),
+                            pool: Arc::clone(self),
+                        })
                     }
                     Err(e) => {
                         if let Ok(mut s) = self.state.lock() {
@@ -200,7 +222,9 @@ impl DbPool {
 impl Drop for DbPool {
     fn drop(&mut self) {
         if let Ok(state) = self.state.get_mut() {
-            self.counter.0.fetch_sub(state.idle.len(), Ordering::Relaxed);
+            self.counter
+                .0
+                .fetch_sub(state.idle.len(), Ordering::Relaxed);
         }
     }
 }
@@ -215,13 +239,17 @@ impl std::ops::Deref for PooledConn {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {
         // Only `Drop` takes the connection out.
-        self.conn.as_ref().unwrap_or_else(|| unreachable!("connection used after drop"))
+        self.conn
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("connection used after drop"))
     }
 }
 
 impl std::ops::DerefMut for PooledConn {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.conn.as_mut().unwrap_or_else(|| unreachable!("connection used after drop"))
+        self.conn
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("connection used after drop"))
     }
 }
 

@@ -15,7 +15,9 @@ pub enum EmailError {
     Shape,
     #[error("e-mail address must not contain spaces, control characters, quotes or angle brackets")]
     Character,
-    #[error("the domain of the e-mail address must contain a dot and only letters, digits, '-' and '.'")]
+    #[error(
+        "the domain of the e-mail address must contain a dot and only letters, digits, '-' and '.'"
+    )]
     Domain,
 }
 
@@ -29,7 +31,9 @@ impl Email {
         if s.len() > 254 {
             return Err(EmailError::TooLong);
         }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control() || "\"<>(),;:\\[]".contains(c)) {
+        if s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "\"<>(),;:\\[]".contains(c))
+        {
             return Err(EmailError::Character);
         }
         let (local, domain) = s.split_once('@').ok_or(EmailError::Shape)?;
@@ -71,13 +75,19 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!(Email::parse(" Anna@Praxis.DE ").unwrap().as_str(), "Anna@praxis.de");
+        assert_eq!(
+            Email::parse(" Anna@Praxis.DE ").unwrap().as_str(),
+            "Anna@praxis.de"
+        );
         assert_eq!(Email::parse(""), Err(EmailError::Empty));
         assert_eq!(Email::parse("anna"), Err(EmailError::Shape));
         assert_eq!(Email::parse("a@b@c.de"), Err(EmailError::Shape));
         assert_eq!(Email::parse("a b@c.de"), Err(EmailError::Character));
         assert_eq!(Email::parse("a@localhost"), Err(EmailError::Domain));
         assert_eq!(Email::parse("a@-x.de"), Err(EmailError::Domain));
-        assert_eq!(Email::parse(&format!("{}@x.de", "a".repeat(300))), Err(EmailError::TooLong));
+        assert_eq!(
+            Email::parse(&format!("{}@x.de", "a".repeat(300))),
+            Err(EmailError::TooLong)
+        );
     }
 }

@@ -15,7 +15,11 @@ pub mod schema {
 use schema::settings;
 
 pub fn get(conn: &mut SqliteConnection, key: &str) -> QueryResult<Option<String>> {
-    settings::table.find(key).select(settings::value).first(conn).optional()
+    settings::table
+        .find(key)
+        .select(settings::value)
+        .first(conn)
+        .optional()
 }
 
 pub fn set(conn: &mut SqliteConnection, key: &str, value: &str) -> QueryResult<()> {

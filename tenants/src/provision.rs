@@ -35,7 +35,11 @@ pub enum ProvisionError {
     #[error("no practice with slug {0:?}")]
     NotFound(String),
     #[error("practice {slug:?} is {status}; cannot {action}")]
-    WrongStatus { slug: String, status: &'static str, action: &'static str },
+    WrongStatus {
+        slug: String,
+        status: &'static str,
+        action: &'static str,
+    },
     #[error("confirmation does not match: pass --confirm {0}")]
     Confirm(String),
     #[error("setting up {step} failed: {source}")]
@@ -59,7 +63,10 @@ pub enum ProvisionError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisionError + '_ {
-    move |source| ProvisionError::Io { path: path.display().to_string(), source }
+    move |source| ProvisionError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Everything a hook may use while a practice is being created.
@@ -121,7 +128,9 @@ impl CreatePractice {
             return Err(ProvisionError::Name("it must be at most 120 characters"));
         }
         if name.chars().any(char::is_control) {
-            return Err(ProvisionError::Name("it must not contain control characters"));
+            return Err(ProvisionError::Name(
+                "it must not contain control characters",
+            ));
         }
         Ok(Self {
             slug: Slug::parse(slug)?,
@@ -193,22 +202,26 @@ fn build_and_commit(
     let mut report = ProvisionReport::default();
     for hook in hooks {
         hook.provision(&practice, &mut report)
-            .map_err(|source| ProvisionError::Hook { step: hook.step(), source })?;
+            .map_err(|source| ProvisionError::Hook {
+                step: hook.step(),
+                source,
+            })?;
     }
     let now = node.now;
-    node.registry.transaction::<_, ProvisionError, _>(|conn| {
-        registry::insert(conn, &input.slug, &input.display_name, now)?;
-        // Rename inside the transaction: if it fails, the row is rolled back.
-        fs::rename(staging, final_dir).map_err(io(final_dir))?;
-        sync_dir(final_dir.parent().unwrap_or(final_dir));
-        Ok(())
-    })
-    .inspect_err(|_| {
-        // The commit itself failed after the rename: take the directory back out.
-        if final_dir.exists() && !staging.exists() {
-            let _ = fs::rename(final_dir, staging);
-        }
-    })?;
+    node.registry
+        .transaction::<_, ProvisionError, _>(|conn| {
+            registry::insert(conn, &input.slug, &input.display_name, now)?;
+            // Rename inside the transaction: if it fails, the row is rolled back.
+            fs::rename(staging, final_dir).map_err(io(final_dir))?;
+            sync_dir(final_dir.parent().unwrap_or(final_dir));
+            Ok(())
+        })
+        .inspect_err(|_| {
+            // The commit itself failed after the rename: take the directory back out.
+            if final_dir.exists() && !staging.exists() {
+                let _ = fs::rename(final_dir, staging);
+            }
+        })?;
     Ok(report)
 }
 
@@ -234,7 +247,12 @@ pub fn suspend(node: &mut Node<'_>, slug: &Slug) -> Result<(), ProvisionError> {
             action: "suspend",
         });
     }
-    Ok(registry::set_status(node.registry, slug, PracticeStatus::Suspended, node.now)?)
+    Ok(registry::set_status(
+        node.registry,
+        slug,
+        PracticeStatus::Suspended,
+        node.now,
+    )?)
 }
 
 pub fn resume(node: &mut Node<'_>, slug: &Slug) -> Result<(), ProvisionError> {
@@ -246,7 +264,12 @@ pub fn resume(node: &mut Node<'_>, slug: &Slug) -> Result<(), ProvisionError> {
             action: "resume",
         });
     }
-    Ok(registry::set_status(node.registry, slug, PracticeStatus::Active, node.now)?)
+    Ok(registry::set_status(
+        node.registry,
+        slug,
+        PracticeStatus::Active,
+        node.now,
+    )?)
 }
 
 /// Deletes a practice's data and keeps a tombstone so the slug is not silently reused.

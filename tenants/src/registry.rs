@@ -162,7 +162,10 @@ pub fn set_status(
     now: UnixTime,
 ) -> Result<(), DbError> {
     diesel::update(practices::table.find(slug.as_str()))
-        .set((practices::status.eq(status.as_str()), practices::status_changed_at.eq(now)))
+        .set((
+            practices::status.eq(status.as_str()),
+            practices::status_changed_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(())
 }

@@ -42,7 +42,10 @@ pub enum SecretsError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SecretsError + '_ {
-    move |source| SecretsError::Io { path: path.display().to_string(), source }
+    move |source| SecretsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The node master key. Never printed: `Debug` is redacted.
@@ -82,9 +85,13 @@ impl NodeKey {
                 };
                 let bytes =
                     Zeroizing::new(hex::decode(text.trim()).map_err(|_| malformed("not hex"))?);
-                let key: [u8; 32] =
-                    bytes.as_slice().try_into().map_err(|_| malformed("not 32 bytes"))?;
-                Ok(Self { key: Zeroizing::new(key) })
+                let key: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| malformed("not 32 bytes"))?;
+                Ok(Self {
+                    key: Zeroizing::new(key),
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
@@ -108,7 +115,9 @@ impl NodeKey {
 
     #[cfg(test)]
     pub(crate) fn from_bytes(key: [u8; 32]) -> Self {
-        Self { key: Zeroizing::new(key) }
+        Self {
+            key: Zeroizing::new(key),
+        }
     }
 
     /// Encrypts `plaintext` bound to `context` (e.g. "practice-secret|<slug>").
@@ -118,7 +127,13 @@ impl NodeKey {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         // Encryption with a valid key and nonce cannot fail for in-memory buffers.
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -126,8 +141,15 @@ impl NodeKey {
     }
 
     /// Decrypts what [`NodeKey::wrap`] produced with the same `context`.
-    pub fn unwrap_secret(&self, context: &str, wrapped: &str) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
-        let body = wrapped.trim().strip_prefix(WRAP_PREFIX).ok_or(SecretsError::Unwrap)?;
+    pub fn unwrap_secret(
+        &self,
+        context: &str,
+        wrapped: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        let body = wrapped
+            .trim()
+            .strip_prefix(WRAP_PREFIX)
+            .ok_or(SecretsError::Unwrap)?;
         let raw = B64.decode(body).map_err(|_| SecretsError::Unwrap)?;
         if raw.len() < 24 + 16 {
             return Err(SecretsError::Unwrap);
@@ -135,7 +157,13 @@ impl NodeKey {
         let (nonce, ct) = raw.split_at(24);
         let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
         cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| SecretsError::Unwrap)
     }
@@ -184,8 +212,13 @@ impl PracticeSecret {
         let path = dir.join(PRACTICE_SECRET_FILE);
         let wrapped = fs::read_to_string(&path).map_err(io_err(&path))?;
         let raw = node.unwrap_secret(&secret_context(slug), &wrapped)?;
-        let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| SecretsError::Unwrap)?;
-        Ok(Self { key: Zeroizing::new(key) })
+        let key: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| SecretsError::Unwrap)?;
+        Ok(Self {
+            key: Zeroizing::new(key),
+        })
     }
 
     /// A 32-byte key for one purpose ("csrf", "session-cookie", ...).
@@ -222,7 +255,10 @@ mod tests {
     fn node_key_is_created_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
         let k1 = NodeKey::load_or_create(dir.path()).unwrap();
-        let mode = fs::metadata(NodeKey::path_in(dir.path())).unwrap().permissions().mode();
+        let mode = fs::metadata(NodeKey::path_in(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let k2 = NodeKey::load_or_create(dir.path()).unwrap();
         let w = k1.wrap("ctx", b"hello");
@@ -236,7 +272,10 @@ mod tests {
         let path = NodeKey::path_in(dir.path());
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = NodeKey::load_or_create(dir.path()).unwrap_err();
-        assert!(matches!(err, SecretsError::Permissions { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, SecretsError::Permissions { mode: 0o644, .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("chmod 600"));
     }
 

@@ -4,10 +4,47 @@ use std::fmt;
 
 /// Names that can never be a practice because the node or common infrastructure uses them.
 pub const RESERVED: &[&str] = &[
-    "www", "id", "admin", "api", "mail", "static", "operator", "dav", "assets", "app", "auth",
-    "login", "logout", "sso", "oauth", "oidc", "status", "metrics", "health", "healthz", "help",
-    "support", "docs", "blog", "smtp", "imap", "pop", "ftp", "ns1", "ns2", "mx", "cdn", "root",
-    "system", "kollegium", "localhost", "test", "demo", "webmail", "autodiscover", "autoconfig",
+    "www",
+    "id",
+    "admin",
+    "api",
+    "mail",
+    "static",
+    "operator",
+    "dav",
+    "assets",
+    "app",
+    "auth",
+    "login",
+    "logout",
+    "sso",
+    "oauth",
+    "oidc",
+    "status",
+    "metrics",
+    "health",
+    "healthz",
+    "help",
+    "support",
+    "docs",
+    "blog",
+    "smtp",
+    "imap",
+    "pop",
+    "ftp",
+    "ns1",
+    "ns2",
+    "mx",
+    "cdn",
+    "root",
+    "system",
+    "kollegium",
+    "localhost",
+    "test",
+    "demo",
+    "webmail",
+    "autodiscover",
+    "autoconfig",
 ];
 
 pub const MIN_LEN: usize = 3;
@@ -101,14 +138,20 @@ mod tests {
         assert_eq!(Slug::parse(&"a".repeat(41)), Err(SlugError::TooLong(41)));
         assert_eq!(Slug::parse(&"a".repeat(200)), Err(SlugError::TooLong(200)));
         assert_eq!(Slug::parse("Praxis"), Err(SlugError::InvalidCharacter('P')));
-        assert_eq!(Slug::parse("praxis-müller"), Err(SlugError::InvalidCharacter('ü')));
+        assert_eq!(
+            Slug::parse("praxis-müller"),
+            Err(SlugError::InvalidCharacter('ü'))
+        );
         assert_eq!(Slug::parse("../x"), Err(SlugError::InvalidCharacter('.')));
         assert_eq!(Slug::parse("a_b"), Err(SlugError::InvalidCharacter('_')));
         assert_eq!(Slug::parse("-abc"), Err(SlugError::EdgeHyphen));
         assert_eq!(Slug::parse("abc-"), Err(SlugError::EdgeHyphen));
         assert_eq!(Slug::parse("xn--mller-kva"), Err(SlugError::DoubleHyphen));
         assert_eq!(Slug::parse("www"), Err(SlugError::Reserved("www".into())));
-        assert_eq!(Slug::parse("operator"), Err(SlugError::Reserved("operator".into())));
+        assert_eq!(
+            Slug::parse("operator"),
+            Err(SlugError::Reserved("operator".into()))
+        );
     }
 
     #[test]

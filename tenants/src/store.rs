@@ -78,7 +78,9 @@ pub struct Tenant {
 
 impl std::fmt::Debug for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tenant").field("slug", &self.open.slug.as_str()).finish_non_exhaustive()
+        f.debug_struct("Tenant")
+            .field("slug", &self.open.slug.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,7 +170,10 @@ impl TenantStore {
         clock: SharedClock,
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(settings.data_dir.join("tenants")).map_err(|source| {
-            SecretsError::Io { path: settings.data_dir.display().to_string(), source }
+            SecretsError::Io {
+                path: settings.data_dir.display().to_string(),
+                source,
+            }
         })?;
         let registry = registry::open(&settings.data_dir)?;
         Ok(Self {
@@ -224,7 +229,13 @@ impl TenantStore {
         if cache.len() >= CACHE_CAP {
             cache.clear();
         }
-        cache.insert(slug.to_string(), Cached { practice: practice.clone(), at: Instant::now() });
+        cache.insert(
+            slug.to_string(),
+            Cached {
+                practice: practice.clone(),
+                at: Instant::now(),
+            },
+        );
         Ok(practice)
     }
 
@@ -241,7 +252,9 @@ impl TenantStore {
     /// A handle to a live practice (active or suspended), opening it if needed.
     /// `None` for unknown and deleted practices. Blocking.
     pub fn tenant(&self, slug: &Slug) -> Result<Option<Tenant>, StoreError> {
-        let Some(practice) = self.lookup(slug)? else { return Ok(None) };
+        let Some(practice) = self.lookup(slug)? else {
+            return Ok(None);
+        };
         if practice.status == PracticeStatus::Deleted {
             return Ok(None);
         }
@@ -301,14 +314,17 @@ impl TenantStore {
             conns: Arc::clone(&self.conns),
         });
         let mut open = self.lock_open()?;
-        let entry = open
-            .entry(slug.to_string())
-            .or_insert_with(|| LruEntry { open: fresh, last_used: Instant::now() });
+        let entry = open.entry(slug.to_string()).or_insert_with(|| LruEntry {
+            open: fresh,
+            last_used: Instant::now(),
+        });
         entry.last_used = Instant::now();
         let handle = Arc::clone(&entry.open);
         while open.len() > self.settings.max_open_practices {
-            let Some(victim) =
-                open.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone())
+            let Some(victim) = open
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
             else {
                 break;
             };
@@ -319,7 +335,9 @@ impl TenantStore {
 
     /// Closes practices idle for longer than the configured time. Returns how many.
     pub fn close_idle(&self) -> usize {
-        let Ok(mut open) = self.open.lock() else { return 0 };
+        let Ok(mut open) = self.open.lock() else {
+            return 0;
+        };
         let before = open.len();
         let limit = self.settings.idle_close;
         open.retain(|_, e| e.last_used.elapsed() < limit);
@@ -343,7 +361,9 @@ impl TenantStore {
         self.open
             .lock()
             .map(|o| {
-                o.values().map(|e| e.open.pools.lock().map(|p| p.len()).unwrap_or(0)).sum()
+                o.values()
+                    .map(|e| e.open.pools.lock().map(|p| p.len()).unwrap_or(0))
+                    .sum()
             })
             .unwrap_or(0)
     }

@@ -1,1 +1,60 @@
-fn main() {}
+//! `kollegium-bench`: the benchmark load driver.
+//!
+//! `cargo run --release -p kollegium-bench -- <scenario>` starts a real server (the release
+//! `kollegium` binary, as its own process) on a fresh temporary data directory, drives it
+//! over loopback HTTP, prints a summary and writes `bench-results/<scenario>.json`.
+//! Set `KOLLEGIUM_BENCH_KEEP=1` to keep the data directory and server log for inspection.
+
+mod fixtures;
+mod report;
+mod scenarios;
+mod server;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kollegium-bench",
+    about = "Load driver for a real Kollegium server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Time to create a practice (in-process through the library, no server)
+    Provision(scenarios::provision::Args),
+    /// Many practices on one server: memory, descriptors, cold vs warm first request
+    Density(scenarios::density::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli.scenario) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(scenario: &Scenario) -> anyhow::Result<()> {
+    let report = match scenario {
+        Scenario::Provision(args) => scenarios::provision::run(args)?,
+        Scenario::Density(args) => runtime()?.block_on(scenarios::density::run(args))?,
+    };
+    report.finish()?;
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

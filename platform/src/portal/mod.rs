@@ -3,7 +3,7 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use kollegium_tenants::web::{Layout, WebError};
+use kollegium_tenants::web::{CsrfToken, Layout, WebError};
 use kollegium_tenants::{Tenant, kv};
 
 use crate::PLATFORM_DB;
@@ -16,7 +16,7 @@ struct PortalPage {
     welcome: Option<String>,
 }
 
-async fn home(tenant: Tenant) -> Result<HttpResponse, WebError> {
+async fn home(tenant: Tenant, csrf: CsrfToken) -> Result<HttpResponse, WebError> {
     let t = tenant.clone();
     let welcome = web::block(move || -> Result<Option<String>, WebError> {
         let mut conn = t.conn(&PLATFORM_DB)?;
@@ -27,7 +27,10 @@ async fn home(tenant: Tenant) -> Result<HttpResponse, WebError> {
     })
     .await??;
     let page = PortalPage {
-        layout: Layout::practice(tenant.display_name()),
+        layout: Layout {
+            csrf_token: Some(csrf.0),
+            ..Layout::practice(tenant.display_name())
+        },
         practice_name: tenant.display_name().to_owned(),
         welcome,
     };
@@ -35,7 +38,9 @@ async fn home(tenant: Tenant) -> Result<HttpResponse, WebError> {
         tracing::error!(error = %e, "portal page failed to render");
         WebError::Internal
     })?;
-    Ok(HttpResponse::Ok().content_type(ContentType::html()).body(body))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(body))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -16,8 +16,16 @@ struct Asset {
 }
 
 const SOURCES: &[(&str, &str, &[u8])] = &[
-    ("app.css", "text/css; charset=utf-8", include_bytes!("../../../templates/static/app.css")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../../../templates/static/favicon.svg")),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../templates/static/app.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../../templates/static/favicon.svg"),
+    ),
 ];
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -44,7 +52,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 /// The URL path of an embedded asset by its plain name (`"app.css"`). An unknown name
 /// yields a path that 404s, never a panic.
 pub fn href(name: &str) -> &'static str {
-    ASSETS.iter().find(|a| a.name == name).map(|a| a.href).unwrap_or("/static/missing")
+    ASSETS
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.href)
+        .unwrap_or("/static/missing")
 }
 
 async fn serve(path: web::Path<String>) -> HttpResponse {
@@ -67,7 +79,10 @@ mod tests {
     #[test]
     fn hashed_names_carry_the_content_hash() {
         let h = super::href("app.css");
-        assert!(h.starts_with("/static/app.") && h.ends_with(".css") && h.len() > 20, "{h}");
+        assert!(
+            h.starts_with("/static/app.") && h.ends_with(".css") && h.len() > 20,
+            "{h}"
+        );
         assert_eq!(super::href("nope.js"), "/static/missing");
     }
 }

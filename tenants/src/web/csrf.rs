@@ -36,7 +36,12 @@ impl FromRequest for CsrfToken {
     type Error = WebError;
     type Future = std::future::Ready<Result<Self, WebError>>;
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(req.extensions().get::<CsrfToken>().cloned().ok_or(WebError::NotFound))
+        std::future::ready(
+            req.extensions()
+                .get::<CsrfToken>()
+                .cloned()
+                .ok_or(WebError::NotFound),
+        )
     }
 }
 
@@ -82,7 +87,10 @@ pub(super) async fn protect(
         return Ok(req.into_response(WebError::Internal.error_page()));
     };
     let name = cookie_name(ctx.settings.scheme);
-    let existing = req.cookie(name).map(|c| c.value().to_owned()).filter(|v| v.len() >= 16);
+    let existing = req
+        .cookie(name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() >= 16);
     let (cookie_value, fresh) = match existing {
         Some(v) => (v, false),
         None => (random_token(24), true),
@@ -128,8 +136,8 @@ pub(super) async fn protect(
             supplied = form_token(&body);
             req = ServiceRequest::from_parts(http_req, Payload::from(body));
         }
-        let ok = !fresh
-            && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+        let ok =
+            !fresh && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
         if !ok {
             tracing::warn!(practice = %tenant.slug(), "state-changing request without valid CSRF token refused");
             return Ok(req.into_response(ErrorPage::csrf().response()));
@@ -156,7 +164,10 @@ mod tests {
 
     #[test]
     fn finds_token_in_form_and_query() {
-        assert_eq!(form_token(b"a=1&csrf_token=abc&b=2").as_deref(), Some("abc"));
+        assert_eq!(
+            form_token(b"a=1&csrf_token=abc&b=2").as_deref(),
+            Some("abc")
+        );
         assert_eq!(form_token(b"a=1"), None);
         assert_eq!(query_token("csrf_token=x%2By").as_deref(), Some("x+y"));
     }

@@ -20,23 +20,58 @@ pub struct ErrorPage {
 /// German title and explanation for a status code.
 pub fn texts(status: u16) -> (&'static str, &'static str) {
     match status {
-        400 => ("Ungültige Anfrage", "Die Anfrage war fehlerhaft oder unvollständig. Bitte prüfen Sie Ihre Eingaben und versuchen Sie es erneut."),
-        401 => ("Anmeldung erforderlich", "Bitte melden Sie sich an, um diese Seite zu sehen."),
-        403 => ("Zugriff verweigert", "Sie haben keine Berechtigung für diese Aktion."),
-        404 => ("Seite nicht gefunden", "Diese Adresse gibt es nicht. Bitte prüfen Sie die Schreibweise."),
-        405 => ("Aktion nicht möglich", "Diese Aktion ist an dieser Adresse nicht möglich."),
-        413 => ("Anfrage zu groß", "Die gesendeten Daten überschreiten die erlaubte Größe."),
-        429 => ("Zu viele Anfragen", "Bitte warten Sie einen Moment und versuchen Sie es dann erneut."),
-        431 => ("Kopfzeilen zu groß", "Die Anfrage enthält zu große Kopfzeilen."),
-        503 => ("Dienst nicht verfügbar", "Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal."),
-        _ => ("Interner Fehler", "Etwas ist schiefgelaufen. Der Fehler wurde protokolliert; bitte versuchen Sie es später erneut."),
+        400 => (
+            "Ungültige Anfrage",
+            "Die Anfrage war fehlerhaft oder unvollständig. Bitte prüfen Sie Ihre Eingaben und versuchen Sie es erneut.",
+        ),
+        401 => (
+            "Anmeldung erforderlich",
+            "Bitte melden Sie sich an, um diese Seite zu sehen.",
+        ),
+        403 => (
+            "Zugriff verweigert",
+            "Sie haben keine Berechtigung für diese Aktion.",
+        ),
+        404 => (
+            "Seite nicht gefunden",
+            "Diese Adresse gibt es nicht. Bitte prüfen Sie die Schreibweise.",
+        ),
+        405 => (
+            "Aktion nicht möglich",
+            "Diese Aktion ist an dieser Adresse nicht möglich.",
+        ),
+        413 => (
+            "Anfrage zu groß",
+            "Die gesendeten Daten überschreiten die erlaubte Größe.",
+        ),
+        429 => (
+            "Zu viele Anfragen",
+            "Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
+        ),
+        431 => (
+            "Kopfzeilen zu groß",
+            "Die Anfrage enthält zu große Kopfzeilen.",
+        ),
+        503 => (
+            "Dienst nicht verfügbar",
+            "Der Dienst ist gerade nicht erreichbar. Bitte versuchen Sie es gleich noch einmal.",
+        ),
+        _ => (
+            "Interner Fehler",
+            "Etwas ist schiefgelaufen. Der Fehler wurde protokolliert; bitte versuchen Sie es später erneut.",
+        ),
     }
 }
 
 impl ErrorPage {
     pub fn new(status: u16) -> Self {
         let (title, message) = texts(status);
-        Self { layout: Layout::plain(), status, title, message }
+        Self {
+            layout: Layout::plain(),
+            status,
+            title,
+            message,
+        }
     }
 
     pub fn not_found() -> Self {
@@ -65,10 +100,14 @@ impl ErrorPage {
     pub fn response(&self) -> HttpResponse {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match self.render() {
-            Ok(body) => HttpResponse::build(status).content_type(ContentType::html()).body(body),
+            Ok(body) => HttpResponse::build(status)
+                .content_type(ContentType::html())
+                .body(body),
             Err(e) => {
                 tracing::error!(error = %e, "error page failed to render");
-                HttpResponse::build(status).content_type(ContentType::plaintext()).body(self.title)
+                HttpResponse::build(status)
+                    .content_type(ContentType::plaintext())
+                    .body(self.title)
             }
         }
     }
@@ -82,8 +121,14 @@ struct NodeHome {
 }
 
 pub fn node_home() -> HttpResponse {
-    match (NodeHome { layout: Layout::plain() }).render() {
-        Ok(body) => HttpResponse::Ok().content_type(ContentType::html()).body(body),
+    match (NodeHome {
+        layout: Layout::plain(),
+    })
+    .render()
+    {
+        Ok(body) => HttpResponse::Ok()
+            .content_type(ContentType::html())
+            .body(body),
         Err(_) => ErrorPage::new(500).response(),
     }
 }
@@ -126,7 +171,9 @@ impl ResponseError for WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal | Self::Store(_) | Self::Blocking(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal | Self::Store(_) | Self::Blocking(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -140,8 +187,14 @@ impl ResponseError for WebError {
 
 /// Whether the client asked for JSON rather than a page.
 pub fn wants_json(headers: &header::HeaderMap) -> bool {
-    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     (accept.contains("application/json") && !accept.contains("text/html"))
         || (accept.is_empty() && ct.starts_with("application/json"))
 }
@@ -149,7 +202,11 @@ pub fn wants_json(headers: &header::HeaderMap) -> bool {
 /// A JSON error body `{"error": "...", "message": "..."}`.
 pub fn json_error(status: StatusCode) -> HttpResponse {
     let (title, message) = texts(status.as_u16());
-    let code = status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_");
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace(' ', "_");
     HttpResponse::build(status)
         .json(serde_json::json!({ "error": code, "title": title, "message": message }))
 }

@@ -40,10 +40,17 @@ pub async fn plumbing(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let max = ctx.as_ref().map_or(usize::MAX, |c| c.settings.limits.max_body_bytes) as u64;
+    let max = ctx
+        .as_ref()
+        .map_or(usize::MAX, |c| c.settings.limits.max_body_bytes) as u64;
     let mut res = if declared.is_some_and(|n| n > max) {
         // Refuse before reading a byte of the body.
-        req.into_response(ErrorPage::too_large().response())
+        let page = if json {
+            json_error(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)
+        } else {
+            ErrorPage::too_large().response()
+        };
+        req.into_response(page)
     } else {
         // Inner middleware answers every failure with a response; an `Err` here can only
         // come from actix itself and is rendered by it.
@@ -58,8 +65,11 @@ pub async fn plumbing(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("text/plain"));
     if (status.is_client_error() || status.is_server_error()) && is_bare {
-        let replacement =
-            if json { json_error(status) } else { ErrorPage::new(status.as_u16()).response() };
+        let replacement = if json {
+            json_error(status)
+        } else {
+            ErrorPage::new(status.as_u16()).response()
+        };
         let (req, old) = res.into_parts();
         let mut new = replacement;
         for (name, value) in old.headers() {
@@ -70,7 +80,9 @@ pub async fn plumbing(
         res = ServiceResponse::new(req, new);
     }
 
-    let https = ctx.as_ref().is_some_and(|c| c.settings.scheme == Scheme::Https);
+    let https = ctx
+        .as_ref()
+        .is_some_and(|c| c.settings.scheme == Scheme::Https);
     let h = res.headers_mut();
     let mut set_default = |name: HeaderName, value: &'static str| {
         if !h.contains_key(&name) {
@@ -82,17 +94,31 @@ pub async fn plumbing(
     set_default(header::REFERRER_POLICY, "same-origin");
     set_default(header::X_FRAME_OPTIONS, "DENY");
     set_default(HeaderName::from_static("permissions-policy"), PERMISSIONS);
-    set_default(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
-    set_default(HeaderName::from_static("cross-origin-resource-policy"), "same-origin");
+    set_default(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set_default(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
     set_default(header::CACHE_CONTROL, "no-store");
     if https {
-        set_default(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+        set_default(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(HeaderName::from_static(REQUEST_ID), v);
     }
 
-    let class = res.request().extensions().get::<RouteClass>().copied().unwrap_or(RouteClass::Node);
+    let class = res
+        .request()
+        .extensions()
+        .get::<RouteClass>()
+        .copied()
+        .unwrap_or(RouteClass::Node);
     let elapsed = started.elapsed();
     if let Some(ctx) = &ctx {
         ctx.metrics.record(class.as_str(), status.as_u16(), elapsed);

@@ -26,7 +26,9 @@ pub enum HostKind {
 /// Classifies a `Host` header value against the base domain. Case-insensitive; the port is
 /// ignored; a trailing dot, IP literals and nested labels are not ours.
 pub fn classify_host(host: Option<&str>, base: &str) -> HostKind {
-    let Some(host) = host else { return HostKind::Other };
+    let Some(host) = host else {
+        return HostKind::Other;
+    };
     let host = host.trim().to_ascii_lowercase();
     if host.starts_with('[') {
         return HostKind::Other;
@@ -116,17 +118,19 @@ pub async fn resolve(
             Ok(req.into_response(node_response(&ctx, &path)))
         }
         HostKind::Practice(slug) => {
-            req.extensions_mut().insert(RouteClass::of_practice_path(req.path()));
+            req.extensions_mut()
+                .insert(RouteClass::of_practice_path(req.path()));
             let store = ctx.store.clone();
             let found = match store.cached_tenant(&slug) {
                 Some(hit) => Ok(hit),
-                None => web::block(move || store.tenant(&slug)).await.map_err(|_| ()).and_then(
-                    |r| {
+                None => web::block(move || store.tenant(&slug))
+                    .await
+                    .map_err(|_| ())
+                    .and_then(|r| {
                         r.map_err(|e| {
                             tracing::error!(error = %e, "practice lookup failed");
                         })
-                    },
-                ),
+                    }),
             };
             let tenant = match found {
                 Ok(Some(t)) => t,
@@ -151,7 +155,10 @@ fn node_response(ctx: &WebContext, path: &str) -> HttpResponse {
     let candidate = path.trim_start_matches('/').trim_end_matches('/');
     match Slug::parse(candidate) {
         Ok(slug) => HttpResponse::Found()
-            .insert_header((header::LOCATION, format!("{}/", ctx.settings.practice_origin(slug.as_str()))))
+            .insert_header((
+                header::LOCATION,
+                format!("{}/", ctx.settings.practice_origin(slug.as_str())),
+            ))
             .finish(),
         Err(_) => ErrorPage::not_found().response(),
     }
@@ -169,18 +176,30 @@ mod tests {
     fn classifies_hosts() {
         let b = "localhost";
         assert_eq!(classify_host(Some("praxis-a.localhost"), b), p("praxis-a"));
-        assert_eq!(classify_host(Some("praxis-a.localhost:8080"), b), p("praxis-a"));
+        assert_eq!(
+            classify_host(Some("praxis-a.localhost:8080"), b),
+            p("praxis-a")
+        );
         assert_eq!(classify_host(Some("PRAXIS-A.LOCALHOST"), b), p("praxis-a"));
         assert_eq!(classify_host(Some("localhost:8080"), b), HostKind::Node);
-        assert_eq!(classify_host(Some("praxis-a.localhost."), b), HostKind::Other);
+        assert_eq!(
+            classify_host(Some("praxis-a.localhost."), b),
+            HostKind::Other
+        );
         assert_eq!(classify_host(Some("a.b.localhost"), b), HostKind::Other);
-        assert_eq!(classify_host(Some("x.praxis-a.localhost"), b), HostKind::Other);
+        assert_eq!(
+            classify_host(Some("x.praxis-a.localhost"), b),
+            HostKind::Other
+        );
         assert_eq!(classify_host(Some("evil.com"), b), HostKind::Other);
         assert_eq!(classify_host(Some("praxis-alocalhost"), b), HostKind::Other);
         assert_eq!(classify_host(Some("127.0.0.1:8080"), b), HostKind::Other);
         assert_eq!(classify_host(Some("[::1]:8080"), b), HostKind::Other);
         assert_eq!(classify_host(Some("www.localhost"), b), HostKind::Other);
-        assert_eq!(classify_host(Some("praxis-a.localhost:abc"), b), HostKind::Other);
+        assert_eq!(
+            classify_host(Some("praxis-a.localhost:abc"), b),
+            HostKind::Other
+        );
         assert_eq!(classify_host(None, b), HostKind::Other);
     }
 }

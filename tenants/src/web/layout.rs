@@ -48,7 +48,10 @@ impl Layout {
 
     /// A layout inside a practice.
     pub fn practice(name: &str) -> Self {
-        Self { practice_name: Some(name.to_owned()), ..Self::plain() }
+        Self {
+            practice_name: Some(name.to_owned()),
+            ..Self::plain()
+        }
     }
 
     /// First letter of the user's name for the avatar.

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -38,12 +40,15 @@ impl Metrics {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
-        out.push_str("# HELP kollegium_http_requests_total HTTP requests by route class and status.\n");
+        out.push_str(
+            "# HELP kollegium_http_requests_total HTTP requests by route class and status.\n",
+        );
         out.push_str("# TYPE kollegium_http_requests_total counter\n");
         if let Ok(r) = self.requests.lock() {
             for ((class, status), n) in r.iter() {
@@ -63,7 +68,10 @@ impl Metrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "kollegium_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "kollegium_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "kollegium_http_request_duration_seconds_sum {}",
@@ -71,10 +79,26 @@ impl Metrics {
         );
         let _ = writeln!(out, "kollegium_http_request_duration_seconds_count {count}");
         for (name, help, v) in [
-            ("kollegium_open_practices", "Practices with open databases.", g.open_practices as i64),
-            ("kollegium_open_practice_databases", "Open practice database files.", g.open_databases as i64),
-            ("kollegium_open_db_connections", "Open SQLite connections to practice databases.", g.open_connections as i64),
-            ("kollegium_practices_known", "Practices in the registry (not deleted).", g.practices_known),
+            (
+                "kollegium_open_practices",
+                "Practices with open databases.",
+                g.open_practices as i64,
+            ),
+            (
+                "kollegium_open_practice_databases",
+                "Open practice database files.",
+                g.open_databases as i64,
+            ),
+            (
+                "kollegium_open_db_connections",
+                "Open SQLite connections to practice databases.",
+                g.open_connections as i64,
+            ),
+            (
+                "kollegium_practices_known",
+                "Practices in the registry (not deleted).",
+                g.practices_known,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -92,8 +116,13 @@ mod tests {
         m.record("platform", 200, Duration::from_millis(3));
         m.record("platform", 200, Duration::from_millis(30));
         m.record("node", 404, Duration::from_micros(200));
-        let text = m.render(&Gauges { practices_known: 5, ..Gauges::default() });
-        assert!(text.contains("kollegium_http_requests_total{class=\"platform\",status=\"200\"} 2"));
+        let text = m.render(&Gauges {
+            practices_known: 5,
+            ..Gauges::default()
+        });
+        assert!(
+            text.contains("kollegium_http_requests_total{class=\"platform\",status=\"200\"} 2")
+        );
         assert!(text.contains("kollegium_http_requests_total{class=\"node\",status=\"404\"} 1"));
         assert!(text.contains("kollegium_http_request_duration_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("kollegium_http_request_duration_seconds_count 3"));

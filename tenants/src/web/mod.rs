@@ -50,7 +50,10 @@ pub struct RequestLimits {
 
 impl Default for RequestLimits {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, max_form_bytes: 64 * 1024 }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_form_bytes: 64 * 1024,
+        }
     }
 }
 
@@ -77,12 +80,22 @@ impl WebSettings {
 
     /// `<scheme>://<slug>.<base>[:port]`
     pub fn practice_origin(&self, slug: &str) -> String {
-        format!("{}://{slug}.{}{}", self.scheme.as_str(), self.base_domain, self.port_suffix())
+        format!(
+            "{}://{slug}.{}{}",
+            self.scheme.as_str(),
+            self.base_domain,
+            self.port_suffix()
+        )
     }
 
     /// `<scheme>://<base>[:port]`
     pub fn node_origin(&self) -> String {
-        format!("{}://{}{}", self.scheme.as_str(), self.base_domain, self.port_suffix())
+        format!(
+            "{}://{}{}",
+            self.scheme.as_str(),
+            self.base_domain,
+            self.port_suffix()
+        )
     }
 }
 
@@ -98,6 +111,11 @@ impl FromRequest for Tenant {
     type Future = std::future::Ready<Result<Self, WebError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(req.extensions().get::<Tenant>().cloned().ok_or(WebError::NotFound))
+        std::future::ready(
+            req.extensions()
+                .get::<Tenant>()
+                .cloned()
+                .ok_or(WebError::NotFound),
+        )
     }
 }

@@ -1,0 +1,189 @@
+//! Machine facts, goals and the JSON results file (`bench-results/<scenario>.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use kollegium_tenants::{Clock, SystemClock, clock};
+use serde::Serialize;
+
+/// The workspace root (where `bench-results/` and `BENCHMARKS.md` live).
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+/// The machine the figures were taken on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub mem_total_mb: Option<u64>,
+    pub kernel: Option<String>,
+}
+
+impl Machine {
+    pub fn detect() -> Self {
+        let nproc = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = proc_field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_total_mb = proc_kb(&meminfo, "MemTotal").map(|kb| kb / 1024);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .ok()
+            .map(|s| s.trim().to_owned());
+        Self {
+            nproc,
+            cpu_model,
+            mem_total_mb,
+            kernel,
+        }
+    }
+}
+
+/// The value of `key: value` in a `/proc` text file.
+pub fn proc_field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        (k.trim() == key).then(|| v.trim().to_owned())
+    })
+}
+
+/// A `key:   1234 kB` field of a `/proc` file, in kB.
+pub fn proc_kb(text: &str, key: &str) -> Option<u64> {
+    proc_field(text, key)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A goal from the design and whether the measured figure meets it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    pub name: &'static str,
+    pub goal: String,
+    pub value: f64,
+    pub unit: &'static str,
+    pub met: bool,
+}
+
+impl Goal {
+    pub fn at_most(name: &'static str, value: f64, limit: f64, unit: &'static str) -> Self {
+        Self {
+            name,
+            goal: format!("<= {limit} {unit}"),
+            value,
+            unit,
+            met: value <= limit,
+        }
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.met { "met" } else { "NOT MET" };
+        write!(
+            f,
+            "{}: {:.2} {} (goal {}) — {verdict}",
+            self.name, self.value, self.unit, self.goal
+        )
+    }
+}
+
+/// Everything written to `bench-results/<scenario>.json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub command: String,
+    pub timestamp_unix: i64,
+    pub timestamp_utc: String,
+    pub git_commit: Option<String>,
+    pub machine: Machine,
+    pub method: String,
+    pub figures: serde_json::Value,
+    pub goals: Vec<Goal>,
+}
+
+impl Report {
+    pub fn new(
+        scenario: &'static str,
+        method: String,
+        figures: serde_json::Value,
+        goals: Vec<Goal>,
+    ) -> Self {
+        let now = SystemClock.now();
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        Self {
+            scenario,
+            command: format!(
+                "cargo run --release -p kollegium-bench -- {}",
+                args.join(" ")
+            ),
+            timestamp_unix: now,
+            timestamp_utc: clock::format_utc(now),
+            git_commit: git_commit(),
+            machine: Machine::detect(),
+            method,
+            figures,
+            goals,
+        }
+    }
+
+    /// Prints the goals and writes the JSON file; returns its path.
+    pub fn finish(&self) -> anyhow::Result<PathBuf> {
+        if !self.goals.is_empty() {
+            println!("\nGoals:");
+            for g in &self.goals {
+                println!("  {g}");
+            }
+        }
+        let dir = workspace_root().join("bench-results");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(format!("{}.json", self.scenario));
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!(
+            "\nMachine: {} × {}",
+            self.machine.nproc, self.machine.cpu_model
+        );
+        println!("Results written to {}", path.display());
+        Ok(path)
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(workspace_root())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_fields() {
+        let text = "Name:\tkollegium\nVmRSS:\t   51234 kB\nmodel name\t: AMD EPYC 7B13\n";
+        assert_eq!(proc_kb(text, "VmRSS"), Some(51234));
+        assert_eq!(
+            proc_field(text, "model name").as_deref(),
+            Some("AMD EPYC 7B13")
+        );
+        assert_eq!(proc_kb(text, "VmHWM"), None);
+    }
+
+    #[test]
+    fn goal_verdicts() {
+        assert!(Goal::at_most("rss", 150.0, 150.0, "MB").met);
+        assert!(!Goal::at_most("rss", 150.1, 150.0, "MB").met);
+    }
+}

@@ -1,0 +1,20 @@
+//! One module per scenario. Each takes its clap `Args`, runs against a fresh data directory
+//! and returns a [`Report`](crate::report::Report) that `main` prints and writes.
+//!
+//! To add a scenario (login, token, chat, ...): add a module with `Args` and `run`, start
+//! the server with [`ServerProcess::start`](crate::server::ServerProcess::start), time
+//! requests into [`Samples`](crate::stats::Samples), and add a variant in `main.rs`.
+
+pub mod density;
+pub mod provision;
+
+/// The 1/5/15-minute load averages, to judge how quiet the machine was.
+pub fn loadavg() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}

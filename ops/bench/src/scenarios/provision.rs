@@ -1,0 +1,58 @@
+//! `provision`: how long creating one practice takes, in-process through the library (the
+//! same code path as `kollegium practice create`), with no server running.
+
+use serde_json::json;
+
+use crate::fixtures::{self, Node};
+use crate::report::Report;
+use crate::server::Workdir;
+use crate::stats::Samples;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Practices to create
+    #[arg(long, default_value_t = 200)]
+    pub count: usize,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    let loadavg_before = super::loadavg();
+    let workdir = Workdir::new()?;
+    let node = Node::open(&workdir.data_dir())?;
+    println!(
+        "Creating {} practices in-process in {}",
+        args.count,
+        workdir.data_dir().display()
+    );
+    let mut samples = Samples::with_capacity(args.count);
+    for i in 0..args.count {
+        samples.push(node.create(&fixtures::slug(i))?);
+        if (i + 1) % 50 == 0 {
+            println!("  {} created", i + 1);
+        }
+    }
+    let summary = samples
+        .summary()
+        .ok_or_else(|| anyhow::anyhow!("no samples"))?;
+    let tenants = workdir.data_dir().join("tenants");
+    let disk_per_practice_kb = fixtures::disk_usage(&tenants)? as f64 / 1024.0 / args.count as f64;
+
+    println!("\nprovision — create one practice (library, in-process, no server):");
+    println!("  {summary}");
+    println!("  disk per new practice: {disk_per_practice_kb:.0} KiB");
+
+    let method = "In-process: kollegium::practices::create (all provisioning hooks) on a fresh \
+                  temporary data directory, one creation at a time, no server running; the time \
+                  covers the registry lock, directory, secrets, each app's database and the \
+                  registry commit."
+        .to_owned();
+    let figures = json!({
+        "mode": "in-process library, no server",
+        "practices": args.count,
+        "create_ms": summary,
+        "disk_per_practice_kib": disk_per_practice_kb,
+        "loadavg_before": loadavg_before,
+    });
+    Ok(Report::new("provision", method, figures, Vec::new()))
+}

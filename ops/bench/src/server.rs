@@ -1,0 +1,328 @@
+//! The server under test: the release `kollegium` binary as a separate process on a fresh
+//! data directory, listening on loopback ports, so its memory and file descriptors can be
+//! read from `/proc/<pid>` without the load driver's own counted in.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use reqwest::header::HOST;
+use serde::Serialize;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::report::{proc_kb, workspace_root};
+
+/// How long the server gets to answer `/healthz` after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the server gets to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A fresh temporary directory holding the data directory and the server log. Removed on
+/// drop unless `KOLLEGIUM_BENCH_KEEP` is set (to a value other than `0`).
+pub struct Workdir {
+    root: PathBuf,
+    guard: Option<TempDir>,
+}
+
+impl Workdir {
+    pub fn new() -> anyhow::Result<Self> {
+        let guard = tempfile::Builder::new()
+            .prefix("kollegium-bench-")
+            .tempdir()?;
+        let root = guard.path().to_path_buf();
+        std::fs::create_dir(root.join("data"))?;
+        Ok(Self {
+            root,
+            guard: Some(guard),
+        })
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let keep = std::env::var("KOLLEGIUM_BENCH_KEEP").is_ok_and(|v| !v.is_empty() && v != "0");
+        if keep && let Some(guard) = self.guard.take() {
+            eprintln!("KOLLEGIUM_BENCH_KEEP: kept {}", guard.keep().display());
+        }
+    }
+}
+
+/// Builds (or confirms fresh) the release server binary and returns its path.
+pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("Building the server: cargo build --release -p kollegium --bin kollegium");
+    let out = Command::new(&cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kollegium",
+            "--bin",
+            "kollegium",
+        ])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("cannot run cargo")?;
+    if !out.status.success() {
+        bail!("building the server failed ({})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "kollegium")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .context("cargo did not report the kollegium executable")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Memory and file descriptors of the server process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resources {
+    pub rss_mb: f64,
+    pub peak_rss_mb: f64,
+    pub threads: u64,
+    pub fds: usize,
+    /// Open descriptors by kind: `sqlite`, `sqlite-wal`, `sqlite-shm`, `socket`, `other`.
+    pub fds_by_kind: BTreeMap<&'static str, usize>,
+    /// Soft limit on open files of the server process.
+    pub max_open_files: Option<u64>,
+}
+
+/// The running server.
+pub struct ServerProcess {
+    child: Child,
+    pid: u32,
+    pub addr: SocketAddr,
+    pub operator_addr: SocketAddr,
+    client: reqwest::Client,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve` on `workdir` with loopback listeners and waits until healthy.
+    /// `extra_env` adds `KOLLEGIUM_*` settings for the scenario.
+    pub async fn start(
+        binary: &Path,
+        workdir: &Workdir,
+        extra_env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let operator_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let log = workdir.log_path();
+        let out = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("serve")
+            // Only our settings: no ./kollegium.toml, no inherited KOLLEGIUM_* or RUST_LOG.
+            .current_dir(workdir.root())
+            .env_remove("RUST_LOG")
+            .env_remove("KOLLEGIUM_CONFIG");
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("KOLLEGIUM_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("KOLLEGIUM_DATA_DIR", workdir.data_dir())
+            .env("KOLLEGIUM_LISTEN", addr.to_string())
+            .env("KOLLEGIUM_OPERATOR_LISTEN", operator_addr.to_string())
+            .env("KOLLEGIUM_LOG__LEVEL", "warn")
+            .env("KOLLEGIUM_SHUTDOWN_TIMEOUT_SECS", "5");
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let pid = child.id().context("server exited at once")?;
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let mut server = Self {
+            child,
+            pid,
+            addr,
+            operator_addr,
+            client,
+            log,
+        };
+        server.wait_healthy().await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let url = format!("http://{}/healthz", self.operator_addr);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "server exited during start ({status}); log:\n{}",
+                    self.log_tail()
+                );
+            }
+            if let Ok(r) = self.client.get(&url).send().await
+                && r.status() == StatusCode::OK
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "server not healthy after {START_TIMEOUT:?}; log:\n{}",
+            self.log_tail()
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The last lines of the server's output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// `GET path` on practice `slug` (sent to 127.0.0.1 with `Host: <slug>.localhost:<port>`).
+    /// Returns the status and the time until the whole body was read.
+    pub async fn get_practice(
+        &self,
+        slug: &str,
+        path: &str,
+    ) -> anyhow::Result<(StatusCode, Duration)> {
+        self.get_host(&format!("{slug}.localhost:{}", self.addr.port()), path)
+            .await
+    }
+
+    /// `GET path` with an explicit `Host` header, timed until the body was read.
+    pub async fn get_host(&self, host: &str, path: &str) -> anyhow::Result<(StatusCode, Duration)> {
+        let url = format!("http://{}{path}", self.addr);
+        let started = Instant::now();
+        let resp = self.client.get(&url).header(HOST, host).send().await?;
+        let status = resp.status();
+        resp.bytes().await?;
+        Ok((status, started.elapsed()))
+    }
+
+    /// The plain gauges of the operator `/metrics` (lines without labels).
+    pub async fn gauges(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        let url = format!("http://{}/metrics", self.operator_addr);
+        let text = self
+            .client
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.contains('{'))
+            .filter_map(|l| {
+                let (name, value) = l.split_once(' ')?;
+                Some((name.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect())
+    }
+
+    /// Reads RSS, threads and open descriptors from `/proc/<pid>`.
+    pub fn resources(&self) -> anyhow::Result<Resources> {
+        let proc = PathBuf::from(format!("/proc/{}", self.pid));
+        let status = std::fs::read_to_string(proc.join("status"))?;
+        let mb = |key| {
+            proc_kb(&status, key)
+                .map(|kb| kb as f64 / 1024.0)
+                .unwrap_or(f64::NAN)
+        };
+        let mut fds_by_kind = BTreeMap::new();
+        let mut fds = 0;
+        for entry in std::fs::read_dir(proc.join("fd"))? {
+            let Ok(entry) = entry else { continue };
+            fds += 1;
+            let target = std::fs::read_link(entry.path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            let kind = if target.ends_with(".sqlite") {
+                "sqlite"
+            } else if target.ends_with(".sqlite-wal") {
+                "sqlite-wal"
+            } else if target.ends_with(".sqlite-shm") {
+                "sqlite-shm"
+            } else if target.starts_with("socket:") {
+                "socket"
+            } else {
+                "other"
+            };
+            *fds_by_kind.entry(kind).or_insert(0) += 1;
+        }
+        let limits = std::fs::read_to_string(proc.join("limits")).unwrap_or_default();
+        let max_open_files = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|v| v.parse().ok());
+        Ok(Resources {
+            rss_mb: mb("VmRSS"),
+            peak_rss_mb: mb("VmHWM"),
+            threads: proc_kb(&status, "Threads").unwrap_or(0),
+            fds,
+            fds_by_kind,
+            max_open_files,
+        })
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long shutdown took.
+    pub async fn stop(mut self) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("cannot run kill")?;
+        if !sent.success() {
+            bail!("kill -TERM {} failed", self.pid);
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                if !status.success() {
+                    bail!(
+                        "server exited with {status} after SIGTERM; log:\n{}",
+                        self.log_tail()
+                    );
+                }
+                Ok(started.elapsed())
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                bail!("server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it")
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole test suite, as on a fresh machine: installs missing system packages, then
+# runs formatting, the tests (unit + end-to-end against real services) and clippy.
+# Usage: ops/test.sh            (from anywhere inside the repository)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# System packages the end-to-end tests start for real. Each entry: "command package".
+PREREQS=(
+  "python3 python3"
+)
+
+missing=()
+for entry in "${PREREQS[@]}"; do
+  cmd=${entry%% *}; pkg=${entry#* }
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing missing packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "error: missing packages: ${missing[*]}" >&2
+    echo "install them with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+for entry in "${PREREQS[@]}"; do
+  cmd=${entry%% *}
+  command -v "$cmd" >/dev/null 2>&1 || { echo "error: $cmd still missing after install" >&2; exit 1; }
+done
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo test --workspace"
+cargo test --workspace --all-targets
+
+say "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+say "all checks passed"

@@ -1,0 +1,250 @@
+//! `TestApp`: a real Kollegium server on port 0 with a fresh data directory, and an HTTP
+//! client that resolves `*.localhost` to loopback (glibc does not).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use kollegium::config::Config;
+use kollegium::server::StartOptions;
+use kollegium::{RunningServer, practices};
+use kollegium_tenants::provision::{
+    CreatePractice, ProvisionError, ProvisionHook, ProvisionReport,
+};
+use kollegium_tenants::{SharedClock, Slug, SystemClock, Tenant};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tempfile::TempDir;
+
+/// Resolves `localhost` and every `*.localhost` name to 127.0.0.1.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalhostResolver;
+
+impl Resolve for LocalhostResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let host = name.as_str().to_ascii_lowercase();
+        Box::pin(async move {
+            if host == "localhost" || host.ends_with(".localhost") {
+                let addrs: Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
+                Ok(addrs)
+            } else {
+                Err(format!("test resolver refuses {host}").into())
+            }
+        })
+    }
+}
+
+/// A client like a browser: cookies kept, redirects not followed (tests look at them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(LocalhostResolver))
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub struct TestApp {
+    /// Keeps the temporary directory alive as long as the app.
+    pub _dir: TempDir,
+    pub config: Config,
+    pub server: Option<RunningServer>,
+    pub port: u16,
+    pub operator_port: u16,
+    pub client: reqwest::Client,
+    pub clock: SharedClock,
+}
+
+pub fn test_config(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        operator_listen: "127.0.0.1:0".into(),
+        workers: 2,
+        shutdown_timeout_secs: 5,
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(&dir.path().join("data"));
+        adjust(&mut config);
+        let clock: SharedClock = Arc::new(SystemClock);
+        let server = kollegium::start(
+            &config,
+            clock.clone(),
+            StartOptions {
+                handle_signals: false,
+            },
+        )
+        .await
+        .unwrap();
+        let port = server.addr.port();
+        let operator_port = server.operator_addr.port();
+        Self {
+            _dir: dir,
+            config,
+            server: Some(server),
+            port,
+            operator_port,
+            client: client(),
+            clock,
+        }
+    }
+
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    /// `http://<slug>.localhost:<port><path>`
+    pub fn url(&self, slug: &str, path: &str) -> String {
+        format!("http://{slug}.localhost:{}{path}", self.port)
+    }
+
+    /// `http://localhost:<port><path>`
+    pub fn node_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
+    }
+
+    pub fn operator_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.operator_port)
+    }
+
+    /// Creates a practice through the library, exactly as `practice create` does.
+    pub async fn create_practice(&self, slug: &str) -> ProvisionReport {
+        self.try_create_practice(slug, &[]).await.unwrap()
+    }
+
+    pub async fn try_create_practice(
+        &self,
+        slug: &str,
+        extra: &[&dyn ProvisionHook],
+    ) -> Result<ProvisionReport, ProvisionError> {
+        let store = self.server().store.clone();
+        let input = CreatePractice::parse(
+            slug,
+            &format!("Praxis {slug}"),
+            &format!("owner@{slug}.example"),
+        )?;
+        let now = self.clock.now();
+        let result = {
+            let mut conn = store.lock_registry().unwrap();
+            practices::create(
+                store.data_dir(),
+                store.node_key(),
+                &mut conn,
+                now,
+                &input,
+                extra,
+            )
+        };
+        store.invalidate(&input.slug);
+        result
+    }
+
+    /// Applies a lifecycle change through the library and drops server caches for it.
+    pub fn change(&self, slug: &str, change: practices::Change<'_>) -> Result<(), ProvisionError> {
+        let store = self.server().store.clone();
+        let slug = Slug::parse(slug)?;
+        let now = self.clock.now();
+        let result = {
+            let mut conn = store.lock_registry().unwrap();
+            practices::change(
+                store.data_dir(),
+                store.node_key(),
+                &mut conn,
+                now,
+                &slug,
+                change,
+            )
+        };
+        store.invalidate(&slug);
+        result
+    }
+
+    /// A handle to a practice as request code gets it.
+    pub fn tenant(&self, slug: &str) -> Tenant {
+        let slug = Slug::parse(slug).unwrap();
+        self.server().store.tenant(&slug).unwrap().unwrap()
+    }
+
+    /// Stops the server gracefully and starts a new one on the same data directory.
+    pub async fn restart(&mut self) {
+        self.server.take().unwrap().stop().await.unwrap();
+        let server = kollegium::start(
+            &self.config,
+            self.clock.clone(),
+            StartOptions {
+                handle_signals: false,
+            },
+        )
+        .await
+        .unwrap();
+        self.port = server.addr.port();
+        self.operator_port = server.operator_addr.port();
+        self.server = Some(server);
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.client.get(url).send().await.unwrap()
+    }
+}
+
+/// Runs the `kollegium` binary with `--data-dir` and extra environment.
+pub fn cli_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kollegium"));
+    cmd.arg("--data-dir").arg(data_dir).args(args);
+    cmd.env_remove("KOLLEGIUM_CONFIG")
+        .env("KOLLEGIUM_LOG__LEVEL", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.current_dir(data_dir.parent().unwrap_or(data_dir));
+    cmd.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The CSRF token a page embeds in `<meta name="csrf-token">`.
+pub fn meta_csrf(html: &str) -> String {
+    let start = html.find("name=\"csrf-token\" content=\"").unwrap()
+        + "name=\"csrf-token\" content=\"".len();
+    let end = html[start..].find('"').unwrap();
+    html[start..start + end].to_owned()
+}
