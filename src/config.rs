@@ -143,6 +143,8 @@ pub struct Config {
     pub clamd: ClamdConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    /// Identity provider: password cost, session timeouts, lockout, token lifetimes.
+    pub idp: kollegium_idp::IdpSettings,
 }
 
 impl Default for Config {
@@ -160,6 +162,7 @@ impl Default for Config {
             clamd: ClamdConfig::default(),
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
+            idp: kollegium_idp::IdpSettings::default(),
         }
     }
 }

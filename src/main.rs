@@ -109,7 +109,8 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
         let clock: kollegium_tenants::SharedClock = Arc::new(SystemClock);
         if demo_mode {
             let store = open_store(&config, clock.clone())?;
-            if demo::ensure_demo(&store)? {
+            let port = config.listen_addr().map_err(anyhow::Error::from)?.port();
+            if demo::ensure_demo(&store, &config.web_settings(port, Vec::new()))? {
                 println!("Created the demo practice {:?}.", demo::DEMO_SLUG);
             }
         }
@@ -158,10 +159,9 @@ fn print_practice(p: &Practice, origin: &str) {
 fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
     let store = open_store(config, Arc::new(SystemClock))?;
     let now = store.clock().now();
-    let origin = |slug: &str| {
-        let port = config.listen_addr().map(|a| a.port()).unwrap_or(8080);
-        config.web_settings(port, Vec::new()).practice_origin(slug)
-    };
+    let port = config.listen_addr().map(|a| a.port()).unwrap_or(8080);
+    let web = config.web_settings(port, Vec::new());
+    let origin = |slug: &str| web.practice_origin(slug);
     let lock = || {
         store
             .lock_registry()
@@ -180,6 +180,7 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 store.node_key(),
                 &mut conn,
                 now,
+                &web,
                 &input,
                 &[],
             )?;

@@ -9,6 +9,7 @@ use kollegium_tenants::provision::{
     self, CreatePractice, Node, ProvisionError, ProvisionHook, ProvisionReport,
 };
 use kollegium_tenants::secrets::NodeKey;
+use kollegium_tenants::web::WebSettings;
 use kollegium_tenants::{Slug, UnixTime};
 
 /// The hooks that initialise each app's database for a new practice, in order.
@@ -24,13 +25,16 @@ pub fn create(
     node_key: &NodeKey,
     registry: &mut SqliteConnection,
     now: UnixTime,
+    web: &WebSettings,
     input: &CreatePractice,
     extra: &[&dyn ProvisionHook],
 ) -> Result<ProvisionReport, ProvisionError> {
     let mut all = hooks();
     all.extend_from_slice(extra);
+    let origin_of = |slug: &Slug| web.practice_origin(slug.as_str());
     let mut node = Node {
         data_dir,
+        origin_of: &origin_of,
         node_key,
         registry,
         now,
@@ -54,8 +58,11 @@ pub fn change(
     slug: &Slug,
     change: Change<'_>,
 ) -> Result<(), ProvisionError> {
+    // Lifecycle changes create no links, so no origin is needed.
+    let origin_of = |slug: &Slug| slug.to_string();
     let mut node = Node {
         data_dir,
+        origin_of: &origin_of,
         node_key,
         registry,
         now,

@@ -16,9 +16,9 @@ use kollegium_tenants::{SharedClock, TenantStore, registry};
 
 use crate::config::Config;
 
-/// Paths where POSTs authenticate without cookies (filled by the IdP as it grows).
+/// Paths where POSTs authenticate without cookies (OAuth endpoints of the IdP).
 fn csrf_exempt() -> Vec<&'static str> {
-    Vec::new()
+    kollegium_idp::CSRF_EXEMPT.to_vec()
 }
 
 /// Options that differ between uses of the server.
@@ -105,16 +105,22 @@ pub async fn start(
         metrics: metrics.clone(),
     });
 
+    let idp = web::Data::new(
+        kollegium_idp::IdpState::new(store.clock().clone(), config.idp.clone())
+            .map_err(|e| anyhow::anyhow!("configuration key `idp.argon2`: {e}"))?,
+    );
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
             .app_data(ctx.clone())
+            .app_data(idp.clone())
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::FormConfig::default().limit(limits.max_form_bytes))
             .app_data(web::JsonConfig::default().limit(limits.max_body_bytes))
             .wrap(from_fn(host::resolve))
             .wrap(from_fn(headers::plumbing))
             .configure(assets::configure)
+            .configure(kollegium_idp::configure)
             .configure(kollegium_platform::configure)
             .default_service(web::to(not_found))
     })

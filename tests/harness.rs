@@ -144,6 +144,7 @@ impl TestApp {
                 store.node_key(),
                 &mut conn,
                 now,
+                &self.server().context.settings,
                 &input,
                 extra,
             )

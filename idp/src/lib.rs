@@ -6,12 +6,32 @@
 //!
 //! It must never import `kollegium-platform` or read `platform.sqlite`: the platform is a
 //! relying party like any third-party tool. It must never write a password, token, code or
-//! secret into a log line, an event or an e-mail.
+//! secret into a log line, an event or an e-mail, and never answer one practice's request
+//! with another practice's data (every query runs on the requesting practice's database).
 
+pub mod catalog;
+pub mod devices;
+pub mod error;
+pub mod events;
+pub mod flow;
+pub mod links;
+pub mod mail;
+pub mod oidc;
+pub mod passwords;
+pub mod policy;
 pub mod provision;
+pub mod routes;
+pub mod schema;
+pub mod sessions;
+pub mod state;
+pub mod throttle;
+pub mod users;
+pub mod views;
 
+use actix_web::web;
 use diesel_migrations::embed_migrations;
-use kollegium_tenants::DbKind;
+use kollegium_tenants::web::WebContext;
+use kollegium_tenants::{DbKind, Tenant};
 
 /// The practice's `idp.sqlite`.
 pub static IDP_DB: DbKind = DbKind {
@@ -21,3 +41,25 @@ pub static IDP_DB: DbKind = DbKind {
 };
 
 pub use provision::IdpProvisioner;
+pub use state::{IdpSettings, IdpState};
+
+/// Paths where POSTs authenticate without cookies (client credentials or bearer tokens).
+pub const CSRF_EXEMPT: &[&str] = &[
+    "/id/token",
+    "/id/revoke",
+    "/id/introspect",
+    "/id/userinfo",
+];
+
+/// Mail context of a practice as seen from a request.
+pub fn mail_ctx(tenant: &Tenant, web: &WebContext) -> mail::MailCtx {
+    mail::MailCtx {
+        practice_name: tenant.display_name().to_owned(),
+        origin: web.settings.practice_origin(tenant.slug().as_str()),
+    }
+}
+
+/// Registers the IdP's routes (all under `/id`).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    routes::configure(cfg);
+}

@@ -78,6 +78,8 @@ pub struct NewPractice<'a> {
     pub dir: &'a Path,
     pub node_key: &'a NodeKey,
     pub secret: &'a PracticeSecret,
+    /// The practice's public origin (`<scheme>://<slug>.<base>[:port]`) for links.
+    pub origin: &'a str,
     pub now: UnixTime,
 }
 
@@ -143,6 +145,8 @@ impl CreatePractice {
 /// Node-level context for lifecycle operations (used by the CLI and the server alike).
 pub struct Node<'a> {
     pub data_dir: &'a Path,
+    /// Builds a practice's public origin from its slug.
+    pub origin_of: &'a dyn Fn(&Slug) -> String,
     pub node_key: &'a NodeKey,
     pub registry: &'a mut SqliteConnection,
     pub now: UnixTime,
@@ -190,7 +194,9 @@ fn build_and_commit(
     }
     let secret = PracticeSecret::generate();
     secret.store(node.node_key, &input.slug, staging)?;
+    let origin = (node.origin_of)(&input.slug);
     let practice = NewPractice {
+        origin: &origin,
         slug: &input.slug,
         display_name: &input.display_name,
         owner_email: &input.owner_email,

@@ -62,7 +62,7 @@ pub fn proc_kb(text: &str, key: &str) -> Option<u64> {
 /// A goal from the design and whether the measured figure meets it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Goal {
-    pub name: &'static str,
+    pub name: String,
     pub goal: String,
     pub value: f64,
     pub unit: &'static str,
@@ -70,9 +70,9 @@ pub struct Goal {
 }
 
 impl Goal {
-    pub fn at_most(name: &'static str, value: f64, limit: f64, unit: &'static str) -> Self {
+    pub fn at_most(name: impl Into<String>, value: f64, limit: f64, unit: &'static str) -> Self {
         Self {
-            name,
+            name: name.into(),
             goal: format!("<= {limit} {unit}"),
             value,
             unit,
@@ -96,10 +96,15 @@ impl std::fmt::Display for Goal {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: &'static str,
+    /// Non-default settings of this run; also part of the results file name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     pub command: String,
     pub timestamp_unix: i64,
     pub timestamp_utc: String,
     pub git_commit: Option<String>,
+    /// The working tree differed from `git_commit` (uncommitted changes were measured).
+    pub git_dirty: Option<bool>,
     pub machine: Machine,
     pub method: String,
     pub figures: serde_json::Value,
@@ -117,18 +122,26 @@ impl Report {
         let args: Vec<String> = std::env::args().skip(1).collect();
         Self {
             scenario,
+            variant: None,
             command: format!(
                 "cargo run --release -p kollegium-bench -- {}",
                 args.join(" ")
             ),
             timestamp_unix: now,
             timestamp_utc: clock::format_utc(now),
-            git_commit: git_commit(),
+            git_commit: git(&["rev-parse", "--short", "HEAD"]),
+            git_dirty: git(&["status", "--porcelain"]).map(|s| !s.is_empty()),
             machine: Machine::detect(),
             method,
             figures,
             goals,
         }
+    }
+
+    /// Marks a run with non-default settings (`bench-results/<scenario>-<variant>.json`).
+    pub fn variant(mut self, variant: Option<String>) -> Self {
+        self.variant = variant;
+        self
     }
 
     /// Prints the goals and writes the JSON file; returns its path.
@@ -142,7 +155,11 @@ impl Report {
         let dir = workspace_root().join("bench-results");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let path = dir.join(format!("{}.json", self.scenario));
+        let name = match &self.variant {
+            Some(v) => format!("{}-{v}.json", self.scenario),
+            None => format!("{}.json", self.scenario),
+        };
+        let path = dir.join(name);
         let json = serde_json::to_string_pretty(self)?;
         std::fs::write(&path, json + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -155,9 +172,9 @@ impl Report {
     }
 }
 
-fn git_commit() -> Option<String> {
+fn git(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(args)
         .current_dir(workspace_root())
         .output()
         .ok()?;

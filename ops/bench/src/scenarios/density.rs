@@ -12,8 +12,9 @@ use serde_json::json;
 use crate::fixtures::{self, Node};
 use crate::report::{Goal, Report};
 use crate::server::{self, Resources, ServerProcess, Workdir};
-use crate::stats::{Samples, Summary};
+use crate::stats::Samples;
 
+const DEFAULT_PRACTICES: usize = 1000;
 /// Goal: resident memory of the server with 1,000 touched practices.
 const RSS_GOAL_MB: f64 = 150.0;
 /// Goal: p99 of the first request to a practice since server start.
@@ -24,11 +25,14 @@ const REGISTRY_TTL: Duration = Duration::from_secs(2);
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Practices to create and touch
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = DEFAULT_PRACTICES)]
     pub practices: usize,
     /// Most recently touched practices to request again after the registry cache expired
     #[arg(long, default_value_t = 200)]
     pub revisit: usize,
+    /// Server setting `limits.max_open_practices` (default: the server's default, 256)
+    #[arg(long)]
+    pub max_open_practices: Option<usize>,
 }
 
 /// What one run measured while the server was up.
@@ -53,10 +57,23 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         slugs.len(),
         workdir.data_dir().display()
     );
-    let create = create_all(&workdir, &slugs)?;
+    let created = create_all(&workdir, &slugs)?;
+    let create = created
+        .summary()
+        .ok_or_else(|| anyhow::anyhow!("no practices created"))?;
+    let create_trend = created.trend(10);
     println!("  done: {create}");
+    println!(
+        "  mean per tenth of the run (ms): {}",
+        super::fmt_ms(&create_trend)
+    );
 
-    let server = ServerProcess::start(&binary, &workdir, &[]).await?;
+    let max_open = args.max_open_practices.map(|n| n.to_string());
+    let mut env = Vec::new();
+    if let Some(n) = &max_open {
+        env.push(("KOLLEGIUM_LIMITS__MAX_OPEN_PRACTICES", n.as_str()));
+    }
+    let server = ServerProcess::start(&binary, &workdir, &env).await?;
     println!(
         "Server pid {} on {} (operator {})",
         server.pid(),
@@ -79,6 +96,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         s.summary()
             .ok_or_else(|| anyhow::anyhow!("no samples for {what}"))
     };
+    let cold_trend = cold.trend(10);
     let cold = summary(&cold, "cold")?;
     let warm = summary(&warm, "warm")?;
     let revisit = revisit.summary();
@@ -97,6 +115,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     );
     println!("  server gauges: {gauges:?}");
     println!("  cold first request:          {cold}");
+    println!(
+        "  cold, mean per tenth (ms):   {}",
+        super::fmt_ms(&cold_trend)
+    );
     println!("  warm second request:         {warm}");
     if let Some(r) = &revisit {
         println!("  warm, registry cache expired: {r}");
@@ -105,7 +127,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
 
     let goals = vec![
         Goal::at_most(
-            "server RSS, 1,000 touched practices",
+            match slugs.len() {
+                DEFAULT_PRACTICES => "server RSS, 1,000 touched practices".to_owned(),
+                n => format!("server RSS, {n} touched practices (goal is for 1,000)"),
+            },
             touched.rss_mb,
             RSS_GOAL_MB,
             "MB",
@@ -129,22 +154,34 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     );
     let figures = json!({
         "practices": slugs.len(),
-        "server_settings": "defaults (workers = cores, max_open_practices 256, db_pool_size 4, \
-                            practice_idle_secs 300)",
+        "server_settings": {
+            "limits.max_open_practices": max_open.as_deref().unwrap_or("default (256)"),
+            "other": "defaults (workers = cores, db_pool_size 4, practice_idle_secs 300)",
+        },
         "create_ms": create,
+        "create_mean_ms_per_tenth": create_trend,
         "baseline": baseline,
         "after_touch": touched,
         "server_gauges_after_touch": gauges,
         "cold_first_request_ms": cold,
+        "cold_mean_ms_per_tenth": cold_trend,
         "warm_second_request_ms": warm,
         "warm_registry_cache_expired_ms": revisit,
         "shutdown_s": shutdown.as_secs_f64(),
         "loadavg_before": loadavg_before,
     });
-    Ok(Report::new("density", method, figures, goals))
+    let mut variant = Vec::new();
+    if args.practices != DEFAULT_PRACTICES {
+        variant.push(format!("practices-{}", args.practices));
+    }
+    if let Some(n) = &max_open {
+        variant.push(format!("max-open-{n}"));
+    }
+    let variant = (!variant.is_empty()).then(|| variant.join("-"));
+    Ok(Report::new("density", method, figures, goals).variant(variant))
 }
 
-fn create_all(workdir: &Workdir, slugs: &[String]) -> anyhow::Result<Summary> {
+fn create_all(workdir: &Workdir, slugs: &[String]) -> anyhow::Result<Samples> {
     let node = Node::open(&workdir.data_dir())?;
     let mut samples = Samples::with_capacity(slugs.len());
     for (i, slug) in slugs.iter().enumerate() {
@@ -153,9 +190,7 @@ fn create_all(workdir: &Workdir, slugs: &[String]) -> anyhow::Result<Summary> {
             println!("  {} created", i + 1);
         }
     }
-    samples
-        .summary()
-        .ok_or_else(|| anyhow::anyhow!("no practices created"))
+    Ok(samples)
 }
 
 async fn measure(

@@ -18,3 +18,12 @@ pub fn loadavg() -> Option<String> {
             .join(" "),
     )
 }
+
+/// `1.23, 4.56, ...` for printing a list of milliseconds.
+pub fn fmt_ms(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

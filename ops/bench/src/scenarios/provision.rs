@@ -8,10 +8,12 @@ use crate::report::Report;
 use crate::server::Workdir;
 use crate::stats::Samples;
 
+const DEFAULT_COUNT: usize = 200;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Practices to create
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = DEFAULT_COUNT)]
     pub count: usize,
 }
 
@@ -40,6 +42,11 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     println!("\nprovision — create one practice (library, in-process, no server):");
     println!("  {summary}");
+    let trend = samples.trend(10);
+    println!(
+        "  mean per tenth of the run (ms): {}",
+        super::fmt_ms(&trend)
+    );
     println!("  disk per new practice: {disk_per_practice_kb:.0} KiB");
 
     let method = "In-process: kollegium::practices::create (all provisioning hooks) on a fresh \
@@ -51,8 +58,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         "mode": "in-process library, no server",
         "practices": args.count,
         "create_ms": summary,
+        "create_mean_ms_per_tenth": trend,
         "disk_per_practice_kib": disk_per_practice_kb,
         "loadavg_before": loadavg_before,
     });
-    Ok(Report::new("provision", method, figures, Vec::new()))
+    let variant = (args.count != DEFAULT_COUNT).then(|| format!("count-{}", args.count));
+    Ok(Report::new("provision", method, figures, Vec::new()).variant(variant))
 }

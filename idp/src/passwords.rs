@@ -1,0 +1,236 @@
+//! Password hashing (argon2id) and the password policy.
+//!
+//! Hashing runs on blocking threads, at most one per core at a time, so a burst of logins
+//! cannot starve the async workers or the machine. Unknown users are checked against a
+//! dummy hash so they cost the same as known ones.
+
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for Argon2Params {
+    /// OWASP's recommendation: m=19 MiB, t=2, p=1.
+    fn default() -> Self {
+        Self { m_kib: 19_456, t: 2, p: 1 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("hashing failed: {0}")]
+    Hash(String),
+    #[error("hashing was cancelled")]
+    Cancelled,
+}
+
+/// Result of checking a password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    No,
+    Yes,
+    /// Correct, and here is a new hash with the current parameters.
+    YesRehashed(String),
+}
+
+/// The node's password hasher.
+pub struct Hasher {
+    params: Argon2Params,
+    argon: Argon2<'static>,
+    permits: Arc<Semaphore>,
+    dummy: String,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+fn argon(params: Argon2Params) -> Result<Argon2<'static>, HashError> {
+    let p = Params::new(params.m_kib, params.t, params.p, None)
+        .map_err(|e| HashError::Params(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+}
+
+impl Hasher {
+    pub fn new(params: Argon2Params) -> Result<Self, HashError> {
+        let argon = argon(params)?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy = argon
+            .hash_password(b"dummy password that no account has", &salt)
+            .map_err(|e| HashError::Hash(e.to_string()))?
+            .to_string();
+        Ok(Self { params, argon, permits: Arc::new(Semaphore::new(cores)), dummy })
+    }
+
+    pub fn params(&self) -> Argon2Params {
+        self.params
+    }
+
+    /// Hashes synchronously (call from a blocking thread).
+    pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| HashError::Hash(e.to_string()))
+    }
+
+    /// Verifies synchronously; `None` checks against the dummy hash and always says no.
+    pub fn verify_blocking(&self, password: &str, stored: Option<&str>) -> Verified {
+        let target = stored.unwrap_or(&self.dummy);
+        let Ok(parsed) = PasswordHash::new(target) else {
+            // Keep the timing of a real check even for a corrupt stored hash.
+            let _ = self.hash_blocking(password);
+            return Verified::No;
+        };
+        let ok = self.argon.verify_password(password.as_bytes(), &parsed).is_ok();
+        if !ok || stored.is_none() {
+            return Verified::No;
+        }
+        if self.is_current(&parsed) {
+            Verified::Yes
+        } else {
+            match self.hash_blocking(password) {
+                Ok(h) => Verified::YesRehashed(h),
+                Err(_) => Verified::Yes,
+            }
+        }
+    }
+
+    fn is_current(&self, parsed: &PasswordHash<'_>) -> bool {
+        parsed.algorithm.as_str() == "argon2id"
+            && Params::try_from(parsed).is_ok_and(|p| {
+                p.m_cost() == self.params.m_kib
+                    && p.t_cost() == self.params.t
+                    && p.p_cost() == self.params.p
+            })
+    }
+
+    /// Hashes on a blocking thread, bounded by the core count.
+    pub async fn hash(self: &Arc<Self>, password: String) -> Result<String, HashError> {
+        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| HashError::Cancelled)?;
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.hash_blocking(&password))
+            .await
+            .map_err(|_| HashError::Cancelled)?
+    }
+
+    /// Verifies on a blocking thread, bounded by the core count.
+    pub async fn verify(
+        self: &Arc<Self>,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<Verified, HashError> {
+        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| HashError::Cancelled)?;
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || me.verify_blocking(&password, stored.as_deref()))
+            .await
+            .map_err(|_| HashError::Cancelled)
+    }
+}
+
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("../data/common-passwords.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+});
+
+pub const MIN_CHARS: usize = 10;
+pub const MAX_BYTES: usize = 1024;
+
+/// Why a new password was refused (German, shown to the user).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("Das Passwort muss mindestens {MIN_CHARS} Zeichen lang sein.")]
+    TooShort,
+    #[error("Das Passwort darf höchstens {MAX_BYTES} Bytes lang sein.")]
+    TooLong,
+    #[error("Dieses Passwort gehört zu den am häufigsten verwendeten Passwörtern. Bitte wählen Sie ein anderes.")]
+    Common,
+    #[error("Das Passwort darf Ihren Benutzernamen oder Ihre E-Mail-Adresse nicht enthalten.")]
+    ContainsIdentity,
+    #[error("Die beiden Passwörter stimmen nicht überein.")]
+    Mismatch,
+}
+
+/// Checks a new password against the policy. `identity` holds the user name and the
+/// e-mail local part.
+pub fn check_policy(password: &str, identity: &[&str]) -> Result<(), PolicyError> {
+    if password.len() > MAX_BYTES {
+        return Err(PolicyError::TooLong);
+    }
+    if password.chars().count() < MIN_CHARS {
+        return Err(PolicyError::TooShort);
+    }
+    let lower = password.to_lowercase();
+    if COMMON.contains(lower.as_str()) || COMMON.contains(password) {
+        return Err(PolicyError::Common);
+    }
+    for id in identity {
+        let id = id.trim().to_lowercase();
+        if id.chars().count() >= 3 && lower.contains(&id) {
+            return Err(PolicyError::ContainsIdentity);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Hasher {
+        Hasher::new(Argon2Params { m_kib: 64, t: 1, p: 1 }).unwrap()
+    }
+
+    #[test]
+    fn hash_verify_and_rehash_on_parameter_change() {
+        let h = cheap();
+        let stored = h.hash_blocking("richtig-langes-passwort").unwrap();
+        assert!(stored.starts_with("$argon2id$"));
+        assert_eq!(h.verify_blocking("richtig-langes-passwort", Some(&stored)), Verified::Yes);
+        assert_eq!(h.verify_blocking("falsch", Some(&stored)), Verified::No);
+        assert_eq!(h.verify_blocking("richtig-langes-passwort", None), Verified::No);
+        let stronger = Hasher::new(Argon2Params { m_kib: 128, t: 1, p: 1 }).unwrap();
+        match stronger.verify_blocking("richtig-langes-passwort", Some(&stored)) {
+            Verified::YesRehashed(new) => assert!(new.contains("m=128")),
+            other => panic!("expected rehash, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_parameters_are_owasp() {
+        assert_eq!(Argon2Params::default(), Argon2Params { m_kib: 19_456, t: 2, p: 1 });
+    }
+
+    #[test]
+    fn policy_rules() {
+        assert_eq!(check_policy("kurz", &[]), Err(PolicyError::TooShort));
+        assert_eq!(check_policy(&"x".repeat(1025), &[]), Err(PolicyError::TooLong));
+        assert_eq!(check_policy("qwertyuiop", &[]), Err(PolicyError::Common));
+        assert_eq!(check_policy("1234567890", &[]), Err(PolicyError::Common));
+        assert_eq!(check_policy("QWERTYUIOP", &[]), Err(PolicyError::Common));
+        assert_eq!(check_policy("anna.schmidt-2024!", &["anna.schmidt", "anna"]), Err(PolicyError::ContainsIdentity));
+        assert_eq!(check_policy("Sonnenblume-Kaffee-42", &["anna", "anna.schmidt"]), Ok(()));
+        assert_eq!(check_policy("äöüßäöüßäö", &[]), Ok(()));
+        assert!(COMMON.len() >= 9_990);
+    }
+}

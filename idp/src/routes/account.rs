@@ -1,0 +1,214 @@
+//! Self-service (`/id/account`): profile, password, sessions.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+
+use crate::catalog;
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::passwords::{self, PolicyError, Verified};
+use crate::sessions::{self, IdpSession, Session, Stage};
+use crate::state::IdpState;
+use crate::users::{self, Profile};
+use crate::views::{layout, page_status, see_other, when};
+use crate::{IDP_DB, oidc};
+
+pub struct SessionView {
+    pub id: i64,
+    pub agent: String,
+    pub ip: String,
+    pub last_seen: String,
+    pub created: String,
+    pub current: bool,
+}
+
+impl SessionView {
+    fn of(s: &Session, current: i64) -> Self {
+        Self {
+            id: s.id,
+            agent: sessions::describe_agent(&s.user_agent),
+            ip: s.ip.clone(),
+            last_seen: when(s.last_seen_at),
+            created: when(s.created_at),
+            current: s.id == current,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/account.html")]
+struct AccountPage {
+    layout: Layout,
+    display_name: String,
+    username: String,
+    email: String,
+    roles: Vec<String>,
+    is_admin: bool,
+    specialty: Option<String>,
+    kv_region: Option<String>,
+    work_areas: Vec<String>,
+    has_totp: bool,
+    sessions: Vec<SessionView>,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Notice {
+    done: Option<String>,
+}
+
+async fn render(s: &IdpSession, csrf: &CsrfToken, error: Option<String>, notice: Option<&'static str>, status: StatusCode) -> IdpResult<HttpResponse> {
+    let t = s.tenant.clone();
+    let uid = s.user.id;
+    let list = web::block(move || -> IdpResult<_> { Ok(sessions::list_open(&mut *t.conn(&IDP_DB)?, uid)?) }).await??;
+    let u = &s.user;
+    page_status(
+        status,
+        &AccountPage {
+            layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+            display_name: u.display_name.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            roles: u.role_labels(),
+            is_admin: u.is_admin,
+            specialty: u.specialty.as_deref().map(|x| catalog::label(catalog::SPECIALTIES, x)),
+            kv_region: u.kv_region.as_deref().map(|x| catalog::label(catalog::KV_REGIONS, x)),
+            work_areas: u.work_areas.clone(),
+            has_totp: u.has_totp(),
+            sessions: list.iter().map(|x| SessionView::of(x, s.session.id)).collect(),
+            error,
+            notice,
+        },
+    )
+}
+
+async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Notice>) -> IdpResult<HttpResponse> {
+    let notice = match q.done.as_deref() {
+        Some("password") => Some("Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet."),
+        Some("profile") => Some("Ihr Profil wurde gespeichert."),
+        Some("sessions") => Some("Die Sitzung wurde beendet."),
+        _ => None,
+    };
+    render(&s, &csrf, None, notice, StatusCode::OK).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ProfileForm {
+    display_name: String,
+}
+
+async fn save_profile(s: IdpSession, csrf: CsrfToken, state: web::Data<IdpState>, form: web::Form<ProfileForm>) -> IdpResult<HttpResponse> {
+    let u = &s.user;
+    let p = Profile {
+        username: u.username.clone(),
+        email: u.email.clone(),
+        display_name: form.into_inner().display_name,
+        is_admin: u.is_admin,
+        roles: u.roles.clone(),
+        specialty: u.specialty.clone(),
+        kv_region: u.kv_region.clone(),
+        work_areas: u.work_areas.clone(),
+    };
+    let p = match p.validate() {
+        Ok(p) => p,
+        Err(e) => return render(&s, &csrf, Some(e.to_string()), None, StatusCode::BAD_REQUEST).await,
+    };
+    let (t, uid, now) = (s.tenant.clone(), u.id, state.now());
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        users::update_profile(&mut conn, uid, &p, now)?.map_err(|e| IdpError::BadRequest(e.to_string()))?;
+        events::record(&mut conn, now, &Event { kind: "user_updated", user: Some(uid), actor: Some(uid), detail: "profile", ..Event::default() })?;
+        Ok(())
+    })
+    .await??;
+    Ok(see_other("/id/account?done=profile"))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    password: String,
+    password_repeat: String,
+}
+
+async fn change_password(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    form: web::Form<PasswordForm>,
+) -> IdpResult<HttpResponse> {
+    let form = form.into_inner();
+    let fail = |msg: String| render(&s, &csrf, Some(msg), None, StatusCode::BAD_REQUEST);
+    if form.current.len() > 1024 {
+        return fail("Das bisherige Passwort ist falsch.".into()).await;
+    }
+    let ok = state
+        .hasher
+        .verify(form.current, s.user.password_hash.clone())
+        .await
+        .map_err(|e| IdpError::Internal(e.to_string()))?;
+    if ok == Verified::No {
+        return fail("Das bisherige Passwort ist falsch.".into()).await;
+    }
+    if form.password != form.password_repeat {
+        return fail(PolicyError::Mismatch.to_string()).await;
+    }
+    if let Err(e) = passwords::check_policy(&form.password, &s.user.identity_words()) {
+        return fail(e.to_string()).await;
+    }
+    let hash = state.hasher.hash(form.password).await.map_err(|e| IdpError::Internal(e.to_string()))?;
+    let (t, uid, sess, now) = (s.tenant.clone(), s.user.id, s.session.clone(), state.now());
+    let token = web::block(move || -> IdpResult<String> {
+        let mut conn = t.conn(&IDP_DB)?;
+        users::set_password(&mut conn, uid, &hash, false, now)?;
+        sessions::end_all(&mut conn, uid, Some(sess.id), "password changed", now)?;
+        oidc::grants::revoke_all_for_user(&mut conn, uid, "password changed", now)?;
+        events::record(&mut conn, now, &Event { kind: "password_changed", user: Some(uid), actor: Some(uid), ip: Some(&sess.ip), ..Event::default() })?;
+        Ok(sessions::promote(&mut conn, sess.id, Stage::Active, &sess.amr, sess.device_id, now)?)
+    })
+    .await??;
+    let mut res = see_other("/id/account?done=password");
+    let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, &token));
+    Ok(res)
+}
+
+async fn end_session(s: IdpSession, state: web::Data<IdpState>, id: web::Path<i64>) -> IdpResult<HttpResponse> {
+    let (t, uid, now, id) = (s.tenant.clone(), s.user.id, state.now(), id.into_inner());
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        // Only the user's own sessions: someone else's id is simply not found.
+        let target = sessions::by_id(&mut conn, id)?.filter(|x| x.user == uid).ok_or(IdpError::NotFound)?;
+        sessions::end(&mut conn, target.id, "revoked by user", now)?;
+        events::record(&mut conn, now, &Event { kind: "session_revoked", user: Some(uid), actor: Some(uid), ..Event::default() })?;
+        Ok(())
+    })
+    .await??;
+    if id == s.session.id {
+        return Ok(see_other("/id/login?done=logout"));
+    }
+    Ok(see_other("/id/account?done=sessions"))
+}
+
+async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
+    let (t, uid, keep, now) = (s.tenant.clone(), s.user.id, s.session.id, state.now());
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        sessions::end_all(&mut conn, uid, Some(keep), "revoked by user", now)?;
+        events::record(&mut conn, now, &Event { kind: "session_revoked", user: Some(uid), actor: Some(uid), detail: "all others", ..Event::default() })?;
+        Ok(())
+    })
+    .await??;
+    Ok(see_other("/id/account?done=sessions"))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/account", web::get().to(show))
+        .route("/id/account/profile", web::post().to(save_profile))
+        .route("/id/account/password", web::post().to(change_password))
+        .route("/id/account/sessions/{id}/end", web::post().to(end_session))
+        .route("/id/account/sessions/end-others", web::post().to(end_others));
+}

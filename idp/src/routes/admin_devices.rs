@@ -1,0 +1,151 @@
+//! Geräte (`/id/admin/devices`): pending devices to approve or reject, approved devices to
+//! name, suspend or remove. Suspending or removing a device ends its sessions.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::web::{CsrfToken, Layout};
+
+use crate::devices::{self, DeviceStatus};
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::policy::{self, DevicePolicy, MfaPolicy};
+use crate::sessions::{self, IdpAdmin};
+use crate::state::IdpState;
+use crate::users::{self, UserId};
+use crate::views::{layout, page, see_other, when};
+use crate::IDP_DB;
+
+pub struct DeviceRow {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    pub agent: String,
+    pub ip: String,
+    pub created: String,
+    pub last_seen: String,
+    pub status: &'static str,
+    pub pending: bool,
+    pub approved: bool,
+    pub suspended: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/admin_devices.html")]
+struct DevicesPage {
+    layout: Layout,
+    rows: Vec<DeviceRow>,
+    device_policy: &'static str,
+    mfa_policy: &'static str,
+}
+
+async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
+    let t = a.0.tenant.clone();
+    let (rows, dp, mp) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let all = devices::list(&mut conn)?;
+        let people = users::list(&mut conn)?;
+        let name_of = |id: UserId| people.iter().find(|u| u.id == id).map_or_else(String::new, |u| u.display_name.clone());
+        let rows = all
+            .into_iter()
+            .map(|d| DeviceRow {
+                id: d.id,
+                user: name_of(d.user),
+                name: d.name.clone().unwrap_or_default(),
+                agent: sessions::describe_agent(&d.user_agent),
+                ip: d.ip.clone(),
+                created: when(d.created_at),
+                last_seen: when(d.last_seen_at),
+                status: d.status.label(),
+                pending: d.status == DeviceStatus::Pending,
+                approved: d.status == DeviceStatus::Approved,
+                suspended: d.status == DeviceStatus::Suspended,
+            })
+            .collect::<Vec<_>>();
+        Ok((rows, policy::devices(&mut conn)?, policy::mfa(&mut conn)?))
+    })
+    .await??;
+    page(&DevicesPage {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/devices"),
+        rows,
+        device_policy: dp.as_str(),
+        mfa_policy: mp.as_str(),
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NameForm {
+    name: Option<String>,
+}
+
+async fn act(a: IdpAdmin, state: web::Data<IdpState>, path: web::Path<(i64, String)>, form: web::Form<NameForm>) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
+    let name = form.into_inner().name.unwrap_or_default();
+    if name.chars().count() > 80 {
+        return Err(IdpError::BadRequest("name too long".into()));
+    }
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let d = devices::by_id(&mut conn, id)?.ok_or(IdpError::NotFound)?;
+        let kind = match what.as_str() {
+            "approve" => {
+                devices::set_status(&mut conn, id, DeviceStatus::Approved, admin, now)?;
+                "device_approved"
+            }
+            "reject" => {
+                devices::set_status(&mut conn, id, DeviceStatus::Rejected, admin, now)?;
+                sessions::end_for_device(&mut conn, id, "device rejected", now)?;
+                "device_rejected"
+            }
+            "suspend" => {
+                devices::set_status(&mut conn, id, DeviceStatus::Suspended, admin, now)?;
+                sessions::end_for_device(&mut conn, id, "device suspended", now)?;
+                "device_suspended"
+            }
+            "remove" => {
+                sessions::end_for_device(&mut conn, id, "device removed", now)?;
+                devices::remove(&mut conn, id)?;
+                "device_removed"
+            }
+            "rename" => {
+                devices::rename(&mut conn, id, &name)?;
+                "device_approved"
+            }
+            _ => return Err(IdpError::NotFound),
+        };
+        if what != "rename" {
+            events::record(&mut conn, now, &Event { kind, user: Some(d.user), actor: Some(admin), detail: &format!("device {id}"), ..Event::default() })?;
+        }
+        Ok(())
+    })
+    .await??;
+    Ok(see_other("/id/admin/devices"))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct PolicyForm {
+    device_policy: String,
+    mfa_policy: String,
+}
+
+async fn set_policy(a: IdpAdmin, state: web::Data<IdpState>, form: web::Form<PolicyForm>) -> IdpResult<HttpResponse> {
+    let dp = DevicePolicy::parse(&form.device_policy).ok_or_else(|| IdpError::BadRequest("device_policy".into()))?;
+    let mp = MfaPolicy::parse(&form.mfa_policy).ok_or_else(|| IdpError::BadRequest("mfa_policy".into()))?;
+    let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        policy::set_devices(&mut conn, dp)?;
+        policy::set_mfa(&mut conn, mp)?;
+        let detail = format!("device_policy={} mfa_policy={}", dp.as_str(), mp.as_str());
+        events::record(&mut conn, now, &Event { kind: "settings_changed", actor: Some(admin), detail: &detail, ..Event::default() })?;
+        Ok(())
+    })
+    .await??;
+    Ok(see_other("/id/admin/devices"))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/admin/devices", web::get().to(list))
+        .route("/id/admin/policies", web::post().to(set_policy))
+        .route("/id/admin/devices/{id}/{action}", web::post().to(act));
+}

@@ -1,0 +1,319 @@
+//! Benutzerverwaltung (`/id/admin/users`): invite, edit, disable/enable, delete, reset
+//! password, unlock. Admins never set or see a password.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+
+use crate::catalog::{self, Entry};
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::links::{self, LinkKind};
+use crate::sessions::IdpAdmin;
+use crate::state::IdpState;
+use crate::users::{self, Profile, User, UserId, UserStatus};
+use crate::views::{layout, page, page_status, see_other};
+use crate::{IDP_DB, mail_ctx, oidc, sessions, throttle};
+
+/// Repeated-key form fields (`roles=a&roles=b`), which `web::Form` cannot express.
+pub struct Pairs(pub Vec<(String, String)>);
+
+impl Pairs {
+    pub fn parse(body: &[u8]) -> IdpResult<Self> {
+        serde_urlencoded::from_bytes(body).map(Pairs).map_err(|_| IdpError::BadRequest("malformed form".into()))
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+    }
+}
+
+fn profile_from(p: &Pairs) -> Profile {
+    Profile {
+        username: p.get("username").unwrap_or_default().to_owned(),
+        email: p.get("email").unwrap_or_default().to_owned(),
+        display_name: p.get("display_name").unwrap_or_default().to_owned(),
+        is_admin: p.get("is_admin") == Some("on"),
+        roles: p.all("roles"),
+        specialty: p.get("specialty").map(str::to_owned),
+        kv_region: p.get("kv_region").map(str::to_owned),
+        work_areas: p.get("work_areas").unwrap_or_default().split(',').map(str::to_owned).collect(),
+    }
+}
+
+pub struct Row {
+    pub id: i64,
+    pub display_name: String,
+    pub username: String,
+    pub email: String,
+    pub roles: String,
+    pub status: &'static str,
+    pub locked: bool,
+    pub is_admin: bool,
+    pub has_totp: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/admin_users.html")]
+struct ListPage {
+    layout: Layout,
+    rows: Vec<Row>,
+    notice: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/admin_user_form.html")]
+struct FormPage {
+    layout: Layout,
+    /// `None` when inviting a new user.
+    id: Option<i64>,
+    p: Profile,
+    status: &'static str,
+    locked: bool,
+    is_owner: bool,
+    invited: bool,
+    roles: &'static [Entry],
+    specialties: &'static [Entry],
+    kv_regions: &'static [Entry],
+    error: Option<String>,
+}
+
+impl FormPage {
+    fn has_role(&self, id: &str) -> bool {
+        self.p.roles.iter().any(|r| r == id)
+    }
+    fn is_specialty(&self, id: &str) -> bool {
+        self.p.specialty.as_deref() == Some(id)
+    }
+    fn is_kv(&self, id: &str) -> bool {
+        self.p.kv_region.as_deref() == Some(id)
+    }
+}
+
+fn form_page(a: &IdpAdmin, csrf: &CsrfToken, id: Option<i64>, p: Profile, user: Option<&User>, now: i64, error: Option<String>) -> FormPage {
+    FormPage {
+        layout: layout(&a.0.tenant, Some(&a.0), csrf, "/id/admin/users"),
+        id,
+        p,
+        status: user.map_or("", |u| u.status.label()),
+        locked: user.is_some_and(|u| u.is_locked(now)),
+        is_owner: user.is_some_and(|u| u.is_owner),
+        invited: user.is_some_and(|u| u.status == UserStatus::Invited),
+        roles: catalog::ROLES,
+        specialties: catalog::SPECIALTIES,
+        kv_regions: catalog::KV_REGIONS,
+        error,
+    }
+}
+
+fn profile_of(u: &User) -> Profile {
+    Profile {
+        username: u.username.clone(),
+        email: u.email.clone(),
+        display_name: u.display_name.clone(),
+        is_admin: u.is_admin,
+        roles: u.roles.clone(),
+        specialty: u.specialty.clone(),
+        kv_region: u.kv_region.clone(),
+        work_areas: u.work_areas.clone(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Notice {
+    done: Option<String>,
+}
+
+async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, q: web::Query<Notice>) -> IdpResult<HttpResponse> {
+    let t = a.0.tenant.clone();
+    let now = state.now();
+    let all = web::block(move || -> IdpResult<_> { Ok(users::list(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    let rows = all
+        .iter()
+        .map(|u| Row {
+            id: u.id.0,
+            display_name: u.display_name.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            roles: u.role_labels().join(", "),
+            status: u.status.label(),
+            locked: u.is_locked(now),
+            is_admin: u.is_admin,
+            has_totp: u.has_totp(),
+        })
+        .collect();
+    let notice = q.done.as_deref().map(|d| match d {
+        "invited" => "Die Einladung wurde verschickt.".to_owned(),
+        "deleted" => "Der Benutzer wurde gelöscht.".to_owned(),
+        _ => "Gespeichert.".to_owned(),
+    });
+    page(&ListPage { layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/users"), rows, notice })
+}
+
+async fn new_form(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
+    page(&form_page(&a, &csrf, None, Profile::default(), None, state.now(), None))
+}
+
+async fn create(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, ctx: web::Data<WebContext>, body: web::Bytes) -> IdpResult<HttpResponse> {
+    let raw = profile_from(&Pairs::parse(&body)?);
+    let now = state.now();
+    let p = match raw.clone().validate() {
+        Ok(p) => p,
+        Err(e) => return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, None, raw, None, now, Some(e.to_string()))),
+    };
+    let (t, admin, mail, ttl) = (a.0.tenant.clone(), a.0.user.id, mail_ctx(&a.0.tenant, &ctx), state.settings.invite_ttl_secs);
+    let p2 = p.clone();
+    let created = web::block(move || -> IdpResult<Result<(), String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
+            let id = match users::create_invited(conn, &p2, false, now)? {
+                Ok(id) => id,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let user = users::by_id(conn, id)?.ok_or(IdpError::NotFound)?;
+            let token = links::issue(conn, id, LinkKind::Invite, now, ttl)?;
+            crate::mail::invitation(conn, &mail, &user, &token, ttl / 3600, now)?;
+            events::record(conn, now, &Event { kind: "user_invited", user: Some(id), actor: Some(admin), ..Event::default() })?;
+            Ok(Ok(()))
+        })
+    })
+    .await??;
+    match created {
+        Ok(()) => Ok(see_other("/id/admin/users?done=invited")),
+        Err(e) => page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, None, p, None, now, Some(e))),
+    }
+}
+
+async fn load_user(a: &IdpAdmin, id: i64) -> IdpResult<User> {
+    let t = a.0.tenant.clone();
+    web::block(move || -> IdpResult<User> { users::by_id(&mut *t.conn(&IDP_DB)?, UserId(id))?.ok_or(IdpError::NotFound) }).await?
+}
+
+async fn edit_form(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: web::Path<i64>) -> IdpResult<HttpResponse> {
+    let u = load_user(&a, id.into_inner()).await?;
+    page(&form_page(&a, &csrf, Some(u.id.0), profile_of(&u), Some(&u), state.now(), None))
+}
+
+async fn update(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: web::Path<i64>, body: web::Bytes) -> IdpResult<HttpResponse> {
+    let u = load_user(&a, id.into_inner()).await?;
+    let mut raw = profile_from(&Pairs::parse(&body)?);
+    let now = state.now();
+    if u.is_owner {
+        raw.is_admin = true; // the owner always stays an administrator
+    }
+    let p = match raw.clone().validate() {
+        Ok(p) => p,
+        Err(e) => return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), raw, Some(&u), now, Some(e.to_string()))),
+    };
+    if u.id == a.0.user.id && !p.is_admin {
+        let msg = "Sie können sich die Administrationsrechte nicht selbst entziehen.".to_owned();
+        return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(msg)));
+    }
+    let (t, admin, uid, p2) = (a.0.tenant.clone(), a.0.user.id, u.id, p.clone());
+    let privileges_changed = u.is_admin != p.is_admin || u.roles != p.roles;
+    let res = web::block(move || -> IdpResult<Result<(), String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        if let Err(e) = users::update_profile(&mut conn, uid, &p2, now)? {
+            return Ok(Err(e.to_string()));
+        }
+        if privileges_changed {
+            // New privileges take effect with a new session (and fresh tokens).
+            sessions::end_all(&mut conn, uid, None, "privileges changed", now)?;
+        }
+        events::record(&mut conn, now, &Event { kind: "user_updated", user: Some(uid), actor: Some(admin), ..Event::default() })?;
+        Ok(Ok(()))
+    })
+    .await??;
+    match res {
+        Ok(()) => Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0))),
+        Err(e) => page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(e))),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ActionForm {
+    confirm: Option<String>,
+}
+
+async fn action(
+    a: IdpAdmin,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    path: web::Path<(i64, String)>,
+    form: web::Form<ActionForm>,
+) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let u = load_user(&a, id).await?;
+    let self_action = u.id == a.0.user.id;
+    if (u.is_owner || self_action) && matches!(what.as_str(), "disable" | "delete") {
+        return Err(IdpError::BadRequest("owner or self".into()));
+    }
+    if what == "delete" && form.confirm.as_deref() != Some(u.username.as_str()) {
+        return Err(IdpError::BadRequest("Zum Löschen bitte den Benutzernamen eingeben.".into()));
+    }
+    let (t, admin, now, mail) = (a.0.tenant.clone(), a.0.user.id, state.now(), mail_ctx(&a.0.tenant, &ctx));
+    let (invite_ttl, reset_ttl) = (state.settings.invite_ttl_secs, state.settings.reset_ttl_secs);
+    let target = web::block(move || -> IdpResult<&'static str> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
+            events::record(conn, now, &Event { kind, user: Some(u.id), actor: Some(admin), ..Event::default() })
+        };
+        match what.as_str() {
+            "disable" => {
+                users::set_status(&mut conn, u.id, UserStatus::Disabled, now)?;
+                sessions::end_all(&mut conn, u.id, None, "account disabled", now)?;
+                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account disabled", now)?;
+                ev(&mut conn, "user_disabled")?;
+            }
+            "enable" => {
+                let status = if u.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                users::set_status(&mut conn, u.id, status, now)?;
+                ev(&mut conn, "user_enabled")?;
+            }
+            "unlock" => {
+                users::clear_failures(&mut conn, u.id)?;
+                throttle::unlock(&mut conn, u.id, &u.username, &u.email)?;
+                ev(&mut conn, "unlock")?;
+            }
+            "reset" => {
+                let token = links::issue(&mut conn, u.id, LinkKind::Reset, now, reset_ttl)?;
+                crate::mail::password_reset(&mut conn, &mail, &u, &token, reset_ttl / 3600, now)?;
+                ev(&mut conn, "password_reset_requested")?;
+            }
+            "resend" => {
+                if u.status != UserStatus::Invited {
+                    return Err(IdpError::BadRequest("not invited".into()));
+                }
+                let token = links::issue(&mut conn, u.id, LinkKind::Invite, now, invite_ttl)?;
+                crate::mail::invitation(&mut conn, &mail, &u, &token, invite_ttl / 3600, now)?;
+                ev(&mut conn, "user_invited")?;
+            }
+            "delete" => {
+                sessions::end_all(&mut conn, u.id, None, "account deleted", now)?;
+                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account deleted", now)?;
+                ev(&mut conn, "user_deleted")?;
+                users::delete(&mut conn, u.id)?;
+                return Ok("deleted");
+            }
+            _ => return Err(IdpError::NotFound),
+        }
+        Ok("saved")
+    })
+    .await??;
+    if target == "deleted" {
+        return Ok(see_other("/id/admin/users?done=deleted"));
+    }
+    Ok(see_other(&format!("/id/admin/users/{id}?done={target}")))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/admin/users", web::get().to(list))
+        .route("/id/admin/users", web::post().to(create))
+        .route("/id/admin/users/new", web::get().to(new_form))
+        .route("/id/admin/users/{id}", web::get().to(edit_form))
+        .route("/id/admin/users/{id}", web::post().to(update))
+        .route("/id/admin/users/{id}/{action}", web::post().to(action));
+}

@@ -1,0 +1,267 @@
+//! Login (`/id/login`), logout and the device-approval wait page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::Tenant;
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+
+use super::{next_query, safe_next};
+use crate::devices::{self, DeviceStatus};
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::flow;
+use crate::passwords::Verified;
+use crate::sessions::{self, AnySession, Origin, PendingLogin, Stage};
+use crate::state::IdpState;
+use crate::throttle::{self, Gate, Keys};
+use crate::users::{self, UserStatus};
+use crate::views::{layout, page, page_status, see_other};
+use crate::{IDP_DB, mail_ctx};
+
+pub const WRONG: &str = "Benutzername oder Passwort ist falsch.";
+pub const LOCKED: &str = "Zu viele Fehlversuche. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es später erneut oder wenden Sie sich an Ihre Praxisleitung.";
+pub const DISABLED: &str = "Ihr Konto ist deaktiviert. Bitte wenden Sie sich an Ihre Praxisleitung.";
+
+#[derive(Template)]
+#[template(path = "pages/idp/login.html")]
+struct LoginPage {
+    layout: Layout,
+    practice_name: String,
+    next: String,
+    login: String,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    done: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginForm {
+    login: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn login_page(tenant: &Tenant, csrf: &CsrfToken, next: String, login: String, error: Option<&'static str>, notice: Option<&'static str>) -> LoginPage {
+    LoginPage {
+        layout: layout(tenant, None, csrf, ""),
+        practice_name: tenant.display_name().to_owned(),
+        next,
+        login,
+        error,
+        notice,
+    }
+}
+
+async fn form(tenant: Tenant, csrf: CsrfToken, any: AnySession, q: web::Query<LoginQuery>) -> IdpResult<HttpResponse> {
+    let next = safe_next(q.next.as_deref());
+    if let Some(s) = any.0 {
+        if s.session.stage == Stage::Active {
+            return Ok(see_other(&next));
+        }
+    }
+    let notice = match q.done.as_deref() {
+        Some("logout") => Some("Sie wurden abgemeldet."),
+        Some("setup") => Some("Ihr Passwort ist gespeichert. Bitte melden Sie sich an."),
+        Some("expired") => Some("Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."),
+        _ => None,
+    };
+    page(&login_page(&tenant, &csrf, next, String::new(), None, notice))
+}
+
+/// Where a login in `stage` continues.
+pub fn continue_at(stage: Stage, next: &str) -> String {
+    match stage {
+        Stage::Active => next.to_owned(),
+        Stage::Totp => format!("/id/login/totp?{}", next_query(next)),
+        Stage::Enroll => format!("/id/login/enroll?{}", next_query(next)),
+        Stage::Device => format!("/id/login/device?{}", next_query(next)),
+    }
+}
+
+async fn submit(
+    req: HttpRequest,
+    tenant: Tenant,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    form: web::Form<LoginForm>,
+) -> IdpResult<HttpResponse> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let again = |status: StatusCode, error: &'static str| {
+        page_status(status, &login_page(&tenant, &csrf, next.clone(), form.login.chars().take(254).collect(), Some(error), None))
+    };
+    if form.login.trim().is_empty() || form.login.len() > 254 || form.password.is_empty() || form.password.len() > 1024 {
+        return again(StatusCode::UNAUTHORIZED, WRONG);
+    }
+    let origin = Origin::of(&req);
+    let now = state.now();
+    let mail = mail_ctx(&tenant, &ctx);
+
+    // 1. Find the account and reserve the attempt.
+    let (t, st, login, ip, m) = (tenant.clone(), state.clone(), form.login.clone(), origin.ip.clone(), mail.clone());
+    let (user, keys, gate) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let user = users::by_login(&mut conn, &login)?;
+        let keys = Keys::new(user.as_ref().map(|u| u.id), &login, &ip);
+        let gate = throttle::begin(&mut conn, &keys, &st.settings, now)?;
+        if let (Gate::Locked { newly: true, until }, Some(u)) = (gate, &user) {
+            users::lock_until(&mut conn, u.id, until)?;
+            events::record(&mut conn, now, &Event { kind: "lockout", user: Some(u.id), ip: Some(&ip), ..Event::default() })?;
+            crate::mail::account_locked(&mut conn, &m, u, now)?;
+        }
+        Ok((user, keys, gate))
+    })
+    .await??;
+    match gate {
+        Gate::Locked { .. } => return again(StatusCode::TOO_MANY_REQUESTS, LOCKED),
+        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Proceed { .. } => {}
+    }
+
+    // 2. Check the password (unknown users against the dummy hash: same cost).
+    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = state
+        .hasher
+        .verify(form.password, stored)
+        .await
+        .map_err(|e| IdpError::Internal(e.to_string()))?;
+
+    // 3. Record the outcome and open the session.
+    let device_cookie = req.cookie(devices::cookie_name(ctx.settings.scheme)).map(|c| c.value().to_owned());
+    let old_session = req.cookie(sessions::cookie_name(ctx.settings.scheme)).map(|c| c.value().to_owned());
+    let (t, ip) = (tenant.clone(), origin.ip.clone());
+    let result = web::block(move || -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let user = match user {
+            Some(u) if verified != Verified::No => u,
+            other => {
+            let uid = other.as_ref().map(|u| u.id);
+            if let Some(u) = uid {
+                users::record_failure(&mut conn, u, now)?;
+            }
+            events::record(&mut conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
+            return Ok(Err(WRONG));
+            }
+        };
+        throttle::succeeded(&mut conn, &keys)?;
+        if user.status != UserStatus::Active {
+            return Ok(Err(DISABLED));
+        }
+        if user.is_locked(now) {
+            return Ok(Err(LOCKED));
+        }
+        users::clear_failures(&mut conn, user.id)?;
+        if let Verified::YesRehashed(h) = &verified {
+            users::replace_hash(&mut conn, user.id, h)?;
+        }
+        // Never adopt a session cookie the browser brought along: end it, start fresh.
+        if let Some(old) = old_session.as_deref() {
+            if let Some(s) = sessions::by_token(&mut conn, old)? {
+                sessions::end(&mut conn, s.id, "replaced by new login", now)?;
+            }
+        }
+        let outcome = flow::after_password(&mut conn, &user, device_cookie.as_deref(), &origin, &mail, now)?;
+        if outcome.device_refused {
+            return Ok(Err("Dieses Gerät ist für Ihr Konto gesperrt. Bitte wenden Sie sich an Ihre Praxisleitung."));
+        }
+        let amr = "pwd";
+        let (token, _) = sessions::create(&mut conn, user.id, outcome.stage, amr, outcome.device_id, &origin, now)?;
+        events::record(&mut conn, now, &Event { kind: "login_ok", user: Some(user.id), ip: Some(&origin.ip), detail: outcome.stage.as_str(), ..Event::default() })?;
+        Ok(Ok((token, outcome)))
+    })
+    .await??;
+    let (token, outcome) = match result {
+        Ok(v) => v,
+        Err(msg) if msg == LOCKED => return again(StatusCode::TOO_MANY_REQUESTS, msg),
+        Err(msg) => return again(StatusCode::UNAUTHORIZED, msg),
+    };
+    let mut res = see_other(&continue_at(outcome.stage, &next));
+    let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, &token));
+    if let Some(d) = outcome.new_device_cookie {
+        let _ = res.add_cookie(&devices::cookie(ctx.settings.scheme, &d));
+    }
+    Ok(res)
+}
+
+async fn logout(tenant: Tenant, state: web::Data<IdpState>, ctx: web::Data<WebContext>, any: AnySession) -> IdpResult<HttpResponse> {
+    if let Some(s) = any.0 {
+        let now = state.now();
+        web::block(move || -> IdpResult<()> {
+            let mut conn = tenant.conn(&IDP_DB)?;
+            sessions::end(&mut conn, s.session.id, "logout", now)?;
+            events::record(&mut conn, now, &Event { kind: "logout", user: Some(s.user.id), ip: Some(&s.session.ip), ..Event::default() })?;
+            Ok(())
+        })
+        .await??;
+    }
+    let mut res = see_other("/id/login?done=logout");
+    let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/device_wait.html")]
+struct DeviceWaitPage {
+    layout: Layout,
+    refused: bool,
+    next: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// "Dieses Gerät wartet auf Freigabe": checks again on every visit.
+async fn device_wait(
+    tenant: Tenant,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    pending: PendingLogin,
+    q: web::Query<NextQuery>,
+) -> IdpResult<HttpResponse> {
+    let next = safe_next(q.next.as_deref());
+    let s = pending.0;
+    if s.session.stage != Stage::Device {
+        return Ok(see_other(&continue_at(s.session.stage, &next)));
+    }
+    let now = state.now();
+    let t = tenant.clone();
+    let sess = s.session.clone();
+    let status = web::block(move || -> IdpResult<(Option<DeviceStatus>, Option<String>)> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let dev = match sess.device_id {
+            Some(id) => devices::by_id(&mut conn, id)?,
+            None => None,
+        };
+        let status = dev.map(|d| d.status);
+        if status == Some(DeviceStatus::Approved) {
+            let token = sessions::promote(&mut conn, sess.id, Stage::Active, &sess.amr, sess.device_id, now)?;
+            return Ok((status, Some(token)));
+        }
+        Ok((status, None))
+    })
+    .await??;
+    if let (_, Some(token)) = &status {
+        let mut res = see_other(&next);
+        let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, token));
+        return Ok(res);
+    }
+    let refused = !matches!(status.0, Some(DeviceStatus::Pending));
+    page(&DeviceWaitPage { layout: layout(&tenant, None, &csrf, ""), refused, next })
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/login", web::get().to(form))
+        .route("/id/login", web::post().to(submit))
+        .route("/id/logout", web::post().to(logout))
+        .route("/id/login/device", web::get().to(device_wait));
+}

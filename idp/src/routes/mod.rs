@@ -1,0 +1,57 @@
+//! HTTP routes of the IdP. One file per resource; handlers are thin.
+
+pub mod account;
+pub mod admin_devices;
+pub mod admin_events;
+pub mod admin_users;
+pub mod home;
+pub mod login;
+pub mod setup;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    login::configure(cfg);
+    setup::configure(cfg);
+    home::configure(cfg);
+    account::configure(cfg);
+    admin_users::configure(cfg);
+    admin_devices::configure(cfg);
+    admin_events::configure(cfg);
+}
+
+/// Only local paths are accepted as a place to return to after login.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.starts_with("/\\")
+                && n.len() <= 2000
+                && !n.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            n.to_owned()
+        }
+        _ => "/id/".into(),
+    }
+}
+
+/// `?next=...` for a redirect, URL-encoded.
+pub fn next_query(next: &str) -> String {
+    serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/id/account")), "/id/account");
+        assert_eq!(safe_next(Some("/chat?x=1")), "/chat?x=1");
+        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "javascript:alert(1)", "", "/a\nb"] {
+            assert_eq!(safe_next(Some(bad)), "/id/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/id/");
+    }
+}

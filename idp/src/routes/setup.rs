@@ -1,0 +1,167 @@
+//! One-time links (`/id/setup/<token>`): the owner's first setup, invitations and password
+//! resets all end here, where the user chooses a password. The admin never sees it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::Tenant;
+use kollegium_tenants::web::{CsrfToken, Layout};
+
+use crate::error::IdpResult;
+use crate::events::{self, Event};
+use crate::links::{self, LinkKind};
+use crate::passwords::{self, PolicyError};
+use crate::sessions;
+use crate::state::IdpState;
+use crate::users::{self, Profile, User};
+use crate::views::{layout, page, page_status, see_other};
+use crate::{IDP_DB, oidc};
+
+#[derive(Template)]
+#[template(path = "pages/idp/setup.html")]
+struct SetupPage {
+    layout: Layout,
+    practice_name: String,
+    token: String,
+    kind: &'static str,
+    username: String,
+    display_name: String,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/link_invalid.html")]
+struct InvalidPage {
+    layout: Layout,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct SetupForm {
+    username: Option<String>,
+    display_name: Option<String>,
+    password: String,
+    password_repeat: String,
+}
+
+fn kind_str(k: LinkKind) -> &'static str {
+    k.as_str()
+}
+
+async fn lookup(tenant: &Tenant, state: &IdpState, token: String) -> IdpResult<Option<(links::ValidLink, User)>> {
+    let t = tenant.clone();
+    let now = state.now();
+    web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let Some(link) = links::check(&mut conn, &token, now)? else { return Ok(None) };
+        Ok(users::by_id(&mut conn, link.user)?.map(|u| (link, u)))
+    })
+    .await?
+}
+
+fn invalid(tenant: &Tenant, csrf: &CsrfToken) -> IdpResult<HttpResponse> {
+    page_status(StatusCode::GONE, &InvalidPage { layout: layout(tenant, None, csrf, "") })
+}
+
+async fn show(tenant: Tenant, csrf: CsrfToken, state: web::Data<IdpState>, token: web::Path<String>) -> IdpResult<HttpResponse> {
+    let token = token.into_inner();
+    let Some((link, user)) = lookup(&tenant, &state, token.clone()).await? else {
+        return invalid(&tenant, &csrf);
+    };
+    page(&SetupPage {
+        layout: layout(&tenant, None, &csrf, ""),
+        practice_name: tenant.display_name().to_owned(),
+        token,
+        kind: kind_str(link.kind),
+        username: user.username,
+        display_name: user.display_name,
+        error: None,
+    })
+}
+
+async fn submit(
+    tenant: Tenant,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    token: web::Path<String>,
+    form: web::Form<SetupForm>,
+) -> IdpResult<HttpResponse> {
+    let token = token.into_inner();
+    let form = form.into_inner();
+    let Some((link, user)) = lookup(&tenant, &state, token.clone()).await? else {
+        return invalid(&tenant, &csrf);
+    };
+    // The owner chooses user name and display name at setup; others keep what the admin set.
+    let mut profile = Profile {
+        username: user.username.clone(),
+        email: user.email.clone(),
+        display_name: user.display_name.clone(),
+        is_admin: user.is_admin,
+        roles: user.roles.clone(),
+        specialty: user.specialty.clone(),
+        kv_region: user.kv_region.clone(),
+        work_areas: user.work_areas.clone(),
+    };
+    if link.kind == LinkKind::Setup {
+        profile.username = form.username.clone().unwrap_or_default();
+        profile.display_name = form.display_name.clone().unwrap_or_default();
+    }
+    let again = |error: String, p: &Profile| {
+        page_status(
+            StatusCode::BAD_REQUEST,
+            &SetupPage {
+                layout: layout(&tenant, None, &csrf, ""),
+                practice_name: tenant.display_name().to_owned(),
+                token: token.clone(),
+                kind: kind_str(link.kind),
+                username: p.username.clone(),
+                display_name: p.display_name.clone(),
+                error: Some(error),
+            },
+        )
+    };
+    let profile = match profile.clone().validate() {
+        Ok(p) => p,
+        Err(e) => return again(e.to_string(), &profile),
+    };
+    if form.password != form.password_repeat {
+        return again(PolicyError::Mismatch.to_string(), &profile);
+    }
+    let email_local = profile.email.split('@').next().unwrap_or("").to_owned();
+    if let Err(e) = passwords::check_policy(&form.password, &[&profile.username, &email_local]) {
+        return again(e.to_string(), &profile);
+    }
+    let hash = state.hasher.hash(form.password).await.map_err(|e| crate::error::IdpError::Internal(e.to_string()))?;
+    let now = state.now();
+    let t = tenant.clone();
+    let p = profile.clone();
+    let outcome = web::block(move || -> IdpResult<Result<(), String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
+            if !links::consume(conn, &link, now)? {
+                return Ok(Err("Dieser Link wurde bereits verwendet.".into()));
+            }
+            if link.kind == LinkKind::Setup {
+                if let Err(e) = users::update_profile(conn, user.id, &p, now)? {
+                    return Ok(Err(e.to_string()));
+                }
+            }
+            users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
+            if link.kind == LinkKind::Reset {
+                sessions::end_all(conn, user.id, None, "password reset", now)?;
+                oidc::grants::revoke_all_for_user(conn, user.id, "password reset", now)?;
+            }
+            let kind = if link.kind == LinkKind::Reset { "password_changed" } else { "setup_completed" };
+            events::record(conn, now, &Event { kind, user: Some(user.id), actor: Some(user.id), ..Event::default() })?;
+            Ok(Ok(()))
+        })
+    })
+    .await??;
+    match outcome {
+        Ok(()) => Ok(see_other("/id/login?done=setup")),
+        Err(e) => again(e, &profile),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/setup/{token}", web::get().to(show)).route("/id/setup/{token}", web::post().to(submit));
+}

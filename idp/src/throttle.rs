@@ -1,0 +1,109 @@
+//! Login throttling per account and per client address: every attempt is counted before
+//! the password is checked (so parallel guesses cannot slip past the limit), a success
+//! clears the account's count, failures beyond a threshold are delayed with an escalating
+//! pause and then locked out for a while. Accounts are keyed by user id when the login
+//! names one and by the login string otherwise, so unknown names behave like known ones.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use kollegium_tenants::UnixTime;
+
+use crate::schema::throttle;
+use crate::state::IdpSettings;
+use crate::users::UserId;
+
+/// The keys an attempt is counted under.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub account: String,
+    pub address: String,
+}
+
+impl Keys {
+    pub fn new(user: Option<UserId>, login: &str, ip: &str) -> Self {
+        let account = match user {
+            Some(u) => format!("user:{}", u.0),
+            None => format!("login:{}", login.trim().to_lowercase()),
+        };
+        Self { account, address: format!("ip:{ip}") }
+    }
+}
+
+/// Outcome of reserving an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Go ahead; wait this long first (escalating delay).
+    Proceed { delay: Duration },
+    /// Locked (account or address). `newly` is true when this attempt caused the lock.
+    Locked { newly: bool, until: UnixTime },
+}
+
+fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<(i64, Option<i64>)> {
+    // Failures older than the window are forgotten.
+    diesel::update(throttle::table.find(key).filter(throttle::last_failure_at.lt(now - window)))
+        .set((throttle::failures.eq(0), throttle::locked_until.eq(None::<i64>)))
+        .execute(conn)?;
+    diesel::insert_into(throttle::table)
+        .values((throttle::key.eq(key), throttle::failures.eq(1), throttle::last_failure_at.eq(now)))
+        .on_conflict(throttle::key)
+        .do_update()
+        .set((
+            throttle::failures.eq(throttle::failures + 1),
+            throttle::last_failure_at.eq(excluded(throttle::last_failure_at)),
+        ))
+        .returning((throttle::failures, throttle::locked_until))
+        .get_result(conn)
+}
+
+fn lock(conn: &mut SqliteConnection, key: &str, until: UnixTime) -> QueryResult<()> {
+    diesel::update(throttle::table.find(key)).set(throttle::locked_until.eq(until)).execute(conn).map(|_| ())
+}
+
+/// Reserves an attempt (counted as a failure until [`succeeded`] clears it).
+pub fn begin(conn: &mut SqliteConnection, keys: &Keys, s: &IdpSettings, now: UnixTime) -> QueryResult<Gate> {
+    let window = s.lockout_secs;
+    let (acct, acct_lock) = bump(conn, &keys.account, window, now)?;
+    let (addr, addr_lock) = bump(conn, &keys.address, window, now)?;
+    if let Some(until) = acct_lock.into_iter().chain(addr_lock).filter(|t| *t > now).max() {
+        return Ok(Gate::Locked { newly: false, until });
+    }
+    let until = now + s.lockout_secs;
+    if acct > s.lockout_threshold {
+        lock(conn, &keys.account, until)?;
+        return Ok(Gate::Locked { newly: true, until });
+    }
+    if addr > s.address_lockout_threshold {
+        lock(conn, &keys.address, until)?;
+        return Ok(Gate::Locked { newly: true, until });
+    }
+    // This attempt is number `acct`; the ones before it failed.
+    let prior = (acct - 1).max(addr - 1);
+    let delay = if prior > s.delay_after {
+        let exp = (prior - s.delay_after).min(10) as u32;
+        Duration::from_millis((250u64 << exp).min(s.max_delay_ms))
+    } else {
+        Duration::ZERO
+    };
+    Ok(Gate::Proceed { delay })
+}
+
+/// A correct password: the account's count starts over (the address keeps its count).
+pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys) -> QueryResult<()> {
+    diesel::delete(throttle::table.find(&keys.account)).execute(conn)?;
+    diesel::update(throttle::table.find(&keys.address))
+        .set(throttle::failures.eq(throttle::failures - 1))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Admin unlock: forgets everything counted against the account.
+pub fn unlock(conn: &mut SqliteConnection, user: UserId, username: &str, email: &str) -> QueryResult<()> {
+    let keys = [
+        format!("user:{}", user.0),
+        format!("login:{}", username.to_lowercase()),
+        format!("login:{}", email.to_lowercase()),
+    ];
+    diesel::delete(throttle::table.filter(throttle::key.eq_any(keys))).execute(conn).map(|_| ())
+}
