@@ -27,7 +27,10 @@ pub fn check_loopback(config: &Config) -> Result<(), String> {
 }
 
 /// Creates the demo practice unless it exists. Returns whether it was created.
-pub fn ensure_demo(store: &TenantStore, web: &kollegium_tenants::web::WebSettings) -> anyhow::Result<bool> {
+pub fn ensure_demo(
+    store: &TenantStore,
+    web: &kollegium_tenants::web::WebSettings,
+) -> anyhow::Result<bool> {
     let slug = Slug::parse(DEMO_SLUG)?;
     if store
         .with_registry(|c| registry::find(c, slug.as_str()))?

@@ -62,6 +62,15 @@ pub fn test_config(data_dir: &Path) -> Config {
         operator_listen: "127.0.0.1:0".into(),
         workers: 2,
         shutdown_timeout_secs: 5,
+        // Cheap hashing keeps the suite fast; production defaults are tested in unit tests.
+        idp: kollegium_idp::IdpSettings {
+            argon2: kollegium_idp::passwords::Argon2Params {
+                m_kib: 256,
+                t: 1,
+                p: 1,
+            },
+            ..kollegium_idp::IdpSettings::default()
+        },
         ..Config::default()
     }
 }
@@ -196,6 +205,73 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// Creates an active account with a password directly in the practice's IdP database
+    /// (a fixture: the invitation flow itself is tested separately).
+    pub async fn create_user(
+        &self,
+        slug: &str,
+        username: &str,
+        password: &str,
+        admin: bool,
+    ) -> kollegium_idp::users::UserId {
+        use kollegium_idp::users::{self, Profile};
+        let tenant = self.tenant(slug);
+        let hasher = kollegium_idp::passwords::Hasher::new(self.config.idp.argon2).unwrap();
+        let hash = hasher.hash_blocking(password).unwrap();
+        let now = self.clock.now();
+        let profile = Profile {
+            username: username.into(),
+            email: format!("{username}@{slug}.example"),
+            display_name: format!("{username} Test"),
+            is_admin: admin,
+            roles: vec!["mfa".into()],
+            ..Profile::default()
+        }
+        .validate()
+        .unwrap();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+            let id = users::create_invited(&mut conn, &profile, false, now)
+                .unwrap()
+                .unwrap();
+            users::set_password(&mut conn, id, &hash, true, now).unwrap();
+            id
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Signs `client` in at a practice's IdP through the real login form; returns the
+    /// response to the form post (a 303 on success).
+    pub async fn login(
+        &self,
+        client: &reqwest::Client,
+        slug: &str,
+        login: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = client
+            .get(self.url(slug, "/id/login"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let token = form_csrf(&page);
+        client
+            .post(self.url(slug, "/id/login"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("login", login),
+                ("password", password),
+                ("next", "/id/"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, url: &str) -> reqwest::Response {
         self.client.get(url).send().await.unwrap()
     }
@@ -246,6 +322,17 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn meta_csrf(html: &str) -> String {
     let start = html.find("name=\"csrf-token\" content=\"").unwrap()
         + "name=\"csrf-token\" content=\"".len();
+    let end = html[start..].find('"').unwrap();
+    html[start..start + end].to_owned()
+}
+
+/// The CSRF token of the first form on a page (`<input name="csrf_token" value="...">`).
+pub fn form_csrf(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html
+        .find(marker)
+        .expect("page has a form with a CSRF token")
+        + marker.len();
     let end = html[start..].find('"').unwrap();
     html[start..start + end].to_owned()
 }

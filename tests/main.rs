@@ -6,6 +6,7 @@
 mod harness;
 
 mod cli;
+mod idp_accounts;
 mod plumbing;
 mod routing;
 mod tenancy;

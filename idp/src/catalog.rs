@@ -67,7 +67,10 @@ pub const SPECIALTIES: &[Entry] = &[
     e("nephrologie", "Nephrologie"),
     e("rheumatologie", "Rheumatologie"),
     e("haematologie-onkologie", "Hämatologie und Onkologie"),
-    e("physikalische-medizin", "Physikalische und Rehabilitative Medizin"),
+    e(
+        "physikalische-medizin",
+        "Physikalische und Rehabilitative Medizin",
+    ),
     e("laboratoriumsmedizin", "Laboratoriumsmedizin"),
     e("pathologie", "Pathologie"),
     e("humangenetik", "Humangenetik"),

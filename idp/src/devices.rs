@@ -110,7 +110,11 @@ pub fn cookie(scheme: Scheme, token: &str) -> Cookie<'static> {
 }
 
 /// The device of `user` that this browser's cookie names, if any.
-pub fn for_cookie(conn: &mut SqliteConnection, user: UserId, token: &str) -> QueryResult<Option<Device>> {
+pub fn for_cookie(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    token: &str,
+) -> QueryResult<Option<Device>> {
     if token.is_empty() || token.len() > 100 {
         return Ok(None);
     }
@@ -152,7 +156,12 @@ pub fn new_token() -> String {
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<Device>> {
-    devices::table.find(id).select(Row::as_select()).first(conn).optional().map(|o| o.map(Device::from))
+    devices::table
+        .find(id)
+        .select(Row::as_select())
+        .first(conn)
+        .optional()
+        .map(|o| o.map(Device::from))
 }
 
 pub fn list(conn: &mut SqliteConnection) -> QueryResult<Vec<Device>> {
@@ -183,13 +192,21 @@ pub fn set_status(
 pub fn rename(conn: &mut SqliteConnection, id: i64, name: &str) -> QueryResult<()> {
     let name = name.trim();
     let value = if name.is_empty() { None } else { Some(name) };
-    diesel::update(devices::table.find(id)).set(devices::name.eq(value)).execute(conn).map(|_| ())
+    diesel::update(devices::table.find(id))
+        .set(devices::name.eq(value))
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn remove(conn: &mut SqliteConnection, id: i64) -> QueryResult<()> {
-    diesel::delete(devices::table.find(id)).execute(conn).map(|_| ())
+    diesel::delete(devices::table.find(id))
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn touch(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult<()> {
-    diesel::update(devices::table.find(id)).set(devices::last_seen_at.eq(now)).execute(conn).map(|_| ())
+    diesel::update(devices::table.find(id))
+        .set(devices::last_seen_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
 }

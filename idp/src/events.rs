@@ -15,7 +15,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("unlock", "Konto entsperrt"),
     ("logout", "Abmeldung"),
     ("password_changed", "Passwort geändert"),
-    ("password_reset_requested", "Passwort-Zurücksetzung angefordert"),
+    (
+        "password_reset_requested",
+        "Passwort-Zurücksetzung angefordert",
+    ),
     ("totp_enabled", "Zwei-Faktor aktiviert"),
     ("totp_disabled", "Zwei-Faktor deaktiviert"),
     ("recovery_code_used", "Wiederherstellungscode verwendet"),
@@ -43,7 +46,10 @@ pub const KINDS: &[(&str, &str)] = &[
 ];
 
 pub fn label(kind: &str) -> &str {
-    KINDS.iter().find(|(k, _)| *k == kind).map_or(kind, |(_, l)| l)
+    KINDS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(kind, |(_, l)| l)
 }
 
 /// One event to record.
@@ -98,7 +104,11 @@ pub fn list(conn: &mut SqliteConnection, f: &Filter, limit: i64) -> QueryResult<
         q = q.filter(security_events::kind.eq(k.to_owned()));
     }
     if let Some(u) = f.user {
-        q = q.filter(security_events::user_id.eq(u).or(security_events::actor_id.eq(u)));
+        q = q.filter(
+            security_events::user_id
+                .eq(u)
+                .or(security_events::actor_id.eq(u)),
+        );
     }
     if let Some(b) = f.before {
         q = q.filter(security_events::id.lt(b));
@@ -107,5 +117,8 @@ pub fn list(conn: &mut SqliteConnection, f: &Filter, limit: i64) -> QueryResult<
 }
 
 pub fn count_kind(conn: &mut SqliteConnection, kind: &str) -> QueryResult<i64> {
-    security_events::table.filter(security_events::kind.eq(kind)).count().get_result(conn)
+    security_events::table
+        .filter(security_events::kind.eq(kind))
+        .count()
+        .get_result(conn)
 }

@@ -31,10 +31,20 @@ pub fn after_password(
     now: UnixTime,
 ) -> QueryResult<Outcome> {
     if user.has_totp() {
-        return Ok(Outcome { stage: Stage::Totp, device_id: None, new_device_cookie: None, device_refused: false });
+        return Ok(Outcome {
+            stage: Stage::Totp,
+            device_id: None,
+            new_device_cookie: None,
+            device_refused: false,
+        });
     }
     if policy::mfa(conn)?.requires(user.is_admin) {
-        return Ok(Outcome { stage: Stage::Enroll, device_id: None, new_device_cookie: None, device_refused: false });
+        return Ok(Outcome {
+            stage: Stage::Enroll,
+            device_id: None,
+            new_device_cookie: None,
+            device_refused: false,
+        });
     }
     after_second_factor(conn, user, device_cookie, origin, mail, now)
 }
@@ -49,7 +59,12 @@ pub fn after_second_factor(
     now: UnixTime,
 ) -> QueryResult<Outcome> {
     if policy::devices(conn)? == DevicePolicy::Off {
-        return Ok(Outcome { stage: Stage::Active, device_id: None, new_device_cookie: None, device_refused: false });
+        return Ok(Outcome {
+            stage: Stage::Active,
+            device_id: None,
+            new_device_cookie: None,
+            device_refused: false,
+        });
     }
     let existing = match device_cookie {
         Some(t) => devices::for_cookie(conn, user.id, t)?,
@@ -63,15 +78,28 @@ pub fn after_second_factor(
                 DeviceStatus::Pending => (Stage::Device, false),
                 DeviceStatus::Suspended | DeviceStatus::Rejected => (Stage::Device, true),
             };
-            Ok(Outcome { stage, device_id: Some(d.id), new_device_cookie: None, device_refused: refused })
+            Ok(Outcome {
+                stage,
+                device_id: Some(d.id),
+                new_device_cookie: None,
+                device_refused: refused,
+            })
         }
         None => {
-            let token = device_cookie.map(str::to_owned).unwrap_or_else(devices::new_token);
+            let token = device_cookie
+                .map(str::to_owned)
+                .unwrap_or_else(devices::new_token);
             let d = devices::create_pending(conn, user.id, &token, origin, now)?;
             events::record(
                 conn,
                 now,
-                &Event { kind: "device_pending", user: Some(user.id), ip: Some(&origin.ip), detail: &crate::sessions::describe_agent(&origin.user_agent), ..Event::default() },
+                &Event {
+                    kind: "device_pending",
+                    user: Some(user.id),
+                    ip: Some(&origin.ip),
+                    detail: &crate::sessions::describe_agent(&origin.user_agent),
+                    ..Event::default()
+                },
             )?;
             crate::mail::device_waiting(conn, mail, now)?;
             Ok(Outcome {

@@ -44,12 +44,7 @@ pub use provision::IdpProvisioner;
 pub use state::{IdpSettings, IdpState};
 
 /// Paths where POSTs authenticate without cookies (client credentials or bearer tokens).
-pub const CSRF_EXEMPT: &[&str] = &[
-    "/id/token",
-    "/id/revoke",
-    "/id/introspect",
-    "/id/userinfo",
-];
+pub const CSRF_EXEMPT: &[&str] = &["/id/token", "/id/revoke", "/id/introspect", "/id/userinfo"];
 
 /// Mail context of a practice as seen from a request.
 pub fn mail_ctx(tenant: &Tenant, web: &WebContext) -> mail::MailCtx {

@@ -76,7 +76,11 @@ pub struct ValidLink {
     pub kind: LinkKind,
 }
 
-pub fn check(conn: &mut SqliteConnection, token: &str, now: UnixTime) -> QueryResult<Option<ValidLink>> {
+pub fn check(
+    conn: &mut SqliteConnection,
+    token: &str,
+    now: UnixTime,
+) -> QueryResult<Option<ValidLink>> {
     if token.len() > 128 {
         return Ok(None);
     }
@@ -84,18 +88,28 @@ pub fn check(conn: &mut SqliteConnection, token: &str, now: UnixTime) -> QueryRe
         .filter(action_tokens::token_hash.eq(token_hash(token)))
         .filter(action_tokens::used_at.is_null())
         .filter(action_tokens::expires_at.gt(now))
-        .select((action_tokens::id, action_tokens::user_id, action_tokens::kind))
+        .select((
+            action_tokens::id,
+            action_tokens::user_id,
+            action_tokens::kind,
+        ))
         .first(conn)
         .optional()?;
     Ok(row.and_then(|(id, user, kind)| {
-        LinkKind::parse(&kind).map(|kind| ValidLink { id, user: UserId(user), kind })
+        LinkKind::parse(&kind).map(|kind| ValidLink {
+            id,
+            user: UserId(user),
+            kind,
+        })
     }))
 }
 
 /// Marks the link used; false if someone else used it first.
 pub fn consume(conn: &mut SqliteConnection, link: &ValidLink, now: UnixTime) -> QueryResult<bool> {
     let n = diesel::update(
-        action_tokens::table.find(link.id).filter(action_tokens::used_at.is_null()),
+        action_tokens::table
+            .find(link.id)
+            .filter(action_tokens::used_at.is_null()),
     )
     .set(action_tokens::used_at.eq(now))
     .execute(conn)?;
@@ -103,7 +117,12 @@ pub fn consume(conn: &mut SqliteConnection, link: &ValidLink, now: UnixTime) -> 
 }
 
 /// Whether the user still has an open link of this kind.
-pub fn has_open(conn: &mut SqliteConnection, user: UserId, kind: LinkKind, now: UnixTime) -> QueryResult<bool> {
+pub fn has_open(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    kind: LinkKind,
+    now: UnixTime,
+) -> QueryResult<bool> {
     let n: i64 = action_tokens::table
         .filter(action_tokens::user_id.eq(user.0))
         .filter(action_tokens::kind.eq(kind.as_str()))

@@ -41,7 +41,8 @@ mail_templates!(device_waiting, "email/device_waiting/subject.txt", "email/devic
 mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str });
 
 fn render(t: &impl Template) -> QueryResult<String> {
-    t.render().map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+    t.render()
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
 /// Puts a rendered mail into the practice's queue.
@@ -68,21 +69,57 @@ pub fn enqueue(
         .map(|_| ())
 }
 
-pub fn invitation(conn: &mut SqliteConnection, ctx: &MailCtx, user: &User, token: &str, valid_hours: i64, now: UnixTime) -> QueryResult<()> {
+pub fn invitation(
+    conn: &mut SqliteConnection,
+    ctx: &MailCtx,
+    user: &User,
+    token: &str,
+    valid_hours: i64,
+    now: UnixTime,
+) -> QueryResult<()> {
     let link = format!("{}/id/setup/{token}", ctx.origin);
-    let (p, d, u) = (ctx.practice_name.as_str(), user.display_name.as_str(), user.username.as_str());
+    let (p, d, u) = (
+        ctx.practice_name.as_str(),
+        user.display_name.as_str(),
+        user.username.as_str(),
+    );
     enqueue(
         conn,
         now,
         "invitation",
         &user.email,
-        &render(&invitation::Subject { practice_name: p, display_name: d, username: u, link: &link, valid_hours })?,
-        &render(&invitation::Text { practice_name: p, display_name: d, username: u, link: &link, valid_hours })?,
-        &render(&invitation::Html { practice_name: p, display_name: d, username: u, link: &link, valid_hours })?,
+        &render(&invitation::Subject {
+            practice_name: p,
+            display_name: d,
+            username: u,
+            link: &link,
+            valid_hours,
+        })?,
+        &render(&invitation::Text {
+            practice_name: p,
+            display_name: d,
+            username: u,
+            link: &link,
+            valid_hours,
+        })?,
+        &render(&invitation::Html {
+            practice_name: p,
+            display_name: d,
+            username: u,
+            link: &link,
+            valid_hours,
+        })?,
     )
 }
 
-pub fn password_reset(conn: &mut SqliteConnection, ctx: &MailCtx, user: &User, token: &str, valid_hours: i64, now: UnixTime) -> QueryResult<()> {
+pub fn password_reset(
+    conn: &mut SqliteConnection,
+    ctx: &MailCtx,
+    user: &User,
+    token: &str,
+    valid_hours: i64,
+    now: UnixTime,
+) -> QueryResult<()> {
     let link = format!("{}/id/setup/{token}", ctx.origin);
     let (p, d) = (ctx.practice_name.as_str(), user.display_name.as_str());
     enqueue(
@@ -90,14 +127,33 @@ pub fn password_reset(conn: &mut SqliteConnection, ctx: &MailCtx, user: &User, t
         now,
         "password_reset",
         &user.email,
-        &render(&password_reset::Subject { practice_name: p, display_name: d, link: &link, valid_hours })?,
-        &render(&password_reset::Text { practice_name: p, display_name: d, link: &link, valid_hours })?,
-        &render(&password_reset::Html { practice_name: p, display_name: d, link: &link, valid_hours })?,
+        &render(&password_reset::Subject {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+            valid_hours,
+        })?,
+        &render(&password_reset::Text {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+            valid_hours,
+        })?,
+        &render(&password_reset::Html {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+            valid_hours,
+        })?,
     )
 }
 
 /// Tells every active admin that a device waits for approval.
-pub fn device_waiting(conn: &mut SqliteConnection, ctx: &MailCtx, now: UnixTime) -> QueryResult<()> {
+pub fn device_waiting(
+    conn: &mut SqliteConnection,
+    ctx: &MailCtx,
+    now: UnixTime,
+) -> QueryResult<()> {
     let link = format!("{}/id/admin/devices", ctx.origin);
     let p = ctx.practice_name.as_str();
     let admins: Vec<String> = users_t::table
@@ -111,15 +167,29 @@ pub fn device_waiting(conn: &mut SqliteConnection, ctx: &MailCtx, now: UnixTime)
             now,
             "device_waiting",
             &to,
-            &render(&device_waiting::Subject { practice_name: p, link: &link })?,
-            &render(&device_waiting::Text { practice_name: p, link: &link })?,
-            &render(&device_waiting::Html { practice_name: p, link: &link })?,
+            &render(&device_waiting::Subject {
+                practice_name: p,
+                link: &link,
+            })?,
+            &render(&device_waiting::Text {
+                practice_name: p,
+                link: &link,
+            })?,
+            &render(&device_waiting::Html {
+                practice_name: p,
+                link: &link,
+            })?,
         )?;
     }
     Ok(())
 }
 
-pub fn account_locked(conn: &mut SqliteConnection, ctx: &MailCtx, user: &User, now: UnixTime) -> QueryResult<()> {
+pub fn account_locked(
+    conn: &mut SqliteConnection,
+    ctx: &MailCtx,
+    user: &User,
+    now: UnixTime,
+) -> QueryResult<()> {
     let link = format!("{}/id/login", ctx.origin);
     let (p, d) = (ctx.practice_name.as_str(), user.display_name.as_str());
     enqueue(
@@ -127,8 +197,20 @@ pub fn account_locked(conn: &mut SqliteConnection, ctx: &MailCtx, user: &User, n
         now,
         "account_locked",
         &user.email,
-        &render(&account_locked::Subject { practice_name: p, display_name: d, link: &link })?,
-        &render(&account_locked::Text { practice_name: p, display_name: d, link: &link })?,
-        &render(&account_locked::Html { practice_name: p, display_name: d, link: &link })?,
+        &render(&account_locked::Subject {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+        })?,
+        &render(&account_locked::Text {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+        })?,
+        &render(&account_locked::Html {
+            practice_name: p,
+            display_name: d,
+            link: &link,
+        })?,
     )
 }

@@ -24,7 +24,11 @@ pub struct Argon2Params {
 impl Default for Argon2Params {
     /// OWASP's recommendation: m=19 MiB, t=2, p=1.
     fn default() -> Self {
-        Self { m_kib: 19_456, t: 2, p: 1 }
+        Self {
+            m_kib: 19_456,
+            t: 2,
+            p: 1,
+        }
     }
 }
 
@@ -57,7 +61,9 @@ pub struct Hasher {
 
 impl std::fmt::Debug for Hasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hasher").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("Hasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,13 +76,20 @@ fn argon(params: Argon2Params) -> Result<Argon2<'static>, HashError> {
 impl Hasher {
     pub fn new(params: Argon2Params) -> Result<Self, HashError> {
         let argon = argon(params)?;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let salt = SaltString::generate(&mut OsRng);
         let dummy = argon
             .hash_password(b"dummy password that no account has", &salt)
             .map_err(|e| HashError::Hash(e.to_string()))?
             .to_string();
-        Ok(Self { params, argon, permits: Arc::new(Semaphore::new(cores)), dummy })
+        Ok(Self {
+            params,
+            argon,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy,
+        })
     }
 
     pub fn params(&self) -> Argon2Params {
@@ -100,7 +113,10 @@ impl Hasher {
             let _ = self.hash_blocking(password);
             return Verified::No;
         };
-        let ok = self.argon.verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = self
+            .argon
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         if !ok || stored.is_none() {
             return Verified::No;
         }
@@ -125,7 +141,12 @@ impl Hasher {
 
     /// Hashes on a blocking thread, bounded by the core count.
     pub async fn hash(self: &Arc<Self>, password: String) -> Result<String, HashError> {
-        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| HashError::Cancelled)?;
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Cancelled)?;
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || me.hash_blocking(&password))
             .await
@@ -138,7 +159,12 @@ impl Hasher {
         password: String,
         stored: Option<String>,
     ) -> Result<Verified, HashError> {
-        let _permit = self.permits.clone().acquire_owned().await.map_err(|_| HashError::Cancelled)?;
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Cancelled)?;
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || me.verify_blocking(&password, stored.as_deref()))
             .await
@@ -163,7 +189,9 @@ pub enum PolicyError {
     TooShort,
     #[error("Das Passwort darf höchstens {MAX_BYTES} Bytes lang sein.")]
     TooLong,
-    #[error("Dieses Passwort gehört zu den am häufigsten verwendeten Passwörtern. Bitte wählen Sie ein anderes.")]
+    #[error(
+        "Dieses Passwort gehört zu den am häufigsten verwendeten Passwörtern. Bitte wählen Sie ein anderes."
+    )]
     Common,
     #[error("Das Passwort darf Ihren Benutzernamen oder Ihre E-Mail-Adresse nicht enthalten.")]
     ContainsIdentity,
@@ -198,7 +226,12 @@ mod tests {
     use super::*;
 
     fn cheap() -> Hasher {
-        Hasher::new(Argon2Params { m_kib: 64, t: 1, p: 1 }).unwrap()
+        Hasher::new(Argon2Params {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        })
+        .unwrap()
     }
 
     #[test]
@@ -206,10 +239,21 @@ mod tests {
         let h = cheap();
         let stored = h.hash_blocking("richtig-langes-passwort").unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert_eq!(h.verify_blocking("richtig-langes-passwort", Some(&stored)), Verified::Yes);
+        assert_eq!(
+            h.verify_blocking("richtig-langes-passwort", Some(&stored)),
+            Verified::Yes
+        );
         assert_eq!(h.verify_blocking("falsch", Some(&stored)), Verified::No);
-        assert_eq!(h.verify_blocking("richtig-langes-passwort", None), Verified::No);
-        let stronger = Hasher::new(Argon2Params { m_kib: 128, t: 1, p: 1 }).unwrap();
+        assert_eq!(
+            h.verify_blocking("richtig-langes-passwort", None),
+            Verified::No
+        );
+        let stronger = Hasher::new(Argon2Params {
+            m_kib: 128,
+            t: 1,
+            p: 1,
+        })
+        .unwrap();
         match stronger.verify_blocking("richtig-langes-passwort", Some(&stored)) {
             Verified::YesRehashed(new) => assert!(new.contains("m=128")),
             other => panic!("expected rehash, got {other:?}"),
@@ -218,18 +262,34 @@ mod tests {
 
     #[test]
     fn default_parameters_are_owasp() {
-        assert_eq!(Argon2Params::default(), Argon2Params { m_kib: 19_456, t: 2, p: 1 });
+        assert_eq!(
+            Argon2Params::default(),
+            Argon2Params {
+                m_kib: 19_456,
+                t: 2,
+                p: 1
+            }
+        );
     }
 
     #[test]
     fn policy_rules() {
         assert_eq!(check_policy("kurz", &[]), Err(PolicyError::TooShort));
-        assert_eq!(check_policy(&"x".repeat(1025), &[]), Err(PolicyError::TooLong));
+        assert_eq!(
+            check_policy(&"x".repeat(1025), &[]),
+            Err(PolicyError::TooLong)
+        );
         assert_eq!(check_policy("qwertyuiop", &[]), Err(PolicyError::Common));
         assert_eq!(check_policy("1234567890", &[]), Err(PolicyError::Common));
         assert_eq!(check_policy("QWERTYUIOP", &[]), Err(PolicyError::Common));
-        assert_eq!(check_policy("anna.schmidt-2024!", &["anna.schmidt", "anna"]), Err(PolicyError::ContainsIdentity));
-        assert_eq!(check_policy("Sonnenblume-Kaffee-42", &["anna", "anna.schmidt"]), Ok(()));
+        assert_eq!(
+            check_policy("anna.schmidt-2024!", &["anna.schmidt", "anna"]),
+            Err(PolicyError::ContainsIdentity)
+        );
+        assert_eq!(
+            check_policy("Sonnenblume-Kaffee-42", &["anna", "anna.schmidt"]),
+            Ok(())
+        );
         assert_eq!(check_policy("äöüßäöüßäö", &[]), Ok(()));
         assert!(COMMON.len() >= 9_990);
     }

@@ -61,11 +61,15 @@ impl DevicePolicy {
 }
 
 pub fn mfa(conn: &mut SqliteConnection) -> QueryResult<MfaPolicy> {
-    Ok(kv::get(conn, "mfa_policy")?.and_then(|v| MfaPolicy::parse(&v)).unwrap_or(MfaPolicy::Optional))
+    Ok(kv::get(conn, "mfa_policy")?
+        .and_then(|v| MfaPolicy::parse(&v))
+        .unwrap_or(MfaPolicy::Optional))
 }
 
 pub fn devices(conn: &mut SqliteConnection) -> QueryResult<DevicePolicy> {
-    Ok(kv::get(conn, "device_policy")?.and_then(|v| DevicePolicy::parse(&v)).unwrap_or(DevicePolicy::Off))
+    Ok(kv::get(conn, "device_policy")?
+        .and_then(|v| DevicePolicy::parse(&v))
+        .unwrap_or(DevicePolicy::Off))
 }
 
 pub fn set_mfa(conn: &mut SqliteConnection, p: MfaPolicy) -> QueryResult<()> {

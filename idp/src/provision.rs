@@ -17,9 +17,17 @@ pub struct IdpProvisioner;
 /// The owner's profile as created with the practice (they choose name and user name at setup).
 pub fn owner_profile(email: &str) -> Profile {
     let local = email.split('@').next().unwrap_or("inhaber");
-    let username: String = local.chars().filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c)).take(64).collect();
+    let username: String = local
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ".-_".contains(*c))
+        .take(64)
+        .collect();
     Profile {
-        username: if username.len() >= 2 { username } else { "inhaber".into() },
+        username: if username.len() >= 2 {
+            username
+        } else {
+            "inhaber".into()
+        },
         email: email.to_owned(),
         display_name: "Praxisinhaber:in".into(),
         is_admin: true,
@@ -35,28 +43,56 @@ impl ProvisionHook for IdpProvisioner {
 
     fn provision(&self, p: &NewPractice<'_>, report: &mut ProvisionReport) -> Result<(), BoxError> {
         let mut conn = p.open_db(&IDP_DB)?;
-        let profile = owner_profile(p.owner_email.as_str()).validate().map_err(|e| e.to_string())?;
-        let id = users::create_invited(&mut conn, &profile, true, p.now)?.map_err(|e| e.to_string())?;
+        let profile = owner_profile(p.owner_email.as_str())
+            .validate()
+            .map_err(|e| e.to_string())?;
+        let id =
+            users::create_invited(&mut conn, &profile, true, p.now)?.map_err(|e| e.to_string())?;
         let token = links::issue(&mut conn, id, LinkKind::Setup, p.now, SETUP_TTL_SECS)?;
-        events::record(&mut conn, p.now, &events::Event { kind: "user_invited", user: Some(id), detail: "owner", ..Default::default() })?;
+        events::record(
+            &mut conn,
+            p.now,
+            &events::Event {
+                kind: "user_invited",
+                user: Some(id),
+                detail: "owner",
+                ..Default::default()
+            },
+        )?;
         let link = format!("{}/id/setup/{token}", p.origin);
-        report.values.insert("owner_setup_link".into(), link.clone());
-        report.notes.push(format!("Owner setup link (valid 72 h, single use): {link}"));
+        report
+            .values
+            .insert("owner_setup_link".into(), link.clone());
+        report
+            .notes
+            .push(format!("Owner setup link (valid 72 h, single use): {link}"));
         Ok(())
     }
 }
 
 /// A new setup link for the owner, if the owner never completed setup.
-pub fn new_setup_link(conn: &mut diesel::SqliteConnection, origin: &str, now: i64) -> Result<Option<String>, BoxError> {
-    use diesel::prelude::*;
+pub fn new_setup_link(
+    conn: &mut diesel::SqliteConnection,
+    origin: &str,
+    now: i64,
+) -> Result<Option<String>, BoxError> {
     use crate::schema::users as u;
+    use diesel::prelude::*;
     let owner: Option<(i64, String)> = u::table
         .filter(u::is_owner.eq(true))
         .filter(u::status.eq("invited"))
         .select((u::id, u::status))
         .first(conn)
         .optional()?;
-    let Some((id, _)) = owner else { return Ok(None) };
-    let token = links::issue(conn, users::UserId(id), LinkKind::Setup, now, SETUP_TTL_SECS)?;
+    let Some((id, _)) = owner else {
+        return Ok(None);
+    };
+    let token = links::issue(
+        conn,
+        users::UserId(id),
+        LinkKind::Setup,
+        now,
+        SETUP_TTL_SECS,
+    )?;
     Ok(Some(format!("{origin}/id/setup/{token}")))
 }

@@ -146,7 +146,10 @@ impl Origin {
             .chars()
             .take(300)
             .collect();
-        let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let ip = req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
         Self { user_agent: ua, ip }
     }
 }
@@ -217,7 +220,12 @@ pub fn by_token(conn: &mut SqliteConnection, token: &str) -> QueryResult<Option<
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<Session>> {
-    sessions::table.find(id).select(Row::as_select()).first(conn).optional().map(|o| o.map(Session::from))
+    sessions::table
+        .find(id)
+        .select(Row::as_select())
+        .first(conn)
+        .optional()
+        .map(|o| o.map(Session::from))
 }
 
 pub fn by_sid(conn: &mut SqliteConnection, sid: &str) -> QueryResult<Option<Session>> {
@@ -237,7 +245,9 @@ pub fn validate(
     settings: &IdpSettings,
     now: UnixTime,
 ) -> QueryResult<Option<(Session, User)>> {
-    let Some(s) = by_token(conn, token)? else { return Ok(None) };
+    let Some(s) = by_token(conn, token)? else {
+        return Ok(None);
+    };
     if s.ended_at.is_some() {
         return Ok(None);
     }
@@ -252,22 +262,30 @@ pub fn validate(
         end(conn, s.id, reason, now)?;
         return Ok(None);
     }
-    let Some(user) = users::by_id(conn, s.user)? else { return Ok(None) };
+    let Some(user) = users::by_id(conn, s.user)? else {
+        return Ok(None);
+    };
     if user.status != UserStatus::Active || user.is_locked(now) {
         end(conn, s.id, "account not usable", now)?;
         return Ok(None);
     }
     if now - s.last_seen_at >= 30 {
-        diesel::update(sessions::table.find(s.id)).set(sessions::last_seen_at.eq(now)).execute(conn)?;
+        diesel::update(sessions::table.find(s.id))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn)?;
     }
     Ok(Some((s, user)))
 }
 
 /// Ends one session (and notifies relying parties that had it, via back-channel logout).
 pub fn end(conn: &mut SqliteConnection, id: i64, reason: &str, now: UnixTime) -> QueryResult<bool> {
-    let n = diesel::update(sessions::table.find(id).filter(sessions::ended_at.is_null()))
-        .set((sessions::ended_at.eq(now), sessions::end_reason.eq(reason)))
-        .execute(conn)?;
+    let n = diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::ended_at.is_null()),
+    )
+    .set((sessions::ended_at.eq(now), sessions::end_reason.eq(reason)))
+    .execute(conn)?;
     if n == 1 {
         crate::oidc::backchannel::session_ended(conn, id, now)?;
     }
@@ -297,7 +315,12 @@ pub fn end_all(
 }
 
 /// Ends every session that used a device.
-pub fn end_for_device(conn: &mut SqliteConnection, device: i64, reason: &str, now: UnixTime) -> QueryResult<usize> {
+pub fn end_for_device(
+    conn: &mut SqliteConnection,
+    device: i64,
+    reason: &str,
+    now: UnixTime,
+) -> QueryResult<usize> {
     let ids: Vec<i64> = sessions::table
         .filter(sessions::device_id.eq(device))
         .filter(sessions::ended_at.is_null())
@@ -379,17 +402,32 @@ pub struct AnySession(pub Option<IdpSession>);
 
 fn next_of(req: &HttpRequest) -> String {
     if req.method() == actix_web::http::Method::GET {
-        req.uri().path_and_query().map_or_else(|| "/id/".into(), |p| p.as_str().to_owned())
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| "/id/".into(), |p| p.as_str().to_owned())
     } else {
         "/id/".into()
     }
 }
 
 async fn load(req: HttpRequest) -> Result<Option<IdpSession>, IdpError> {
-    let tenant = req.extensions().get::<Tenant>().cloned().ok_or(IdpError::NotFound)?;
-    let state = req.app_data::<web::Data<IdpState>>().cloned().ok_or_else(|| IdpError::Internal("IdpState missing".into()))?;
-    let ctx = req.app_data::<web::Data<WebContext>>().cloned().ok_or_else(|| IdpError::Internal("WebContext missing".into()))?;
-    let Some(token) = req.cookie(cookie_name(ctx.settings.scheme)).map(|c| c.value().to_owned()) else {
+    let tenant = req
+        .extensions()
+        .get::<Tenant>()
+        .cloned()
+        .ok_or(IdpError::NotFound)?;
+    let state = req
+        .app_data::<web::Data<IdpState>>()
+        .cloned()
+        .ok_or_else(|| IdpError::Internal("IdpState missing".into()))?;
+    let ctx = req
+        .app_data::<web::Data<WebContext>>()
+        .cloned()
+        .ok_or_else(|| IdpError::Internal("WebContext missing".into()))?;
+    let Some(token) = req
+        .cookie(cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned())
+    else {
         return Ok(None);
     };
     let t = tenant.clone();
@@ -398,7 +436,11 @@ async fn load(req: HttpRequest) -> Result<Option<IdpSession>, IdpError> {
         Ok(validate(&mut conn, &token, &state.settings, state.now())?)
     })
     .await??;
-    Ok(found.map(|(session, user)| IdpSession { session, user, tenant }))
+    Ok(found.map(|(session, user)| IdpSession {
+        session,
+        user,
+        tenant,
+    }))
 }
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, IdpError>>>>;
@@ -441,7 +483,11 @@ impl FromRequest for IdpAdmin {
         let s = IdpSession::from_request(req, payload);
         Box::pin(async move {
             let s = s.await?;
-            if s.user.is_admin { Ok(IdpAdmin(s)) } else { Err(IdpError::Forbidden) }
+            if s.user.is_admin {
+                Ok(IdpAdmin(s))
+            } else {
+                Err(IdpError::Forbidden)
+            }
         })
     }
 }
@@ -454,7 +500,9 @@ impl FromRequest for PendingLogin {
         Box::pin(async move {
             match any.await?.0 {
                 Some(s) if s.session.stage != Stage::Active => Ok(PendingLogin(s)),
-                _ => Err(IdpError::LoginRequired { next: "/id/".into() }),
+                _ => Err(IdpError::LoginRequired {
+                    next: "/id/".into(),
+                }),
             }
         })
     }

@@ -63,8 +63,15 @@ pub struct IdpState {
 }
 
 impl IdpState {
-    pub fn new(clock: SharedClock, settings: IdpSettings) -> Result<Self, crate::passwords::HashError> {
-        Ok(Self { clock, hasher: Arc::new(Hasher::new(settings.argon2)?), settings })
+    pub fn new(
+        clock: SharedClock,
+        settings: IdpSettings,
+    ) -> Result<Self, crate::passwords::HashError> {
+        Ok(Self {
+            clock,
+            hasher: Arc::new(Hasher::new(settings.argon2)?),
+            settings,
+        })
     }
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {

@@ -27,7 +27,10 @@ impl Keys {
             Some(u) => format!("user:{}", u.0),
             None => format!("login:{}", login.trim().to_lowercase()),
         };
-        Self { account, address: format!("ip:{ip}") }
+        Self {
+            account,
+            address: format!("ip:{ip}"),
+        }
     }
 }
 
@@ -40,13 +43,29 @@ pub enum Gate {
     Locked { newly: bool, until: UnixTime },
 }
 
-fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<(i64, Option<i64>)> {
+fn bump(
+    conn: &mut SqliteConnection,
+    key: &str,
+    window: i64,
+    now: UnixTime,
+) -> QueryResult<(i64, Option<i64>)> {
     // Failures older than the window are forgotten.
-    diesel::update(throttle::table.find(key).filter(throttle::last_failure_at.lt(now - window)))
-        .set((throttle::failures.eq(0), throttle::locked_until.eq(None::<i64>)))
-        .execute(conn)?;
+    diesel::update(
+        throttle::table
+            .find(key)
+            .filter(throttle::last_failure_at.lt(now - window)),
+    )
+    .set((
+        throttle::failures.eq(0),
+        throttle::locked_until.eq(None::<i64>),
+    ))
+    .execute(conn)?;
     diesel::insert_into(throttle::table)
-        .values((throttle::key.eq(key), throttle::failures.eq(1), throttle::last_failure_at.eq(now)))
+        .values((
+            throttle::key.eq(key),
+            throttle::failures.eq(1),
+            throttle::last_failure_at.eq(now),
+        ))
         .on_conflict(throttle::key)
         .do_update()
         .set((
@@ -58,16 +77,32 @@ fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> Q
 }
 
 fn lock(conn: &mut SqliteConnection, key: &str, until: UnixTime) -> QueryResult<()> {
-    diesel::update(throttle::table.find(key)).set(throttle::locked_until.eq(until)).execute(conn).map(|_| ())
+    diesel::update(throttle::table.find(key))
+        .set(throttle::locked_until.eq(until))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Reserves an attempt (counted as a failure until [`succeeded`] clears it).
-pub fn begin(conn: &mut SqliteConnection, keys: &Keys, s: &IdpSettings, now: UnixTime) -> QueryResult<Gate> {
+pub fn begin(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    s: &IdpSettings,
+    now: UnixTime,
+) -> QueryResult<Gate> {
     let window = s.lockout_secs;
     let (acct, acct_lock) = bump(conn, &keys.account, window, now)?;
     let (addr, addr_lock) = bump(conn, &keys.address, window, now)?;
-    if let Some(until) = acct_lock.into_iter().chain(addr_lock).filter(|t| *t > now).max() {
-        return Ok(Gate::Locked { newly: false, until });
+    if let Some(until) = acct_lock
+        .into_iter()
+        .chain(addr_lock)
+        .filter(|t| *t > now)
+        .max()
+    {
+        return Ok(Gate::Locked {
+            newly: false,
+            until,
+        });
     }
     let until = now + s.lockout_secs;
     if acct > s.lockout_threshold {
@@ -99,11 +134,18 @@ pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys) -> QueryResult<()> {
 }
 
 /// Admin unlock: forgets everything counted against the account.
-pub fn unlock(conn: &mut SqliteConnection, user: UserId, username: &str, email: &str) -> QueryResult<()> {
+pub fn unlock(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    username: &str,
+    email: &str,
+) -> QueryResult<()> {
     let keys = [
         format!("user:{}", user.0),
         format!("login:{}", username.to_lowercase()),
         format!("login:{}", email.to_lowercase()),
     ];
-    diesel::delete(throttle::table.filter(throttle::key.eq_any(keys))).execute(conn).map(|_| ())
+    diesel::delete(throttle::table.filter(throttle::key.eq_any(keys)))
+        .execute(conn)
+        .map(|_| ())
 }

@@ -131,7 +131,10 @@ impl User {
         self.totp_secret.is_some()
     }
     pub fn role_labels(&self) -> Vec<String> {
-        self.roles.iter().map(|r| catalog::label(catalog::ROLES, r)).collect()
+        self.roles
+            .iter()
+            .map(|r| catalog::label(catalog::ROLES, r))
+            .collect()
     }
     /// Strings a password must not contain.
     pub fn identity_words(&self) -> [&str; 2] {
@@ -155,7 +158,9 @@ pub struct Profile {
 /// Why profile input was refused (German, shown next to the form).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
-    #[error("Der Benutzername muss 2–64 Zeichen lang sein und darf nur Buchstaben, Ziffern, '.', '-' und '_' enthalten.")]
+    #[error(
+        "Der Benutzername muss 2–64 Zeichen lang sein und darf nur Buchstaben, Ziffern, '.', '-' und '_' enthalten."
+    )]
     Username,
     #[error("Bitte geben Sie eine gültige E-Mail-Adresse ein.")]
     Email,
@@ -182,7 +187,9 @@ impl Profile {
         let u = &self.username;
         if u.len() < 2
             || u.len() > 64
-            || !u.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+            || !u
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
         {
             return Err(ProfileError::Username);
         }
@@ -196,7 +203,11 @@ impl Profile {
         {
             return Err(ProfileError::DisplayName);
         }
-        if self.roles.iter().any(|r| catalog::find(catalog::ROLES, r).is_none()) {
+        if self
+            .roles
+            .iter()
+            .any(|r| catalog::find(catalog::ROLES, r).is_none())
+        {
             return Err(ProfileError::Role);
         }
         self.roles.sort();
@@ -220,7 +231,10 @@ impl Profile {
             .filter(|w| !w.is_empty())
             .collect();
         if self.work_areas.len() > 20
-            || self.work_areas.iter().any(|w| w.chars().count() > 60 || w.chars().any(char::is_control))
+            || self
+                .work_areas
+                .iter()
+                .any(|w| w.chars().count() > 60 || w.chars().any(char::is_control))
         {
             return Err(ProfileError::WorkAreas);
         }
@@ -233,7 +247,12 @@ fn json(v: &[String]) -> String {
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: UserId) -> QueryResult<Option<User>> {
-    users::table.find(id.0).select(Row::as_select()).first(conn).optional().map(|o| o.map(User::from))
+    users::table
+        .find(id.0)
+        .select(Row::as_select())
+        .first(conn)
+        .optional()
+        .map(|o| o.map(User::from))
 }
 
 pub fn by_sub(conn: &mut SqliteConnection, sub: &str) -> QueryResult<Option<User>> {
@@ -275,7 +294,11 @@ fn check_unique(
 ) -> QueryResult<Result<(), ProfileError>> {
     let other = |q: Option<i64>| q.is_some_and(|id| Some(UserId(id)) != except);
     let by_name: Option<i64> = users::table
-        .filter(users::username.eq(&p.username).or(users::email.eq(&p.username)))
+        .filter(
+            users::username
+                .eq(&p.username)
+                .or(users::email.eq(&p.username)),
+        )
         .select(users::id)
         .first(conn)
         .optional()?;
@@ -335,7 +358,9 @@ pub fn update_profile(
         return Ok(Err(e));
     }
     let before = by_id(conn, id)?;
-    let email_changed = before.as_ref().is_some_and(|u| !u.email.eq_ignore_ascii_case(&p.email));
+    let email_changed = before
+        .as_ref()
+        .is_some_and(|u| !u.email.eq_ignore_ascii_case(&p.email));
     diesel::update(users::table.find(id.0))
         .set((
             users::username.eq(&p.username),
@@ -350,7 +375,9 @@ pub fn update_profile(
         ))
         .execute(conn)?;
     if email_changed {
-        diesel::update(users::table.find(id.0)).set(users::email_verified.eq(false)).execute(conn)?;
+        diesel::update(users::table.find(id.0))
+            .set(users::email_verified.eq(false))
+            .execute(conn)?;
     }
     Ok(Ok(()))
 }
@@ -372,21 +399,35 @@ pub fn set_password(
             users::locked_until.eq(None::<i64>),
         ))
         .execute(conn)?;
-    diesel::update(users::table.find(id.0).filter(users::status.eq(UserStatus::Invited.as_str())))
-        .set(users::status.eq(UserStatus::Active.as_str()))
-        .execute(conn)?;
+    diesel::update(
+        users::table
+            .find(id.0)
+            .filter(users::status.eq(UserStatus::Invited.as_str())),
+    )
+    .set(users::status.eq(UserStatus::Active.as_str()))
+    .execute(conn)?;
     if verified_email {
-        diesel::update(users::table.find(id.0)).set(users::email_verified.eq(true)).execute(conn)?;
+        diesel::update(users::table.find(id.0))
+            .set(users::email_verified.eq(true))
+            .execute(conn)?;
     }
     Ok(())
 }
 
 /// Replaces the stored hash (rehash at login) without touching anything else.
 pub fn replace_hash(conn: &mut SqliteConnection, id: UserId, hash: &str) -> QueryResult<()> {
-    diesel::update(users::table.find(id.0)).set(users::password_hash.eq(hash)).execute(conn).map(|_| ())
+    diesel::update(users::table.find(id.0))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .map(|_| ())
 }
 
-pub fn set_status(conn: &mut SqliteConnection, id: UserId, status: UserStatus, now: UnixTime) -> QueryResult<()> {
+pub fn set_status(
+    conn: &mut SqliteConnection,
+    id: UserId,
+    status: UserStatus,
+    now: UnixTime,
+) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
         .set((users::status.eq(status.as_str()), users::updated_at.eq(now)))
         .execute(conn)
@@ -394,25 +435,36 @@ pub fn set_status(conn: &mut SqliteConnection, id: UserId, status: UserStatus, n
 }
 
 pub fn delete(conn: &mut SqliteConnection, id: UserId) -> QueryResult<()> {
-    diesel::delete(users::table.find(id.0)).execute(conn).map(|_| ())
+    diesel::delete(users::table.find(id.0))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Records a failed password for the account; returns the new failure count.
 pub fn record_failure(conn: &mut SqliteConnection, id: UserId, now: UnixTime) -> QueryResult<i64> {
     diesel::update(users::table.find(id.0))
-        .set((users::failed_logins.eq(users::failed_logins + 1), users::last_failed_at.eq(now)))
+        .set((
+            users::failed_logins.eq(users::failed_logins + 1),
+            users::last_failed_at.eq(now),
+        ))
         .returning(users::failed_logins)
         .get_result(conn)
 }
 
 pub fn lock_until(conn: &mut SqliteConnection, id: UserId, until: UnixTime) -> QueryResult<()> {
-    diesel::update(users::table.find(id.0)).set(users::locked_until.eq(until)).execute(conn).map(|_| ())
+    diesel::update(users::table.find(id.0))
+        .set(users::locked_until.eq(until))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Clears failures and any lock (successful login, admin unlock).
 pub fn clear_failures(conn: &mut SqliteConnection, id: UserId) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
-        .set((users::failed_logins.eq(0), users::locked_until.eq(None::<i64>)))
+        .set((
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<i64>),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -424,7 +476,10 @@ pub fn set_totp(
     last_step: Option<i64>,
 ) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
-        .set((users::totp_secret.eq(wrapped_secret), users::totp_last_step.eq(last_step)))
+        .set((
+            users::totp_secret.eq(wrapped_secret),
+            users::totp_last_step.eq(last_step),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -432,9 +487,11 @@ pub fn set_totp(
 /// Marks a TOTP step as used if it is newer than the last one; false if it was replayed.
 pub fn consume_totp_step(conn: &mut SqliteConnection, id: UserId, step: i64) -> QueryResult<bool> {
     let n = diesel::update(
-        users::table
-            .find(id.0)
-            .filter(users::totp_last_step.is_null().or(users::totp_last_step.lt(step))),
+        users::table.find(id.0).filter(
+            users::totp_last_step
+                .is_null()
+                .or(users::totp_last_step.lt(step)),
+        ),
     )
     .set(users::totp_last_step.eq(step))
     .execute(conn)?;

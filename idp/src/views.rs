@@ -12,21 +12,35 @@ use crate::sessions::IdpSession;
 
 /// Renders a page.
 pub fn page(t: &impl Template) -> IdpResult<HttpResponse> {
-    Ok(HttpResponse::Ok().content_type(ContentType::html()).body(t.render()?))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(t.render()?))
 }
 
 /// Renders a page with a status (e.g. a form shown again with an error).
-pub fn page_status(status: actix_web::http::StatusCode, t: &impl Template) -> IdpResult<HttpResponse> {
-    Ok(HttpResponse::build(status).content_type(ContentType::html()).body(t.render()?))
+pub fn page_status(
+    status: actix_web::http::StatusCode,
+    t: &impl Template,
+) -> IdpResult<HttpResponse> {
+    Ok(HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .body(t.render()?))
 }
 
 /// A 303 redirect (after a POST).
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location.to_owned())).finish()
+    HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location.to_owned()))
+        .finish()
 }
 
 /// The layout of IdP pages; `active` is the href of the current section.
-pub fn layout(tenant: &Tenant, session: Option<&IdpSession>, csrf: &CsrfToken, active: &str) -> Layout {
+pub fn layout(
+    tenant: &Tenant,
+    session: Option<&IdpSession>,
+    csrf: &CsrfToken,
+    active: &str,
+) -> Layout {
     let mut l = Layout::practice(tenant.display_name());
     l.csrf_token = Some(csrf.0.clone());
     if let Some(s) = session {

@@ -8,7 +8,11 @@ use crate::schema::{backchannel_queue, clients, session_clients, sessions, users
 
 /// Queues a logout notice for each client that had the session. The logout token itself
 /// is built and signed at delivery; the queue row holds its claims.
-pub fn session_ended(conn: &mut SqliteConnection, session_id: i64, now: UnixTime) -> QueryResult<()> {
+pub fn session_ended(
+    conn: &mut SqliteConnection,
+    session_id: i64,
+    now: UnixTime,
+) -> QueryResult<()> {
     let targets: Vec<(String, Option<String>)> = session_clients::table
         .inner_join(clients::table.on(clients::client_id.eq(session_clients::client_id)))
         .filter(session_clients::session_id.eq(session_id))

@@ -60,10 +60,19 @@ pub struct Notice {
     done: Option<String>,
 }
 
-async fn render(s: &IdpSession, csrf: &CsrfToken, error: Option<String>, notice: Option<&'static str>, status: StatusCode) -> IdpResult<HttpResponse> {
+async fn render(
+    s: &IdpSession,
+    csrf: &CsrfToken,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    status: StatusCode,
+) -> IdpResult<HttpResponse> {
     let t = s.tenant.clone();
     let uid = s.user.id;
-    let list = web::block(move || -> IdpResult<_> { Ok(sessions::list_open(&mut *t.conn(&IDP_DB)?, uid)?) }).await??;
+    let list = web::block(move || -> IdpResult<_> {
+        Ok(sessions::list_open(&mut *t.conn(&IDP_DB)?, uid)?)
+    })
+    .await??;
     let u = &s.user;
     page_status(
         status,
@@ -74,11 +83,20 @@ async fn render(s: &IdpSession, csrf: &CsrfToken, error: Option<String>, notice:
             email: u.email.clone(),
             roles: u.role_labels(),
             is_admin: u.is_admin,
-            specialty: u.specialty.as_deref().map(|x| catalog::label(catalog::SPECIALTIES, x)),
-            kv_region: u.kv_region.as_deref().map(|x| catalog::label(catalog::KV_REGIONS, x)),
+            specialty: u
+                .specialty
+                .as_deref()
+                .map(|x| catalog::label(catalog::SPECIALTIES, x)),
+            kv_region: u
+                .kv_region
+                .as_deref()
+                .map(|x| catalog::label(catalog::KV_REGIONS, x)),
             work_areas: u.work_areas.clone(),
             has_totp: u.has_totp(),
-            sessions: list.iter().map(|x| SessionView::of(x, s.session.id)).collect(),
+            sessions: list
+                .iter()
+                .map(|x| SessionView::of(x, s.session.id))
+                .collect(),
             error,
             notice,
         },
@@ -87,7 +105,9 @@ async fn render(s: &IdpSession, csrf: &CsrfToken, error: Option<String>, notice:
 
 async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Notice>) -> IdpResult<HttpResponse> {
     let notice = match q.done.as_deref() {
-        Some("password") => Some("Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet."),
+        Some("password") => {
+            Some("Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet.")
+        }
         Some("profile") => Some("Ihr Profil wurde gespeichert."),
         Some("sessions") => Some("Die Sitzung wurde beendet."),
         _ => None,
@@ -100,7 +120,12 @@ pub struct ProfileForm {
     display_name: String,
 }
 
-async fn save_profile(s: IdpSession, csrf: CsrfToken, state: web::Data<IdpState>, form: web::Form<ProfileForm>) -> IdpResult<HttpResponse> {
+async fn save_profile(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    form: web::Form<ProfileForm>,
+) -> IdpResult<HttpResponse> {
     let u = &s.user;
     let p = Profile {
         username: u.username.clone(),
@@ -114,13 +139,33 @@ async fn save_profile(s: IdpSession, csrf: CsrfToken, state: web::Data<IdpState>
     };
     let p = match p.validate() {
         Ok(p) => p,
-        Err(e) => return render(&s, &csrf, Some(e.to_string()), None, StatusCode::BAD_REQUEST).await,
+        Err(e) => {
+            return render(
+                &s,
+                &csrf,
+                Some(e.to_string()),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
     };
     let (t, uid, now) = (s.tenant.clone(), u.id, state.now());
     web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
-        users::update_profile(&mut conn, uid, &p, now)?.map_err(|e| IdpError::BadRequest(e.to_string()))?;
-        events::record(&mut conn, now, &Event { kind: "user_updated", user: Some(uid), actor: Some(uid), detail: "profile", ..Event::default() })?;
+        users::update_profile(&mut conn, uid, &p, now)?
+            .map_err(|e| IdpError::BadRequest(e.to_string()))?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "user_updated",
+                user: Some(uid),
+                actor: Some(uid),
+                detail: "profile",
+                ..Event::default()
+            },
+        )?;
         Ok(())
     })
     .await??;
@@ -160,15 +205,36 @@ async fn change_password(
     if let Err(e) = passwords::check_policy(&form.password, &s.user.identity_words()) {
         return fail(e.to_string()).await;
     }
-    let hash = state.hasher.hash(form.password).await.map_err(|e| IdpError::Internal(e.to_string()))?;
+    let hash = state
+        .hasher
+        .hash(form.password)
+        .await
+        .map_err(|e| IdpError::Internal(e.to_string()))?;
     let (t, uid, sess, now) = (s.tenant.clone(), s.user.id, s.session.clone(), state.now());
     let token = web::block(move || -> IdpResult<String> {
         let mut conn = t.conn(&IDP_DB)?;
         users::set_password(&mut conn, uid, &hash, false, now)?;
         sessions::end_all(&mut conn, uid, Some(sess.id), "password changed", now)?;
         oidc::grants::revoke_all_for_user(&mut conn, uid, "password changed", now)?;
-        events::record(&mut conn, now, &Event { kind: "password_changed", user: Some(uid), actor: Some(uid), ip: Some(&sess.ip), ..Event::default() })?;
-        Ok(sessions::promote(&mut conn, sess.id, Stage::Active, &sess.amr, sess.device_id, now)?)
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "password_changed",
+                user: Some(uid),
+                actor: Some(uid),
+                ip: Some(&sess.ip),
+                ..Event::default()
+            },
+        )?;
+        Ok(sessions::promote(
+            &mut conn,
+            sess.id,
+            Stage::Active,
+            &sess.amr,
+            sess.device_id,
+            now,
+        )?)
     })
     .await??;
     let mut res = see_other("/id/account?done=password");
@@ -176,14 +242,29 @@ async fn change_password(
     Ok(res)
 }
 
-async fn end_session(s: IdpSession, state: web::Data<IdpState>, id: web::Path<i64>) -> IdpResult<HttpResponse> {
+async fn end_session(
+    s: IdpSession,
+    state: web::Data<IdpState>,
+    id: web::Path<i64>,
+) -> IdpResult<HttpResponse> {
     let (t, uid, now, id) = (s.tenant.clone(), s.user.id, state.now(), id.into_inner());
     web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         // Only the user's own sessions: someone else's id is simply not found.
-        let target = sessions::by_id(&mut conn, id)?.filter(|x| x.user == uid).ok_or(IdpError::NotFound)?;
+        let target = sessions::by_id(&mut conn, id)?
+            .filter(|x| x.user == uid)
+            .ok_or(IdpError::NotFound)?;
         sessions::end(&mut conn, target.id, "revoked by user", now)?;
-        events::record(&mut conn, now, &Event { kind: "session_revoked", user: Some(uid), actor: Some(uid), ..Event::default() })?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "session_revoked",
+                user: Some(uid),
+                actor: Some(uid),
+                ..Event::default()
+            },
+        )?;
         Ok(())
     })
     .await??;
@@ -198,7 +279,17 @@ async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<Http
     web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         sessions::end_all(&mut conn, uid, Some(keep), "revoked by user", now)?;
-        events::record(&mut conn, now, &Event { kind: "session_revoked", user: Some(uid), actor: Some(uid), detail: "all others", ..Event::default() })?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "session_revoked",
+                user: Some(uid),
+                actor: Some(uid),
+                detail: "all others",
+                ..Event::default()
+            },
+        )?;
         Ok(())
     })
     .await??;
@@ -210,5 +301,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/id/account/profile", web::post().to(save_profile))
         .route("/id/account/password", web::post().to(change_password))
         .route("/id/account/sessions/{id}/end", web::post().to(end_session))
-        .route("/id/account/sessions/end-others", web::post().to(end_others));
+        .route(
+            "/id/account/sessions/end-others",
+            web::post().to(end_others),
+        );
 }

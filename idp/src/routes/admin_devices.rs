@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout};
 
+use crate::IDP_DB;
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
@@ -13,7 +14,6 @@ use crate::sessions::{self, IdpAdmin};
 use crate::state::IdpState;
 use crate::users::{self, UserId};
 use crate::views::{layout, page, see_other, when};
-use crate::IDP_DB;
 
 pub struct DeviceRow {
     pub id: i64,
@@ -44,7 +44,12 @@ async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
         let mut conn = t.conn(&IDP_DB)?;
         let all = devices::list(&mut conn)?;
         let people = users::list(&mut conn)?;
-        let name_of = |id: UserId| people.iter().find(|u| u.id == id).map_or_else(String::new, |u| u.display_name.clone());
+        let name_of = |id: UserId| {
+            people
+                .iter()
+                .find(|u| u.id == id)
+                .map_or_else(String::new, |u| u.display_name.clone())
+        };
         let rows = all
             .into_iter()
             .map(|d| DeviceRow {
@@ -77,7 +82,12 @@ pub struct NameForm {
     name: Option<String>,
 }
 
-async fn act(a: IdpAdmin, state: web::Data<IdpState>, path: web::Path<(i64, String)>, form: web::Form<NameForm>) -> IdpResult<HttpResponse> {
+async fn act(
+    a: IdpAdmin,
+    state: web::Data<IdpState>,
+    path: web::Path<(i64, String)>,
+    form: web::Form<NameForm>,
+) -> IdpResult<HttpResponse> {
     let (id, what) = path.into_inner();
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let name = form.into_inner().name.unwrap_or_default();
@@ -114,7 +124,17 @@ async fn act(a: IdpAdmin, state: web::Data<IdpState>, path: web::Path<(i64, Stri
             _ => return Err(IdpError::NotFound),
         };
         if what != "rename" {
-            events::record(&mut conn, now, &Event { kind, user: Some(d.user), actor: Some(admin), detail: &format!("device {id}"), ..Event::default() })?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    kind,
+                    user: Some(d.user),
+                    actor: Some(admin),
+                    detail: &format!("device {id}"),
+                    ..Event::default()
+                },
+            )?;
         }
         Ok(())
     })
@@ -128,16 +148,31 @@ pub struct PolicyForm {
     mfa_policy: String,
 }
 
-async fn set_policy(a: IdpAdmin, state: web::Data<IdpState>, form: web::Form<PolicyForm>) -> IdpResult<HttpResponse> {
-    let dp = DevicePolicy::parse(&form.device_policy).ok_or_else(|| IdpError::BadRequest("device_policy".into()))?;
-    let mp = MfaPolicy::parse(&form.mfa_policy).ok_or_else(|| IdpError::BadRequest("mfa_policy".into()))?;
+async fn set_policy(
+    a: IdpAdmin,
+    state: web::Data<IdpState>,
+    form: web::Form<PolicyForm>,
+) -> IdpResult<HttpResponse> {
+    let dp = DevicePolicy::parse(&form.device_policy)
+        .ok_or_else(|| IdpError::BadRequest("device_policy".into()))?;
+    let mp = MfaPolicy::parse(&form.mfa_policy)
+        .ok_or_else(|| IdpError::BadRequest("mfa_policy".into()))?;
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         policy::set_devices(&mut conn, dp)?;
         policy::set_mfa(&mut conn, mp)?;
         let detail = format!("device_policy={} mfa_policy={}", dp.as_str(), mp.as_str());
-        events::record(&mut conn, now, &Event { kind: "settings_changed", actor: Some(admin), detail: &detail, ..Event::default() })?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "settings_changed",
+                actor: Some(admin),
+                detail: &detail,
+                ..Event::default()
+            },
+        )?;
         Ok(())
     })
     .await??;

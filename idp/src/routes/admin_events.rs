@@ -4,12 +4,12 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout};
 
+use crate::IDP_DB;
 use crate::error::IdpResult;
 use crate::events::{self, Filter};
 use crate::sessions::IdpAdmin;
 use crate::users;
 use crate::views::{layout, page, when};
-use crate::IDP_DB;
 
 pub struct EventRow {
     pub at: String,
@@ -52,10 +52,15 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<Filter>) -> IdpResult<
     .await??;
     let name = |id: Option<i64>| {
         id.map_or_else(String::new, |id| {
-            people.iter().find(|u| u.id.0 == id).map_or_else(|| format!("#{id} (gelöscht)"), |u| u.display_name.clone())
+            people
+                .iter()
+                .find(|u| u.id.0 == id)
+                .map_or_else(|| format!("#{id} (gelöscht)"), |u| u.display_name.clone())
         })
     };
-    let older = (evs.len() as i64 == PAGE).then(|| evs.last().map(|e| e.id)).flatten();
+    let older = (evs.len() as i64 == PAGE)
+        .then(|| evs.last().map(|e| e.id))
+        .flatten();
     let rows = evs
         .iter()
         .map(|e| EventRow {
@@ -72,7 +77,10 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<Filter>) -> IdpResult<
         layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/events"),
         rows,
         kinds: events::KINDS,
-        people: people.iter().map(|u| (u.id.0, u.display_name.clone())).collect(),
+        people: people
+            .iter()
+            .map(|u| (u.id.0, u.display_name.clone()))
+            .collect(),
         kind: f.kind.unwrap_or_default(),
         user: f.user.unwrap_or(0),
         older,

@@ -21,13 +21,22 @@ pub struct Pairs(pub Vec<(String, String)>);
 
 impl Pairs {
     pub fn parse(body: &[u8]) -> IdpResult<Self> {
-        serde_urlencoded::from_bytes(body).map(Pairs).map_err(|_| IdpError::BadRequest("malformed form".into()))
+        serde_urlencoded::from_bytes(body)
+            .map(Pairs)
+            .map_err(|_| IdpError::BadRequest("malformed form".into()))
     }
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -40,7 +49,12 @@ fn profile_from(p: &Pairs) -> Profile {
         roles: p.all("roles"),
         specialty: p.get("specialty").map(str::to_owned),
         kv_region: p.get("kv_region").map(str::to_owned),
-        work_areas: p.get("work_areas").unwrap_or_default().split(',').map(str::to_owned).collect(),
+        work_areas: p
+            .get("work_areas")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -93,7 +107,15 @@ impl FormPage {
     }
 }
 
-fn form_page(a: &IdpAdmin, csrf: &CsrfToken, id: Option<i64>, p: Profile, user: Option<&User>, now: i64, error: Option<String>) -> FormPage {
+fn form_page(
+    a: &IdpAdmin,
+    csrf: &CsrfToken,
+    id: Option<i64>,
+    p: Profile,
+    user: Option<&User>,
+    now: i64,
+    error: Option<String>,
+) -> FormPage {
     FormPage {
         layout: layout(&a.0.tenant, Some(&a.0), csrf, "/id/admin/users"),
         id,
@@ -127,10 +149,16 @@ pub struct Notice {
     done: Option<String>,
 }
 
-async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, q: web::Query<Notice>) -> IdpResult<HttpResponse> {
+async fn list(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    q: web::Query<Notice>,
+) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let now = state.now();
-    let all = web::block(move || -> IdpResult<_> { Ok(users::list(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    let all =
+        web::block(move || -> IdpResult<_> { Ok(users::list(&mut *t.conn(&IDP_DB)?)?) }).await??;
     let rows = all
         .iter()
         .map(|u| Row {
@@ -150,21 +178,53 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, q: web::
         "deleted" => "Der Benutzer wurde gelöscht.".to_owned(),
         _ => "Gespeichert.".to_owned(),
     });
-    page(&ListPage { layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/users"), rows, notice })
+    page(&ListPage {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/users"),
+        rows,
+        notice,
+    })
 }
 
-async fn new_form(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
-    page(&form_page(&a, &csrf, None, Profile::default(), None, state.now(), None))
+async fn new_form(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+) -> IdpResult<HttpResponse> {
+    page(&form_page(
+        &a,
+        &csrf,
+        None,
+        Profile::default(),
+        None,
+        state.now(),
+        None,
+    ))
 }
 
-async fn create(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, ctx: web::Data<WebContext>, body: web::Bytes) -> IdpResult<HttpResponse> {
+async fn create(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    body: web::Bytes,
+) -> IdpResult<HttpResponse> {
     let raw = profile_from(&Pairs::parse(&body)?);
     let now = state.now();
     let p = match raw.clone().validate() {
         Ok(p) => p,
-        Err(e) => return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, None, raw, None, now, Some(e.to_string()))),
+        Err(e) => {
+            return page_status(
+                StatusCode::BAD_REQUEST,
+                &form_page(&a, &csrf, None, raw, None, now, Some(e.to_string())),
+            );
+        }
     };
-    let (t, admin, mail, ttl) = (a.0.tenant.clone(), a.0.user.id, mail_ctx(&a.0.tenant, &ctx), state.settings.invite_ttl_secs);
+    let (t, admin, mail, ttl) = (
+        a.0.tenant.clone(),
+        a.0.user.id,
+        mail_ctx(&a.0.tenant, &ctx),
+        state.settings.invite_ttl_secs,
+    );
     let p2 = p.clone();
     let created = web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -176,28 +236,62 @@ async fn create(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, ctx: w
             let user = users::by_id(conn, id)?.ok_or(IdpError::NotFound)?;
             let token = links::issue(conn, id, LinkKind::Invite, now, ttl)?;
             crate::mail::invitation(conn, &mail, &user, &token, ttl / 3600, now)?;
-            events::record(conn, now, &Event { kind: "user_invited", user: Some(id), actor: Some(admin), ..Event::default() })?;
+            events::record(
+                conn,
+                now,
+                &Event {
+                    kind: "user_invited",
+                    user: Some(id),
+                    actor: Some(admin),
+                    ..Event::default()
+                },
+            )?;
             Ok(Ok(()))
         })
     })
     .await??;
     match created {
         Ok(()) => Ok(see_other("/id/admin/users?done=invited")),
-        Err(e) => page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, None, p, None, now, Some(e))),
+        Err(e) => page_status(
+            StatusCode::BAD_REQUEST,
+            &form_page(&a, &csrf, None, p, None, now, Some(e)),
+        ),
     }
 }
 
 async fn load_user(a: &IdpAdmin, id: i64) -> IdpResult<User> {
     let t = a.0.tenant.clone();
-    web::block(move || -> IdpResult<User> { users::by_id(&mut *t.conn(&IDP_DB)?, UserId(id))?.ok_or(IdpError::NotFound) }).await?
+    web::block(move || -> IdpResult<User> {
+        users::by_id(&mut *t.conn(&IDP_DB)?, UserId(id))?.ok_or(IdpError::NotFound)
+    })
+    .await?
 }
 
-async fn edit_form(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: web::Path<i64>) -> IdpResult<HttpResponse> {
+async fn edit_form(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    id: web::Path<i64>,
+) -> IdpResult<HttpResponse> {
     let u = load_user(&a, id.into_inner()).await?;
-    page(&form_page(&a, &csrf, Some(u.id.0), profile_of(&u), Some(&u), state.now(), None))
+    page(&form_page(
+        &a,
+        &csrf,
+        Some(u.id.0),
+        profile_of(&u),
+        Some(&u),
+        state.now(),
+        None,
+    ))
 }
 
-async fn update(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: web::Path<i64>, body: web::Bytes) -> IdpResult<HttpResponse> {
+async fn update(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    id: web::Path<i64>,
+    body: web::Bytes,
+) -> IdpResult<HttpResponse> {
     let u = load_user(&a, id.into_inner()).await?;
     let mut raw = profile_from(&Pairs::parse(&body)?);
     let now = state.now();
@@ -206,11 +300,27 @@ async fn update(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: we
     }
     let p = match raw.clone().validate() {
         Ok(p) => p,
-        Err(e) => return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), raw, Some(&u), now, Some(e.to_string()))),
+        Err(e) => {
+            return page_status(
+                StatusCode::BAD_REQUEST,
+                &form_page(
+                    &a,
+                    &csrf,
+                    Some(u.id.0),
+                    raw,
+                    Some(&u),
+                    now,
+                    Some(e.to_string()),
+                ),
+            );
+        }
     };
     if u.id == a.0.user.id && !p.is_admin {
         let msg = "Sie können sich die Administrationsrechte nicht selbst entziehen.".to_owned();
-        return page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(msg)));
+        return page_status(
+            StatusCode::BAD_REQUEST,
+            &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(msg)),
+        );
     }
     let (t, admin, uid, p2) = (a.0.tenant.clone(), a.0.user.id, u.id, p.clone());
     let privileges_changed = u.is_admin != p.is_admin || u.roles != p.roles;
@@ -223,13 +333,25 @@ async fn update(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>, id: we
             // New privileges take effect with a new session (and fresh tokens).
             sessions::end_all(&mut conn, uid, None, "privileges changed", now)?;
         }
-        events::record(&mut conn, now, &Event { kind: "user_updated", user: Some(uid), actor: Some(admin), ..Event::default() })?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "user_updated",
+                user: Some(uid),
+                actor: Some(admin),
+                ..Event::default()
+            },
+        )?;
         Ok(Ok(()))
     })
     .await??;
     match res {
         Ok(()) => Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0))),
-        Err(e) => page_status(StatusCode::BAD_REQUEST, &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(e))),
+        Err(e) => page_status(
+            StatusCode::BAD_REQUEST,
+            &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(e)),
+        ),
     }
 }
 
@@ -252,14 +374,33 @@ async fn action(
         return Err(IdpError::BadRequest("owner or self".into()));
     }
     if what == "delete" && form.confirm.as_deref() != Some(u.username.as_str()) {
-        return Err(IdpError::BadRequest("Zum Löschen bitte den Benutzernamen eingeben.".into()));
+        return Err(IdpError::BadRequest(
+            "Zum Löschen bitte den Benutzernamen eingeben.".into(),
+        ));
     }
-    let (t, admin, now, mail) = (a.0.tenant.clone(), a.0.user.id, state.now(), mail_ctx(&a.0.tenant, &ctx));
-    let (invite_ttl, reset_ttl) = (state.settings.invite_ttl_secs, state.settings.reset_ttl_secs);
+    let (t, admin, now, mail) = (
+        a.0.tenant.clone(),
+        a.0.user.id,
+        state.now(),
+        mail_ctx(&a.0.tenant, &ctx),
+    );
+    let (invite_ttl, reset_ttl) = (
+        state.settings.invite_ttl_secs,
+        state.settings.reset_ttl_secs,
+    );
     let target = web::block(move || -> IdpResult<&'static str> {
         let mut conn = t.conn(&IDP_DB)?;
         let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
-            events::record(conn, now, &Event { kind, user: Some(u.id), actor: Some(admin), ..Event::default() })
+            events::record(
+                conn,
+                now,
+                &Event {
+                    kind,
+                    user: Some(u.id),
+                    actor: Some(admin),
+                    ..Event::default()
+                },
+            )
         };
         match what.as_str() {
             "disable" => {
@@ -269,7 +410,11 @@ async fn action(
                 ev(&mut conn, "user_disabled")?;
             }
             "enable" => {
-                let status = if u.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                let status = if u.password_hash.is_some() {
+                    UserStatus::Active
+                } else {
+                    UserStatus::Invited
+                };
                 users::set_status(&mut conn, u.id, status, now)?;
                 ev(&mut conn, "user_enabled")?;
             }

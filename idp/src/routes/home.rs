@@ -32,19 +32,27 @@ pub fn tiles(conn: &mut SqliteConnection) -> QueryResult<Vec<Tile>> {
     let rows: Vec<(String, String)> = clients::table
         .filter(clients::enabled.eq(true))
         .filter(clients::first_party.eq(false))
-        .filter(clients::launch_url.is_not_null().or(clients::initiate_login_uri.is_not_null()))
+        .filter(
+            clients::launch_url
+                .is_not_null()
+                .or(clients::initiate_login_uri.is_not_null()),
+        )
         .order(clients::name)
         .select((clients::client_id, clients::name))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, name)| Tile { name, href: format!("/id/launch/{id}") })
+        .map(|(id, name)| Tile {
+            name,
+            href: format!("/id/launch/{id}"),
+        })
         .collect())
 }
 
 async fn home(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
     let t = s.tenant.clone();
-    let tiles = web::block(move || -> IdpResult<_> { Ok(tiles(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    let tiles =
+        web::block(move || -> IdpResult<_> { Ok(tiles(&mut *t.conn(&IDP_DB)?)?) }).await??;
     page(&HomePage {
         layout: layout(&s.tenant, Some(&s), &csrf, "/id/"),
         name: s.user.display_name.clone(),
@@ -54,6 +62,8 @@ async fn home(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/id/", web::get().to(home))
-        .route("/id", web::get().to(|| async { crate::views::see_other("/id/") }));
+    cfg.route("/id/", web::get().to(home)).route(
+        "/id",
+        web::get().to(|| async { crate::views::see_other("/id/") }),
+    );
 }

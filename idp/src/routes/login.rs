@@ -21,7 +21,8 @@ use crate::{IDP_DB, mail_ctx};
 
 pub const WRONG: &str = "Benutzername oder Passwort ist falsch.";
 pub const LOCKED: &str = "Zu viele Fehlversuche. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es später erneut oder wenden Sie sich an Ihre Praxisleitung.";
-pub const DISABLED: &str = "Ihr Konto ist deaktiviert. Bitte wenden Sie sich an Ihre Praxisleitung.";
+pub const DISABLED: &str =
+    "Ihr Konto ist deaktiviert. Bitte wenden Sie sich an Ihre Praxisleitung.";
 
 #[derive(Template)]
 #[template(path = "pages/idp/login.html")]
@@ -47,7 +48,14 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn login_page(tenant: &Tenant, csrf: &CsrfToken, next: String, login: String, error: Option<&'static str>, notice: Option<&'static str>) -> LoginPage {
+fn login_page(
+    tenant: &Tenant,
+    csrf: &CsrfToken,
+    next: String,
+    login: String,
+    error: Option<&'static str>,
+    notice: Option<&'static str>,
+) -> LoginPage {
     LoginPage {
         layout: layout(tenant, None, csrf, ""),
         practice_name: tenant.display_name().to_owned(),
@@ -58,7 +66,12 @@ fn login_page(tenant: &Tenant, csrf: &CsrfToken, next: String, login: String, er
     }
 }
 
-async fn form(tenant: Tenant, csrf: CsrfToken, any: AnySession, q: web::Query<LoginQuery>) -> IdpResult<HttpResponse> {
+async fn form(
+    tenant: Tenant,
+    csrf: CsrfToken,
+    any: AnySession,
+    q: web::Query<LoginQuery>,
+) -> IdpResult<HttpResponse> {
     let next = safe_next(q.next.as_deref());
     if let Some(s) = any.0 {
         if s.session.stage == Stage::Active {
@@ -71,7 +84,14 @@ async fn form(tenant: Tenant, csrf: CsrfToken, any: AnySession, q: web::Query<Lo
         Some("expired") => Some("Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."),
         _ => None,
     };
-    page(&login_page(&tenant, &csrf, next, String::new(), None, notice))
+    page(&login_page(
+        &tenant,
+        &csrf,
+        next,
+        String::new(),
+        None,
+        notice,
+    ))
 }
 
 /// Where a login in `stage` continues.
@@ -95,9 +115,23 @@ async fn submit(
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let again = |status: StatusCode, error: &'static str| {
-        page_status(status, &login_page(&tenant, &csrf, next.clone(), form.login.chars().take(254).collect(), Some(error), None))
+        page_status(
+            status,
+            &login_page(
+                &tenant,
+                &csrf,
+                next.clone(),
+                form.login.chars().take(254).collect(),
+                Some(error),
+                None,
+            ),
+        )
     };
-    if form.login.trim().is_empty() || form.login.len() > 254 || form.password.is_empty() || form.password.len() > 1024 {
+    if form.login.trim().is_empty()
+        || form.login.len() > 254
+        || form.password.is_empty()
+        || form.password.len() > 1024
+    {
         return again(StatusCode::UNAUTHORIZED, WRONG);
     }
     let origin = Origin::of(&req);
@@ -105,7 +139,13 @@ async fn submit(
     let mail = mail_ctx(&tenant, &ctx);
 
     // 1. Find the account and reserve the attempt.
-    let (t, st, login, ip, m) = (tenant.clone(), state.clone(), form.login.clone(), origin.ip.clone(), mail.clone());
+    let (t, st, login, ip, m) = (
+        tenant.clone(),
+        state.clone(),
+        form.login.clone(),
+        origin.ip.clone(),
+        mail.clone(),
+    );
     let (user, keys, gate) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let user = users::by_login(&mut conn, &login)?;
@@ -113,7 +153,16 @@ async fn submit(
         let gate = throttle::begin(&mut conn, &keys, &st.settings, now)?;
         if let (Gate::Locked { newly: true, until }, Some(u)) = (gate, &user) {
             users::lock_until(&mut conn, u.id, until)?;
-            events::record(&mut conn, now, &Event { kind: "lockout", user: Some(u.id), ip: Some(&ip), ..Event::default() })?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    kind: "lockout",
+                    user: Some(u.id),
+                    ip: Some(&ip),
+                    ..Event::default()
+                },
+            )?;
             crate::mail::account_locked(&mut conn, &m, u, now)?;
         }
         Ok((user, keys, gate))
@@ -134,8 +183,12 @@ async fn submit(
         .map_err(|e| IdpError::Internal(e.to_string()))?;
 
     // 3. Record the outcome and open the session.
-    let device_cookie = req.cookie(devices::cookie_name(ctx.settings.scheme)).map(|c| c.value().to_owned());
-    let old_session = req.cookie(sessions::cookie_name(ctx.settings.scheme)).map(|c| c.value().to_owned());
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let old_session = req
+        .cookie(sessions::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
     let (t, ip) = (tenant.clone(), origin.ip.clone());
     let result = web::block(move || -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -190,13 +243,27 @@ async fn submit(
     Ok(res)
 }
 
-async fn logout(tenant: Tenant, state: web::Data<IdpState>, ctx: web::Data<WebContext>, any: AnySession) -> IdpResult<HttpResponse> {
+async fn logout(
+    tenant: Tenant,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    any: AnySession,
+) -> IdpResult<HttpResponse> {
     if let Some(s) = any.0 {
         let now = state.now();
         web::block(move || -> IdpResult<()> {
             let mut conn = tenant.conn(&IDP_DB)?;
             sessions::end(&mut conn, s.session.id, "logout", now)?;
-            events::record(&mut conn, now, &Event { kind: "logout", user: Some(s.user.id), ip: Some(&s.session.ip), ..Event::default() })?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    kind: "logout",
+                    user: Some(s.user.id),
+                    ip: Some(&s.session.ip),
+                    ..Event::default()
+                },
+            )?;
             Ok(())
         })
         .await??;
@@ -236,19 +303,28 @@ async fn device_wait(
     let now = state.now();
     let t = tenant.clone();
     let sess = s.session.clone();
-    let status = web::block(move || -> IdpResult<(Option<DeviceStatus>, Option<String>)> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let dev = match sess.device_id {
-            Some(id) => devices::by_id(&mut conn, id)?,
-            None => None,
-        };
-        let status = dev.map(|d| d.status);
-        if status == Some(DeviceStatus::Approved) {
-            let token = sessions::promote(&mut conn, sess.id, Stage::Active, &sess.amr, sess.device_id, now)?;
-            return Ok((status, Some(token)));
-        }
-        Ok((status, None))
-    })
+    let status = web::block(
+        move || -> IdpResult<(Option<DeviceStatus>, Option<String>)> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let dev = match sess.device_id {
+                Some(id) => devices::by_id(&mut conn, id)?,
+                None => None,
+            };
+            let status = dev.map(|d| d.status);
+            if status == Some(DeviceStatus::Approved) {
+                let token = sessions::promote(
+                    &mut conn,
+                    sess.id,
+                    Stage::Active,
+                    &sess.amr,
+                    sess.device_id,
+                    now,
+                )?;
+                return Ok((status, Some(token)));
+            }
+            Ok((status, None))
+        },
+    )
     .await??;
     if let (_, Some(token)) = &status {
         let mut res = see_other(&next);
@@ -256,7 +332,11 @@ async fn device_wait(
         return Ok(res);
     }
     let refused = !matches!(status.0, Some(DeviceStatus::Pending));
-    page(&DeviceWaitPage { layout: layout(&tenant, None, &csrf, ""), refused, next })
+    page(&DeviceWaitPage {
+        layout: layout(&tenant, None, &csrf, ""),
+        refused,
+        next,
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

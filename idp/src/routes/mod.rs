@@ -49,7 +49,14 @@ mod tests {
     fn only_local_paths_are_followed() {
         assert_eq!(safe_next(Some("/id/account")), "/id/account");
         assert_eq!(safe_next(Some("/chat?x=1")), "/chat?x=1");
-        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "javascript:alert(1)", "", "/a\nb"] {
+        for bad in [
+            "//evil.com",
+            "https://evil.com",
+            "/\\evil.com",
+            "javascript:alert(1)",
+            "",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/id/", "{bad}");
         }
         assert_eq!(safe_next(None), "/id/");

@@ -47,22 +47,38 @@ fn kind_str(k: LinkKind) -> &'static str {
     k.as_str()
 }
 
-async fn lookup(tenant: &Tenant, state: &IdpState, token: String) -> IdpResult<Option<(links::ValidLink, User)>> {
+async fn lookup(
+    tenant: &Tenant,
+    state: &IdpState,
+    token: String,
+) -> IdpResult<Option<(links::ValidLink, User)>> {
     let t = tenant.clone();
     let now = state.now();
     web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
-        let Some(link) = links::check(&mut conn, &token, now)? else { return Ok(None) };
+        let Some(link) = links::check(&mut conn, &token, now)? else {
+            return Ok(None);
+        };
         Ok(users::by_id(&mut conn, link.user)?.map(|u| (link, u)))
     })
     .await?
 }
 
 fn invalid(tenant: &Tenant, csrf: &CsrfToken) -> IdpResult<HttpResponse> {
-    page_status(StatusCode::GONE, &InvalidPage { layout: layout(tenant, None, csrf, "") })
+    page_status(
+        StatusCode::GONE,
+        &InvalidPage {
+            layout: layout(tenant, None, csrf, ""),
+        },
+    )
 }
 
-async fn show(tenant: Tenant, csrf: CsrfToken, state: web::Data<IdpState>, token: web::Path<String>) -> IdpResult<HttpResponse> {
+async fn show(
+    tenant: Tenant,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    token: web::Path<String>,
+) -> IdpResult<HttpResponse> {
     let token = token.into_inner();
     let Some((link, user)) = lookup(&tenant, &state, token.clone()).await? else {
         return invalid(&tenant, &csrf);
@@ -130,7 +146,11 @@ async fn submit(
     if let Err(e) = passwords::check_policy(&form.password, &[&profile.username, &email_local]) {
         return again(e.to_string(), &profile);
     }
-    let hash = state.hasher.hash(form.password).await.map_err(|e| crate::error::IdpError::Internal(e.to_string()))?;
+    let hash = state
+        .hasher
+        .hash(form.password)
+        .await
+        .map_err(|e| crate::error::IdpError::Internal(e.to_string()))?;
     let now = state.now();
     let t = tenant.clone();
     let p = profile.clone();
@@ -150,8 +170,21 @@ async fn submit(
                 sessions::end_all(conn, user.id, None, "password reset", now)?;
                 oidc::grants::revoke_all_for_user(conn, user.id, "password reset", now)?;
             }
-            let kind = if link.kind == LinkKind::Reset { "password_changed" } else { "setup_completed" };
-            events::record(conn, now, &Event { kind, user: Some(user.id), actor: Some(user.id), ..Event::default() })?;
+            let kind = if link.kind == LinkKind::Reset {
+                "password_changed"
+            } else {
+                "setup_completed"
+            };
+            events::record(
+                conn,
+                now,
+                &Event {
+                    kind,
+                    user: Some(user.id),
+                    actor: Some(user.id),
+                    ..Event::default()
+                },
+            )?;
             Ok(Ok(()))
         })
     })
@@ -163,5 +196,6 @@ async fn submit(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/id/setup/{token}", web::get().to(show)).route("/id/setup/{token}", web::post().to(submit));
+    cfg.route("/id/setup/{token}", web::get().to(show))
+        .route("/id/setup/{token}", web::post().to(submit));
 }
