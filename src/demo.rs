@@ -1,6 +1,8 @@
 //! `kollegium demo`: the demo practice with fixed sample data, on loopback only.
 
-use kollegium_tenants::provision::CreatePractice;
+use kollegium_tenants::provision::{
+    BoxError, CreatePractice, NewPractice, ProvisionHook, ProvisionReport,
+};
 use kollegium_tenants::{Slug, TenantStore, registry};
 
 use crate::config::Config;
@@ -28,6 +30,7 @@ pub fn check_loopback(config: &Config) -> Result<(), String> {
 
 /// Creates the demo practice unless it exists. Returns whether it was created.
 pub fn ensure_demo(
+    argon2: kollegium_idp::passwords::Argon2Params,
     store: &TenantStore,
     web: &kollegium_tenants::web::WebSettings,
 ) -> anyhow::Result<bool> {
@@ -40,7 +43,9 @@ pub fn ensure_demo(
     }
     let input = CreatePractice::parse(DEMO_SLUG, DEMO_NAME, DEMO_OWNER)?;
     let now = store.clock().now();
+    let seed = DemoSeed { argon2 };
     let mut conn = store.lock_registry()?;
+    // Sample content is part of the create step: all of it or nothing.
     crate::practices::create(
         store.data_dir(),
         store.node_key(),
@@ -48,16 +53,35 @@ pub fn ensure_demo(
         now,
         web,
         &input,
-        &[],
+        &[&seed],
     )?;
     drop(conn);
     store.invalidate(&slug);
     Ok(true)
 }
 
+/// Seeds the demo practice's sample data while it is being created.
+struct DemoSeed {
+    argon2: kollegium_idp::passwords::Argon2Params,
+}
+
+impl ProvisionHook for DemoSeed {
+    fn step(&self) -> &'static str {
+        "demo sample data"
+    }
+
+    fn provision(&self, p: &NewPractice<'_>, _: &mut ProvisionReport) -> Result<(), BoxError> {
+        let hasher = kollegium_idp::passwords::Hasher::new(self.argon2)?;
+        let mut idp = p.open_db(&kollegium_idp::IDP_DB)?;
+        kollegium_idp::demo::seed(&mut idp, &hasher, p.now)?;
+        Ok(())
+    }
+}
+
 /// What `demo` prints once the server listens.
 pub fn banner(practice_origin: &str, operator: std::net::SocketAddr) -> String {
     format!(
-        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n  Operator:       http://{operator}/metrics\n\n  Demo logins:    none yet (accounts arrive with the identity provider)\n\nStop with Ctrl+C.\n"
+        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisinhaber:in, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
+        pw = kollegium_idp::demo::DEMO_PASSWORD
     )
 }

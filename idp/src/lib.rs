@@ -10,6 +10,7 @@
 //! with another practice's data (every query runs on the requesting practice's database).
 
 pub mod catalog;
+pub mod demo;
 pub mod devices;
 pub mod error;
 pub mod events;
