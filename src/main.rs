@@ -110,7 +110,11 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
         if demo_mode {
             let store = open_store(&config, clock.clone())?;
             let port = config.listen_addr().map_err(anyhow::Error::from)?.port();
-            if demo::ensure_demo(config.idp.argon2, &store, &config.web_settings(port, Vec::new()))? {
+            if demo::ensure_demo(
+                config.idp.argon2,
+                &store,
+                &config.web_settings(port, Vec::new()),
+            )? {
                 println!("Created the demo practice {:?}.", demo::DEMO_SLUG);
             }
         }

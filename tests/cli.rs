@@ -359,16 +359,35 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
     assert!(text.contains("inhaber") && text.contains(kollegium_idp::demo::DEMO_PASSWORD));
     // The printed demo login works through the real login form.
     let c = client();
-    let page = c.get(format!("{url}id/login")).send().await.unwrap().text().await.unwrap();
+    let page = c
+        .get(format!("{url}id/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let token = crate::harness::form_csrf(&page);
     let r = c
         .post(format!("{url}id/login"))
-        .form(&[("csrf_token", token.as_str()), ("login", "inhaber"), ("password", kollegium_idp::demo::DEMO_PASSWORD), ("next", "/id/")])
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("login", "inhaber"),
+            ("password", kollegium_idp::demo::DEMO_PASSWORD),
+            ("next", "/id/"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "demo login failed");
-    let home = c.get(format!("{url}id/")).send().await.unwrap().text().await.unwrap();
+    let home = c
+        .get(format!("{url}id/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(home.contains("Dr. Ines Inhaber") && home.contains("Benutzerverwaltung"));
     assert!(sigterm(&mut child).success(), "graceful stop exits 0");
 

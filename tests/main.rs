@@ -7,6 +7,7 @@ mod harness;
 
 mod cli;
 mod idp_accounts;
+mod idp_admin;
 mod plumbing;
 mod routing;
 mod tenancy;

@@ -10,11 +10,34 @@ use crate::users::{self, Profile, UserId};
 /// The fixed password of every demo account (documented in README.md).
 pub const DEMO_PASSWORD: &str = "Demo-Praxis-2026";
 
-/// (username, display name, roles, admin, specialty, KV region)
-pub const ACCOUNTS: &[(&str, &str, &str, bool, Option<&str>, Option<&str>)] = &[
-    ("inhaber", "Dr. Ines Inhaber", "praxisinhaber", true, Some("allgemeinmedizin"), Some("kv-nordrhein")),
+/// (username, display name, role, admin, specialty, KV region)
+type Account = (
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
+pub const ACCOUNTS: &[Account] = &[
+    (
+        "inhaber",
+        "Dr. Ines Inhaber",
+        "praxisinhaber",
+        true,
+        Some("allgemeinmedizin"),
+        Some("kv-nordrhein"),
+    ),
     ("mfa", "Mia Fachmann", "mfa", false, None, None),
-    ("abrechnung", "Anton Abrechnung", "abrechnung", false, None, Some("kv-nordrhein")),
+    (
+        "abrechnung",
+        "Anton Abrechnung",
+        "abrechnung",
+        false,
+        None,
+        Some("kv-nordrhein"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +54,11 @@ pub enum DemoError {
 pub fn seed(conn: &mut SqliteConnection, hasher: &Hasher, now: UnixTime) -> Result<(), DemoError> {
     use diesel::prelude::*;
     let hash = hasher.hash_blocking(DEMO_PASSWORD)?;
-    let owner: Option<i64> = users_t::table.filter(users_t::is_owner.eq(true)).select(users_t::id).first(conn).optional()?;
+    let owner: Option<i64> = users_t::table
+        .filter(users_t::is_owner.eq(true))
+        .select(users_t::id)
+        .first(conn)
+        .optional()?;
     for (username, name, role, admin, specialty, kv) in ACCOUNTS {
         let profile = Profile {
             username: (*username).into(),
