@@ -8,8 +8,12 @@
 //! ID tokens and userinfo of its practice's IdP, exactly as a third-party tool does. It
 //! must never serve one practice's data on another practice's origin.
 
+pub mod chat;
+pub mod markdown;
+pub mod members;
 pub mod portal;
 pub mod provision;
+pub mod schema;
 
 use actix_web::web;
 use diesel_migrations::embed_migrations;

@@ -1,6 +1,7 @@
 //! Practices created in-process through the library, exactly as `kollegium practice create`
 //! does (same hooks, same registry), directly in the data directory the server will use.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use kollegium::Config;
 use kollegium::practices;
 use kollegium::server::open_store;
 use kollegium_tenants::provision::CreatePractice;
+use kollegium_tenants::web::WebSettings;
 use kollegium_tenants::{SystemClock, TenantStore};
 
 /// The slug of the `i`-th benchmark practice.
@@ -19,17 +21,21 @@ pub fn slug(i: usize) -> String {
 /// The node (registry and node key) of a data directory, opened by the load driver.
 pub struct Node {
     store: Arc<TenantStore>,
+    web: WebSettings,
 }
 
 impl Node {
-    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Opens the node of `data_dir` for a server whose main listener is `listen`: the
+    /// practices' origins (e.g. the platform's redirect URI at the IdP) use its port.
+    pub fn open(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<Self> {
         let config = Config {
             data_dir: data_dir.to_path_buf(),
+            listen: listen.to_string(),
             ..Config::default()
         };
-        Ok(Self {
-            store: open_store(&config, Arc::new(SystemClock))?,
-        })
+        let web = config.web_settings(listen.port(), Vec::new());
+        let store = open_store(&config, Arc::new(SystemClock))?;
+        Ok(Self { store, web })
     }
 
     /// Creates practice `slug`; returns how long `practices::create` took (including the
@@ -48,6 +54,7 @@ impl Node {
             self.store.node_key(),
             &mut conn,
             now,
+            &self.web,
             &input,
             &[],
         )?;

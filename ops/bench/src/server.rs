@@ -94,9 +94,26 @@ pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
         .context("cargo did not report the kollegium executable")
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; the server binds it right after).
+/// A free TCP port on 127.0.0.1 (bound and released; the server binds it soon after).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The server's two loopback listeners, chosen before the server starts so that practices
+/// created beforehand already know their origin (`http://<slug>.localhost:<port>`).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub operator_addr: SocketAddr,
+}
+
+impl Listen {
+    pub fn pick() -> anyhow::Result<Self> {
+        Ok(Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+            operator_addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
+        })
+    }
 }
 
 /// Memory and file descriptors of the server process.
@@ -123,15 +140,18 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary serve` on `workdir` with loopback listeners and waits until healthy.
+    /// Starts `binary serve` on `workdir` listening on `listen` and waits until healthy.
     /// `extra_env` adds `KOLLEGIUM_*` settings for the scenario.
     pub async fn start(
         binary: &Path,
         workdir: &Workdir,
+        listen: Listen,
         extra_env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        let operator_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let Listen {
+            addr,
+            operator_addr,
+        } = listen;
         let log = workdir.log_path();
         let out = std::fs::File::create(&log)?;
         let mut cmd = Command::new(binary);

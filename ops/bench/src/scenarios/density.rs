@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::fixtures::{self, Node};
 use crate::report::{Goal, Report};
-use crate::server::{self, Resources, ServerProcess, Workdir};
+use crate::server::{self, Listen, Resources, ServerProcess, Workdir};
 use crate::stats::Samples;
 
 const DEFAULT_PRACTICES: usize = 1000;
@@ -57,7 +57,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         slugs.len(),
         workdir.data_dir().display()
     );
-    let created = create_all(&workdir, &slugs)?;
+    let listen = Listen::pick()?;
+    let created = create_all(&workdir, listen, &slugs)?;
     let create = created
         .summary()
         .ok_or_else(|| anyhow::anyhow!("no practices created"))?;
@@ -73,7 +74,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     if let Some(n) = &max_open {
         env.push(("KOLLEGIUM_LIMITS__MAX_OPEN_PRACTICES", n.as_str()));
     }
-    let server = ServerProcess::start(&binary, &workdir, &env).await?;
+    let server = ServerProcess::start(&binary, &workdir, listen, &env).await?;
     println!(
         "Server pid {} on {} (operator {})",
         server.pid(),
@@ -181,8 +182,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     Ok(Report::new("density", method, figures, goals).variant(variant))
 }
 
-fn create_all(workdir: &Workdir, slugs: &[String]) -> anyhow::Result<Samples> {
-    let node = Node::open(&workdir.data_dir())?;
+fn create_all(workdir: &Workdir, listen: Listen, slugs: &[String]) -> anyhow::Result<Samples> {
+    let node = Node::open(&workdir.data_dir(), listen.addr)?;
     let mut samples = Samples::with_capacity(slugs.len());
     for (i, slug) in slugs.iter().enumerate() {
         samples.push(node.create(slug)?);

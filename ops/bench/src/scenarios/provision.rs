@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::fixtures::{self, Node};
 use crate::report::Report;
-use crate::server::Workdir;
+use crate::server::{Listen, Workdir};
 use crate::stats::Samples;
 
 const DEFAULT_COUNT: usize = 200;
@@ -21,7 +21,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let loadavg_before = super::loadavg();
     let workdir = Workdir::new()?;
-    let node = Node::open(&workdir.data_dir())?;
+    // No server runs; the origin only names a port in the practices' URLs.
+    let node = Node::open(&workdir.data_dir(), Listen::pick()?.addr)?;
     println!(
         "Creating {} practices in-process in {}",
         args.count,

@@ -1,0 +1,81 @@
+//! Team chat: rooms (group or 1:1), messages with a safe Markdown subset, mentions,
+//! replies, reactions, read markers and receipts. The domain functions here take a
+//! connection and a time; the web layer lives in `routes`.
+
+pub mod messages;
+pub mod rooms;
+
+use crate::members::MemberId;
+
+/// Typed room id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct RoomId(pub i64);
+
+/// Typed message id.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct MessageId(pub i64);
+
+/// Longest message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 10_000;
+/// Messages per page.
+pub const PAGE_SIZE: i64 = 50;
+/// Reactions that can be given.
+pub const REACTIONS: &[&str] = &["👍", "❤️", "😂", "😮", "😢", "🙏", "✅", "👀"];
+
+/// Why a chat action was refused; the message is German and shown to the user.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("Raum nicht gefunden.")]
+    RoomNotFound,
+    #[error("Nachricht nicht gefunden.")]
+    MessageNotFound,
+    #[error("Die Nachricht ist leer.")]
+    Empty,
+    #[error("Die Nachricht ist zu lang (höchstens {MAX_MESSAGE_CHARS} Zeichen).")]
+    TooLong,
+    #[error("Sie können nur Ihre eigenen Nachrichten ändern.")]
+    NotAuthor,
+    #[error("Diese Nachricht kann nicht mehr geändert werden (Zeitfenster abgelaufen).")]
+    WindowClosed,
+    #[error("Diese Reaktion gibt es nicht.")]
+    UnknownReaction,
+    #[error("Der Raum ist archiviert.")]
+    Archived,
+    #[error("Bitte geben Sie einen Raumnamen mit 1–80 Zeichen an.")]
+    RoomName,
+    #[error("Das Thema darf höchstens 300 Zeichen lang sein.")]
+    Topic,
+    #[error("Diese Aktion ist nur für Raummitglieder oder die Praxisleitung möglich.")]
+    NotAllowed,
+    #[error("Die Antwort bezieht sich auf eine Nachricht aus einem anderen Raum.")]
+    ReplyElsewhere,
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+}
+
+impl ChatError {
+    /// HTTP status for this refusal.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::RoomNotFound | Self::MessageNotFound => 404,
+            Self::NotAuthor | Self::WindowClosed | Self::NotAllowed | Self::Archived => 403,
+            Self::TooLong => 413,
+            Self::Db(_) => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// Who is acting.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub id: MemberId,
+    pub is_admin: bool,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! Rooms and who is in them.
+
+use diesel::prelude::*;
+use kollegium_tenants::UnixTime;
+
+use super::{Actor, ChatError, MessageId, RoomId};
+use crate::members::MemberId;
+use crate::schema::{members, messages, room_members, rooms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every member of the practice may read and write.
+    Open,
+    /// Only the room's members.
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Private => "private",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = rooms)]
+pub struct Room {
+    pub id: i64,
+    pub kind: String,
+    pub name: String,
+    pub topic: String,
+    pub visibility: String,
+    pub archived: bool,
+    pub created_at: i64,
+    pub last_message_id: Option<i64>,
+}
+
+impl Room {
+    pub fn room_id(&self) -> RoomId {
+        RoomId(self.id)
+    }
+    pub fn is_open(&self) -> bool {
+        self.kind == "group" && self.visibility == "open"
+    }
+    pub fn is_direct(&self) -> bool {
+        self.kind == "direct"
+    }
+}
+
+fn check_name(name: &str) -> Result<String, ChatError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 80 || n.chars().any(char::is_control) {
+        return Err(ChatError::RoomName);
+    }
+    Ok(n.to_owned())
+}
+
+fn check_topic(topic: &str) -> Result<String, ChatError> {
+    let t = topic.trim();
+    if t.chars().count() > 300 || t.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ChatError::Topic);
+    }
+    Ok(t.to_owned())
+}
+
+fn join(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    member: MemberId,
+    now: UnixTime,
+) -> QueryResult<()> {
+    // New members start with everything older than now marked read.
+    let last: Option<i64> = rooms::table
+        .find(room.0)
+        .select(rooms::last_message_id)
+        .first(conn)?;
+    diesel::insert_into(room_members::table)
+        .values((
+            room_members::room_id.eq(room.0),
+            room_members::member_id.eq(member.0),
+            room_members::joined_at.eq(now),
+            room_members::last_read_id.eq(last.unwrap_or(0)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Creates a group room; the creator is always a member.
+pub fn create_group(
+    conn: &mut SqliteConnection,
+    creator: MemberId,
+    name: &str,
+    topic: &str,
+    visibility: Visibility,
+    invite: &[MemberId],
+    now: UnixTime,
+) -> Result<RoomId, ChatError> {
+    let name = check_name(name)?;
+    let topic = check_topic(topic)?;
+    conn.immediate_transaction(|conn| {
+        let id: i64 = diesel::insert_into(rooms::table)
+            .values((
+                rooms::kind.eq("group"),
+                rooms::name.eq(&name),
+                rooms::topic.eq(&topic),
+                rooms::visibility.eq(visibility.as_str()),
+                rooms::created_by.eq(creator.0),
+                rooms::created_at.eq(now),
+                rooms::updated_at.eq(now),
+            ))
+            .returning(rooms::id)
+            .get_result(conn)?;
+        for m in std::iter::once(&creator).chain(invite) {
+            join(conn, RoomId(id), *m, now)?;
+        }
+        Ok(RoomId(id))
+    })
+}
+
+/// The 1:1 conversation of two members, created on first use.
+pub fn direct(
+    conn: &mut SqliteConnection,
+    a: MemberId,
+    b: MemberId,
+    now: UnixTime,
+) -> Result<RoomId, ChatError> {
+    if a == b {
+        return Err(ChatError::NotAllowed);
+    }
+    let exists: i64 = members::table
+        .filter(members::id.eq(b.0))
+        .count()
+        .get_result(conn)?;
+    if exists == 0 {
+        return Err(ChatError::NotAllowed);
+    }
+    let key = format!("{}:{}", a.0.min(b.0), a.0.max(b.0));
+    conn.immediate_transaction(|conn| {
+        if let Some(id) = rooms::table
+            .filter(rooms::direct_key.eq(&key))
+            .select(rooms::id)
+            .first::<i64>(conn)
+            .optional()?
+        {
+            return Ok(RoomId(id));
+        }
+        let id: i64 = diesel::insert_into(rooms::table)
+            .values((
+                rooms::kind.eq("direct"),
+                rooms::name.eq(""),
+                rooms::visibility.eq(Visibility::Private.as_str()),
+                rooms::direct_key.eq(&key),
+                rooms::created_by.eq(a.0),
+                rooms::created_at.eq(now),
+                rooms::updated_at.eq(now),
+            ))
+            .returning(rooms::id)
+            .get_result(conn)?;
+        join(conn, RoomId(id), a, now)?;
+        join(conn, RoomId(id), b, now)?;
+        Ok(RoomId(id))
+    })
+}
+
+pub fn by_id(conn: &mut SqliteConnection, id: RoomId) -> QueryResult<Option<Room>> {
+    rooms::table
+        .find(id.0)
+        .select(Room::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn is_member(conn: &mut SqliteConnection, room: RoomId, m: MemberId) -> QueryResult<bool> {
+    let n: i64 = room_members::table
+        .filter(room_members::room_id.eq(room.0))
+        .filter(room_members::member_id.eq(m.0))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// The room if `member` may read it. Open rooms are joined on first access. An unknown room
+/// and a room the member may not see are the same answer: not found.
+pub fn readable(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    member: MemberId,
+    now: UnixTime,
+) -> Result<Room, ChatError> {
+    let r = by_id(conn, room)?.ok_or(ChatError::RoomNotFound)?;
+    if is_member(conn, room, member)? {
+        return Ok(r);
+    }
+    if r.is_open() {
+        join(conn, room, member, now)?;
+        return Ok(r);
+    }
+    Err(ChatError::RoomNotFound)
+}
+
+/// Ids of the members of a room (for delivery and mentions). Open rooms: every member
+/// of the practice.
+pub fn audience(conn: &mut SqliteConnection, room: &Room) -> QueryResult<Vec<MemberId>> {
+    let ids: Vec<i64> = if room.is_open() {
+        members::table.select(members::id).load(conn)?
+    } else {
+        room_members::table
+            .filter(room_members::room_id.eq(room.id))
+            .select(room_members::member_id)
+            .load(conn)?
+    };
+    Ok(ids.into_iter().map(MemberId).collect())
+}
+
+/// Members listed in a room (those who joined).
+pub fn member_list(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+) -> QueryResult<Vec<(MemberId, String, String)>> {
+    room_members::table
+        .inner_join(members::table)
+        .filter(room_members::room_id.eq(room.0))
+        .order(members::display_name)
+        .select((members::id, members::username, members::display_name))
+        .load::<(i64, String, String)>(conn)
+        .map(|v| {
+            v.into_iter()
+                .map(|(id, u, d)| (MemberId(id), u, d))
+                .collect()
+        })
+}
+
+/// One entry of the room list.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub id: RoomId,
+    pub title: String,
+    pub topic: String,
+    pub direct: bool,
+    pub private: bool,
+    pub archived: bool,
+    pub unread: i64,
+    pub mentions: i64,
+    pub last_message_id: Option<i64>,
+}
+
+/// Rooms the member belongs to, plus open rooms, with unread counts; newest activity first.
+pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Summary>> {
+    let mine: Vec<(i64, i64)> = room_members::table
+        .filter(room_members::member_id.eq(me.0))
+        .select((room_members::room_id, room_members::last_read_id))
+        .load(conn)?;
+    let open: Vec<i64> = rooms::table
+        .filter(rooms::kind.eq("group"))
+        .filter(rooms::visibility.eq("open"))
+        .select(rooms::id)
+        .load(conn)?;
+    let mut ids: Vec<i64> = mine.iter().map(|(r, _)| *r).collect();
+    ids.extend(open.iter().filter(|r| !mine.iter().any(|(m, _)| m == *r)));
+    let all: Vec<Room> = rooms::table
+        .filter(rooms::id.eq_any(&ids))
+        .select(Room::as_select())
+        .load(conn)?;
+    let mut out = Vec::with_capacity(all.len());
+    // Mentions are stored as a JSON array of quoted member ids: `["3","5"]`.
+    let mention = format!("%\"{}\"%", me.0);
+    for r in all {
+        let last_read = mine
+            .iter()
+            .find(|(id, _)| *id == r.id)
+            .map_or(r.last_message_id.unwrap_or(0), |(_, l)| *l);
+        let unread_q = messages::table
+            .filter(messages::room_id.eq(r.id))
+            .filter(messages::id.gt(last_read))
+            .filter(messages::deleted_at.is_null())
+            .filter(
+                messages::author_id
+                    .ne(me.0)
+                    .or(messages::author_id.is_null()),
+            );
+        let unread: i64 = unread_q.count().get_result(conn)?;
+        let mentions: i64 = if unread > 0 {
+            messages::table
+                .filter(messages::room_id.eq(r.id))
+                .filter(messages::id.gt(last_read))
+                .filter(messages::deleted_at.is_null())
+                .filter(messages::author_id.ne(me.0))
+                .filter(
+                    messages::mentions_all
+                        .eq(true)
+                        .or(messages::mentions.like(&mention)),
+                )
+                .count()
+                .get_result(conn)?
+        } else {
+            0
+        };
+        let title = if r.is_direct() {
+            direct_title(conn, r.room_id(), me)?
+        } else {
+            r.name.clone()
+        };
+        out.push(Summary {
+            id: r.room_id(),
+            title,
+            topic: r.topic.clone(),
+            direct: r.is_direct(),
+            private: r.visibility == "private",
+            archived: r.archived,
+            unread,
+            mentions,
+            last_message_id: r.last_message_id,
+        });
+    }
+    out.sort_by(|a, b| {
+        a.archived
+            .cmp(&b.archived)
+            .then(b.last_message_id.cmp(&a.last_message_id))
+    });
+    Ok(out)
+}
+
+/// The other person's name in a 1:1 conversation.
+pub fn direct_title(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    me: MemberId,
+) -> QueryResult<String> {
+    room_members::table
+        .inner_join(members::table)
+        .filter(room_members::room_id.eq(room.0))
+        .filter(room_members::member_id.ne(me.0))
+        .select(members::display_name)
+        .first(conn)
+        .optional()
+        .map(|o| o.unwrap_or_else(|| "Unterhaltung".into()))
+}
+
+/// Changes name, topic and archive state (room members or admins; not for 1:1).
+pub fn update(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    actor: Actor,
+    name: &str,
+    topic: &str,
+    archived: bool,
+    now: UnixTime,
+) -> Result<(), ChatError> {
+    if room.is_direct() || !(actor.is_admin || is_member(conn, room.room_id(), actor.id)?) {
+        return Err(ChatError::NotAllowed);
+    }
+    let name = check_name(name)?;
+    let topic = check_topic(topic)?;
+    diesel::update(rooms::table.find(room.id))
+        .set((
+            rooms::name.eq(name),
+            rooms::topic.eq(topic),
+            rooms::archived.eq(archived),
+            rooms::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Adds or removes a member of a private group room.
+pub fn set_membership(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    actor: Actor,
+    member: MemberId,
+    present: bool,
+    now: UnixTime,
+) -> Result<(), ChatError> {
+    if room.is_direct() || !(actor.is_admin || is_member(conn, room.room_id(), actor.id)?) {
+        return Err(ChatError::NotAllowed);
+    }
+    if present {
+        let exists: i64 = members::table
+            .filter(members::id.eq(member.0))
+            .count()
+            .get_result(conn)?;
+        if exists == 0 {
+            return Err(ChatError::NotAllowed);
+        }
+        join(conn, room.room_id(), member, now)?;
+    } else {
+        diesel::delete(room_members::table.find((room.id, member.0))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Moves the member's read marker forward (never back).
+pub fn mark_read(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    member: MemberId,
+    upto: MessageId,
+) -> QueryResult<()> {
+    diesel::update(
+        room_members::table
+            .find((room.0, member.0))
+            .filter(room_members::last_read_id.lt(upto.0)),
+    )
+    .set(room_members::last_read_id.eq(upto.0))
+    .execute(conn)
+    .map(|_| ())
+}

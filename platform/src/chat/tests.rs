@@ -1,0 +1,205 @@
+//! Domain tests of the chat on a real (temporary) `platform.sqlite`.
+
+use diesel::SqliteConnection;
+
+use super::messages::{self, mention_tokens};
+use super::rooms::{self, Visibility};
+use super::{Actor, ChatError, MessageId, RoomId};
+use crate::PLATFORM_DB;
+use crate::members::{self, Claims, MemberId};
+
+fn db() -> (tempfile::TempDir, SqliteConnection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.sqlite");
+    let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+    kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
+    (dir, conn)
+}
+
+fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
+    let c = Claims {
+        sub: format!("sub-{username}"),
+        preferred_username: username.into(),
+        name: format!("{username} Name"),
+        ..Claims::default()
+    };
+    members::upsert(conn, &c, 1_000).unwrap().id
+}
+
+fn actor(id: MemberId) -> Actor {
+    Actor {
+        id,
+        is_admin: false,
+    }
+}
+
+#[test]
+fn private_rooms_are_invisible_to_non_members() {
+    let (_d, mut c) = db();
+    let (a, b, x) = (
+        member(&mut c, "anna"),
+        member(&mut c, "bernd"),
+        member(&mut c, "xaver"),
+    );
+    let room =
+        rooms::create_group(&mut c, a, "Labor", "", Visibility::Private, &[b], 1_000).unwrap();
+    assert!(rooms::readable(&mut c, room, b, 1_001).is_ok());
+    assert!(matches!(
+        rooms::readable(&mut c, room, x, 1_001),
+        Err(ChatError::RoomNotFound)
+    ));
+    assert!(matches!(
+        rooms::readable(&mut c, RoomId(999), a, 1_001),
+        Err(ChatError::RoomNotFound)
+    ));
+    assert!(
+        rooms::list_for(&mut c, x)
+            .unwrap()
+            .iter()
+            .all(|s| s.id != room)
+    );
+    // Open rooms are for everyone.
+    let open =
+        rooms::create_group(&mut c, a, "Team", "Alles", Visibility::Open, &[], 1_000).unwrap();
+    assert!(rooms::readable(&mut c, open, x, 1_002).is_ok());
+    assert!(
+        rooms::list_for(&mut c, x)
+            .unwrap()
+            .iter()
+            .any(|s| s.id == open)
+    );
+}
+
+#[test]
+fn posting_counts_unread_and_mentions_and_receipts() {
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let room_id =
+        rooms::create_group(&mut c, a, "Empfang", "", Visibility::Private, &[b], 1_000).unwrap();
+    let room = rooms::by_id(&mut c, room_id).unwrap().unwrap();
+    let (m1, notify) = messages::post(
+        &mut c,
+        &room,
+        a,
+        "Hallo @bernd, kannst du **heute**?",
+        None,
+        1_010,
+    )
+    .unwrap();
+    assert_eq!(notify, vec![b]);
+    messages::post(&mut c, &room, a, "Noch etwas", None, 1_011).unwrap();
+    let list = rooms::list_for(&mut c, b).unwrap();
+    let s = list.iter().find(|s| s.id == room_id).unwrap();
+    assert_eq!((s.unread, s.mentions), (2, 1));
+    assert_eq!(
+        rooms::list_for(&mut c, a).unwrap()[0].unread,
+        0,
+        "own messages are read"
+    );
+    assert!(messages::read_by(&mut c, &m1).unwrap().is_empty());
+    rooms::mark_read(&mut c, room_id, b, m1.message_id()).unwrap();
+    assert_eq!(
+        messages::read_by(&mut c, &m1).unwrap(),
+        vec!["bernd Name".to_owned()]
+    );
+    members::set_preferences(&mut c, b, false, true, 900).unwrap();
+    assert!(
+        messages::read_by(&mut c, &m1).unwrap().is_empty(),
+        "receipts can be switched off"
+    );
+    let page = messages::page(&mut c, room_id, None).unwrap();
+    let views = messages::views(&mut c, &page, b).unwrap();
+    assert!(
+        views[0]
+            .html
+            .contains("<span class=\"mention\">@bernd</span>")
+    );
+    assert!(views[0].mentions_me && !views[1].mentions_me);
+}
+
+#[test]
+fn edit_and_delete_rules() {
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let room_id = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let room = rooms::by_id(&mut c, room_id).unwrap().unwrap();
+    let (m, _) = messages::post(&mut c, &room, a, "Erste Fassung", None, 1_000).unwrap();
+    assert!(matches!(
+        messages::edit(&mut c, &m, actor(b), "fremd", 600, 1_010),
+        Err(ChatError::NotAuthor)
+    ));
+    assert!(matches!(
+        messages::edit(&mut c, &m, actor(a), "zu spät", 600, 1_700),
+        Err(ChatError::WindowClosed)
+    ));
+    let e = messages::edit(&mut c, &m, actor(a), "Zweite Fassung", 600, 1_100).unwrap();
+    assert_eq!(e.body, "Zweite Fassung");
+    assert!(matches!(
+        messages::delete(&mut c, &e, actor(b), 600, 1_100),
+        Err(ChatError::NotAuthor)
+    ));
+    messages::delete(
+        &mut c,
+        &e,
+        Actor {
+            id: b,
+            is_admin: true,
+        },
+        600,
+        5_000,
+    )
+    .unwrap();
+    let gone = messages::by_id(&mut c, MessageId(e.id)).unwrap().unwrap();
+    assert!(gone.deleted_at.is_some() && gone.body.is_empty());
+}
+
+#[test]
+fn bad_input_is_refused() {
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let r1 = rooms::create_group(&mut c, a, "Eins", "", Visibility::Open, &[], 1_000).unwrap();
+    let r2 = rooms::create_group(&mut c, a, "Zwei", "", Visibility::Open, &[], 1_000).unwrap();
+    let room1 = rooms::by_id(&mut c, r1).unwrap().unwrap();
+    let room2 = rooms::by_id(&mut c, r2).unwrap().unwrap();
+    assert!(matches!(
+        messages::post(&mut c, &room1, a, "  \n ", None, 1),
+        Err(ChatError::Empty)
+    ));
+    assert!(matches!(
+        messages::post(&mut c, &room1, a, &"x".repeat(10_001), None, 1),
+        Err(ChatError::TooLong)
+    ));
+    assert!(messages::post(&mut c, &room1, a, &"ü".repeat(10_000), None, 1).is_ok());
+    let (m, _) = messages::post(&mut c, &room1, a, "hier", None, 1).unwrap();
+    assert!(matches!(
+        messages::post(&mut c, &room2, a, "dort", Some(m.message_id()), 1),
+        Err(ChatError::ReplyElsewhere)
+    ));
+    assert!(matches!(
+        messages::react(&mut c, &m, b, "🦄", true, 1),
+        Err(ChatError::UnknownReaction)
+    ));
+    messages::react(&mut c, &m, b, "👍", true, 1).unwrap();
+    messages::react(&mut c, &m, b, "👍", true, 1).unwrap();
+    let v = messages::views(&mut c, &[m.clone()], b).unwrap();
+    assert_eq!(v[0].reactions, vec![("👍".to_owned(), 1, true)]);
+    assert!(rooms::create_group(&mut c, a, "", "", Visibility::Open, &[], 1).is_err());
+    assert!(rooms::create_group(&mut c, a, &"r".repeat(81), "", Visibility::Open, &[], 1).is_err());
+    assert!(rooms::direct(&mut c, a, a, 1).is_err());
+    assert!(rooms::direct(&mut c, a, MemberId(4242), 1).is_err());
+    let d1 = rooms::direct(&mut c, a, b, 1).unwrap();
+    assert_eq!(
+        rooms::direct(&mut c, b, a, 2).unwrap(),
+        d1,
+        "one 1:1 room per pair"
+    );
+}
+
+#[test]
+fn mention_tokens_find_names_and_everyone() {
+    assert_eq!(
+        mention_tokens("@Anna und @bernd.k. sowie @alle"),
+        (vec!["anna".into(), "bernd.k".into()], true)
+    );
+    assert_eq!(mention_tokens("a@b.de"), (vec![], false));
+}

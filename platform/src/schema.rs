@@ -1,0 +1,151 @@
+//! diesel schema of `platform.sqlite` (mirrors `migrations/`; the `settings` table is
+//! `kollegium_tenants::kv`).
+
+diesel::table! {
+    members (id) {
+        id -> BigInt,
+        sub -> Text,
+        username -> Text,
+        display_name -> Text,
+        email -> Text,
+        roles -> Text,
+        is_admin -> Bool,
+        specialty -> Nullable<Text>,
+        kv_region -> Nullable<Text>,
+        work_areas -> Text,
+        send_read_receipts -> Bool,
+        mention_mail -> Bool,
+        mention_mail_delay_secs -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_login_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    login_states (state_hash) {
+        state_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        next -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> BigInt,
+        token_hash -> Text,
+        member_id -> BigInt,
+        idp_sid -> Nullable<Text>,
+        id_token -> Text,
+        access_token -> Text,
+        refresh_token -> Nullable<Text>,
+        access_expires_at -> BigInt,
+        created_at -> BigInt,
+        last_seen_at -> BigInt,
+        ended_at -> Nullable<BigInt>,
+        end_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        topic -> Text,
+        visibility -> Text,
+        archived -> Bool,
+        direct_key -> Nullable<Text>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        last_message_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    room_members (room_id,member_id) {
+        room_id -> BigInt,
+        member_id -> BigInt,
+        joined_at -> BigInt,
+        last_read_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        room_id -> BigInt,
+        author_id -> Nullable<BigInt>,
+        body -> Text,
+        reply_to -> Nullable<BigInt>,
+        mentions -> Text,
+        mentions_all -> Bool,
+        created_at -> BigInt,
+        edited_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    reactions (message_id,member_id,emoji) {
+        message_id -> BigInt,
+        member_id -> BigInt,
+        emoji -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mention_notices (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        room_id -> BigInt,
+        message_id -> BigInt,
+        due_at -> BigInt,
+        done_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    search_queue (message_id) {
+        message_id -> BigInt,
+        queued_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mail_queue (id) {
+        id -> BigInt,
+        kind -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        created_at -> BigInt,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(room_members -> rooms (room_id));
+diesel::joinable!(room_members -> members (member_id));
+diesel::joinable!(messages -> rooms (room_id));
+diesel::joinable!(sessions -> members (member_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    members,
+    login_states,
+    sessions,
+    rooms,
+    room_members,
+    messages,
+    reactions,
+    mention_notices,
+    search_queue,
+    mail_queue,
+);
