@@ -126,11 +126,7 @@ pub fn render(src: &str, is_mention: &dyn Fn(&str) -> bool) -> String {
                 TagEnd::Emphasis => out.push_str("</em>"),
                 TagEnd::Strong => out.push_str("</strong>"),
                 TagEnd::Strikethrough => out.push_str("</del>"),
-                TagEnd::Link => {
-                    if open_links.pop() == Some(true) {
-                        out.push_str("</a>");
-                    }
-                }
+                TagEnd::Link if open_links.pop() == Some(true) => out.push_str("</a>"),
                 TagEnd::Image => {
                     image_depth = image_depth.saturating_sub(1);
                     out.push(']');

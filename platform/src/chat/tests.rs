@@ -181,7 +181,7 @@ fn bad_input_is_refused() {
     ));
     messages::react(&mut c, &m, b, "👍", true, 1).unwrap();
     messages::react(&mut c, &m, b, "👍", true, 1).unwrap();
-    let v = messages::views(&mut c, &[m.clone()], b).unwrap();
+    let v = messages::views(&mut c, std::slice::from_ref(&m), b).unwrap();
     assert_eq!(v[0].reactions, vec![("👍".to_owned(), 1, true)]);
     assert!(rooms::create_group(&mut c, a, "", "", Visibility::Open, &[], 1).is_err());
     assert!(rooms::create_group(&mut c, a, &"r".repeat(81), "", Visibility::Open, &[], 1).is_err());
