@@ -18,7 +18,9 @@ use crate::config::Config;
 
 /// Paths where POSTs authenticate without cookies (OAuth endpoints of the IdP).
 fn csrf_exempt() -> Vec<&'static str> {
-    kollegium_idp::CSRF_EXEMPT.to_vec()
+    let mut paths = kollegium_idp::CSRF_EXEMPT.to_vec();
+    paths.extend_from_slice(kollegium_platform::CSRF_EXEMPT);
+    paths
 }
 
 /// Options that differ between uses of the server.
@@ -109,11 +111,19 @@ pub async fn start(
         kollegium_idp::IdpState::new(store.clock().clone(), config.idp.clone())
             .map_err(|e| anyhow::anyhow!("configuration key `idp.argon2`: {e}"))?,
     );
+    let http = kollegium_tenants::http::node_client(&config.base_domain, addr.ip())
+        .context("cannot build the server-to-server HTTP client")?;
+    let platform = web::Data::new(kollegium_platform::PlatformState::new(
+        store.clock().clone(),
+        http,
+        kollegium_platform::PlatformSettings::default(),
+    ));
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
             .app_data(ctx.clone())
             .app_data(idp.clone())
+            .app_data(platform.clone())
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::FormConfig::default().limit(limits.max_form_bytes))
             .app_data(web::JsonConfig::default().limit(limits.max_body_bytes))

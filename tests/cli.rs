@@ -353,7 +353,7 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
         .trim()
         .to_owned();
     assert!(url.starts_with("http://praxis-demo.localhost:"), "{url}");
-    let r = client().get(&url).send().await.unwrap();
+    let r = client().get(format!("{url}id/login")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Praxis Dr. Demo"));
     assert!(text.contains("inhaber") && text.contains(kollegium_idp::demo::DEMO_PASSWORD));

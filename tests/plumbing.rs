@@ -40,7 +40,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     app.create_practice("praxis-a").await;
     app.create_practice("praxis-s").await;
     app.change("praxis-s", Change::Suspend).unwrap();
-    let page = app.get(&app.url("praxis-a", "/")).await;
+    let page = app.get(&app.url("praxis-a", "/id/login")).await;
     let html = page.text().await.unwrap();
     let css = html
         .split("href=\"")
@@ -48,7 +48,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         .unwrap()
         .to_owned();
     let cases = [
-        ("practice page", app.url("praxis-a", "/"), 200),
+        ("practice page", app.url("praxis-a", "/id/login"), 200),
         ("practice 404", app.url("praxis-a", "/gibt-es-nicht"), 404),
         ("unknown practice", app.url("praxis-x", "/"), 404),
         ("suspended", app.url("praxis-s", "/"), 403),
@@ -88,7 +88,7 @@ async fn static_assets_have_hashed_names_and_long_cache_lifetime() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     let html = app
-        .get(&app.url("praxis-a", "/"))
+        .get(&app.url("praxis-a", "/id/login"))
         .await
         .text()
         .await
@@ -129,7 +129,7 @@ async fn hsts_is_sent_when_the_public_scheme_is_https() {
     let app =
         TestApp::spawn_with(|c| c.public_scheme = kollegium_tenants::web::Scheme::Https).await;
     app.create_practice("praxis-a").await;
-    let r = app.get(&app.url("praxis-a", "/")).await;
+    let r = app.get(&app.url("praxis-a", "/id/login")).await;
     assert!(
         r.headers()["strict-transport-security"]
             .to_str()
@@ -150,7 +150,7 @@ async fn state_changing_requests_need_this_practices_csrf_token() {
     app.create_practice("praxis-b").await;
     let a = client();
     let html = a
-        .get(app.url("praxis-a", "/"))
+        .get(app.url("praxis-a", "/id/login"))
         .send()
         .await
         .unwrap()
@@ -207,7 +207,11 @@ async fn state_changing_requests_need_this_practices_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // A's token is worthless at B, even with B's cookie.
-    let _ = a.get(app.url("praxis-b", "/")).send().await.unwrap();
+    let _ = a
+        .get(app.url("praxis-b", "/id/login"))
+        .send()
+        .await
+        .unwrap();
     let r = a
         .post(app.url("praxis-b", "/"))
         .header("x-csrf-token", &token)
@@ -257,7 +261,7 @@ async fn oversized_bodies_and_headers_are_refused_not_crashed() {
     app.create_practice("praxis-a").await;
     let a = client();
     let token = meta_csrf(
-        &a.get(app.url("praxis-a", "/"))
+        &a.get(app.url("praxis-a", "/id/login"))
             .send()
             .await
             .unwrap()
@@ -332,7 +336,7 @@ async fn oversized_bodies_and_headers_are_refused_not_crashed() {
     );
 
     assert_eq!(
-        app.get(&app.url("praxis-a", "/")).await.status(),
+        app.get(&app.url("praxis-a", "/id/login")).await.status(),
         200,
         "still serving"
     );
@@ -344,10 +348,20 @@ async fn metrics_count_requests_and_health_answers() {
     app.create_practice("praxis-a").await;
     app.create_practice("praxis-b").await;
     for _ in 0..3 {
-        assert_eq!(app.get(&app.url("praxis-a", "/")).await.status(), 200);
+        assert_eq!(
+            app.get(&app.url("praxis-a", "/id/login")).await.status(),
+            200
+        );
     }
     assert_eq!(app.get(&app.url("praxis-zz", "/")).await.status(), 404);
     assert_eq!(app.get(&app.node_url("/")).await.status(), 200);
+    // A request that reads the practice's IdP database opens it.
+    assert_eq!(
+        app.get(&app.url("praxis-a", "/id/setup/unbekannt"))
+            .await
+            .status(),
+        410
+    );
 
     let health = app.get(&app.operator_url("/healthz")).await;
     assert_eq!(health.status(), 200);
@@ -366,7 +380,7 @@ async fn metrics_count_requests_and_health_answers() {
             .unwrap()
     };
     assert_eq!(
-        value("kollegium_http_requests_total{class=\"platform\",status=\"200\"}"),
+        value("kollegium_http_requests_total{class=\"idp\",status=\"200\"}"),
         3.0
     );
     assert_eq!(
@@ -377,7 +391,7 @@ async fn metrics_count_requests_and_health_answers() {
         value("kollegium_http_requests_total{class=\"node\",status=\"200\"}"),
         1.0
     );
-    assert_eq!(value("kollegium_http_request_duration_seconds_count"), 5.0);
+    assert_eq!(value("kollegium_http_request_duration_seconds_count"), 6.0);
     assert_eq!(value("kollegium_practices_known"), 2.0);
     assert_eq!(value("kollegium_open_practices"), 1.0);
     assert_eq!(value("kollegium_open_practice_databases"), 1.0);

@@ -25,10 +25,14 @@ fn raw(port: u16, request: &str) -> (u16, String) {
 }
 
 fn get_with_host(port: u16, host: Option<&str>) -> (u16, String) {
+    get_path_with_host(port, "/", host)
+}
+
+fn get_path_with_host(port: u16, path: &str, host: Option<&str>) -> (u16, String) {
     let host_line = host.map(|h| format!("Host: {h}\r\n")).unwrap_or_default();
     raw(
         port,
-        &format!("GET / HTTP/1.1\r\n{host_line}Connection: close\r\n\r\n"),
+        &format!("GET {path} HTTP/1.1\r\n{host_line}Connection: close\r\n\r\n"),
     )
 }
 
@@ -47,7 +51,7 @@ async fn practice_hosts_are_served_in_every_spelling_that_is_theirs() {
         "praxis-a.localhost".into(),
         format!("PRAXIS-A.LocalHost:{p}"),
     ] {
-        let (status, text) = get_with_host(p, Some(&host));
+        let (status, text) = get_path_with_host(p, "/id/login", Some(&host));
         assert_eq!(status, 200, "{host}");
         assert!(text.contains("Praxis praxis-a"), "{host}");
     }

@@ -34,12 +34,12 @@ async fn create_list_show_suspend_resume_delete_through_the_library() {
     );
     assert!(all.iter().all(|p| p.status == PracticeStatus::Active));
 
-    let page = app.get(&app.url("praxis-a", "/")).await;
+    let page = app.get(&app.url("praxis-a", "/id/login")).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Praxis praxis-a"));
 
     app.change("praxis-a", Change::Suspend).unwrap();
-    let page = app.get(&app.url("praxis-a", "/")).await;
+    let page = app.get(&app.url("praxis-a", "/id/login")).await;
     assert_eq!(page.status(), 403);
     assert!(page.text().await.unwrap().contains("Praxis gesperrt"));
     assert!(matches!(
@@ -48,7 +48,10 @@ async fn create_list_show_suspend_resume_delete_through_the_library() {
     ));
 
     app.change("praxis-a", Change::Resume).unwrap();
-    assert_eq!(app.get(&app.url("praxis-a", "/")).await.status(), 200);
+    assert_eq!(
+        app.get(&app.url("praxis-a", "/id/login")).await.status(),
+        200
+    );
 
     assert!(matches!(
         app.change(
@@ -80,7 +83,10 @@ async fn create_list_show_suspend_resume_delete_through_the_library() {
         .unwrap();
     assert_eq!(p.status, PracticeStatus::Deleted);
     // The other practice is untouched.
-    assert_eq!(app.get(&app.url("praxis-b", "/")).await.status(), 200);
+    assert_eq!(
+        app.get(&app.url("praxis-b", "/id/login")).await.status(),
+        200
+    );
     assert!(matches!(
         app.try_create_practice("praxis-b", &[]).await,
         Err(ProvisionError::Exists(_))
@@ -167,7 +173,10 @@ async fn creation_failing_halfway_leaves_nothing_behind() {
 
     // After the failures the same slug can be created normally.
     app.create_practice("praxis-fail").await;
-    assert_eq!(app.get(&app.url("praxis-fail", "/")).await.status(), 200);
+    assert_eq!(
+        app.get(&app.url("praxis-fail", "/id/login")).await.status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,21 +213,21 @@ async fn a_write_through_practice_a_never_reaches_practice_b() {
             .any(|w| w == marker.as_bytes())
     );
 
-    let a_page = app
-        .get(&app.url("praxis-a", "/"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    // Through B's handle, the value A wrote does not exist.
+    let b = app.tenant("praxis-b");
+    let seen = tokio::task::spawn_blocking(move || {
+        kv::get(&mut b.conn(&PLATFORM_DB).unwrap(), "welcome_text").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, None);
     let b_page = app
-        .get(&app.url("praxis-b", "/"))
+        .get(&app.url("praxis-b", "/id/login"))
         .await
         .text()
         .await
         .unwrap();
-    assert!(a_page.contains(marker));
-    assert!(!b_page.contains(marker));
-    assert!(!b_page.contains("Praxis praxis-a"));
+    assert!(b_page.contains("Praxis praxis-b") && !b_page.contains("Praxis praxis-a"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,9 +255,15 @@ async fn restart_keeps_practices_and_their_data() {
         std::fs::read(app.data_dir().join("node.key")).unwrap(),
         key_before
     );
-    let page = app.get(&app.url("praxis-keep", "/")).await;
+    let page = app.get(&app.url("praxis-keep", "/id/login")).await;
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Guten Morgen, Team!"));
+    let t = app.tenant("praxis-keep");
+    let kept = tokio::task::spawn_blocking(move || {
+        kv::get(&mut t.conn(&PLATFORM_DB).unwrap(), "welcome_text").unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(kept.as_deref(), Some("Guten Morgen, Team!"));
     assert_eq!(app.get(&app.url("praxis-pause", "/")).await.status(), 403);
 }
 
@@ -260,17 +275,22 @@ async fn open_practices_are_capped_and_idle_ones_closed() {
     }
     for i in 0..6 {
         assert_eq!(
-            app.get(&app.url(&format!("praxis-{i}"), "/"))
+            app.get(&app.url(&format!("praxis-{i}"), "/id/setup/kein-gueltiger-link"))
                 .await
                 .status(),
-            200
+            410
         );
     }
     let store = &app.server().store;
     assert_eq!(store.open_practices(), 3, "LRU cap holds");
     assert!(store.open_databases() <= 3);
     // The evicted practice reopens transparently.
-    assert_eq!(app.get(&app.url("praxis-0", "/")).await.status(), 200);
+    assert_eq!(
+        app.get(&app.url("praxis-0", "/id/setup/kein-gueltiger-link"))
+            .await
+            .status(),
+        410
+    );
     assert_eq!(store.open_practices(), 3);
     store.close_all();
     assert_eq!(store.open_practices(), 0);

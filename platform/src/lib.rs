@@ -8,6 +8,7 @@
 //! ID tokens and userinfo of its practice's IdP, exactly as a third-party tool does. It
 //! must never serve one practice's data on another practice's origin.
 
+pub mod auth;
 pub mod chat;
 pub mod markdown;
 pub mod members;
@@ -26,9 +27,14 @@ pub static PLATFORM_DB: DbKind = DbKind {
     migrations: embed_migrations!("migrations"),
 };
 
+pub use auth::{PlatformSettings, PlatformState};
 pub use provision::PlatformProvisioner;
+
+/// Paths POSTed without cookies (the IdP's back-channel logout).
+pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 
 /// Registers the workspace routes on a practice origin.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    auth::routes::configure(cfg);
     portal::configure(cfg);
 }

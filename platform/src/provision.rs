@@ -4,8 +4,14 @@ use kollegium_tenants::kv;
 use kollegium_tenants::provision::{BoxError, NewPractice, ProvisionHook, ProvisionReport};
 
 use crate::PLATFORM_DB;
+use crate::auth::rp::{CLIENT_ID_KEY, CLIENT_SECRET_KEY, SECRET_PURPOSE};
 
-/// Creates and migrates `platform.sqlite` with the practice's default settings.
+/// Report keys under which the IdP's hook hands over the platform's client registration.
+pub const CLIENT_ID_VALUE: &str = "platform_client_id";
+pub const CLIENT_SECRET_VALUE: &str = "platform_client_secret";
+
+/// Creates and migrates `platform.sqlite` and stores the platform's client registration at
+/// the practice IdP (the secret sealed with the practice secret). Runs after the IdP hook.
 #[derive(Debug, Default)]
 pub struct PlatformProvisioner;
 
@@ -14,13 +20,18 @@ impl ProvisionHook for PlatformProvisioner {
         "workspace"
     }
 
-    fn provision(
-        &self,
-        p: &NewPractice<'_>,
-        _report: &mut ProvisionReport,
-    ) -> Result<(), BoxError> {
+    fn provision(&self, p: &NewPractice<'_>, report: &mut ProvisionReport) -> Result<(), BoxError> {
         let mut conn = p.open_db(&PLATFORM_DB)?;
         kv::set(&mut conn, "created_at", &p.now.to_string())?;
+        let secret = report.values.remove(CLIENT_SECRET_VALUE);
+        if let (Some(id), Some(secret)) = (report.values.get(CLIENT_ID_VALUE), secret) {
+            kv::set(&mut conn, CLIENT_ID_KEY, id)?;
+            kv::set(
+                &mut conn,
+                CLIENT_SECRET_KEY,
+                &p.secret.seal(SECRET_PURPOSE, secret.as_bytes()),
+            )?;
+        }
         Ok(())
     }
 }

@@ -221,6 +221,52 @@ impl PracticeSecret {
         })
     }
 
+    /// Encrypts a value for one purpose with a key derived from this practice's secret (and
+    /// so, transitively, protected by the node key). Used for secrets a practice keeps in
+    /// its own databases, such as OAuth client secrets and refresh tokens.
+    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
+        let key = self.derive(&format!("seal|{purpose}"));
+        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let mut nonce = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        format!("{WRAP_PREFIX}{}", B64.encode(out))
+    }
+
+    /// Decrypts what [`PracticeSecret::seal`] produced for the same purpose.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        let body = sealed
+            .trim()
+            .strip_prefix(WRAP_PREFIX)
+            .ok_or(SecretsError::Unwrap)?;
+        let raw = B64.decode(body).map_err(|_| SecretsError::Unwrap)?;
+        if raw.len() < 24 + 16 {
+            return Err(SecretsError::Unwrap);
+        }
+        let (nonce, ct) = raw.split_at(24);
+        let key = self.derive(&format!("seal|{purpose}"));
+        XChaCha20Poly1305::new(key.as_ref().into())
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: purpose.as_bytes(),
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| SecretsError::Unwrap)
+    }
+
     /// A 32-byte key for one purpose ("csrf", "session-cookie", ...).
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
@@ -305,5 +351,16 @@ mod tests {
         assert_ne!(*s.derive("csrf"), *s.derive("cookie"));
         let other = Slug::parse("praxis-b").unwrap();
         assert!(PracticeSecret::load(&node, &other, dir.path()).is_err());
+        let sealed = s.seal("oidc-client", b"geheim");
+        assert_eq!(
+            loaded.open("oidc-client", &sealed).unwrap().as_slice(),
+            b"geheim"
+        );
+        assert!(loaded.open("other-purpose", &sealed).is_err());
+        assert!(
+            PracticeSecret::generate()
+                .open("oidc-client", &sealed)
+                .is_err()
+        );
     }
 }

@@ -3,21 +3,33 @@
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use kollegium_tenants::kv;
 use kollegium_tenants::web::{CsrfToken, Layout, WebError};
-use kollegium_tenants::{Tenant, kv};
 
 use crate::PLATFORM_DB;
+use crate::auth::Member;
 
 #[derive(Template)]
 #[template(path = "pages/portal.html")]
 struct PortalPage {
     layout: Layout,
     practice_name: String,
+    name: String,
     welcome: Option<String>,
 }
 
-async fn home(tenant: Tenant, csrf: CsrfToken) -> Result<HttpResponse, WebError> {
-    let t = tenant.clone();
+/// The layout of workspace pages for a signed-in member.
+pub fn layout(m: &Member, csrf: &CsrfToken) -> Layout {
+    let mut l = Layout::practice(m.tenant.display_name());
+    l.csrf_token = Some(csrf.0.clone());
+    l.user_name = Some(m.member.display_name.clone());
+    l.account_href = Some("/id/account".into());
+    l.logout_href = Some("/auth/logout".into());
+    l
+}
+
+async fn home(m: Member, csrf: CsrfToken) -> Result<HttpResponse, WebError> {
+    let t = m.tenant.clone();
     let welcome = web::block(move || -> Result<Option<String>, WebError> {
         let mut conn = t.conn(&PLATFORM_DB)?;
         kv::get(&mut conn, "welcome_text").map_err(|e| {
@@ -27,11 +39,9 @@ async fn home(tenant: Tenant, csrf: CsrfToken) -> Result<HttpResponse, WebError>
     })
     .await??;
     let page = PortalPage {
-        layout: Layout {
-            csrf_token: Some(csrf.0),
-            ..Layout::practice(tenant.display_name())
-        },
-        practice_name: tenant.display_name().to_owned(),
+        layout: layout(&m, &csrf),
+        practice_name: m.tenant.display_name().to_owned(),
+        name: m.member.display_name.clone(),
         welcome,
     };
     let body = page.render().map_err(|e| {

@@ -1,0 +1,59 @@
+//! Sign-in: the platform is a relying party of its own practice's IdP (authorization code
+//! with PKCE, via the `openidconnect` crate), with a session of its own behind its own
+//! cookie. It never reads `idp.sqlite`: who the user is comes from the ID token and the
+//! userinfo endpoint, like for any third-party tool.
+
+pub mod routes;
+pub mod rp;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use kollegium_tenants::SharedClock;
+use openidconnect::core::CoreProviderMetadata;
+
+pub use session::{Member, MemberAdmin};
+
+/// Settings under which the platform keeps its sessions.
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    /// A platform session unused this long ends (the IdP session may outlive it).
+    pub session_idle_secs: i64,
+    /// A pending sign-in (state, nonce, PKCE verifier) is valid this long.
+    pub login_state_ttl_secs: i64,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: 12 * 3600,
+            login_state_ttl_secs: 600,
+        }
+    }
+}
+
+/// Registered once with `app_data`.
+pub struct PlatformState {
+    pub clock: SharedClock,
+    /// Server-to-server client (`*.<base>` resolves to this node).
+    pub http: reqwest::Client,
+    pub settings: PlatformSettings,
+    metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+}
+
+impl PlatformState {
+    pub fn new(clock: SharedClock, http: reqwest::Client, settings: PlatformSettings) -> Self {
+        Self {
+            clock,
+            http,
+            settings,
+            metadata: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now(&self) -> kollegium_tenants::UnixTime {
+        self.clock.now()
+    }
+}

@@ -1,0 +1,301 @@
+//! `/auth/*`: sign in at the practice IdP, the callback, logout, back-channel logout.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use diesel::prelude::*;
+use kollegium_tenants::Tenant;
+use kollegium_tenants::web::{ErrorPage, Layout, WebContext};
+use sha2::{Digest, Sha256};
+
+use super::PlatformState;
+use super::rp::{self, RpError};
+use super::session::{self, Member};
+use crate::PLATFORM_DB;
+use crate::members;
+use crate::schema::login_states;
+
+/// Paths of this module that are POSTed without cookies (the IdP calls them).
+pub const CSRF_EXEMPT: &[&str] = &["/auth/backchannel-logout"];
+
+fn state_hash(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+/// Only local paths are followed after sign-in.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 2000
+                && !n.starts_with("/auth/") =>
+        {
+            n.to_owned()
+        }
+        _ => "/".into(),
+    }
+}
+
+fn failed(e: &RpError) -> HttpResponse {
+    match e {
+        RpError::Refused(why) => {
+            tracing::warn!(reason = %why, "sign-in refused");
+            ErrorPage::new(401).response()
+        }
+        other => {
+            tracing::error!(error = %other, "sign-in failed");
+            ErrorPage::new(503).response()
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+async fn login(
+    tenant: Tenant,
+    state: web::Data<PlatformState>,
+    ctx: web::Data<WebContext>,
+    q: web::Query<LoginQuery>,
+) -> HttpResponse {
+    let next = safe_next(q.next.as_deref());
+    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+    let t = tenant.clone();
+    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return failed(&e),
+        Err(_) => return ErrorPage::new(500).response(),
+    };
+    let started = match rp::start(&state, &reg, false).await {
+        Ok(s) => s,
+        Err(e) => return failed(&e),
+    };
+    let now = state.now();
+    let ttl = state.settings.login_state_ttl_secs;
+    let sealed = tenant
+        .secret()
+        .seal("platform-pkce", started.pkce_verifier.as_bytes());
+    let (h, nonce) = (state_hash(&started.state), started.nonce.clone());
+    let stored = web::block(move || -> Result<(), diesel::result::Error> {
+        let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        diesel::delete(login_states::table.filter(login_states::created_at.lt(now - ttl)))
+            .execute(&mut *conn)?;
+        diesel::insert_into(login_states::table)
+            .values((
+                login_states::state_hash.eq(h),
+                login_states::nonce.eq(nonce),
+                login_states::pkce_verifier.eq(sealed),
+                login_states::next.eq(next),
+                login_states::created_at.eq(now),
+            ))
+            .execute(&mut *conn)
+            .map(|_| ())
+    })
+    .await;
+    match stored {
+        Ok(Ok(())) => see_other(&started.url),
+        _ => ErrorPage::new(500).response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(
+    tenant: Tenant,
+    state: web::Data<PlatformState>,
+    ctx: web::Data<WebContext>,
+    q: web::Query<CallbackQuery>,
+) -> HttpResponse {
+    let q = q.into_inner();
+    let Some(st) = q.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
+        return ErrorPage::new(400).response();
+    };
+    let now = state.now();
+    let ttl = state.settings.login_state_ttl_secs;
+    let t = tenant.clone();
+    let h = state_hash(&st);
+    // The state is single use: taken out whatever happens next.
+    let pending = web::block(
+        move || -> Result<Option<(String, String, String)>, diesel::result::Error> {
+            let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
+                return Err(diesel::result::Error::NotFound);
+            };
+            let row: Option<(String, String, String, i64)> = login_states::table
+                .find(&h)
+                .select((
+                    login_states::nonce,
+                    login_states::pkce_verifier,
+                    login_states::next,
+                    login_states::created_at,
+                ))
+                .first(&mut *conn)
+                .optional()?;
+            diesel::delete(login_states::table.find(&h)).execute(&mut *conn)?;
+            Ok(row
+                .filter(|r| now - r.3 <= ttl)
+                .map(|(n, v, next, _)| (n, v, next)))
+        },
+    )
+    .await;
+    let Ok(Ok(Some((nonce, sealed_verifier, next)))) = pending else {
+        return ErrorPage::new(400).response();
+    };
+    if let Some(err) = q.error {
+        tracing::info!(error = %err.chars().take(64).collect::<String>(), "IdP returned an error to the callback");
+        return ErrorPage::new(401).response();
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 512) else {
+        return ErrorPage::new(400).response();
+    };
+    let Ok(verifier) = tenant.secret().open("platform-pkce", &sealed_verifier) else {
+        return ErrorPage::new(400).response();
+    };
+    let verifier = String::from_utf8_lossy(&verifier).into_owned();
+    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+    let t = tenant.clone();
+    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return failed(&e),
+        Err(_) => return ErrorPage::new(500).response(),
+    };
+    let signed = match rp::finish(&state, &reg, code, verifier, nonce).await {
+        Ok(s) => s,
+        Err(e) => return failed(&e),
+    };
+    let t = tenant.clone();
+    let created = web::block(move || -> Result<String, diesel::result::Error> {
+        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        conn.immediate_transaction(|conn| {
+            let m = members::upsert(conn, &signed.claims, now)?;
+            diesel::update(crate::schema::members::table.find(m.id.0))
+                .set(crate::schema::members::last_login_at.eq(now))
+                .execute(conn)?;
+            session::create(conn, &t, &m, &signed, now)
+        })
+    })
+    .await;
+    let Ok(Ok(token)) = created else {
+        return ErrorPage::new(500).response();
+    };
+    let mut res = see_other(&next);
+    let _ = res.add_cookie(&session::cookie(ctx.settings.scheme, &token));
+    res
+}
+
+async fn logout(
+    member: Member,
+    state: web::Data<PlatformState>,
+    ctx: web::Data<WebContext>,
+) -> HttpResponse {
+    let now = state.now();
+    let (t, sid) = (member.tenant.clone(), member.session_id);
+    let _ = web::block(move || -> Result<(), diesel::result::Error> {
+        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
+            return Ok(());
+        };
+        session::end(&mut conn, sid, "logout", now)
+    })
+    .await;
+    let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
+    let t = member.tenant.clone();
+    let target = match web::block(move || rp::registration(&t, &origin)).await {
+        Ok(Ok(reg)) => rp::end_session_url(&state, &reg, &member.id_token).await,
+        _ => None,
+    };
+    let mut res = see_other(target.as_deref().unwrap_or("/auth/logged-out"));
+    let _ = res.add_cookie(&session::removal(ctx.settings.scheme));
+    res
+}
+
+#[derive(Template)]
+#[template(path = "pages/logged_out.html")]
+struct LoggedOut {
+    layout: Layout,
+}
+
+async fn logged_out(tenant: Tenant) -> HttpResponse {
+    match (LoggedOut {
+        layout: Layout::practice(tenant.display_name()),
+    })
+    .render()
+    {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(_) => ErrorPage::new(500).response(),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct LogoutToken {
+    logout_token: String,
+}
+
+/// OIDC back-channel logout: the IdP tells us a session ended.
+async fn backchannel(
+    tenant: Tenant,
+    state: web::Data<PlatformState>,
+    ctx: web::Data<WebContext>,
+    form: web::Form<LogoutToken>,
+) -> HttpResponse {
+    let bad = || HttpResponse::BadRequest().json(serde_json::json!({"error": "invalid_request"}));
+    if form.logout_token.len() > 16 * 1024 {
+        return bad();
+    }
+    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+    let t = tenant.clone();
+    let Ok(Ok(reg)) = web::block(move || rp::registration(&t, &origin)).await else {
+        return bad();
+    };
+    let now = state.now();
+    let notice = match rp::verify_logout_token(&state, &reg, &form.logout_token, now).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "back-channel logout refused");
+            return bad();
+        }
+    };
+    let ended = web::block(move || -> Result<usize, diesel::result::Error> {
+        let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
+            return Ok(0);
+        };
+        session::end_for_logout(&mut conn, notice.sid.as_deref(), notice.sub.as_deref(), now)
+    })
+    .await;
+    match ended {
+        Ok(Ok(n)) => {
+            tracing::info!(sessions = n, "back-channel logout");
+            HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish()
+        }
+        _ => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/auth/login", web::get().to(login))
+        .route("/auth/callback", web::get().to(callback))
+        .route("/auth/logout", web::post().to(logout))
+        .route("/auth/logged-out", web::get().to(logged_out))
+        .route("/auth/backchannel-logout", web::post().to(backchannel));
+}

@@ -1,0 +1,394 @@
+//! The relying-party side of OpenID Connect, against the practice's own IdP.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use kollegium_tenants::Tenant;
+use kollegium_tenants::kv;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKey, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
+    RefreshToken, Scope, TokenResponse,
+};
+
+use super::PlatformState;
+use crate::PLATFORM_DB;
+use crate::members::Claims;
+
+/// How long discovery and JWKS answers are trusted.
+const METADATA_TTL: Duration = Duration::from_secs(300);
+
+/// Settings keys where the platform's client registration is kept.
+pub const CLIENT_ID_KEY: &str = "oidc_client_id";
+pub const CLIENT_SECRET_KEY: &str = "oidc_client_secret";
+/// Purpose under which the client secret is sealed with the practice secret.
+pub const SECRET_PURPOSE: &str = "platform-oidc-client";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpError {
+    #[error("the platform is not registered at the practice IdP")]
+    NotRegistered,
+    #[error("identity provider: {0}")]
+    Provider(String),
+    #[error("the identity provider refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] kollegium_tenants::store::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+}
+
+fn provider<E: std::fmt::Display>(e: E) -> RpError {
+    RpError::Provider(e.to_string())
+}
+
+/// The platform's registration at its practice IdP.
+#[derive(Clone)]
+pub struct Registration {
+    pub issuer: String,
+    pub origin: String,
+    pub client_id: String,
+    client_secret: String,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registration {
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/auth/callback", self.origin)
+    }
+    pub fn post_logout_uri(&self) -> String {
+        format!("{}/auth/logged-out", self.origin)
+    }
+}
+
+/// Reads the registration from `platform.sqlite` (blocking).
+pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpError> {
+    let mut conn = tenant.conn(&PLATFORM_DB)?;
+    let id = kv::get(&mut conn, CLIENT_ID_KEY)?.ok_or(RpError::NotRegistered)?;
+    let sealed = kv::get(&mut conn, CLIENT_SECRET_KEY)?.ok_or(RpError::NotRegistered)?;
+    let secret = tenant
+        .secret()
+        .open(SECRET_PURPOSE, &sealed)
+        .map_err(|_| RpError::NotRegistered)?;
+    Ok(Registration {
+        issuer: format!("{origin}/id"),
+        origin: origin.to_owned(),
+        client_id: id,
+        client_secret: String::from_utf8_lossy(&secret).into_owned(),
+    })
+}
+
+async fn metadata(state: &PlatformState, issuer: &str) -> Result<CoreProviderMetadata, RpError> {
+    if let Ok(cache) = state.metadata.lock()
+        && let Some((m, at)) = cache.get(issuer)
+        && at.elapsed() < METADATA_TTL
+    {
+        return Ok(m.clone());
+    }
+    let url = IssuerUrl::new(issuer.to_owned()).map_err(provider)?;
+    let m = CoreProviderMetadata::discover_async(url, &state.http)
+        .await
+        .map_err(provider)?;
+    if let Ok(mut cache) = state.metadata.lock() {
+        cache.insert(issuer.to_owned(), (m.clone(), Instant::now()));
+    }
+    Ok(m)
+}
+
+/// A started sign-in: where to send the browser and what to remember.
+pub struct Started {
+    pub url: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+pub async fn start(
+    state: &PlatformState,
+    reg: &Registration,
+    prompt_login: bool,
+) -> Result<Started, RpError> {
+    let meta = metadata(state, &reg.issuer).await?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(reg.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(reg.redirect_uri()).map_err(provider)?);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("practice".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge);
+    if prompt_login {
+        req = req.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
+    }
+    let (url, csrf, nonce) = req.url();
+    Ok(Started {
+        url: url.to_string(),
+        state: csrf.secret().clone(),
+        nonce: nonce.secret().clone(),
+        pkce_verifier: verifier.secret().clone(),
+    })
+}
+
+/// Tokens and identity after a sign-in or refresh.
+pub struct Signed {
+    pub claims: Claims,
+    pub sid: Option<String>,
+    pub id_token: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+}
+
+async fn userinfo(
+    state: &PlatformState,
+    meta: &CoreProviderMetadata,
+    access_token: &str,
+) -> Result<Claims, RpError> {
+    let url = meta
+        .userinfo_endpoint()
+        .ok_or_else(|| RpError::Provider("no userinfo endpoint".into()))?;
+    let res = state
+        .http
+        .get(url.as_str())
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .map_err(provider)?;
+    if !res.status().is_success() {
+        return Err(RpError::Refused(format!(
+            "userinfo answered {}",
+            res.status()
+        )));
+    }
+    let mut claims: Claims = res.json().await.map_err(provider)?;
+    if claims.roles.iter().any(|r| r == "admin") {
+        claims.is_admin = true;
+    }
+    Ok(claims)
+}
+
+/// Completes a sign-in: exchanges the code (with the PKCE verifier), verifies the ID token
+/// (signature, issuer, audience, nonce) and reads the practice claims from userinfo.
+pub async fn finish(
+    state: &PlatformState,
+    reg: &Registration,
+    code: String,
+    verifier: String,
+    nonce: String,
+) -> Result<Signed, RpError> {
+    let meta = metadata(state, &reg.issuer).await?;
+    let client = CoreClient::from_provider_metadata(
+        meta.clone(),
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(reg.client_secret.clone())),
+    )
+    .set_redirect_uri(RedirectUrl::new(reg.redirect_uri()).map_err(provider)?);
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(provider)?
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
+        .request_async(&state.http)
+        .await
+        .map_err(|e| RpError::Refused(e.to_string()))?;
+    let id_token = token
+        .id_token()
+        .ok_or_else(|| RpError::Refused("no ID token".into()))?;
+    let verified = id_token
+        .claims(&client.id_token_verifier(), &Nonce::new(nonce))
+        .map_err(|e| RpError::Refused(e.to_string()))?;
+    let sub = verified.subject().as_str().to_owned();
+    let sid = sid_of(&id_token.to_string());
+    let access = token.access_token().secret().clone();
+    let mut claims = userinfo(state, &meta, &access).await?;
+    if claims.sub != sub {
+        return Err(RpError::Refused(
+            "userinfo subject differs from the ID token".into(),
+        ));
+    }
+    claims.sub = sub;
+    Ok(Signed {
+        claims,
+        sid,
+        id_token: id_token.to_string(),
+        access_token: access,
+        refresh_token: token.refresh_token().map(|r| r.secret().clone()),
+        expires_in: token.expires_in().map_or(300, |d| d.as_secs() as i64),
+    })
+}
+
+/// Refreshes the tokens of a session and re-reads the claims (roles may have changed).
+pub async fn refresh(
+    state: &PlatformState,
+    reg: &Registration,
+    refresh_token: String,
+) -> Result<Signed, RpError> {
+    let meta = metadata(state, &reg.issuer).await?;
+    let client = CoreClient::from_provider_metadata(
+        meta.clone(),
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(reg.client_secret.clone())),
+    );
+    let token = client
+        .exchange_refresh_token(&RefreshToken::new(refresh_token))
+        .map_err(provider)?
+        .request_async(&state.http)
+        .await
+        .map_err(|e| RpError::Refused(e.to_string()))?;
+    let access = token.access_token().secret().clone();
+    let claims = userinfo(state, &meta, &access).await?;
+    Ok(Signed {
+        claims,
+        sid: None,
+        id_token: token.id_token().map(|t| t.to_string()).unwrap_or_default(),
+        access_token: access,
+        refresh_token: token.refresh_token().map(|r| r.secret().clone()),
+        expires_in: token.expires_in().map_or(300, |d| d.as_secs() as i64),
+    })
+}
+
+/// The RP-initiated logout URL at the IdP, if it has one.
+pub async fn end_session_url(
+    state: &PlatformState,
+    reg: &Registration,
+    id_token: &str,
+) -> Option<String> {
+    let meta = metadata(state, &reg.issuer).await.ok()?;
+    let doc = serde_json::to_value(&meta).ok()?;
+    let endpoint = doc.get("end_session_endpoint")?.as_str()?.to_owned();
+    let _ = PostLogoutRedirectUrl::new(reg.post_logout_uri()).ok()?;
+    let q = serde_urlencoded::to_string([
+        ("id_token_hint", id_token),
+        ("client_id", reg.client_id.as_str()),
+        ("post_logout_redirect_uri", reg.post_logout_uri().as_str()),
+    ])
+    .ok()?;
+    Some(format!("{endpoint}?{q}"))
+}
+
+fn payload_of(jwt: &str) -> Option<serde_json::Value> {
+    let part = jwt.split('.').nth(1)?;
+    serde_json::from_slice(&B64.decode(part).ok()?).ok()
+}
+
+fn sid_of(jwt: &str) -> Option<String> {
+    payload_of(jwt)?.get("sid")?.as_str().map(str::to_owned)
+}
+
+/// What a verified back-channel logout token says.
+#[derive(Debug, Clone)]
+pub struct LogoutNotice {
+    pub sid: Option<String>,
+    pub sub: Option<String>,
+}
+
+/// Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signature
+/// by a key of the IdP's JWKS, issuer, audience, event claim, sid or sub, no nonce.
+pub async fn verify_logout_token(
+    state: &PlatformState,
+    reg: &Registration,
+    token: &str,
+    now: i64,
+) -> Result<LogoutNotice, RpError> {
+    let bad = |why: &str| RpError::Refused(format!("logout token: {why}"));
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed"));
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&B64.decode(h).map_err(|_| bad("header"))?)
+            .map_err(|_| bad("header"))?;
+    if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
+        return Err(bad("algorithm"));
+    }
+    let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
+    let signature = B64.decode(s).map_err(|_| bad("signature"))?;
+    let meta = metadata(state, &reg.issuer).await?;
+    let jwks: CoreJsonWebKeySet = state
+        .http
+        .get(meta.jwks_uri().as_str())
+        .send()
+        .await
+        .map_err(provider)?
+        .json()
+        .await
+        .map_err(provider)?;
+    let message = format!("{h}.{p}");
+    let ok = jwks.keys().iter().any(|k| {
+        k.key_id().is_none_or(|id| id.as_str() == kid)
+            && k.verify_signature(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                message.as_bytes(),
+                &signature,
+            )
+            .is_ok()
+    });
+    if !ok {
+        return Err(bad("signature"));
+    }
+    let claims = payload_of(token).ok_or_else(|| bad("payload"))?;
+    if claims.get("iss").and_then(|v| v.as_str()) != Some(reg.issuer.as_str()) {
+        return Err(bad("issuer"));
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => a == &reg.client_id,
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .any(|a| a.as_str() == Some(reg.client_id.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(bad("audience"));
+    }
+    if claims.get("nonce").is_some() {
+        return Err(bad("nonce present"));
+    }
+    if claims
+        .pointer("/events/http:~1~1schemas.openid.net~1event~1backchannel-logout")
+        .is_none()
+    {
+        return Err(bad("event"));
+    }
+    if claims
+        .get("iat")
+        .and_then(|v| v.as_i64())
+        .is_some_and(|iat| iat > now + 300 || iat < now - 3600)
+    {
+        return Err(bad("issued at"));
+    }
+    let sid = claims
+        .get("sid")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let sub = claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    if sid.is_none() && sub.is_none() {
+        return Err(bad("neither sid nor sub"));
+    }
+    Ok(LogoutNotice { sid, sub })
+}

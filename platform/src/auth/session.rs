@@ -1,0 +1,371 @@
+//! Platform sessions and the `Member` extractor: a signed-in member of this practice.
+//! Access tokens are refreshed at the IdP when they expire, so a user disabled there loses
+//! access here within one access-token lifetime.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
+use diesel::prelude::*;
+use kollegium_tenants::secrets::random_token;
+use kollegium_tenants::web::{ErrorPage, Scheme, WebContext};
+use kollegium_tenants::{Tenant, UnixTime};
+use sha2::{Digest, Sha256};
+
+use super::PlatformState;
+use super::rp::{self, Signed};
+use crate::PLATFORM_DB;
+use crate::members::{self, Member as MemberRow};
+use crate::schema::sessions;
+
+/// Purpose under which session tokens are sealed.
+const TOKEN_PURPOSE: &str = "platform-session-tokens";
+
+pub fn cookie_name(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Https => "__Host-kollegium-app",
+        Scheme::Http => "kollegium-app",
+    }
+}
+
+pub fn cookie(scheme: Scheme, token: &str) -> Cookie<'static> {
+    Cookie::build(cookie_name(scheme), token.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(scheme == Scheme::Https)
+        .finish()
+}
+
+pub fn removal(scheme: Scheme) -> Cookie<'static> {
+    let mut c = cookie(scheme, "");
+    c.set_max_age(CookieDuration::ZERO);
+    c
+}
+
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a session for a signed-in member; returns the cookie token.
+pub fn create(
+    conn: &mut SqliteConnection,
+    tenant: &Tenant,
+    member: &MemberRow,
+    s: &Signed,
+    now: UnixTime,
+) -> QueryResult<String> {
+    let token = random_token(32);
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::token_hash.eq(hash(&token)),
+            sessions::member_id.eq(member.id.0),
+            sessions::idp_sid.eq(&s.sid),
+            sessions::id_token.eq(&s.id_token),
+            sessions::access_token.eq(tenant
+                .secret()
+                .seal(TOKEN_PURPOSE, s.access_token.as_bytes())),
+            sessions::refresh_token.eq(s
+                .refresh_token
+                .as_ref()
+                .map(|r| tenant.secret().seal(TOKEN_PURPOSE, r.as_bytes()))),
+            sessions::access_expires_at.eq(now + s.expires_in),
+            sessions::created_at.eq(now),
+            sessions::last_seen_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(token)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: i64,
+    pub member_id: i64,
+    pub idp_sid: Option<String>,
+    pub id_token: String,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub access_expires_at: i64,
+    pub last_seen_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+pub fn by_token(conn: &mut SqliteConnection, token: &str) -> QueryResult<Option<SessionRow>> {
+    if token.is_empty() || token.len() > 100 {
+        return Ok(None);
+    }
+    sessions::table
+        .filter(sessions::token_hash.eq(hash(token)))
+        .filter(sessions::ended_at.is_null())
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn end(conn: &mut SqliteConnection, id: i64, reason: &str, now: UnixTime) -> QueryResult<()> {
+    diesel::update(
+        sessions::table
+            .find(id)
+            .filter(sessions::ended_at.is_null()),
+    )
+    .set((sessions::ended_at.eq(now), sessions::end_reason.eq(reason)))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Ends sessions named by a back-channel logout (by IdP session id, else by subject).
+pub fn end_for_logout(
+    conn: &mut SqliteConnection,
+    sid: Option<&str>,
+    sub: Option<&str>,
+    now: UnixTime,
+) -> QueryResult<usize> {
+    use crate::schema::members as m;
+    let ids: Vec<i64> = match (sid, sub) {
+        (Some(sid), _) => sessions::table
+            .filter(sessions::idp_sid.eq(sid))
+            .filter(sessions::ended_at.is_null())
+            .select(sessions::id)
+            .load(conn)?,
+        (None, Some(sub)) => sessions::table
+            .inner_join(m::table)
+            .filter(m::sub.eq(sub))
+            .filter(sessions::ended_at.is_null())
+            .select(sessions::id)
+            .load(conn)?,
+        (None, None) => Vec::new(),
+    };
+    for id in &ids {
+        end(conn, *id, "back-channel logout", now)?;
+    }
+    Ok(ids.len())
+}
+
+/// A signed-in member of this practice.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub member: MemberRow,
+    pub session_id: i64,
+    pub id_token: String,
+    pub tenant: Tenant,
+}
+
+impl Member {
+    pub fn id(&self) -> crate::members::MemberId {
+        self.member.id
+    }
+}
+
+/// A signed-in member with the practice admin flag.
+#[derive(Debug, Clone)]
+pub struct MemberAdmin(pub Member);
+
+/// Why there is no member: the response that sends the browser to sign in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("sign-in required")]
+    SignIn { next: String, json: bool },
+    #[error("forbidden")]
+    Forbidden,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        match self {
+            Self::SignIn { json: false, .. } => actix_web::http::StatusCode::SEE_OTHER,
+            Self::SignIn { json: true, .. } => actix_web::http::StatusCode::UNAUTHORIZED,
+            Self::Forbidden => actix_web::http::StatusCode::FORBIDDEN,
+            Self::Internal(_) => actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::SignIn { next, json: false } => {
+                let q = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+                HttpResponse::SeeOther().insert_header((header::LOCATION, format!("/auth/login?{q}"))).finish()
+            }
+            Self::SignIn { json: true, .. } => HttpResponse::Unauthorized()
+                .json(serde_json::json!({"error": "unauthorized", "message": "Bitte melden Sie sich an."})),
+            Self::Forbidden => ErrorPage::new(403).response(),
+            Self::Internal(e) => {
+                tracing::error!(error = %e, "platform sign-in failed");
+                ErrorPage::new(500).response()
+            }
+        }
+    }
+}
+
+fn internal<E: std::fmt::Display>(e: E) -> AuthError {
+    AuthError::Internal(e.to_string())
+}
+
+async fn load(req: HttpRequest) -> Result<Member, AuthError> {
+    let next = if req.method() == actix_web::http::Method::GET {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| "/".into(), |p| p.as_str().to_owned())
+    } else {
+        "/".into()
+    };
+    let json = kollegium_tenants::web::errors::wants_json(req.headers())
+        || req.path().starts_with("/api/");
+    let sign_in = || AuthError::SignIn {
+        next: next.clone(),
+        json,
+    };
+    let tenant = req
+        .extensions()
+        .get::<Tenant>()
+        .cloned()
+        .ok_or_else(sign_in)?;
+    let state = req
+        .app_data::<web::Data<PlatformState>>()
+        .cloned()
+        .ok_or_else(|| internal("PlatformState missing"))?;
+    let ctx = req
+        .app_data::<web::Data<WebContext>>()
+        .cloned()
+        .ok_or_else(|| internal("WebContext missing"))?;
+    let token = req
+        .cookie(cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned())
+        .ok_or_else(sign_in)?;
+    let now = state.now();
+    let idle = state.settings.session_idle_secs;
+    let t = tenant.clone();
+    let found = web::block(
+        move || -> Result<Option<(SessionRow, MemberRow)>, AuthError> {
+            let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+            let Some(s) = by_token(&mut conn, &token).map_err(internal)? else {
+                return Ok(None);
+            };
+            if now - s.last_seen_at > idle {
+                end(&mut conn, s.id, "idle timeout", now).map_err(internal)?;
+                return Ok(None);
+            }
+            if now - s.last_seen_at >= 30 {
+                diesel::update(sessions::table.find(s.id))
+                    .set(sessions::last_seen_at.eq(now))
+                    .execute(&mut *conn)
+                    .map_err(internal)?;
+            }
+            let m = members::by_id(&mut conn, crate::members::MemberId(s.member_id))
+                .map_err(internal)?;
+            Ok(m.map(|m| (s, m)))
+        },
+    )
+    .await
+    .map_err(internal)??;
+    let Some((session, member)) = found else {
+        return Err(sign_in());
+    };
+    if session.access_expires_at > now {
+        return Ok(Member {
+            member,
+            session_id: session.id,
+            id_token: session.id_token,
+            tenant,
+        });
+    }
+    // The access token expired: refresh at the IdP (which refuses disabled or locked users).
+    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+    let t = tenant.clone();
+    let reg = web::block(move || rp::registration(&t, &origin))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let refresh = session
+        .refresh_token
+        .as_deref()
+        .and_then(|r| tenant.secret().open(TOKEN_PURPOSE, r).ok())
+        .map(|r| String::from_utf8_lossy(&r).into_owned());
+    let outcome = match refresh {
+        Some(r) => rp::refresh(&state, &reg, r).await.ok(),
+        None => None,
+    };
+    let t = tenant.clone();
+    let sid = session.id;
+    let Some(signed) = outcome else {
+        web::block(move || -> Result<(), AuthError> {
+            let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+            end(&mut conn, sid, "refresh refused", now).map_err(internal)
+        })
+        .await
+        .map_err(internal)??;
+        return Err(sign_in());
+    };
+    let id_token = if signed.id_token.is_empty() {
+        session.id_token.clone()
+    } else {
+        signed.id_token.clone()
+    };
+    let member = web::block(move || -> Result<MemberRow, AuthError> {
+        let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+        let mut claims = signed.claims.clone();
+        claims.sub = member.sub.clone();
+        let m = members::upsert(&mut conn, &claims, now).map_err(internal)?;
+        diesel::update(sessions::table.find(sid))
+            .set((
+                sessions::access_token.eq(t
+                    .secret()
+                    .seal(TOKEN_PURPOSE, signed.access_token.as_bytes())),
+                sessions::refresh_token.eq(signed
+                    .refresh_token
+                    .as_ref()
+                    .map(|r| t.secret().seal(TOKEN_PURPOSE, r.as_bytes()))),
+                sessions::access_expires_at.eq(now + signed.expires_in),
+                sessions::id_token.eq(&id_token),
+            ))
+            .execute(&mut *conn)
+            .map_err(internal)?;
+        Ok(m)
+    })
+    .await
+    .map_err(internal)??;
+    Ok(Member {
+        member,
+        session_id: sid,
+        id_token: session.id_token,
+        tenant,
+    })
+}
+
+type Fut<T> = Pin<Box<dyn Future<Output = Result<T, AuthError>>>>;
+
+impl FromRequest for Member {
+    type Error = AuthError;
+    type Future = Fut<Self>;
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(m) = req.extensions().get::<Member>() {
+                return Ok(m.clone());
+            }
+            let m = load(req.clone()).await?;
+            req.extensions_mut().insert(m.clone());
+            Ok(m)
+        })
+    }
+}
+
+impl FromRequest for MemberAdmin {
+    type Error = AuthError;
+    type Future = Fut<Self>;
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let m = Member::from_request(req, payload);
+        Box::pin(async move {
+            let m = m.await?;
+            if m.member.is_admin {
+                Ok(MemberAdmin(m))
+            } else {
+                Err(AuthError::Forbidden)
+            }
+        })
+    }
+}
