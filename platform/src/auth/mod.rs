@@ -41,7 +41,12 @@ pub struct PlatformState {
     pub http: reqwest::Client,
     pub settings: PlatformSettings,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+    posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
 }
+
+/// Posting rate per member: a burst of this many messages, refilled at `POST_RATE`/s.
+const POST_BURST: f64 = 20.0;
+const POST_RATE: f64 = 1.0;
 
 impl PlatformState {
     pub fn new(clock: SharedClock, http: reqwest::Client, settings: PlatformSettings) -> Self {
@@ -50,10 +55,33 @@ impl PlatformState {
             http,
             settings,
             metadata: Mutex::new(HashMap::new()),
+            posting: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {
         self.clock.now()
+    }
+
+    /// Whether a member may post now (token bucket per practice and member).
+    pub fn allow_post(&self, slug: &str, member: i64) -> bool {
+        let Ok(mut buckets) = self.posting.lock() else {
+            return true;
+        };
+        if buckets.len() > 100_000 {
+            buckets.clear();
+        }
+        let entry = buckets
+            .entry((slug.to_owned(), member))
+            .or_insert((POST_BURST, Instant::now()));
+        let refill = entry.1.elapsed().as_secs_f64() * POST_RATE;
+        entry.0 = (entry.0 + refill).min(POST_BURST);
+        entry.1 = Instant::now();
+        if entry.0 >= 1.0 {
+            entry.0 -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }

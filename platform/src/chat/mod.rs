@@ -4,6 +4,7 @@
 
 pub mod messages;
 pub mod rooms;
+pub mod routes;
 
 use crate::members::MemberId;
 
@@ -53,6 +54,8 @@ pub enum ChatError {
     NotAllowed,
     #[error("Die Antwort bezieht sich auf eine Nachricht aus einem anderen Raum.")]
     ReplyElsewhere,
+    #[error("Sie senden zu schnell. Bitte warten Sie einen Moment.")]
+    RateLimited,
     #[error("database: {0}")]
     Db(#[from] diesel::result::Error),
 }
@@ -64,6 +67,7 @@ impl ChatError {
             Self::RoomNotFound | Self::MessageNotFound => 404,
             Self::NotAuthor | Self::WindowClosed | Self::NotAllowed | Self::Archived => 403,
             Self::TooLong => 413,
+            Self::RateLimited => 429,
             Self::Db(_) => 500,
             _ => 400,
         }

@@ -14,7 +14,7 @@ pub struct ErrorPage {
     pub layout: Layout,
     pub status: u16,
     pub title: &'static str,
-    pub message: &'static str,
+    pub message: std::borrow::Cow<'static, str>,
 }
 
 /// German title and explanation for a status code.
@@ -70,7 +70,7 @@ impl ErrorPage {
             layout: Layout::plain(),
             status,
             title,
-            message,
+            message: message.into(),
         }
     }
 
@@ -84,7 +84,7 @@ impl ErrorPage {
 
     pub fn csrf() -> Self {
         Self {
-            message: "Das Formular ist abgelaufen oder stammt nicht von dieser Praxis. Bitte laden Sie die Seite neu und versuchen Sie es erneut.",
+            message: "Das Formular ist abgelaufen oder stammt nicht von dieser Praxis. Bitte laden Sie die Seite neu und versuchen Sie es erneut.".into(),
             ..Self::new(403)
         }
     }
@@ -92,7 +92,7 @@ impl ErrorPage {
     pub fn suspended() -> Self {
         Self {
             title: "Praxis gesperrt",
-            message: "Der Zugang zu dieser Praxis ist vorübergehend gesperrt. Bitte wenden Sie sich an die Praxisleitung oder den Betreiber.",
+            message: "Der Zugang zu dieser Praxis ist vorübergehend gesperrt. Bitte wenden Sie sich an die Praxisleitung oder den Betreiber.".into(),
             ..Self::new(403)
         }
     }

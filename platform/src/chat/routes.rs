@@ -1,0 +1,422 @@
+//! Chat pages (`/chat`), server-rendered; they work without JavaScript.
+
+use actix_web::http::header::ContentType;
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError, web};
+use askama::Template;
+use diesel::SqliteConnection;
+use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
+use kollegium_tenants::{UnixTime, kv};
+
+use super::messages::{self, View};
+use super::rooms::{self, Summary, Visibility};
+use super::{Actor, ChatError, MessageId, REACTIONS, RoomId};
+use crate::PLATFORM_DB;
+use crate::auth::{Member, PlatformState};
+use crate::members::{self, MemberId};
+use crate::portal::layout;
+
+/// Default time, in seconds, in which authors may edit or delete their messages.
+pub const DEFAULT_EDIT_WINDOW_SECS: i64 = 15 * 60;
+
+/// Errors of chat pages.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+fn internal<E: std::fmt::Display>(e: E) -> PageError {
+    PageError::Internal(e.to_string())
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Chat(c) => StatusCode::from_u16(c.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Chat(ChatError::RoomNotFound | ChatError::MessageNotFound) => {
+                ErrorPage::new(404).response()
+            }
+            Self::Chat(c) => {
+                let mut page = ErrorPage::new(status.as_u16());
+                page.message = c.to_string().into();
+                page.response()
+            }
+            Self::Internal(e) => {
+                tracing::error!(error = %e, "chat request failed");
+                ErrorPage::new(500).response()
+            }
+        }
+    }
+}
+
+type PageResult = Result<HttpResponse, PageError>;
+
+fn html(t: &impl Template) -> PageResult {
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(t.render().map_err(internal)?))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+/// Runs blocking chat work on this practice's database.
+async fn with_db<T: Send + 'static>(
+    m: &Member,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, PageError> + Send + 'static,
+) -> Result<T, PageError> {
+    let t = m.tenant.clone();
+    web::block(move || {
+        let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(internal)?
+}
+
+fn edit_window(conn: &mut SqliteConnection) -> i64 {
+    kv::get(conn, "chat_edit_window_secs")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_EDIT_WINDOW_SECS)
+}
+
+fn actor(m: &Member) -> Actor {
+    Actor {
+        id: m.id(),
+        is_admin: m.member.is_admin,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/chat_list.html")]
+struct ListPage {
+    layout: Layout,
+    rooms: Vec<Summary>,
+    people: Vec<(i64, String)>,
+    error: Option<String>,
+}
+
+async fn list(m: Member, csrf: CsrfToken) -> PageResult {
+    let me = m.id();
+    let (rooms, people) = with_db(&m, move |c| {
+        let rooms = rooms::list_for(c, me).map_err(internal)?;
+        let people = members::list(c)
+            .map_err(internal)?
+            .into_iter()
+            .filter(|p| p.id != me)
+            .map(|p| (p.id.0, p.display_name))
+            .collect();
+        Ok((rooms, people))
+    })
+    .await?;
+    html(&ListPage {
+        layout: nav(&m, &csrf),
+        rooms,
+        people,
+        error: None,
+    })
+}
+
+fn nav(m: &Member, csrf: &CsrfToken) -> Layout {
+    let mut l = layout(m, csrf);
+    l.nav = vec![
+        kollegium_tenants::web::layout::NavItem {
+            label: "Start".into(),
+            href: "/".into(),
+            active: false,
+        },
+        kollegium_tenants::web::layout::NavItem {
+            label: "Chat".into(),
+            href: "/chat".into(),
+            active: true,
+        },
+    ];
+    l
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NewRoom {
+    name: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    private: Option<String>,
+}
+
+async fn create(
+    m: Member,
+    state: web::Data<PlatformState>,
+    form: web::Form<NewRoom>,
+) -> PageResult {
+    let f = form.into_inner();
+    let (me, now) = (m.id(), state.now());
+    let vis = if f.private.is_some() {
+        Visibility::Private
+    } else {
+        Visibility::Open
+    };
+    let id = with_db(&m, move |c| {
+        Ok(rooms::create_group(
+            c,
+            me,
+            &f.name,
+            &f.topic,
+            vis,
+            &[],
+            now,
+        )?)
+    })
+    .await?;
+    Ok(see_other(&format!("/chat/{}", id.0)))
+}
+
+async fn direct(m: Member, state: web::Data<PlatformState>, other: web::Path<i64>) -> PageResult {
+    let (me, now, other) = (m.id(), state.now(), MemberId(other.into_inner()));
+    let id = with_db(&m, move |c| Ok(rooms::direct(c, me, other, now)?)).await?;
+    Ok(see_other(&format!("/chat/{}", id.0)))
+}
+
+#[derive(Template)]
+#[template(path = "pages/chat_room.html")]
+struct RoomPage {
+    layout: Layout,
+    room_id: i64,
+    title: String,
+    topic: String,
+    direct: bool,
+    archived: bool,
+    messages: Vec<View>,
+    older: Option<i64>,
+    reply: Option<View>,
+    reactions: &'static [&'static str],
+    me: i64,
+    editable_since: UnixTime,
+    is_admin: bool,
+    members: Vec<(MemberId, String, String)>,
+    read_by_last: Vec<String>,
+}
+
+impl RoomPage {
+    fn can_edit(&self, v: &View) -> bool {
+        !v.deleted && v.author_id == Some(self.me) && v.created_at >= self.editable_since
+    }
+    fn can_delete(&self, v: &View) -> bool {
+        !v.deleted && (self.is_admin || self.can_edit(v))
+    }
+    fn when(&self, t: &i64) -> String {
+        kollegium_tenants::clock::format_utc(*t)
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct RoomQuery {
+    before: Option<i64>,
+    reply: Option<i64>,
+}
+
+async fn room(
+    m: Member,
+    csrf: CsrfToken,
+    state: web::Data<PlatformState>,
+    id: web::Path<i64>,
+    q: web::Query<RoomQuery>,
+) -> PageResult {
+    let (room_id, me, now) = (RoomId(id.into_inner()), m.id(), state.now());
+    let q = q.into_inner();
+    let (room, title, list, reply, window, people, read_by_last) = with_db(&m, move |c| {
+        let room = rooms::readable(c, room_id, me, now)?;
+        let page = messages::page(c, room_id, q.before.map(MessageId)).map_err(internal)?;
+        let views = messages::views(c, &page, me).map_err(internal)?;
+        // Reading the newest page moves the read marker.
+        if q.before.is_none()
+            && let Some(last) = page.last()
+        {
+            rooms::mark_read(c, room_id, me, last.message_id()).map_err(internal)?;
+        }
+        let reply = match q.reply {
+            Some(r) => {
+                let msg = messages::by_id(c, MessageId(r))
+                    .map_err(internal)?
+                    .filter(|x| x.room_id == room_id.0 && x.deleted_at.is_none());
+                match msg {
+                    Some(x) => messages::views(c, std::slice::from_ref(&x), me)
+                        .map_err(internal)?
+                        .pop(),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let read_by_last = match page.iter().rev().find(|x| x.author_id == Some(me.0)) {
+            Some(mine) => messages::read_by(c, mine).map_err(internal)?,
+            None => Vec::new(),
+        };
+        let title = if room.is_direct() {
+            rooms::direct_title(c, room_id, me).map_err(internal)?
+        } else {
+            room.name.clone()
+        };
+        let people = rooms::member_list(c, room_id).map_err(internal)?;
+        Ok((
+            room,
+            title,
+            views,
+            reply,
+            edit_window(c),
+            people,
+            read_by_last,
+        ))
+    })
+    .await?;
+    let older = if list.len() as i64 == super::PAGE_SIZE {
+        list.first().map(|v| v.id)
+    } else {
+        None
+    };
+    html(&RoomPage {
+        layout: nav(&m, &csrf),
+        room_id: room.id,
+        title,
+        topic: room.topic.clone(),
+        direct: room.is_direct(),
+        archived: room.archived,
+        messages: list,
+        older,
+        reply,
+        reactions: REACTIONS,
+        me: me.0,
+        editable_since: now - window,
+        is_admin: m.member.is_admin,
+        members: people,
+        read_by_last,
+    })
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Post {
+    body: String,
+    reply_to: Option<i64>,
+}
+
+async fn post(
+    m: Member,
+    state: web::Data<PlatformState>,
+    id: web::Path<i64>,
+    form: web::Form<Post>,
+) -> PageResult {
+    let (room_id, me, now) = (RoomId(id.into_inner()), m.id(), state.now());
+    if !state.allow_post(m.tenant.slug().as_str(), me.0) {
+        return Err(ChatError::RateLimited.into());
+    }
+    let f = form.into_inner();
+    let msg = with_db(&m, move |c| {
+        let room = rooms::readable(c, room_id, me, now)?;
+        Ok(messages::post(c, &room, me, &f.body, f.reply_to.map(MessageId), now)?.0)
+    })
+    .await?;
+    Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg.id)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Edit {
+    body: Option<String>,
+    emoji: Option<String>,
+    on: Option<String>,
+}
+
+async fn act(
+    m: Member,
+    state: web::Data<PlatformState>,
+    path: web::Path<(i64, i64, String)>,
+    form: web::Form<Edit>,
+) -> PageResult {
+    let (room_id, msg_id, what) = path.into_inner();
+    let (room_id, msg_id, who, now) = (RoomId(room_id), MessageId(msg_id), actor(&m), state.now());
+    let f = form.into_inner();
+    with_db(&m, move |c| {
+        rooms::readable(c, room_id, who.id, now)?;
+        let msg = messages::by_id(c, msg_id)
+            .map_err(internal)?
+            .filter(|x| x.room_id == room_id.0)
+            .ok_or(ChatError::MessageNotFound)?;
+        let window = edit_window(c);
+        match what.as_str() {
+            "edit" => {
+                messages::edit(c, &msg, who, f.body.as_deref().unwrap_or(""), window, now)?;
+            }
+            "delete" => messages::delete(c, &msg, who, window, now)?,
+            "react" => messages::react(
+                c,
+                &msg,
+                who.id,
+                f.emoji.as_deref().unwrap_or(""),
+                f.on.as_deref() != Some("0"),
+                now,
+            )?,
+            _ => return Err(ChatError::MessageNotFound.into()),
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg_id.0)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Settings {
+    name: String,
+    #[serde(default)]
+    topic: String,
+    archived: Option<String>,
+    add: Option<i64>,
+    remove: Option<i64>,
+}
+
+async fn settings(
+    m: Member,
+    state: web::Data<PlatformState>,
+    id: web::Path<i64>,
+    form: web::Form<Settings>,
+) -> PageResult {
+    let (room_id, who, now) = (RoomId(id.into_inner()), actor(&m), state.now());
+    let f = form.into_inner();
+    with_db(&m, move |c| {
+        let room = rooms::readable(c, room_id, who.id, now)?;
+        rooms::update(c, &room, who, &f.name, &f.topic, f.archived.is_some(), now)?;
+        if let Some(a) = f.add {
+            rooms::set_membership(c, &room, who, MemberId(a), true, now)?;
+        }
+        if let Some(r) = f.remove {
+            rooms::set_membership(c, &room, who, MemberId(r), false, now)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(see_other(&format!("/chat/{}", room_id.0)))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/chat", web::get().to(list))
+        .route("/chat/rooms", web::post().to(create))
+        .route("/chat/direct/{member}", web::post().to(direct))
+        .route("/chat/{room}", web::get().to(room))
+        .route("/chat/{room}/messages", web::post().to(post))
+        .route("/chat/{room}/settings", web::post().to(settings))
+        .route(
+            "/chat/{room}/messages/{message}/{action}",
+            web::post().to(act),
+        );
+}
