@@ -272,6 +272,77 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Follows redirects by hand (the client does not), resolving relative locations against
+    /// the practice origin. Returns the final response.
+    pub async fn follow(
+        &self,
+        client: &reqwest::Client,
+        slug: &str,
+        mut url: String,
+    ) -> reqwest::Response {
+        for _ in 0..15 {
+            let r = client.get(&url).send().await.unwrap();
+            if !r.status().is_redirection() {
+                return r;
+            }
+            let loc = r.headers()["location"].to_str().unwrap().to_owned();
+            url = if loc.starts_with('/') {
+                self.url(slug, &loc)
+            } else {
+                loc
+            };
+        }
+        panic!("too many redirects at {url}");
+    }
+
+    /// Signs `client` in to a practice's workspace the way a browser does: `/auth/login` →
+    /// the IdP's authorize endpoint → the login form → back to `/auth/callback`.
+    pub async fn sign_in(&self, client: &reqwest::Client, slug: &str, login: &str, password: &str) {
+        let page = self
+            .follow(client, slug, self.url(slug, "/auth/login"))
+            .await;
+        let final_url = page.url().to_string();
+        let html = page.text().await.unwrap();
+        if !final_url.contains("/id/login") {
+            // Already signed in at the IdP: the flow completed silently.
+            return;
+        }
+        let next = html
+            .split("name=\"next\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let token = form_csrf(&html);
+        let r = client
+            .post(self.url(slug, "/id/login"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("login", login),
+                ("password", password),
+                ("next", next.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            303,
+            "login failed: {}",
+            r.text().await.unwrap_or_default()
+        );
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        let done = self.follow(client, slug, self.url(slug, &loc)).await;
+        assert_eq!(
+            done.status(),
+            200,
+            "sign-in did not complete at {}",
+            done.url()
+        );
+    }
+
     pub async fn get(&self, url: &str) -> reqwest::Response {
         self.client.get(url).send().await.unwrap()
     }

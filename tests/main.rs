@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod chat;
 mod cli;
 mod idp_accounts;
 mod idp_admin;

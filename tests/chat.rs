@@ -1,0 +1,347 @@
+//! The workspace: sign-in through the practice IdP, the start page, chat pages.
+
+use crate::harness::{TestApp, client, form_csrf};
+
+const PW: &str = "Sonnenblume-Kaffee-42";
+
+async fn signed_in(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwest::Client {
+    app.create_user(slug, user, PW, admin).await;
+    let c = client();
+    app.sign_in(&c, slug, user, PW).await;
+    c
+}
+
+async fn post_form(
+    app: &TestApp,
+    c: &reqwest::Client,
+    slug: &str,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let html = c
+        .get(app.url(slug, page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = form_csrf(&html);
+    let mut form = vec![("csrf_token", token.as_str())];
+    form.extend_from_slice(fields);
+    c.post(app.url(slug, action))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn room_id(r: &reqwest::Response) -> String {
+    r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/chat/")
+        .split('#')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_through_the_practice_idp_and_see_the_start_page() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // Unauthenticated: the workspace sends the browser to sign in.
+    let r = client().get(app.url("praxis-a", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/auth/login?next=%2F");
+    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let home = anna.get(app.url("praxis-a", "/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let cookies: Vec<String> = home
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().all(|c| !c.starts_with("kollegium-id=")),
+        "the platform never sets the IdP cookie"
+    );
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Guten Tag, anna Test"), "{html}");
+    // A platform session of A is worthless at B.
+    app.create_practice("praxis-b").await;
+    let r = anna.get(app.url("praxis-b", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_chat_and_non_members_see_nothing() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
+    let other = signed_in(&app, "praxis-b", "olga", false).await;
+
+    let r = post_form(
+        &app,
+        &anna,
+        "praxis-a",
+        "/chat",
+        "/chat/rooms",
+        &[("name", "Labor"), ("topic", "Befunde"), ("private", "on")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let room = room_id(&r);
+    let page = format!("/chat/{room}");
+    let r = post_form(
+        &app,
+        &anna,
+        "praxis-a",
+        &page,
+        &format!("{page}/messages"),
+        &[("body", "Hallo **Team**")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let html = anna
+        .get(app.url("praxis-a", &page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Hallo <strong>Team</strong>"));
+
+    // Bernd is not a member of the private room: not found, and not listed.
+    assert_eq!(
+        bernd
+            .get(app.url("praxis-a", &page))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let list = bernd
+        .get(app.url("praxis-a", "/chat"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!list.contains("Labor"));
+    // Posting into it is refused too.
+    let token = form_csrf(&list);
+    let r = bernd
+        .post(app.url("praxis-a", &format!("{page}/messages")))
+        .form(&[("csrf_token", token.as_str()), ("body", "rein?")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Practice B's member cannot reach practice A's room id at A, and at B it does not exist.
+    assert_eq!(
+        other
+            .get(app.url("praxis-a", &page))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+    assert_eq!(
+        other
+            .get(app.url("praxis-b", &page))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
+    let r = post_form(
+        &app,
+        &anna,
+        "praxis-a",
+        "/chat",
+        "/chat/rooms",
+        &[("name", "Team")],
+    )
+    .await;
+    let room = room_id(&r);
+    let page = format!("/chat/{room}");
+    let send = |c: &reqwest::Client, body: String| {
+        let (c, page, app) = (c.clone(), page.clone(), &app);
+        async move {
+            post_form(
+                app,
+                &c,
+                "praxis-a",
+                &page,
+                &format!("{page}/messages"),
+                &[("body", body.as_str())],
+            )
+            .await
+        }
+    };
+    assert_eq!(send(&anna, "   ".into()).await.status(), 400);
+    assert_eq!(send(&anna, "x".repeat(10_001)).await.status(), 413);
+    let r = send(&anna, "Meine Nachricht".into()).await;
+    assert_eq!(r.status(), 303);
+    let mid = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split("#m")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    // Bernd (open room, so he may read and write) can neither edit nor delete Anna's message.
+    let act = |c: &reqwest::Client, what: &str, fields: Vec<(&'static str, &'static str)>| {
+        let (c, page, app, url) = (
+            c.clone(),
+            page.clone(),
+            &app,
+            format!("{page}/messages/{mid}/{what}"),
+        );
+        async move { post_form(app, &c, "praxis-a", &page, &url, &fields).await }
+    };
+    assert_eq!(
+        act(&bernd, "edit", vec![("body", "übernommen")])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(act(&bernd, "delete", vec![]).await.status(), 403);
+    assert_eq!(
+        act(&bernd, "react", vec![("emoji", "🦄")]).await.status(),
+        400
+    );
+    assert_eq!(
+        act(&bernd, "react", vec![("emoji", "👍")]).await.status(),
+        303
+    );
+    assert_eq!(
+        act(&anna, "edit", vec![("body", "Korrigiert")])
+            .await
+            .status(),
+        303
+    );
+    let html = bernd
+        .get(app.url("praxis-a", &page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Korrigiert") && html.contains("(bearbeitet)") && html.contains("👍 1"));
+    assert_eq!(
+        bernd
+            .get(app.url("praxis-a", "/chat/999999"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        bernd
+            .get(app.url("praxis-a", "/chat/keine-zahl"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // Unauthenticated and CSRF-less posts are refused.
+    assert_eq!(
+        client()
+            .post(app.url("praxis-a", &format!("{page}/messages")))
+            .form(&[("body", "x")])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        bernd
+            .post(app.url("praxis-a", &format!("{page}/messages")))
+            .form(&[("body", "x")])
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_markup_is_rendered_inert() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let r = post_form(
+        &app,
+        &anna,
+        "praxis-a",
+        "/chat",
+        "/chat/rooms",
+        &[
+            ("name", "<script>alert(1)</script>"),
+            ("topic", "<img src=x onerror=alert(1)>"),
+        ],
+    )
+    .await;
+    let page = format!("/chat/{}", room_id(&r));
+    for body in [
+        "<script>alert(1)</script>",
+        "[x](JaVaScRiPt:alert(1))",
+        "![a](x \"onerror=alert(1)\")",
+        "<svg onload=alert(1)>",
+    ] {
+        assert_eq!(
+            post_form(
+                &app,
+                &anna,
+                "praxis-a",
+                &page,
+                &format!("{page}/messages"),
+                &[("body", body)]
+            )
+            .await
+            .status(),
+            303
+        );
+    }
+    let html = anna
+        .get(app.url("praxis-a", &page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lower = html.to_lowercase();
+    assert!(
+        !lower.contains("<script>alert")
+            && !lower.contains("<img src=x")
+            && !lower.contains("<svg")
+            && !lower.contains("href=\"javascript")
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
