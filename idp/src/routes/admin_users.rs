@@ -389,7 +389,9 @@ async fn action(
         state.settings.reset_ttl_secs,
     );
     let target = web::block(move || -> IdpResult<&'static str> {
-        let mut conn = t.conn(&IDP_DB)?;
+        let mut pooled = t.conn(&IDP_DB)?;
+        // One transaction: a link is never issued without its mail (and event).
+        pooled.immediate_transaction(|mut conn| -> IdpResult<&'static str> {
         let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
             events::record(
                 conn,
@@ -446,6 +448,7 @@ async fn action(
             _ => return Err(IdpError::NotFound),
         }
         Ok("saved")
+        })
     })
     .await??;
     if target == "deleted" {
