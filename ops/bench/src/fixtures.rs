@@ -19,6 +19,7 @@ pub fn slug(i: usize) -> String {
 /// The node (registry and node key) of a data directory, opened by the load driver.
 pub struct Node {
     store: Arc<TenantStore>,
+    web: kollegium_tenants::web::WebSettings,
 }
 
 impl Node {
@@ -29,6 +30,7 @@ impl Node {
         };
         Ok(Self {
             store: open_store(&config, Arc::new(SystemClock))?,
+            web: config.web_settings(8080, Vec::new()),
         })
     }
 
@@ -48,7 +50,9 @@ impl Node {
             self.store.node_key(),
             &mut conn,
             now,
+            &self.web,
             &input,
+            false,
             &[],
         )?;
         Ok(started.elapsed())
