@@ -48,6 +48,7 @@ pub fn ensure_demo(
         now,
         web,
         &input,
+        false,
         &[],
     )?;
     drop(conn);

@@ -4,9 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod smtp;
 
 mod cli;
 mod idp_accounts;
+mod mail;
+mod mail_admin;
 mod plumbing;
 mod routing;
 mod tenancy;

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod db;
 pub mod email;
 pub mod kv;
+pub mod mail;
 pub mod provision;
 pub mod registry;
 pub mod secrets;

@@ -251,7 +251,10 @@ async fn create(
     })
     .await??;
     match created {
-        Ok(()) => Ok(see_other("/id/admin/users?done=invited")),
+        Ok(()) => {
+            ctx.mail.poke(a.0.tenant.slug());
+            Ok(see_other("/id/admin/users?done=invited"))
+        }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
             &form_page(&a, &csrf, None, p, None, now, Some(e)),
@@ -368,6 +371,11 @@ async fn action(
     form: web::Form<ActionForm>,
 ) -> IdpResult<HttpResponse> {
     let (id, what) = path.into_inner();
+    let what_mail: &'static str = match what.as_str() {
+        "reset" => "reset",
+        "resend" => "resend",
+        _ => "",
+    };
     let u = load_user(&a, id).await?;
     let self_action = u.id == a.0.user.id;
     if (u.is_owner || self_action) && matches!(what.as_str(), "disable" | "delete") {
@@ -451,6 +459,9 @@ async fn action(
         })
     })
     .await??;
+    if matches!(what_mail, "reset" | "resend") {
+        ctx.mail.poke(a.0.tenant.slug());
+    }
     if target == "deleted" {
         return Ok(see_other("/id/admin/users?done=deleted"));
     }
