@@ -289,7 +289,8 @@ impl Config {
             return Err(invalid("smtp.from", "must be set when smtp.host is set"));
         }
         mail::parse_from(&self.smtp.from).map_err(|e| invalid("smtp.from", e.to_string()))?;
-        if self.smtp.retry_initial_secs == 0 || self.smtp.retry_max_secs < self.smtp.retry_initial_secs
+        if self.smtp.retry_initial_secs == 0
+            || self.smtp.retry_max_secs < self.smtp.retry_initial_secs
         {
             return Err(invalid(
                 "smtp.retry_max_secs",

@@ -247,12 +247,11 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
             let mut conn = tenant
                 .conn(&kollegium_idp::IDP_DB)
                 .map_err(|e| Failure::Runtime(e.into()))?;
-            let link = kollegium_idp::provision::new_setup_link(
-                &mut conn,
-                &origin(slug.as_str()),
-                now,
-            )
-            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot issue a setup link: {e}")))?;
+            let link =
+                kollegium_idp::provision::new_setup_link(&mut conn, &origin(slug.as_str()), now)
+                    .map_err(|e| {
+                        Failure::Runtime(anyhow::anyhow!("cannot issue a setup link: {e}"))
+                    })?;
             match link {
                 Some(link) => {
                     println!("Owner setup link (valid 72 h, single use): {link}");

@@ -9,10 +9,10 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, headers, host};
-use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;

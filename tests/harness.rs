@@ -336,6 +336,11 @@ impl TestApp {
     /// `.eml` files in a practice's outbox.
     pub fn outbox(&self, slug: &str) -> Vec<PathBuf> {
         let mut files = files_under(&self.data_dir().join("tenants").join(slug).join("outbox"));
+        files.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".eml") && !n.starts_with('.'))
+        });
         files.sort();
         files
     }

@@ -83,7 +83,11 @@ pub fn parse_eml(path: &Path) -> Mail {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -138,7 +142,10 @@ impl SmtpSink {
                 let log = std::fs::read_to_string(self.dir.path().join("aiosmtpd.log"));
                 panic!("aiosmtpd exited with {status}: {log:?}");
             }
-            assert!(Instant::now() < deadline, "aiosmtpd did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

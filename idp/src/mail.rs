@@ -307,6 +307,10 @@ mod tests {
         assert_eq!(due[0].kind, "owner_setup");
         assert_eq!(due[0].subject, "Zugang für Praxis Dr. Müller einrichten");
         assert!(due[0].body_text.contains("/id/setup/tok"));
-        assert!(due[0].body_html.contains("href=\"https://praxis-mueller.example.de/id/setup/tok\""));
+        assert!(
+            due[0]
+                .body_html
+                .contains("href=\"https://praxis-mueller.example.de/id/setup/tok\"")
+        );
     }
 }

@@ -399,63 +399,63 @@ async fn action(
     let target = web::block(move || -> IdpResult<&'static str> {
         let mut pooled = t.conn(&IDP_DB)?;
         // One transaction: a link is never issued without its mail (and event).
-        pooled.immediate_transaction(|mut conn| -> IdpResult<&'static str> {
-        let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
-            events::record(
-                conn,
-                now,
-                &Event {
-                    kind,
-                    user: Some(u.id),
-                    actor: Some(admin),
-                    ..Event::default()
-                },
-            )
-        };
-        match what.as_str() {
-            "disable" => {
-                users::set_status(&mut conn, u.id, UserStatus::Disabled, now)?;
-                sessions::end_all(&mut conn, u.id, None, "account disabled", now)?;
-                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account disabled", now)?;
-                ev(&mut conn, "user_disabled")?;
-            }
-            "enable" => {
-                let status = if u.password_hash.is_some() {
-                    UserStatus::Active
-                } else {
-                    UserStatus::Invited
-                };
-                users::set_status(&mut conn, u.id, status, now)?;
-                ev(&mut conn, "user_enabled")?;
-            }
-            "unlock" => {
-                users::clear_failures(&mut conn, u.id)?;
-                throttle::unlock(&mut conn, u.id, &u.username, &u.email)?;
-                ev(&mut conn, "unlock")?;
-            }
-            "reset" => {
-                let token = links::issue(&mut conn, u.id, LinkKind::Reset, now, reset_ttl)?;
-                crate::mail::password_reset(&mut conn, &mail, &u, &token, reset_ttl / 3600, now)?;
-                ev(&mut conn, "password_reset_requested")?;
-            }
-            "resend" => {
-                if u.status != UserStatus::Invited {
-                    return Err(IdpError::BadRequest("not invited".into()));
+        pooled.immediate_transaction(|conn| -> IdpResult<&'static str> {
+            let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
+                events::record(
+                    conn,
+                    now,
+                    &Event {
+                        kind,
+                        user: Some(u.id),
+                        actor: Some(admin),
+                        ..Event::default()
+                    },
+                )
+            };
+            match what.as_str() {
+                "disable" => {
+                    users::set_status(conn, u.id, UserStatus::Disabled, now)?;
+                    sessions::end_all(conn, u.id, None, "account disabled", now)?;
+                    oidc::grants::revoke_all_for_user(conn, u.id, "account disabled", now)?;
+                    ev(conn, "user_disabled")?;
                 }
-                let token = links::issue(&mut conn, u.id, LinkKind::Invite, now, invite_ttl)?;
-                crate::mail::invitation(&mut conn, &mail, &u, &token, invite_ttl / 3600, now)?;
-                ev(&mut conn, "user_invited")?;
+                "enable" => {
+                    let status = if u.password_hash.is_some() {
+                        UserStatus::Active
+                    } else {
+                        UserStatus::Invited
+                    };
+                    users::set_status(conn, u.id, status, now)?;
+                    ev(conn, "user_enabled")?;
+                }
+                "unlock" => {
+                    users::clear_failures(conn, u.id)?;
+                    throttle::unlock(conn, u.id, &u.username, &u.email)?;
+                    ev(conn, "unlock")?;
+                }
+                "reset" => {
+                    let token = links::issue(conn, u.id, LinkKind::Reset, now, reset_ttl)?;
+                    crate::mail::password_reset(conn, &mail, &u, &token, reset_ttl / 3600, now)?;
+                    ev(conn, "password_reset_requested")?;
+                }
+                "resend" => {
+                    if u.status != UserStatus::Invited {
+                        return Err(IdpError::BadRequest("not invited".into()));
+                    }
+                    let token = links::issue(conn, u.id, LinkKind::Invite, now, invite_ttl)?;
+                    crate::mail::invitation(conn, &mail, &u, &token, invite_ttl / 3600, now)?;
+                    ev(conn, "user_invited")?;
+                }
+                "delete" => {
+                    sessions::end_all(conn, u.id, None, "account deleted", now)?;
+                    oidc::grants::revoke_all_for_user(conn, u.id, "account deleted", now)?;
+                    ev(conn, "user_deleted")?;
+                    users::delete(conn, u.id)?;
+                    return Ok("deleted");
+                }
+                _ => return Err(IdpError::NotFound),
             }
-            "delete" => {
-                sessions::end_all(&mut conn, u.id, None, "account deleted", now)?;
-                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account deleted", now)?;
-                ev(&mut conn, "user_deleted")?;
-                users::delete(&mut conn, u.id)?;
-                return Ok("deleted");
-            }
-            _ => return Err(IdpError::NotFound),
-        }
-        Ok("saved")
+            Ok("saved")
         })
     })
     .await??;

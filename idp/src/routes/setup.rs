@@ -163,14 +163,16 @@ async fn submit(
             if links::check(conn, &tok, now)?.is_none_or(|l| l.id != link.id) {
                 return Ok(Err("Dieser Link wurde bereits verwendet.".into()));
             }
-            if link.kind == LinkKind::Setup {
-                if let Err(e) = users::update_profile(conn, user.id, &p, now)? {
-                    return Ok(Err(e.to_string()));
-                }
+            if link.kind == LinkKind::Setup
+                && let Err(e) = users::update_profile(conn, user.id, &p, now)?
+            {
+                return Ok(Err(e.to_string()));
             }
             if !links::consume(conn, &link, now)? {
                 // Cannot happen under the write lock; roll back rather than half-apply.
-                return Err(crate::error::IdpError::Internal("link consumed twice".into()));
+                return Err(crate::error::IdpError::Internal(
+                    "link consumed twice".into(),
+                ));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
             if link.kind == LinkKind::Reset {

@@ -101,15 +101,25 @@ mod tests {
         let raw = String::from_utf8(m.formatted()).unwrap();
         assert!(raw.contains("To: anna@praxis.example\r\n"), "{raw}");
         assert!(raw.contains("From: Kollegium <no-reply@kollegium.example>\r\n"));
-        assert!(raw.contains("Subject: Einladung zu Praxis =?utf-8?b?"), "non-ASCII words are encoded: {raw}");
+        assert!(
+            raw.contains("Subject: Einladung zu Praxis =?utf-8?b?"),
+            "non-ASCII words are encoded: {raw}"
+        );
         assert!(raw.contains("Auto-Submitted: auto-generated\r\n"));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
-        assert!(raw.contains("Date: Wed, 18 Nov 2026 11:06:40 +0000"), "{raw}");
+        assert!(
+            raw.contains("Date: Wed, 18 Nov 2026 11:06:40 +0000"),
+            "{raw}"
+        );
         let again = build_message(&from, "praxis-a", "idp", &queued("anna@praxis.example"))
             .unwrap()
             .formatted();
-        let id = |r: &str| r.lines().find(|l| l.starts_with("Message-ID:")).map(str::to_owned);
+        let id = |r: &str| {
+            r.lines()
+                .find(|l| l.starts_with("Message-ID:"))
+                .map(str::to_owned)
+        };
         assert_eq!(id(&raw), id(&String::from_utf8(again).unwrap()));
         assert!(!raw.contains("praxis-a"), "the slug is hashed in the id");
     }

@@ -15,8 +15,8 @@
 //! Logs never contain a subject, a body, a link or a full address (the recipient's domain
 //! at most).
 
-pub mod queue;
 mod message;
+pub mod queue;
 mod signal;
 mod transport;
 pub mod worker;
@@ -24,7 +24,7 @@ pub mod worker;
 pub use message::{MessageError, build_message, parse_from};
 pub use queue::{NewMail, QueuedMail};
 pub use signal::MailSignal;
-pub use transport::{DeliveryError, Mailer, MailerError, MailSettings, SmtpSettings, TlsMode};
+pub use transport::{DeliveryError, MailSettings, Mailer, MailerError, SmtpSettings, TlsMode};
 pub use worker::{MailWorker, WorkerSettings};
 pub use zeroize::Zeroizing;
 

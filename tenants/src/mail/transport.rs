@@ -93,7 +93,13 @@ impl DeliveryError {
     }
     /// The relay refused the mail for good (5xx).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Smtp { permanent: true, .. })
+        matches!(
+            self,
+            Self::Smtp {
+                permanent: true,
+                ..
+            }
+        )
     }
 }
 
@@ -121,7 +127,7 @@ fn classify(e: &lettre::transport::smtp::Error) -> String {
 enum Route {
     Smtp {
         host: String,
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
     },
     Outbox,
 }
@@ -160,9 +166,9 @@ impl Mailer {
                     TlsMode::Tls => {
                         AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(relay)?
                     }
-                    TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        s.host.as_str(),
-                    ),
+                    TlsMode::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.as_str())
+                    }
                 };
                 b = b
                     .port(s.port)
@@ -175,7 +181,7 @@ impl Mailer {
                 }
                 Route::Smtp {
                     host: s.host.clone(),
-                    transport: b.build(),
+                    transport: Box::new(b.build()),
                 }
             }
         };
@@ -200,15 +206,17 @@ impl Mailer {
         name: String,
     ) -> Result<(), DeliveryError> {
         match &self.route {
-            Route::Smtp { transport, .. } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| DeliveryError::Smtp {
-                    class: classify(&e),
-                    permanent: e.is_permanent(),
-                    detail: e.to_string(),
-                }),
+            Route::Smtp { transport, .. } => {
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| DeliveryError::Smtp {
+                        class: classify(&e),
+                        permanent: e.is_permanent(),
+                        detail: e.to_string(),
+                    })
+            }
             Route::Outbox => {
                 let bytes = message.formatted();
                 let path = outbox_dir.clone();

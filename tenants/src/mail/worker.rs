@@ -20,9 +20,9 @@ use tokio::task::JoinHandle;
 
 use super::message::build_message;
 use super::queue::{self, QueuedMail};
+use super::recipient_domain;
 use super::signal::MailSignal;
 use super::transport::Mailer;
-use super::recipient_domain;
 use crate::clock::UnixTime;
 use crate::db::DbKind;
 use crate::registry::{self, PracticeStatus};
@@ -127,10 +127,7 @@ async fn run(ctx: Ctx, signal: Arc<MailSignal>, wake: Arc<Notify>) {
     let mut sweep = tokio::time::interval(Duration::from_secs(ctx.settings.sweep_secs.max(1)));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sweep: Option<UnixTime> = None;
-    tracing::info!(
-        outbox = ctx.mailer.uses_outbox(),
-        "mail worker started"
-    );
+    tracing::info!(outbox = ctx.mailer.uses_outbox(), "mail worker started");
     while !ctx.stopping.load(Ordering::SeqCst) {
         let mut candidates = BTreeSet::new();
         tokio::select! {
@@ -283,10 +280,7 @@ async fn deliver_one(
         }
     };
     let name = format!("{created_at}-{}-{id}", kind.name);
-    let outcome = ctx
-        .mailer
-        .deliver(message, tenant.outbox_dir(), name)
-        .await;
+    let outcome = ctx.mailer.deliver(message, tenant.outbox_dir(), name).await;
     let now = ctx.store.clock().now();
     let t = tenant.clone();
     match outcome {
