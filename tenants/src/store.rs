@@ -355,6 +355,13 @@ impl TenantStore {
         }
     }
 
+    /// Whether `slug`'s databases are open right now.
+    pub fn is_open(&self, slug: &Slug) -> bool {
+        self.open
+            .lock()
+            .is_ok_and(|o| o.contains_key(slug.as_str()))
+    }
+
     /// Slugs of the practices that are open right now.
     pub fn open_slugs(&self) -> Vec<String> {
         self.open

@@ -11,6 +11,7 @@
 //! Delivery is at least once: a mail is marked sent after the relay accepted it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -24,10 +25,10 @@ use super::recipient_domain;
 use super::signal::MailSignal;
 use super::transport::Mailer;
 use crate::clock::UnixTime;
-use crate::db::DbKind;
+use crate::db::{self, DbKind};
 use crate::registry::{self, PracticeStatus};
 use crate::slug::Slug;
-use crate::store::{StoreError, Tenant, TenantStore};
+use crate::store::{StoreError, Tenant, TenantStore, practice_dir};
 
 /// Tunables of the worker.
 #[derive(Debug, Clone)]
@@ -204,6 +205,25 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
+/// When the next undelivered mail of a practice that is not open is due, read straight
+/// from its database files without opening the practice in the store (a node holds
+/// thousands of idle practices; a sweep must not open them all). `None`: cannot tell
+/// (e.g. a database not yet migrated); the caller opens the practice instead.
+fn peek(dir: &Path, kinds: &[&'static DbKind]) -> Option<Option<UnixTime>> {
+    let mut next: Option<UnixTime> = None;
+    for kind in kinds {
+        let path = dir.join(kind.file);
+        if !path.exists() {
+            continue;
+        }
+        let mut conn = db::open_connection(&path).ok()?;
+        if let Some(t) = queue::next_due(&mut conn).ok()? {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    }
+    Some(next)
+}
+
 /// Delivers the due mail of one practice. Returns when its next undelivered mail is due
 /// (`None`: nothing waits, or the practice is gone).
 async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, WorkError> {
@@ -214,8 +234,16 @@ async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, Wor
     let (kinds, batch) = (ctx.settings.kinds.clone(), ctx.settings.batch);
     let now = store.clock().now();
     let found = blocking(move || {
+        if !store.is_open(&slug) {
+            let dir = practice_dir(store.data_dir(), &slug);
+            match peek(&dir, &kinds) {
+                Some(None) => return Ok(Err(None)),
+                Some(Some(t)) if t > now => return Ok(Err(Some(t))),
+                _ => {}
+            }
+        }
         let Some(tenant) = store.tenant(&slug)? else {
-            return Ok(None);
+            return Ok(Ok(None));
         };
         let mut due = Vec::new();
         if tenant.status() == PracticeStatus::Active {
@@ -223,11 +251,13 @@ async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, Wor
                 due.push((kind, queue::due(&mut *tenant.conn(kind)?, now, batch)?));
             }
         }
-        Ok(Some((tenant, due)))
+        Ok(Ok(Some((tenant, due))))
     })
     .await?;
-    let Some((tenant, due)) = found else {
-        return Ok(None);
+    let (tenant, due) = match found {
+        Ok(Some(open)) => open,
+        Ok(None) => return Ok(None),
+        Err(next_due) => return Ok(next_due), // nothing due yet: the practice stays closed
     };
     if tenant.status() != PracticeStatus::Active {
         // Suspended: mail waits until the practice is resumed.
