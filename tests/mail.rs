@@ -68,6 +68,22 @@ async fn an_invitation_reaches_the_smtp_server_and_its_link_works_once() {
         owner[0].envelope_to,
         vec!["owner@praxis-a.example".to_owned()]
     );
+    assert_eq!(
+        owner[0].subject.as_deref(),
+        Some("Zugang für Praxis praxis-a einrichten")
+    );
+    let owner_link = owner[0].setup_path();
+    assert!(owner[0].html().contains(&owner_link));
+    let r = client()
+        .get(app.url("praxis-a", &owner_link))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the mailed owner link opens the setup form"
+    );
     app.create_user("praxis-a", "chefin", ADMIN_PW, true).await;
     let admin = client();
     assert_eq!(

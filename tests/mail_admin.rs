@@ -103,7 +103,12 @@ async fn an_invitation_link_expires_after_72_hours() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_completes_setup_through_a_link_from_the_cli() {
-    let app = TestApp::spawn().await;
+    // Fast sweeps, so mail queued by the CLI (outside the server) goes out quickly.
+    let app = TestApp::spawn_with(|c| {
+        c.smtp.retry_initial_secs = 1;
+        c.smtp.retry_max_secs = 2;
+    })
+    .await;
     let report = app.create_practice("praxis-a").await;
     let first = link_path(&report.values["owner_setup_link"]);
     let data = app.data_dir();
@@ -170,6 +175,39 @@ async fn the_owner_completes_setup_through_a_link_from_the_cli() {
     assert!(stderr(&out).contains("no practice"), "{}", stderr(&out));
     let out = cli_in(&data, &["practice", "setup-link", "../etc"], &[]);
     assert_eq!(out.status.code(), Some(2));
+
+    // `practice create` with SMTP configured queues the setup link as mail; the running
+    // server (here without SMTP: outbox) finds it in its sweep of new practices.
+    let out = cli_in(
+        &data,
+        &[
+            "practice",
+            "create",
+            "praxis-c",
+            "--name",
+            "Praxis C",
+            "--owner-email",
+            "ina@praxis-c.example",
+        ],
+        &[
+            ("KOLLEGIUM_SMTP__HOST", "127.0.0.1"),
+            ("KOLLEGIUM_SMTP__TLS", "none"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("mailed to the owner"),
+        "{}",
+        stdout(&out)
+    );
+    let m = outbox_mail(&app, "praxis-c", 1).await;
+    assert_eq!(m.to.as_deref(), Some("ina@praxis-c.example"));
+    assert_eq!(m.subject.as_deref(), Some("Zugang für Praxis C einrichten"));
+    assert_eq!(link_path(m.text()), link_path(&stdout(&out)));
+    assert!(
+        app.outbox("praxis-a").is_empty(),
+        "A had no SMTP at creation: no mail"
+    );
 }
 
 /// The CSRF token of `c` at a practice (from the login page, or the account page when

@@ -74,7 +74,7 @@ impl ProvisionHook for IdpProvisioner {
                 p.now,
             )?;
             report.notes.push(format!(
-                "The setup link was also mailed to the owner ({}).",
+                "The setup link is also mailed to the owner ({}) by the running server.",
                 p.owner_email
             ));
         }
