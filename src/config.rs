@@ -455,6 +455,35 @@ mod tests {
     }
 
     #[test]
+    fn mail_settings_follow_the_smtp_keys() {
+        let mut c = Config::default();
+        assert!(c.mail_settings().smtp.is_none(), "no host: file outbox");
+        c.smtp.host = " mail.example.de ".into();
+        c.smtp.tls = SmtpTls::Tls;
+        c.smtp.port = 465;
+        c.smtp.password = Secret("hunter2hunter2".into());
+        let m = c.mail_settings();
+        let smtp = m.smtp.unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.tls),
+            ("mail.example.de", 465, TlsMode::Tls)
+        );
+        assert_eq!(smtp.password.as_str(), "hunter2hunter2");
+        c.smtp.from = "kein absender".into();
+        assert!(c.validate().is_err());
+        c.smtp.from = "Praxis <no-reply@mail.example.de>".into();
+        c.smtp.retry_initial_secs = 0;
+        assert!(c.validate().is_err());
+        c.smtp.retry_initial_secs = 30;
+        c.validate().unwrap();
+        let w = c.mail_worker_settings(Vec::new());
+        assert_eq!(
+            (w.retry_initial_secs, w.retry_max_secs, w.sweep_secs),
+            (30, 3600, 30)
+        );
+    }
+
+    #[test]
     fn redaction_hides_the_smtp_password() {
         let mut c = Config::default();
         c.smtp.password = Secret("hunter2hunter2".into());
