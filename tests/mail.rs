@@ -388,6 +388,51 @@ async fn without_smtp_mail_lands_in_the_practice_outbox_and_only_there() {
     assert!(rows[0].sent_at.is_some());
     assert!(app.mail_rows("praxis-b").await.is_empty());
 
+    // While the account is disabled, its invitation link does nothing.
+    let bernd = rows[0].recipient.clone();
+    assert_eq!(bernd, "bernd@praxis-a.example");
+    let list = admin
+        .get(app.url("praxis-a", "/id/admin/users"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = form_csrf(
+        &admin
+            .get(app.url("praxis-a", "/id/admin/users/new"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let id = 3; // owner 1, chefin 2, bernd 3
+    assert!(list.contains(&format!("/id/admin/users/{id}\"")), "{list}");
+    let act = |what: &'static str| {
+        let (admin, token) = (admin.clone(), token.clone());
+        let url = app.url("praxis-a", &format!("/id/admin/users/{id}/{what}"));
+        async move {
+            let r = admin
+                .post(url)
+                .form(&[("csrf_token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303, "{what}");
+        }
+    };
+    act("disable").await;
+    let r = client()
+        .get(app.url("praxis-a", &path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 410, "a disabled account's link is refused");
+    act("enable").await;
+
     // Practice B does not know the token; at A it works like a link from an SMTP mail.
     let r = client()
         .get(app.url("praxis-b", &path))

@@ -13,7 +13,7 @@ use crate::links::{self, LinkKind};
 use crate::passwords::{self, PolicyError};
 use crate::sessions;
 use crate::state::IdpState;
-use crate::users::{self, Profile, User};
+use crate::users::{self, Profile, User, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, oidc};
 
@@ -59,7 +59,10 @@ async fn lookup(
         let Some(link) = links::check(&mut conn, &token, now)? else {
             return Ok(None);
         };
-        Ok(users::by_id(&mut conn, link.user)?.map(|u| (link, u)))
+        // A disabled account's links do nothing until an admin enables it again.
+        Ok(users::by_id(&mut conn, link.user)?
+            .filter(|u| u.status != UserStatus::Disabled)
+            .map(|u| (link, u)))
     })
     .await?
 }
