@@ -33,6 +33,24 @@ for entry in "${PREREQS[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "error: $cmd still missing after install" >&2; exit 1; }
 done
 
+# Python modules the tests import (the SMTP server is aiosmtpd). The tests look for a
+# python3 that imports it (PATH first, then Debian's /usr/bin/python3).
+has_aiosmtpd() {
+  python3 -c 'import aiosmtpd' >/dev/null 2>&1 || /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1
+}
+if ! has_aiosmtpd; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing python3-aiosmtpd (SMTP server for the mail tests)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd
+  fi
+  if ! has_aiosmtpd; then
+    echo "error: Python's aiosmtpd is missing; the mail tests need a real SMTP server" >&2
+    echo "install it with: sudo apt-get install -y python3-aiosmtpd   (or: pip install aiosmtpd)" >&2
+    exit 1
+  fi
+fi
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -54,6 +54,9 @@ pub enum PracticeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print a new one-time setup link for the owner (only while the owner has not yet
+    /// completed setup; earlier setup links stop working)
+    SetupLink { slug: String },
     /// Suspend a practice: its pages answer "Praxis gesperrt"
     Suspend { slug: String },
     /// Resume a suspended practice

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
+use kollegium_tenants::DbKind;
+use kollegium_tenants::mail::{
+    self, MailSettings, SmtpSettings, TlsMode, WorkerSettings, Zeroizing,
+};
 use kollegium_tenants::store::StoreSettings;
 use kollegium_tenants::web::{RequestLimits, Scheme, WebSettings};
 use serde::{Deserialize, Serialize};
@@ -47,6 +51,12 @@ pub struct SmtpConfig {
     /// File holding the password (takes precedence over `password`).
     pub password_file: Option<PathBuf>,
     pub from: String,
+    /// Seconds one SMTP command may take.
+    pub timeout_secs: u64,
+    /// Delay before retrying a failed delivery; doubled per further failure.
+    pub retry_initial_secs: u64,
+    /// Longest delay between delivery attempts.
+    pub retry_max_secs: u64,
 }
 
 impl Default for SmtpConfig {
@@ -59,6 +69,9 @@ impl Default for SmtpConfig {
             password: Secret::default(),
             password_file: None,
             from: "Kollegium <no-reply@localhost>".into(),
+            timeout_secs: 30,
+            retry_initial_secs: 60,
+            retry_max_secs: 3600,
         }
     }
 }
@@ -275,6 +288,15 @@ impl Config {
         if !self.smtp.host.is_empty() && self.smtp.from.trim().is_empty() {
             return Err(invalid("smtp.from", "must be set when smtp.host is set"));
         }
+        mail::parse_from(&self.smtp.from).map_err(|e| invalid("smtp.from", e.to_string()))?;
+        if self.smtp.retry_initial_secs == 0
+            || self.smtp.retry_max_secs < self.smtp.retry_initial_secs
+        {
+            return Err(invalid(
+                "smtp.retry_max_secs",
+                "smtp.retry_initial_secs must be at least 1 and at most smtp.retry_max_secs",
+            ));
+        }
         Ok(())
     }
 
@@ -305,6 +327,38 @@ impl Config {
             idle_close: Duration::from_secs(self.limits.practice_idle_secs),
             pool_max: self.limits.db_pool_size,
             ..StoreSettings::new(self.data_dir.clone())
+        }
+    }
+
+    /// Where mail goes: the SMTP relay, or the practices' outboxes when `smtp.host` is empty.
+    pub fn mail_settings(&self) -> MailSettings {
+        let s = &self.smtp;
+        let smtp = (!s.host.trim().is_empty()).then(|| SmtpSettings {
+            host: s.host.trim().to_owned(),
+            port: s.port,
+            tls: match s.tls {
+                SmtpTls::Starttls => TlsMode::Starttls,
+                SmtpTls::Tls => TlsMode::Tls,
+                SmtpTls::None => TlsMode::None,
+            },
+            username: s.username.clone(),
+            password: Zeroizing::new(s.password.0.clone()),
+            timeout_secs: s.timeout_secs,
+        });
+        MailSettings {
+            smtp,
+            from: s.from.clone(),
+        }
+    }
+
+    /// Retry timing of the mail worker for the database kinds in `kinds`.
+    pub fn mail_worker_settings(&self, kinds: Vec<&'static DbKind>) -> WorkerSettings {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        WorkerSettings {
+            retry_initial_secs: clamp(self.smtp.retry_initial_secs),
+            retry_max_secs: clamp(self.smtp.retry_max_secs),
+            sweep_secs: self.smtp.retry_initial_secs.clamp(1, 60),
+            ..WorkerSettings::new(kinds)
         }
     }
 
@@ -397,6 +451,35 @@ mod tests {
         assert_eq!(
             ws.practice_origin("praxis-demo"),
             "http://praxis-demo.localhost:8080"
+        );
+    }
+
+    #[test]
+    fn mail_settings_follow_the_smtp_keys() {
+        let mut c = Config::default();
+        assert!(c.mail_settings().smtp.is_none(), "no host: file outbox");
+        c.smtp.host = " mail.example.de ".into();
+        c.smtp.tls = SmtpTls::Tls;
+        c.smtp.port = 465;
+        c.smtp.password = Secret("hunter2hunter2".into());
+        let m = c.mail_settings();
+        let smtp = m.smtp.unwrap();
+        assert_eq!(
+            (smtp.host.as_str(), smtp.port, smtp.tls),
+            ("mail.example.de", 465, TlsMode::Tls)
+        );
+        assert_eq!(smtp.password.as_str(), "hunter2hunter2");
+        c.smtp.from = "kein absender".into();
+        assert!(c.validate().is_err());
+        c.smtp.from = "Praxis <no-reply@mail.example.de>".into();
+        c.smtp.retry_initial_secs = 0;
+        assert!(c.validate().is_err());
+        c.smtp.retry_initial_secs = 30;
+        c.validate().unwrap();
+        let w = c.mail_worker_settings(Vec::new());
+        assert_eq!(
+            (w.retry_initial_secs, w.retry_max_secs, w.sweep_secs),
+            (30, 3600, 30)
         );
     }
 

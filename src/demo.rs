@@ -53,6 +53,7 @@ pub fn ensure_demo(
         now,
         web,
         &input,
+        false,
         &[&seed],
     )?;
     drop(conn);

@@ -186,6 +186,7 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 now,
                 &web,
                 &input,
+                !config.smtp.host.is_empty(),
                 &[],
             )?;
             println!(
@@ -240,6 +241,32 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 print_practice(&found, &origin(slug.as_str()));
             }
             Ok(())
+        }
+        PracticeCommand::SetupLink { slug } => {
+            let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
+            let tenant = store
+                .tenant(&slug)
+                .map_err(|e| Failure::Runtime(e.into()))?
+                .ok_or_else(|| ProvisionError::NotFound(slug.to_string()))?;
+            let mut conn = tenant
+                .conn(&kollegium_idp::IDP_DB)
+                .map_err(|e| Failure::Runtime(e.into()))?;
+            let link =
+                kollegium_idp::provision::new_setup_link(&mut conn, &origin(slug.as_str()), now)
+                    .map_err(|e| {
+                        Failure::Runtime(anyhow::anyhow!("cannot issue a setup link: {e}"))
+                    })?;
+            match link {
+                Some(link) => {
+                    println!("Owner setup link (valid 72 h, single use): {link}");
+                    println!("Earlier setup links of this practice no longer work.");
+                    Ok(())
+                }
+                None => Err(Failure::Usage(format!(
+                    "the owner of practice {:?} has already completed setup; a forgotten password is reset by a practice administrator",
+                    slug.as_str()
+                ))),
+            }
         }
         PracticeCommand::Suspend { slug } => {
             lifecycle(&store, now, &slug, Change::Suspend, "Suspended")

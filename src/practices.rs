@@ -13,13 +13,22 @@ use kollegium_tenants::web::WebSettings;
 use kollegium_tenants::{Slug, UnixTime};
 
 /// The hooks that initialise each app's database for a new practice, in order.
-pub fn hooks() -> Vec<&'static dyn ProvisionHook> {
-    static IDP: IdpProvisioner = IdpProvisioner;
+/// `mail_setup_link`: also queue the owner's setup link as mail (SMTP configured).
+pub fn hooks(mail_setup_link: bool) -> Vec<&'static dyn ProvisionHook> {
+    static IDP: IdpProvisioner = IdpProvisioner {
+        mail_setup_link: false,
+    };
+    static IDP_MAIL: IdpProvisioner = IdpProvisioner {
+        mail_setup_link: true,
+    };
     static PLATFORM: PlatformProvisioner = PlatformProvisioner;
-    vec![&IDP, &PLATFORM]
+    let idp: &'static dyn ProvisionHook = if mail_setup_link { &IDP_MAIL } else { &IDP };
+    vec![idp, &PLATFORM]
 }
 
 /// Creates a practice with every app initialised, plus `extra` hooks (tests inject faults).
+/// With `mail_setup_link` the owner's setup link is also queued as mail.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     data_dir: &Path,
     node_key: &NodeKey,
@@ -27,9 +36,10 @@ pub fn create(
     now: UnixTime,
     web: &WebSettings,
     input: &CreatePractice,
+    mail_setup_link: bool,
     extra: &[&dyn ProvisionHook],
 ) -> Result<ProvisionReport, ProvisionError> {
-    let mut all = hooks();
+    let mut all = hooks(mail_setup_link);
     all.extend_from_slice(extra);
     let origin_of = |slug: &Slug| web.practice_origin(slug.as_str());
     let mut node = Node {

@@ -9,10 +9,11 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, headers, host};
-use kollegium_tenants::{SharedClock, TenantStore, registry};
+use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;
 
@@ -41,6 +42,13 @@ pub struct RunningServer {
     operator: ServerHandle,
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
+    mail: MailWorker,
+    shutdown_grace: Duration,
+}
+
+/// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
+pub fn mail_kinds() -> Vec<&'static DbKind> {
+    vec![&kollegium_idp::IDP_DB]
 }
 
 /// Opens the node (key, registry) of `config.data_dir`.
@@ -101,10 +109,13 @@ pub async fn start(
     let settings = config.web_settings(addr.port(), csrf_exempt());
     let limits = settings.limits.clone();
     let metrics = Arc::new(Metrics::default());
+    let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
+    let mail_signal = Arc::new(MailSignal::new());
     let context = web::Data::new(WebContext {
         settings,
         store: store.clone(),
         metrics: metrics.clone(),
+        mail: mail_signal.clone(),
     });
 
     let idp = web::Data::new(
@@ -175,6 +186,12 @@ pub async fn start(
             }
         }
     });
+    let mail = MailWorker::spawn(
+        store.clone(),
+        Arc::new(mailer),
+        mail_signal,
+        config.mail_worker_settings(mail_kinds()),
+    );
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
         addr,
@@ -185,6 +202,8 @@ pub async fn start(
         operator: operator_handle,
         joins,
         reaper,
+        mail,
+        shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
     })
 }
 
@@ -195,6 +214,7 @@ impl RunningServer {
             j.await??;
         }
         self.reaper.abort();
+        self.mail.stop(self.shutdown_grace).await;
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");
         Ok(())

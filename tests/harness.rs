@@ -81,10 +81,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(Arc::new(SystemClock), adjust).await
+    }
+
+    /// A server whose time is `clock` (e.g. a `ManualClock` the test moves).
+    pub async fn spawn_with_clock(clock: SharedClock, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&dir.path().join("data"));
         adjust(&mut config);
-        let clock: SharedClock = Arc::new(SystemClock);
         let server = kollegium::start(
             &config,
             clock.clone(),
@@ -155,10 +159,13 @@ impl TestApp {
                 now,
                 &self.server().context.settings,
                 &input,
+                !self.config.smtp.host.is_empty(),
                 extra,
             )
         };
         store.invalidate(&input.slug);
+        // As request code does after queuing mail (the owner's setup mail with SMTP).
+        self.server().context.mail.poke(&input.slug);
         result
     }
 
@@ -343,9 +350,98 @@ impl TestApp {
         );
     }
 
+    /// Invites a user through the admin form as the admin signed in on `client`.
+    pub async fn invite(
+        &self,
+        client: &reqwest::Client,
+        slug: &str,
+        username: &str,
+        email: &str,
+    ) -> reqwest::Response {
+        let page = client
+            .get(self.url(slug, "/id/admin/users/new"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "admin form");
+        let token = form_csrf(&page.text().await.unwrap());
+        client
+            .post(self.url(slug, "/id/admin/users"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("username", username),
+                ("email", email),
+                ("display_name", &format!("{username} Neu")),
+                ("roles", "mfa"),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Rows of a practice's IdP `mail_queue`, oldest first.
+    pub async fn mail_rows(&self, slug: &str) -> Vec<MailRow> {
+        use diesel::prelude::*;
+        use kollegium_tenants::mail::schema::mail_queue as q;
+        let tenant = self.tenant(slug);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+            q::table
+                .order(q::id)
+                .select((
+                    q::id,
+                    q::kind,
+                    q::recipient,
+                    q::attempts,
+                    q::sent_at,
+                    q::last_error,
+                    q::failed_at,
+                ))
+                .load::<MailRow>(&mut *conn)
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `.eml` files in a practice's outbox.
+    pub fn outbox(&self, slug: &str) -> Vec<PathBuf> {
+        let mut files = files_under(&self.data_dir().join("tenants").join(slug).join("outbox"));
+        files.retain(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".eml") && !n.starts_with('.'))
+        });
+        files.sort();
+        files
+    }
+
     pub async fn get(&self, url: &str) -> reqwest::Response {
         self.client.get(url).send().await.unwrap()
     }
+}
+
+/// A row of `mail_queue` as the tests look at it.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct MailRow {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub attempts: i64,
+    pub sent_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub failed_at: Option<i64>,
+}
+
+/// Points `config` at the test SMTP server on `port` (plain, fast retries).
+pub fn use_smtp(config: &mut Config, port: u16) {
+    config.smtp.host = "127.0.0.1".into();
+    config.smtp.port = port;
+    config.smtp.tls = kollegium::config::SmtpTls::None;
+    config.smtp.from = "Kollegium <no-reply@kollegium.example>".into();
+    config.smtp.timeout_secs = 5;
+    config.smtp.retry_initial_secs = 1;
+    config.smtp.retry_max_secs = 2;
 }
 
 /// Runs the `kollegium` binary with `--data-dir` and extra environment.

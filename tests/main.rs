@@ -4,11 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod harness;
+mod smtp;
 
 mod chat;
 mod cli;
 mod idp_accounts;
 mod idp_admin;
+mod mail;
+mod mail_admin;
 mod plumbing;
 mod routing;
 mod tenancy;

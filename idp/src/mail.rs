@@ -5,8 +5,9 @@
 use askama::Template;
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::mail::{NewMail, queue};
 
-use crate::schema::{mail_queue, users as users_t};
+use crate::schema::users as users_t;
 use crate::users::User;
 
 /// What every IdP mail needs to know about its practice.
@@ -38,6 +39,7 @@ macro_rules! mail_templates {
 mail_templates!(invitation, "email/invitation/subject.txt", "email/invitation/body.txt", "email/invitation/body.html", { practice_name: &'a str, display_name: &'a str, username: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(password_reset, "email/password_reset/subject.txt", "email/password_reset/body.txt", "email/password_reset/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(device_waiting, "email/device_waiting/subject.txt", "email/device_waiting/body.txt", "email/device_waiting/body.html", { practice_name: &'a str, link: &'a str });
+mail_templates!(owner_setup, "email/owner_setup/subject.txt", "email/owner_setup/body.txt", "email/owner_setup/body.html", { practice_name: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str });
 
 fn render(t: &impl Template) -> QueryResult<String> {
@@ -45,7 +47,8 @@ fn render(t: &impl Template) -> QueryResult<String> {
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
-/// Puts a rendered mail into the practice's queue.
+/// Puts a rendered mail into the practice's queue (the shared `mail_queue` table; see
+/// `kollegium_tenants::mail`). The caller pokes the node's `MailSignal` after commit.
 pub fn enqueue(
     conn: &mut SqliteConnection,
     now: UnixTime,
@@ -55,18 +58,51 @@ pub fn enqueue(
     text: &str,
     html: &str,
 ) -> QueryResult<()> {
-    diesel::insert_into(mail_queue::table)
-        .values((
-            mail_queue::kind.eq(kind),
-            mail_queue::recipient.eq(recipient),
-            mail_queue::subject.eq(subject.trim()),
-            mail_queue::body_text.eq(text),
-            mail_queue::body_html.eq(html),
-            mail_queue::created_at.eq(now),
-            mail_queue::next_attempt_at.eq(now),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    queue::enqueue(
+        conn,
+        now,
+        &NewMail {
+            kind,
+            recipient,
+            subject,
+            text,
+            html,
+        },
+    )
+    .map(|_| ())
+}
+
+/// The owner's setup link, mailed at `practice create` when SMTP is configured.
+pub fn owner_setup(
+    conn: &mut SqliteConnection,
+    practice_name: &str,
+    recipient: &str,
+    link: &str,
+    valid_hours: i64,
+    now: UnixTime,
+) -> QueryResult<()> {
+    let p = practice_name;
+    enqueue(
+        conn,
+        now,
+        "owner_setup",
+        recipient,
+        &render(&owner_setup::Subject {
+            practice_name: p,
+            link,
+            valid_hours,
+        })?,
+        &render(&owner_setup::Text {
+            practice_name: p,
+            link,
+            valid_hours,
+        })?,
+        &render(&owner_setup::Html {
+            practice_name: p,
+            link,
+            valid_hours,
+        })?,
+    )
 }
 
 pub fn invitation(
@@ -213,4 +249,68 @@ pub fn account_locked(
             link: &link,
         })?,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::{BigInt, Text};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        r#type: String,
+        #[diesel(sql_type = BigInt)]
+        notnull: i64,
+        #[diesel(sql_type = BigInt)]
+        pk: i64,
+    }
+
+    fn columns(conn: &mut SqliteConnection) -> Vec<Column> {
+        diesel::sql_query("SELECT name, type, \"notnull\", pk FROM pragma_table_info('mail_queue')")
+            .load(conn)
+            .unwrap()
+    }
+
+    /// The IdP's migrated `mail_queue` is the table the node's mail worker reads.
+    #[test]
+    fn the_migrated_queue_matches_the_shared_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut idp = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut idp, &crate::IDP_DB, &path).unwrap();
+        let mut shared = SqliteConnection::establish(":memory:").unwrap();
+        shared
+            .batch_execute(kollegium_tenants::mail::MAIL_QUEUE_SQL)
+            .unwrap();
+        assert_eq!(columns(&mut idp), columns(&mut shared));
+
+        let ctx = MailCtx {
+            practice_name: "Praxis Dr. Müller".into(),
+            origin: "https://praxis-mueller.example.de".into(),
+        };
+        owner_setup(
+            &mut idp,
+            &ctx.practice_name,
+            "inhaber@praxis.example",
+            "https://praxis-mueller.example.de/id/setup/tok",
+            72,
+            100,
+        )
+        .unwrap();
+        let due = queue::due(&mut idp, 100, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].kind, "owner_setup");
+        assert_eq!(due[0].subject, "Zugang für Praxis Dr. Müller einrichten");
+        assert!(due[0].body_text.contains("/id/setup/tok"));
+        assert!(
+            due[0]
+                .body_html
+                .contains("href=\"https://praxis-mueller.example.de/id/setup/tok\"")
+        );
+    }
 }

@@ -12,7 +12,11 @@ pub const SETUP_TTL_SECS: i64 = 72 * 3600;
 
 /// Creates and migrates `idp.sqlite`, the owner account and the setup link.
 #[derive(Debug, Default)]
-pub struct IdpProvisioner;
+pub struct IdpProvisioner {
+    /// Also queue the setup link as mail to the owner (when an SMTP relay is configured;
+    /// the operator gets the link printed either way).
+    pub mail_setup_link: bool,
+}
 
 /// The owner's profile as created with the practice (they choose name and user name at setup).
 pub fn owner_profile(email: &str) -> Profile {
@@ -60,6 +64,20 @@ impl ProvisionHook for IdpProvisioner {
             },
         )?;
         let link = format!("{}/id/setup/{token}", p.origin);
+        if self.mail_setup_link {
+            crate::mail::owner_setup(
+                &mut conn,
+                p.display_name,
+                p.owner_email.as_str(),
+                &link,
+                SETUP_TTL_SECS / 3600,
+                p.now,
+            )?;
+            report.notes.push(format!(
+                "The setup link is also mailed to the owner ({}) by the running server.",
+                p.owner_email
+            ));
+        }
         report
             .values
             .insert("owner_setup_link".into(), link.clone());

@@ -17,6 +17,7 @@ pub mod db;
 pub mod email;
 pub mod http;
 pub mod kv;
+pub mod mail;
 pub mod provision;
 pub mod registry;
 pub mod secrets;

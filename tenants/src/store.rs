@@ -106,6 +106,10 @@ impl Tenant {
     pub fn index_dir(&self) -> PathBuf {
         self.open.dir.join("index")
     }
+    /// Mail written to files when no SMTP relay is configured.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.open.dir.join("outbox")
+    }
     /// The practice secret (derive purpose keys from it).
     pub fn secret(&self) -> &PracticeSecret {
         &self.open.secret
@@ -349,6 +353,21 @@ impl TenantStore {
         if let Ok(mut open) = self.open.lock() {
             open.clear();
         }
+    }
+
+    /// Whether `slug`'s databases are open right now.
+    pub fn is_open(&self, slug: &Slug) -> bool {
+        self.open
+            .lock()
+            .is_ok_and(|o| o.contains_key(slug.as_str()))
+    }
+
+    /// Slugs of the practices that are open right now.
+    pub fn open_slugs(&self) -> Vec<String> {
+        self.open
+            .lock()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Practices with open databases right now.

@@ -251,7 +251,10 @@ async fn create(
     })
     .await??;
     match created {
-        Ok(()) => Ok(see_other("/id/admin/users?done=invited")),
+        Ok(()) => {
+            ctx.mail.poke(a.0.tenant.slug());
+            Ok(see_other("/id/admin/users?done=invited"))
+        }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
             &form_page(&a, &csrf, None, p, None, now, Some(e)),
@@ -368,6 +371,11 @@ async fn action(
     form: web::Form<ActionForm>,
 ) -> IdpResult<HttpResponse> {
     let (id, what) = path.into_inner();
+    let what_mail: &'static str = match what.as_str() {
+        "reset" => "reset",
+        "resend" => "resend",
+        _ => "",
+    };
     let u = load_user(&a, id).await?;
     let self_action = u.id == a.0.user.id;
     if (u.is_owner || self_action) && matches!(what.as_str(), "disable" | "delete") {
@@ -389,65 +397,71 @@ async fn action(
         state.settings.reset_ttl_secs,
     );
     let target = web::block(move || -> IdpResult<&'static str> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
-            events::record(
-                conn,
-                now,
-                &Event {
-                    kind,
-                    user: Some(u.id),
-                    actor: Some(admin),
-                    ..Event::default()
-                },
-            )
-        };
-        match what.as_str() {
-            "disable" => {
-                users::set_status(&mut conn, u.id, UserStatus::Disabled, now)?;
-                sessions::end_all(&mut conn, u.id, None, "account disabled", now)?;
-                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account disabled", now)?;
-                ev(&mut conn, "user_disabled")?;
-            }
-            "enable" => {
-                let status = if u.password_hash.is_some() {
-                    UserStatus::Active
-                } else {
-                    UserStatus::Invited
-                };
-                users::set_status(&mut conn, u.id, status, now)?;
-                ev(&mut conn, "user_enabled")?;
-            }
-            "unlock" => {
-                users::clear_failures(&mut conn, u.id)?;
-                throttle::unlock(&mut conn, u.id, &u.username, &u.email)?;
-                ev(&mut conn, "unlock")?;
-            }
-            "reset" => {
-                let token = links::issue(&mut conn, u.id, LinkKind::Reset, now, reset_ttl)?;
-                crate::mail::password_reset(&mut conn, &mail, &u, &token, reset_ttl / 3600, now)?;
-                ev(&mut conn, "password_reset_requested")?;
-            }
-            "resend" => {
-                if u.status != UserStatus::Invited {
-                    return Err(IdpError::BadRequest("not invited".into()));
+        let mut pooled = t.conn(&IDP_DB)?;
+        // One transaction: a link is never issued without its mail (and event).
+        pooled.immediate_transaction(|conn| -> IdpResult<&'static str> {
+            let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
+                events::record(
+                    conn,
+                    now,
+                    &Event {
+                        kind,
+                        user: Some(u.id),
+                        actor: Some(admin),
+                        ..Event::default()
+                    },
+                )
+            };
+            match what.as_str() {
+                "disable" => {
+                    users::set_status(conn, u.id, UserStatus::Disabled, now)?;
+                    sessions::end_all(conn, u.id, None, "account disabled", now)?;
+                    oidc::grants::revoke_all_for_user(conn, u.id, "account disabled", now)?;
+                    ev(conn, "user_disabled")?;
                 }
-                let token = links::issue(&mut conn, u.id, LinkKind::Invite, now, invite_ttl)?;
-                crate::mail::invitation(&mut conn, &mail, &u, &token, invite_ttl / 3600, now)?;
-                ev(&mut conn, "user_invited")?;
+                "enable" => {
+                    let status = if u.password_hash.is_some() {
+                        UserStatus::Active
+                    } else {
+                        UserStatus::Invited
+                    };
+                    users::set_status(conn, u.id, status, now)?;
+                    ev(conn, "user_enabled")?;
+                }
+                "unlock" => {
+                    users::clear_failures(conn, u.id)?;
+                    throttle::unlock(conn, u.id, &u.username, &u.email)?;
+                    ev(conn, "unlock")?;
+                }
+                "reset" => {
+                    let token = links::issue(conn, u.id, LinkKind::Reset, now, reset_ttl)?;
+                    crate::mail::password_reset(conn, &mail, &u, &token, reset_ttl / 3600, now)?;
+                    ev(conn, "password_reset_requested")?;
+                }
+                "resend" => {
+                    if u.status != UserStatus::Invited {
+                        return Err(IdpError::BadRequest("not invited".into()));
+                    }
+                    let token = links::issue(conn, u.id, LinkKind::Invite, now, invite_ttl)?;
+                    crate::mail::invitation(conn, &mail, &u, &token, invite_ttl / 3600, now)?;
+                    ev(conn, "user_invited")?;
+                }
+                "delete" => {
+                    sessions::end_all(conn, u.id, None, "account deleted", now)?;
+                    oidc::grants::revoke_all_for_user(conn, u.id, "account deleted", now)?;
+                    ev(conn, "user_deleted")?;
+                    users::delete(conn, u.id)?;
+                    return Ok("deleted");
+                }
+                _ => return Err(IdpError::NotFound),
             }
-            "delete" => {
-                sessions::end_all(&mut conn, u.id, None, "account deleted", now)?;
-                oidc::grants::revoke_all_for_user(&mut conn, u.id, "account deleted", now)?;
-                ev(&mut conn, "user_deleted")?;
-                users::delete(&mut conn, u.id)?;
-                return Ok("deleted");
-            }
-            _ => return Err(IdpError::NotFound),
-        }
-        Ok("saved")
+            Ok("saved")
+        })
     })
     .await??;
+    if matches!(what_mail, "reset" | "resend") {
+        ctx.mail.poke(a.0.tenant.slug());
+    }
     if target == "deleted" {
         return Ok(see_other("/id/admin/users?done=deleted"));
     }

@@ -168,6 +168,9 @@ async fn submit(
         Ok((user, keys, gate))
     })
     .await??;
+    if matches!(gate, Gate::Locked { newly: true, .. }) {
+        ctx.mail.poke(tenant.slug()); // the lockout notice was queued
+    }
     match gate {
         Gate::Locked { .. } => return again(StatusCode::TOO_MANY_REQUESTS, LOCKED),
         Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
@@ -235,6 +238,9 @@ async fn submit(
         Err(msg) if msg == LOCKED => return again(StatusCode::TOO_MANY_REQUESTS, msg),
         Err(msg) => return again(StatusCode::UNAUTHORIZED, msg),
     };
+    if matches!(outcome.stage, Stage::Device) {
+        ctx.mail.poke(tenant.slug()); // admins may have been told about a new device
+    }
     let mut res = see_other(&continue_at(outcome.stage, &next));
     let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, &token));
     if let Some(d) = outcome.new_device_cookie {

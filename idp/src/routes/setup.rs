@@ -13,7 +13,7 @@ use crate::links::{self, LinkKind};
 use crate::passwords::{self, PolicyError};
 use crate::sessions;
 use crate::state::IdpState;
-use crate::users::{self, Profile, User};
+use crate::users::{self, Profile, User, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, oidc};
 
@@ -59,7 +59,10 @@ async fn lookup(
         let Some(link) = links::check(&mut conn, &token, now)? else {
             return Ok(None);
         };
-        Ok(users::by_id(&mut conn, link.user)?.map(|u| (link, u)))
+        // A disabled account's links do nothing until an admin enables it again.
+        Ok(users::by_id(&mut conn, link.user)?
+            .filter(|u| u.status != UserStatus::Disabled)
+            .map(|u| (link, u)))
     })
     .await?
 }
@@ -154,16 +157,25 @@ async fn submit(
     let now = state.now();
     let t = tenant.clone();
     let p = profile.clone();
+    let tok = token.clone();
     let outcome = web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
         conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
-            if !links::consume(conn, &link, now)? {
+            // Under the write lock: check again, then refuse before writing anything, so a
+            // refused profile (user name taken) does not burn the link.
+            if links::check(conn, &tok, now)?.is_none_or(|l| l.id != link.id) {
                 return Ok(Err("Dieser Link wurde bereits verwendet.".into()));
             }
             if link.kind == LinkKind::Setup
                 && let Err(e) = users::update_profile(conn, user.id, &p, now)?
             {
                 return Ok(Err(e.to_string()));
+            }
+            if !links::consume(conn, &link, now)? {
+                // Cannot happen under the write lock; roll back rather than half-apply.
+                return Err(crate::error::IdpError::Internal(
+                    "link consumed twice".into(),
+                ));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
             if link.kind == LinkKind::Reset {

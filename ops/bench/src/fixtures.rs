@@ -56,6 +56,7 @@ impl Node {
             now,
             &self.web,
             &input,
+            false,
             &[],
         )?;
         Ok(started.elapsed())

@@ -104,6 +104,8 @@ pub struct WebContext {
     pub settings: WebSettings,
     pub store: Arc<TenantStore>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Poke after committing queued mail so the delivery worker sends it at once.
+    pub mail: Arc<crate::mail::MailSignal>,
 }
 
 impl FromRequest for Tenant {

@@ -1,0 +1,193 @@
+//! The `mail_queue` table of a practice database: enqueue, due mail, delivery outcomes.
+//! Functions take a connection so apps can enqueue inside their own transaction.
+
+use diesel::prelude::*;
+
+use super::schema::mail_queue;
+use crate::clock::UnixTime;
+
+/// A rendered mail on its way into the queue.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMail<'a> {
+    /// What the mail is about (`invitation`, `password_reset`, ...): for logs and tests.
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+}
+
+/// A queued mail that is due for delivery.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = mail_queue)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub created_at: UnixTime,
+    pub attempts: i64,
+}
+
+/// Longest error text kept in `last_error`.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Subjects are one line: control characters (a line break in a name) become spaces.
+fn one_line(s: &str) -> String {
+    s.trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Puts a mail into the queue, due now. Returns its id.
+pub fn enqueue(conn: &mut SqliteConnection, now: UnixTime, mail: &NewMail<'_>) -> QueryResult<i64> {
+    diesel::insert_into(mail_queue::table)
+        .values((
+            mail_queue::kind.eq(mail.kind),
+            mail_queue::recipient.eq(mail.recipient.trim()),
+            mail_queue::subject.eq(one_line(mail.subject)),
+            mail_queue::body_text.eq(mail.text),
+            mail_queue::body_html.eq(mail.html),
+            mail_queue::created_at.eq(now),
+            mail_queue::next_attempt_at.eq(now),
+        ))
+        .returning(mail_queue::id)
+        .get_result(conn)
+}
+
+/// Undelivered mail whose next attempt is due, oldest first.
+pub fn due(conn: &mut SqliteConnection, now: UnixTime, limit: i64) -> QueryResult<Vec<QueuedMail>> {
+    mail_queue::table
+        .filter(mail_queue::sent_at.is_null())
+        .filter(mail_queue::failed_at.is_null())
+        .filter(mail_queue::next_attempt_at.le(now))
+        .order((mail_queue::next_attempt_at, mail_queue::id))
+        .limit(limit)
+        .select(QueuedMail::as_select())
+        .load(conn)
+}
+
+/// When the next undelivered mail is due (`None`: nothing waits).
+pub fn next_due(conn: &mut SqliteConnection) -> QueryResult<Option<UnixTime>> {
+    mail_queue::table
+        .filter(mail_queue::sent_at.is_null())
+        .filter(mail_queue::failed_at.is_null())
+        .select(diesel::dsl::min(mail_queue::next_attempt_at))
+        .first(conn)
+}
+
+pub fn mark_sent(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult<()> {
+    diesel::update(mail_queue::table.find(id))
+        .set((
+            mail_queue::sent_at.eq(now),
+            mail_queue::attempts.eq(mail_queue::attempts + 1),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+fn clip(error: &str) -> String {
+    error.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+/// Records a failed attempt; the next one is due at `next_at`.
+pub fn mark_retry(
+    conn: &mut SqliteConnection,
+    id: i64,
+    next_at: UnixTime,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(mail_queue::table.find(id))
+        .set((
+            mail_queue::attempts.eq(mail_queue::attempts + 1),
+            mail_queue::next_attempt_at.eq(next_at),
+            mail_queue::last_error.eq(clip(error)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Gives up on a mail that can never be delivered (kept in the table, not retried).
+pub fn mark_failed(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: UnixTime,
+    error: &str,
+) -> QueryResult<()> {
+    diesel::update(mail_queue::table.find(id))
+        .set((
+            mail_queue::attempts.eq(mail_queue::attempts + 1),
+            mail_queue::failed_at.eq(now),
+            mail_queue::last_error.eq(clip(error)),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Delay before attempt `attempts + 1` after `attempts` failures: `initial`, doubled per
+/// failure, capped at `max`.
+pub fn backoff(attempts: i64, initial: i64, max: i64) -> i64 {
+    let initial = initial.max(1);
+    let shift = attempts.saturating_sub(1).clamp(0, 40) as u32;
+    initial.saturating_mul(1_i64 << shift).min(max.max(initial))
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::connection::SimpleConnection;
+
+    use super::*;
+
+    fn db() -> SqliteConnection {
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        c.batch_execute(crate::mail::MAIL_QUEUE_SQL).unwrap();
+        c
+    }
+
+    fn mail() -> NewMail<'static> {
+        NewMail {
+            kind: "invitation",
+            recipient: " anna@praxis.example ",
+            subject: "Einladung\r\nBcc: x@y.de",
+            text: "t",
+            html: "<p>h</p>",
+        }
+    }
+
+    #[test]
+    fn due_retry_sent_and_failed() {
+        let mut c = db();
+        let a = enqueue(&mut c, 100, &mail()).unwrap();
+        let b = enqueue(&mut c, 105, &mail()).unwrap();
+        assert_eq!(due(&mut c, 99, 10).unwrap().len(), 0);
+        let d = due(&mut c, 105, 10).unwrap();
+        assert_eq!(d.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(d[0].recipient, "anna@praxis.example");
+        assert_eq!(d[0].subject, "Einladung  Bcc: x@y.de");
+        assert_eq!(next_due(&mut c).unwrap(), Some(100));
+
+        mark_retry(&mut c, a, 160, &"x".repeat(2000)).unwrap();
+        assert_eq!(next_due(&mut c).unwrap(), Some(105));
+        mark_sent(&mut c, b, 106).unwrap();
+        assert_eq!(next_due(&mut c).unwrap(), Some(160));
+        assert!(due(&mut c, 159, 10).unwrap().is_empty());
+        let again = due(&mut c, 160, 10).unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 1));
+        mark_failed(&mut c, a, 170, "bad address").unwrap();
+        assert_eq!(next_due(&mut c).unwrap(), None);
+        assert!(due(&mut c, 1_000_000, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(1, 60, 3600), 60);
+        assert_eq!(backoff(2, 60, 3600), 120);
+        assert_eq!(backoff(3, 60, 3600), 240);
+        assert_eq!(backoff(10, 60, 3600), 3600);
+        assert_eq!(backoff(i64::MAX, 60, 3600), 3600);
+        assert_eq!(backoff(0, 0, 0), 1);
+    }
+}

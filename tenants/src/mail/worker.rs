@@ -1,0 +1,354 @@
+//! The node's mail delivery worker: one tokio task that delivers due mail from the
+//! `mail_queue` of every practice database kind it is given.
+//!
+//! Which practices it looks at:
+//! - practices poked through the [`MailSignal`] (request code that just queued mail);
+//! - practices known to hold undelivered mail, when their next attempt is due;
+//! - a periodic sweep: every live practice at start-up, afterwards the practices that are
+//!   open on this node plus those created since the last sweep (mail queued by the CLI or
+//!   by code that forgot to poke still goes out).
+//!
+//! Delivery is at least once: a mail is marked sent after the relay accepted it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::message::build_message;
+use super::queue::{self, QueuedMail};
+use super::recipient_domain;
+use super::signal::MailSignal;
+use super::transport::Mailer;
+use crate::clock::UnixTime;
+use crate::db::{self, DbKind};
+use crate::registry::{self, PracticeStatus};
+use crate::slug::Slug;
+use crate::store::{StoreError, Tenant, TenantStore, practice_dir};
+
+/// Tunables of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Practice database kinds that have a `mail_queue` table.
+    pub kinds: Vec<&'static DbKind>,
+    /// Delay after the first failed attempt; doubled per further failure.
+    pub retry_initial_secs: i64,
+    /// Longest delay between attempts.
+    pub retry_max_secs: i64,
+    /// Mail still undelivered this long after it was queued is given up (kept, marked
+    /// failed). Its links have expired by then.
+    pub give_up_after_secs: i64,
+    /// Seconds between sweeps for mail nobody poked for.
+    pub sweep_secs: u64,
+    /// Mails delivered per practice and database in one go.
+    pub batch: i64,
+}
+
+impl WorkerSettings {
+    pub fn new(kinds: Vec<&'static DbKind>) -> Self {
+        Self {
+            kinds,
+            retry_initial_secs: 60,
+            retry_max_secs: 3600,
+            give_up_after_secs: 7 * 24 * 3600,
+            sweep_secs: 60,
+            batch: 50,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WorkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The running worker; [`MailWorker::stop`] ends it.
+pub struct MailWorker {
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    join: JoinHandle<()>,
+}
+
+struct Ctx {
+    store: Arc<TenantStore>,
+    mailer: Arc<Mailer>,
+    settings: WorkerSettings,
+    stopping: Arc<AtomicBool>,
+}
+
+impl MailWorker {
+    /// Starts the worker on the current tokio runtime.
+    pub fn spawn(
+        store: Arc<TenantStore>,
+        mailer: Arc<Mailer>,
+        signal: Arc<MailSignal>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Notify::new());
+        let ctx = Ctx {
+            store,
+            mailer,
+            settings,
+            stopping: stopping.clone(),
+        };
+        let join = tokio::spawn(run(ctx, signal, wake.clone()));
+        Self {
+            stopping,
+            wake,
+            join,
+        }
+    }
+
+    /// Asks the worker to stop after the mail in hand; aborts it after `grace`.
+    pub async fn stop(self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let abort = self.join.abort_handle();
+        if tokio::time::timeout(grace, self.join).await.is_err() {
+            abort.abort();
+            tracing::warn!("mail worker did not stop in time; aborted");
+        }
+    }
+}
+
+async fn run(ctx: Ctx, signal: Arc<MailSignal>, wake: Arc<Notify>) {
+    let mut pending: HashMap<String, UnixTime> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweep = tokio::time::interval(Duration::from_secs(ctx.settings.sweep_secs.max(1)));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep: Option<UnixTime> = None;
+    tracing::info!(outbox = ctx.mailer.uses_outbox(), "mail worker started");
+    while !ctx.stopping.load(Ordering::SeqCst) {
+        let mut candidates = BTreeSet::new();
+        tokio::select! {
+            _ = wake.notified() => continue,
+            _ = signal.notified() => {}
+            _ = tick.tick() => {}
+            _ = sweep.tick() => {
+                let now = ctx.store.clock().now();
+                match sweep_candidates(&ctx.store, last_sweep).await {
+                    Ok(found) => {
+                        candidates.extend(found);
+                        last_sweep = Some(now);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "mail sweep failed"),
+                }
+            }
+        }
+        candidates.extend(signal.take());
+        let now = ctx.store.clock().now();
+        candidates.extend(
+            pending
+                .iter()
+                .filter(|(_, due)| **due <= now)
+                .map(|(slug, _)| slug.clone()),
+        );
+        for slug in candidates {
+            if ctx.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match deliver_practice(&ctx, &slug).await {
+                Ok(Some(next)) => {
+                    pending.insert(slug, next);
+                }
+                Ok(None) => {
+                    pending.remove(&slug);
+                }
+                Err(e) => {
+                    tracing::warn!(practice = %slug, error = %e, "mail delivery round failed");
+                    let retry = ctx.store.clock().now() + ctx.settings.retry_initial_secs;
+                    pending.insert(slug, retry);
+                }
+            }
+        }
+    }
+    tracing::info!("mail worker stopped");
+}
+
+/// Practices to scan in a sweep: all live ones the first time, then the open ones and
+/// those created since the previous sweep.
+async fn sweep_candidates(
+    store: &Arc<TenantStore>,
+    last: Option<UnixTime>,
+) -> Result<Vec<String>, WorkError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<String>, WorkError> {
+        let all = store.with_registry(registry::list)?;
+        let mut out: Vec<String> = all
+            .into_iter()
+            .filter(|p| p.status != PracticeStatus::Deleted)
+            .filter(|p| last.is_none_or(|t| p.created_at >= t - 300))
+            .map(|p| p.slug)
+            .collect();
+        if last.is_some() {
+            out.extend(store.open_slugs());
+        }
+        Ok(out)
+    })
+    .await?
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WorkError> + Send + 'static,
+) -> Result<T, WorkError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+/// When the next undelivered mail of a practice that is not open is due, read straight
+/// from its database files without opening the practice in the store (a node holds
+/// thousands of idle practices; a sweep must not open them all). `None`: cannot tell
+/// (e.g. a database not yet migrated); the caller opens the practice instead.
+fn peek(dir: &Path, kinds: &[&'static DbKind]) -> Option<Option<UnixTime>> {
+    let mut next: Option<UnixTime> = None;
+    for kind in kinds {
+        let path = dir.join(kind.file);
+        if !path.exists() {
+            continue;
+        }
+        let mut conn = db::open_connection(&path).ok()?;
+        if let Some(t) = queue::next_due(&mut conn).ok()? {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    }
+    Some(next)
+}
+
+/// Delivers the due mail of one practice. Returns when its next undelivered mail is due
+/// (`None`: nothing waits, or the practice is gone).
+async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, WorkError> {
+    let Ok(slug) = Slug::parse(slug) else {
+        return Ok(None);
+    };
+    let store = ctx.store.clone();
+    let (kinds, batch) = (ctx.settings.kinds.clone(), ctx.settings.batch);
+    let now = store.clock().now();
+    let found = blocking(move || {
+        if !store.is_open(&slug) {
+            let dir = practice_dir(store.data_dir(), &slug);
+            match peek(&dir, &kinds) {
+                Some(None) => return Ok(Err(None)),
+                Some(Some(t)) if t > now => return Ok(Err(Some(t))),
+                _ => {}
+            }
+        }
+        let Some(tenant) = store.tenant(&slug)? else {
+            return Ok(Ok(None));
+        };
+        let mut due = Vec::new();
+        if tenant.status() == PracticeStatus::Active {
+            for kind in kinds {
+                due.push((kind, queue::due(&mut *tenant.conn(kind)?, now, batch)?));
+            }
+        }
+        Ok(Ok(Some((tenant, due))))
+    })
+    .await?;
+    let (tenant, due) = match found {
+        Ok(Some(open)) => open,
+        Ok(None) => return Ok(None),
+        Err(next_due) => return Ok(next_due), // nothing due yet: the practice stays closed
+    };
+    if tenant.status() != PracticeStatus::Active {
+        // Suspended: mail waits until the practice is resumed.
+        return Ok(Some(now + ctx.settings.sweep_secs as i64));
+    }
+    let mut full = false;
+    for (kind, mails) in due {
+        full |= mails.len() as i64 >= ctx.settings.batch;
+        for mail in mails {
+            if ctx.stopping.load(Ordering::SeqCst) {
+                return Ok(Some(now));
+            }
+            deliver_one(ctx, &tenant, kind, mail).await?;
+        }
+    }
+    if full {
+        return Ok(Some(now));
+    }
+    let kinds = ctx.settings.kinds.clone();
+    blocking(move || {
+        let mut next: Option<UnixTime> = None;
+        for kind in kinds {
+            if let Some(t) = queue::next_due(&mut *tenant.conn(kind)?)? {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
+        Ok(next)
+    })
+    .await
+}
+
+async fn deliver_one(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    kind: &'static DbKind,
+    mail: QueuedMail,
+) -> Result<(), WorkError> {
+    let slug = tenant.slug().to_string();
+    let domain = recipient_domain(&mail.recipient).to_owned();
+    let (id, attempts, created_at) = (mail.id, mail.attempts, mail.created_at);
+    let mail_kind = mail.kind.clone();
+    let message = match build_message(ctx.mailer.from(), &slug, kind.name, &mail) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(practice = %slug, db = kind.name, mail_id = id, mail_kind = %mail_kind,
+                to_domain = %domain, reason = %e, "mail cannot be built; given up");
+            let (t, now, why) = (tenant.clone(), ctx.store.clock().now(), e.to_string());
+            return blocking(move || Ok(queue::mark_failed(&mut *t.conn(kind)?, id, now, &why)?))
+                .await;
+        }
+    };
+    let name = format!("{created_at}-{}-{id}", kind.name);
+    let outcome = ctx.mailer.deliver(message, tenant.outbox_dir(), name).await;
+    let now = ctx.store.clock().now();
+    let t = tenant.clone();
+    match outcome {
+        Ok(()) => {
+            tracing::info!(practice = %slug, db = kind.name, mail_id = id, mail_kind = %mail_kind,
+                to_domain = %domain, "mail delivered");
+            blocking(move || Ok(queue::mark_sent(&mut *t.conn(kind)?, id, now)?)).await
+        }
+        Err(e) => {
+            let failures = attempts + 1;
+            let s = &ctx.settings;
+            let delay = if e.is_permanent() {
+                s.retry_max_secs
+            } else {
+                queue::backoff(failures, s.retry_initial_secs, s.retry_max_secs)
+            };
+            let detail = e.to_string();
+            if now - created_at >= s.give_up_after_secs {
+                tracing::warn!(practice = %slug, db = kind.name, mail_id = id, mail_kind = %mail_kind,
+                    to_domain = %domain, attempts = failures, error = %e.log_class(),
+                    "mail undeliverable for too long; given up");
+                return blocking(move || {
+                    Ok(queue::mark_failed(&mut *t.conn(kind)?, id, now, &detail)?)
+                })
+                .await;
+            }
+            tracing::warn!(practice = %slug, db = kind.name, mail_id = id, mail_kind = %mail_kind,
+                to_domain = %domain, attempts = failures, retry_in_secs = delay,
+                error = %e.log_class(), "mail delivery failed; will retry");
+            blocking(move || {
+                Ok(queue::mark_retry(
+                    &mut *t.conn(kind)?,
+                    id,
+                    now + delay,
+                    &detail,
+                )?)
+            })
+            .await
+        }
+    }
+}
