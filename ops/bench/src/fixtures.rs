@@ -19,6 +19,7 @@ pub fn slug(i: usize) -> String {
 /// The node (registry and node key) of a data directory, opened by the load driver.
 pub struct Node {
     store: Arc<TenantStore>,
+    config: Config,
 }
 
 impl Node {
@@ -29,6 +30,7 @@ impl Node {
         };
         Ok(Self {
             store: open_store(&config, Arc::new(SystemClock))?,
+            config,
         })
     }
 
@@ -43,11 +45,15 @@ impl Node {
         let started = Instant::now();
         let mut conn = self.store.lock_registry()?;
         let now = self.store.clock().now();
+        let web = self
+            .config
+            .web_settings(self.config.listen_addr()?.port(), Vec::new());
         practices::create(
             self.store.data_dir(),
             self.store.node_key(),
             &mut conn,
             now,
+            &web,
             &input,
             &[],
         )?;
