@@ -76,11 +76,24 @@ fn bump(
         .get_result(conn)
 }
 
-fn lock(conn: &mut SqliteConnection, key: &str, until: UnixTime) -> QueryResult<()> {
-    diesel::update(throttle::table.find(key))
-        .set(throttle::locked_until.eq(until))
-        .execute(conn)
-        .map(|_| ())
+/// Locks `key` unless a lock is already in force; true if this call locked it (so that
+/// parallel attempts over the threshold report, mail and log one lockout, not several).
+fn lock(
+    conn: &mut SqliteConnection,
+    key: &str,
+    until: UnixTime,
+    now: UnixTime,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        throttle::table.find(key).filter(
+            throttle::locked_until
+                .is_null()
+                .or(throttle::locked_until.le(now)),
+        ),
+    )
+    .set(throttle::locked_until.eq(until))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Reserves an attempt (counted as a failure until [`succeeded`] clears it).
@@ -106,12 +119,12 @@ pub fn begin(
     }
     let until = now + s.lockout_secs;
     if acct > s.lockout_threshold {
-        lock(conn, &keys.account, until)?;
-        return Ok(Gate::Locked { newly: true, until });
+        let newly = lock(conn, &keys.account, until, now)?;
+        return Ok(Gate::Locked { newly, until });
     }
     if addr > s.address_lockout_threshold {
-        lock(conn, &keys.address, until)?;
-        return Ok(Gate::Locked { newly: true, until });
+        let newly = lock(conn, &keys.address, until, now)?;
+        return Ok(Gate::Locked { newly, until });
     }
     // This attempt is number `acct`; the ones before it failed.
     let prior = (acct - 1).max(addr - 1);
