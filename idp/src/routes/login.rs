@@ -195,12 +195,16 @@ async fn submit(
         let user = match user {
             Some(u) if verified != Verified::No => u,
             other => {
-            let uid = other.as_ref().map(|u| u.id);
-            if let Some(u) = uid {
-                users::record_failure(&mut conn, u, now)?;
-            }
-            events::record(&mut conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
-            return Ok(Err(WRONG));
+                // One commit for known and unknown names alike: no timing difference.
+                let uid = other.as_ref().map(|u| u.id);
+                conn.immediate_transaction(|conn| -> IdpResult<()> {
+                    if let Some(u) = uid {
+                        users::record_failure(conn, u, now)?;
+                    }
+                    events::record(conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
+                    Ok(())
+                })?;
+                return Ok(Err(WRONG));
             }
         };
         throttle::succeeded(&mut conn, &keys)?;
