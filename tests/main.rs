@@ -7,6 +7,11 @@ mod harness;
 
 mod cli;
 mod idp_accounts;
+mod idp_devices;
+mod idp_mfa;
+mod idp_mfa_guard;
+mod idp_security;
+mod idp_sessions;
 mod plumbing;
 mod routing;
 mod tenancy;

@@ -16,6 +16,7 @@ pub mod events;
 pub mod flow;
 pub mod links;
 pub mod mail;
+pub mod mfa;
 pub mod oidc;
 pub mod passwords;
 pub mod policy;
@@ -25,6 +26,7 @@ pub mod schema;
 pub mod sessions;
 pub mod state;
 pub mod throttle;
+pub mod totp;
 pub mod users;
 pub mod views;
 

@@ -137,13 +137,21 @@ pub fn begin(
     Ok(Gate::Proceed { delay })
 }
 
-/// A correct password: the account's count starts over (the address keeps its count).
-pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys) -> QueryResult<()> {
+/// A completed login: the account's count starts over, and the address's count forgets
+/// the `attempts` reservations of this login (password, and code if there was one).
+pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys, attempts: i64) -> QueryResult<()> {
     diesel::delete(throttle::table.find(&keys.account)).execute(conn)?;
     diesel::update(throttle::table.find(&keys.address))
-        .set(throttle::failures.eq(throttle::failures - 1))
-        .execute(conn)
-        .map(|_| ())
+        .set(throttle::failures.eq(throttle::failures - attempts))
+        .execute(conn)?;
+    diesel::update(
+        throttle::table
+            .find(&keys.address)
+            .filter(throttle::failures.lt(0)),
+    )
+    .set(throttle::failures.eq(0))
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// Admin unlock: forgets everything counted against the account.

@@ -207,14 +207,20 @@ async fn submit(
                 return Ok(Err(WRONG));
             }
         };
-        throttle::succeeded(&mut conn, &keys)?;
+        // With a second factor still to come the attempt stays counted until the code is
+        // right: otherwise each correct password would reset the count of wrong codes.
+        if !user.has_totp() {
+            throttle::succeeded(&mut conn, &keys, 1)?;
+        }
         if user.status != UserStatus::Active {
             return Ok(Err(DISABLED));
         }
         if user.is_locked(now) {
             return Ok(Err(LOCKED));
         }
-        users::clear_failures(&mut conn, user.id)?;
+        if !user.has_totp() {
+            users::clear_failures(&mut conn, user.id)?;
+        }
         if let Verified::YesRehashed(h) = &verified {
             users::replace_hash(&mut conn, user.id, h)?;
         }
@@ -287,7 +293,7 @@ struct DeviceWaitPage {
 
 #[derive(Debug, serde::Deserialize)]
 pub struct NextQuery {
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 /// "Dieses Gerät wartet auf Freigabe": checks again on every visit.
