@@ -375,7 +375,7 @@ impl TestApp {
         let tenant = self.tenant(slug);
         tokio::task::spawn_blocking(move || {
             let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
-            f(&mut *conn)
+            f(&mut conn)
         })
         .await
         .unwrap()

@@ -120,7 +120,7 @@ pub fn base32(data: &[u8]) -> String {
 /// RFC 4648 base32 with `=` padding (the form of the RFC's test vectors).
 pub fn base32_padded(data: &[u8]) -> String {
     let mut s = base32(data);
-    while s.len() % 8 != 0 {
+    while !s.len().is_multiple_of(8) {
         s.push('=');
     }
     s
