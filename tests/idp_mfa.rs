@@ -328,7 +328,7 @@ async fn policy_everyone_forces_enrolment_at_next_login() {
     let (app, clock) = app_at(T0).await;
     app.create_practice("praxis-a").await;
     app.create_user("praxis-a", "chefin", PW, true).await;
-    app.create_user("praxis-a", "ben", PW, false).await;
+    let ben = app.create_user("praxis-a", "ben", PW, false).await;
     let admin = client();
     assert_eq!(
         app.login(&admin, "praxis-a", "chefin", PW).await.status(),
@@ -408,6 +408,32 @@ async fn policy_everyone_forces_enrolment_at_next_login() {
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/id/");
+
+    // Lost phone: an admin resets ben's second factor; ben has to enrol again.
+    let page = format!("/id/admin/users/{}", ben.0);
+    let html = admin
+        .get(app.url("praxis-a", &page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Zwei-Faktor zurücksetzen"));
+    let r = app
+        .post_form(
+            &admin,
+            "praxis-a",
+            &page,
+            &format!("{page}/reset-totp"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert!(!app.user("praxis-a", ben).await.has_totp());
+    logout(&app, &c, "praxis-a").await;
+    let r = app.login(&c, "praxis-a", "ben", PW).await;
+    assert_eq!(r.headers()["location"], "/id/login/enroll?next=%2Fid%2F");
 
     // The admin who set the policy is asked too, at the next login.
     logout(&app, &admin, "praxis-a").await;

@@ -280,6 +280,7 @@ async fn every_idp_form_needs_its_csrf_token() {
         format!("/id/admin/users/{id}"),
         format!("/id/admin/users/{id}/unlock"),
         format!("/id/admin/users/{id}/disable"),
+        format!("/id/admin/users/{id}/reset-totp"),
         "/id/admin/devices/1/approve".into(),
         "/id/admin/policies".into(),
     ];
