@@ -310,3 +310,58 @@ async fn every_idp_form_needs_its_csrf_token() {
     );
     logout(&app, &c, "praxis-a").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_lockout_does_not_lock_the_account_that_tripped_it() {
+    let app = TestApp::spawn_with(|c| {
+        c.idp.address_lockout_threshold = 3;
+        c.idp.max_delay_ms = 100;
+    })
+    .await;
+    app.create_practice("praxis-a").await;
+    let mut ids = Vec::new();
+    for name in ["anna", "ben", "carla", "dora"] {
+        ids.push(app.create_user("praxis-a", name, PW, false).await);
+    }
+    // Dora is signed in elsewhere (another address would be used in real life).
+    let dora = client();
+    assert_eq!(app.login(&dora, "praxis-a", "dora", PW).await.status(), 303);
+    let c = client();
+    for name in ["anna", "ben", "carla"] {
+        assert_eq!(
+            app.login(&c, "praxis-a", name, "falsch-falsch-1")
+                .await
+                .status(),
+            401
+        );
+    }
+    // The fourth failure from this address trips the address lock, on dora's name.
+    assert_eq!(
+        app.login(&c, "praxis-a", "dora", "falsch-falsch-1")
+            .await
+            .status(),
+        429
+    );
+    assert!(app.user("praxis-a", ids[3]).await.locked_until.is_none());
+    assert_eq!(event_count(&app, "praxis-a", "lockout").await, 1);
+    // Dora's own session lives on; no "account locked" mail for her.
+    assert_eq!(
+        dora.get(app.url("praxis-a", "/id/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mails: i64 = app
+        .idp_db("praxis-a", |c| {
+            use diesel::prelude::*;
+            kollegium_idp::schema::mail_queue::table
+                .filter(kollegium_idp::schema::mail_queue::kind.eq("account_locked"))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(mails, 0);
+}

@@ -39,8 +39,14 @@ impl Keys {
 pub enum Gate {
     /// Go ahead; wait this long first (escalating delay).
     Proceed { delay: Duration },
-    /// Locked (account or address). `newly` is true when this attempt caused the lock.
-    Locked { newly: bool, until: UnixTime },
+    /// Locked (account or address). `newly` is true when this attempt caused the lock;
+    /// `account` whether it is the account's lock (an address lock says nothing about the
+    /// account that happened to make the attempt over the address's threshold).
+    Locked {
+        newly: bool,
+        account: bool,
+        until: UnixTime,
+    },
 }
 
 fn bump(
@@ -114,17 +120,26 @@ pub fn begin(
     {
         return Ok(Gate::Locked {
             newly: false,
+            account: acct_lock.is_some_and(|t| t > now),
             until,
         });
     }
     let until = now + s.lockout_secs;
     if acct > s.lockout_threshold {
         let newly = lock(conn, &keys.account, until, now)?;
-        return Ok(Gate::Locked { newly, until });
+        return Ok(Gate::Locked {
+            newly,
+            account: true,
+            until,
+        });
     }
     if addr > s.address_lockout_threshold {
         let newly = lock(conn, &keys.address, until, now)?;
-        return Ok(Gate::Locked { newly, until });
+        return Ok(Gate::Locked {
+            newly,
+            account: false,
+            until,
+        });
     }
     // This attempt is number `acct`; the ones before it failed.
     let prior = (acct - 1).max(addr - 1);

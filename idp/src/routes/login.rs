@@ -151,19 +151,47 @@ async fn submit(
         let user = users::by_login(&mut conn, &login)?;
         let keys = Keys::new(user.as_ref().map(|u| u.id), &login, &ip);
         let gate = throttle::begin(&mut conn, &keys, &st.settings, now)?;
-        if let (Gate::Locked { newly: true, until }, Some(u)) = (gate, &user) {
-            users::lock_until(&mut conn, u.id, until)?;
-            events::record(
+        match (gate, &user) {
+            (
+                Gate::Locked {
+                    newly: true,
+                    account: true,
+                    until,
+                },
+                Some(u),
+            ) => {
+                users::lock_until(&mut conn, u.id, until)?;
+                events::record(
+                    &mut conn,
+                    now,
+                    &Event {
+                        kind: "lockout",
+                        user: Some(u.id),
+                        ip: Some(&ip),
+                        ..Event::default()
+                    },
+                )?;
+                crate::mail::account_locked(&mut conn, &m, u, now)?;
+            }
+            // The client address is locked: no account is to blame (or to lock).
+            (
+                Gate::Locked {
+                    newly: true,
+                    account: false,
+                    ..
+                },
+                _,
+            ) => events::record(
                 &mut conn,
                 now,
                 &Event {
                     kind: "lockout",
-                    user: Some(u.id),
                     ip: Some(&ip),
+                    detail: "Adresse",
                     ..Event::default()
                 },
-            )?;
-            crate::mail::account_locked(&mut conn, &m, u, now)?;
+            )?,
+            _ => {}
         }
         Ok((user, keys, gate))
     })

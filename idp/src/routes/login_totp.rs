@@ -155,7 +155,12 @@ async fn totp_submit(
     let gate = web::block(move || -> IdpResult<Gate> {
         let mut conn = t.conn(&IDP_DB)?;
         let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
-        if let Gate::Locked { newly: true, until } = gate {
+        if let Gate::Locked {
+            newly: true,
+            account: true,
+            until,
+        } = gate
+        {
             users::lock_until(&mut conn, u.id, until)?;
             events::record(
                 &mut conn,

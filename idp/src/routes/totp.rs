@@ -308,7 +308,12 @@ async fn disable(
     let (gate, required) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
-        if let Gate::Locked { newly: true, until } = gate {
+        if let Gate::Locked {
+            newly: true,
+            account: true,
+            until,
+        } = gate
+        {
             users::lock_until(&mut conn, uid, until)?;
         }
         Ok((gate, policy::mfa(&mut conn)?.requires(is_admin)))
