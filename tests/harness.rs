@@ -44,6 +44,27 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A client without a cookie store: sends exactly the cookies a test gives it.
+pub fn raw_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(LocalhostResolver))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value a response sets for cookie `name`, if it sets one.
+pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
 pub struct TestApp {
     /// Keeps the temporary directory alive as long as the app.
     pub _dir: TempDir,
@@ -379,6 +400,59 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Signs in with a password, then answers the second step with `code`; returns the
+    /// response to the code post.
+    pub async fn login_totp(
+        &self,
+        client: &reqwest::Client,
+        slug: &str,
+        login: &str,
+        password: &str,
+        code: &str,
+    ) -> reqwest::Response {
+        let r = self.login(client, slug, login, password).await;
+        assert_eq!(r.status(), 303);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(to.starts_with("/id/login/totp"), "{to}");
+        self.post_form(
+            client,
+            slug,
+            &to,
+            "/id/login/totp",
+            &[("code", code), ("next", "/id/")],
+        )
+        .await
+    }
+
+    /// Loads `page` with `client`, then posts `fields` plus that page's CSRF token to
+    /// `action`.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        slug: &str,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let html = client
+            .get(self.url(slug, page))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let token = form_csrf(&html);
+        let mut all = vec![("csrf_token", token.as_str())];
+        all.extend_from_slice(fields);
+        client
+            .post(self.url(slug, action))
+            .form(&all)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Rows of a practice's IdP `mail_queue`, oldest first.
     pub async fn mail_rows(&self, slug: &str) -> Vec<MailRow> {
         use diesel::prelude::*;
@@ -404,6 +478,21 @@ impl TestApp {
         .unwrap()
     }
 
+    /// A user's row as the IdP sees it.
+    pub async fn user(
+        &self,
+        slug: &str,
+        id: kollegium_idp::users::UserId,
+    ) -> kollegium_idp::users::User {
+        let tenant = self.tenant(slug);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+            kollegium_idp::users::by_id(&mut conn, id).unwrap().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
     /// `.eml` files in a practice's outbox.
     pub fn outbox(&self, slug: &str) -> Vec<PathBuf> {
         let mut files = files_under(&self.data_dir().join("tenants").join(slug).join("outbox"));
@@ -414,6 +503,21 @@ impl TestApp {
         });
         files.sort();
         files
+    }
+
+    /// Runs `f` on a connection to the practice's `idp.sqlite`.
+    pub async fn idp_db<T: Send + 'static>(
+        &self,
+        slug: &str,
+        f: impl FnOnce(&mut diesel::SqliteConnection) -> T + Send + 'static,
+    ) -> T {
+        let tenant = self.tenant(slug);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+            f(&mut conn)
+        })
+        .await
+        .unwrap()
     }
 
     pub async fn get(&self, url: &str) -> reqwest::Response {

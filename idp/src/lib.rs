@@ -17,6 +17,7 @@ pub mod events;
 pub mod flow;
 pub mod links;
 pub mod mail;
+pub mod mfa;
 pub mod oidc;
 pub mod passwords;
 pub mod policy;
@@ -26,6 +27,7 @@ pub mod schema;
 pub mod sessions;
 pub mod state;
 pub mod throttle;
+pub mod totp;
 pub mod users;
 pub mod views;
 

@@ -39,8 +39,14 @@ impl Keys {
 pub enum Gate {
     /// Go ahead; wait this long first (escalating delay).
     Proceed { delay: Duration },
-    /// Locked (account or address). `newly` is true when this attempt caused the lock.
-    Locked { newly: bool, until: UnixTime },
+    /// Locked (account or address). `newly` is true when this attempt caused the lock;
+    /// `account` whether it is the account's lock (an address lock says nothing about the
+    /// account that happened to make the attempt over the address's threshold).
+    Locked {
+        newly: bool,
+        account: bool,
+        until: UnixTime,
+    },
 }
 
 fn bump(
@@ -76,11 +82,24 @@ fn bump(
         .get_result(conn)
 }
 
-fn lock(conn: &mut SqliteConnection, key: &str, until: UnixTime) -> QueryResult<()> {
-    diesel::update(throttle::table.find(key))
-        .set(throttle::locked_until.eq(until))
-        .execute(conn)
-        .map(|_| ())
+/// Locks `key` unless a lock is already in force; true if this call locked it (so that
+/// parallel attempts over the threshold report, mail and log one lockout, not several).
+fn lock(
+    conn: &mut SqliteConnection,
+    key: &str,
+    until: UnixTime,
+    now: UnixTime,
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        throttle::table.find(key).filter(
+            throttle::locked_until
+                .is_null()
+                .or(throttle::locked_until.le(now)),
+        ),
+    )
+    .set(throttle::locked_until.eq(until))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Reserves an attempt (counted as a failure until [`succeeded`] clears it).
@@ -101,17 +120,26 @@ pub fn begin(
     {
         return Ok(Gate::Locked {
             newly: false,
+            account: acct_lock.is_some_and(|t| t > now),
             until,
         });
     }
     let until = now + s.lockout_secs;
     if acct > s.lockout_threshold {
-        lock(conn, &keys.account, until)?;
-        return Ok(Gate::Locked { newly: true, until });
+        let newly = lock(conn, &keys.account, until, now)?;
+        return Ok(Gate::Locked {
+            newly,
+            account: true,
+            until,
+        });
     }
     if addr > s.address_lockout_threshold {
-        lock(conn, &keys.address, until)?;
-        return Ok(Gate::Locked { newly: true, until });
+        let newly = lock(conn, &keys.address, until, now)?;
+        return Ok(Gate::Locked {
+            newly,
+            account: false,
+            until,
+        });
     }
     // This attempt is number `acct`; the ones before it failed.
     let prior = (acct - 1).max(addr - 1);
@@ -124,13 +152,21 @@ pub fn begin(
     Ok(Gate::Proceed { delay })
 }
 
-/// A correct password: the account's count starts over (the address keeps its count).
-pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys) -> QueryResult<()> {
+/// A completed login: the account's count starts over, and the address's count forgets
+/// the `attempts` reservations of this login (password, and code if there was one).
+pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys, attempts: i64) -> QueryResult<()> {
     diesel::delete(throttle::table.find(&keys.account)).execute(conn)?;
     diesel::update(throttle::table.find(&keys.address))
-        .set(throttle::failures.eq(throttle::failures - 1))
-        .execute(conn)
-        .map(|_| ())
+        .set(throttle::failures.eq(throttle::failures - attempts))
+        .execute(conn)?;
+    diesel::update(
+        throttle::table
+            .find(&keys.address)
+            .filter(throttle::failures.lt(0)),
+    )
+    .set(throttle::failures.eq(0))
+    .execute(conn)
+    .map(|_| ())
 }
 
 /// Admin unlock: forgets everything counted against the account.

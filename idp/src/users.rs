@@ -87,7 +87,7 @@ pub struct User {
     pub specialty: Option<String>,
     pub kv_region: Option<String>,
     pub work_areas: Vec<String>,
-    /// TOTP secret, wrapped with the node key.
+    /// TOTP secret, sealed with the practice key for "totp" (see `crate::totp`).
     pub totp_secret: Option<String>,
     pub totp_last_step: Option<i64>,
     pub failed_logins: i64,

@@ -29,7 +29,8 @@ impl ProvisionHook for PlatformProvisioner {
             kv::set(
                 &mut conn,
                 CLIENT_SECRET_KEY,
-                &p.secret.seal(SECRET_PURPOSE, secret.as_bytes()),
+                &p.secret
+                    .seal(SECRET_PURPOSE, SECRET_PURPOSE, secret.as_bytes()),
             )?;
         }
         Ok(())

@@ -17,7 +17,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+pub use zeroize::Zeroizing;
 
 use crate::slug::Slug;
 
@@ -122,22 +122,7 @@ impl NodeKey {
 
     /// Encrypts `plaintext` bound to `context` (e.g. "practice-secret|<slug>").
     pub fn wrap(&self, context: &str, plaintext: &[u8]) -> String {
-        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
-        let mut nonce = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        // Encryption with a valid key and nonce cannot fail for in-memory buffers.
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context.as_bytes(),
-                },
-            )
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        format!("{WRAP_PREFIX}{}", B64.encode(out))
+        seal(&self.key, context, plaintext)
     }
 
     /// Decrypts what [`NodeKey::wrap`] produced with the same `context`.
@@ -146,27 +131,57 @@ impl NodeKey {
         context: &str,
         wrapped: &str,
     ) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
-        let body = wrapped
-            .trim()
-            .strip_prefix(WRAP_PREFIX)
-            .ok_or(SecretsError::Unwrap)?;
-        let raw = B64.decode(body).map_err(|_| SecretsError::Unwrap)?;
-        if raw.len() < 24 + 16 {
-            return Err(SecretsError::Unwrap);
-        }
-        let (nonce, ct) = raw.split_at(24);
-        let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
-        cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: context.as_bytes(),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| SecretsError::Unwrap)
+        open(&self.key, context, wrapped)
     }
+}
+
+/// Encrypts `plaintext` with XChaCha20-Poly1305 under `key`, bound to `context` (used as
+/// associated data), as `kw1.<base64url(nonce || ciphertext)>`.
+pub fn seal(key: &[u8; 32], context: &str, plaintext: &[u8]) -> String {
+    let cipher = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key));
+    let mut nonce = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    // Encryption with a valid key and nonce cannot fail for in-memory buffers.
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: context.as_bytes(),
+            },
+        )
+        .unwrap_or_default();
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&ct);
+    format!("{WRAP_PREFIX}{}", B64.encode(out))
+}
+
+/// Decrypts what [`seal`] produced with the same `key` and `context`.
+pub fn open(
+    key: &[u8; 32],
+    context: &str,
+    wrapped: &str,
+) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+    let body = wrapped
+        .trim()
+        .strip_prefix(WRAP_PREFIX)
+        .ok_or(SecretsError::Unwrap)?;
+    let raw = B64.decode(body).map_err(|_| SecretsError::Unwrap)?;
+    if raw.len() < 24 + 16 {
+        return Err(SecretsError::Unwrap);
+    }
+    let (nonce, ct) = raw.split_at(24);
+    let cipher = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key));
+    cipher
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ct,
+                aad: context.as_bytes(),
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| SecretsError::Unwrap)
 }
 
 /// A practice's own secret, from which purpose-bound subkeys are derived.
@@ -221,57 +236,28 @@ impl PracticeSecret {
         })
     }
 
-    /// Encrypts a value for one purpose with a key derived from this practice's secret (and
-    /// so, transitively, protected by the node key). Used for secrets a practice keeps in
-    /// its own databases, such as OAuth client secrets and refresh tokens.
-    pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> String {
-        let key = self.derive(&format!("seal|{purpose}"));
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
-        let mut nonce = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ct = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: purpose.as_bytes(),
-                },
-            )
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&ct);
-        format!("{WRAP_PREFIX}{}", B64.encode(out))
-    }
-
-    /// Decrypts what [`PracticeSecret::seal`] produced for the same purpose.
-    pub fn open(&self, purpose: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
-        let body = sealed
-            .trim()
-            .strip_prefix(WRAP_PREFIX)
-            .ok_or(SecretsError::Unwrap)?;
-        let raw = B64.decode(body).map_err(|_| SecretsError::Unwrap)?;
-        if raw.len() < 24 + 16 {
-            return Err(SecretsError::Unwrap);
-        }
-        let (nonce, ct) = raw.split_at(24);
-        let key = self.derive(&format!("seal|{purpose}"));
-        XChaCha20Poly1305::new(key.as_ref().into())
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: purpose.as_bytes(),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| SecretsError::Unwrap)
-    }
-
     /// A 32-byte key for one purpose ("csrf", "session-cookie", ...).
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut out = Zeroizing::new([0u8; 32]);
         out.copy_from_slice(&hmac_sha256(self.key.as_ref(), purpose.as_bytes()));
         out
+    }
+
+    /// Encrypts `plaintext` under the purpose key `purpose`, bound to `context`. For data a
+    /// practice's app stores (e.g. TOTP secrets): useless without this practice's secret,
+    /// which in turn is useless without the node key.
+    pub fn seal(&self, purpose: &str, context: &str, plaintext: &[u8]) -> String {
+        seal(&self.derive(purpose), context, plaintext)
+    }
+
+    /// Decrypts what [`PracticeSecret::seal`] produced with the same purpose and context.
+    pub fn open(
+        &self,
+        purpose: &str,
+        context: &str,
+        wrapped: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        open(&self.derive(purpose), context, wrapped)
     }
 }
 
@@ -337,6 +323,25 @@ mod tests {
         tampered.push('A');
         assert!(k.unwrap_secret("practice|a", &tampered).is_err() || tampered == w);
         assert!(!w.contains("secret"));
+    }
+
+    #[test]
+    fn practice_sealed_data_is_bound_to_purpose_context_and_practice() {
+        let a = PracticeSecret::generate();
+        let b = PracticeSecret::generate();
+        let w = a.seal("totp", "user:1", b"otp-secret");
+        assert_eq!(
+            a.open("totp", "user:1", &w).unwrap().as_slice(),
+            b"otp-secret"
+        );
+        assert!(a.open("totp", "user:2", &w).is_err());
+        assert!(a.open("other", "user:1", &w).is_err());
+        assert!(b.open("totp", "user:1", &w).is_err());
+        assert_ne!(
+            w,
+            a.seal("totp", "user:1", b"otp-secret"),
+            "fresh nonce each time"
+        );
     }
 
     #[test]

@@ -87,6 +87,7 @@ struct FormPage {
     p: Profile,
     status: &'static str,
     locked: bool,
+    has_totp: bool,
     is_owner: bool,
     invited: bool,
     roles: &'static [Entry],
@@ -122,6 +123,7 @@ fn form_page(
         p,
         status: user.map_or("", |u| u.status.label()),
         locked: user.is_some_and(|u| u.is_locked(now)),
+        has_totp: user.is_some_and(User::has_totp),
         is_owner: user.is_some_and(|u| u.is_owner),
         invited: user.is_some_and(|u| u.status == UserStatus::Invited),
         roles: catalog::ROLES,
@@ -381,6 +383,10 @@ async fn action(
     if (u.is_owner || self_action) && matches!(what.as_str(), "disable" | "delete") {
         return Err(IdpError::BadRequest("owner or self".into()));
     }
+    // One's own second factor is switched off with password and code, not as admin.
+    if self_action && what == "reset-totp" {
+        return Err(IdpError::BadRequest("self".into()));
+    }
     if what == "delete" && form.confirm.as_deref() != Some(u.username.as_str()) {
         return Err(IdpError::BadRequest(
             "Zum Löschen bitte den Benutzernamen eingeben.".into(),
@@ -427,6 +433,12 @@ async fn action(
                     };
                     users::set_status(conn, u.id, status, now)?;
                     ev(conn, "user_enabled")?;
+                }
+                "reset-totp" => {
+                    // Lost phone and lost recovery codes: the user enrols again at next
+                    // login if the policy requires it, or on the account page.
+                    crate::mfa::disable(conn, u.id)?;
+                    ev(conn, "totp_disabled")?;
                 }
                 "unlock" => {
                     users::clear_failures(conn, u.id)?;

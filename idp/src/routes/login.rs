@@ -151,19 +151,47 @@ async fn submit(
         let user = users::by_login(&mut conn, &login)?;
         let keys = Keys::new(user.as_ref().map(|u| u.id), &login, &ip);
         let gate = throttle::begin(&mut conn, &keys, &st.settings, now)?;
-        if let (Gate::Locked { newly: true, until }, Some(u)) = (gate, &user) {
-            users::lock_until(&mut conn, u.id, until)?;
-            events::record(
+        match (gate, &user) {
+            (
+                Gate::Locked {
+                    newly: true,
+                    account: true,
+                    until,
+                },
+                Some(u),
+            ) => {
+                users::lock_until(&mut conn, u.id, until)?;
+                events::record(
+                    &mut conn,
+                    now,
+                    &Event {
+                        kind: "lockout",
+                        user: Some(u.id),
+                        ip: Some(&ip),
+                        ..Event::default()
+                    },
+                )?;
+                crate::mail::account_locked(&mut conn, &m, u, now)?;
+            }
+            // The client address is locked: no account is to blame (or to lock).
+            (
+                Gate::Locked {
+                    newly: true,
+                    account: false,
+                    ..
+                },
+                _,
+            ) => events::record(
                 &mut conn,
                 now,
                 &Event {
                     kind: "lockout",
-                    user: Some(u.id),
                     ip: Some(&ip),
+                    detail: "Adresse",
                     ..Event::default()
                 },
-            )?;
-            crate::mail::account_locked(&mut conn, &m, u, now)?;
+            )?,
+            _ => {}
         }
         Ok((user, keys, gate))
     })
@@ -198,22 +226,32 @@ async fn submit(
         let user = match user {
             Some(u) if verified != Verified::No => u,
             other => {
-            let uid = other.as_ref().map(|u| u.id);
-            if let Some(u) = uid {
-                users::record_failure(&mut conn, u, now)?;
-            }
-            events::record(&mut conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
-            return Ok(Err(WRONG));
+                // One commit for known and unknown names alike: no timing difference.
+                let uid = other.as_ref().map(|u| u.id);
+                conn.immediate_transaction(|conn| -> IdpResult<()> {
+                    if let Some(u) = uid {
+                        users::record_failure(conn, u, now)?;
+                    }
+                    events::record(conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
+                    Ok(())
+                })?;
+                return Ok(Err(WRONG));
             }
         };
-        throttle::succeeded(&mut conn, &keys)?;
+        // With a second factor still to come the attempt stays counted until the code is
+        // right: otherwise each correct password would reset the count of wrong codes.
+        if !user.has_totp() {
+            throttle::succeeded(&mut conn, &keys, 1)?;
+        }
         if user.status != UserStatus::Active {
             return Ok(Err(DISABLED));
         }
         if user.is_locked(now) {
             return Ok(Err(LOCKED));
         }
-        users::clear_failures(&mut conn, user.id)?;
+        if !user.has_totp() {
+            users::clear_failures(&mut conn, user.id)?;
+        }
         if let Verified::YesRehashed(h) = &verified {
             users::replace_hash(&mut conn, user.id, h)?;
         }
@@ -289,7 +327,7 @@ struct DeviceWaitPage {
 
 #[derive(Debug, serde::Deserialize)]
 pub struct NextQuery {
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 /// "Dieses Gerät wartet auf Freigabe": checks again on every visit.

@@ -6,15 +6,19 @@ pub mod admin_events;
 pub mod admin_users;
 pub mod home;
 pub mod login;
+pub mod login_totp;
 pub mod setup;
+pub mod totp;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     login::configure(cfg);
+    login_totp::configure(cfg);
     setup::configure(cfg);
     home::configure(cfg);
     account::configure(cfg);
+    totp::configure(cfg);
     admin_users::configure(cfg);
     admin_devices::configure(cfg);
     admin_events::configure(cfg);

@@ -82,9 +82,11 @@ async fn login(
     };
     let now = state.now();
     let ttl = state.settings.login_state_ttl_secs;
-    let sealed = tenant
-        .secret()
-        .seal("platform-pkce", started.pkce_verifier.as_bytes());
+    let sealed = tenant.secret().seal(
+        "platform-pkce",
+        "platform-pkce",
+        started.pkce_verifier.as_bytes(),
+    );
     let (h, nonce) = (state_hash(&started.state), started.nonce.clone());
     let stored = web::block(move || -> Result<(), diesel::result::Error> {
         let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
@@ -164,7 +166,10 @@ async fn callback(
     let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 512) else {
         return ErrorPage::new(400).response();
     };
-    let Ok(verifier) = tenant.secret().open("platform-pkce", &sealed_verifier) else {
+    let Ok(verifier) = tenant
+        .secret()
+        .open("platform-pkce", "platform-pkce", &sealed_verifier)
+    else {
         return ErrorPage::new(400).response();
     };
     let verifier = String::from_utf8_lossy(&verifier).into_owned();

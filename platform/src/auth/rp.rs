@@ -80,7 +80,7 @@ pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpErr
     let sealed = kv::get(&mut conn, CLIENT_SECRET_KEY)?.ok_or(RpError::NotRegistered)?;
     let secret = tenant
         .secret()
-        .open(SECRET_PURPOSE, &sealed)
+        .open(SECRET_PURPOSE, SECRET_PURPOSE, &sealed)
         .map_err(|_| RpError::NotRegistered)?;
     Ok(Registration {
         issuer: format!("{origin}/id"),

@@ -65,13 +65,16 @@ pub fn create(
             sessions::member_id.eq(member.id.0),
             sessions::idp_sid.eq(&s.sid),
             sessions::id_token.eq(&s.id_token),
-            sessions::access_token.eq(tenant
-                .secret()
-                .seal(TOKEN_PURPOSE, s.access_token.as_bytes())),
-            sessions::refresh_token.eq(s
-                .refresh_token
-                .as_ref()
-                .map(|r| tenant.secret().seal(TOKEN_PURPOSE, r.as_bytes()))),
+            sessions::access_token.eq(tenant.secret().seal(
+                TOKEN_PURPOSE,
+                TOKEN_PURPOSE,
+                s.access_token.as_bytes(),
+            )),
+            sessions::refresh_token.eq(s.refresh_token.as_ref().map(|r| {
+                tenant
+                    .secret()
+                    .seal(TOKEN_PURPOSE, TOKEN_PURPOSE, r.as_bytes())
+            })),
             sessions::access_expires_at.eq(now + s.expires_in),
             sessions::created_at.eq(now),
             sessions::last_seen_at.eq(now),
@@ -283,7 +286,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     let refresh = session
         .refresh_token
         .as_deref()
-        .and_then(|r| tenant.secret().open(TOKEN_PURPOSE, r).ok())
+        .and_then(|r| tenant.secret().open(TOKEN_PURPOSE, TOKEN_PURPOSE, r).ok())
         .map(|r| String::from_utf8_lossy(&r).into_owned());
     let outcome = match refresh {
         Some(r) => rp::refresh(&state, &reg, r).await.ok(),
@@ -312,13 +315,15 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         let m = members::upsert(&mut conn, &claims, now).map_err(internal)?;
         diesel::update(sessions::table.find(sid))
             .set((
-                sessions::access_token.eq(t
-                    .secret()
-                    .seal(TOKEN_PURPOSE, signed.access_token.as_bytes())),
+                sessions::access_token.eq(t.secret().seal(
+                    TOKEN_PURPOSE,
+                    TOKEN_PURPOSE,
+                    signed.access_token.as_bytes(),
+                )),
                 sessions::refresh_token.eq(signed
                     .refresh_token
                     .as_ref()
-                    .map(|r| t.secret().seal(TOKEN_PURPOSE, r.as_bytes()))),
+                    .map(|r| t.secret().seal(TOKEN_PURPOSE, TOKEN_PURPOSE, r.as_bytes()))),
                 sessions::access_expires_at.eq(now + signed.expires_in),
                 sessions::id_token.eq(&id_token),
             ))

@@ -1,0 +1,385 @@
+//! The second login step (`/id/login/totp`) and forced enrolment (`/id/login/enroll`).
+//!
+//! Both act on a [`PendingLogin`] (password checked, nothing else authorised). Wrong codes
+//! are counted and locked out exactly like wrong passwords (same throttle keys), so the
+//! six digits cannot be guessed in parallel. Success continues to device approval
+//! ([`flow::after_second_factor`]) under a fresh session token with `amr` "pwd otp".
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::Tenant;
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+
+use super::login::{LOCKED, NextQuery, continue_at};
+use super::safe_next;
+use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
+use crate::devices;
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::flow;
+use crate::mfa::{self, Check};
+use crate::sessions::{self, IdpSession, Origin, PendingLogin, Stage};
+use crate::state::IdpState;
+use crate::throttle::{self, Gate, Keys};
+use crate::totp;
+use crate::users;
+use crate::views::{layout, page, page_status, see_other};
+use crate::{IDP_DB, mail_ctx};
+
+pub const WRONG_CODE: &str = "Der Code ist falsch, abgelaufen oder wurde bereits verwendet.";
+const DEVICE_REFUSED: &str =
+    "Dieses Gerät ist für Ihr Konto gesperrt. Bitte wenden Sie sich an Ihre Praxisleitung.";
+
+#[derive(Template)]
+#[template(path = "pages/idp/login_totp.html")]
+struct TotpPage {
+    layout: Layout,
+    practice_name: String,
+    next: String,
+    error: Option<&'static str>,
+}
+
+fn totp_page(
+    tenant: &Tenant,
+    csrf: &CsrfToken,
+    next: String,
+    error: Option<&'static str>,
+) -> TotpPage {
+    TotpPage {
+        layout: layout(tenant, None, csrf, ""),
+        practice_name: tenant.display_name().to_owned(),
+        next,
+        error,
+    }
+}
+
+async fn totp_form(
+    tenant: Tenant,
+    csrf: CsrfToken,
+    pending: PendingLogin,
+    q: web::Query<NextQuery>,
+) -> IdpResult<HttpResponse> {
+    let next = safe_next(q.next.as_deref());
+    if pending.0.session.stage != Stage::Totp {
+        return Ok(see_other(&continue_at(pending.0.session.stage, &next)));
+    }
+    page(&totp_page(&tenant, &csrf, next, None))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CodeForm {
+    code: String,
+    next: Option<String>,
+}
+
+/// After the second factor: device approval or signed in, under a fresh token. Blocking.
+/// `Err(msg)` when the device is refused (the session is ended).
+fn finish(
+    conn: &mut diesel::SqliteConnection,
+    s: &IdpSession,
+    device_cookie: Option<&str>,
+    origin: &Origin,
+    mail: &crate::mail::MailCtx,
+    now: i64,
+) -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
+    let outcome = flow::after_second_factor(conn, &s.user, device_cookie, origin, mail, now)?;
+    if outcome.device_refused {
+        sessions::end(conn, s.session.id, "device refused", now)?;
+        return Ok(Err(DEVICE_REFUSED));
+    }
+    let token = sessions::promote(
+        conn,
+        s.session.id,
+        outcome.stage,
+        "pwd otp",
+        outcome.device_id,
+        now,
+    )?;
+    events::record(
+        conn,
+        now,
+        &Event {
+            kind: "login_ok",
+            user: Some(s.user.id),
+            ip: Some(&origin.ip),
+            detail: outcome.stage.as_str(),
+            ..Event::default()
+        },
+    )?;
+    Ok(Ok((token, outcome)))
+}
+
+fn continue_response(
+    ctx: &WebContext,
+    mut res: HttpResponse,
+    token: &str,
+    outcome: &flow::Outcome,
+) -> HttpResponse {
+    let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, token));
+    if let Some(d) = &outcome.new_device_cookie {
+        let _ = res.add_cookie(&devices::cookie(ctx.settings.scheme, d));
+    }
+    res
+}
+
+async fn totp_submit(
+    req: HttpRequest,
+    tenant: Tenant,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    pending: PendingLogin,
+    form: web::Form<CodeForm>,
+) -> IdpResult<HttpResponse> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let s = pending.0;
+    if s.session.stage != Stage::Totp {
+        return Ok(see_other(&continue_at(s.session.stage, &next)));
+    }
+    let origin = Origin::of(&req);
+    let now = state.now();
+    let mail = mail_ctx(&tenant, &ctx);
+
+    // 1. Reserve the attempt under the same keys as a password guess.
+    let keys = Keys::new(Some(s.user.id), &s.user.username, &origin.ip);
+    let (t, st, k, u, ip, m) = (
+        tenant.clone(),
+        state.clone(),
+        keys.clone(),
+        s.user.clone(),
+        origin.ip.clone(),
+        mail.clone(),
+    );
+    let gate = web::block(move || -> IdpResult<Gate> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
+        if let Gate::Locked {
+            newly: true,
+            account: true,
+            until,
+        } = gate
+        {
+            users::lock_until(&mut conn, u.id, until)?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    kind: "lockout",
+                    user: Some(u.id),
+                    ip: Some(&ip),
+                    ..Event::default()
+                },
+            )?;
+            crate::mail::account_locked(&mut conn, &m, &u, now)?;
+        }
+        Ok(gate)
+    })
+    .await??;
+    let again = |status: StatusCode, error: &'static str| {
+        page_status(
+            status,
+            &totp_page(&tenant, &csrf, next.clone(), Some(error)),
+        )
+    };
+    match gate {
+        Gate::Locked { .. } => return again(StatusCode::TOO_MANY_REQUESTS, LOCKED),
+        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Proceed { .. } => {}
+    }
+
+    // 2. Check and consume the code, then continue.
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let t = tenant.clone();
+    let sess = s.clone();
+    let result = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let uid = sess.user.id;
+        let check = mfa::check(
+            &mut conn,
+            &t,
+            uid,
+            sess.user.totp_secret.as_deref(),
+            &form.code,
+            now,
+        )?;
+        if check == Check::Wrong {
+            conn.immediate_transaction(|conn| -> IdpResult<()> {
+                users::record_failure(conn, uid, now)?;
+                events::record(
+                    conn,
+                    now,
+                    &Event {
+                        kind: "login_failed",
+                        user: Some(uid),
+                        ip: Some(&origin.ip),
+                        detail: "totp",
+                        ..Event::default()
+                    },
+                )?;
+                Ok(())
+            })?;
+            return Ok(Err(WRONG_CODE));
+        }
+        throttle::succeeded(&mut conn, &keys, 2)?;
+        users::clear_failures(&mut conn, uid)?;
+        if check == Check::Recovery {
+            let left = mfa::recovery_left(&mut conn, uid)?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    kind: "recovery_code_used",
+                    user: Some(uid),
+                    ip: Some(&origin.ip),
+                    detail: &format!("{left} übrig"),
+                    ..Event::default()
+                },
+            )?;
+        }
+        finish(
+            &mut conn,
+            &sess,
+            device_cookie.as_deref(),
+            &origin,
+            &mail,
+            now,
+        )
+    })
+    .await??;
+    match result {
+        Ok((token, outcome)) => Ok(continue_response(
+            &ctx,
+            see_other(&continue_at(outcome.stage, &next)),
+            &token,
+            &outcome,
+        )),
+        Err(msg) if msg == DEVICE_REFUSED => {
+            let mut res = again(StatusCode::FORBIDDEN, msg)?;
+            let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+            Ok(res)
+        }
+        Err(msg) => again(StatusCode::UNAUTHORIZED, msg),
+    }
+}
+
+fn forced_ctx<'a>(s: &'a IdpSession, csrf: &CsrfToken, next: String) -> EnrolCtx<'a> {
+    EnrolCtx {
+        tenant: &s.tenant,
+        user: &s.user,
+        session_id: s.session.id,
+        layout: layout(&s.tenant, None, csrf, ""),
+        forced: true,
+        action: "/id/login/enroll",
+        next,
+    }
+}
+
+async fn enroll_form(
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    pending: PendingLogin,
+    q: web::Query<NextQuery>,
+) -> IdpResult<HttpResponse> {
+    let next = safe_next(q.next.as_deref());
+    let s = pending.0;
+    if s.session.stage != Stage::Enroll {
+        return Ok(see_other(&continue_at(s.session.stage, &next)));
+    }
+    let secret = totp::generate_secret();
+    page(&enrol_page(
+        forced_ctx(&s, &csrf, next),
+        &secret,
+        state.now(),
+        None,
+    ))
+}
+
+async fn enroll_submit(
+    req: HttpRequest,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+    pending: PendingLogin,
+    form: web::Form<ConfirmForm>,
+) -> IdpResult<HttpResponse> {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let s = pending.0;
+    if s.session.stage != Stage::Enroll {
+        return Ok(see_other(&continue_at(s.session.stage, &next)));
+    }
+    let origin = Origin::of(&req);
+    let now = state.now();
+    let mail = mail_ctx(&s.tenant, &ctx);
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let sess = s.clone();
+    let result = web::block(move || -> IdpResult<_> {
+        let mut conn = sess.tenant.conn(&IDP_DB)?;
+        let confirmed = super::totp::confirm(
+            &mut conn,
+            &sess.tenant,
+            &sess.user,
+            sess.session.id,
+            &form,
+            &origin.ip,
+            now,
+        )?;
+        let codes = match confirmed {
+            Confirmed::Codes(codes) => codes,
+            other => return Ok(Err(other)),
+        };
+        let done = finish(
+            &mut conn,
+            &sess,
+            device_cookie.as_deref(),
+            &origin,
+            &mail,
+            now,
+        )?;
+        Ok(Ok((codes, done)))
+    })
+    .await??;
+    match result {
+        Ok((codes, Ok((token, outcome)))) => {
+            let res = page(&CodesPage {
+                layout: layout(&s.tenant, None, &csrf, ""),
+                codes,
+                continue_href: continue_at(outcome.stage, &next),
+            })?;
+            Ok(continue_response(&ctx, res, &token, &outcome))
+        }
+        Ok((_, Err(msg))) => {
+            let mut res = page_status(
+                StatusCode::FORBIDDEN,
+                &totp_page(&s.tenant, &csrf, next, Some(msg)),
+            )?;
+            let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+            Ok(res)
+        }
+        Err(Confirmed::Retry(msg, secret)) => page_status(
+            StatusCode::BAD_REQUEST,
+            &enrol_page(forced_ctx(&s, &csrf, next), &secret, now, Some(msg)),
+        ),
+        Err(Confirmed::Refused(msg)) => {
+            let secret = totp::generate_secret();
+            page_status(
+                StatusCode::BAD_REQUEST,
+                &enrol_page(forced_ctx(&s, &csrf, next), &secret, now, Some(msg)),
+            )
+        }
+        Err(Confirmed::Codes(_)) => Err(IdpError::Internal("unreachable enrolment state".into())),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/login/totp", web::get().to(totp_form))
+        .route("/id/login/totp", web::post().to(totp_submit))
+        .route("/id/login/enroll", web::get().to(enroll_form))
+        .route("/id/login/enroll", web::post().to(enroll_submit));
+}

@@ -1,0 +1,388 @@
+//! Zwei-Faktor in self-service (`/id/account/totp`): status, enrolment with a QR code,
+//! recovery codes shown once, and disabling (current password + code).
+//!
+//! The secret of an enrolment in progress travels in a hidden form field, sealed with a
+//! practice key and bound to the account, the session and its start time
+//! ([`totp::seal_pending`]); it is stored only once a code from the app confirms it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use diesel::SqliteConnection;
+use kollegium_tenants::secrets::Zeroizing;
+use kollegium_tenants::web::{CsrfToken, Layout};
+use kollegium_tenants::{Tenant, UnixTime};
+
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::mfa::{self, Check};
+use crate::passwords::Verified;
+use crate::sessions::{IdpSession, Origin};
+use crate::state::IdpState;
+use crate::throttle::{self, Gate, Keys};
+use crate::users::{self, User};
+use crate::views::{layout, page, page_status, see_other};
+use crate::{IDP_DB, policy, totp};
+
+pub const EXPIRED: &str =
+    "Die Einrichtung ist abgelaufen oder ungültig. Bitte beginnen Sie noch einmal.";
+pub const WRONG_CODE: &str = "Der Code stimmt nicht. Bitte prüfen Sie die Uhrzeit Ihres Telefons und geben Sie den aktuellen Code ein.";
+const ALREADY: &str = "Die Zwei-Faktor-Anmeldung ist für Ihr Konto bereits eingerichtet.";
+
+#[derive(Template)]
+#[template(path = "pages/idp/totp_enroll.html")]
+pub struct EnrolPage {
+    pub layout: Layout,
+    pub forced: bool,
+    pub action: &'static str,
+    pub pending: String,
+    pub next: String,
+    pub qr: Option<String>,
+    pub uri: String,
+    pub secret_groups: String,
+    pub error: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/totp_codes.html")]
+pub struct CodesPage {
+    pub layout: Layout,
+    pub codes: Vec<String>,
+    pub continue_href: String,
+}
+
+/// Where an enrolment form posts to and what surrounds it.
+pub struct EnrolCtx<'a> {
+    pub tenant: &'a Tenant,
+    pub user: &'a User,
+    pub session_id: i64,
+    pub layout: Layout,
+    pub forced: bool,
+    pub action: &'static str,
+    pub next: String,
+}
+
+/// The enrolment page for `secret` (a new one, or the pending one shown again).
+pub fn enrol_page(
+    c: EnrolCtx<'_>,
+    secret: &[u8],
+    now: UnixTime,
+    error: Option<&'static str>,
+) -> EnrolPage {
+    let uri = totp::otpauth_uri(c.tenant.display_name(), &c.user.username, secret);
+    let b32 = totp::base32(secret);
+    let secret_groups = b32
+        .as_bytes()
+        .chunks(4)
+        .map(|g| String::from_utf8_lossy(g).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    EnrolPage {
+        layout: c.layout,
+        forced: c.forced,
+        action: c.action,
+        pending: totp::seal_pending(
+            c.tenant.secret(),
+            c.tenant.slug(),
+            c.user.id,
+            c.session_id,
+            secret,
+            now,
+        ),
+        next: c.next,
+        qr: totp::qr_data_uri(&uri),
+        uri,
+        secret_groups,
+        error,
+    }
+}
+
+/// The outcome of confirming an enrolment.
+pub enum Confirmed {
+    /// Stored; the recovery codes to show once.
+    Codes(Vec<String>),
+    /// Wrong code: show the same secret again with this message.
+    Retry(&'static str, Zeroizing<Vec<u8>>),
+    /// Expired, forged or already enrolled.
+    Refused(&'static str),
+}
+
+/// Confirms an enrolment: the pending secret must be genuine and current, and the code one
+/// of its codes. Stores it, issues recovery codes, records `totp_enabled`. Blocking.
+pub fn confirm(
+    conn: &mut SqliteConnection,
+    tenant: &Tenant,
+    user: &User,
+    session_id: i64,
+    form: &ConfirmForm,
+    ip: &str,
+    now: UnixTime,
+) -> IdpResult<Confirmed> {
+    let Some(secret) = totp::open_pending(
+        tenant.secret(),
+        tenant.slug(),
+        user.id,
+        session_id,
+        &form.pending,
+        now,
+    ) else {
+        return Ok(Confirmed::Refused(EXPIRED));
+    };
+    let Some(step) = totp::matching_step(&secret, &form.code, now) else {
+        return Ok(Confirmed::Retry(WRONG_CODE, secret));
+    };
+    let fresh = users::by_id(conn, user.id)?.ok_or(IdpError::NotFound)?;
+    if fresh.has_totp() {
+        return Ok(Confirmed::Refused(ALREADY));
+    }
+    let sealed = totp::seal(tenant.secret(), tenant.slug(), user.id, &secret);
+    let codes = mfa::new_recovery_codes();
+    mfa::enable(conn, user.id, &sealed, step, &codes)?;
+    events::record(
+        conn,
+        now,
+        &Event {
+            kind: "totp_enabled",
+            user: Some(user.id),
+            actor: Some(user.id),
+            ip: Some(ip),
+            ..Event::default()
+        },
+    )?;
+    Ok(Confirmed::Codes(codes))
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/account_totp.html")]
+struct StatusPage {
+    layout: Layout,
+    has_totp: bool,
+    required: bool,
+    recovery_left: i64,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+async fn status_page(
+    s: &IdpSession,
+    csrf: &CsrfToken,
+    notice: Option<&'static str>,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> IdpResult<HttpResponse> {
+    let (t, uid, is_admin) = (s.tenant.clone(), s.user.id, s.user.is_admin);
+    let (left, required) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        Ok((
+            mfa::recovery_left(&mut conn, uid)?,
+            policy::mfa(&mut conn)?.requires(is_admin),
+        ))
+    })
+    .await??;
+    page_status(
+        status,
+        &StatusPage {
+            layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+            has_totp: s.user.has_totp(),
+            required,
+            recovery_left: left,
+            notice,
+            error,
+        },
+    )
+}
+
+async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Done>) -> IdpResult<HttpResponse> {
+    let notice = match q.done.as_deref() {
+        Some("disabled") => Some("Die Zwei-Faktor-Anmeldung wurde deaktiviert."),
+        _ => None,
+    };
+    status_page(&s, &csrf, notice, None, StatusCode::OK).await
+}
+
+fn account_ctx<'a>(s: &'a IdpSession, csrf: &CsrfToken) -> EnrolCtx<'a> {
+    EnrolCtx {
+        tenant: &s.tenant,
+        user: &s.user,
+        session_id: s.session.id,
+        layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+        forced: false,
+        action: "/id/account/totp/confirm",
+        next: "/id/account/totp".into(),
+    }
+}
+
+async fn start(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+) -> IdpResult<HttpResponse> {
+    if s.user.has_totp() {
+        return Ok(see_other("/id/account/totp"));
+    }
+    let secret = totp::generate_secret();
+    page(&enrol_page(
+        account_ctx(&s, &csrf),
+        &secret,
+        state.now(),
+        None,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ConfirmForm {
+    pub pending: String,
+    pub code: String,
+    pub next: Option<String>,
+}
+
+async fn confirm_account(
+    req: HttpRequest,
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    form: web::Form<ConfirmForm>,
+) -> IdpResult<HttpResponse> {
+    let form = form.into_inner();
+    let now = state.now();
+    let ip = Origin::of(&req).ip;
+    let (t, user, sid) = (s.tenant.clone(), s.user.clone(), s.session.id);
+    let result = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        confirm(&mut conn, &t, &user, sid, &form, &ip, now)
+    })
+    .await??;
+    match result {
+        Confirmed::Codes(codes) => page(&CodesPage {
+            layout: layout(&s.tenant, Some(&s), &csrf, "/id/account"),
+            codes,
+            continue_href: "/id/account/totp".into(),
+        }),
+        Confirmed::Retry(msg, secret) => page_status(
+            StatusCode::BAD_REQUEST,
+            &enrol_page(account_ctx(&s, &csrf), &secret, now, Some(msg)),
+        ),
+        Confirmed::Refused(msg) => {
+            status_page(&s, &csrf, None, Some(msg), StatusCode::BAD_REQUEST).await
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DisableForm {
+    current: String,
+    code: String,
+}
+
+async fn disable(
+    req: HttpRequest,
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    form: web::Form<DisableForm>,
+) -> IdpResult<HttpResponse> {
+    const WRONG: &str = "Passwort oder Code ist falsch.";
+    let form = form.into_inner();
+    let now = state.now();
+    let ip = Origin::of(&req).ip;
+    if !s.user.has_totp() {
+        return Ok(see_other("/id/account/totp"));
+    }
+    if form.current.len() > 1024 || form.code.len() > 64 {
+        return status_page(&s, &csrf, None, Some(WRONG), StatusCode::BAD_REQUEST).await;
+    }
+    // Guesses count against the account like wrong passwords at login.
+    let keys = Keys::new(Some(s.user.id), "", &ip);
+    let (t, st, k, uid, is_admin) = (
+        s.tenant.clone(),
+        state.clone(),
+        keys.clone(),
+        s.user.id,
+        s.user.is_admin,
+    );
+    let (gate, required) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
+        if let Gate::Locked {
+            newly: true,
+            account: true,
+            until,
+        } = gate
+        {
+            users::lock_until(&mut conn, uid, until)?;
+        }
+        Ok((gate, policy::mfa(&mut conn)?.requires(is_admin)))
+    })
+    .await??;
+    match gate {
+        Gate::Locked { .. } => return Err(IdpError::TooManyRequests),
+        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Proceed { .. } => {}
+    }
+    if required {
+        return status_page(
+            &s,
+            &csrf,
+            None,
+            Some("Ihre Praxis verlangt die Zwei-Faktor-Anmeldung; sie kann nicht deaktiviert werden."),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+    }
+    let pw = state
+        .hasher
+        .verify(form.current, s.user.password_hash.clone())
+        .await
+        .map_err(|e| IdpError::Internal(e.to_string()))?;
+    let (t, user) = (s.tenant.clone(), s.user.clone());
+    let ok = web::block(move || -> IdpResult<bool> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let code = if pw == Verified::No {
+            Check::Wrong
+        } else {
+            mfa::check(
+                &mut conn,
+                &t,
+                user.id,
+                user.totp_secret.as_deref(),
+                &form.code,
+                now,
+            )?
+        };
+        if code == Check::Wrong {
+            users::record_failure(&mut conn, user.id, now)?;
+            return Ok(false);
+        }
+        throttle::succeeded(&mut conn, &keys, 1)?;
+        mfa::disable(&mut conn, user.id)?;
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "totp_disabled",
+                user: Some(user.id),
+                actor: Some(user.id),
+                ip: Some(&ip),
+                ..Event::default()
+            },
+        )?;
+        Ok(true)
+    })
+    .await??;
+    if !ok {
+        return status_page(&s, &csrf, None, Some(WRONG), StatusCode::BAD_REQUEST).await;
+    }
+    Ok(see_other("/id/account/totp?done=disabled"))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/account/totp", web::get().to(show))
+        .route("/id/account/totp/start", web::post().to(start))
+        .route("/id/account/totp/confirm", web::post().to(confirm_account))
+        .route("/id/account/totp/disable", web::post().to(disable));
+}
