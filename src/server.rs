@@ -39,6 +39,7 @@ pub struct RunningServer {
     operator: ServerHandle,
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
+    backchannel: tokio::task::JoinHandle<()>,
 }
 
 /// Opens the node (key, registry) of `config.data_dir`.
@@ -109,6 +110,8 @@ pub async fn start(
         kollegium_idp::IdpState::new(store.clock().clone(), config.idp.clone())
             .map_err(|e| anyhow::anyhow!("configuration key `idp.argon2`: {e}"))?,
     );
+    let backchannel =
+        kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -175,6 +178,7 @@ pub async fn start(
         operator: operator_handle,
         joins,
         reaper,
+        backchannel,
     })
 }
 
@@ -185,6 +189,7 @@ impl RunningServer {
             j.await??;
         }
         self.reaper.abort();
+        self.backchannel.abort();
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");
         Ok(())

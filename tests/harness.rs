@@ -81,10 +81,14 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_with_clock(adjust, Arc::new(SystemClock)).await
+    }
+
+    /// A server whose time comes from `clock` (e.g. a `ManualClock` for expiry tests).
+    pub async fn spawn_with_clock(adjust: impl FnOnce(&mut Config), clock: SharedClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&dir.path().join("data"));
         adjust(&mut config);
-        let clock: SharedClock = Arc::new(SystemClock);
         let server = kollegium::start(
             &config,
             clock.clone(),

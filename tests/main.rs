@@ -7,6 +7,9 @@ mod harness;
 
 mod cli;
 mod idp_accounts;
+mod oidc_attacks;
+mod oidc_flow;
+mod oidc_support;
 mod plumbing;
 mod routing;
 mod tenancy;

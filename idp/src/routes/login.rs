@@ -39,6 +39,8 @@ struct LoginPage {
 pub struct LoginQuery {
     next: Option<String>,
     done: Option<String>,
+    /// Show the form even when signed in (OIDC `prompt=login`, `max_age`).
+    force: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -74,7 +76,7 @@ async fn form(
 ) -> IdpResult<HttpResponse> {
     let next = safe_next(q.next.as_deref());
     if let Some(s) = any.0 {
-        if s.session.stage == Stage::Active {
+        if s.session.stage == Stage::Active && q.force.is_none() {
             return Ok(see_other(&next));
         }
     }
