@@ -29,16 +29,17 @@ async fn revoke(req: HttpRequest, op: Op, body: web::Bytes) -> Result<HttpRespon
     let now = op.now();
     let t = op.tenant.clone();
     web::block(move || -> Result<(), OAuthError> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let client = authenticate(&mut conn, &creds)?;
+        let mut pooled = t.conn(&IDP_DB)?;
+        let conn: &mut diesel::SqliteConnection = &mut pooled;
+        let client = authenticate(conn, &creds)?;
         let refresh: Option<(String, String)> = refresh_tokens::table
             .find(token_hash(&token))
             .select((refresh_tokens::grant_id, refresh_tokens::client_id))
-            .first(&mut conn)
+            .first(conn)
             .optional()?;
         if let Some((grant_id, owner)) = refresh {
             if owner == client.client_id {
-                super::grants::revoke_grant(&mut conn, &grant_id, "revoked by client", now)?;
+                super::grants::revoke_grant(conn, &grant_id, "revoked by client", now)?;
             }
             return Ok(());
         }
@@ -54,7 +55,7 @@ async fn revoke(req: HttpRequest, op: Op, body: web::Bytes) -> Result<HttpRespon
                     .filter(access_tokens::revoked_at.is_null()),
             )
             .set(access_tokens::revoked_at.eq(now))
-            .execute(&mut conn)?;
+            .execute(conn)?;
         }
         Ok(())
     })
@@ -79,15 +80,16 @@ async fn introspect(
     let now = op.now();
     let t = op.tenant.clone();
     let answer = web::block(move || -> Result<Value, OAuthError> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let client = authenticate(&mut conn, &creds)?;
+        let mut pooled = t.conn(&IDP_DB)?;
+        let conn: &mut diesel::SqliteConnection = &mut pooled;
+        let client = authenticate(conn, &creds)?;
         if !client.confidential {
             return Err(OAuthError::invalid_client(
                 "introspection needs a confidential client",
             ));
         }
         let may_see = |owner: &str| owner == client.client_id || client.first_party;
-        if let Some(a) = check_access_token(&mut conn, &token, &issuer, now)? {
+        if let Some(a) = check_access_token(conn, &token, &issuer, now)? {
             if !may_see(&a.client_id) {
                 return Ok(json!({ "active": false }));
             }
@@ -113,7 +115,7 @@ async fn introspect(
                     refresh_tokens::revoked_at,
                     refresh_tokens::created_at,
                 ))
-                .first(&mut conn)
+                .first(conn)
                 .optional()?;
         let Some((grant_id, owner, exp, None, None, iat)) = refresh else {
             return Ok(json!({ "active": false }));
@@ -127,7 +129,7 @@ async fn introspect(
             .filter(grants::revoked_at.is_null())
             .filter(users::status.eq("active"))
             .select((grants::scope, users::sub, users::username))
-            .first(&mut conn)
+            .first(conn)
             .optional()?;
         let Some((scope, sub, username)) = grant else {
             return Ok(json!({ "active": false }));
