@@ -32,6 +32,12 @@ fn rp_http() -> reqwest::Client {
 
 /// Hidden inputs of a form as pairs (consent page).
 fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    // Only the page's main form (the user menu has a logout form of its own).
+    let html = match html.find("<form class=\"stack\"") {
+        Some(i) => &html[i..],
+        None => html,
+    };
+    let html = &html[..html.find("</form>").unwrap_or(html.len())];
     let mut out = Vec::new();
     for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
         let name = part.split('"').next().unwrap().to_owned();
@@ -48,13 +54,32 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
 }
 
 fn unescape(v: &str) -> String {
-    v.replace("&quot;", "\"")
-        .replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(';').unwrap();
+        let entity = &tail[1..end];
+        let ch = match entity {
+            "amp" => '&',
+            "quot" => '"',
+            "lt" => '<',
+            "gt" => '>',
+            e => {
+                let n = e.trim_start_matches('#');
+                let code = match n.strip_prefix('x') {
+                    Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
+                    None => n.parse().unwrap(),
+                };
+                char::from_u32(code).unwrap()
+            }
+        };
+        out.push(ch);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Verifies an RS256 JWT against the practice's JWKS and returns its claims.
