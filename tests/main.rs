@@ -9,6 +9,7 @@ mod cli;
 mod idp_accounts;
 mod oidc_attacks;
 mod oidc_flow;
+mod oidc_misuse;
 mod oidc_support;
 mod plumbing;
 mod routing;

@@ -7,6 +7,7 @@
 
 pub mod authorize;
 pub mod backchannel;
+pub mod client_auth;
 pub mod clients;
 pub mod consent;
 pub mod discovery;
@@ -16,6 +17,7 @@ pub mod jwt;
 pub mod keys;
 pub mod launch;
 pub mod logout;
+pub mod mint;
 pub mod params;
 pub mod revoke;
 pub mod token;

@@ -11,9 +11,9 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use super::Op;
+use super::client_auth::{authenticate, form, presented};
 use super::errors::OAuthError;
 use super::jwt;
-use super::token::{authenticate, form, presented};
 use super::userinfo::check_access_token;
 use crate::IDP_DB;
 use crate::links::token_hash;
@@ -65,6 +65,9 @@ async fn revoke(req: HttpRequest, op: Op, body: web::Bytes) -> Result<HttpRespon
         .finish())
 }
 
+/// grant id, client id, expires, rotated, revoked, created
+type RefreshRow = (String, String, i64, Option<i64>, Option<i64>, i64);
+
 async fn introspect(
     req: HttpRequest,
     op: Op,
@@ -104,19 +107,18 @@ async fn introspect(
             }
             return Ok(out);
         }
-        let refresh: Option<(String, String, i64, Option<i64>, Option<i64>, i64)> =
-            refresh_tokens::table
-                .find(token_hash(&token))
-                .select((
-                    refresh_tokens::grant_id,
-                    refresh_tokens::client_id,
-                    refresh_tokens::expires_at,
-                    refresh_tokens::rotated_at,
-                    refresh_tokens::revoked_at,
-                    refresh_tokens::created_at,
-                ))
-                .first(conn)
-                .optional()?;
+        let refresh: Option<RefreshRow> = refresh_tokens::table
+            .find(token_hash(&token))
+            .select((
+                refresh_tokens::grant_id,
+                refresh_tokens::client_id,
+                refresh_tokens::expires_at,
+                refresh_tokens::rotated_at,
+                refresh_tokens::revoked_at,
+                refresh_tokens::created_at,
+            ))
+            .first(conn)
+            .optional()?;
         let Some((grant_id, owner, exp, None, None, iat)) = refresh else {
             return Ok(json!({ "active": false }));
         };

@@ -9,221 +9,26 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD as B64STD, URL_SAFE_NO_PAD as B64};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 use kollegium_tenants::secrets::random_token;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::Op;
-use super::clients::{self, Client};
+use super::client_auth::{authenticate, form, presented};
+use super::clients::Client;
 use super::errors::OAuthError;
-use super::jwt::{self, Signer256};
+use super::mint::{Mint, Subject, mint};
 use super::params::Params;
 use crate::IDP_DB;
 use crate::events::{self, Event};
 use crate::links::token_hash;
-use crate::schema::{access_tokens, auth_codes, grants, refresh_tokens, sessions};
+use crate::schema::{auth_codes, grants, refresh_tokens, sessions};
 use crate::users::{self, User, UserId, UserStatus};
 
 type OResult<T> = Result<T, OAuthError>;
-
-/// Reads a form body strictly.
-pub fn form(req: &HttpRequest, body: &[u8]) -> OResult<Params> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Err(OAuthError::invalid_request(
-            "content type must be application/x-www-form-urlencoded",
-        ));
-    }
-    Params::parse(body).map_err(|e| OAuthError::invalid_request(e.to_string()))
-}
-
-/// Client credentials as presented (not yet checked).
-#[derive(Debug, Clone)]
-pub struct Presented {
-    pub client_id: String,
-    pub secret: Option<String>,
-}
-
-/// Reads `client_secret_basic`, `client_secret_post` or `none`; more than one is an error.
-pub fn presented(req: &HttpRequest, p: &Params) -> OResult<Presented> {
-    let basic = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        });
-    if let Some(b) = basic {
-        if p.get("client_secret").is_some() {
-            return Err(OAuthError::invalid_request(
-                "use one client authentication method",
-            ));
-        }
-        let bad = || OAuthError::invalid_client("malformed basic credentials");
-        let raw = B64STD.decode(b.trim()).map_err(|_| bad())?;
-        let text = String::from_utf8(raw).map_err(|_| bad())?;
-        let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-        let dec = |s: &str| -> OResult<String> {
-            let p = Params::parse(format!("v={s}").as_bytes()).map_err(|_| bad())?;
-            Ok(p.get("v").unwrap_or("").to_owned())
-        };
-        let id = dec(id)?;
-        if p.get("client_id").is_some_and(|c| c != id) {
-            return Err(OAuthError::invalid_client("client ids differ"));
-        }
-        return Ok(Presented {
-            client_id: id,
-            secret: Some(dec(secret)?),
-        });
-    }
-    let id = p
-        .get("client_id")
-        .ok_or_else(|| OAuthError::invalid_client("client authentication required"))?;
-    Ok(Presented {
-        client_id: id.to_owned(),
-        secret: p.get("client_secret").map(str::to_owned),
-    })
-}
-
-/// Checks presented credentials: confidential clients need their secret, public clients
-/// must not send one.
-pub fn authenticate(conn: &mut SqliteConnection, p: &Presented) -> OResult<Client> {
-    let client = clients::enabled(conn, &p.client_id)?
-        .ok_or_else(|| OAuthError::invalid_client("unknown client or wrong credentials"))?;
-    let ok = match (&p.secret, client.confidential) {
-        (Some(s), true) => client.secret_matches(s),
-        (None, false) => true,
-        _ => false,
-    };
-    if ok {
-        Ok(client)
-    } else {
-        Err(OAuthError::invalid_client(
-            "unknown client or wrong credentials",
-        ))
-    }
-}
-
-/// Claims about a user for the granted scopes (ID token and userinfo).
-pub fn user_claims(
-    user: &User,
-    scopes: &[&str],
-    slug: &str,
-    practice_name: &str,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("sub".into(), json!(user.sub));
-    if scopes.contains(&"profile") {
-        m.insert("name".into(), json!(user.display_name));
-        m.insert("preferred_username".into(), json!(user.username));
-    }
-    if scopes.contains(&"email") {
-        m.insert("email".into(), json!(user.email));
-        m.insert("email_verified".into(), json!(user.email_verified));
-    }
-    if scopes.contains(&"practice") {
-        let mut roles = user.roles.clone();
-        if user.is_admin {
-            roles.push("admin".into());
-        }
-        m.insert("roles".into(), json!(roles));
-        m.insert("specialty".into(), json!(user.specialty));
-        m.insert("kv_region".into(), json!(user.kv_region));
-        m.insert("work_areas".into(), json!(user.work_areas));
-        m.insert(
-            "practice".into(),
-            json!({ "slug": slug, "name": practice_name }),
-        );
-    }
-    m
-}
-
-/// Everything needed to mint tokens for one response.
-pub struct Mint<'a> {
-    pub issuer: &'a str,
-    pub signer: &'a Signer256,
-    pub now: UnixTime,
-    pub access_ttl: i64,
-    pub id_ttl: i64,
-    pub slug: &'a str,
-    pub practice_name: &'a str,
-}
-
-/// What a grant's tokens carry.
-pub struct Subject<'a> {
-    pub grant_id: &'a str,
-    pub client: &'a Client,
-    pub user: Option<&'a User>,
-    pub scopes: Vec<String>,
-    pub nonce: Option<String>,
-    pub auth_time: Option<UnixTime>,
-    pub sid: Option<String>,
-    pub amr: Option<String>,
-    pub refresh_token: Option<String>,
-}
-
-fn sign(m: &Mint<'_>, typ: &str, claims: &Value) -> OResult<String> {
-    jwt::sign(m.signer, typ, claims).map_err(|_| OAuthError::server_error())
-}
-
-/// Signs and records an access token and, for `openid`, an ID token.
-pub fn mint(conn: &mut SqliteConnection, m: &Mint<'_>, s: &Subject<'_>) -> OResult<Value> {
-    let jti = random_token(18);
-    let sub = s.user.map_or(s.client.client_id.clone(), |u| u.sub.clone());
-    let scope = s.scopes.join(" ");
-    let at_claims = json!({
-        "iss": m.issuer, "sub": sub, "aud": s.client.client_id, "client_id": s.client.client_id,
-        "iat": m.now, "exp": m.now + m.access_ttl, "jti": jti, "scope": scope,
-    });
-    let access = sign(m, jwt::TYP_ACCESS_TOKEN, &at_claims)?;
-    diesel::insert_into(access_tokens::table)
-        .values((
-            access_tokens::jti.eq(&jti),
-            access_tokens::grant_id.eq(s.grant_id),
-            access_tokens::client_id.eq(&s.client.client_id),
-            access_tokens::user_id.eq(s.user.map(|u| u.id.0)),
-            access_tokens::expires_at.eq(m.now + m.access_ttl),
-        ))
-        .execute(conn)?;
-    let mut out = json!({
-        "access_token": access, "token_type": "Bearer", "expires_in": m.access_ttl, "scope": scope,
-    });
-    if let (Some(user), true) = (s.user, s.scopes.iter().any(|x| x == "openid")) {
-        let scopes: Vec<&str> = s.scopes.iter().map(String::as_str).collect();
-        let mut c = user_claims(user, &scopes, m.slug, m.practice_name);
-        c.insert("iss".into(), json!(m.issuer));
-        c.insert("aud".into(), json!(s.client.client_id));
-        c.insert("azp".into(), json!(s.client.client_id));
-        c.insert("iat".into(), json!(m.now));
-        c.insert("exp".into(), json!(m.now + m.id_ttl));
-        c.insert("at_hash".into(), json!(jwt::at_hash(&access)));
-        if let Some(t) = s.auth_time {
-            c.insert("auth_time".into(), json!(t));
-        }
-        if let Some(n) = &s.nonce {
-            c.insert("nonce".into(), json!(n));
-        }
-        if let Some(sid) = &s.sid {
-            c.insert("sid".into(), json!(sid));
-        }
-        if let Some(amr) = &s.amr {
-            c.insert("amr".into(), json!(amr.split(' ').collect::<Vec<_>>()));
-        }
-        out["id_token"] = json!(sign(m, jwt::TYP_ID_TOKEN, &Value::Object(c))?);
-    }
-    if let Some(r) = &s.refresh_token {
-        out["refresh_token"] = json!(r);
-    }
-    Ok(out)
-}
 
 fn new_refresh(
     conn: &mut SqliteConnection,

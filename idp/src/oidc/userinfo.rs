@@ -12,7 +12,7 @@ use super::Op;
 use super::errors::OAuthError;
 use super::jwt::{self, Expect};
 use super::keys;
-use super::token::user_claims;
+use super::mint::user_claims;
 use crate::IDP_DB;
 use crate::schema::access_tokens;
 use crate::users::{self, User, UserId, UserStatus};

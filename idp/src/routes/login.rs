@@ -75,10 +75,11 @@ async fn form(
     q: web::Query<LoginQuery>,
 ) -> IdpResult<HttpResponse> {
     let next = safe_next(q.next.as_deref());
-    if let Some(s) = any.0 {
-        if s.session.stage == Stage::Active && q.force.is_none() {
-            return Ok(see_other(&next));
-        }
+    if let Some(s) = any.0
+        && s.session.stage == Stage::Active
+        && q.force.is_none()
+    {
+        return Ok(see_other(&next));
     }
     let notice = match q.done.as_deref() {
         Some("logout") => Some("Sie wurden abgemeldet."),
@@ -217,10 +218,10 @@ async fn submit(
             users::replace_hash(&mut conn, user.id, h)?;
         }
         // Never adopt a session cookie the browser brought along: end it, start fresh.
-        if let Some(old) = old_session.as_deref() {
-            if let Some(s) = sessions::by_token(&mut conn, old)? {
-                sessions::end(&mut conn, s.id, "replaced by new login", now)?;
-            }
+        if let Some(old) = old_session.as_deref()
+            && let Some(s) = sessions::by_token(&mut conn, old)?
+        {
+            sessions::end(&mut conn, s.id, "replaced by new login", now)?;
         }
         let outcome = flow::after_password(&mut conn, &user, device_cookie.as_deref(), &origin, &mail, now)?;
         if outcome.device_refused {

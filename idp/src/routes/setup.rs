@@ -160,10 +160,10 @@ async fn submit(
             if !links::consume(conn, &link, now)? {
                 return Ok(Err("Dieser Link wurde bereits verwendet.".into()));
             }
-            if link.kind == LinkKind::Setup {
-                if let Err(e) = users::update_profile(conn, user.id, &p, now)? {
-                    return Ok(Err(e.to_string()));
-                }
+            if link.kind == LinkKind::Setup
+                && let Err(e) = users::update_profile(conn, user.id, &p, now)?
+            {
+                return Ok(Err(e.to_string()));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
             if link.kind == LinkKind::Reset {

@@ -43,11 +43,19 @@ impl Node {
         let started = Instant::now();
         let mut conn = self.store.lock_registry()?;
         let now = self.store.clock().now();
+        let web = kollegium_tenants::web::WebSettings {
+            base_domain: "localhost".into(),
+            scheme: kollegium_tenants::web::Scheme::Http,
+            public_port: None,
+            limits: kollegium_tenants::web::RequestLimits::default(),
+            csrf_exempt: Vec::new(),
+        };
         practices::create(
             self.store.data_dir(),
             self.store.node_key(),
             &mut conn,
             now,
+            &web,
             &input,
             &[],
         )?;
