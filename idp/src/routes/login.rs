@@ -254,6 +254,7 @@ async fn logout(
 ) -> IdpResult<HttpResponse> {
     if let Some(s) = any.0 {
         let now = state.now();
+        let slug = tenant.slug().as_str().to_owned();
         web::block(move || -> IdpResult<()> {
             let mut conn = tenant.conn(&IDP_DB)?;
             sessions::end(&mut conn, s.session.id, "logout", now)?;
@@ -270,6 +271,8 @@ async fn logout(
             Ok(())
         })
         .await??;
+        // Tell relying parties now rather than at the next sweep.
+        state.oidc.outbox.note(&slug);
     }
     let mut res = see_other("/id/login?done=logout");
     let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
