@@ -29,6 +29,37 @@ pub enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Register relying parties (third-party tools) at a practice's identity provider
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and, for confidential clients, the secret once
+    Add {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        /// Redirect URI (https, or http on localhost/loopback); repeat for several
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required)
+        #[arg(long)]
+        public: bool,
+        /// Where the client may send users after logout; repeat for several
+        #[arg(long = "post-logout-uri")]
+        post_logout_uris: Vec<String>,
+        /// Back-channel logout endpoint of the client
+        #[arg(long)]
+        backchannel_logout_uri: Option<String>,
+        /// Start-page tile target
+        #[arg(long)]
+        launch_url: Option<String>,
+        /// Third-party-initiated login endpoint (the tile starts the login there)
+        #[arg(long)]
+        initiate_login_uri: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +92,8 @@ pub enum PracticeCommand {
     Suspend { slug: String },
     /// Resume a suspended practice
     Resume { slug: String },
+    /// Add a new signing key; the old one stays published until its tokens have expired
+    RotateKeys { slug: String },
     /// Delete a practice's data; the slug stays reserved
     Delete {
         slug: String,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kollegium::cli::{Cli, Command, ConfigCommand, PracticeCommand};
+use kollegium::cli::{Cli, ClientCommand, Command, ConfigCommand, PracticeCommand};
 use kollegium::config::{Config, LogFormat};
 use kollegium::practices::{self, Change};
 use kollegium::server::{StartOptions, open_store};
@@ -101,6 +101,7 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
             serve(config, true)
         }
         Command::Practice(cmd) => practice(cmd, &config),
+        Command::Client(cmd) => client(cmd, &config),
     }
 }
 
@@ -274,6 +275,15 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
         PracticeCommand::Resume { slug } => {
             lifecycle(&store, now, &slug, Change::Resume, "Resumed")
         }
+        PracticeCommand::RotateKeys { slug } => {
+            let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
+            let kid = practices::rotate_keys(&store, &slug, &config.idp, now).map_err(idp_admin)?;
+            println!(
+                "New signing key {kid} for practice {:?}; earlier keys stay published until their tokens expire.",
+                slug.as_str()
+            );
+            Ok(())
+        }
         PracticeCommand::Delete { slug, confirm } => lifecycle(
             &store,
             now,
@@ -282,6 +292,50 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
             "Deleted",
         ),
     }
+}
+
+fn idp_admin(e: practices::IdpAdminError) -> Failure {
+    match e {
+        practices::IdpAdminError::NotFound(_) | practices::IdpAdminError::Invalid(_) => {
+            Failure::Usage(e.to_string())
+        }
+        other => Failure::Runtime(other.into()),
+    }
+}
+
+fn client(cmd: ClientCommand, config: &Config) -> Result<(), Failure> {
+    use kollegium_idp::oidc::clients::{NewClient, RedirectUri};
+    let ClientCommand::Add {
+        slug,
+        name,
+        redirect_uris,
+        public,
+        post_logout_uris,
+        backchannel_logout_uri,
+        launch_url,
+        initiate_login_uri,
+    } = cmd;
+    let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
+    let usage = |e: kollegium_idp::oidc::clients::ClientError| Failure::Usage(e.to_string());
+    let one = |u: Option<String>| u.map(|u| RedirectUri::parse(&u)).transpose();
+    let mut input = NewClient::parse(&name, &redirect_uris, !public).map_err(usage)?;
+    input.post_logout_uris = post_logout_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()
+        .map_err(usage)?;
+    input.backchannel_logout_uri = one(backchannel_logout_uri).map_err(usage)?;
+    input.launch_url = one(launch_url).map_err(usage)?;
+    input.initiate_login_uri = one(initiate_login_uri).map_err(usage)?;
+    let store = open_store(config, Arc::new(SystemClock))?;
+    let now = store.clock().now();
+    let created = practices::add_client(&store, &slug, &input, now).map_err(idp_admin)?;
+    println!("client_id:     {}", created.client_id);
+    if let Some(secret) = created.secret {
+        println!("client_secret: {secret}");
+        println!("The secret is shown only now; store it in the tool's configuration.");
+    }
+    Ok(())
 }
 
 fn lifecycle(

@@ -83,3 +83,78 @@ pub fn change(
         Change::Delete { confirm } => provision::delete(&mut node, slug, confirm),
     }
 }
+
+/// Why an IdP administration command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpAdminError {
+    #[error("no practice with slug {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] kollegium_tenants::store::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Keys(#[from] kollegium_idp::oidc::keys::KeyError),
+}
+
+fn idp_conn(
+    store: &kollegium_tenants::TenantStore,
+    slug: &Slug,
+) -> Result<kollegium_tenants::PooledConn, IdpAdminError> {
+    let tenant = store
+        .tenant(slug)?
+        .ok_or_else(|| IdpAdminError::NotFound(slug.to_string()))?;
+    Ok(tenant.conn(&kollegium_idp::IDP_DB)?)
+}
+
+/// `practice rotate-keys`: a new signing key; the previous ones stay published as long as
+/// tokens they signed can live. Returns the new key id.
+pub fn rotate_keys(
+    store: &kollegium_tenants::TenantStore,
+    slug: &Slug,
+    settings: &kollegium_idp::IdpSettings,
+    now: UnixTime,
+) -> Result<String, IdpAdminError> {
+    use kollegium_idp::{events, oidc::keys};
+    let mut conn = idp_conn(store, slug)?;
+    let overlap = settings
+        .access_token_ttl_secs
+        .max(settings.id_token_ttl_secs)
+        + 300;
+    let kid = keys::rotate(&mut conn, store.node_key(), slug.as_str(), now, overlap)?;
+    events::record(
+        &mut conn,
+        now,
+        &events::Event {
+            kind: "keys_rotated",
+            ..Default::default()
+        },
+    )?;
+    Ok(kid)
+}
+
+/// `client add`: registers a client. The secret (confidential clients) is returned once.
+pub fn add_client(
+    store: &kollegium_tenants::TenantStore,
+    slug: &Slug,
+    client: &kollegium_idp::oidc::clients::NewClient,
+    now: UnixTime,
+) -> Result<kollegium_idp::oidc::clients::Created, IdpAdminError> {
+    use kollegium_idp::{events, oidc::clients};
+    let mut conn = idp_conn(store, slug)?;
+    let created = clients::create(&mut conn, client, now)?
+        .map_err(|e| IdpAdminError::Invalid(e.to_string()))?;
+    events::record(
+        &mut conn,
+        now,
+        &events::Event {
+            kind: "client_created",
+            client_id: Some(&created.client_id),
+            detail: &client.name,
+            ..Default::default()
+        },
+    )?;
+    Ok(created)
+}

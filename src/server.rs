@@ -44,6 +44,7 @@ pub struct RunningServer {
     reaper: tokio::task::JoinHandle<()>,
     mail: MailWorker,
     shutdown_grace: Duration,
+    backchannel: tokio::task::JoinHandle<()>,
 }
 
 /// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
@@ -129,6 +130,8 @@ pub async fn start(
         http,
         kollegium_platform::PlatformSettings::default(),
     ));
+    let backchannel =
+        kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -204,6 +207,7 @@ pub async fn start(
         reaper,
         mail,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
+        backchannel,
     })
 }
 
@@ -215,6 +219,7 @@ impl RunningServer {
         }
         self.reaper.abort();
         self.mail.stop(self.shutdown_grace).await;
+        self.backchannel.abort();
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");
         Ok(())

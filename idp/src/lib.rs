@@ -47,7 +47,18 @@ pub use provision::IdpProvisioner;
 pub use state::{IdpSettings, IdpState};
 
 /// Paths where POSTs authenticate without cookies (client credentials or bearer tokens).
-pub const CSRF_EXEMPT: &[&str] = &["/id/token", "/id/revoke", "/id/introspect", "/id/userinfo"];
+///
+/// `/id/authorize` and `/id/logout/end` accept cross-site form posts from relying parties
+/// (OIDC allows POST for both); they change nothing the user has not confirmed: consent
+/// and logout confirmation are separate, CSRF-protected forms.
+pub const CSRF_EXEMPT: &[&str] = &[
+    "/id/token",
+    "/id/revoke",
+    "/id/introspect",
+    "/id/userinfo",
+    "/id/authorize",
+    "/id/logout/end",
+];
 
 /// Mail context of a practice as seen from a request.
 pub fn mail_ctx(tenant: &Tenant, web: &WebContext) -> mail::MailCtx {
@@ -60,4 +71,5 @@ pub fn mail_ctx(tenant: &Tenant, web: &WebContext) -> mail::MailCtx {
 /// Registers the IdP's routes (all under `/id`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
+    oidc::configure(cfg);
 }

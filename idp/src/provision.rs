@@ -1,9 +1,13 @@
 //! The identity provider's part in creating a practice: `idp.sqlite`, the owner account
-//! (invited) and the one-time setup link that is printed for the operator.
+//! (invited), the one-time setup link that is printed for the operator, the first
+//! signing key and the platform's first-party client (its credentials go into
+//! `report.values` for the platform's hook, never into the printed notes).
 
 use kollegium_tenants::provision::{BoxError, NewPractice, ProvisionHook, ProvisionReport};
 
 use crate::links::{self, LinkKind};
+use crate::oidc::clients::{self, NewClient, PLATFORM_CLIENT_ID, RedirectUri};
+use crate::oidc::keys;
 use crate::users::{self, Profile};
 use crate::{IDP_DB, events};
 
@@ -63,6 +67,17 @@ impl ProvisionHook for IdpProvisioner {
                 ..Default::default()
             },
         )?;
+        keys::generate(&mut conn, p.node_key, p.slug.as_str(), p.now)?;
+        let created = clients::create(&mut conn, &platform_client(p.origin)?, p.now)?
+            .map_err(|e| e.to_string())?;
+        report
+            .values
+            .insert("platform_client_id".into(), created.client_id);
+        if let Some(secret) = created.secret {
+            report
+                .values
+                .insert("platform_client_secret".into(), secret);
+        }
         let link = format!("{}/id/setup/{token}", p.origin);
         if self.mail_setup_link {
             crate::mail::owner_setup(
@@ -86,6 +101,27 @@ impl ProvisionHook for IdpProvisioner {
             .push(format!("Owner setup link (valid 72 h, single use): {link}"));
         Ok(())
     }
+}
+
+/// The platform as the practice's first-party, confidential client.
+pub fn platform_client(origin: &str) -> Result<NewClient, clients::ClientError> {
+    Ok(NewClient {
+        client_id: Some(PLATFORM_CLIENT_ID.into()),
+        name: "Arbeitsplatz".into(),
+        confidential: true,
+        first_party: true,
+        redirect_uris: vec![RedirectUri::own(&format!("{origin}/auth/callback"))?],
+        post_logout_uris: vec![
+            RedirectUri::own(&format!("{origin}/auth/logged-out"))?,
+            RedirectUri::own(&format!("{origin}/"))?,
+        ],
+        backchannel_logout_uri: Some(RedirectUri::own(&format!(
+            "{origin}/auth/backchannel-logout"
+        ))?),
+        launch_url: None,
+        initiate_login_uri: None,
+        allowed_scopes: None,
+    })
 }
 
 /// A new setup link for the owner, if the owner never completed setup.

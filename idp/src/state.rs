@@ -60,6 +60,8 @@ pub struct IdpState {
     pub clock: SharedClock,
     pub hasher: Arc<Hasher>,
     pub settings: IdpSettings,
+    /// OIDC provider runtime: signing key cache, back-channel outbox.
+    pub oidc: crate::oidc::Runtime,
 }
 
 impl IdpState {
@@ -71,6 +73,7 @@ impl IdpState {
             clock,
             hasher: Arc::new(Hasher::new(settings.argon2)?),
             settings,
+            oidc: crate::oidc::Runtime::default(),
         })
     }
 

@@ -337,6 +337,40 @@ impl TenantStore {
         Ok(handle)
     }
 
+    /// Handles to the practices open right now, without marking them used, for background
+    /// jobs that must not keep idle practices open. Blocking only on internal locks.
+    pub fn open_tenants(&self) -> Vec<Tenant> {
+        let names: HashMap<String, (String, PracticeStatus)> = self
+            .cache
+            .lock()
+            .map(|c| {
+                c.iter()
+                    .filter_map(|(k, v)| {
+                        v.practice
+                            .as_ref()
+                            .map(|p| (k.clone(), (p.display_name.clone(), p.status)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Ok(open) = self.open.lock() else {
+            return Vec::new();
+        };
+        open.iter()
+            .map(|(slug, e)| {
+                let (name, status) = names
+                    .get(slug)
+                    .cloned()
+                    .unwrap_or_else(|| (slug.clone(), PracticeStatus::Active));
+                Tenant {
+                    open: Arc::clone(&e.open),
+                    display_name: Arc::from(name.as_str()),
+                    status,
+                }
+            })
+            .collect()
+    }
+
     /// Closes practices idle for longer than the configured time. Returns how many.
     pub fn close_idle(&self) -> usize {
         let Ok(mut open) = self.open.lock() else {

@@ -39,6 +39,8 @@ struct LoginPage {
 pub struct LoginQuery {
     next: Option<String>,
     done: Option<String>,
+    /// Show the form even when signed in (OIDC `prompt=login`, `max_age`).
+    force: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -75,6 +77,7 @@ async fn form(
     let next = safe_next(q.next.as_deref());
     if let Some(s) = any.0
         && s.session.stage == Stage::Active
+        && q.force.is_none()
     {
         return Ok(see_other(&next));
     }
@@ -295,6 +298,7 @@ async fn logout(
 ) -> IdpResult<HttpResponse> {
     if let Some(s) = any.0 {
         let now = state.now();
+        let slug = tenant.slug().as_str().to_owned();
         web::block(move || -> IdpResult<()> {
             let mut conn = tenant.conn(&IDP_DB)?;
             sessions::end(&mut conn, s.session.id, "logout", now)?;
@@ -311,6 +315,8 @@ async fn logout(
             Ok(())
         })
         .await??;
+        // Tell relying parties now rather than at the next sweep.
+        state.oidc.outbox.note(&slug);
     }
     let mut res = see_other("/id/login?done=logout");
     let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));

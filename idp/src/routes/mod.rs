@@ -24,14 +24,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_events::configure(cfg);
 }
 
-/// Only local paths are accepted as a place to return to after login.
+/// Only local paths are accepted as a place to return to after login (up to 8 KiB: an
+/// authorization request carried along can be long).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.starts_with("/\\")
-                && n.len() <= 2000
+                && n.len() <= 8192
                 && !n.chars().any(|c| c.is_control() || c == '\\') =>
         {
             n.to_owned()

@@ -1,0 +1,207 @@
+//! Consent for third-party clients: a German page listing what the tool will learn, a
+//! CSRF-protected decision, and the remembered decision per user, client and scope set.
+//! First-party clients (the platform) skip consent.
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use diesel::prelude::*;
+use kollegium_tenants::UnixTime;
+use kollegium_tenants::web::{CsrfToken, Layout};
+
+use super::Op;
+use super::authorize::{self, AuthRequest, Fail};
+use super::errors::{PageError, redirect_error};
+use super::params::Params;
+use crate::IDP_DB;
+use crate::error::IdpResult;
+use crate::events::{self, Event};
+use crate::schema::consents;
+use crate::sessions::IdpSession;
+use crate::users::UserId;
+use crate::views::layout;
+
+/// What a scope reveals, in German.
+pub fn describe(scope: &str) -> Option<(&'static str, &'static str)> {
+    match scope {
+        "openid" => Some(("Anmeldung", "Ihre Kennung in dieser Praxis")),
+        "profile" => Some(("Profil", "Ihr Name und Benutzername")),
+        "email" => Some(("E-Mail", "Ihre E-Mail-Adresse")),
+        "practice" => Some((
+            "Praxisangaben",
+            "Ihre Rollen, Fachrichtung, KV-Region, Arbeitsbereiche und der Name der Praxis",
+        )),
+        "offline_access" => Some((
+            "Dauerhafter Zugriff",
+            "Die Anwendung bleibt angemeldet, auch wenn Sie die Praxis-Anmeldung beenden",
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the user has consented to at least these scopes for the client.
+pub fn covers(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    client_id: &str,
+    scopes: &[String],
+) -> QueryResult<bool> {
+    let stored: Option<String> = consents::table
+        .find((user.0, client_id))
+        .select(consents::scopes)
+        .first(conn)
+        .optional()?;
+    let Some(stored) = stored else {
+        return Ok(false);
+    };
+    let granted: Vec<&str> = stored.split(' ').collect();
+    Ok(scopes.iter().all(|s| granted.contains(&s.as_str())))
+}
+
+/// Remembers consent to `scopes` (replacing an earlier decision).
+pub fn remember(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    client_id: &str,
+    scopes: &[String],
+    now: UnixTime,
+) -> QueryResult<()> {
+    let joined = scopes.join(" ");
+    diesel::insert_into(consents::table)
+        .values((
+            consents::user_id.eq(user.0),
+            consents::client_id.eq(client_id),
+            consents::scopes.eq(&joined),
+            consents::granted_at.eq(now),
+        ))
+        .on_conflict((consents::user_id, consents::client_id))
+        .do_update()
+        .set((consents::scopes.eq(&joined), consents::granted_at.eq(now)))
+        .execute(conn)?;
+    events::record(
+        conn,
+        now,
+        &Event {
+            kind: "consent_given",
+            user: Some(user),
+            client_id: Some(client_id),
+            detail: &joined,
+            ..Event::default()
+        },
+    )
+}
+
+/// Withdraws consent and revokes every grant the user gave the client.
+pub fn revoke(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    client_id: &str,
+    now: UnixTime,
+) -> QueryResult<bool> {
+    let n = diesel::delete(consents::table.find((user.0, client_id))).execute(conn)?;
+    super::grants::revoke_for_client(conn, user, client_id, "consent revoked", now)?;
+    if n > 0 {
+        events::record(
+            conn,
+            now,
+            &Event {
+                kind: "consent_revoked",
+                user: Some(user),
+                client_id: Some(client_id),
+                ..Event::default()
+            },
+        )?;
+    }
+    Ok(n > 0)
+}
+
+pub struct ScopeLine {
+    pub title: &'static str,
+    pub detail: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/consent.html")]
+struct ConsentPage {
+    layout: Layout,
+    client_name: String,
+    practice_name: String,
+    scopes: Vec<ScopeLine>,
+    hidden: Vec<(String, String)>,
+}
+
+/// Renders the consent page for a validated request.
+pub fn page(
+    op: &Op,
+    s: &IdpSession,
+    csrf: &CsrfToken,
+    req: &AuthRequest,
+) -> IdpResult<HttpResponse> {
+    let hidden = req
+        .params
+        .without(&["csrf_token", "decision"])
+        .pairs()
+        .to_vec();
+    let mut res = crate::views::page(&ConsentPage {
+        layout: layout(&op.tenant, Some(s), csrf, ""),
+        client_name: req.client.name.clone(),
+        practice_name: op.tenant.display_name().to_owned(),
+        scopes: req
+            .scopes
+            .iter()
+            .filter_map(|s| describe(s))
+            .map(|(title, detail)| ScopeLine { title, detail })
+            .collect(),
+        hidden,
+    })?;
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+async fn decide(op: Op, s: IdpSession, body: web::Bytes) -> IdpResult<HttpResponse> {
+    let practice = op.tenant.display_name().to_owned();
+    let Ok(all) = Params::parse(&body) else {
+        return Ok(PageError::Malformed.response(Some(&practice)));
+    };
+    let allow = all.get("decision") == Some("allow");
+    let params = all.without(&["csrf_token", "decision"]);
+    let issuer = op.issuer();
+    let now = op.now();
+    let ttl = op.state.settings.code_ttl_secs;
+    let (t, iss) = (op.tenant.clone(), issuer.clone());
+    let outcome = web::block(
+        move || -> IdpResult<Result<(AuthRequest, Option<String>), Fail>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let req = match authorize::validate(&mut conn, params, &iss, now)? {
+                Ok(r) => r,
+                Err(f) => return Ok(Err(f)),
+            };
+            if !allow {
+                return Ok(Ok((req, None)));
+            }
+            let code = conn.immediate_transaction(|conn| -> QueryResult<String> {
+                remember(conn, s.user.id, &req.client.client_id, &req.scopes, now)?;
+                authorize::issue_code(conn, &req, &s, now, ttl)
+            })?;
+            Ok(Ok((req, Some(code))))
+        },
+    )
+    .await??;
+    match outcome {
+        Err(f) => Ok(f.response(&practice, &issuer)),
+        Ok((req, Some(code))) => Ok(authorize::code_redirect(&req, &code, &issuer)),
+        Ok((req, None)) => Ok(redirect_error(
+            &req.redirect_uri,
+            "access_denied",
+            "the user declined",
+            req.state.as_deref(),
+            &issuer,
+        )),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/authorize/consent", web::post().to(decide));
+}

@@ -1,0 +1,203 @@
+//! The practice's RS256 signing keys: RSA-2048, the private half stored in
+//! `signing_keys` wrapped with the node key (XChaCha20-Poly1305, bound to practice slug
+//! and key id), the public half as a JWK. The newest key without `retired_at` signs; every
+//! key whose `publish_until` has not passed is published in the JWKS and accepted when
+//! verifying, so tokens signed before a rotation stay verifiable until they expire.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use diesel::prelude::*;
+use kollegium_tenants::UnixTime;
+use kollegium_tenants::secrets::NodeKey;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::jwt::{Signer256, Verifier256};
+use crate::schema::signing_keys;
+
+pub const KEY_BITS: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("rsa: {0}")]
+    Rsa(String),
+    #[error("signing key cannot be unwrapped (wrong node key or tampered data)")]
+    Unwrap,
+    #[error("the practice has no signing key")]
+    NoKey,
+}
+
+impl From<KeyError> for crate::error::IdpError {
+    fn from(e: KeyError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+fn wrap_context(slug: &str, kid: &str) -> String {
+    format!("kollegium signing key v1|{slug}|{kid}")
+}
+
+/// The RFC 7638 thumbprint of an RSA public key: its key id.
+fn thumbprint(n: &str, e: &str) -> String {
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    B64.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Generates a key pair and stores it as the signing key. Returns the key id.
+pub fn generate(
+    conn: &mut SqliteConnection,
+    node_key: &NodeKey,
+    slug: &str,
+    now: UnixTime,
+) -> Result<String, KeyError> {
+    let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
+        .map_err(|e| KeyError::Rsa(e.to_string()))?;
+    let public = private.to_public_key();
+    let n = B64.encode(public.n().to_bytes_be());
+    let e = B64.encode(public.e().to_bytes_be());
+    let kid = thumbprint(&n, &e);
+    let der = private
+        .to_pkcs8_der()
+        .map_err(|e| KeyError::Rsa(e.to_string()))?;
+    let wrapped = node_key.wrap(&wrap_context(slug, &kid), der.as_bytes());
+    let jwk = serde_json::json!({
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e,
+    });
+    diesel::insert_into(signing_keys::table)
+        .values((
+            signing_keys::kid.eq(&kid),
+            signing_keys::alg.eq("RS256"),
+            signing_keys::private_wrapped.eq(wrapped),
+            signing_keys::public_jwk.eq(jwk.to_string()),
+            signing_keys::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(kid)
+}
+
+/// Adds a new signing key; earlier keys stop signing and stay published for `overlap_secs`
+/// (at least the lifetime of any token they signed). Returns the new key id.
+pub fn rotate(
+    conn: &mut SqliteConnection,
+    node_key: &NodeKey,
+    slug: &str,
+    now: UnixTime,
+    overlap_secs: i64,
+) -> Result<String, KeyError> {
+    let kid = generate(conn, node_key, slug, now)?;
+    diesel::update(
+        signing_keys::table
+            .filter(signing_keys::kid.ne(&kid))
+            .filter(signing_keys::retired_at.is_null()),
+    )
+    .set((
+        signing_keys::retired_at.eq(now),
+        signing_keys::publish_until.eq(now + overlap_secs),
+    ))
+    .execute(conn)?;
+    Ok(kid)
+}
+
+/// Unwrapped signing keys, cached per practice and key id (unwrapping and parsing costs
+/// more than signing).
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, Arc<Signer256>>>);
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCache(<redacted>)")
+    }
+}
+
+/// The current signing key of the practice.
+pub fn active(
+    conn: &mut SqliteConnection,
+    node_key: &NodeKey,
+    slug: &str,
+    cache: &KeyCache,
+) -> Result<Arc<Signer256>, KeyError> {
+    let (kid, wrapped): (String, String) = signing_keys::table
+        .filter(signing_keys::retired_at.is_null())
+        .order((signing_keys::created_at.desc(), signing_keys::kid))
+        .select((signing_keys::kid, signing_keys::private_wrapped))
+        .first(conn)
+        .optional()?
+        .ok_or(KeyError::NoKey)?;
+    let cache_key = format!("{slug}|{kid}");
+    if let Ok(c) = cache.0.lock()
+        && let Some(k) = c.get(&cache_key)
+    {
+        return Ok(Arc::clone(k));
+    }
+    let der = node_key
+        .unwrap_secret(&wrap_context(slug, &kid), &wrapped)
+        .map_err(|_| KeyError::Unwrap)?;
+    let private = RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| KeyError::Rsa(e.to_string()))?;
+    let signer = Arc::new(Signer256 {
+        kid,
+        key: SigningKey::new(private),
+    });
+    if let Ok(mut c) = cache.0.lock() {
+        if c.len() > 4096 {
+            c.clear();
+        }
+        c.insert(cache_key, Arc::clone(&signer));
+    }
+    Ok(signer)
+}
+
+/// Public JWKs of every published key.
+pub fn published_jwks(conn: &mut SqliteConnection, now: UnixTime) -> QueryResult<Vec<Value>> {
+    let rows: Vec<String> = signing_keys::table
+        .filter(
+            signing_keys::publish_until
+                .is_null()
+                .or(signing_keys::publish_until.gt(now)),
+        )
+        .order(signing_keys::created_at.desc())
+        .select(signing_keys::public_jwk)
+        .load(conn)?;
+    Ok(rows
+        .iter()
+        .filter_map(|j| serde_json::from_str(j).ok())
+        .collect())
+}
+
+/// The JWKS document.
+pub fn jwks(conn: &mut SqliteConnection, now: UnixTime) -> QueryResult<Value> {
+    Ok(serde_json::json!({ "keys": published_jwks(conn, now)? }))
+}
+
+/// Keys that verify tokens of this practice (the published ones).
+pub fn verifiers(conn: &mut SqliteConnection, now: UnixTime) -> QueryResult<Vec<Verifier256>> {
+    Ok(published_jwks(conn, now)?
+        .iter()
+        .filter_map(verifier_of)
+        .collect())
+}
+
+fn verifier_of(jwk: &Value) -> Option<Verifier256> {
+    let field = |k: &str| {
+        jwk.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| B64.decode(s).ok())
+    };
+    let key = RsaPublicKey::new(
+        BigUint::from_bytes_be(&field("n")?),
+        BigUint::from_bytes_be(&field("e")?),
+    )
+    .ok()?;
+    Some(Verifier256 {
+        kid: jwk.get("kid")?.as_str()?.to_owned(),
+        key,
+    })
+}
