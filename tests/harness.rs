@@ -342,7 +342,11 @@ impl TestApp {
             .split('"')
             .next()
             .unwrap()
-            .replace("&amp;", "&");
+            .replace("&#38;", "&")
+            .replace("&amp;", "&")
+            .replace("&#61;", "=")
+            .replace("&#39;", "'")
+            .replace("&#34;", "\"");
         let token = form_csrf(&html);
         let r = client
             .post(self.url(slug, "/id/login"))

@@ -77,7 +77,8 @@ pub fn enable(
 
 /// Removes the second factor and all recovery codes.
 pub fn disable(conn: &mut SqliteConnection, user: UserId) -> QueryResult<()> {
-    conn.immediate_transaction(|conn| {
+    // `transaction` nests (as a savepoint) when the caller already holds one.
+    conn.transaction(|conn| {
         users::set_totp(conn, user, None, None)?;
         diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user.0)))
             .execute(conn)?;

@@ -23,8 +23,10 @@ impl ProvisionHook for PlatformProvisioner {
     fn provision(&self, p: &NewPractice<'_>, report: &mut ProvisionReport) -> Result<(), BoxError> {
         let mut conn = p.open_db(&PLATFORM_DB)?;
         kv::set(&mut conn, "created_at", &p.now.to_string())?;
-        let secret = report.values.remove(CLIENT_SECRET_VALUE);
-        if let (Some(id), Some(secret)) = (report.values.get(CLIENT_ID_VALUE), secret) {
+        if let (Some(id), Some(secret)) = (
+            report.values.get(CLIENT_ID_VALUE),
+            report.values.get(CLIENT_SECRET_VALUE),
+        ) {
             kv::set(&mut conn, CLIENT_ID_KEY, id)?;
             kv::set(
                 &mut conn,

@@ -356,15 +356,19 @@ mod tests {
         assert_ne!(*s.derive("csrf"), *s.derive("cookie"));
         let other = Slug::parse("praxis-b").unwrap();
         assert!(PracticeSecret::load(&node, &other, dir.path()).is_err());
-        let sealed = s.seal("oidc-client", b"geheim");
+        let sealed = s.seal("oidc-client", "ctx", b"geheim");
         assert_eq!(
-            loaded.open("oidc-client", &sealed).unwrap().as_slice(),
+            loaded
+                .open("oidc-client", "ctx", &sealed)
+                .unwrap()
+                .as_slice(),
             b"geheim"
         );
-        assert!(loaded.open("other-purpose", &sealed).is_err());
+        assert!(loaded.open("other-purpose", "ctx", &sealed).is_err());
+        assert!(loaded.open("oidc-client", "other", &sealed).is_err());
         assert!(
             PracticeSecret::generate()
-                .open("oidc-client", &sealed)
+                .open("oidc-client", "ctx", &sealed)
                 .is_err()
         );
     }

@@ -49,9 +49,6 @@ impl Node {
         let started = Instant::now();
         let mut conn = self.store.lock_registry()?;
         let now = self.store.clock().now();
-        let web = self
-            .config
-            .web_settings(self.config.listen_addr()?.port(), Vec::new());
         practices::create(
             self.store.data_dir(),
             self.store.node_key(),

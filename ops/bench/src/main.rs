@@ -6,6 +6,7 @@
 //! Set `KOLLEGIUM_BENCH_KEEP=1` to keep the data directory and server log for inspection.
 
 mod fixtures;
+mod http;
 mod report;
 mod scenarios;
 mod server;

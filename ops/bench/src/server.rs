@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::StatusCode;
-use reqwest::header::HOST;
 use serde::Serialize;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -183,6 +182,7 @@ impl ServerProcess {
         let pid = child.id().context("server exited at once")?;
         let client = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()?;
         let mut server = Self {
@@ -231,25 +231,9 @@ impl ServerProcess {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    /// `GET path` on practice `slug` (sent to 127.0.0.1 with `Host: <slug>.localhost:<port>`).
-    /// Returns the status and the time until the whole body was read.
-    pub async fn get_practice(
-        &self,
-        slug: &str,
-        path: &str,
-    ) -> anyhow::Result<(StatusCode, Duration)> {
-        self.get_host(&format!("{slug}.localhost:{}", self.addr.port()), path)
-            .await
-    }
-
-    /// `GET path` with an explicit `Host` header, timed until the body was read.
-    pub async fn get_host(&self, host: &str, path: &str) -> anyhow::Result<(StatusCode, Duration)> {
-        let url = format!("http://{}{path}", self.addr);
-        let started = Instant::now();
-        let resp = self.client.get(&url).header(HOST, host).send().await?;
-        let status = resp.status();
-        resp.bytes().await?;
-        Ok((status, started.elapsed()))
+    /// Client for the main listener: no proxy, no automatic redirects.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// The plain gauges of the operator `/metrics` (lines without labels).

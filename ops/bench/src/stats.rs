@@ -48,6 +48,44 @@ impl Samples {
     }
 }
 
+/// Samples grouped by a name (e.g. the endpoint of a request), in first-seen order.
+#[derive(Debug, Default, Clone)]
+pub struct Grouped(Vec<(String, Samples)>);
+
+impl Grouped {
+    pub fn push(&mut self, name: &str, d: Duration) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some((_, s)) => s.push(d),
+            None => {
+                let mut s = Samples::default();
+                s.push(d);
+                self.0.push((name.to_owned(), s));
+            }
+        }
+    }
+
+    /// One summary per name, in first-seen order.
+    pub fn summaries(&self) -> Vec<Named> {
+        self.0
+            .iter()
+            .filter_map(|(name, s)| {
+                Some(Named {
+                    name: name.clone(),
+                    summary: s.summary()?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A summary with the name of what it summarises.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub name: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
 /// Nearest-rank percentile of ascending `sorted` (`p` in 0..=100); zero when empty.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
@@ -115,5 +153,18 @@ mod tests {
         assert_eq!(s.trend(3), vec![30.0, 10.0, 20.0]);
         assert_eq!(s.trend(2), vec![20.0, 20.0]);
         assert!(Samples::default().trend(10).is_empty());
+    }
+
+    #[test]
+    fn grouped_keeps_first_seen_order() {
+        let mut g = Grouped::default();
+        g.push("/b", ms(2));
+        g.push("/a", ms(1));
+        g.push("/b", ms(4));
+        let s = g.summaries();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].name, "/b");
+        assert_eq!(s[0].summary.n, 2);
+        assert_eq!(s[1].name, "/a");
     }
 }

@@ -1,6 +1,11 @@
 //! `density`: many practices on one node. Creates the practices, starts the server, touches
-//! each once over HTTP (`GET /` opens its `platform.sqlite`), then reads the server's memory
-//! and open descriptors and reports cold vs warm request latency.
+//! each once over HTTP, then reads the server's memory and open descriptors and reports
+//! cold vs warm latency.
+//!
+//! A touch is what an anonymous visitor's browser does on `http://<slug>.localhost/`: `GET
+//! /` and the practice's own redirects up to the first page that is not a redirect (today
+//! `/` -> `/auth/login` -> `/id/authorize` -> `/id/login`, the sign-in page). That opens the
+//! practice's `platform.sqlite` and `idp.sqlite`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,16 +15,17 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::fixtures::{self, Node};
+use crate::http::PageLoad;
 use crate::report::{Goal, Report};
 use crate::server::{self, Listen, Resources, ServerProcess, Workdir};
-use crate::stats::Samples;
+use crate::stats::{Grouped, Samples};
 
 const DEFAULT_PRACTICES: usize = 1000;
 /// Goal: resident memory of the server with 1,000 touched practices.
 const RSS_GOAL_MB: f64 = 150.0;
-/// Goal: p99 of the first request to a practice since server start.
+/// Goal: p99 of the first page load of a practice since server start.
 const COLD_P99_GOAL_MS: f64 = 20.0;
-/// The registry lookup cache of the server trusts an entry this long (StoreSettings).
+/// The server's registry lookup cache trusts an entry this long (StoreSettings).
 const REGISTRY_TTL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +33,8 @@ pub struct Args {
     /// Practices to create and touch
     #[arg(long, default_value_t = DEFAULT_PRACTICES)]
     pub practices: usize,
-    /// Most recently touched practices to request again after the registry cache expired
+    /// Most recently touched practices to load again after the registry cache expired
+    /// (keep it below the server's open-practice cap so they are still open)
     #[arg(long, default_value_t = 200)]
     pub revisit: usize,
     /// Server setting `limits.max_open_practices` (default: the server's default, 256)
@@ -35,14 +42,49 @@ pub struct Args {
     pub max_open_practices: Option<usize>,
 }
 
+/// Latencies of a set of page loads: whole loads and each request on its own.
+#[derive(Default)]
+struct Loads {
+    total: Samples,
+    by_endpoint: Grouped,
+}
+
+impl Loads {
+    fn add(&mut self, load: &PageLoad) {
+        self.total.push(load.total());
+        for hop in &load.hops {
+            self.by_endpoint.push(&hop.endpoint, hop.took);
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({ "page_load_ms": self.total.summary(), "per_request_ms": self.by_endpoint.summaries() })
+    }
+
+    fn print(&self, label: &str) {
+        let Some(total) = self.total.summary() else {
+            return;
+        };
+        println!("  {label}: {total}");
+        for n in self.by_endpoint.summaries() {
+            let s = n.summary;
+            println!(
+                "      {:<16} p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                n.name, s.p50_ms, s.p99_ms, s.max_ms
+            );
+        }
+    }
+}
+
 /// What one run measured while the server was up.
 struct Measured {
     baseline: Resources,
     touched: Resources,
     gauges: BTreeMap<String, f64>,
-    cold: Samples,
-    warm: Samples,
-    revisit: Samples,
+    chain: String,
+    cold: Loads,
+    warm: Loads,
+    revisit: Loads,
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
@@ -62,12 +104,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let create = created
         .summary()
         .ok_or_else(|| anyhow::anyhow!("no practices created"))?;
-    let create_trend = created.trend(10);
     println!("  done: {create}");
-    println!(
-        "  mean per tenth of the run (ms): {}",
-        super::fmt_ms(&create_trend)
-    );
 
     let max_open = args.max_open_practices.map(|n| n.to_string());
     let mut env = Vec::new();
@@ -83,61 +120,41 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     );
     let outcome = measure(&server, &slugs, args.revisit).await;
     let stopped = server.stop().await;
-    let Measured {
-        baseline,
-        touched,
-        gauges,
-        cold,
-        warm,
-        revisit,
-    } = outcome?;
+    let m = outcome?;
     let shutdown = stopped?;
 
-    let summary = |s: &Samples, what: &str| {
-        s.summary()
-            .ok_or_else(|| anyhow::anyhow!("no samples for {what}"))
-    };
-    let cold_trend = cold.trend(10);
-    let cold = summary(&cold, "cold")?;
-    let warm = summary(&warm, "warm")?;
-    let revisit = revisit.summary();
-
+    let cold = m
+        .cold
+        .total
+        .summary()
+        .ok_or_else(|| anyhow::anyhow!("no cold samples"))?;
     println!(
-        "\ndensity — {} practices, each touched once (GET / = 200):",
-        slugs.len()
+        "\ndensity — {} practices, each touched once ({}):",
+        slugs.len(),
+        m.chain
     );
     println!(
         "  server RSS: baseline {:.1} MB -> {:.1} MB after touching (peak {:.1} MB), {} threads",
-        baseline.rss_mb, touched.rss_mb, touched.peak_rss_mb, touched.threads
+        m.baseline.rss_mb, m.touched.rss_mb, m.touched.peak_rss_mb, m.touched.threads
     );
     println!(
         "  open fds:   baseline {} -> {} after touching {:?} (soft limit {:?})",
-        baseline.fds, touched.fds, touched.fds_by_kind, touched.max_open_files
+        m.baseline.fds, m.touched.fds, m.touched.fds_by_kind, m.touched.max_open_files
     );
-    println!("  server gauges: {gauges:?}");
-    println!("  cold first request:          {cold}");
-    println!(
-        "  cold, mean per tenth (ms):   {}",
-        super::fmt_ms(&cold_trend)
-    );
-    println!("  warm second request:         {warm}");
-    if let Some(r) = &revisit {
-        println!("  warm, registry cache expired: {r}");
-    }
+    println!("  server gauges: {:?}", m.gauges);
+    m.cold.print("cold first page load");
+    m.warm.print("warm page load, right after");
+    m.revisit.print("warm page load, registry cache expired");
     println!("  shutdown after SIGTERM: {:.2} s", shutdown.as_secs_f64());
 
+    let rss_goal = match slugs.len() {
+        DEFAULT_PRACTICES => "server RSS, 1,000 touched practices".to_owned(),
+        n => format!("server RSS, {n} touched practices (goal is for 1,000)"),
+    };
     let goals = vec![
+        Goal::at_most(rss_goal, m.touched.rss_mb, RSS_GOAL_MB, "MB"),
         Goal::at_most(
-            match slugs.len() {
-                DEFAULT_PRACTICES => "server RSS, 1,000 touched practices".to_owned(),
-                n => format!("server RSS, {n} touched practices (goal is for 1,000)"),
-            },
-            touched.rss_mb,
-            RSS_GOAL_MB,
-            "MB",
-        ),
-        Goal::at_most(
-            "cold first request p99",
+            "cold first page load p99 (all requests)",
             cold.p99_ms,
             COLD_P99_GOAL_MS,
             "ms",
@@ -147,27 +164,29 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         "Real `kollegium serve` release binary as its own process (default settings, log level \
          warn) on a fresh temporary data directory; {} practices created beforehand through the \
          library; one keep-alive HTTP/1.1 connection over loopback (127.0.0.1 with `Host: \
-         <slug>.localhost:<port>`), requests strictly sequential; cold = the first `GET /` of a \
-         practice since server start, warm = the same request again right after; baseline = \
-         the server after start with all practices registered and none touched; RSS (VmRSS) and \
-         descriptors from /proc/<pid>.",
-        slugs.len()
+         <slug>.localhost:<port>`), requests strictly sequential; a touch is an anonymous page \
+         load: GET / and the practice's redirects until the first non-redirect ({}); cold = the \
+         first load of a practice since server start, warm = the same load again right after; \
+         baseline = the server after start with all practices registered and none touched; RSS \
+         (VmRSS) and descriptors from /proc/<pid>.",
+        slugs.len(),
+        m.chain
     );
     let figures = json!({
         "practices": slugs.len(),
+        "touch": m.chain,
         "server_settings": {
             "limits.max_open_practices": max_open.as_deref().unwrap_or("default (256)"),
             "other": "defaults (workers = cores, db_pool_size 4, practice_idle_secs 300)",
         },
         "create_ms": create,
-        "create_mean_ms_per_tenth": create_trend,
-        "baseline": baseline,
-        "after_touch": touched,
-        "server_gauges_after_touch": gauges,
-        "cold_first_request_ms": cold,
-        "cold_mean_ms_per_tenth": cold_trend,
-        "warm_second_request_ms": warm,
-        "warm_registry_cache_expired_ms": revisit,
+        "baseline": m.baseline,
+        "after_touch": m.touched,
+        "server_gauges_after_touch": m.gauges,
+        "cold": m.cold.json(),
+        "cold_page_load_mean_ms_per_tenth": m.cold.total.trend(10),
+        "warm": m.warm.json(),
+        "warm_registry_cache_expired": m.revisit.json(),
         "shutdown_s": shutdown.as_secs_f64(),
         "loadavg_before": loadavg_before,
     });
@@ -211,44 +230,55 @@ async fn measure(
         "Touching {} practices (cold, then warm), one request at a time",
         slugs.len()
     );
-    let mut cold = Samples::with_capacity(slugs.len());
-    let mut warm = Samples::with_capacity(slugs.len());
+    let (mut cold, mut warm) = (Loads::default(), Loads::default());
+    let mut chain = String::new();
     for (i, slug) in slugs.iter().enumerate() {
-        cold.push(expect_ok(server, slug).await?);
-        warm.push(expect_ok(server, slug).await?);
+        let first = touch(server, slug).await?;
+        if i == 0 {
+            chain = first.describe();
+        }
+        cold.add(&first);
+        warm.add(&touch(server, slug).await?);
         if (i + 1) % 200 == 0 {
             println!("  {} touched", i + 1);
         }
     }
     let touched = server.resources()?;
     let gauges = server.gauges().await?;
+    if gauges
+        .get("kollegium_open_practices")
+        .is_none_or(|n| *n < 1.0)
+    {
+        bail!("the touches opened no practice (gauges: {gauges:?})");
+    }
 
-    // Let every registry cache entry expire, then revisit the most recently touched practices
-    // (still open: they are within the LRU cap).
+    // Let every registry cache entry expire, then load the most recently touched practices
+    // again (still open while they are within the LRU cap).
     tokio::time::sleep(REGISTRY_TTL + Duration::from_millis(500)).await;
-    let recent = &slugs[slugs.len().saturating_sub(revisit)..];
-    let mut revisit = Samples::with_capacity(recent.len());
-    for slug in recent {
-        revisit.push(expect_ok(server, slug).await?);
+    let mut again = Loads::default();
+    for slug in &slugs[slugs.len().saturating_sub(revisit)..] {
+        again.add(&touch(server, slug).await?);
     }
     Ok(Measured {
         baseline,
         touched,
         gauges,
+        chain,
         cold,
         warm,
-        revisit,
+        revisit: again,
     })
 }
 
-/// `GET /` on `slug`; anything but 200 ends the run.
-async fn expect_ok(server: &ServerProcess, slug: &str) -> anyhow::Result<Duration> {
-    let (status, took) = server.get_practice(slug, "/").await?;
-    if status != StatusCode::OK {
+/// An anonymous page load of `slug`'s start page; it must end in a 200 page.
+async fn touch(server: &ServerProcess, slug: &str) -> anyhow::Result<PageLoad> {
+    let load = server.page_load(slug, "/").await?;
+    if load.status() != Some(StatusCode::OK) {
         bail!(
-            "GET / on {slug} answered {status}; server log:\n{}",
+            "{slug}: page load ended with {}; server log:\n{}",
+            load.describe(),
             server.log_tail()
         );
     }
-    Ok(took)
+    Ok(load)
 }
