@@ -389,6 +389,10 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
         .await
         .unwrap();
     assert!(home.contains("Dr. Ines Inhaber") && home.contains("Benutzerverwaltung"));
+    assert!(
+        home.contains("Dienstplan (Demo)"),
+        "the demo third-party tool has a tile"
+    );
     assert!(sigterm(&mut child).success(), "graceful stop exits 0");
 
     // Second run reuses the data.

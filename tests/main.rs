@@ -10,6 +10,7 @@ mod chat;
 mod cli;
 mod idp_accounts;
 mod idp_admin;
+mod idp_clients;
 mod idp_devices;
 mod idp_mfa;
 mod idp_mfa_guard;

@@ -46,6 +46,8 @@ pub enum DemoError {
     Db(#[from] diesel::result::Error),
     #[error("demo profile invalid: {0}")]
     Profile(#[from] users::ProfileError),
+    #[error("demo client: {0}")]
+    Client(String),
     #[error("hashing: {0}")]
     Hash(#[from] crate::passwords::HashError),
 }
@@ -80,5 +82,16 @@ pub fn seed(conn: &mut SqliteConnection, hasher: &Hasher, now: UnixTime) -> Resu
         };
         users::set_password(conn, id, &hash, true, now)?;
     }
+    // A sample third-party tool, so the start page has a tile and the registry an entry.
+    let mut roster = crate::oidc::clients::NewClient::parse(
+        "Dienstplan (Demo)",
+        &["http://localhost:9000/callback".to_owned()],
+        true,
+    )
+    .map_err(|e| DemoError::Client(e.to_string()))?;
+    roster.client_id = Some("dienstplan-demo".into());
+    roster.launch_url = crate::oidc::clients::RedirectUri::parse("http://localhost:9000/").ok();
+    crate::oidc::clients::create(conn, &roster, now)?
+        .map_err(|e| DemoError::Client(e.to_string()))?;
     Ok(())
 }

@@ -247,6 +247,14 @@ pub fn by_id(conn: &mut SqliteConnection, client_id: &str) -> QueryResult<Option
         .optional()
 }
 
+/// Every registered client, first-party first, then by name.
+pub fn all(conn: &mut SqliteConnection) -> QueryResult<Vec<Client>> {
+    clients::table
+        .order((clients::first_party.desc(), clients::name))
+        .select(Client::as_select())
+        .load(conn)
+}
+
 /// An enabled client by id.
 pub fn enabled(conn: &mut SqliteConnection, client_id: &str) -> QueryResult<Option<Client>> {
     Ok(by_id(conn, client_id)?.filter(|c| c.enabled))

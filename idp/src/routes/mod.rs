@@ -1,9 +1,11 @@
 //! HTTP routes of the IdP. One file per resource; handlers are thin.
 
 pub mod account;
+pub mod admin_clients;
 pub mod admin_devices;
 pub mod admin_events;
 pub mod admin_users;
+pub mod apps;
 pub mod home;
 pub mod login;
 pub mod login_totp;
@@ -18,6 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     setup::configure(cfg);
     home::configure(cfg);
     account::configure(cfg);
+    admin_clients::configure(cfg);
+    apps::configure(cfg);
     totp::configure(cfg);
     admin_users::configure(cfg);
     admin_devices::configure(cfg);

@@ -1,0 +1,208 @@
+//! Verbundene Anwendungen (`/id/admin/clients`): register third-party tools, show a secret
+//! once, rotate it, enable or disable a client.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::web::{CsrfToken, Layout};
+
+use super::admin_users::Pairs;
+use crate::IDP_DB;
+use crate::error::{IdpError, IdpResult};
+use crate::events::{self, Event};
+use crate::oidc::clients::{self, Client, NewClient, RedirectUri};
+use crate::sessions::IdpAdmin;
+use crate::state::IdpState;
+use crate::views::{layout, page_status, see_other};
+
+#[derive(Template)]
+#[template(path = "pages/idp/admin_clients.html")]
+struct ClientsPage {
+    layout: Layout,
+    clients: Vec<Client>,
+    error: Option<String>,
+    /// (client id, secret) right after creation or rotation: shown once.
+    secret: Option<(String, String)>,
+    form_name: String,
+}
+
+async fn render(
+    a: &IdpAdmin,
+    csrf: &CsrfToken,
+    status: StatusCode,
+    error: Option<String>,
+    secret: Option<(String, String)>,
+    form_name: String,
+) -> IdpResult<HttpResponse> {
+    let t = a.0.tenant.clone();
+    let list =
+        web::block(move || -> IdpResult<_> { Ok(clients::all(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    page_status(
+        status,
+        &ClientsPage {
+            layout: layout(&a.0.tenant, Some(&a.0), csrf, "/id/admin/clients"),
+            clients: list,
+            error,
+            secret,
+            form_name,
+        },
+    )
+}
+
+async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
+    render(&a, &csrf, StatusCode::OK, None, None, String::new()).await
+}
+
+fn uris(p: &Pairs, key: &str) -> Vec<String> {
+    p.get(key)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn optional_uri(p: &Pairs, key: &str) -> Result<Option<RedirectUri>, String> {
+    match p.get(key).map(str::trim).filter(|s| !s.is_empty()) {
+        Some(u) => RedirectUri::parse(u)
+            .map(Some)
+            .map_err(|e| format!("{key}: {e}")),
+        None => Ok(None),
+    }
+}
+
+fn parse_form(p: &Pairs) -> Result<NewClient, String> {
+    let confidential = p.get("kind") != Some("public");
+    let mut c = NewClient::parse(
+        p.get("name").unwrap_or_default(),
+        &uris(p, "redirect_uris"),
+        confidential,
+    )
+    .map_err(|e| e.to_string())?;
+    c.post_logout_uris = uris(p, "post_logout_uris")
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("post_logout_uris: {e}"))?;
+    c.backchannel_logout_uri = optional_uri(p, "backchannel_logout_uri")?;
+    c.launch_url = optional_uri(p, "launch_url")?;
+    c.initiate_login_uri = optional_uri(p, "initiate_login_uri")?;
+    let scopes = p.all("scopes");
+    if !scopes.is_empty() {
+        c.allowed_scopes = Some(scopes);
+    }
+    Ok(c)
+}
+
+async fn create(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    body: web::Bytes,
+) -> IdpResult<HttpResponse> {
+    let p = Pairs::parse(&body)?;
+    let name = p
+        .get("name")
+        .unwrap_or_default()
+        .chars()
+        .take(120)
+        .collect::<String>();
+    let c = match parse_form(&p) {
+        Ok(c) => c,
+        Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+    };
+    let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
+    let created = web::block(move || -> IdpResult<Result<clients::Created, String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let created = match clients::create(&mut conn, &c, now)? {
+            Ok(x) => x,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind: "client_created",
+                actor: Some(admin),
+                client_id: Some(&created.client_id),
+                detail: &c.name,
+                ..Event::default()
+            },
+        )?;
+        Ok(Ok(created))
+    })
+    .await??;
+    match created {
+        Ok(c) => {
+            let shown = Some((c.client_id.clone(), c.secret.unwrap_or_default()));
+            render(&a, &csrf, StatusCode::OK, None, shown, String::new()).await
+        }
+        Err(e) => render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+    }
+}
+
+async fn act(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    path: web::Path<(String, String)>,
+) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
+    let client_id = id.clone();
+    let secret = web::block(move || -> IdpResult<Option<String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let c = clients::by_id(&mut conn, &client_id)?.ok_or(IdpError::NotFound)?;
+        if c.first_party && what != "rotate" {
+            // The workspace's own registration is part of the practice.
+            return Err(IdpError::BadRequest("first-party client".into()));
+        }
+        let (kind, secret) = match what.as_str() {
+            "enable" => {
+                clients::set_enabled(&mut conn, &client_id, true, now)?;
+                ("client_updated", None)
+            }
+            "disable" => {
+                clients::set_enabled(&mut conn, &client_id, false, now)?;
+                ("client_updated", None)
+            }
+            "rotate" if !c.first_party => (
+                "client_secret_rotated",
+                clients::rotate_secret(&mut conn, &client_id, now)?,
+            ),
+            _ => return Err(IdpError::NotFound),
+        };
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind,
+                actor: Some(admin),
+                client_id: Some(&client_id),
+                detail: &what,
+                ..Event::default()
+            },
+        )?;
+        Ok(secret)
+    })
+    .await??;
+    match secret {
+        Some(s) => {
+            render(
+                &a,
+                &csrf,
+                StatusCode::OK,
+                None,
+                Some((id, s)),
+                String::new(),
+            )
+            .await
+        }
+        None => Ok(see_other("/id/admin/clients")),
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/id/admin/clients", web::get().to(list))
+        .route("/id/admin/clients", web::post().to(create))
+        .route("/id/admin/clients/{id}/{action}", web::post().to(act));
+}
