@@ -42,6 +42,10 @@ pub fn node_client(base_domain: &str, internal: IpAddr) -> reqwest::Result<reqwe
         }))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
+        // Every practice is its own host name: keep few idle connections, briefly, so a
+        // node with thousands of practices does not hold a socket pair per practice.
+        .pool_max_idle_per_host(1)
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(15))
         .user_agent("Kollegium")
         .build()
