@@ -120,6 +120,10 @@ impl Listen {
 pub struct Resources {
     pub rss_mb: f64,
     pub peak_rss_mb: f64,
+    /// Parts of the RSS: heap and stacks, mapped files, shared memory (SQLite `-shm`).
+    pub rss_anon_mb: f64,
+    pub rss_file_mb: f64,
+    pub rss_shmem_mb: f64,
     pub threads: u64,
     pub fds: usize,
     /// Open descriptors by kind: `sqlite`, `sqlite-wal`, `sqlite-shm`, `socket`, `other`.
@@ -295,6 +299,9 @@ impl ServerProcess {
         Ok(Resources {
             rss_mb: mb("VmRSS"),
             peak_rss_mb: mb("VmHWM"),
+            rss_anon_mb: mb("RssAnon"),
+            rss_file_mb: mb("RssFile"),
+            rss_shmem_mb: mb("RssShmem"),
             threads: proc_kb(&status, "Threads").unwrap_or(0),
             fds,
             fds_by_kind,

@@ -27,6 +27,8 @@ const RSS_GOAL_MB: f64 = 150.0;
 const COLD_P99_GOAL_MS: f64 = 20.0;
 /// The server's registry lookup cache trusts an entry this long (StoreSettings).
 const REGISTRY_TTL: Duration = Duration::from_secs(2);
+/// Idle time after which the server's keep-alive connections are closed (with margin).
+const SETTLE: Duration = Duration::from_secs(8);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -80,6 +82,7 @@ impl Loads {
 struct Measured {
     baseline: Resources,
     touched: Resources,
+    settled: Resources,
     gauges: BTreeMap<String, f64>,
     chain: String,
     cold: Loads,
@@ -134,12 +137,26 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         m.chain
     );
     println!(
-        "  server RSS: baseline {:.1} MB -> {:.1} MB after touching (peak {:.1} MB), {} threads",
-        m.baseline.rss_mb, m.touched.rss_mb, m.touched.peak_rss_mb, m.touched.threads
+        "  server RSS: baseline {:.1} MB -> {:.1} MB after touching (anon {:.1}, file {:.1}, \
+         shmem {:.1}; peak {:.1} MB), {} threads",
+        m.baseline.rss_mb,
+        m.touched.rss_mb,
+        m.touched.rss_anon_mb,
+        m.touched.rss_file_mb,
+        m.touched.rss_shmem_mb,
+        m.touched.peak_rss_mb,
+        m.touched.threads
     );
     println!(
         "  open fds:   baseline {} -> {} after touching {:?} (soft limit {:?})",
         m.baseline.fds, m.touched.fds, m.touched.fds_by_kind, m.touched.max_open_files
+    );
+    println!(
+        "  settled ({} s later): RSS {:.1} MB, {} fds {:?}",
+        SETTLE.as_secs(),
+        m.settled.rss_mb,
+        m.settled.fds,
+        m.settled.fds_by_kind
     );
     println!("  server gauges: {:?}", m.gauges);
     m.cold.print("cold first page load");
@@ -182,6 +199,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         "create_ms": create,
         "baseline": m.baseline,
         "after_touch": m.touched,
+        "settled_after_revisit": m.settled,
         "server_gauges_after_touch": m.gauges,
         "cold": m.cold.json(),
         "cold_page_load_mean_ms_per_tenth": m.cold.total.trend(10),
@@ -259,9 +277,14 @@ async fn measure(
     for slug in &slugs[slugs.len().saturating_sub(revisit)..] {
         again.add(&touch(server, slug).await?);
     }
+    // Idle keep-alive connections (also the server's calls to itself) close after a few
+    // seconds; what remains is what the open practices hold.
+    tokio::time::sleep(SETTLE).await;
+    let settled = server.resources()?;
     Ok(Measured {
         baseline,
         touched,
+        settled,
         gauges,
         chain,
         cold,
