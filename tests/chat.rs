@@ -11,32 +11,6 @@ async fn signed_in(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwes
     c
 }
 
-async fn post_form(
-    app: &TestApp,
-    c: &reqwest::Client,
-    slug: &str,
-    page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let html = c
-        .get(app.url(slug, page))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = form_csrf(&html);
-    let mut form = vec![("csrf_token", token.as_str())];
-    form.extend_from_slice(fields);
-    c.post(app.url(slug, action))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
-
 fn room_id(r: &reqwest::Response) -> String {
     r.headers()["location"]
         .to_str()
@@ -86,27 +60,27 @@ async fn members_chat_and_non_members_see_nothing() {
     let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
     let other = signed_in(&app, "praxis-b", "olga", false).await;
 
-    let r = post_form(
-        &app,
-        &anna,
-        "praxis-a",
-        "/chat",
-        "/chat/rooms",
-        &[("name", "Labor"), ("topic", "Befunde"), ("private", "on")],
-    )
-    .await;
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Labor"), ("topic", "Befunde"), ("private", "on")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let room = room_id(&r);
     let page = format!("/chat/{room}");
-    let r = post_form(
-        &app,
-        &anna,
-        "praxis-a",
-        &page,
-        &format!("{page}/messages"),
-        &[("body", "Hallo **Team**")],
-    )
-    .await;
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            &page,
+            &format!("{page}/messages"),
+            &[("body", "Hallo **Team**")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let html = anna
         .get(app.url("praxis-a", &page))
@@ -173,22 +147,21 @@ async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
     app.create_practice("praxis-a").await;
     let anna = signed_in(&app, "praxis-a", "anna", false).await;
     let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
-    let r = post_form(
-        &app,
-        &anna,
-        "praxis-a",
-        "/chat",
-        "/chat/rooms",
-        &[("name", "Team")],
-    )
-    .await;
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Team")],
+        )
+        .await;
     let room = room_id(&r);
     let page = format!("/chat/{room}");
     let send = |c: &reqwest::Client, body: String| {
         let (c, page, app) = (c.clone(), page.clone(), &app);
         async move {
-            post_form(
-                app,
+            app.post_form(
                 &c,
                 "praxis-a",
                 &page,
@@ -217,7 +190,7 @@ async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
             &app,
             format!("{page}/messages/{mid}/{what}"),
         );
-        async move { post_form(app, &c, "praxis-a", &page, &url, &fields).await }
+        async move { app.post_form(&c, "praxis-a", &page, &url, &fields).await }
     };
     assert_eq!(
         act(&bernd, "edit", vec![("body", "übernommen")])
@@ -295,18 +268,18 @@ async fn hostile_markup_is_rendered_inert() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     let anna = signed_in(&app, "praxis-a", "anna", false).await;
-    let r = post_form(
-        &app,
-        &anna,
-        "praxis-a",
-        "/chat",
-        "/chat/rooms",
-        &[
-            ("name", "<script>alert(1)</script>"),
-            ("topic", "<img src=x onerror=alert(1)>"),
-        ],
-    )
-    .await;
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[
+                ("name", "<script>alert(1)</script>"),
+                ("topic", "<img src=x onerror=alert(1)>"),
+            ],
+        )
+        .await;
     let page = format!("/chat/{}", room_id(&r));
     for body in [
         "<script>alert(1)</script>",
@@ -315,8 +288,7 @@ async fn hostile_markup_is_rendered_inert() {
         "<svg onload=alert(1)>",
     ] {
         assert_eq!(
-            post_form(
-                &app,
+            app.post_form(
                 &anna,
                 "praxis-a",
                 &page,
