@@ -10,6 +10,8 @@ say() { printf '\n==> %s\n' "$*"; }
 # System packages the end-to-end tests start for real. Each entry: "command package".
 PREREQS=(
   "python3 python3"
+  "chromium chromium"
+  "chromedriver chromium-driver"
 )
 
 missing=()

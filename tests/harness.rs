@@ -44,6 +44,18 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A browser-like client whose cookie jar the test can read (for WebSocket handshakes).
+pub fn client_with_jar() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let c = reqwest::Client::builder()
+        .dns_resolver(Arc::new(LocalhostResolver))
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (c, jar)
+}
+
 /// A client without a cookie store: sends exactly the cookies a test gives it.
 pub fn raw_client() -> reqwest::Client {
     reqwest::Client::builder()

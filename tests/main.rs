@@ -6,7 +6,9 @@
 mod harness;
 mod smtp;
 
+mod browser;
 mod chat;
+mod chat_live;
 mod cli;
 mod idp_accounts;
 mod idp_admin;

@@ -36,6 +36,7 @@ pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 /// Registers the workspace routes on a practice origin.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
+    chat::api::configure(cfg);
     chat::routes::configure(cfg);
     portal::configure(cfg);
 }

@@ -40,6 +40,8 @@ pub struct PlatformState {
     /// Server-to-server client (`*.<base>` resolves to this node).
     pub http: reqwest::Client,
     pub settings: PlatformSettings,
+    /// Live chat delivery to open WebSocket connections.
+    pub live: crate::chat::live::Hub,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
 }
@@ -54,6 +56,7 @@ impl PlatformState {
             clock,
             http,
             settings,
+            live: crate::chat::live::Hub::default(),
             metadata: Mutex::new(HashMap::new()),
             posting: Mutex::new(HashMap::new()),
         }
@@ -61,6 +64,27 @@ impl PlatformState {
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {
         self.clock.now()
+    }
+
+    /// Publishes committed chat events to the practice's live connections.
+    pub fn publish(&self, slug: &str, events: Vec<crate::chat::live::Event>) {
+        for ev in events {
+            self.live.publish(slug, ev);
+        }
+    }
+
+    /// Closes the live connections of ended sessions.
+    pub fn end_live_sessions(&self, slug: &str, sessions: &[i64]) {
+        for s in sessions {
+            self.live.publish(
+                slug,
+                crate::chat::live::Event {
+                    room: 0,
+                    audience: crate::chat::live::Audience::Session(*s),
+                    kind: crate::chat::live::EventKind::SessionEnded,
+                },
+            );
+        }
     }
 
     /// Whether a member may post now (token bucket per practice and member).

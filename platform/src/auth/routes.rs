@@ -220,6 +220,7 @@ async fn logout(
         session::end(&mut conn, sid, "logout", now)
     })
     .await;
+    state.end_live_sessions(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
     let t = member.tenant.clone();
     let target = match web::block(move || rp::registration(&t, &origin)).await {
@@ -279,16 +280,18 @@ async fn backchannel(
             return bad();
         }
     };
-    let ended = web::block(move || -> Result<usize, diesel::result::Error> {
-        let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
-            return Ok(0);
+    let t = tenant.clone();
+    let ended = web::block(move || -> Result<Vec<i64>, diesel::result::Error> {
+        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
+            return Ok(Vec::new());
         };
         session::end_for_logout(&mut conn, notice.sid.as_deref(), notice.sub.as_deref(), now)
     })
     .await;
     match ended {
-        Ok(Ok(n)) => {
-            tracing::info!(sessions = n, "back-channel logout");
+        Ok(Ok(ids)) => {
+            tracing::info!(sessions = ids.len(), "back-channel logout");
+            state.end_live_sessions(tenant.slug().as_str(), &ids);
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()

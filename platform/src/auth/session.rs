@@ -120,13 +120,24 @@ pub fn end(conn: &mut SqliteConnection, id: i64, reason: &str, now: UnixTime) ->
     .map(|_| ())
 }
 
-/// Ends sessions named by a back-channel logout (by IdP session id, else by subject).
+/// When the session's access token expires, or `None` if the session has ended.
+pub fn valid_until(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<i64>> {
+    sessions::table
+        .find(id)
+        .filter(sessions::ended_at.is_null())
+        .select(sessions::access_expires_at)
+        .first(conn)
+        .optional()
+}
+
+/// Ends sessions named by a back-channel logout (by IdP session id, else by subject);
+/// returns their ids.
 pub fn end_for_logout(
     conn: &mut SqliteConnection,
     sid: Option<&str>,
     sub: Option<&str>,
     now: UnixTime,
-) -> QueryResult<usize> {
+) -> QueryResult<Vec<i64>> {
     use crate::schema::members as m;
     let ids: Vec<i64> = match (sid, sub) {
         (Some(sid), _) => sessions::table
@@ -145,7 +156,7 @@ pub fn end_for_logout(
     for id in &ids {
         end(conn, *id, "back-channel logout", now)?;
     }
-    Ok(ids.len())
+    Ok(ids)
 }
 
 /// A signed-in member of this practice.

@@ -2,9 +2,13 @@
 //! replies, reactions, read markers and receipts. The domain functions here take a
 //! connection and a time; the web layer lives in `routes`.
 
+pub mod actions;
+pub mod api;
+pub mod live;
 pub mod messages;
 pub mod rooms;
 pub mod routes;
+pub mod ws;
 
 use crate::members::MemberId;
 

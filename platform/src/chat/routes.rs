@@ -8,6 +8,7 @@ use diesel::SqliteConnection;
 use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
 use kollegium_tenants::{UnixTime, kv};
 
+use super::actions::{self, MessageAction, RoomChange};
 use super::messages::{self, View};
 use super::rooms::{self, Summary, Visibility};
 use super::{Actor, ChatError, MessageId, REACTIONS, RoomId};
@@ -28,7 +29,7 @@ pub enum PageError {
     Internal(String),
 }
 
-fn internal<E: std::fmt::Display>(e: E) -> PageError {
+pub(super) fn internal<E: std::fmt::Display>(e: E) -> PageError {
     PageError::Internal(e.to_string())
 }
 
@@ -73,7 +74,7 @@ fn see_other(to: &str) -> HttpResponse {
 }
 
 /// Runs blocking chat work on this practice's database.
-async fn with_db<T: Send + 'static>(
+pub(super) async fn with_db<T: Send + 'static>(
     m: &Member,
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, PageError> + Send + 'static,
 ) -> Result<T, PageError> {
@@ -86,7 +87,7 @@ async fn with_db<T: Send + 'static>(
     .map_err(internal)?
 }
 
-fn edit_window(conn: &mut SqliteConnection) -> i64 {
+pub(super) fn edit_window(conn: &mut SqliteConnection) -> i64 {
     kv::get(conn, "chat_edit_window_secs")
         .ok()
         .flatten()
@@ -94,7 +95,7 @@ fn edit_window(conn: &mut SqliteConnection) -> i64 {
         .unwrap_or(DEFAULT_EDIT_WINDOW_SECS)
 }
 
-fn actor(m: &Member) -> Actor {
+pub(super) fn actor(m: &Member) -> Actor {
     Actor {
         id: m.id(),
         is_admin: m.member.is_admin,
@@ -105,6 +106,7 @@ fn actor(m: &Member) -> Actor {
 #[template(path = "pages/chat_list.html")]
 struct ListPage {
     layout: Layout,
+    me: i64,
     rooms: Vec<Summary>,
     people: Vec<(i64, String)>,
     error: Option<String>,
@@ -124,7 +126,8 @@ async fn list(m: Member, csrf: CsrfToken) -> PageResult {
     })
     .await?;
     html(&ListPage {
-        layout: nav(&m, &csrf),
+        layout: nav(&m, &csrf).with_script("chat.js"),
+        me: me.0,
         rooms,
         people,
         error: None,
@@ -208,6 +211,16 @@ struct RoomPage {
     is_admin: bool,
     members: Vec<(MemberId, String, String)>,
     read_by_last: Vec<String>,
+    /// Private group room (members are managed here).
+    private: bool,
+    /// Practice members who could be added.
+    candidates: Vec<(i64, String)>,
+    edit_window: i64,
+    now: UnixTime,
+    /// The newest message id on the page (where live updates continue).
+    newest: i64,
+    /// An empty message of `me`, the pattern the script fills for live messages.
+    proto: View,
 }
 
 impl RoomPage {
@@ -237,58 +250,92 @@ async fn room(
 ) -> PageResult {
     let (room_id, me, now) = (RoomId(id.into_inner()), m.id(), state.now());
     let q = q.into_inner();
-    let (room, title, list, reply, window, people, read_by_last) = with_db(&m, move |c| {
-        let room = rooms::readable(c, room_id, me, now)?;
-        let page = messages::page(c, room_id, q.before.map(MessageId)).map_err(internal)?;
-        let views = messages::views(c, &page, me).map_err(internal)?;
-        // Reading the newest page moves the read marker.
-        if q.before.is_none()
-            && let Some(last) = page.last()
-        {
-            rooms::mark_read(c, room_id, me, last.message_id()).map_err(internal)?;
-        }
-        let reply = match q.reply {
-            Some(r) => {
-                let msg = messages::by_id(c, MessageId(r))
-                    .map_err(internal)?
-                    .filter(|x| x.room_id == room_id.0 && x.deleted_at.is_none());
-                match msg {
-                    Some(x) => messages::views(c, std::slice::from_ref(&x), me)
-                        .map_err(internal)?
-                        .pop(),
-                    None => None,
-                }
+    let (room, title, list, reply, window, people, read_by_last, everyone) =
+        with_db(&m, move |c| {
+            let room = rooms::readable(c, room_id, me, now)?;
+            let page = messages::page(c, room_id, q.before.map(MessageId)).map_err(internal)?;
+            let views = messages::views(c, &page, me).map_err(internal)?;
+            // Reading the newest page moves the read marker.
+            if q.before.is_none()
+                && let Some(last) = page.last()
+            {
+                rooms::mark_read(c, room_id, me, last.message_id()).map_err(internal)?;
             }
-            None => None,
-        };
-        let read_by_last = match page.iter().rev().find(|x| x.author_id == Some(me.0)) {
-            Some(mine) => messages::read_by(c, mine).map_err(internal)?,
-            None => Vec::new(),
-        };
-        let title = if room.is_direct() {
-            rooms::direct_title(c, room_id, me).map_err(internal)?
-        } else {
-            room.name.clone()
-        };
-        let people = rooms::member_list(c, room_id).map_err(internal)?;
-        Ok((
-            room,
-            title,
-            views,
-            reply,
-            edit_window(c),
-            people,
-            read_by_last,
-        ))
-    })
-    .await?;
+            let reply = match q.reply {
+                Some(r) => {
+                    let msg = messages::by_id(c, MessageId(r))
+                        .map_err(internal)?
+                        .filter(|x| x.room_id == room_id.0 && x.deleted_at.is_none());
+                    match msg {
+                        Some(x) => messages::views(c, std::slice::from_ref(&x), me)
+                            .map_err(internal)?
+                            .pop(),
+                        None => None,
+                    }
+                }
+                None => None,
+            };
+            let read_by_last = match page.iter().rev().find(|x| x.author_id == Some(me.0)) {
+                Some(mine) => messages::read_by(c, mine).map_err(internal)?,
+                None => Vec::new(),
+            };
+            let title = if room.is_direct() {
+                rooms::direct_title(c, room_id, me).map_err(internal)?
+            } else {
+                room.name.clone()
+            };
+            let people = rooms::member_list(c, room_id).map_err(internal)?;
+            let everyone = members::list(c).map_err(internal)?;
+            Ok((
+                room,
+                title,
+                views,
+                reply,
+                edit_window(c),
+                people,
+                read_by_last,
+                everyone,
+            ))
+        })
+        .await?;
     let older = if list.len() as i64 == super::PAGE_SIZE {
         list.first().map(|v| v.id)
     } else {
         None
     };
+    let candidates = everyone
+        .into_iter()
+        .filter(|p| !people.iter().any(|(id, _, _)| *id == p.id))
+        .map(|p| (p.id.0, p.display_name))
+        .collect();
+    let newest = list
+        .last()
+        .map_or(0, |v| v.id)
+        .max(room.last_message_id.unwrap_or(0));
+    let proto = View {
+        id: 0,
+        room_id: room.id,
+        author_id: Some(me.0),
+        author: String::new(),
+        html: String::new(),
+        body: String::new(),
+        created_at: now,
+        edited: false,
+        deleted: false,
+        reply_to: None,
+        reply_author: None,
+        reply_excerpt: None,
+        reactions: Vec::new(),
+        mentions_me: false,
+    };
     html(&RoomPage {
-        layout: nav(&m, &csrf),
+        layout: nav(&m, &csrf).with_script("chat.js"),
+        private: !room.is_open() && !room.is_direct(),
+        candidates,
+        edit_window: window,
+        now,
+        newest,
+        proto,
         room_id: room.id,
         title,
         topic: room.topic.clone(),
@@ -323,11 +370,18 @@ async fn post(
         return Err(ChatError::RateLimited.into());
     }
     let f = form.into_inner();
-    let msg = with_db(&m, move |c| {
-        let room = rooms::readable(c, room_id, me, now)?;
-        Ok(messages::post(c, &room, me, &f.body, f.reply_to.map(MessageId), now)?.0)
+    let (msg, events) = with_db(&m, move |c| {
+        Ok(actions::post(
+            c,
+            room_id,
+            me,
+            &f.body,
+            f.reply_to.map(MessageId),
+            now,
+        )?)
     })
     .await?;
+    state.publish(m.tenant.slug().as_str(), events);
     Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg.id)))
 }
 
@@ -347,31 +401,23 @@ async fn act(
     let (room_id, msg_id, what) = path.into_inner();
     let (room_id, msg_id, who, now) = (RoomId(room_id), MessageId(msg_id), actor(&m), state.now());
     let f = form.into_inner();
-    with_db(&m, move |c| {
-        rooms::readable(c, room_id, who.id, now)?;
-        let msg = messages::by_id(c, msg_id)
-            .map_err(internal)?
-            .filter(|x| x.room_id == room_id.0)
-            .ok_or(ChatError::MessageNotFound)?;
-        let window = edit_window(c);
-        match what.as_str() {
-            "edit" => {
-                messages::edit(c, &msg, who, f.body.as_deref().unwrap_or(""), window, now)?;
-            }
-            "delete" => messages::delete(c, &msg, who, window, now)?,
-            "react" => messages::react(
-                c,
-                &msg,
-                who.id,
-                f.emoji.as_deref().unwrap_or(""),
-                f.on.as_deref() != Some("0"),
-                now,
-            )?,
+    let (_, events) = with_db(&m, move |c| {
+        let action = match what.as_str() {
+            "edit" => MessageAction::Edit(f.body.as_deref().unwrap_or("")),
+            "delete" => MessageAction::Delete,
+            "react" => MessageAction::React {
+                emoji: f.emoji.as_deref().unwrap_or(""),
+                on: f.on.as_deref() != Some("0"),
+            },
             _ => return Err(ChatError::MessageNotFound.into()),
-        }
-        Ok(())
+        };
+        let window = edit_window(c);
+        Ok(actions::on_message(
+            c, room_id, msg_id, who, action, window, now,
+        )?)
     })
     .await?;
+    state.publish(m.tenant.slug().as_str(), events);
     Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg_id.0)))
 }
 
@@ -393,18 +439,58 @@ async fn settings(
 ) -> PageResult {
     let (room_id, who, now) = (RoomId(id.into_inner()), actor(&m), state.now());
     let f = form.into_inner();
-    with_db(&m, move |c| {
-        let room = rooms::readable(c, room_id, who.id, now)?;
-        rooms::update(c, &room, who, &f.name, &f.topic, f.archived.is_some(), now)?;
-        if let Some(a) = f.add {
-            rooms::set_membership(c, &room, who, MemberId(a), true, now)?;
-        }
-        if let Some(r) = f.remove {
-            rooms::set_membership(c, &room, who, MemberId(r), false, now)?;
-        }
-        Ok(())
+    let mut members = Vec::new();
+    if let Some(a) = f.add {
+        members.push((MemberId(a), true));
+    }
+    if let Some(r) = f.remove {
+        members.push((MemberId(r), false));
+    }
+    let events = with_db(&m, move |c| {
+        let change = RoomChange {
+            details: Some((&f.name, &f.topic, f.archived.is_some())),
+            members: &members,
+        };
+        Ok(actions::update_room(c, room_id, who, change, now)?)
     })
     .await?;
+    state.publish(m.tenant.slug().as_str(), events);
+    Ok(see_other(&format!("/chat/{}", room_id.0)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Members {
+    add: Option<i64>,
+    remove: Option<i64>,
+}
+
+async fn members_form(
+    m: Member,
+    state: web::Data<PlatformState>,
+    id: web::Path<i64>,
+    form: web::Form<Members>,
+) -> PageResult {
+    let (room_id, who, now) = (RoomId(id.into_inner()), actor(&m), state.now());
+    let f = form.into_inner();
+    let mut change = Vec::new();
+    if let Some(a) = f.add {
+        change.push((MemberId(a), true));
+    }
+    if let Some(r) = f.remove {
+        change.push((MemberId(r), false));
+    }
+    if change.is_empty() {
+        return Err(ChatError::NotAllowed.into());
+    }
+    let events = with_db(&m, move |c| {
+        let change = RoomChange {
+            details: None,
+            members: &change,
+        };
+        Ok(actions::update_room(c, room_id, who, change, now)?)
+    })
+    .await?;
+    state.publish(m.tenant.slug().as_str(), events);
     Ok(see_other(&format!("/chat/{}", room_id.0)))
 }
 
@@ -415,6 +501,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/chat/{room}", web::get().to(room))
         .route("/chat/{room}/messages", web::post().to(post))
         .route("/chat/{room}/settings", web::post().to(settings))
+        .route("/chat/{room}/members", web::post().to(members_form))
         .route(
             "/chat/{room}/messages/{message}/{action}",
             web::post().to(act),

@@ -22,6 +22,11 @@ const SOURCES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../templates/static/app.css"),
     ),
     (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../templates/static/chat.js"),
+    ),
+    (
         "favicon.svg",
         "image/svg+xml",
         include_bytes!("../../../templates/static/favicon.svg"),

@@ -1,0 +1,263 @@
+//! The chat WebSocket (`GET /api/chat/ws`): live events of every room the member may read.
+//!
+//! Handshake: the platform session (cookie) and an `Origin` equal to the practice's own
+//! origin, else 401/403 before any upgrade. Frames from the client are small JSON texts:
+//!
+//! - `{"type":"subscribe","room":R,"after":N}`: catch up on room R from message N
+//!   (`{"type":"catchup",…}`, or a `not_found` error for a room the member may not read);
+//! - `{"type":"read","room":R,"upto":N}`: move the read marker;
+//! - `{"type":"ping"}`: answered with `{"type":"pong"}`.
+//!
+//! A malformed frame (not JSON, unknown type, binary) closes that socket with 1003/1007,
+//! an oversized one with 1009; other sockets are unaffected. The socket closes when the
+//! session ends (logout, back-channel logout) and when the access token expires (4001), so
+//! the client reconnects through the normal session check, which refreshes at the IdP.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
+use actix_ws::{CloseCode, CloseReason, Message};
+use kollegium_tenants::web::WebContext;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::actions;
+use super::live::{self, ApiMessage};
+use super::messages;
+use super::rooms;
+use super::routes::{PageError, internal};
+use super::{ChatError, MessageId, RoomId};
+use crate::PLATFORM_DB;
+use crate::auth::{Member, PlatformState};
+
+/// Largest frame a client may send.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Messages sent at most in one catch-up; more means the client reloads the room.
+const CATCH_UP_LIMIT: i64 = 200;
+/// Ping interval; a client silent for three intervals is gone.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// Close code telling the client to reconnect (its session must be checked again).
+const RECONNECT: u16 = 4001;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Subscribe { room: i64, after: Option<i64> },
+    Read { room: i64, upto: i64 },
+    Ping,
+}
+
+fn refuse(status: u16, message: &str) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::FORBIDDEN),
+    )
+    .json(serde_json::json!({"error": "forbidden", "message": message}))
+}
+
+pub(super) async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    m: Member,
+    state: web::Data<PlatformState>,
+    ctx: web::Data<WebContext>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let own = ctx.settings.practice_origin(m.tenant.slug().as_str());
+    let origin_ok = req
+        .headers()
+        .get(header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() == own.as_bytes());
+    if !origin_ok {
+        return Ok(refuse(403, "Verbindung von fremder Herkunft abgelehnt."));
+    }
+    let Some(events) = state.live.subscribe(m.tenant.slug().as_str()) else {
+        return Ok(refuse(503, "Live-Verbindung derzeit nicht möglich."));
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_FRAME_BYTES);
+    let state = state.into_inner();
+    actix_web::rt::spawn(run(m, state, session, stream, events));
+    Ok(response)
+}
+
+fn close(code: impl Into<CloseCode>, why: &str) -> Option<CloseReason> {
+    Some(CloseReason {
+        code: code.into(),
+        description: Some(why.to_owned()),
+    })
+}
+
+/// The session's access-token expiry, or `None` once the session has ended.
+async fn session_valid_until(m: &Member) -> Result<Option<i64>, PageError> {
+    let (t, sid) = (m.tenant.clone(), m.session_id);
+    web::block(move || {
+        let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+        crate::auth::session::valid_until(&mut conn, sid).map_err(internal)
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// Handles one client frame; returns the replies.
+async fn handle(
+    m: &Member,
+    state: &PlatformState,
+    frame: ClientFrame,
+) -> Result<Vec<String>, PageError> {
+    let (me, now, t) = (m.id(), state.now(), m.tenant.clone());
+    match frame {
+        ClientFrame::Ping => Ok(vec![serde_json::json!({"type": "pong"}).to_string()]),
+        ClientFrame::Subscribe { room, after } => {
+            let out = web::block(move || -> Result<serde_json::Value, PageError> {
+                let mut c = t.conn(&PLATFORM_DB).map_err(internal)?;
+                let room_id = RoomId(room);
+                match rooms::readable(&mut c, room_id, me, now) {
+                    Ok(_) => {}
+                    Err(ChatError::RoomNotFound) => {
+                        return Ok(serde_json::json!({
+                            "type": "error", "room": room, "error": "not_found",
+                            "message": ChatError::RoomNotFound.to_string(),
+                        }));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let list = match after {
+                    Some(a) => messages::since(&mut c, room_id, MessageId(a), CATCH_UP_LIMIT + 1)
+                        .map_err(internal)?,
+                    None => Vec::new(),
+                };
+                let complete = list.len() as i64 <= CATCH_UP_LIMIT;
+                let list = &list[..list.len().min(CATCH_UP_LIMIT as usize)];
+                let views: Vec<ApiMessage> = messages::views(&mut c, list, me)
+                    .map_err(internal)?
+                    .into_iter()
+                    .map(ApiMessage::from)
+                    .collect();
+                Ok(serde_json::json!({
+                    "type": "catchup", "room": room, "messages": views, "complete": complete,
+                }))
+            })
+            .await
+            .map_err(internal)??;
+            Ok(vec![out.to_string()])
+        }
+        ClientFrame::Read { room, upto } => {
+            let res = web::block(move || -> Result<_, PageError> {
+                let mut c = t.conn(&PLATFORM_DB).map_err(internal)?;
+                Ok(actions::mark_read(
+                    &mut c,
+                    RoomId(room),
+                    me,
+                    MessageId(upto),
+                    now,
+                ))
+            })
+            .await
+            .map_err(internal)??;
+            match res {
+                Ok(events) => {
+                    state.publish(m.tenant.slug().as_str(), events);
+                    Ok(Vec::new())
+                }
+                Err(ChatError::RoomNotFound) => Ok(vec![
+                    serde_json::json!({
+                        "type": "error", "room": room, "error": "not_found",
+                        "message": ChatError::RoomNotFound.to_string(),
+                    })
+                    .to_string(),
+                ]),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+async fn run(
+    m: Member,
+    state: std::sync::Arc<PlatformState>,
+    mut session: actix_ws::Session,
+    mut stream: actix_ws::MessageStream,
+    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<live::Event>>,
+) {
+    let (me, sid) = (m.id().0, m.session_id);
+    let mut heard = Instant::now();
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.tick().await;
+    let reason = loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    if matches!(ev.kind, live::EventKind::SessionEnded) && ev.audience.includes(me, sid) {
+                        break close(RECONNECT, "session ended");
+                    }
+                    if let Some(text) = live::render(&ev, me, sid)
+                        && session.text(text).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Too slow to keep up: tell the client to catch up from its last id.
+                    if session.text(r#"{"type":"resync"}"#).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => break close(CloseCode::Away, "shutting down"),
+            },
+            msg = stream.recv() => {
+                heard = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let Ok(frame) = serde_json::from_str::<ClientFrame>(&text) else {
+                            break close(CloseCode::Invalid, "malformed frame");
+                        };
+                        match handle(&m, &state, frame).await {
+                            Ok(replies) => {
+                                for r in replies {
+                                    if session.text(r).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "chat socket request failed");
+                                break close(CloseCode::Error, "internal error");
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Ping(p))) => {
+                        if session.pong(&p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Ok(Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Binary(_) | Message::Continuation(_))) => {
+                        break close(CloseCode::Unsupported, "text frames only");
+                    }
+                    Some(Ok(Message::Nop)) => {}
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => {
+                        break close(CloseCode::Size, "frame too large");
+                    }
+                    Some(Err(_)) => break close(CloseCode::Protocol, "protocol error"),
+                }
+            }
+            _ = tick.tick() => {
+                if heard.elapsed() > HEARTBEAT * 3 {
+                    break close(CloseCode::Away, "timeout");
+                }
+                match session_valid_until(&m).await {
+                    Ok(Some(until)) if until > state.now() => {}
+                    Ok(_) => break close(RECONNECT, "session check"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "chat socket session check failed");
+                        break close(RECONNECT, "session check");
+                    }
+                }
+                if session.ping(b"").await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = session.close(reason).await;
+}

@@ -1,0 +1,310 @@
+//! Headless Chromium (Debian's `chromium` + `chromium-driver`, over WebDriver): two people
+//! chat live in real browsers, and hostile markup stays inert under the page's CSP.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+const PW: &str = "Sonnenblume-Kaffee-42";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A running chromedriver, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    _profiles: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    for bin in [CHROMIUM, CHROMEDRIVER] {
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "{bin} is missing: the browser tests need Debian's Chromium and ChromeDriver.\n\
+             install them with: sudo apt-get install -y chromium chromium-driver   (ops/test.sh does this)"
+        );
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let status = format!("{url}/status");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http.get(&status).send().await
+            && let Ok(v) = r.json::<Value>().await
+            && v["value"]["ready"] == true
+        {
+            return Driver {
+                child,
+                url,
+                _profiles: tempfile::tempdir().unwrap(),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not become ready on port {port}");
+}
+
+/// A fresh headless Chromium with its own profile.
+async fn browser(d: &Driver, name: &str) -> Client {
+    let profile = d._profiles.path().join(name);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    // Both of rustls's crypto back ends are linked into the test binary; pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&d.url)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Signs in through the IdP's login form, the way a person does, ending at `path`.
+async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
+    b.goto(&app.url("praxis-a", path)).await.unwrap();
+    let login = b
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input#login"))
+        .await
+        .unwrap();
+    login.send_keys(user).await.unwrap();
+    b.find(Locator::Css("input#password"))
+        .await
+        .unwrap()
+        .send_keys(PW)
+        .await
+        .unwrap();
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#messages, #room-list"))
+        .await
+        .unwrap();
+}
+
+async fn wait_live(b: &Client) {
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("[data-live=open]"))
+        .await
+        .expect("the live connection opens");
+}
+
+async fn js(b: &Client, script: &str) -> Value {
+    b.execute(script, vec![]).await.unwrap()
+}
+
+/// Records CSP violations and script-run markers in the page.
+const WATCH: &str = "window.__violations = []; \
+    document.addEventListener('securitypolicyviolation', function (e) { window.__violations.push(e.violatedDirective); }); \
+    window.__marker = 'same page'; return true;";
+
+async fn type_and_send(b: &Client, text: &str) {
+    let area = b.find(Locator::Css("#composer textarea")).await.unwrap();
+    area.send_keys(text).await.unwrap();
+    b.find(Locator::Css("#composer button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn wait_for_text(b: &Client, text: &str) {
+    let script = format!(
+        "return Array.from(document.querySelectorAll('#messages li.message')).some(function (li) {{ return li.textContent.indexOf({}) >= 0; }});",
+        json!(text)
+    );
+    for _ in 0..50 {
+        if js(b, &script).await == json!(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text:?} did not appear within 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_chat_live_and_hostile_markup_stays_inert() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", PW, false).await;
+    app.create_user("praxis-a", "bernd", PW, false).await;
+    // A hostile display name, as if an admin had typed it at the IdP.
+    let tenant = app.tenant("praxis-a");
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+        diesel::sql_query(
+            "UPDATE users SET display_name = '<img src=x onerror=window.__xss=1>Anna' WHERE username = 'anna'",
+        )
+        .execute(&mut *conn)
+        .unwrap();
+    })
+    .await
+    .unwrap();
+
+    let d = driver().await;
+    let anna = browser(&d, "anna").await;
+    let bernd = browser(&d, "bernd").await;
+    sign_in(&anna, &app, "anna", "/chat").await;
+    // Anna creates a room with a hostile name and topic through the page's form.
+    anna.find(Locator::Css("input#name"))
+        .await
+        .unwrap()
+        .send_keys("<svg onload=window.__xss=1>Team")
+        .await
+        .unwrap();
+    anna.find(Locator::Css("input#topic"))
+        .await
+        .unwrap()
+        .send_keys("<script>window.__xss=1</script>")
+        .await
+        .unwrap();
+    anna.find(Locator::Css(
+        "form[action='/chat/rooms'] button[type=submit]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    anna.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#messages"))
+        .await
+        .unwrap();
+    let room_url = anna.current_url().await.unwrap();
+    let room_path = room_url.path().to_owned();
+
+    sign_in(&bernd, &app, "bernd", &room_path).await;
+    wait_live(&anna).await;
+    wait_live(&bernd).await;
+    js(&anna, WATCH).await;
+    js(&bernd, WATCH).await;
+
+    // A message typed in one browser appears in the other without a reload.
+    type_and_send(&anna, "Guten Morgen, Bernd!").await;
+    wait_for_text(&bernd, "Guten Morgen, Bernd!").await;
+    type_and_send(&bernd, "Morgen @anna").await;
+    wait_for_text(&anna, "Morgen @anna").await;
+    let mention = js(
+        &anna,
+        "return document.querySelector('#messages li.message:last-child').classList.contains('mentioned');",
+    )
+    .await;
+    assert_eq!(mention, json!(true), "the mention is marked for anna");
+
+    // The XSS corpus, sent live.
+    let corpus = [
+        "<script>window.__xss=1</script>",
+        "[Klick](javascript:window.__xss=1)",
+        "[Klick2](JaVaScRiPt:window.__xss=1)",
+        "![Bild](x\" onerror=\"window.__xss=1)",
+        "<img src=x onerror=window.__xss=1>",
+        "<svg><script>window.__xss=1</script></svg>",
+        "&lt;script&gt;window.__xss=1&lt;/script&gt;",
+        "Rechnung \u{202e}fdp.exe",
+        "<a href=\"javascript:window.__xss=1\">x</a>",
+        "[Daten](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    ];
+    for (i, payload) in corpus.iter().enumerate() {
+        type_and_send(&anna, &format!("XSS{i} {payload}")).await;
+        wait_for_text(&bernd, &format!("XSS{i}")).await;
+    }
+    let inert = "return { xss: window.__xss === undefined, marker: window.__marker, \
+        scripts: document.querySelectorAll('#messages script, #messages [onerror], #messages [onload], #messages iframe, #messages object').length, \
+        jslinks: Array.from(document.querySelectorAll('#messages a')).filter(function (a) { return /^\\s*(javascript|data):/i.test(a.getAttribute('href') || ''); }).length, \
+        norel: Array.from(document.querySelectorAll('#messages .message-body a')).filter(function (a) { return (a.getAttribute('rel') || '').indexOf('noopener') < 0; }).length, \
+        violations: window.__violations };";
+    for (who, b) in [("anna", &anna), ("bernd", &bernd)] {
+        let v = js(b, inert).await;
+        assert_eq!(v["xss"], true, "{who}: no script ran: {v}");
+        assert_eq!(
+            v["marker"], "same page",
+            "{who}: the page was never reloaded: {v}"
+        );
+        assert_eq!(v["scripts"], 0, "{who}: {v}");
+        assert_eq!(v["jslinks"], 0, "{who}: {v}");
+        assert_eq!(v["norel"], 0, "{who}: links get rel=noopener: {v}");
+    }
+    // The same corpus, server-rendered after a reload, with the hostile names and topic.
+    bernd.refresh().await.unwrap();
+    wait_live(&bernd).await;
+    js(&bernd, WATCH).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = js(&bernd, inert).await;
+    assert_eq!(v["xss"], true, "{v}");
+    assert_eq!(v["scripts"], 0, "{v}");
+    assert_eq!(v["jslinks"], 0, "{v}");
+    let shown = js(
+        &bernd,
+        "return { title: document.querySelector('.room-head h1').textContent, author: document.querySelector('#messages .message-author').textContent, imgs: document.querySelectorAll('main img, main svg').length };",
+    )
+    .await;
+    assert!(
+        shown["title"].as_str().unwrap().contains("<svg onload"),
+        "{shown}"
+    );
+    assert!(
+        shown["author"].as_str().unwrap().contains("<img src=x"),
+        "{shown}"
+    );
+    assert_eq!(shown["imgs"], 0, "{shown}");
+    // The CSP header is on the page (no inline script could run even if markup slipped in).
+    let page = crate::harness::client()
+        .get(app.url("praxis-a", &room_path))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+
+    anna.close().await.unwrap();
+    bernd.close().await.unwrap();
+}
