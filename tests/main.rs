@@ -7,7 +7,9 @@ mod harness;
 mod smtp;
 
 mod chat;
+mod chat_notify;
 mod cli;
+mod demo_workspace;
 mod idp_accounts;
 mod idp_admin;
 mod idp_clients;
@@ -23,5 +25,6 @@ mod oidc_flow;
 mod oidc_misuse;
 mod oidc_support;
 mod plumbing;
+mod portal;
 mod routing;
 mod tenancy;
