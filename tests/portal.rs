@@ -207,6 +207,22 @@ async fn the_launchables_api_takes_only_this_practices_workspace_tokens() {
         assert_eq!(body["error"], "invalid_token");
         assert!(!body.to_string().contains("Dienstplan"));
     }
+    // A third-party tool's own token may not list the other tools.
+    let secret = roster.secret.clone().unwrap();
+    let (status, body, _) = crate::oidc_support::post_form(
+        &app,
+        "praxis-a",
+        "/id/token",
+        &[("grant_type", "client_credentials")],
+        Some((&roster.client_id, &secret)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tool_token = body["access_token"].as_str().unwrap().to_owned();
+    let r = launchables(&app, "praxis-a", Some(&tool_token)).await;
+    assert_eq!(r.status(), 403);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(www.contains("error=\"insufficient_scope\""), "{www}");
     // A disabled user's token is refused too.
     let anna = app
         .idp_db("praxis-a", |c| {

@@ -245,6 +245,14 @@ pub fn deliver_due(
     ctx: &MailCtx,
     now: UnixTime,
 ) -> Result<Round, NotifyError> {
+    // Most rounds find nothing due: answer from the index without taking the write lock.
+    let next = next_due(conn)?;
+    if next.is_none_or(|t| t > now) {
+        return Ok(Round {
+            next_due: next,
+            ..Round::default()
+        });
+    }
     conn.immediate_transaction(|conn| {
         let due: Vec<Notice> = mention_notices::table
             .filter(mention_notices::done_at.is_null())
@@ -337,6 +345,105 @@ pub fn next_due(conn: &mut SqliteConnection) -> QueryResult<Option<UnixTime>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PLATFORM_DB;
+    use crate::chat::rooms::Visibility;
+    use crate::members::Claims;
+    use kollegium_tenants::mail::schema::mail_queue;
+
+    fn db() -> (tempfile::TempDir, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn member(conn: &mut SqliteConnection, username: &str, email: &str) -> MemberId {
+        let c = Claims {
+            sub: format!("sub-{username}"),
+            preferred_username: username.into(),
+            name: format!("{username} Name"),
+            email: email.into(),
+            ..Claims::default()
+        };
+        members::upsert(conn, &c, 1_000).unwrap().id
+    }
+
+    fn recipients(conn: &mut SqliteConnection) -> Vec<String> {
+        mail_queue::table
+            .order(mail_queue::id)
+            .select(mail_queue::recipient)
+            .load(conn)
+            .unwrap()
+    }
+
+    #[test]
+    fn only_members_who_can_still_read_and_have_an_address_are_mailed() {
+        let (_d, mut c) = db();
+        let ctx = MailCtx {
+            practice_name: "Praxis A".into(),
+            origin: "https://praxis-a.example".into(),
+        };
+        let a = member(&mut c, "anna", "anna@a.example");
+        let b = member(&mut c, "bernd", "bernd@a.example");
+        let x = member(&mut c, "xaver", "");
+        let z = member(&mut c, "zoe", "zoe@a.example");
+        let room = rooms::create_group(
+            &mut c,
+            a,
+            "Labor\r\nBcc: evil@x.example",
+            "",
+            Visibility::Private,
+            &[b, x, z],
+            1_000,
+        );
+        // Control characters in names are refused at creation already.
+        assert!(room.is_err());
+        let room = rooms::create_group(
+            &mut c,
+            a,
+            "Labor",
+            "",
+            Visibility::Private,
+            &[b, x, z],
+            1_000,
+        )
+        .unwrap();
+        let r = rooms::by_id(&mut c, room).unwrap().unwrap();
+        let (msg, _) =
+            messages::post(&mut c, &r, a, "@bernd @xaver @zoe Befund da", None, 1_000).unwrap();
+        // Zoe leaves the private room before the mail is due.
+        rooms::set_membership(
+            &mut c,
+            &r,
+            crate::chat::Actor {
+                id: a,
+                is_admin: false,
+            },
+            z,
+            false,
+            1_001,
+        )
+        .unwrap();
+        assert_eq!(
+            deliver_due(&mut c, &ctx, 1_899).unwrap().next_due,
+            Some(1_900)
+        );
+        assert!(recipients(&mut c).is_empty());
+        let round = deliver_due(&mut c, &ctx, 1_900).unwrap();
+        assert_eq!((round.notices, round.mails, round.next_due), (3, 1, None));
+        assert_eq!(recipients(&mut c), ["bernd@a.example"]);
+        let text: String = mail_queue::table
+            .select(mail_queue::body_text)
+            .first(&mut c)
+            .unwrap();
+        assert!(text.contains(&format!(
+            "https://praxis-a.example/chat/{}#m{}",
+            room.0, msg.id
+        )));
+        assert!(!text.contains("Befund"));
+        assert_eq!(deliver_due(&mut c, &ctx, 5_000).unwrap(), Round::default());
+    }
 
     #[test]
     fn plain_text_is_one_line() {
