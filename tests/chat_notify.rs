@@ -174,6 +174,32 @@ async fn a_mention_is_mailed_after_the_delay_with_a_link_but_without_the_text() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_due_after_a_restart_is_found_in_the_closed_practice() {
+    let (mut app, clock, smtp) = app_with_smtp().await;
+    app.create_practice("praxis-a").await;
+    let anna = signed_in(&app, "praxis-a", "anna").await;
+    let _bernd = signed_in(&app, "praxis-a", "bernd").await;
+    let id = room(&app, &anna, "praxis-a", "Labor").await;
+    say(&app, &anna, "praxis-a", &id, "@bernd Rückruf bitte").await;
+    // A new server process: no practice is open; the worker's start-up scan remembers
+    // when the notice is due and opens the practice then.
+    app.restart().await;
+    assert!(
+        !app.server()
+            .store
+            .is_open(&kollegium_tenants::Slug::parse("praxis-a").unwrap())
+    );
+    clock.advance(15 * 60);
+    app.server().mentions.kick();
+    let mail = wait_mail(&smtp, "bernd@praxis-a.example", 20).await;
+    assert!(
+        mail.text()
+            .contains(&app.url("praxis-a", &format!("/chat/{id}#m")))
+    );
+    assert_no_text(&mail, &["Rückruf"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_in_time_switched_off_or_deleted_mentions_send_nothing() {
     let (app, clock, smtp) = app_with_smtp().await;
     app.create_practice("praxis-a").await;

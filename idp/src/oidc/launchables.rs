@@ -63,7 +63,7 @@ async fn launchables(req: HttpRequest, op: Op) -> Result<HttpResponse, OAuthErro
         }
         Some(Some(tiles)) => tiles,
     };
-    let base = issuer.trim_end_matches("/id");
+    let base = issuer.strip_suffix("/id").unwrap_or(&issuer);
     let launchables = tiles
         .into_iter()
         .map(|t| Launchable {
