@@ -52,6 +52,9 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     clock_in.initiate_login_uri = Some(RedirectUri::parse("https://zeit.example/login").unwrap());
     let clock_in = register(&app, "praxis-a", clock_in).await;
     register(&app, "praxis-a", tool("Ohne Startadresse", true, false)).await;
+    let mut hostile = tool("<img src=x onerror=alert(1)>\"", true, false);
+    hostile.launch_url = Some(RedirectUri::parse("https://evil.example/").unwrap());
+    register(&app, "praxis-a", hostile).await;
     let anna = signed_in(&app, "praxis-a", "anna").await;
     let bernd = signed_in(&app, "praxis-a", "bernd").await;
 
@@ -73,6 +76,11 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     assert!(
         !html.contains("Ohne Startadresse"),
         "no tile without a launch address"
+    );
+    // Names are text: escaped, never markup.
+    assert!(
+        !html.contains("<img src=x") && html.contains("&#60;img src=x onerror=alert(1)&#62;&#34;"),
+        "{html}"
     );
     assert!(!html.contains("können gerade nicht angezeigt werden"));
     // The tile's address starts the tool's login at the IdP.
