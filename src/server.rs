@@ -43,13 +43,15 @@ pub struct RunningServer {
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
     mail: MailWorker,
+    /// Turns due chat mentions into mails (tests kick it after moving the clock).
+    pub mentions: kollegium_platform::notify::MentionWorker,
     shutdown_grace: Duration,
     backchannel: tokio::task::JoinHandle<()>,
 }
 
 /// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
 pub fn mail_kinds() -> Vec<&'static DbKind> {
-    vec![&kollegium_idp::IDP_DB]
+    vec![&kollegium_idp::IDP_DB, &kollegium_platform::PLATFORM_DB]
 }
 
 /// Opens the node (key, registry) of `config.data_dir`.
@@ -195,6 +197,7 @@ pub async fn start(
         mail_signal,
         config.mail_worker_settings(mail_kinds()),
     );
+    let mentions = kollegium_platform::notify::MentionWorker::spawn(context.clone());
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
         addr,
@@ -206,6 +209,7 @@ pub async fn start(
         joins,
         reaper,
         mail,
+        mentions,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         backchannel,
     })
@@ -218,6 +222,7 @@ impl RunningServer {
             j.await??;
         }
         self.reaper.abort();
+        self.mentions.stop(self.shutdown_grace).await;
         self.mail.stop(self.shutdown_grace).await;
         self.backchannel.abort();
         self.store.close_all();

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod chat;
 pub mod markdown;
 pub mod members;
+pub mod notify;
 pub mod portal;
 pub mod provision;
 pub mod schema;
@@ -36,6 +37,7 @@ pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 /// Registers the workspace routes on a practice origin.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
+    notify::configure(cfg);
     chat::api::configure(cfg);
     chat::routes::configure(cfg);
     portal::configure(cfg);

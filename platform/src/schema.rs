@@ -129,6 +129,7 @@ diesel::table! {
         next_attempt_at -> BigInt,
         sent_at -> Nullable<BigInt>,
         last_error -> Nullable<Text>,
+        failed_at -> Nullable<BigInt>,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod jwt;
 pub mod keys;
 pub mod launch;
+pub mod launchables;
 pub mod logout;
 pub mod mint;
 pub mod params;
@@ -104,4 +105,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     revoke::configure(cfg);
     logout::configure(cfg);
     launch::configure(cfg);
+    launchables::configure(cfg);
 }

@@ -14,6 +14,7 @@ use crate::views::{layout, page};
 /// A launchable tool on the start page.
 #[derive(Debug, Clone)]
 pub struct Tile {
+    pub client_id: String,
     pub name: String,
     pub href: String,
 }
@@ -43,10 +44,24 @@ pub fn tiles(conn: &mut SqliteConnection) -> QueryResult<Vec<Tile>> {
     Ok(rows
         .into_iter()
         .map(|(id, name)| Tile {
+            href: format!("/id/launch/{}", path_segment(&id)),
+            client_id: id,
             name,
-            href: format!("/id/launch/{id}"),
         })
         .collect())
+}
+
+/// `s` percent-encoded for use as one path segment (client ids are usually URL-safe).
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 async fn home(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {

@@ -130,6 +130,23 @@ pub fn valid_until(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<i
         .optional()
 }
 
+/// The IdP access token of a session (to call the IdP on the member's behalf).
+pub fn access_token(
+    conn: &mut SqliteConnection,
+    tenant: &Tenant,
+    session_id: i64,
+) -> QueryResult<Option<String>> {
+    let sealed: Option<String> = sessions::table
+        .find(session_id)
+        .filter(sessions::ended_at.is_null())
+        .select(sessions::access_token)
+        .first(conn)
+        .optional()?;
+    Ok(sealed
+        .and_then(|s| tenant.secret().open(TOKEN_PURPOSE, TOKEN_PURPOSE, &s).ok())
+        .map(|t| String::from_utf8_lossy(&t).into_owned()))
+}
+
 /// Ends sessions named by a back-channel logout (by IdP session id, else by subject);
 /// returns their ids.
 pub fn end_for_logout(

@@ -9,8 +9,7 @@
 //! retried with exponential backoff; nothing is lost while the relay is down.
 //!
 //! Every database kind that carries mail has the identical table [`MAIL_QUEUE_SQL`]
-//! (`idp.sqlite` now; `platform.sqlite` may add it with the same statement). The worker is
-//! given the list of those kinds.
+//! (`idp.sqlite` and `platform.sqlite`). The worker is given the list of those kinds.
 //!
 //! Logs never contain a subject, a body, a link or a full address (the recipient's domain
 //! at most).

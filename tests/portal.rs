@@ -1,0 +1,250 @@
+//! The start page: chat tile with unread and mention counts, tiles for third-party tools
+//! from the IdP's `/id/api/launchables`, and that API's bearer-token checks.
+
+use diesel::prelude::*;
+use kollegium_idp::oidc::clients::{self, RedirectUri};
+
+use crate::chat_notify::{page, room, say, signed_in};
+use crate::harness::{TestApp, client};
+use crate::oidc_support::{register, tool};
+
+/// The IdP access token of the newest platform session of a practice.
+async fn session_access_token(app: &TestApp, slug: &str) -> String {
+    use kollegium_platform::schema::sessions;
+    let tenant = app.tenant(slug);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = tenant.conn(&kollegium_platform::PLATFORM_DB).unwrap();
+        let id: i64 = sessions::table
+            .select(diesel::dsl::max(sessions::id))
+            .first::<Option<i64>>(&mut *conn)
+            .unwrap()
+            .unwrap();
+        kollegium_platform::auth::session::access_token(&mut conn, &tenant, id)
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn count(html: &str, what: &str) -> Option<i64> {
+    let marker = format!("data-count=\"{what}\">");
+    let start = html.find(&marker)? + marker.len();
+    html[start..].split('<').next()?.parse().ok()
+}
+
+async fn launchables(app: &TestApp, slug: &str, token: Option<&str>) -> reqwest::Response {
+    let mut rb = client().get(app.url(slug, "/id/api/launchables"));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    rb.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_page_shows_chat_counts_and_the_practice_tools() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let mut roster = tool("Dienstplan", true, false);
+    roster.launch_url = Some(RedirectUri::parse("https://dienstplan.example/start").unwrap());
+    let roster = register(&app, "praxis-a", roster).await;
+    let mut clock_in = tool("Zeiterfassung", true, false);
+    clock_in.initiate_login_uri = Some(RedirectUri::parse("https://zeit.example/login").unwrap());
+    let clock_in = register(&app, "praxis-a", clock_in).await;
+    register(&app, "praxis-a", tool("Ohne Startadresse", true, false)).await;
+    let mut hostile = tool("<img src=x onerror=alert(1)>\"", true, false);
+    hostile.launch_url = Some(RedirectUri::parse("https://evil.example/").unwrap());
+    register(&app, "praxis-a", hostile).await;
+    let anna = signed_in(&app, "praxis-a", "anna").await;
+    let bernd = signed_in(&app, "praxis-a", "bernd").await;
+
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert!(html.contains("Guten Tag, bernd Test"));
+    assert!(html.contains("Keine ungelesenen Nachrichten"), "{html}");
+    for (name, id) in [
+        ("Dienstplan", &roster.client_id),
+        ("Zeiterfassung", &clock_in.client_id),
+    ] {
+        let href = app.url("praxis-a", &format!("/id/launch/{id}"));
+        assert!(
+            html.contains(&format!(
+                "href=\"{href}\"><span class=\"tile-title\">{name}</span>"
+            )),
+            "{html}"
+        );
+    }
+    assert!(
+        !html.contains("Ohne Startadresse"),
+        "no tile without a launch address"
+    );
+    // Names are text: escaped, never markup.
+    assert!(
+        !html.contains("<img src=x") && html.contains("&#60;img src=x onerror=alert(1)&#62;&#34;"),
+        "{html}"
+    );
+    assert!(!html.contains("können gerade nicht angezeigt werden"));
+    // The tile's address starts the tool's login at the IdP.
+    let href = app.url("praxis-a", &format!("/id/launch/{}", roster.client_id));
+    let r = bernd.get(&href).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "https://dienstplan.example/start");
+
+    // Unread messages and mentions, summed over rooms.
+    let team = room(&app, &anna, "praxis-a", "Team").await;
+    let labor = room(&app, &anna, "praxis-a", "Labor").await;
+    page(&app, &bernd, "praxis-a", &format!("/chat/{team}")).await;
+    page(&app, &bernd, "praxis-a", &format!("/chat/{labor}")).await;
+    say(&app, &anna, "praxis-a", &team, "Guten Morgen").await;
+    say(
+        &app,
+        &anna,
+        "praxis-a",
+        &team,
+        "@bernd kannst du übernehmen?",
+    )
+    .await;
+    say(&app, &anna, "praxis-a", &labor, "@alle Proben sind da").await;
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert_eq!(count(&html, "unread"), Some(3), "{html}");
+    assert_eq!(count(&html, "mentions"), Some(2), "{html}");
+    assert!(html.contains("ungelesene Nachrichten") && html.contains("Erwähnungen"));
+    // Anna wrote them: nothing unread for her.
+    let html = page(&app, &anna, "praxis-a", "/").await;
+    assert!(html.contains("Keine ungelesenen Nachrichten"));
+    // Reading one room lowers the counts; reading both clears them.
+    page(&app, &bernd, "praxis-a", &format!("/chat/{team}")).await;
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert_eq!(count(&html, "unread"), Some(1));
+    assert_eq!(count(&html, "mentions"), Some(1));
+    assert!(html.contains("ungelesene Nachricht ") || html.contains("ungelesene Nachricht<"));
+    page(&app, &bernd, "praxis-a", &format!("/chat/{labor}")).await;
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert_eq!(
+        (count(&html, "unread"), count(&html, "mentions")),
+        (None, None)
+    );
+    assert!(html.contains("Keine ungelesenen Nachrichten"));
+
+    // A disabled tool loses its tile.
+    let (id, now) = (roster.client_id.clone(), app.clock.now());
+    app.idp_db("praxis-a", move |c| {
+        clients::set_enabled(c, &id, false, now).unwrap()
+    })
+    .await;
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert!(!html.contains("Dienstplan") && html.contains("Zeiterfassung"));
+
+    // The IdP refuses the platform's call (the access token was revoked there): the page
+    // still renders, without tool tiles, with a hint.
+    app.idp_db("praxis-a", move |c| {
+        use kollegium_idp::schema::access_tokens as at;
+        diesel::update(at::table)
+            .set(at::revoked_at.eq(now))
+            .execute(c)
+            .unwrap()
+    })
+    .await;
+    let r = bernd.get(app.url("praxis-a", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Guten Tag, bernd Test"));
+    assert!(!html.contains("Zeiterfassung") && !html.contains("tile-tool"));
+    assert!(html.contains("können gerade nicht angezeigt werden"));
+    assert!(html.contains("Keine ungelesenen Nachrichten"));
+
+    // The IdP's own start page leads back to the workspace.
+    let idp_home = page(&app, &bernd, "praxis-a", "/id/").await;
+    assert!(
+        idp_home.contains("<a class=\"tile\" href=\"/\">"),
+        "{idp_home}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launchables_api_takes_only_this_practices_workspace_tokens() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let mut roster = tool("Dienstplan", true, false);
+    roster.launch_url = Some(RedirectUri::parse("https://dienstplan.example/start").unwrap());
+    let roster = register(&app, "praxis-a", roster).await;
+    let _anna = signed_in(&app, "praxis-a", "anna").await;
+    let a_token = session_access_token(&app, "praxis-a").await;
+    let _olga = signed_in(&app, "praxis-b", "olga").await;
+    let b_token = session_access_token(&app, "praxis-b").await;
+
+    let r = launchables(&app, "praxis-a", Some(&a_token)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let list = body["launchables"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{body}");
+    assert_eq!(list[0]["name"], "Dienstplan");
+    assert_eq!(
+        list[0]["href"],
+        app.url("praxis-a", &format!("/id/launch/{}", roster.client_id))
+    );
+    // B's IdP lists B's tools only (none).
+    let r = launchables(&app, "praxis-b", Some(&b_token)).await;
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["launchables"].as_array().unwrap().len(), 0);
+
+    // No token: 401 with a bare Bearer challenge (RFC 6750 §3.1).
+    let r = launchables(&app, "praxis-a", None).await;
+    assert_eq!(r.status(), 401);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        www.starts_with("Bearer ") && !www.contains("error="),
+        "{www}"
+    );
+    // Garbage, B's token at A, A's token at B: 401 invalid_token.
+    for (slug, token) in [
+        ("praxis-a", "garbage"),
+        ("praxis-a", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+        ("praxis-a", b_token.as_str()),
+        ("praxis-b", a_token.as_str()),
+    ] {
+        let r = launchables(&app, slug, Some(token)).await;
+        assert_eq!(r.status(), 401, "{slug} {token}");
+        let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(
+            www.starts_with("Bearer ") && www.contains("error=\"invalid_token\""),
+            "{www}"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert!(!body.to_string().contains("Dienstplan"));
+    }
+    // A third-party tool's own token may not list the other tools.
+    let secret = roster.secret.clone().unwrap();
+    let (status, body, _) = crate::oidc_support::post_form(
+        &app,
+        "praxis-a",
+        "/id/token",
+        &[("grant_type", "client_credentials")],
+        Some((&roster.client_id, &secret)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let tool_token = body["access_token"].as_str().unwrap().to_owned();
+    let r = launchables(&app, "praxis-a", Some(&tool_token)).await;
+    assert_eq!(r.status(), 403);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(www.contains("error=\"insufficient_scope\""), "{www}");
+    // A disabled user's token is refused too.
+    let anna = app
+        .idp_db("praxis-a", |c| {
+            kollegium_idp::users::by_login(c, "anna")
+                .unwrap()
+                .unwrap()
+                .id
+        })
+        .await;
+    app.idp_db("praxis-a", move |c| {
+        kollegium_idp::users::set_status(c, anna, kollegium_idp::users::UserStatus::Disabled, 0)
+            .unwrap()
+    })
+    .await;
+    let r = launchables(&app, "praxis-a", Some(&a_token)).await;
+    assert_eq!(r.status(), 401);
+}
