@@ -225,6 +225,20 @@ async fn two_browsers_chat_live_and_hostile_markup_stays_inert() {
     // A message typed in one browser appears in the other without a reload.
     type_and_send(&anna, "Guten Morgen, Bernd!").await;
     wait_for_text(&bernd, "Guten Morgen, Bernd!").await;
+    // Bernd's page read it: Anna's page shows the receipt live.
+    let mut receipt = Value::Null;
+    for _ in 0..50 {
+        receipt = js(
+            &anna,
+            "var r = document.getElementById('read-by'); return r.hidden ? '' : r.textContent;",
+        )
+        .await;
+        if receipt == json!("Gelesen von bernd Test") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receipt, json!("Gelesen von bernd Test"));
     type_and_send(&bernd, "Morgen @anna").await;
     wait_for_text(&anna, "Morgen @anna").await;
     let mention = js(

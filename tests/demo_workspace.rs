@@ -10,7 +10,7 @@ const DEMO: &str = kollegium::demo::DEMO_SLUG;
 
 /// The id of the room titled `title` in a chat list page.
 fn room_id(list: &str, title: &str) -> Option<String> {
-    list.split("<li><a href=\"/chat/")
+    list.split("<a href=\"/chat/")
         .skip(1)
         .find(|item| {
             item.split("</a>")

@@ -208,9 +208,7 @@
   }
 
   var readBy = document.getElementById("read-by");
-  var readByNames = document.getElementById("read-by-names");
-  var readers = readByNames && readByNames.textContent.trim() ?
-    readByNames.textContent.split(", ") : [];
+  var readers = readBy && readBy.dataset.names ? readBy.dataset.names.split("\n") : [];
 
   function myLastId() {
     var mine = list.querySelectorAll('li.message[data-author="' + me + '"]');
@@ -221,7 +219,7 @@
     if (!readBy) {
       return;
     }
-    readByNames.textContent = readers.join(", ");
+    readBy.textContent = "Gelesen von " + readers.join(", ");
     readBy.hidden = readers.length === 0;
   }
 
