@@ -307,8 +307,22 @@
     el.hidden = n === 0;
   }
 
+  function showLast(li, m) {
+    var last = li.querySelector(".room-last");
+    if (!last) {
+      last = document.createElement("span");
+      last.className = "muted room-last";
+      li.querySelector("a").appendChild(last);
+    }
+    var text = m.body.replace(/\s+/g, " ").replace(/[*_`#>]/g, "");
+    last.textContent = m.author + ": " + (text.length > 80 ? text.slice(0, 80) + "…" : text);
+  }
+
   function onListEvent(ev) {
     var li = roomList.querySelector('li[data-room="' + ev.room + '"]');
+    if (ev.type === "message" && li) {
+      showLast(li, ev.message);
+    }
     if (ev.type === "message" && ev.message.author_id !== me) {
       if (!li) {
         return; // a new room: shown at the next load

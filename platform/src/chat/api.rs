@@ -137,6 +137,9 @@ struct RoomSummary {
     unread: i64,
     mentions: i64,
     last_message_id: Option<i64>,
+    last_author: Option<String>,
+    last_excerpt: Option<String>,
+    last_at: Option<i64>,
 }
 
 async fn list_rooms(m: Member) -> ApiResult {
@@ -157,6 +160,9 @@ async fn list_rooms(m: Member) -> ApiResult {
             unread: s.unread,
             mentions: s.mentions,
             last_message_id: s.last_message_id,
+            last_author: s.last.as_ref().map(|l| l.0.clone()),
+            last_excerpt: s.last.as_ref().map(|l| l.1.clone()),
+            last_at: s.last.as_ref().map(|l| l.2),
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "rooms": out })))

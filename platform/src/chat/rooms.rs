@@ -245,6 +245,26 @@ pub struct Summary {
     pub unread: i64,
     pub mentions: i64,
     pub last_message_id: Option<i64>,
+    /// The newest message: author, a plain-text excerpt and when.
+    pub last: Option<(String, String, i64)>,
+}
+
+/// A one-line plain-text excerpt of a Markdown body.
+pub fn excerpt(body: &str, chars: usize) -> String {
+    let flat: String = body
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !matches!(c, '*' | '_' | '`' | '#' | '>'))
+        .collect();
+    if flat.chars().count() > chars {
+        let mut s: String = flat.chars().take(chars).collect();
+        s.push('…');
+        s
+    } else {
+        flat
+    }
 }
 
 /// Rooms the member belongs to, plus open rooms, with unread counts; newest activity first.
@@ -303,7 +323,34 @@ pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Su
         } else {
             r.name.clone()
         };
+        let last = match r.last_message_id {
+            Some(id) => messages::table
+                .left_join(members::table.on(members::id.nullable().eq(messages::author_id)))
+                .filter(messages::id.eq(id))
+                .select((
+                    members::display_name.nullable(),
+                    messages::body,
+                    messages::deleted_at,
+                    messages::created_at,
+                ))
+                .first::<(Option<String>, String, Option<i64>, i64)>(conn)
+                .optional()?
+                .map(|(who, body, deleted, at)| {
+                    let text = if deleted.is_some() {
+                        "Nachricht gelöscht.".to_owned()
+                    } else {
+                        excerpt(&body, 80)
+                    };
+                    (
+                        who.unwrap_or_else(|| "Ehemaliges Mitglied".into()),
+                        text,
+                        at,
+                    )
+                }),
+            None => None,
+        };
         out.push(Summary {
+            last,
             id: r.room_id(),
             title,
             topic: r.topic.clone(),
