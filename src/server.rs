@@ -77,7 +77,11 @@ async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> HttpResponse {
+async fn metrics_text(
+    ctx: web::Data<WebContext>,
+    m: web::Data<Metrics>,
+    platform: web::Data<kollegium_platform::PlatformState>,
+) -> HttpResponse {
     let store = ctx.store.clone();
     let known = web::block(move || store.with_registry(registry::count_live))
         .await
@@ -89,6 +93,7 @@ async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> Http
         open_databases: ctx.store.open_databases(),
         open_connections: ctx.store.open_connections(),
         practices_known: known,
+        live_connections: platform.live.connections(),
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -134,6 +139,7 @@ pub async fn start(
     ));
     let backchannel =
         kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
+    let platform_for_operator = platform.clone();
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -166,6 +172,7 @@ pub async fn start(
         App::new()
             .app_data(ctx.clone())
             .app_data(m.clone())
+            .app_data(platform_for_operator.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics_text))
     })

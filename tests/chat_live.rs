@@ -375,6 +375,16 @@ async fn the_socket_checks_origin_and_session() {
     let mut s = member_socket(&app, &anna).await;
     send(&mut s, json!({"type": "ping"})).await;
     assert_eq!(expect(&mut s, "pong").await["type"], "pong");
+    let metrics = reqwest::get(app.operator_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kollegium_live_connections 1"),
+        "{metrics}"
+    );
     let r = anna
         .http
         .post(app.url("praxis-a", "/auth/logout"))

@@ -26,6 +26,8 @@ pub struct Gauges {
     pub open_databases: usize,
     pub open_connections: usize,
     pub practices_known: i64,
+    /// Open live (WebSocket) connections.
+    pub live_connections: usize,
 }
 
 impl Metrics {
@@ -98,6 +100,11 @@ impl Metrics {
                 "kollegium_practices_known",
                 "Practices in the registry (not deleted).",
                 g.practices_known,
+            ),
+            (
+                "kollegium_live_connections",
+                "Open chat WebSocket connections.",
+                g.live_connections as i64,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
