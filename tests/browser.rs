@@ -47,19 +47,20 @@ async fn driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let url = format!("http://127.0.0.1:{port}");
-    let status = format!("{url}/status");
+    // From here on, dropping the driver stops the process (also on a failed start).
+    let d = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profiles: tempfile::tempdir().unwrap(),
+    };
+    let status = format!("{}/status", d.url);
     let http = reqwest::Client::new();
     for _ in 0..100 {
         if let Ok(r) = http.get(&status).send().await
             && let Ok(v) = r.json::<Value>().await
             && v["value"]["ready"] == true
         {
-            return Driver {
-                child,
-                url,
-                _profiles: tempfile::tempdir().unwrap(),
-            };
+            return d;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
