@@ -7,6 +7,7 @@ mod harness;
 mod smtp;
 
 mod chat;
+mod chat_search;
 mod cli;
 mod idp_accounts;
 mod idp_admin;

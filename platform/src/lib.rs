@@ -15,6 +15,7 @@ pub mod members;
 pub mod portal;
 pub mod provision;
 pub mod schema;
+pub mod search;
 
 use actix_web::web;
 use diesel_migrations::embed_migrations;
@@ -36,6 +37,9 @@ pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 /// Registers the workspace routes on a practice origin.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
+    // Fixed chat paths before `/chat/{room}`.
+    chat::search_routes::configure(cfg);
+    chat::admin::configure(cfg);
     chat::routes::configure(cfg);
     portal::configure(cfg);
 }

@@ -8,7 +8,7 @@ pub mod rp;
 pub mod session;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kollegium_tenants::SharedClock;
@@ -42,6 +42,7 @@ pub struct PlatformState {
     pub settings: PlatformSettings,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
+    search: Arc<crate::search::SearchService>,
 }
 
 /// Posting rate per member: a burst of this many messages, refilled at `POST_RATE`/s.
@@ -56,7 +57,18 @@ impl PlatformState {
             settings,
             metadata: Mutex::new(HashMap::new()),
             posting: Mutex::new(HashMap::new()),
+            search: Arc::new(crate::search::SearchService::new()),
         }
+    }
+
+    /// The chat search service (index cache and the indexer's doorbell), for the worker.
+    pub fn search(&self) -> Arc<crate::search::SearchService> {
+        self.search.clone()
+    }
+
+    /// Tells the search indexer that `slug` queued index changes (after the commit).
+    pub fn search_kick(&self, slug: &kollegium_tenants::Slug) {
+        self.search.kick(slug);
     }
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {

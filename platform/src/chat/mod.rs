@@ -2,9 +2,13 @@
 //! replies, reactions, read markers and receipts. The domain functions here take a
 //! connection and a time; the web layer lives in `routes`.
 
+pub mod admin;
 pub mod messages;
+pub mod retention;
 pub mod rooms;
 pub mod routes;
+pub mod search;
+pub mod search_routes;
 
 use crate::members::MemberId;
 

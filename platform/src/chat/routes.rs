@@ -108,6 +108,7 @@ struct ListPage {
     rooms: Vec<Summary>,
     people: Vec<(i64, String)>,
     error: Option<String>,
+    is_admin: bool,
 }
 
 async fn list(m: Member, csrf: CsrfToken) -> PageResult {
@@ -128,6 +129,7 @@ async fn list(m: Member, csrf: CsrfToken) -> PageResult {
         rooms,
         people,
         error: None,
+        is_admin: m.member.is_admin,
     })
 }
 
@@ -328,6 +330,7 @@ async fn post(
         Ok(messages::post(c, &room, me, &f.body, f.reply_to.map(MessageId), now)?.0)
     })
     .await?;
+    state.search_kick(m.tenant.slug());
     Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg.id)))
 }
 
@@ -372,6 +375,7 @@ async fn act(
         Ok(())
     })
     .await?;
+    state.search_kick(m.tenant.slug());
     Ok(see_other(&format!("/chat/{}#m{}", room_id.0, msg_id.0)))
 }
 
