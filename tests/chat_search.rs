@@ -24,12 +24,20 @@ async fn again(app: &TestApp, slug: &str, user: &str) -> reqwest::Client {
     c
 }
 
-async fn new_room(app: &TestApp, c: &reqwest::Client, slug: &str, name: &str, private: bool) -> String {
+async fn new_room(
+    app: &TestApp,
+    c: &reqwest::Client,
+    slug: &str,
+    name: &str,
+    private: bool,
+) -> String {
     let mut fields = vec![("name", name)];
     if private {
         fields.push(("private", "on"));
     }
-    let r = app.post_form(c, slug, "/chat", "/chat/rooms", &fields).await;
+    let r = app
+        .post_form(c, slug, "/chat", "/chat/rooms", &fields)
+        .await;
     assert_eq!(r.status(), 303);
     r.headers()["location"]
         .to_str()
@@ -42,7 +50,13 @@ async fn new_room(app: &TestApp, c: &reqwest::Client, slug: &str, name: &str, pr
 async fn say(app: &TestApp, c: &reqwest::Client, slug: &str, room: &str, body: &str) -> String {
     let page = format!("/chat/{room}");
     let r = app
-        .post_form(c, slug, &page, &format!("{page}/messages"), &[("body", body)])
+        .post_form(
+            c,
+            slug,
+            &page,
+            &format!("{page}/messages"),
+            &[("body", body)],
+        )
         .await;
     assert_eq!(r.status(), 303, "posting {body:?}");
     r.headers()["location"]
@@ -64,9 +78,15 @@ async fn act(
     fields: &[(&str, &str)],
 ) -> reqwest::StatusCode {
     let page = format!("/chat/{room}");
-    app.post_form(c, slug, &page, &format!("{page}/messages/{id}/{what}"), fields)
-        .await
-        .status()
+    app.post_form(
+        c,
+        slug,
+        &page,
+        &format!("{page}/messages/{id}/{what}"),
+        fields,
+    )
+    .await
+    .status()
 }
 
 fn q(s: &str) -> String {
@@ -139,7 +159,11 @@ async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
 
     // Found within seconds, with umlauts folded ("kastner" finds "Kästner").
     let found = until(&app, &anna, "praxis-a", "kastner", |r| !r.is_empty()).await;
-    assert!(posted.elapsed() < Duration::from_secs(5), "{:?}", posted.elapsed());
+    assert!(
+        posted.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        posted.elapsed()
+    );
     assert_eq!(ids(&found), vec![id.clone()]);
     let hit = &found[0];
     assert_eq!(hit["room_id"].as_i64().unwrap().to_string(), room);
@@ -152,10 +176,19 @@ async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
     );
 
     // The page shows the same, linked to the message in its room.
-    let (status, html) = page(&app, &anna, "praxis-a", &format!("/chat/search?{}", q("Kästner"))).await;
+    let (status, html) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/chat/search?{}", q("Kästner")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(html.contains("<mark>Kästner</mark>"), "{html}");
-    assert!(html.contains(&format!("href=\"/chat/{room}#m{id}\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/chat/{room}#m{id}\"")),
+        "{html}"
+    );
     assert!(html.contains("1 Treffer"));
     // The chat list has the search field.
     let (_, list) = page(&app, &anna, "praxis-a", "/chat").await;
@@ -169,16 +202,31 @@ async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
 
     // Edited: found by the new words, no longer by the old ones.
     assert_eq!(
-        act(&app, &anna, "praxis-a", &room, &id, "edit", &[("body", "Röntgenbild für Herrn Yilmaz")]).await,
+        act(
+            &app,
+            &anna,
+            "praxis-a",
+            &room,
+            &id,
+            "edit",
+            &[("body", "Röntgenbild für Herrn Yilmaz")]
+        )
+        .await,
         303
     );
-    until(&app, &anna, "praxis-a", "röntgenbild yilmaz", |r| ids(r) == vec![id.clone()]).await;
+    until(&app, &anna, "praxis-a", "röntgenbild yilmaz", |r| {
+        ids(r) == vec![id.clone()]
+    })
+    .await;
     assert!(api(&app, &anna, "praxis-a", "kästner").await.is_empty());
     assert!(api(&app, &anna, "praxis-a", "laborwerte").await.is_empty());
 
     // Deleted: gone from the results at once (checked against the database) and from
     // the index soon after.
-    assert_eq!(act(&app, &anna, "praxis-a", &room, &id, "delete", &[]).await, 303);
+    assert_eq!(
+        act(&app, &anna, "praxis-a", &room, &id, "delete", &[]).await,
+        303
+    );
     assert!(api(&app, &anna, "praxis-a", "yilmaz").await.is_empty());
     let tenant = app.tenant("praxis-a");
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -220,7 +268,14 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
     let secret = say(&app, &anna, "praxis-a", &labor, "Geheimbefund Zebra").await;
     let open = say(&app, &anna, "praxis-a", &team, "Zebra im Wartezimmer").await;
     let b_room = new_room(&app, &olga, "praxis-b", "Team", false).await;
-    let b_msg = say(&app, &olga, "praxis-b", &b_room, "Zebrastreifen vor der Praxis Zebra").await;
+    let b_msg = say(
+        &app,
+        &olga,
+        "praxis-b",
+        &b_room,
+        "Zebrastreifen vor der Praxis Zebra",
+    )
+    .await;
 
     let mut both = ids(&until(&app, &anna, "praxis-a", "zebra", |r| r.len() == 2).await);
     both.sort();
@@ -228,17 +283,43 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
     want.sort();
     assert_eq!(both, want);
     // Bernd is not in the private room: only the open room's message.
-    assert_eq!(ids(&api(&app, &bernd, "praxis-a", "zebra").await), vec![open.clone()]);
-    assert!(api(&app, &bernd, "praxis-a", "geheimbefund").await.is_empty());
-    let (_, html) = page(&app, &bernd, "praxis-a", &format!("/chat/search?{}", q("zebra"))).await;
+    assert_eq!(
+        ids(&api(&app, &bernd, "praxis-a", "zebra").await),
+        vec![open.clone()]
+    );
+    assert!(
+        api(&app, &bernd, "praxis-a", "geheimbefund")
+            .await
+            .is_empty()
+    );
+    let (_, html) = page(
+        &app,
+        &bernd,
+        "praxis-a",
+        &format!("/chat/search?{}", q("zebra")),
+    )
+    .await;
     assert!(!html.contains("Geheimbefund") && !html.contains(&format!("/chat/{labor}#")));
     // Practice B sees only its own message (ids may coincide; the text tells them apart).
     let b = until(&app, &olga, "praxis-b", "zebra", |r| !r.is_empty()).await;
     assert_eq!(ids(&b), vec![b_msg]);
-    assert!(b[0]["snippet_html"].as_str().unwrap().contains("Zebrastreifen"));
-    assert!(api(&app, &olga, "praxis-b", "geheimbefund").await.is_empty());
+    assert!(
+        b[0]["snippet_html"]
+            .as_str()
+            .unwrap()
+            .contains("Zebrastreifen")
+    );
+    assert!(
+        api(&app, &olga, "praxis-b", "geheimbefund")
+            .await
+            .is_empty()
+    );
     assert!(api(&app, &olga, "praxis-b", "wartezimmer").await.is_empty());
-    assert!(api(&app, &anna, "praxis-a", "zebrastreifen").await.is_empty());
+    assert!(
+        api(&app, &anna, "praxis-a", "zebrastreifen")
+            .await
+            .is_empty()
+    );
     // Anna's session is worth nothing at B.
     let r = anna
         .get(app.url("praxis-b", "/api/chat/search?q=zebra"))
@@ -254,7 +335,12 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/auth/login?next="));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/auth/login?next=")
+    );
     let r = client()
         .get(app.url("praxis-a", "/api/chat/search?q=zebra"))
         .send()
@@ -265,7 +351,13 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
 
     // Too long: a clear 400, page and API.
     let long = "zebra ".repeat(40);
-    let (status, html) = page(&app, &anna, "praxis-a", &format!("/chat/search?{}", q(&long))).await;
+    let (status, html) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/chat/search?{}", q(&long)),
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(html.contains("Der Suchbegriff ist zu lang (höchstens 200 Zeichen)."));
     let r = anna
@@ -278,7 +370,13 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
     assert_eq!(v["error"], "query_too_long");
     assert!(v["message"].as_str().unwrap().contains("zu lang"));
     // Exactly 200 characters is fine.
-    let (status, _) = page(&app, &anna, "praxis-a", &format!("/chat/search?{}", q(&"z".repeat(200)))).await;
+    let (status, _) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/chat/search?{}", q(&"z".repeat(200))),
+    )
+    .await;
     assert_eq!(status, 200);
 
     // Query syntax is just words: no errors, sensible results.
@@ -297,12 +395,21 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
         "%",
         "ä ö ü ß ẞ 😀",
     ] {
-        let (status, html) = page(&app, &anna, "praxis-a", &format!("/chat/search?{}", q(hostile))).await;
+        let (status, html) = page(
+            &app,
+            &anna,
+            "praxis-a",
+            &format!("/chat/search?{}", q(hostile)),
+        )
+        .await;
         assert_eq!(status, 200, "{hostile}");
         assert!(!html.contains("Fehler"), "{hostile}");
         api(&app, &anna, "praxis-a", hostile).await;
     }
-    assert_eq!(ids(&api(&app, &bernd, "praxis-a", "\"Zebra\" AND (").await), vec![open.clone()]);
+    assert_eq!(
+        ids(&api(&app, &bernd, "praxis-a", "\"Zebra\" AND (").await),
+        vec![open.clone()]
+    );
 
     // Markup in a message is escaped in snippets; only the highlight is markup.
     let xss = say(
@@ -343,7 +450,10 @@ async fn save_settings(
         "praxis-a",
         "/chat/admin",
         "/chat/admin",
-        &[("edit_window_minutes", window), ("retention_months", retention)],
+        &[
+            ("edit_window_minutes", window),
+            ("retention_months", retention),
+        ],
     )
     .await
 }
@@ -359,7 +469,10 @@ async fn retention_deletes_old_messages_everywhere_and_only_in_its_practice() {
     let old = say(&app, &anna, "praxis-a", &room, "Uraltbefund Alpha").await;
     let b_room = new_room(&app, &olga, "praxis-b", "Team", false).await;
     say(&app, &olga, "praxis-b", &b_room, "Uraltnotiz Beta").await;
-    until(&app, &anna, "praxis-a", "uraltbefund", |r| ids(r) == vec![old.clone()]).await;
+    until(&app, &anna, "praxis-a", "uraltbefund", |r| {
+        ids(r) == vec![old.clone()]
+    })
+    .await;
     until(&app, &olga, "praxis-b", "uraltnotiz", |r| r.len() == 1).await;
     // Without a setting the job deletes nothing.
     assert_eq!(app.server().run_chat_retention().await.unwrap(), 0);
@@ -376,7 +489,10 @@ async fn retention_deletes_old_messages_everywhere_and_only_in_its_practice() {
     let (_, html) = page(&app, &anna, "praxis-a", &format!("/chat/{room}")).await;
     assert!(!html.contains("Uraltbefund") && html.contains("Frischbefund Gamma"));
     assert!(api(&app, &anna, "praxis-a", "uraltbefund").await.is_empty());
-    until(&app, &anna, "praxis-a", "frischbefund", |r| ids(r) == vec![fresh.clone()]).await;
+    until(&app, &anna, "praxis-a", "frischbefund", |r| {
+        ids(r) == vec![fresh.clone()]
+    })
+    .await;
     // The room list still works and the room is still there.
     let (status, list) = page(&app, &anna, "praxis-a", "/chat").await;
     assert_eq!(status, 200);
@@ -462,13 +578,31 @@ async fn chat_settings_are_for_admins_validated_and_take_effect() {
     let id = say(&app, &bernd, "praxis-a", &room, "Tippfehlr").await;
     clock.advance(61);
     assert_eq!(
-        act(&app, &bernd, "praxis-a", &room, &id, "edit", &[("body", "Tippfehler")]).await,
+        act(
+            &app,
+            &bernd,
+            "praxis-a",
+            &room,
+            &id,
+            "edit",
+            &[("body", "Tippfehler")]
+        )
+        .await,
         403
     );
     // Ten minutes: the same edit is allowed again.
     assert_eq!(save_settings(&app, &anna, "10", "24").await.status(), 303);
     assert_eq!(
-        act(&app, &bernd, "praxis-a", &room, &id, "edit", &[("body", "Tippfehler")]).await,
+        act(
+            &app,
+            &bernd,
+            "praxis-a",
+            &room,
+            &id,
+            "edit",
+            &[("body", "Tippfehler")]
+        )
+        .await,
         303
     );
     let (_, html) = page(&app, &anna, "praxis-a", "/chat/admin").await;

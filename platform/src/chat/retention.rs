@@ -112,10 +112,8 @@ pub fn purge_before(
             let touched: BTreeSet<i64> = old.iter().map(|(_, r)| *r).collect();
             diesel::delete(reactions::table.filter(reactions::message_id.eq_any(&ids)))
                 .execute(conn)?;
-            diesel::delete(
-                mention_notices::table.filter(mention_notices::message_id.eq_any(&ids)),
-            )
-            .execute(conn)?;
+            diesel::delete(mention_notices::table.filter(mention_notices::message_id.eq_any(&ids)))
+                .execute(conn)?;
             diesel::update(messages::table.filter(messages::reply_to.eq_any(&ids)))
                 .set(messages::reply_to.eq(None::<i64>))
                 .execute(conn)?;

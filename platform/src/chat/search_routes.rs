@@ -89,7 +89,12 @@ async fn page(
     };
     let (status, searched, error, hits) = match outcome {
         Outcome::Empty => (StatusCode::OK, false, None, Vec::new()),
-        Outcome::Refused(e) => (StatusCode::BAD_REQUEST, false, Some(e.to_string()), Vec::new()),
+        Outcome::Refused(e) => (
+            StatusCode::BAD_REQUEST,
+            false,
+            Some(e.to_string()),
+            Vec::new(),
+        ),
         Outcome::Hits(h) => (StatusCode::OK, true, None, h),
     };
     let page = SearchPage {

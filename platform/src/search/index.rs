@@ -129,20 +129,72 @@ pub struct Found {
 
 impl Found {
     /// A snippet of `body` as HTML: every character escaped, matched words in `<mark>`.
+    /// Short messages are shown whole; of long ones, a window around the first match.
     pub fn snippet_html(&self, body: &str) -> String {
-        if let Some(g) = &self.generator {
-            let s = g.snippet(body);
-            if !s.fragment().is_empty() {
-                return highlight(s.fragment(), s.highlighted());
+        let marks: Vec<std::ops::Range<usize>> = match &self.generator {
+            Some(g) => {
+                // The generator sees the whole body as one fragment, so it marks every match.
+                let s = g.snippet(body);
+                let base = s.fragment_range().start;
+                s.highlighted()
+                    .iter()
+                    .map(|h| h.start + base..h.end + base)
+                    .collect()
             }
+            None => Vec::new(),
+        };
+        let (from, to) = window(body, marks.first().map_or(0, |r| r.start));
+        let shifted: Vec<_> = marks
+            .iter()
+            .filter(|r| r.start >= from && r.end <= to)
+            .map(|r| r.start - from..r.end - from)
+            .collect();
+        let mut html = String::new();
+        if from > 0 {
+            html.push('…');
         }
-        // Nothing matched (the index is behind an edit): the start of the text.
-        let mut start: String = body.chars().take(SNIPPET_CHARS).collect();
-        if start.len() < body.len() {
-            start.push('…');
+        html.push_str(&highlight(&body[from..to], &shifted));
+        if to < body.len() {
+            html.push('…');
         }
-        escape(&start)
+        html
     }
+}
+
+/// Byte bounds of at most [`SNIPPET_CHARS`] characters of `body` around `at`: some context
+/// before it, cut at spaces where one is near.
+fn window(body: &str, at: usize) -> (usize, usize) {
+    if body.chars().count() <= SNIPPET_CHARS {
+        return (0, body.len());
+    }
+    let at = if body.is_char_boundary(at) { at } else { 0 };
+    const BEFORE: usize = 50;
+    let mut from = body[..at]
+        .char_indices()
+        .rev()
+        .nth(BEFORE - 1)
+        .map_or(0, |(i, _)| i);
+    if from > 0
+        && let Some(sp) = body[from..at].find(char::is_whitespace)
+        && sp < 20
+    {
+        from += sp + 1;
+        while !body.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    let mut to = body[from..]
+        .char_indices()
+        .nth(SNIPPET_CHARS)
+        .map_or(body.len(), |(i, _)| from + i);
+    if to < body.len()
+        && let Some(sp) = body[from..to].rfind(char::is_whitespace)
+        && from + sp > at
+        && to - (from + sp) < 20
+    {
+        to = from + sp;
+    }
+    (from, to)
 }
 
 /// HTML-escapes `s` completely (text and attribute safe).
@@ -310,7 +362,9 @@ impl ChatIndex {
         clauses.push((
             Occur::Must,
             Box::new(TermSetQuery::new(
-                rooms.iter().map(|r| Term::from_field_u64(f.room, *r as u64)),
+                rooms
+                    .iter()
+                    .map(|r| Term::from_field_u64(f.room, *r as u64)),
             )),
         ));
         let query = BooleanQuery::new(clauses);
@@ -348,7 +402,7 @@ impl ChatIndex {
             }
         }
         let mut generator = SnippetGenerator::create(&searcher, &query, f.body)?;
-        generator.set_max_num_chars(SNIPPET_CHARS);
+        generator.set_max_num_chars(4 * crate::chat::MAX_MESSAGE_CHARS + 1);
         Ok(Found {
             ids,
             generator: Some(generator),

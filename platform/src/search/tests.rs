@@ -81,7 +81,12 @@ fn finds_only_in_readable_rooms_and_folds_case_and_umlauts() {
         rooms::create_group(&mut c, a, "Labor", "", Visibility::Private, &[b], 1_000).unwrap();
     let open = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
     let secret = post(&mut c, private, a, "Laborbefund von Frau Müller ist da");
-    let public = post(&mut c, open, a, "Die Ärztin kommt um 9 Uhr, Befund Müller folgt");
+    let public = post(
+        &mut c,
+        open,
+        a,
+        "Die Ärztin kommt um 9 Uhr, Befund Müller folgt",
+    );
     assert_eq!(drain(&mut c, &idx), 2);
     assert!(queued(&mut c).is_empty());
     assert_eq!(idx.num_docs().unwrap(), 2);
@@ -113,7 +118,15 @@ fn edits_and_deletes_reach_the_index_and_stale_hits_are_dropped() {
         id: a,
         is_admin: false,
     };
-    messages::edit(&mut c, &msg, me, "Bitte Überweisung für Herrn Schulz", 900, 2_010).unwrap();
+    messages::edit(
+        &mut c,
+        &msg,
+        me,
+        "Bitte Überweisung für Herrn Schulz",
+        900,
+        2_010,
+    )
+    .unwrap();
     drain(&mut c, &idx);
     assert!(find(&mut c, &idx, a, "rezept").is_empty());
     assert_eq!(find(&mut c, &idx, a, "uberweisung"), vec![id]);
@@ -169,8 +182,14 @@ fn snippets_escape_everything_but_the_marks_and_odd_queries_are_words() {
     assert_eq!(h.len(), 1);
     let s = &h[0].snippet_html;
     assert!(s.contains("<mark>Befund</mark>"), "{s}");
-    assert!(s.contains("&lt;script&gt;") && !s.contains("<script"), "{s}");
-    assert!(!s.contains("<img") && s.contains("&amp;") && s.contains("&quot;"), "{s}");
+    assert!(
+        s.contains("&lt;script&gt;") && !s.contains("<script"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("<img") && s.contains("&amp;") && s.contains("&quot;"),
+        "{s}"
+    );
     assert_eq!(s.matches('<').count(), s.matches("<mark>").count() * 2);
 
     for q in [
@@ -186,12 +205,12 @@ fn snippets_escape_everything_but_the_marks_and_odd_queries_are_words() {
         "ä ö ü ß",
     ] {
         let text = SearchText::parse(q).unwrap().unwrap();
-        assert!(
-            hits(&mut c, &idx, &allowed, a, &text, 3_000).is_ok(),
-            "{q}"
-        );
+        assert!(hits(&mut c, &idx, &allowed, a, &text, 3_000).is_ok(), "{q}");
     }
-    assert_eq!(find(&mut c, &idx, a, "body:befund AND ("), Vec::<i64>::new());
+    assert_eq!(
+        find(&mut c, &idx, a, "body:befund AND ("),
+        Vec::<i64>::new()
+    );
     assert_eq!(find(&mut c, &idx, a, "\"Befund\" (termin"), vec![1]);
     assert!(SearchText::parse(&"x".repeat(201)).is_err());
     assert_eq!(SearchText::parse("   ").unwrap(), None);
@@ -222,9 +241,15 @@ fn retention_purges_old_messages_with_their_traces() {
     assert_eq!(idx.num_docs().unwrap(), 2);
 
     // No setting: nothing happens.
-    assert_eq!(crate::chat::retention::purge(&mut c, 20_000_000).unwrap(), 0);
+    assert_eq!(
+        crate::chat::retention::purge(&mut c, 20_000_000).unwrap(),
+        0
+    );
     crate::chat::retention::set_months(&mut c, 1).unwrap();
-    assert_eq!(crate::chat::retention::purge(&mut c, 12_000_000).unwrap(), 1);
+    assert_eq!(
+        crate::chat::retention::purge(&mut c, 12_000_000).unwrap(),
+        1
+    );
     assert!(messages::by_id(&mut c, old.message_id()).unwrap().is_none());
     let left: i64 = reactions::table.count().get_result(&mut c).unwrap();
     assert_eq!(left, 0);
@@ -278,4 +303,34 @@ fn separate_directories_are_separate_indexes() {
         queue::next_batch(&mut c1, 10).unwrap().first(),
         None | Some(Change::Put(_))
     ));
+}
+
+#[test]
+fn long_messages_get_a_fragment_with_ellipses() {
+    let (d, mut c) = db();
+    let idx = index(&d);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let body = format!(
+        "{} Kernspintomographie <b>{}",
+        "Wort ".repeat(60),
+        "Ende ".repeat(60)
+    );
+    post(&mut c, room, a, &body);
+    drain(&mut c, &idx);
+    let allowed = readable_rooms(&mut c, a).unwrap();
+    let text = SearchText::parse("kernspintomographie").unwrap().unwrap();
+    let h = hits(&mut c, &idx, &allowed, a, &text, 3_000).unwrap();
+    let s = &h[0].snippet_html;
+    assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+    assert!(
+        s.contains("Wort  <mark>Kernspintomographie</mark> &lt;b&gt;Ende Ende"),
+        "{s}"
+    );
+    assert!(s.starts_with("…Wort ") && s.ends_with("Ende Ende…"), "{s}");
+    assert!(s.chars().count() < 200, "{s}");
+    // Without a match in the text (the index is behind an edit): the start.
+    let found = idx.search("wort", &allowed, 5, 3_000).unwrap();
+    let s = found.snippet_html("Ganz anderer Text ohne Treffer");
+    assert_eq!(s, "Ganz anderer Text ohne Treffer");
 }
