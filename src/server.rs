@@ -47,6 +47,10 @@ pub struct RunningServer {
     pub mentions: kollegium_platform::notify::MentionWorker,
     shutdown_grace: Duration,
     backchannel: tokio::task::JoinHandle<()>,
+    /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
+    pub search: Arc<kollegium_platform::search::SearchService>,
+    search_worker: kollegium_platform::search::worker::SearchWorker,
+    chat_retention: tokio::task::JoinHandle<()>,
 }
 
 /// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
@@ -140,6 +144,7 @@ pub async fn start(
     let backchannel =
         kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
     let platform_for_operator = platform.clone();
+    let search = platform.search();
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -205,6 +210,17 @@ pub async fn start(
         config.mail_worker_settings(mail_kinds()),
     );
     let mentions = kollegium_platform::notify::MentionWorker::spawn(context.clone());
+    let search_worker = kollegium_platform::search::worker::SearchWorker::spawn(
+        store.clone(),
+        search.clone(),
+        kollegium_platform::search::worker::WorkerSettings::default(),
+    );
+    let chat_retention = kollegium_platform::chat::retention::spawn(
+        store.clone(),
+        search.clone(),
+        Duration::from_secs(60),
+        Duration::from_secs(24 * 3600),
+    );
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
         addr,
@@ -219,6 +235,9 @@ pub async fn start(
         mentions,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         backchannel,
+        search,
+        search_worker,
+        chat_retention,
     })
 }
 
@@ -232,9 +251,20 @@ impl RunningServer {
         self.mentions.stop(self.shutdown_grace).await;
         self.mail.stop(self.shutdown_grace).await;
         self.backchannel.abort();
+        self.chat_retention.abort();
+        self.search_worker.stop(self.shutdown_grace).await;
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");
         Ok(())
+    }
+
+    /// Runs the chat retention job now (it also runs shortly after start and daily).
+    /// Returns how many messages it deleted.
+    pub async fn run_chat_retention(&self) -> anyhow::Result<usize> {
+        Ok(
+            kollegium_platform::chat::retention::run_node(self.store.clone(), self.search.clone())
+                .await?,
+        )
     }
 
     /// Stops gracefully: in-flight requests finish, then databases close.

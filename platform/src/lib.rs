@@ -16,6 +16,7 @@ pub mod notify;
 pub mod portal;
 pub mod provision;
 pub mod schema;
+pub mod search;
 
 use actix_web::web;
 use diesel_migrations::embed_migrations;
@@ -38,6 +39,9 @@ pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
     notify::configure(cfg);
+    // Fixed chat paths before `/chat/{room}`.
+    chat::search_routes::configure(cfg);
+    chat::admin::configure(cfg);
     chat::api::configure(cfg);
     chat::routes::configure(cfg);
     portal::configure(cfg);

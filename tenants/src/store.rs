@@ -141,6 +141,16 @@ impl Tenant {
     pub fn open_databases(&self) -> usize {
         self.open.pools.lock().map(|p| p.len()).unwrap_or(0)
     }
+
+    /// Whether the database of `kind` is open (background work on it can then run without
+    /// opening files the practice does not use right now).
+    pub fn is_open(&self, kind: &DbKind) -> bool {
+        self.open
+            .pools
+            .lock()
+            .map(|p| p.contains_key(kind.name))
+            .unwrap_or(false)
+    }
 }
 
 struct Cached {

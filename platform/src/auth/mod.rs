@@ -8,7 +8,7 @@ pub mod rp;
 pub mod session;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kollegium_tenants::SharedClock;
@@ -44,6 +44,7 @@ pub struct PlatformState {
     pub live: crate::chat::live::Hub,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
+    search: Arc<crate::search::SearchService>,
 }
 
 /// Posting rate per member: a burst of this many messages, refilled at `POST_RATE`/s.
@@ -59,17 +60,38 @@ impl PlatformState {
             live: crate::chat::live::Hub::default(),
             metadata: Mutex::new(HashMap::new()),
             posting: Mutex::new(HashMap::new()),
+            search: Arc::new(crate::search::SearchService::new()),
         }
+    }
+
+    /// The chat search service (index cache and the indexer's doorbell), for the worker.
+    pub fn search(&self) -> Arc<crate::search::SearchService> {
+        self.search.clone()
+    }
+
+    /// Tells the search indexer that `slug` queued index changes (after the commit).
+    pub fn search_kick(&self, slug: &kollegium_tenants::Slug) {
+        self.search.kick(slug);
     }
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {
         self.clock.now()
     }
 
-    /// Publishes committed chat events to the practice's live connections.
+    /// Publishes committed chat events to the practice's live connections, and has the
+    /// search index follow message changes (about 1 s later).
     pub fn publish(&self, slug: &str, events: Vec<crate::chat::live::Event>) {
+        use crate::chat::live::EventKind;
+        let mut changed = false;
         for ev in events {
+            changed |= matches!(
+                ev.kind,
+                EventKind::Posted(_) | EventKind::Edited(_) | EventKind::Deleted { .. }
+            );
             self.live.publish(slug, ev);
+        }
+        if changed {
+            self.search.kick_str(slug);
         }
     }
 

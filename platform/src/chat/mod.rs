@@ -3,11 +3,15 @@
 //! connection and a time; the web layer lives in `routes`.
 
 pub mod actions;
+pub mod admin;
 pub mod api;
 pub mod live;
 pub mod messages;
+pub mod retention;
 pub mod rooms;
 pub mod routes;
+pub mod search;
+pub mod search_routes;
 pub mod ws;
 
 use crate::members::MemberId;

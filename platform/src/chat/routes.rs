@@ -110,6 +110,7 @@ struct ListPage {
     rooms: Vec<Summary>,
     people: Vec<(i64, String)>,
     error: Option<String>,
+    is_admin: bool,
 }
 
 async fn list(m: Member, csrf: CsrfToken) -> PageResult {
@@ -131,6 +132,7 @@ async fn list(m: Member, csrf: CsrfToken) -> PageResult {
         rooms,
         people,
         error: None,
+        is_admin: m.member.is_admin,
     })
 }
 

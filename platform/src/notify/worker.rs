@@ -173,7 +173,8 @@ async fn run(web: web::Data<WebContext>, stopping: Arc<AtomicBool>, wake: Arc<No
         }
         let now = web.store.clock().now();
         let mut open: Vec<Tenant> = web.store.open_tenants();
-        open.retain(|t| t.status() == PracticeStatus::Active);
+        // Practices whose workspace database is open; the others are peeked at when due.
+        open.retain(|t| t.status() == PracticeStatus::Active && t.is_open(&PLATFORM_DB));
         let mut due: Vec<String> = pending
             .iter()
             .filter(|(slug, at)| **at <= now && !open.iter().any(|t| t.slug().as_str() == *slug))

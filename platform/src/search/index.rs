@@ -1,0 +1,507 @@
+//! The chat index of one practice: schema, German-friendly tokenizer, batch writes, and
+//! queries restricted to a set of rooms.
+
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tantivy::collector::TopDocs;
+use tantivy::columnar::ColumnValues;
+use tantivy::directory::MmapDirectory;
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+};
+use tantivy::{
+    DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
+    TantivyDocument, Term, doc,
+};
+
+use super::SearchError;
+use kollegium_tenants::{Tenant, UnixTime};
+
+/// Name under which the chat tokenizer is registered.
+pub const TOKENIZER: &str = "kollegium_de";
+/// Smallest writer heap tantivy accepts (15 MB); a writer lives for one batch only.
+const WRITER_HEAP_BYTES: usize = 15_000_000;
+/// Open indexes kept at most (readers of busy practices).
+pub const CACHE_CAP: usize = 16;
+/// Terms of a query used at most.
+const MAX_TERMS: usize = 16;
+/// Characters of a snippet.
+const SNIPPET_CHARS: usize = 160;
+
+/// `data/tenants/<slug>/index/chat/`
+pub fn chat_dir(tenant: &Tenant) -> PathBuf {
+    tenant.index_dir().join("chat")
+}
+
+/// Whether an index was ever created in `dir`.
+pub fn exists(dir: &Path) -> bool {
+    dir.join("meta.json").exists()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    id: Field,
+    room: Field,
+    author: Field,
+    body: Field,
+    created_at: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let id = b.add_u64_field("id", INDEXED | FAST);
+    let room = b.add_u64_field("room", INDEXED | FAST);
+    let author = b.add_u64_field("author", INDEXED | FAST);
+    let body = b.add_text_field(
+        "body",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        ),
+    );
+    let created_at = b.add_i64_field("created_at", INDEXED | FAST);
+    (
+        b.build(),
+        Fields {
+            id,
+            room,
+            author,
+            body,
+            created_at,
+        },
+    )
+}
+
+/// Words split at non-alphanumerics, lowercased, folded to ASCII ("Ärztin" → "arztin",
+/// "Straße" → "strasse"), overlong tokens dropped.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(60))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+/// A message as the index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub room: i64,
+    pub author: Option<i64>,
+    pub body: String,
+    pub created_at: UnixTime,
+}
+
+/// One change to the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// (Re)index a message.
+    Put(Entry),
+    /// Remove a message (deleted, purged, or never there).
+    Remove(i64),
+}
+
+impl Change {
+    pub fn id(&self) -> i64 {
+        match self {
+            Self::Put(e) => e.id,
+            Self::Remove(id) => *id,
+        }
+    }
+}
+
+/// Hits of a query, best first, and what highlights them.
+pub struct Found {
+    pub ids: Vec<i64>,
+    generator: Option<SnippetGenerator>,
+}
+
+impl Found {
+    /// A snippet of `body` as HTML: every character escaped, matched words in `<mark>`.
+    /// Short messages are shown whole; of long ones, a window around the first match.
+    pub fn snippet_html(&self, body: &str) -> String {
+        let marks: Vec<std::ops::Range<usize>> = match &self.generator {
+            Some(g) => {
+                // The generator sees the whole body as one fragment, so it marks every match.
+                let s = g.snippet(body);
+                let base = s.fragment_range().start;
+                s.highlighted()
+                    .iter()
+                    .map(|h| h.start + base..h.end + base)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let (from, to) = window(body, marks.first().map_or(0, |r| r.start));
+        let shifted: Vec<_> = marks
+            .iter()
+            .filter(|r| r.start >= from && r.end <= to)
+            .map(|r| r.start - from..r.end - from)
+            .collect();
+        let mut html = String::new();
+        if from > 0 {
+            html.push('…');
+        }
+        html.push_str(&highlight(&body[from..to], &shifted));
+        if to < body.len() {
+            html.push('…');
+        }
+        html
+    }
+}
+
+/// Byte bounds of at most [`SNIPPET_CHARS`] characters of `body` around `at`: some context
+/// before it, cut at spaces where one is near.
+fn window(body: &str, at: usize) -> (usize, usize) {
+    if body.chars().count() <= SNIPPET_CHARS {
+        return (0, body.len());
+    }
+    let at = if body.is_char_boundary(at) { at } else { 0 };
+    const BEFORE: usize = 50;
+    let mut from = body[..at]
+        .char_indices()
+        .rev()
+        .nth(BEFORE - 1)
+        .map_or(0, |(i, _)| i);
+    if from > 0
+        && let Some(sp) = body[from..at].find(char::is_whitespace)
+        && sp < 20
+    {
+        from += sp + 1;
+        while !body.is_char_boundary(from) {
+            from += 1;
+        }
+    }
+    let mut to = body[from..]
+        .char_indices()
+        .nth(SNIPPET_CHARS)
+        .map_or(body.len(), |(i, _)| from + i);
+    if to < body.len()
+        && let Some(sp) = body[from..to].rfind(char::is_whitespace)
+        && from + sp > at
+        && to - (from + sp) < 20
+    {
+        to = from + sp;
+    }
+    (from, to)
+}
+
+/// HTML-escapes `s` completely (text and attribute safe).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `fragment` escaped, with the byte `ranges` wrapped in `<mark>`.
+fn highlight(fragment: &str, ranges: &[std::ops::Range<usize>]) -> String {
+    let mut ranges: Vec<_> = ranges
+        .iter()
+        .filter(|r| {
+            r.start < r.end
+                && r.end <= fragment.len()
+                && fragment.is_char_boundary(r.start)
+                && fragment.is_char_boundary(r.end)
+        })
+        .cloned()
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    let mut out = String::new();
+    let mut at = 0;
+    for r in ranges {
+        if r.start < at {
+            continue; // overlapping ranges: keep the first
+        }
+        out.push_str(&escape(&fragment[at..r.start]));
+        out.push_str("<mark>");
+        out.push_str(&escape(&fragment[r.clone()]));
+        out.push_str("</mark>");
+        at = r.end;
+    }
+    out.push_str(&escape(&fragment[at..]));
+    out
+}
+
+/// One practice's open chat index and its reader.
+pub struct ChatIndex {
+    index: Index,
+    reader: IndexReader,
+    f: Fields,
+}
+
+impl std::fmt::Debug for ChatIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatIndex").finish_non_exhaustive()
+    }
+}
+
+impl ChatIndex {
+    /// Opens the index in `dir`, creating it (and the directory) if `create`. `None` if
+    /// there is no index and `create` is false.
+    pub fn open(dir: &Path, create: bool) -> Result<Option<Self>, SearchError> {
+        if !exists(dir) {
+            if !create {
+                return Ok(None);
+            }
+            std::fs::create_dir_all(dir)?;
+        }
+        let (schema, f) = schema();
+        let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
+        index.tokenizers().register(TOKENIZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .doc_store_cache_num_blocks(1)
+            .try_into()?;
+        Ok(Some(Self { index, reader, f }))
+    }
+
+    /// Applies `changes` in one commit with a short-lived writer; the reader sees them
+    /// when this returns.
+    pub fn apply(&self, changes: &[Change]) -> Result<(), SearchError> {
+        let options = IndexWriterOptions::builder()
+            .memory_budget_per_thread(WRITER_HEAP_BYTES)
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .build();
+        let mut w: IndexWriter<TantivyDocument> = self.index.writer_with_options(options)?;
+        let f = self.f;
+        for c in changes {
+            w.delete_term(Term::from_field_u64(f.id, c.id() as u64));
+            if let Change::Put(e) = c {
+                w.add_document(doc!(
+                    f.id => e.id as u64,
+                    f.room => e.room as u64,
+                    f.author => e.author.unwrap_or(0) as u64,
+                    f.body => e.body.as_str(),
+                    f.created_at => e.created_at,
+                ))?;
+            }
+        }
+        w.commit()?;
+        // Let merges the commit started finish before the writer (and its heap) goes.
+        w.wait_merging_threads()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// The query terms of user input: analysed like message text, so any input (quotes,
+    /// colons, brackets) is just words; every term must match.
+    pub fn terms(text: &str) -> Vec<String> {
+        // Boolean operators people type out of habit are not words to look for.
+        let words: Vec<&str> = text
+            .split_whitespace()
+            .filter(|w| !matches!(*w, "AND" | "OR" | "NOT" | "&&" | "||"))
+            .collect();
+        let text = words.join(" ");
+        let mut a = analyzer();
+        let mut stream = a.token_stream(&text);
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        while stream.advance() {
+            let t = stream.token().text.clone();
+            if seen.insert(t.clone()) {
+                out.push(t);
+            }
+            if out.len() >= MAX_TERMS {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Messages in `rooms` that contain every word of `text`, best first (relevance with
+    /// a boost for recent messages), at most `limit`.
+    pub fn search(
+        &self,
+        text: &str,
+        rooms: &[i64],
+        limit: usize,
+        now: UnixTime,
+    ) -> Result<Found, SearchError> {
+        let terms = Self::terms(text);
+        if terms.is_empty() || rooms.is_empty() || limit == 0 {
+            return Ok(Found {
+                ids: Vec::new(),
+                generator: None,
+            });
+        }
+        // Another process step (the worker) may have committed since the last search.
+        self.reader.reload()?;
+        let f = self.f;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = terms
+            .iter()
+            .map(|t| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.body, t),
+                    IndexRecordOption::WithFreqsAndPositions,
+                ));
+                (Occur::Must, q)
+            })
+            .collect();
+        clauses.push((
+            Occur::Must,
+            Box::new(TermSetQuery::new(
+                rooms
+                    .iter()
+                    .map(|r| Term::from_field_u64(f.room, *r as u64)),
+            )),
+        ));
+        let query = BooleanQuery::new(clauses);
+        let searcher = self.reader.searcher();
+        let collector = TopDocs::with_limit(limit).tweak_score(move |seg: &SegmentReader| {
+            let created = seg
+                .fast_fields()
+                .i64("created_at")
+                .ok()
+                .map(|c| c.first_or_default_col(0));
+            move |doc: DocId, score: Score| {
+                let t = created.as_ref().map_or(now, |c| c.get_val(doc));
+                let age_days = (now - t).max(0) as f32 / 86_400.0;
+                // Today counts double, a week ago one and a half, old messages once.
+                score * (1.0 + 1.0 / (1.0 + age_days / 7.0))
+            }
+        });
+        let hits: Vec<(Score, DocAddress)> = searcher.search(&query, &collector)?;
+        let mut ids = Vec::with_capacity(hits.len());
+        let mut columns = HashMap::new();
+        for (_, addr) in hits {
+            let col = match columns.entry(addr.segment_ord) {
+                MapEntry::Occupied(e) => e.into_mut(),
+                MapEntry::Vacant(v) => v.insert(
+                    searcher
+                        .segment_reader(addr.segment_ord)
+                        .fast_fields()
+                        .u64("id")?
+                        .first_or_default_col(0),
+                ),
+            };
+            let id = col.get_val(addr.doc_id) as i64;
+            if id > 0 {
+                ids.push(id);
+            }
+        }
+        let mut generator = SnippetGenerator::create(&searcher, &query, f.body)?;
+        generator.set_max_num_chars(4 * crate::chat::MAX_MESSAGE_CHARS + 1);
+        Ok(Found {
+            ids,
+            generator: Some(generator),
+        })
+    }
+
+    /// Documents in the index (tests, diagnostics).
+    pub fn num_docs(&self) -> Result<u64, SearchError> {
+        self.reader.reload()?;
+        Ok(self.reader.searcher().num_docs())
+    }
+}
+
+struct Cached {
+    index: Arc<ChatIndex>,
+    used: Instant,
+}
+
+/// A small LRU of open chat indexes, keyed by directory. Entries unused for a while are
+/// dropped by [`Indexes::evict_idle`] (memory maps and descriptors go with them).
+pub struct Indexes {
+    open: Mutex<HashMap<PathBuf, Cached>>,
+    cap: usize,
+}
+
+impl std::fmt::Debug for Indexes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexes")
+            .field("open", &self.len())
+            .finish()
+    }
+}
+
+impl Indexes {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            open: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+        }
+    }
+
+    /// The index in `dir` (see [`ChatIndex::open`]). Blocking.
+    pub fn get(&self, dir: &Path, create: bool) -> Result<Option<Arc<ChatIndex>>, SearchError> {
+        if let Ok(mut open) = self.open.lock()
+            && let Some(c) = open.get_mut(dir)
+        {
+            c.used = Instant::now();
+            return Ok(Some(c.index.clone()));
+        }
+        // Open outside the lock: it touches the disk.
+        let Some(fresh) = ChatIndex::open(dir, create)? else {
+            return Ok(None);
+        };
+        let fresh = Arc::new(fresh);
+        if let Ok(mut open) = self.open.lock() {
+            let entry = open.entry(dir.to_path_buf()).or_insert_with(|| Cached {
+                index: fresh.clone(),
+                used: Instant::now(),
+            });
+            entry.used = Instant::now();
+            let handle = entry.index.clone();
+            while open.len() > self.cap {
+                let Some(victim) = open
+                    .iter()
+                    .min_by_key(|(_, c)| c.used)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                open.remove(&victim);
+            }
+            return Ok(Some(handle));
+        }
+        Ok(Some(fresh))
+    }
+
+    /// Forgets the index in `dir` (it is being rebuilt).
+    pub fn forget(&self, dir: &Path) {
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(dir);
+        }
+    }
+
+    /// Drops indexes unused for `idle`. Returns how many.
+    pub fn evict_idle(&self, idle: Duration) -> usize {
+        let Ok(mut open) = self.open.lock() else {
+            return 0;
+        };
+        let before = open.len();
+        open.retain(|_, c| c.used.elapsed() < idle);
+        before - open.len()
+    }
+
+    /// Indexes open right now.
+    pub fn len(&self) -> usize {
+        self.open.lock().map(|o| o.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

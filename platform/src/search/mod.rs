@@ -1,0 +1,102 @@
+//! Full-text search over a practice's chat messages.
+//!
+//! Each practice has its own tantivy index under `data/tenants/<slug>/index/chat/`, so one
+//! practice's index can never answer for another. The index is a cache of
+//! `platform.sqlite`: chat code queues changed message ids in `search_queue` (same
+//! transaction as the change) and pokes the [`SearchService`]; the node's
+//! [`worker::SearchWorker`] writes the index in batches and deletes queue rows only after
+//! the index commit. Searches filter by the rooms the reader may read at query time and
+//! re-check every hit against the database, so a stale index never shows a deleted
+//! message or a room the reader may not read.
+//!
+//! Writers are opened for one batch with the smallest heap tantivy allows and dropped
+//! after the commit; open readers are cached for a few practices only.
+
+pub mod index;
+pub mod queue;
+pub mod worker;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use kollegium_tenants::Slug;
+use tokio::sync::Notify;
+
+pub use index::{ChatIndex, Indexes};
+
+/// Why indexing or searching failed (never shown to users as is).
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error("index directory: {0}")]
+    Directory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("store: {0}")]
+    Store(#[from] kollegium_tenants::store::StoreError),
+    #[error("background task failed: {0}")]
+    Join(String),
+}
+
+/// What request code and the search worker share: the doorbell (which practices have
+/// queued changes) and the cache of open indexes.
+#[derive(Debug)]
+pub struct SearchService {
+    dirty: Mutex<HashSet<String>>,
+    notify: Notify,
+    indexes: Indexes,
+}
+
+impl Default for SearchService {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SearchService {
+    pub fn new() -> Self {
+        Self {
+            dirty: Mutex::new(HashSet::new()),
+            notify: Notify::new(),
+            indexes: Indexes::new(index::CACHE_CAP),
+        }
+    }
+
+    /// Marks `slug` as having queued index changes and wakes the worker. Cheap and
+    /// non-blocking; call it after the transaction that queued the change committed.
+    pub fn kick(&self, slug: &Slug) {
+        self.kick_str(slug.as_str());
+    }
+
+    /// Same as [`Self::kick`], for a slug already known to be valid (from a `Tenant`).
+    pub fn kick_str(&self, slug: &str) {
+        if let Ok(mut d) = self.dirty.lock() {
+            d.insert(slug.to_owned());
+        }
+        self.notify.notify_one();
+    }
+
+    /// The slugs kicked since the last call.
+    pub fn take(&self) -> Vec<String> {
+        self.dirty
+            .lock()
+            .map(|mut d| d.drain().collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits for the next kick (returns at once if one came since the last wait).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The cache of open indexes.
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! The `search_queue` side of indexing: what to (re)index or remove, and acknowledging
+//! what reached the index. Plain functions on a connection.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use kollegium_tenants::UnixTime;
+
+use super::index::{Change, Entry};
+use crate::schema::{messages, search_queue};
+
+/// Whether anything waits in the queue.
+pub fn pending(conn: &mut SqliteConnection) -> QueryResult<bool> {
+    search_queue::table
+        .select(search_queue::message_id)
+        .first::<i64>(conn)
+        .optional()
+        .map(|o| o.is_some())
+}
+
+type MessageState = (i64, i64, Option<i64>, String, i64, Option<i64>);
+
+fn states(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Change>> {
+    let rows: Vec<MessageState> = messages::table
+        .filter(messages::id.eq_any(ids))
+        .select((
+            messages::id,
+            messages::room_id,
+            messages::author_id,
+            messages::body,
+            messages::created_at,
+            messages::deleted_at,
+        ))
+        .load(conn)?;
+    let mut out: HashMap<i64, Change> = ids.iter().map(|id| (*id, Change::Remove(*id))).collect();
+    for (id, room, author, body, created_at, deleted_at) in rows {
+        if deleted_at.is_none() && !body.trim().is_empty() {
+            out.insert(
+                id,
+                Change::Put(Entry {
+                    id,
+                    room,
+                    author,
+                    body,
+                    created_at,
+                }),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The next `limit` queued changes, oldest first, with the messages' current state.
+pub fn next_batch(conn: &mut SqliteConnection, limit: i64) -> QueryResult<Vec<Change>> {
+    let ids: Vec<i64> = search_queue::table
+        .order((search_queue::queued_at, search_queue::message_id))
+        .limit(limit)
+        .select(search_queue::message_id)
+        .load(conn)?;
+    let mut state = states(conn, &ids)?;
+    Ok(ids.iter().filter_map(|id| state.remove(id)).collect())
+}
+
+/// Deletes the queue rows of `applied` changes, after the index commit. A message that
+/// changed again since it was read keeps its row, so the next batch picks it up: nothing
+/// is lost to a race between an edit and the worker. Returns how many rows went.
+pub fn ack(conn: &mut SqliteConnection, applied: &[Change]) -> QueryResult<usize> {
+    conn.immediate_transaction(|conn| {
+        let ids: Vec<i64> = applied.iter().map(Change::id).collect();
+        let now = states(conn, &ids)?;
+        let done: Vec<i64> = applied
+            .iter()
+            .filter(|c| now.get(&c.id()) == Some(*c))
+            .map(Change::id)
+            .collect();
+        diesel::delete(search_queue::table.filter(search_queue::message_id.eq_any(&done)))
+            .execute(conn)
+    })
+}
+
+/// Queues one message (new, edited, deleted or purged).
+pub fn enqueue(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult<()> {
+    diesel::insert_into(search_queue::table)
+        .values((
+            search_queue::message_id.eq(id),
+            search_queue::queued_at.eq(now),
+        ))
+        .on_conflict(search_queue::message_id)
+        .do_update()
+        .set(search_queue::queued_at.eq(now))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Queues every live message, to build an index from scratch (a new or lost index).
+pub fn requeue_all(conn: &mut SqliteConnection, now: UnixTime) -> QueryResult<usize> {
+    diesel::sql_query(
+        "INSERT INTO search_queue (message_id, queued_at) \
+         SELECT id, ? FROM messages WHERE deleted_at IS NULL \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind::<BigInt, _>(now)
+    .execute(conn)
+}
