@@ -1,17 +1,23 @@
-//! Practices created in-process through the library, exactly as `kollegium practice create`
-//! does (same hooks, same registry), directly in the data directory the server will use.
+//! Practices, accounts and OAuth clients created in-process through the library, directly in
+//! the data directory the server will use: practices exactly as `kollegium practice create`
+//! does (same hooks, same registry), clients as `kollegium client add` does, accounts as the
+//! test harness's `create_user` does (the IdP's own user repository and password hasher).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use kollegium::Config;
 use kollegium::practices;
 use kollegium::server::open_store;
+use kollegium_idp::IDP_DB;
+use kollegium_idp::oidc::clients::NewClient;
+use kollegium_idp::users::{self, Profile};
 use kollegium_tenants::provision::CreatePractice;
 use kollegium_tenants::web::WebSettings;
-use kollegium_tenants::{SystemClock, TenantStore};
+use kollegium_tenants::{Slug, SystemClock, Tenant, TenantStore};
 
 /// The slug of the `i`-th benchmark practice.
 pub fn slug(i: usize) -> String {
@@ -60,6 +66,62 @@ impl Node {
             &[],
         )?;
         Ok(started.elapsed())
+    }
+
+    fn tenant(&self, slug: &str) -> anyhow::Result<Tenant> {
+        let slug = Slug::parse(slug)?;
+        self.store
+            .tenant(&slug)?
+            .with_context(|| format!("practice {slug} does not exist"))
+    }
+
+    /// Creates an active account `username` at practice `slug` whose password hash is
+    /// `password_hash` (as the IdP's setup link stores it after the user chose a password).
+    pub fn create_user(
+        &self,
+        slug: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> anyhow::Result<()> {
+        let tenant = self.tenant(slug)?;
+        let profile = Profile {
+            username: username.into(),
+            email: format!("{username}@{slug}.example.org"),
+            display_name: format!("Bench {username}"),
+            is_admin: false,
+            roles: vec!["mfa".into()],
+            ..Profile::default()
+        }
+        .validate()?;
+        let now = self.store.clock().now();
+        let mut conn = tenant.conn(&IDP_DB)?;
+        let id = users::create_invited(&mut conn, &profile, false, now)??;
+        users::set_password(&mut conn, id, password_hash, true, now)?;
+        Ok(())
+    }
+
+    /// The stored password hash of `username` at practice `slug`.
+    pub fn password_hash(&self, slug: &str, username: &str) -> anyhow::Result<Option<String>> {
+        let tenant = self.tenant(slug)?;
+        let mut conn = tenant.conn(&IDP_DB)?;
+        Ok(users::by_login(&mut conn, username)?.and_then(|u| u.password_hash))
+    }
+
+    /// Registers a confidential third-party client with `redirect_uri` at practice `slug`
+    /// (what `kollegium client add` does); returns its id and secret.
+    pub fn add_client(
+        &self,
+        slug: &str,
+        name: &str,
+        redirect_uri: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let input = NewClient::parse(name, &[redirect_uri.to_owned()], true)?;
+        let now = self.store.clock().now();
+        let created = practices::add_client(&self.store, &Slug::parse(slug)?, &input, now)?;
+        let secret = created
+            .secret
+            .context("a confidential client was registered without a secret")?;
+        Ok((created.client_id, secret))
     }
 }
 

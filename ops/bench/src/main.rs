@@ -5,8 +5,11 @@
 //! over loopback HTTP, prints a summary and writes `bench-results/<scenario>.json`.
 //! Set `KOLLEGIUM_BENCH_KEEP=1` to keep the data directory and server log for inspection.
 
+mod browser;
 mod fixtures;
 mod http;
+mod idp;
+mod load;
 mod report;
 mod scenarios;
 mod server;
@@ -32,6 +35,10 @@ enum Scenario {
     Provision(scenarios::provision::Args),
     /// Many practices on one server: memory, descriptors, cold vs warm first request
     Density(scenarios::density::Args),
+    /// Full password logins/s at the IdP against the raw argon2id hash rate; RSS after logins
+    Login(scenarios::login::Args),
+    /// Token endpoint: authorization-code exchanges/s and refresh grants/s with latency
+    Token(scenarios::token::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +56,8 @@ fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let report = match scenario {
         Scenario::Provision(args) => scenarios::provision::run(args)?,
         Scenario::Density(args) => runtime()?.block_on(scenarios::density::run(args))?,
+        Scenario::Login(args) => runtime()?.block_on(scenarios::login::run(args))?,
+        Scenario::Token(args) => runtime()?.block_on(scenarios::token::run(args))?,
     };
     report.finish()?;
     Ok(())

@@ -79,6 +79,16 @@ impl Goal {
             met: value <= limit,
         }
     }
+
+    pub fn at_least(name: impl Into<String>, value: f64, limit: f64, unit: &'static str) -> Self {
+        Self {
+            name: name.into(),
+            goal: format!(">= {limit} {unit}"),
+            value,
+            unit,
+            met: value >= limit,
+        }
+    }
 }
 
 impl std::fmt::Display for Goal {
@@ -202,5 +212,7 @@ mod tests {
     fn goal_verdicts() {
         assert!(Goal::at_most("rss", 150.0, 150.0, "MB").met);
         assert!(!Goal::at_most("rss", 150.1, 150.0, "MB").met);
+        assert!(Goal::at_least("rate", 0.9, 0.9, "x").met);
+        assert!(!Goal::at_least("rate", 0.89, 0.9, "x").met);
     }
 }

@@ -61,15 +61,42 @@ impl Drop for Workdir {
 }
 
 /// Builds (or confirms fresh) the release server binary and returns its path.
+///
+/// The package selection includes this crate so that dependency features resolve exactly as
+/// for `cargo run -p kollegium-bench` (the driver's own `tempfile` turns on `std` features
+/// of `rustix`/`bitflags`); with `-p kollegium` alone every run would rebuild a large part
+/// of the dependency tree twice (once for the server, once more for the next driver build).
+/// For the same reason the variables `cargo run` sets for the driver (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, ...) are removed: `ring`'s build script reruns when they change.
 pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    println!("Building the server: cargo build --release -p kollegium --bin kollegium");
-    let out = Command::new(&cargo)
+    println!(
+        "Building the server: cargo build --release -p kollegium -p kollegium-bench --bin kollegium"
+    );
+    let mut cmd = Command::new(&cargo);
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        let set_by_cargo_run = k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "OUT_DIR",
+            ]
+            .contains(&k.as_ref());
+        if set_by_cargo_run {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
         .args([
             "build",
             "--release",
             "-p",
             "kollegium",
+            "-p",
+            "kollegium-bench",
             "--bin",
             "kollegium",
         ])

@@ -64,6 +64,15 @@ impl Grouped {
         }
     }
 
+    /// Adds every sample of `other`.
+    pub fn extend(&mut self, other: &Grouped) {
+        for (name, samples) in &other.0 {
+            for d in &samples.0 {
+                self.push(name, *d);
+            }
+        }
+    }
+
     /// One summary per name, in first-seen order.
     pub fn summaries(&self) -> Vec<Named> {
         self.0

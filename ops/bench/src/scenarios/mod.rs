@@ -6,7 +6,9 @@
 //! requests into [`Samples`](crate::stats::Samples), and add a variant in `main.rs`.
 
 pub mod density;
+pub mod login;
 pub mod provision;
+pub mod token;
 
 /// The 1/5/15-minute load averages, to judge how quiet the machine was.
 pub fn loadavg() -> Option<String> {

@@ -1,0 +1,293 @@
+//! Closed-loop load: N clients, each doing one operation after the other (the next starts
+//! when the previous answer was read), for a time window or until each client's work is
+//! done; completions, per-request latencies, failures, and the CPU time the server process
+//! and the driver spent meanwhile.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::stats::{Grouped, Named, Samples, Summary};
+
+/// Linux reports process CPU times in clock ticks of `USER_HZ`, 100 on every architecture
+/// this runs on (x86-64, arm64).
+const USER_HZ: f64 = 100.0;
+
+/// User + system CPU seconds of process `pid` (`self` for the driver).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// CPU time spent by the server and the driver between `start` and `stop`.
+pub struct CpuMeter {
+    pid: String,
+    started: Instant,
+    server: f64,
+    driver: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuUse {
+    pub wall_s: f64,
+    pub server_cpu_s: f64,
+    pub driver_cpu_s: f64,
+}
+
+impl CpuUse {
+    pub fn add(self, other: Self) -> Self {
+        Self {
+            wall_s: self.wall_s + other.wall_s,
+            server_cpu_s: self.server_cpu_s + other.server_cpu_s,
+            driver_cpu_s: self.driver_cpu_s + other.driver_cpu_s,
+        }
+    }
+}
+
+impl CpuMeter {
+    pub fn start(server_pid: u32) -> Self {
+        let pid = server_pid.to_string();
+        Self {
+            server: cpu_seconds(&pid).unwrap_or(f64::NAN),
+            driver: cpu_seconds("self").unwrap_or(f64::NAN),
+            pid,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuUse {
+        CpuUse {
+            wall_s: self.started.elapsed().as_secs_f64(),
+            server_cpu_s: cpu_seconds(&self.pid).unwrap_or(f64::NAN) - self.server,
+            driver_cpu_s: cpu_seconds("self").unwrap_or(f64::NAN) - self.driver,
+        }
+    }
+}
+
+/// What one client recorded.
+#[derive(Default)]
+pub struct Record {
+    /// Finish time and latency of each completed operation.
+    done: Vec<(Instant, Duration)>,
+    /// Latency of each request inside the operations, by name.
+    parts: Grouped,
+    failures: Vec<String>,
+}
+
+/// Each operation returns the named requests it made and how long each took.
+pub type Parts = Vec<(&'static str, Duration)>;
+
+/// Runs every client's loop concurrently on the current task: each client calls `op` again
+/// and again until `until` has passed or `op` says the client has no more work (`None`).
+/// A failed operation is recorded and the loop goes on.
+pub async fn closed_loop<S, F>(clients: &mut [S], until: Option<Instant>, op: F) -> Vec<Record>
+where
+    F: AsyncFn(&mut S) -> anyhow::Result<Option<Parts>>,
+{
+    let op = &op;
+    join_all(clients.iter_mut().map(|c| async move {
+        let mut rec = Record::default();
+        while until.is_none_or(|u| Instant::now() < u) {
+            let started = Instant::now();
+            match op(c).await {
+                Ok(Some(parts)) => {
+                    let now = Instant::now();
+                    rec.done.push((now, now - started));
+                    for (name, d) in parts {
+                        rec.parts.push(name, d);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => rec
+                    .failures
+                    .push(format!("{e:#}").chars().take(200).collect()),
+            }
+        }
+        rec
+    }))
+    .await
+}
+
+/// One measured phase, all clients together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub clients: usize,
+    /// Operations completed inside the window.
+    pub completed: usize,
+    pub window_s: f64,
+    pub per_s: f64,
+    /// Whole operation, and each request on its own.
+    pub latency_ms: Option<Summary>,
+    pub requests_ms: Vec<Named>,
+    pub failures: usize,
+    /// Failure messages and how often each occurred.
+    pub failure_reasons: BTreeMap<String, usize>,
+    pub cpu: CpuUse,
+    /// Operations per CPU second of the server process: what one fully busy core gives.
+    pub per_server_cpu_s: f64,
+}
+
+impl Phase {
+    /// Summarises `records` of a window from `start` to `end`: operations finishing after
+    /// `end` (in flight at the deadline) are not counted.
+    pub fn of(records: &[Record], start: Instant, end: Instant, cpu: CpuUse) -> Self {
+        let mut latency = Samples::default();
+        let mut parts = Grouped::default();
+        let mut failure_reasons = BTreeMap::new();
+        let mut completed = 0;
+        for r in records {
+            for (at, took) in &r.done {
+                if *at <= end {
+                    completed += 1;
+                    latency.push(*took);
+                }
+            }
+            parts.extend(&r.parts);
+            for f in &r.failures {
+                *failure_reasons.entry(f.clone()).or_insert(0) += 1;
+            }
+        }
+        let window_s = end.duration_since(start).as_secs_f64();
+        Self {
+            clients: records.len(),
+            completed,
+            window_s,
+            per_s: completed as f64 / window_s,
+            latency_ms: latency.summary(),
+            requests_ms: parts.summaries(),
+            failures: failure_reasons.values().sum(),
+            failure_reasons,
+            per_server_cpu_s: completed as f64 / cpu.server_cpu_s,
+            cpu,
+        }
+    }
+
+    /// The end of a phase without a deadline: when its last operation finished.
+    pub fn last_finish(records: &[Record]) -> Option<Instant> {
+        records
+            .iter()
+            .filter_map(|r| r.done.last().map(|d| d.0))
+            .max()
+    }
+
+    /// Several phases of the same kind as one (counts and times added).
+    pub fn merge(phases: &[Phase], records: &[Record]) -> Option<Self> {
+        let first = phases.first()?;
+        let cpu = phases[1..].iter().fold(first.cpu, |a, p| a.add(p.cpu));
+        let window_s: f64 = phases.iter().map(|p| p.window_s).sum();
+        let completed: usize = phases.iter().map(|p| p.completed).sum();
+        let mut latency = Samples::default();
+        let mut parts = Grouped::default();
+        for r in records {
+            for (_, took) in &r.done {
+                latency.push(*took);
+            }
+            parts.extend(&r.parts);
+        }
+        let mut failure_reasons = BTreeMap::new();
+        for p in phases {
+            for (k, v) in &p.failure_reasons {
+                *failure_reasons.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        Some(Self {
+            clients: first.clients,
+            completed,
+            window_s,
+            per_s: completed as f64 / window_s,
+            latency_ms: latency.summary(),
+            requests_ms: parts.summaries(),
+            failures: failure_reasons.values().sum(),
+            failure_reasons,
+            per_server_cpu_s: completed as f64 / cpu.server_cpu_s,
+            cpu,
+        })
+    }
+
+    pub fn print(&self, label: &str) {
+        println!(
+            "  {label}: {} clients, {} done in {:.1} s = {:.1}/s ({:.1} per server CPU-second; \
+             server CPU {:.1} s, driver CPU {:.1} s), {} failed",
+            self.clients,
+            self.completed,
+            self.window_s,
+            self.per_s,
+            self.per_server_cpu_s,
+            self.cpu.server_cpu_s,
+            self.cpu.driver_cpu_s,
+            self.failures
+        );
+        if let Some(l) = &self.latency_ms {
+            println!("      whole operation {l}");
+        }
+        for n in &self.requests_ms {
+            let s = n.summary;
+            println!(
+                "      {:<28} p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+                n.name, s.p50_ms, s.p99_ms, s.max_ms
+            );
+        }
+        for (reason, n) in &self.failure_reasons {
+            println!("      FAILED {n}×: {reason}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_cpu_time() {
+        let t = cpu_seconds("self").unwrap();
+        assert!(t >= 0.0);
+    }
+
+    #[test]
+    fn phase_counts_only_inside_the_window() {
+        let start = Instant::now();
+        let end = start + Duration::from_secs(10);
+        let mut r = Record::default();
+        r.done
+            .push((start + Duration::from_secs(1), Duration::from_millis(5)));
+        r.done
+            .push((start + Duration::from_secs(9), Duration::from_millis(7)));
+        r.done
+            .push((start + Duration::from_secs(11), Duration::from_millis(9)));
+        r.failures.push("boom".into());
+        let cpu = CpuUse {
+            wall_s: 10.0,
+            server_cpu_s: 4.0,
+            driver_cpu_s: 1.0,
+        };
+        let p = Phase::of(&[r], start, end, cpu);
+        assert_eq!(p.completed, 2);
+        assert!((p.per_s - 0.2).abs() < 1e-9);
+        assert!((p.per_server_cpu_s - 0.5).abs() < 1e-9);
+        assert_eq!(p.failures, 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn closed_loop_stops_when_work_is_done() {
+        let mut clients = vec![3usize, 1];
+        let records = closed_loop(&mut clients, None, async |left: &mut usize| {
+            if *left == 0 {
+                return Ok(None);
+            }
+            *left -= 1;
+            Ok(Some(vec![("op", Duration::from_millis(1))]))
+        })
+        .await;
+        assert_eq!(records[0].done.len(), 3);
+        assert_eq!(records[1].done.len(), 1);
+        assert_eq!(clients, vec![0, 0]);
+    }
+}
