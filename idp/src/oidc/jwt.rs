@@ -6,8 +6,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::signature::Verifier;
 use rsa::{RsaPublicKey, sha2::Sha256};
 use serde_json::Value;
 
@@ -44,10 +44,19 @@ pub enum JwtError {
     Sign,
 }
 
-/// A private key that signs, with its key id.
+/// A private key that signs (RSASSA-PKCS1-v1_5 with SHA-256, via `ring`), with its key id.
 pub struct Signer256 {
     pub kid: String,
-    pub key: SigningKey<Sha256>,
+    pub key: ring::signature::RsaKeyPair,
+}
+
+impl Signer256 {
+    /// From a PKCS#8 DER private key.
+    pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, String> {
+        ring::signature::RsaKeyPair::from_pkcs8(der)
+            .map(|key| Self { kid, key })
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// A public key that verifies, with its key id.
@@ -65,11 +74,17 @@ pub fn sign(signer: &Signer256, typ: &str, claims: &Value) -> Result<String, Jwt
         B64.encode(header.to_string()),
         B64.encode(claims.to_string())
     );
-    let sig = signer
+    let mut sig = vec![0u8; signer.key.public().modulus_len()];
+    signer
         .key
-        .try_sign(input.as_bytes())
+        .sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
         .map_err(|_| JwtError::Sign)?;
-    Ok(format!("{input}.{}", B64.encode(sig.to_bytes())))
+    Ok(format!("{input}.{}", B64.encode(sig)))
 }
 
 /// The decoded header and claims, signature not checked (to route a token by its shape).
@@ -191,15 +206,14 @@ pub fn at_hash(access_token: &str) -> String {
 mod tests {
     use super::*;
     use rsa::RsaPrivateKey;
+    use rsa::pkcs8::EncodePrivateKey;
 
     fn keypair(kid: &str) -> (Signer256, Verifier256) {
         let k = RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
         let p = k.to_public_key();
+        let der = k.to_pkcs8_der().unwrap();
         (
-            Signer256 {
-                kid: kid.into(),
-                key: SigningKey::new(k),
-            },
+            Signer256::from_pkcs8(kid.into(), der.as_bytes()).unwrap(),
             Verifier256 {
                 kid: kid.into(),
                 key: p,

@@ -12,8 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 use kollegium_tenants::secrets::NodeKey;
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
@@ -141,11 +140,7 @@ pub fn active(
     let der = node_key
         .unwrap_secret(&wrap_context(slug, &kid), &wrapped)
         .map_err(|_| KeyError::Unwrap)?;
-    let private = RsaPrivateKey::from_pkcs8_der(&der).map_err(|e| KeyError::Rsa(e.to_string()))?;
-    let signer = Arc::new(Signer256 {
-        kid,
-        key: SigningKey::new(private),
-    });
+    let signer = Arc::new(Signer256::from_pkcs8(kid, &der).map_err(KeyError::Rsa)?);
     if let Ok(mut c) = cache.0.lock() {
         if c.len() > 4096 {
             c.clear();
