@@ -174,7 +174,9 @@ pub async fn run_node(
             let Ok(slug) = Slug::parse(&p.slug) else {
                 continue;
             };
-            if !store.is_open(&slug) && peek(&practice_dir(store.data_dir(), &slug)) == Some(0) {
+            // Read the setting from the file first, so practices without one (open or
+            // not) are not made to open their workspace database.
+            if peek(&practice_dir(store.data_dir(), &slug)) == Some(0) {
                 continue;
             }
             let Some(tenant) = store.tenant(&slug)? else {
