@@ -32,6 +32,8 @@ enum Scenario {
     Provision(scenarios::provision::Args),
     /// Many practices on one server: memory, descriptors, cold vs warm first request
     Density(scenarios::density::Args),
+    /// Live chat: post -> WebSocket delivery latency, sustained posts/s, room page
+    Chat(scenarios::chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let report = match scenario {
         Scenario::Provision(args) => scenarios::provision::run(args)?,
         Scenario::Density(args) => runtime()?.block_on(scenarios::density::run(args))?,
+        Scenario::Chat(args) => scenarios::chat::run(args)?,
     };
     report.finish()?;
     Ok(())
