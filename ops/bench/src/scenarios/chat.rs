@@ -890,7 +890,7 @@ async fn measure(
     }
 
     // Member ids (the platform knows members once they signed in).
-    let (first_http, _, first_csrf) = people
+    let (first_http, _, _) = people
         .first()
         .and_then(Option::as_ref)
         .context("nobody signed in")?;
@@ -908,7 +908,6 @@ async fn measure(
         .iter()
         .filter_map(|m| Some((m["username"].as_str()?.to_owned(), m["id"].as_i64()?)))
         .collect();
-    let _ = first_csrf;
     let mut persons = Vec::with_capacity(n_members);
     for (i, p) in people.into_iter().enumerate() {
         let (http, jar, csrf) = p.context("a member did not sign in")?;
