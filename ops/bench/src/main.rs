@@ -39,6 +39,8 @@ enum Scenario {
     Login(scenarios::login::Args),
     /// Token endpoint: authorization-code exchanges/s and refresh grants/s with latency
     Token(scenarios::token::Args),
+    /// Live chat: post -> WebSocket delivery latency, sustained posts/s, room page
+    Chat(scenarios::chat::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn run(scenario: &Scenario) -> anyhow::Result<()> {
         Scenario::Density(args) => runtime()?.block_on(scenarios::density::run(args))?,
         Scenario::Login(args) => runtime()?.block_on(scenarios::login::run(args))?,
         Scenario::Token(args) => runtime()?.block_on(scenarios::token::run(args))?,
+        Scenario::Chat(args) => scenarios::chat::run(args)?,
     };
     report.finish()?;
     Ok(())

@@ -5,6 +5,7 @@
 //! the server with [`ServerProcess::start`](crate::server::ServerProcess::start), time
 //! requests into [`Samples`](crate::stats::Samples), and add a variant in `main.rs`.
 
+pub mod chat;
 pub mod density;
 pub mod login;
 pub mod provision;
