@@ -2,15 +2,6 @@
 
 use crate::harness::{TestApp, client, form_csrf};
 
-const PW: &str = "Sonnenblume-Kaffee-42";
-
-async fn signed_in(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwest::Client {
-    app.create_user(slug, user, PW, admin).await;
-    let c = client();
-    app.sign_in(&c, slug, user, PW).await;
-    c
-}
-
 fn room_id(r: &reqwest::Response) -> String {
     r.headers()["location"]
         .to_str()
@@ -30,7 +21,7 @@ async fn sign_in_through_the_practice_idp_and_see_the_start_page() {
     let r = client().get(app.url("praxis-a", "/")).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/auth/login?next=%2F");
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
     let home = anna.get(app.url("praxis-a", "/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
     let cookies: Vec<String> = home
@@ -56,9 +47,9 @@ async fn members_chat_and_non_members_see_nothing() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     app.create_practice("praxis-b").await;
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
-    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
-    let other = signed_in(&app, "praxis-b", "olga", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
+    let other = app.signed_in("praxis-b", "olga", false).await;
 
     let r = app
         .post_form(
@@ -145,8 +136,8 @@ async fn members_chat_and_non_members_see_nothing() {
 async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
-    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
     let r = app
         .post_form(
             &anna,
@@ -267,7 +258,7 @@ async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
 async fn hostile_markup_is_rendered_inert() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
     let r = app
         .post_form(
             &anna,

@@ -14,7 +14,7 @@ use tokio_tungstenite::{WebSocketStream, client_async};
 
 use crate::harness::{TestApp, client_with_jar, meta_csrf};
 
-const PW: &str = "Sonnenblume-Kaffee-42";
+use crate::harness::CHAT_PW as PW;
 
 /// A signed-in member: HTTP client, its cookie jar and the page's CSRF token.
 pub struct Person {

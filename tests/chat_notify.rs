@@ -9,7 +9,6 @@ use kollegium_tenants::clock::ManualClock;
 use crate::harness::{TestApp, client, use_smtp};
 use crate::smtp::{Mail, SmtpSink};
 
-const PW: &str = "Sonnenblume-Kaffee-42";
 const T0: i64 = 1_800_000_000;
 
 async fn app_with_smtp() -> (TestApp, Arc<ManualClock>, SmtpSink) {
@@ -20,10 +19,7 @@ async fn app_with_smtp() -> (TestApp, Arc<ManualClock>, SmtpSink) {
 }
 
 pub async fn signed_in(app: &TestApp, slug: &str, user: &str) -> reqwest::Client {
-    app.create_user(slug, user, PW, false).await;
-    let c = client();
-    app.sign_in(&c, slug, user, PW).await;
-    c
+    app.signed_in(slug, user, false).await
 }
 
 /// Creates a group room as the member on `c`; returns its id.
@@ -36,28 +32,6 @@ pub async fn room(app: &TestApp, c: &reqwest::Client, slug: &str, name: &str) ->
         .to_str()
         .unwrap()
         .trim_start_matches("/chat/")
-        .to_owned()
-}
-
-/// Posts `body` into room `id`; returns the message id.
-pub async fn say(app: &TestApp, c: &reqwest::Client, slug: &str, id: &str, body: &str) -> String {
-    let page = format!("/chat/{id}");
-    let r = app
-        .post_form(
-            c,
-            slug,
-            &page,
-            &format!("{page}/messages"),
-            &[("body", body)],
-        )
-        .await;
-    assert_eq!(r.status(), 303, "posting failed");
-    r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split("#m")
-        .nth(1)
-        .unwrap()
         .to_owned()
 }
 
@@ -129,14 +103,14 @@ async fn a_mention_is_mailed_after_the_delay_with_a_link_but_without_the_text() 
     let anna = signed_in(&app, "praxis-a", "anna").await;
     let _bernd = signed_in(&app, "praxis-a", "bernd").await;
     let id = room(&app, &anna, "praxis-a", "Labor").await;
-    let mid = say(
-        &app,
-        &anna,
-        "praxis-a",
-        &id,
-        "@bernd Befund Müller ist da: GEHEIM-4711",
-    )
-    .await;
+    let mid = app
+        .say(
+            &anna,
+            "praxis-a",
+            &id,
+            "@bernd Befund Müller ist da: GEHEIM-4711",
+        )
+        .await;
 
     // Not yet due (default delay 15 minutes).
     assert_eq!(mention_round(&app, "praxis-a").await.mails, 0);
@@ -180,7 +154,8 @@ async fn a_mention_due_after_a_restart_is_found_in_the_closed_practice() {
     let anna = signed_in(&app, "praxis-a", "anna").await;
     let _bernd = signed_in(&app, "praxis-a", "bernd").await;
     let id = room(&app, &anna, "praxis-a", "Labor").await;
-    say(&app, &anna, "praxis-a", &id, "@bernd Rückruf bitte").await;
+    app.say(&anna, "praxis-a", &id, "@bernd Rückruf bitte")
+        .await;
     // A new server process: no practice is open; the worker's start-up scan remembers
     // when the notice is due and opens the practice then.
     app.restart().await;
@@ -215,15 +190,16 @@ async fn read_in_time_switched_off_or_deleted_mentions_send_nothing() {
         .await;
     assert_eq!(r.status(), 303);
     let id = room(&app, &anna, "praxis-a", "Empfang").await;
-    say(
-        &app,
+    app.say(
         &anna,
         "praxis-a",
         &id,
         "@bernd @carla @dora bitte Rückruf Frau K.",
     )
     .await;
-    let gone = say(&app, &anna, "praxis-a", &id, "@emil Vertraulich-999").await;
+    let gone = app
+        .say(&anna, "praxis-a", &id, "@emil Vertraulich-999")
+        .await;
     let r = app
         .post_form(&dora, "praxis-a", "/chat/settings", "/chat/settings", &off)
         .await;
@@ -279,18 +255,13 @@ async fn alle_notifies_everyone_mentions_are_combined_and_other_practices_get_no
     assert_eq!(r.status(), 303);
     let team = room(&app, &anna, "praxis-a", "Team").await;
     let labor = room(&app, &anna, "praxis-a", "Labor").await;
-    say(
-        &app,
-        &anna,
-        "praxis-a",
-        &team,
-        "@alle Besprechung um 13 Uhr",
-    )
-    .await;
-    say(&app, &anna, "praxis-a", &labor, "@bernd Proben abholen").await;
+    app.say(&anna, "praxis-a", &team, "@alle Besprechung um 13 Uhr")
+        .await;
+    app.say(&anna, "praxis-a", &labor, "@bernd Proben abholen")
+        .await;
     // Practice B has its own mention that nobody reads.
     let b_room = room(&app, &olga, "praxis-b", "Team").await;
-    say(&app, &olga, "praxis-b", &b_room, "@paul Kaffee?").await;
+    app.say(&olga, "praxis-b", &b_room, "@paul Kaffee?").await;
 
     // (The running worker may take a round first; the queue tells what happened.)
     clock.advance(5 * 60);
@@ -390,7 +361,7 @@ async fn personal_chat_settings_are_validated_and_take_effect() {
     // Read receipts on: Bernd appears under Anna's message once he read it.
     let id = room(&app, &anna, "praxis-a", "Team").await;
     let room_page = format!("/chat/{id}");
-    say(&app, &anna, "praxis-a", &id, "Hallo zusammen").await;
+    app.say(&anna, "praxis-a", &id, "Hallo zusammen").await;
     page(&app, &bernd, "praxis-a", &room_page).await;
     let html = page(&app, &anna, "praxis-a", &room_page).await;
     assert!(html.contains("Gelesen von bernd Test"), "{html}");
@@ -412,7 +383,7 @@ async fn personal_chat_settings_are_validated_and_take_effect() {
     assert!(html.contains("name=\"read_receipts\">"));
     assert!(html.contains("name=\"mention_mail\" checked"));
     assert!(html.contains("value=\"300\" selected"));
-    say(&app, &anna, "praxis-a", &id, "Noch eine Frage").await;
+    app.say(&anna, "praxis-a", &id, "Noch eine Frage").await;
     page(&app, &bernd, "praxis-a", &room_page).await;
     let html = page(&app, &anna, "praxis-a", &room_page).await;
     assert!(

@@ -10,12 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{TestApp, client, form_csrf};
 
-const PW: &str = "Sonnenblume-Kaffee-42";
-
-async fn signed_in(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwest::Client {
-    app.create_user(slug, user, PW, admin).await;
-    again(app, slug, user).await
-}
+use crate::harness::CHAT_PW as PW;
 
 /// A fresh browser of an existing user.
 async fn again(app: &TestApp, slug: &str, user: &str) -> reqwest::Client {
@@ -43,28 +38,6 @@ async fn new_room(
         .to_str()
         .unwrap()
         .trim_start_matches("/chat/")
-        .to_owned()
-}
-
-/// Posts a message; returns its id.
-async fn say(app: &TestApp, c: &reqwest::Client, slug: &str, room: &str, body: &str) -> String {
-    let page = format!("/chat/{room}");
-    let r = app
-        .post_form(
-            c,
-            slug,
-            &page,
-            &format!("{page}/messages"),
-            &[("body", body)],
-        )
-        .await;
-    assert_eq!(r.status(), 303, "posting {body:?}");
-    r.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split("#m")
-        .nth(1)
-        .unwrap()
         .to_owned()
 }
 
@@ -144,18 +117,19 @@ async fn page(app: &TestApp, c: &reqwest::Client, slug: &str, path: &str) -> (u1
 async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
     let room = new_room(&app, &anna, "praxis-a", "Team", false).await;
-    say(&app, &anna, "praxis-a", &room, "Guten Morgen zusammen").await;
+    app.say(&anna, "praxis-a", &room, "Guten Morgen zusammen")
+        .await;
     let posted = Instant::now();
-    let id = say(
-        &app,
-        &anna,
-        "praxis-a",
-        &room,
-        "Die Laborwerte von Frau Kästner sind da",
-    )
-    .await;
+    let id = app
+        .say(
+            &anna,
+            "praxis-a",
+            &room,
+            "Die Laborwerte von Frau Kästner sind da",
+        )
+        .await;
 
     // Found within seconds, with umlauts folded ("kastner" finds "Kästner").
     let found = until(&app, &anna, "praxis-a", "kastner", |r| !r.is_empty()).await;
@@ -259,23 +233,27 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     app.create_practice("praxis-b").await;
-    let anna = signed_in(&app, "praxis-a", "anna", false).await;
-    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
-    let olga = signed_in(&app, "praxis-b", "olga", false).await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
+    let olga = app.signed_in("praxis-b", "olga", false).await;
 
     let labor = new_room(&app, &anna, "praxis-a", "Labor", true).await;
     let team = new_room(&app, &anna, "praxis-a", "Team", false).await;
-    let secret = say(&app, &anna, "praxis-a", &labor, "Geheimbefund Zebra").await;
-    let open = say(&app, &anna, "praxis-a", &team, "Zebra im Wartezimmer").await;
+    let secret = app
+        .say(&anna, "praxis-a", &labor, "Geheimbefund Zebra")
+        .await;
+    let open = app
+        .say(&anna, "praxis-a", &team, "Zebra im Wartezimmer")
+        .await;
     let b_room = new_room(&app, &olga, "praxis-b", "Team", false).await;
-    let b_msg = say(
-        &app,
-        &olga,
-        "praxis-b",
-        &b_room,
-        "Zebrastreifen vor der Praxis Zebra",
-    )
-    .await;
+    let b_msg = app
+        .say(
+            &olga,
+            "praxis-b",
+            &b_room,
+            "Zebrastreifen vor der Praxis Zebra",
+        )
+        .await;
 
     let mut both = ids(&until(&app, &anna, "praxis-a", "zebra", |r| r.len() == 2).await);
     both.sort();
@@ -412,14 +390,14 @@ async fn search_shows_only_readable_rooms_of_the_own_practice_and_takes_any_inpu
     );
 
     // Markup in a message is escaped in snippets; only the highlight is markup.
-    let xss = say(
-        &app,
-        &anna,
-        "praxis-a",
-        &team,
-        "<script>alert(1)</script> Giraffe <img src=x onerror=alert(2)>",
-    )
-    .await;
+    let xss = app
+        .say(
+            &anna,
+            "praxis-a",
+            &team,
+            "<script>alert(1)</script> Giraffe <img src=x onerror=alert(2)>",
+        )
+        .await;
     let found = until(&app, &bernd, "praxis-a", "giraffe", |r| !r.is_empty()).await;
     assert_eq!(ids(&found), vec![xss]);
     let snippet = found[0]["snippet_html"].as_str().unwrap();
@@ -463,12 +441,12 @@ async fn retention_deletes_old_messages_everywhere_and_only_in_its_practice() {
     let (app, clock) = manual_app().await;
     app.create_practice("praxis-a").await;
     app.create_practice("praxis-b").await;
-    let anna = signed_in(&app, "praxis-a", "anna", true).await;
-    let olga = signed_in(&app, "praxis-b", "olga", true).await;
+    let anna = app.signed_in("praxis-a", "anna", true).await;
+    let olga = app.signed_in("praxis-b", "olga", true).await;
     let room = new_room(&app, &anna, "praxis-a", "Team", false).await;
-    let old = say(&app, &anna, "praxis-a", &room, "Uraltbefund Alpha").await;
+    let old = app.say(&anna, "praxis-a", &room, "Uraltbefund Alpha").await;
     let b_room = new_room(&app, &olga, "praxis-b", "Team", false).await;
-    say(&app, &olga, "praxis-b", &b_room, "Uraltnotiz Beta").await;
+    app.say(&olga, "praxis-b", &b_room, "Uraltnotiz Beta").await;
     until(&app, &anna, "praxis-a", "uraltbefund", |r| {
         ids(r) == vec![old.clone()]
     })
@@ -481,7 +459,9 @@ async fn retention_deletes_old_messages_everywhere_and_only_in_its_practice() {
     clock.advance(100 * 86_400);
     let anna = again(&app, "praxis-a", "anna").await;
     let olga = again(&app, "praxis-b", "olga").await;
-    let fresh = say(&app, &anna, "praxis-a", &room, "Frischbefund Gamma").await;
+    let fresh = app
+        .say(&anna, "praxis-a", &room, "Frischbefund Gamma")
+        .await;
     let r = save_settings(&app, &anna, "15", "2").await;
     assert_eq!(r.status(), 303);
 
@@ -509,8 +489,8 @@ async fn retention_deletes_old_messages_everywhere_and_only_in_its_practice() {
 async fn chat_settings_are_for_admins_validated_and_take_effect() {
     let (app, clock) = manual_app().await;
     app.create_practice("praxis-a").await;
-    let anna = signed_in(&app, "praxis-a", "anna", true).await;
-    let bernd = signed_in(&app, "praxis-a", "bernd", false).await;
+    let anna = app.signed_in("praxis-a", "anna", true).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
 
     // Admins see the link and the page with the defaults; others get neither.
     let (_, list) = page(&app, &anna, "praxis-a", "/chat").await;
@@ -575,7 +555,7 @@ async fn chat_settings_are_for_admins_validated_and_take_effect() {
     let (_, html) = page(&app, &anna, "praxis-a", "/chat/admin?gespeichert=1").await;
     assert!(html.contains("gespeichert") && html.contains("value=\"1\""));
     let room = new_room(&app, &bernd, "praxis-a", "Team", false).await;
-    let id = say(&app, &bernd, "praxis-a", &room, "Tippfehlr").await;
+    let id = app.say(&bernd, "praxis-a", &room, "Tippfehlr").await;
     clock.advance(61);
     assert_eq!(
         act(

@@ -623,3 +623,38 @@ pub fn form_csrf(html: &str) -> String {
     let end = html[start..].find('"').unwrap();
     html[start..start + end].to_owned()
 }
+
+/// The password the chat tests give their users.
+pub const CHAT_PW: &str = "Sonnenblume-Kaffee-42";
+
+impl TestApp {
+    /// Creates `user` (password [`CHAT_PW`]) and signs a fresh browser in to the workspace.
+    pub async fn signed_in(&self, slug: &str, user: &str, admin: bool) -> reqwest::Client {
+        self.create_user(slug, user, CHAT_PW, admin).await;
+        let c = client();
+        self.sign_in(&c, slug, user, CHAT_PW).await;
+        c
+    }
+
+    /// Posts `body` into chat room `room` through the page's form; returns the message id.
+    pub async fn say(&self, c: &reqwest::Client, slug: &str, room: &str, body: &str) -> String {
+        let page = format!("/chat/{room}");
+        let r = self
+            .post_form(
+                c,
+                slug,
+                &page,
+                &format!("{page}/messages"),
+                &[("body", body)],
+            )
+            .await;
+        assert_eq!(r.status(), 303, "posting {body:?}");
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .split("#m")
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    }
+}

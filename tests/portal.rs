@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use kollegium_idp::oidc::clients::{self, RedirectUri};
 
-use crate::chat_notify::{page, room, say, signed_in};
+use crate::chat_notify::{page, room, signed_in};
 use crate::harness::{TestApp, client};
 use crate::oidc_support::{register, tool};
 
@@ -94,16 +94,11 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     let labor = room(&app, &anna, "praxis-a", "Labor").await;
     page(&app, &bernd, "praxis-a", &format!("/chat/{team}")).await;
     page(&app, &bernd, "praxis-a", &format!("/chat/{labor}")).await;
-    say(&app, &anna, "praxis-a", &team, "Guten Morgen").await;
-    say(
-        &app,
-        &anna,
-        "praxis-a",
-        &team,
-        "@bernd kannst du übernehmen?",
-    )
-    .await;
-    say(&app, &anna, "praxis-a", &labor, "@alle Proben sind da").await;
+    app.say(&anna, "praxis-a", &team, "Guten Morgen").await;
+    app.say(&anna, "praxis-a", &team, "@bernd kannst du übernehmen?")
+        .await;
+    app.say(&anna, "praxis-a", &labor, "@alle Proben sind da")
+        .await;
     let html = page(&app, &bernd, "praxis-a", "/").await;
     assert_eq!(count(&html, "unread"), Some(3), "{html}");
     assert_eq!(count(&html, "mentions"), Some(2), "{html}");
