@@ -381,6 +381,28 @@ impl TenantStore {
             .collect()
     }
 
+    /// A handle to `slug` if the practice is open right now, without marking it used (for
+    /// background jobs that must neither open a practice nor keep it open).
+    pub fn open_tenant(&self, slug: &Slug) -> Option<Tenant> {
+        let (name, status) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.get(slug.as_str())
+                    .and_then(|v| v.practice.as_ref())
+                    .map(|p| (p.display_name.clone(), p.status))
+            })
+            .unwrap_or_else(|| (slug.to_string(), PracticeStatus::Active));
+        let open = self.open.lock().ok()?;
+        let entry = open.get(slug.as_str())?;
+        Some(Tenant {
+            open: Arc::clone(&entry.open),
+            display_name: Arc::from(name.as_str()),
+            status,
+        })
+    }
+
     /// Closes practices idle for longer than the configured time. Returns how many.
     pub fn close_idle(&self) -> usize {
         let Ok(mut open) = self.open.lock() else {

@@ -205,23 +205,36 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await?
 }
 
-/// When the next undelivered mail of a practice that is not open is due, read straight
-/// from its database files without opening the practice in the store (a node holds
-/// thousands of idle practices; a sweep must not open them all). `None`: cannot tell
-/// (e.g. a database not yet migrated); the caller opens the practice instead.
-fn peek(dir: &Path, kinds: &[&'static DbKind]) -> Option<Option<UnixTime>> {
-    let mut next: Option<UnixTime> = None;
-    for kind in kinds {
-        let path = dir.join(kind.file);
-        if !path.exists() {
-            continue;
-        }
-        let mut conn = db::open_connection(&path).ok()?;
-        if let Some(t) = queue::next_due(&mut conn).ok()? {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        }
+/// When the next undelivered mail in a practice database that is not open is due, read
+/// straight from its file without opening it in the store (a node holds thousands of idle
+/// practices, and an open practice need not have every database open; a sweep must open
+/// neither). `Some(None)`: nothing waits (or no such file yet). `None`: cannot tell (e.g. a
+/// database not yet migrated); the caller opens the database instead.
+fn peek(dir: &Path, kind: &DbKind) -> Option<Option<UnixTime>> {
+    let path = dir.join(kind.file);
+    if !path.exists() {
+        return Some(None);
     }
-    Some(next)
+    let mut conn = db::open_connection(&path).ok()?;
+    queue::next_due(&mut conn).ok()
+}
+
+fn earliest(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What one delivery round of a practice found.
+enum Found {
+    /// Unknown or deleted practice.
+    Gone,
+    /// Nothing due now; the next undelivered mail is due then. Nothing was opened.
+    NotYet(Option<UnixTime>),
+    /// The practice with the due mail of each database read, and the next due time in the
+    /// databases that were left closed.
+    Due(Tenant, Vec<(&'static DbKind, Vec<QueuedMail>)>, Option<UnixTime>),
 }
 
 /// Delivers the due mail of one practice. Returns when its next undelivered mail is due
@@ -234,36 +247,53 @@ async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, Wor
     let (kinds, batch) = (ctx.settings.kinds.clone(), ctx.settings.batch);
     let now = store.clock().now();
     let found = blocking(move || {
-        if !store.is_open(&slug) {
-            let dir = practice_dir(store.data_dir(), &slug);
-            match peek(&dir, &kinds) {
-                Some(None) => return Ok(Err(None)),
-                Some(Some(t)) if t > now => return Ok(Err(Some(t))),
-                _ => {}
+        // Databases already open are read through the store; the others are peeked at
+        // from their files and opened only when mail in them is due.
+        let open = store.open_tenant(&slug);
+        let dir = practice_dir(store.data_dir(), &slug);
+        let mut read = Vec::new();
+        let mut later = None;
+        for kind in kinds {
+            if open.as_ref().is_some_and(|t| t.is_open(kind)) {
+                read.push(kind);
+                continue;
+            }
+            match peek(&dir, kind) {
+                Some(None) => {}
+                Some(Some(t)) if t > now => later = earliest(later, Some(t)),
+                _ => read.push(kind),
             }
         }
-        let Some(tenant) = store.tenant(&slug)? else {
-            return Ok(Ok(None));
+        if read.is_empty() {
+            return Ok(Found::NotYet(later));
+        }
+        let tenant = match open {
+            Some(t) => t,
+            None => match store.tenant(&slug)? {
+                Some(t) => t,
+                None => return Ok(Found::Gone),
+            },
         };
         let mut due = Vec::new();
         if tenant.status() == PracticeStatus::Active {
-            for kind in kinds {
+            for kind in read {
                 due.push((kind, queue::due(&mut *tenant.conn(kind)?, now, batch)?));
             }
         }
-        Ok(Ok(Some((tenant, due))))
+        Ok(Found::Due(tenant, due, later))
     })
     .await?;
-    let (tenant, due) = match found {
-        Ok(Some(open)) => open,
-        Ok(None) => return Ok(None),
-        Err(next_due) => return Ok(next_due), // nothing due yet: the practice stays closed
+    let (tenant, due, later) = match found {
+        Found::Due(tenant, due, later) => (tenant, due, later),
+        Found::Gone => return Ok(None),
+        Found::NotYet(next_due) => return Ok(next_due), // the databases stay closed
     };
     if tenant.status() != PracticeStatus::Active {
         // Suspended: mail waits until the practice is resumed.
         return Ok(Some(now + ctx.settings.sweep_secs as i64));
     }
     let mut full = false;
+    let read: Vec<&'static DbKind> = due.iter().map(|(kind, _)| *kind).collect();
     for (kind, mails) in due {
         full |= mails.len() as i64 >= ctx.settings.batch;
         for mail in mails {
@@ -276,13 +306,10 @@ async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, Wor
     if full {
         return Ok(Some(now));
     }
-    let kinds = ctx.settings.kinds.clone();
     blocking(move || {
-        let mut next: Option<UnixTime> = None;
-        for kind in kinds {
-            if let Some(t) = queue::next_due(&mut *tenant.conn(kind)?)? {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
+        let mut next = later;
+        for kind in read {
+            next = earliest(next, queue::next_due(&mut *tenant.conn(kind)?)?);
         }
         Ok(next)
     })
