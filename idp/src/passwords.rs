@@ -4,19 +4,23 @@
 //! starve the async workers or the machine, and waits in their queue. Unknown users are
 //! checked against a dummy hash so they cost the same as known ones.
 //!
-//! Why own threads and not `spawn_blocking`: each hash allocates `m_kib` (19 MiB by default)
-//! and frees it; glibc keeps such a block in the arena of the thread that freed it (the
-//! mmap threshold adapts upwards). Spread over the many threads of the blocking pool that
-//! left up to 8 arenas per core holding a block each (the login benchmark saw 320 MB RSS).
-//! With a fixed set of threads each reuses its own block.
+//! Why own threads, each with its own working memory: each hash needs `m_kib` (19 MiB by
+//! default). Allocating and freeing that per hash made glibc raise its mmap threshold to
+//! 19 MiB (and its trim threshold to twice that) for the whole process after the first
+//! free, so every malloc arena kept tens of MB of freed ordinary allocations (the login
+//! benchmark saw 320 MB RSS with 100 practices). Each hashing thread therefore allocates its
+//! argon2 blocks once and reuses them (`hash_password_into_with_memory`); no large block is
+//! ever freed, and no page is faulted in per hash. Other threads (the CLI, tests) allocate
+//! per hash as before.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
 /// argon2id cost parameters.
@@ -60,10 +64,92 @@ pub enum Verified {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+thread_local! {
+    /// argon2's working memory, kept by a hashing thread between hashes (`None` on every
+    /// other thread: they allocate per hash).
+    static BLOCKS: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
+
+/// Runs argon2 with `argon`'s parameters into `out`, on this thread's kept memory if it
+/// has any.
+fn hash_into(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let need = params.block_count();
+    BLOCKS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => match slot.as_mut() {
+            Some(blocks) => {
+                if blocks.len() < need {
+                    blocks.resize(need, Block::default());
+                }
+                argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
+            }
+            None => argon.hash_password_into(password, salt, out),
+        },
+        Err(_) => argon.hash_password_into(password, salt, out),
+    })
+}
+
+/// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password` with a new salt.
+fn hash_phc(argon: &Argon2<'_>, params: &Params, password: &[u8]) -> Result<String, HashError> {
+    let err = |e: &dyn std::fmt::Display| HashError::Hash(e.to_string());
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(len, |out| {
+        hash_into(argon, params, password, salt_bytes, out)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| err(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| err(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the parsed stored hash (its own algorithm, version and
+/// parameters; the comparison of the outputs is constant-time).
+fn matches(parsed: &PasswordHash<'_>, password: &[u8]) -> bool {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(parsed) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    Output::init_with(expected.len(), |out| {
+        hash_into(&argon, &params, password, salt_bytes, out)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .is_ok_and(|got| got == expected)
+}
+
 /// The node's password hasher.
 pub struct Hasher {
     params: Argon2Params,
     argon: Argon2<'static>,
+    argon_params: Params,
     /// Queue of the hashing threads; they end when the hasher is dropped.
     jobs: Sender<Job>,
     dummy: String,
@@ -78,6 +164,7 @@ fn spawn_workers(n: usize) -> Result<Sender<Job>, HashError> {
         std::thread::Builder::new()
             .name(format!("argon2-{i}"))
             .spawn(move || {
+                BLOCKS.with(|b| *b.borrow_mut() = Some(Vec::new()));
                 loop {
                     // The lock is released before the job runs.
                     let job = match rx.lock() {
@@ -103,27 +190,36 @@ impl std::fmt::Debug for Hasher {
     }
 }
 
-fn argon(params: Argon2Params) -> Result<Argon2<'static>, HashError> {
+fn argon(params: Argon2Params) -> Result<(Argon2<'static>, Params), HashError> {
     let p = Params::new(params.m_kib, params.t, params.p, None)
         .map_err(|e| HashError::Params(e.to_string()))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+    Ok((
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone()),
+        p,
+    ))
 }
 
 impl Hasher {
     pub fn new(params: Argon2Params) -> Result<Self, HashError> {
-        let argon = argon(params)?;
+        let (argon, argon_params) = argon(params)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy = argon
-            .hash_password(b"dummy password that no account has", &salt)
-            .map_err(|e| HashError::Hash(e.to_string()))?
-            .to_string();
+        let jobs = spawn_workers(cores)?;
+        // The dummy hash is made on a hashing thread, so that no 19 MiB block is freed
+        // anywhere in the server (see the module docs).
+        let (tx, rx) = mpsc::channel();
+        let (a, p) = (argon.clone(), argon_params.clone());
+        let job: Job = Box::new(move || {
+            let _ = tx.send(hash_phc(&a, &p, b"dummy password that no account has"));
+        });
+        jobs.send(job).map_err(|_| HashError::Cancelled)?;
+        let dummy = rx.recv().map_err(|_| HashError::Cancelled)??;
         Ok(Self {
             params,
             argon,
-            jobs: spawn_workers(cores)?,
+            argon_params,
+            jobs,
             dummy,
         })
     }
@@ -134,11 +230,7 @@ impl Hasher {
 
     /// Hashes synchronously (call from a blocking thread).
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
-        let salt = SaltString::generate(&mut OsRng);
-        self.argon
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Hash(e.to_string()))
+        hash_phc(&self.argon, &self.argon_params, password.as_bytes())
     }
 
     /// Verifies synchronously; `None` checks against the dummy hash and always says no.
@@ -149,10 +241,7 @@ impl Hasher {
             let _ = self.hash_blocking(password);
             return Verified::No;
         };
-        let ok = self
-            .argon
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
+        let ok = matches(&parsed, password.as_bytes());
         if !ok || stored.is_none() {
             return Verified::No;
         }
@@ -291,6 +380,72 @@ mod tests {
             Verified::YesRehashed(new) => assert!(new.contains("m=128")),
             other => panic!("expected rehash, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn kept_memory_gives_standard_hashes_and_survives_other_parameters() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let pw = "richtig-langes-passwort";
+        let h = Arc::new(cheap());
+        // Ours, made on a hashing thread, verifies with the crate's own verifier.
+        let ours = h.hash(pw.into()).await.unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{ours}");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        Argon2::default()
+            .verify_password(pw.as_bytes(), &parsed)
+            .unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"falsch", &parsed)
+                .is_err()
+        );
+        // The crate's hashes with other parameters (more, then less memory than the
+        // threads kept so far, and two lanes) verify on the hashing threads, whose memory
+        // then holds another hash's leftovers, and off them.
+        for (m, t, p) in [(256, 2, 1), (64, 1, 1), (128, 1, 2), (32, 3, 1)] {
+            let argon = Argon2::new(
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(m, t, p, None).unwrap(),
+            );
+            let theirs = argon
+                .hash_password(pw.as_bytes(), &SaltString::generate(&mut OsRng))
+                .unwrap()
+                .to_string();
+            let current = (m, t, p) == (64, 1, 1);
+            let right = |got: &Verified| match got {
+                Verified::Yes => current,
+                Verified::YesRehashed(_) => !current,
+                Verified::No => false,
+            };
+            for _ in 0..4 {
+                let got = h.verify(pw.into(), Some(theirs.clone())).await.unwrap();
+                assert!(right(&got), "m={m}: {got:?}");
+                let wrong = h.verify("falsch".into(), Some(theirs.clone())).await;
+                assert_eq!(wrong.unwrap(), Verified::No, "m={m}");
+            }
+            assert!(right(&h.verify_blocking(pw, Some(&theirs))));
+        }
+        // An argon2i hash (another algorithm) still verifies, and is rehashed.
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(64, 1, 1, None).unwrap(),
+        )
+        .hash_password(pw.as_bytes(), &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+        match h.verify(pw.into(), Some(argon2i)).await.unwrap() {
+            Verified::YesRehashed(new) => assert!(new.starts_with("$argon2id$")),
+            other => panic!("expected rehash, got {other:?}"),
+        }
+        // Garbage is a no, not an error.
+        assert_eq!(
+            h.verify(pw.into(), Some("$argon2id$v=19$m=64,t=1,p=1$AAAA$BBBB".into()))
+                .await
+                .unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]
