@@ -59,6 +59,10 @@ pub enum ClientCommand {
         /// Third-party-initiated login endpoint (the tile starts the login there)
         #[arg(long)]
         initiate_login_uri: Option<String>,
+        /// Algorithm of the client's ID, access and logout tokens: RS256 (default, what
+        /// every OpenID Connect client supports) or ES256
+        #[arg(long, default_value = "RS256")]
+        signing_alg: String,
     },
 }
 

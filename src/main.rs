@@ -314,6 +314,7 @@ fn client(cmd: ClientCommand, config: &Config) -> Result<(), Failure> {
         backchannel_logout_uri,
         launch_url,
         initiate_login_uri,
+        signing_alg,
     } = cmd;
     let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
     let usage = |e: kollegium_idp::oidc::clients::ClientError| Failure::Usage(e.to_string());
@@ -327,6 +328,11 @@ fn client(cmd: ClientCommand, config: &Config) -> Result<(), Failure> {
     input.backchannel_logout_uri = one(backchannel_logout_uri).map_err(usage)?;
     input.launch_url = one(launch_url).map_err(usage)?;
     input.initiate_login_uri = one(initiate_login_uri).map_err(usage)?;
+    input.signing_alg = kollegium_idp::oidc::jwt::Alg::parse(&signing_alg).ok_or_else(|| {
+        Failure::Usage(format!(
+            "--signing-alg {signing_alg:?}: must be RS256 or ES256"
+        ))
+    })?;
     let store = open_store(config, Arc::new(SystemClock))?;
     let now = store.clock().now();
     let created = practices::add_client(&store, &slug, &input, now).map_err(idp_admin)?;

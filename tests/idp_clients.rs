@@ -240,3 +240,126 @@ async fn users_see_and_revoke_their_connected_applications() {
             == 303
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
+    use crate::oidc_support::{browser, code_with_consent, exchange, register, tool};
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    app.create_user("praxis-a", "chefin", PW, true).await;
+    app.create_user("praxis-a", "mia", PW, false).await;
+    app.create_user("praxis-b", "boss", PW, true).await;
+    let admin = client();
+    app.login(&admin, "praxis-a", "chefin", PW).await;
+    let t = register(&app, "praxis-a", tool("Dienstplan", true, false)).await;
+    let creds = (t.client_id.as_str(), t.secret.as_deref().unwrap());
+    let edit = app.url("praxis-a", &format!("/id/admin/clients/{}", t.client_id));
+
+    let page = admin.get(&edit).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("https://tool.example/cb"), "current addresses shown");
+    assert!(page.contains("Dienstplan bearbeiten"));
+    let token = form_csrf(&page);
+
+    // Invalid input is refused with its reason and changes nothing.
+    let bad = admin
+        .post(&edit)
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Dienstplan"),
+            ("redirect_uris", "https://tool.example/cb\nhttp://evil.example/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("http is only allowed"));
+    let bad = admin
+        .post(&edit)
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Dienstplan"),
+            ("redirect_uris", "https://tool.example/cb"),
+            ("signing_alg", "HS256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    // Without the CSRF token: refused.
+    let r = admin
+        .post(&edit)
+        .form(&[("name", "X"), ("redirect_uris", "https://x.example/cb")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let mia = browser(&app, "praxis-a", "mia2").await;
+    let c = code_with_consent(&app, &mia, "praxis-a", creds.0, "openid profile").await;
+    let (s, before) = exchange(&app, "praxis-a", creds, &c, None).await;
+    assert_eq!(s, 200);
+    let alg_of = |jwt: &str| crate::oidc_support::claims_header(jwt)["alg"].clone();
+    assert_eq!(alg_of(before["id_token"].as_str().unwrap()), "RS256");
+
+    // A valid edit: a second redirect address, fewer scopes, ES256.
+    let r = admin
+        .post(&edit)
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("name", "Dienstplan neu"),
+            ("redirect_uris", "https://tool.example/cb\nhttps://tool.example/cb2"),
+            ("scopes", "openid"),
+            ("scopes", "profile"),
+            ("signing_alg", "ES256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let list = admin
+        .get(app.url("praxis-a", "/id/admin/clients"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Dienstplan neu") && list.contains("ES256"));
+    let c = code_with_consent(&app, &mia, "praxis-a", creds.0, "openid profile").await;
+    let (s, after) = exchange(&app, "praxis-a", creds, &c, None).await;
+    assert_eq!(s, 200, "{after}");
+    assert_eq!(alg_of(after["id_token"].as_str().unwrap()), "ES256");
+    assert_eq!(alg_of(after["access_token"].as_str().unwrap()), "ES256");
+    // The scope taken away is refused now.
+    let r = crate::oidc_support::authorize(
+        &app,
+        &mia,
+        "praxis-a",
+        &[
+            ("response_type", "code"),
+            ("client_id", creds.0),
+            ("redirect_uri", "https://tool.example/cb2"),
+            ("scope", "openid email"),
+            ("state", "s"),
+        ],
+    )
+    .await;
+    let loc = crate::oidc_support::location(&r);
+    assert!(loc.starts_with("https://tool.example/cb2?error=invalid_scope"), "{loc}");
+
+    // A member who is no admin, another practice's admin, the first-party client and an
+    // unknown id: nothing to edit.
+    let member = client();
+    app.login(&member, "praxis-a", "mia", PW).await;
+    assert_eq!(member.get(&edit).send().await.unwrap().status(), 403);
+    let other = client();
+    app.login(&other, "praxis-b", "boss", PW).await;
+    let foreign = app.url("praxis-b", &format!("/id/admin/clients/{}", t.client_id));
+    assert_eq!(other.get(&foreign).send().await.unwrap().status(), 404);
+    for id in ["platform", "gibt-es-nicht"] {
+        let u = app.url("praxis-a", &format!("/id/admin/clients/{id}"));
+        assert_eq!(admin.get(&u).send().await.unwrap().status(), 404, "{id}");
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use kollegium_idp::oidc::clients::RedirectUri;
+use kollegium_idp::oidc::jwt::Alg;
 use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
 use openidconnect::{
     AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl,
@@ -30,59 +31,8 @@ fn rp_http() -> reqwest::Client {
         .unwrap()
 }
 
-/// Hidden inputs of a form as pairs (consent page).
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    // Only the page's main form (the user menu has a logout form of its own).
-    let html = match html.find("<form class=\"stack\"") {
-        Some(i) => &html[i..],
-        None => html,
-    };
-    let html = &html[..html.find("</form>").unwrap_or(html.len())];
-    let mut out = Vec::new();
-    for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
-        let name = part.split('"').next().unwrap().to_owned();
-        let value = part
-            .split("value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        out.push((name, unescape(value)));
-    }
-    out
-}
-
-fn unescape(v: &str) -> String {
-    let mut out = String::new();
-    let mut rest = v;
-    while let Some(i) = rest.find('&') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = tail.find(';').unwrap();
-        let entity = &tail[1..end];
-        let ch = match entity {
-            "amp" => '&',
-            "quot" => '"',
-            "lt" => '<',
-            "gt" => '>',
-            e => {
-                let n = e.trim_start_matches('#');
-                let code = match n.strip_prefix('x') {
-                    Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
-                    None => n.parse().unwrap(),
-                };
-                char::from_u32(code).unwrap()
-            }
-        };
-        out.push(ch);
-        rest = &tail[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Verifies an RS256 JWT against the practice's JWKS and returns its claims.
+/// Verifies a JWT (RS256 or ES256, as its key in the practice's JWKS says) and returns
+/// its header and claims.
 async fn verify_with_jwks(app: &TestApp, slug: &str, jwt: &str) -> (Value, Value) {
     let jwks: Value = client()
         .get(app.url(slug, "/id/jwks"))
@@ -105,11 +55,29 @@ async fn verify_with_jwks(app: &TestApp, slug: &str, jwt: &str) -> (Value, Value
         .iter()
         .find(|k| k["kid"] == header["kid"])
         .unwrap();
-    let n = rsa::BigUint::from_bytes_be(&B64.decode(key["n"].as_str().unwrap()).unwrap());
-    let e = rsa::BigUint::from_bytes_be(&B64.decode(key["e"].as_str().unwrap()).unwrap());
-    let vk = VerifyingKey::<sha2::Sha256>::new(rsa::RsaPublicKey::new(n, e).unwrap());
-    let sig = Signature::try_from(B64.decode(s).unwrap().as_slice()).unwrap();
-    vk.verify(format!("{h}.{c}").as_bytes(), &sig).unwrap();
+    assert_eq!(key["alg"], header["alg"], "the key's algorithm signed it");
+    let field = |name: &str| B64.decode(key[name].as_str().unwrap()).unwrap();
+    let message = format!("{h}.{c}");
+    match key["kty"].as_str().unwrap() {
+        "RSA" => {
+            let n = rsa::BigUint::from_bytes_be(&field("n"));
+            let e = rsa::BigUint::from_bytes_be(&field("e"));
+            let vk = VerifyingKey::<sha2::Sha256>::new(rsa::RsaPublicKey::new(n, e).unwrap());
+            let sig = Signature::try_from(B64.decode(s).unwrap().as_slice()).unwrap();
+            vk.verify(message.as_bytes(), &sig).unwrap();
+        }
+        "EC" => {
+            assert_eq!(key["crv"], "P-256");
+            let point = [vec![4u8], field("x"), field("y")].concat();
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                point,
+            )
+            .verify(message.as_bytes(), &B64.decode(s).unwrap())
+            .unwrap();
+        }
+        other => panic!("unexpected key type {other}"),
+    }
     (header, claims(jwt))
 }
 
@@ -226,6 +194,7 @@ async fn code_flow_with_an_independent_relying_party() {
     assert_eq!(id_claims.email().unwrap().as_str(), "anna@praxis-a.example");
     let (header, raw) = verify_with_jwks(&app, "praxis-a", &id_token.to_string()).await;
     assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["alg"], "RS256", "RS256 unless the client asks for ES256");
     assert!(header["kid"].is_string());
     assert_eq!(raw["practice"]["slug"], "praxis-a");
     assert_eq!(raw["roles"], serde_json::json!(["mfa"]));
@@ -236,6 +205,7 @@ async fn code_flow_with_an_independent_relying_party() {
     );
     let (at_header, at) = verify_with_jwks(&app, "praxis-a", tokens.access_token().secret()).await;
     assert_eq!(at_header["typ"], "at+jwt");
+    assert_eq!(at_header["alg"], "RS256", "the client did not ask for ES256");
     assert_eq!(at["aud"], created.client_id);
 
     // Userinfo through the crate.
@@ -326,6 +296,7 @@ async fn code_flow_with_an_independent_relying_party() {
     let logout_token = &form.iter().find(|(k, _)| k == "logout_token").unwrap().1;
     let (lh, lc) = verify_with_jwks(&app, "praxis-a", logout_token).await;
     assert_eq!(lh["typ"], "logout+jwt");
+    assert_eq!(lh["alg"], "RS256");
     assert_eq!(lc["iss"], issuer);
     assert_eq!(lc["aud"], created.client_id);
     assert_eq!(lc["sid"], raw["sid"]);
@@ -385,7 +356,7 @@ async fn discovery_advertises_exactly_what_is_supported() {
     );
     assert_eq!(
         a["id_token_signing_alg_values_supported"],
-        serde_json::json!(["RS256"])
+        serde_json::json!(["RS256", "ES256"])
     );
     assert_eq!(a["backchannel_logout_supported"], true);
     assert_eq!(a["backchannel_logout_session_supported"], true);
@@ -405,9 +376,18 @@ async fn discovery_advertises_exactly_what_is_supported() {
         .await
         .unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0]["alg"], "RS256");
-    assert!(keys[0].get("d").is_none(), "no private parts in the JWKS");
+    let algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
+    assert_eq!(algs.len(), 2, "{algs:?}");
+    assert!(algs.contains(&"RS256") && algs.contains(&"ES256"), "{algs:?}");
+    for k in keys {
+        assert_eq!(k["use"], "sig");
+        assert!(k.get("d").is_none(), "no private parts in the JWKS");
+    }
+    let rsa = keys.iter().find(|k| k["kty"] == "RSA").unwrap();
+    assert!(
+        B64.decode(rsa["n"].as_str().unwrap()).unwrap().len() >= 256,
+        "RSA key of 2048 bits or more"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -579,13 +559,20 @@ async fn key_rotation_keeps_earlier_tokens_valid() {
     app.create_practice("praxis-a").await;
     let c = browser(&app, "praxis-a", "anna").await;
     let t = register(&app, "praxis-a", tool("Server", true, true)).await;
+    let mut es = tool("Server ES", true, true);
+    es.signing_alg = Alg::Es256;
+    let e = register(&app, "praxis-a", es).await;
     let creds = (t.client_id.as_str(), t.secret.as_deref().unwrap());
+    let es_creds = (e.client_id.as_str(), e.secret.as_deref().unwrap());
     let code = code_for(&app, &c, "praxis-a", creds.0, &[]).await;
     let (_, before) = exchange(&app, "praxis-a", creds, &code, None).await;
+    let code = code_for(&app, &c, "praxis-a", es_creds.0, &[]).await;
+    let (_, es_before) = exchange(&app, "praxis-a", es_creds, &code, None).await;
     let kid_of = |jwt: &str| -> Value {
         serde_json::from_slice(&B64.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap()
     };
     let old_kid = kid_of(before["id_token"].as_str().unwrap())["kid"].clone();
+    let old_es_kid = kid_of(es_before["access_token"].as_str().unwrap())["kid"].clone();
     let store = app.server().store.clone();
     let settings = app.config.idp.clone();
     let now = app.clock.now();
@@ -606,14 +593,112 @@ async fn key_rotation_keeps_earlier_tokens_valid() {
         .json()
         .await
         .unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        userinfo_status(&app, "praxis-a", before["access_token"].as_str().unwrap()).await,
-        200
-    );
+    // Old and new key of each algorithm are published.
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 4);
+    for old in [&before, &es_before] {
+        assert_eq!(
+            userinfo_status(&app, "praxis-a", old["access_token"].as_str().unwrap()).await,
+            200
+        );
+    }
     let code = code_for(&app, &c, "praxis-a", creds.0, &[]).await;
     let (_, after) = exchange(&app, "praxis-a", creds, &code, None).await;
     let new_kid = kid_of(after["id_token"].as_str().unwrap())["kid"].clone();
     assert_eq!(new_kid, kid);
     assert_ne!(new_kid, old_kid);
+    let code = code_for(&app, &c, "praxis-a", es_creds.0, &[]).await;
+    let (_, es_after) = exchange(&app, "praxis-a", es_creds, &code, None).await;
+    let new_es_kid = kid_of(es_after["access_token"].as_str().unwrap())["kid"].clone();
+    assert_eq!(kid_of(es_after["id_token"].as_str().unwrap())["alg"], "ES256");
+    assert_ne!(new_es_kid, old_es_kid, "the ES256 key rotated too");
+    assert_ne!(new_es_kid, new_kid);
+    for new in [&after, &es_after] {
+        assert_eq!(
+            userinfo_status(&app, "praxis-a", new["access_token"].as_str().unwrap()).await,
+            200
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let c = browser(&app, "praxis-a", "anna").await;
+    let mut es = tool("Dienstplan ES", true, true);
+    es.signing_alg = Alg::Es256;
+    let created = register(&app, "praxis-a", es).await;
+    let secret = created.secret.clone().unwrap();
+    let creds = (created.client_id.as_str(), secret.as_str());
+    let code = code_for(
+        &app,
+        &c,
+        "praxis-a",
+        creds.0,
+        &[("nonce", "n-es"), ("scope", "openid profile offline_access")],
+    )
+    .await;
+    let (status, tokens) = exchange(&app, "praxis-a", creds, &code, None).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let (h, id_claims) = verify_with_jwks(&app, "praxis-a", id_token).await;
+    assert_eq!(h["alg"], "ES256");
+    assert_eq!(id_claims["nonce"], "n-es");
+    let (ah, at) = verify_with_jwks(&app, "praxis-a", access).await;
+    assert_eq!((ah["alg"].as_str(), ah["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+    assert_eq!(at["aud"], created.client_id);
+
+    // The openidconnect crate, configured from discovery, verifies the ES256 ID token.
+    let issuer = format!("{}/id", app.url("praxis-a", ""));
+    let http = rp_http();
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer).unwrap(), &http)
+        .await
+        .unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(created.client_id.clone()),
+        Some(ClientSecret::new(secret.clone())),
+    );
+    let verifier = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let parsed: openidconnect::core::CoreIdToken = id_token.parse().unwrap();
+    let verified = parsed
+        .claims(&verifier, &Nonce::new("n-es".into()))
+        .unwrap();
+    assert_eq!(verified.preferred_username().unwrap().as_str(), "anna");
+    let rs256_only = rp
+        .id_token_verifier()
+        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    assert!(
+        parsed.claims(&rs256_only, &Nonce::new("n-es".into())).is_err(),
+        "a verifier that allows only RS256 refuses it"
+    );
+
+    // Userinfo takes the ES256 access token; a refresh gives ES256 tokens again.
+    assert_eq!(userinfo_status(&app, "praxis-a", access).await, 200);
+    let (s, refreshed, _) = post_form(
+        &app,
+        "praxis-a",
+        "/id/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        Some(creds),
+    )
+    .await;
+    assert_eq!(s, 200, "{refreshed}");
+    for t in ["access_token", "id_token"] {
+        let (h, _) = verify_with_jwks(&app, "praxis-a", refreshed[t].as_str().unwrap()).await;
+        assert_eq!(h["alg"], "ES256", "{t}");
+    }
+    // An ES256 token whose header claims RS256 (or HS256) is refused.
+    let parts: Vec<&str> = access.split('.').collect();
+    for alg in ["RS256", "HS256", "none"] {
+        let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": ah["kid"]});
+        let forged = format!("{}.{}.{}", B64.encode(header.to_string()), parts[1], parts[2]);
+        assert_eq!(userinfo_status(&app, "praxis-a", &forged).await, 401, "{alg}");
+    }
 }

@@ -169,6 +169,12 @@ pub fn claims(jwt: &str) -> Value {
     serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
 }
 
+/// The decoded header of a JWT (not verified).
+pub fn claims_header(jwt: &str) -> Value {
+    let part = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
+}
+
 /// A one-shot HTTP receiver on 127.0.0.1: answers 200 and hands over each request body.
 pub async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -211,4 +217,92 @@ pub async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
         }
     });
     (port, rx)
+}
+
+/// Hidden inputs of a form as pairs (consent page).
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    // Only the page's main form (the user menu has a logout form of its own).
+    let html = match html.find("<form class=\"stack\"") {
+        Some(i) => &html[i..],
+        None => html,
+    };
+    let html = &html[..html.find("</form>").unwrap_or(html.len())];
+    let mut out = Vec::new();
+    for part in html.split("<input type=\"hidden\" name=\"").skip(1) {
+        let name = part.split('"').next().unwrap().to_owned();
+        let value = part
+            .split("value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        out.push((name, unescape(value)));
+    }
+    out
+}
+
+pub fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(';').unwrap();
+        let entity = &tail[1..end];
+        let ch = match entity {
+            "amp" => '&',
+            "quot" => '"',
+            "lt" => '<',
+            "gt" => '>',
+            e => {
+                let n = e.trim_start_matches('#');
+                let code = match n.strip_prefix('x') {
+                    Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
+                    None => n.parse().unwrap(),
+                };
+                char::from_u32(code).unwrap()
+            }
+        };
+        out.push(ch);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Authorizes `client_id` once through the consent page ("allow") and returns the code.
+pub async fn code_with_consent(
+    app: &TestApp,
+    c: &reqwest::Client,
+    slug: &str,
+    client_id: &str,
+    scope: &str,
+) -> String {
+    let r = authorize(
+        app,
+        c,
+        slug,
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", "https://tool.example/cb"),
+            ("scope", scope),
+            ("state", "st"),
+        ],
+    )
+    .await;
+    if r.status() == 302 {
+        return query(&location(&r))["code"].clone();
+    }
+    assert_eq!(r.status(), 200, "consent page");
+    let mut allow = hidden_fields(&r.text().await.unwrap());
+    allow.push(("decision".into(), "allow".into()));
+    let r = c
+        .post(app.url(slug, "/id/authorize/consent"))
+        .form(&allow)
+        .send()
+        .await
+        .unwrap();
+    query(&location(&r))["code"].clone()
 }

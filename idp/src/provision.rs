@@ -121,6 +121,8 @@ pub fn platform_client(origin: &str) -> Result<NewClient, clients::ClientError> 
         launch_url: None,
         initiate_login_uri: None,
         allowed_scopes: None,
+        // The platform verifies with the `openidconnect` crate's defaults (RS256).
+        signing_alg: crate::oidc::jwt::Alg::Rs256,
     })
 }
 

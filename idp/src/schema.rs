@@ -110,6 +110,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        signing_alg -> Text,
     }
 }
 

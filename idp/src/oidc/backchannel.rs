@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -102,13 +102,14 @@ pub fn backoff(attempts: i64) -> i64 {
 #[derive(Debug, Clone)]
 pub struct Due {
     pub id: i64,
+    pub client_id: String,
     pub uri: String,
     pub attempts: i64,
     pub claims: String,
 }
 
 pub fn due(conn: &mut SqliteConnection, now: UnixTime, limit: i64) -> QueryResult<Vec<Due>> {
-    let rows: Vec<(i64, String, i64, String)> = backchannel_queue::table
+    let rows: Vec<(i64, String, String, i64, String)> = backchannel_queue::table
         .filter(backchannel_queue::delivered_at.is_null())
         .filter(backchannel_queue::attempts.lt(MAX_ATTEMPTS))
         .filter(backchannel_queue::next_attempt_at.le(now))
@@ -116,6 +117,7 @@ pub fn due(conn: &mut SqliteConnection, now: UnixTime, limit: i64) -> QueryResul
         .limit(limit)
         .select((
             backchannel_queue::id,
+            backchannel_queue::client_id,
             backchannel_queue::uri,
             backchannel_queue::attempts,
             backchannel_queue::logout_token,
@@ -123,8 +125,9 @@ pub fn due(conn: &mut SqliteConnection, now: UnixTime, limit: i64) -> QueryResul
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, uri, attempts, claims)| Due {
+        .map(|(id, client_id, uri, attempts, claims)| Due {
             id,
+            client_id,
             uri,
             attempts,
             claims,
@@ -244,18 +247,35 @@ pub async fn deliver_practice(
     .await??;
     if !due_rows.is_empty() {
         let (t, st, sl, cache_state) = (tenant.clone(), store.clone(), slug.clone(), state.clone());
-        let signer = web::block(move || -> Result<_, crate::error::IdpError> {
+        let clients: Vec<String> = due_rows.iter().map(|d| d.client_id.clone()).collect();
+        // Each logout token is signed with its client's algorithm (as its ID tokens are).
+        let signers = web::block(move || -> Result<_, crate::error::IdpError> {
             let mut conn = t.conn(&IDP_DB)?;
-            Ok(super::keys::active(
-                &mut conn,
-                st.node_key(),
-                &sl,
-                &cache_state.oidc.keys,
-            )?)
+            let mut by_client = HashMap::new();
+            for id in clients {
+                if by_client.contains_key(&id) {
+                    continue;
+                }
+                let alg = super::clients::by_id(&mut conn, &id)?
+                    .map_or(jwt::Alg::Rs256, |c| c.signing_alg());
+                let signer = super::keys::active_of(
+                    &mut conn,
+                    st.node_key(),
+                    &sl,
+                    &cache_state.oidc.keys,
+                    alg,
+                    now,
+                )?;
+                by_client.insert(id, signer);
+            }
+            Ok(by_client)
         })
         .await??;
         for d in &due_rows {
-            let outcome = match logout_token(&signer, &issuer, &d.claims, now) {
+            let token = signers
+                .get(&d.client_id)
+                .and_then(|signer| logout_token(signer, &issuer, &d.claims, now));
+            let outcome = match token {
                 None => Some("cannot build logout token".to_owned()),
                 Some(token) => match http
                     .post(&d.uri)
@@ -322,7 +342,15 @@ pub fn spawn_worker(
             }
             if last_sweep.elapsed() >= SWEEP {
                 last_sweep = Instant::now();
-                slugs.extend(store.open_tenants().into_iter().map(Some));
+                // Practices whose IdP database is open; a logout queued in a closed one
+                // was remembered when it was queued.
+                slugs.extend(
+                    store
+                        .open_tenants()
+                        .into_iter()
+                        .filter(|t| t.is_open(&IDP_DB))
+                        .map(Some),
+                );
             }
             let mut seen = HashSet::new();
             for tenant in slugs.into_iter().flatten() {

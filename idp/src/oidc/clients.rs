@@ -8,6 +8,7 @@ use kollegium_tenants::UnixTime;
 use kollegium_tenants::secrets::random_token;
 use subtle::ConstantTimeEq;
 
+use super::jwt::Alg;
 use crate::links::token_hash;
 use crate::schema::clients;
 
@@ -101,6 +102,7 @@ pub struct Client {
     pub launch_url: Option<String>,
     pub initiate_login_uri: Option<String>,
     pub enabled: bool,
+    signing_alg: String,
 }
 
 fn list(json: &str) -> Vec<String> {
@@ -116,6 +118,10 @@ impl Client {
     }
     pub fn allowed_scopes(&self) -> Vec<String> {
         list(&self.allowed_scopes)
+    }
+    /// The algorithm of the client's ID, access and logout tokens.
+    pub fn signing_alg(&self) -> Alg {
+        Alg::parse(&self.signing_alg).unwrap_or(Alg::Rs256)
     }
     /// Exact string match against the registered redirect URIs.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
@@ -150,6 +156,8 @@ pub struct NewClient {
     pub initiate_login_uri: Option<RedirectUri>,
     /// `None`: every scope.
     pub allowed_scopes: Option<Vec<String>>,
+    /// Signs the client's tokens (RS256 unless the client asks for ES256).
+    pub signing_alg: Alg,
 }
 
 impl NewClient {
@@ -180,6 +188,7 @@ impl NewClient {
             launch_url: None,
             initiate_login_uri: None,
             allowed_scopes: None,
+            signing_alg: Alg::Rs256,
         })
     }
 }
@@ -228,11 +237,44 @@ pub fn create(
             clients::launch_url.eq(c.launch_url.as_ref().map(RedirectUri::as_str)),
             clients::initiate_login_uri.eq(c.initiate_login_uri.as_ref().map(RedirectUri::as_str)),
             clients::enabled.eq(true),
+            clients::signing_alg.eq(c.signing_alg.as_str()),
             clients::created_at.eq(now),
             clients::updated_at.eq(now),
         ))
         .execute(conn)?;
     Ok(Ok(Created { client_id, secret }))
+}
+
+/// Changes what an admin may edit of a registered client: name, addresses, allowed
+/// scopes and signing algorithm (not its kind, id or secret). `Ok(false)`: no such client.
+pub fn update(
+    conn: &mut SqliteConnection,
+    client_id: &str,
+    c: &NewClient,
+    now: UnixTime,
+) -> QueryResult<Result<bool, ClientError>> {
+    let scopes = c
+        .allowed_scopes
+        .clone()
+        .unwrap_or_else(|| SCOPES.iter().map(|s| (*s).to_owned()).collect());
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        return Ok(Err(ClientError::Scope(bad.clone())));
+    }
+    let n = diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
+        .set((
+            clients::name.eq(&c.name),
+            clients::redirect_uris.eq(json_of(&c.redirect_uris)),
+            clients::post_logout_uris.eq(json_of(&c.post_logout_uris)),
+            clients::backchannel_logout_uri
+                .eq(c.backchannel_logout_uri.as_ref().map(RedirectUri::as_str)),
+            clients::allowed_scopes.eq(serde_json::to_string(&scopes).unwrap_or_default()),
+            clients::launch_url.eq(c.launch_url.as_ref().map(RedirectUri::as_str)),
+            clients::initiate_login_uri.eq(c.initiate_login_uri.as_ref().map(RedirectUri::as_str)),
+            clients::signing_alg.eq(c.signing_alg.as_str()),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Ok(n == 1))
 }
 
 /// A client by id, enabled or not.

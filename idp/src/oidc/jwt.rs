@@ -1,11 +1,14 @@
-//! Compact JWS with RS256 (RFC 7515/7518), written out here instead of pulling in a JWT
-//! crate: we sign three kinds of tokens (ID tokens `JWT`, access tokens `at+jwt` per
-//! RFC 9068, logout tokens `logout+jwt`) and verify our own. Verification accepts only
-//! RS256 with a known `kid`; `none`, HMAC and every other algorithm are refused before
-//! any key is touched.
+//! Compact JWS (RFC 7515/7518), written out here instead of pulling in a JWT crate: we
+//! sign three kinds of tokens (ID tokens `JWT`, access tokens `at+jwt` per RFC 9068,
+//! logout tokens `logout+jwt`) and verify our own. Two algorithms: RS256 (ID and logout
+//! tokens, as OIDC requires) and ES256 (access tokens: one P-256 signature costs a small
+//! fraction of an RSA-2048 one). Verification accepts only these two, and only with a
+//! known `kid` whose key is of the algorithm the header names; `none`, HMAC and every
+//! other algorithm are refused before any key is touched.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::signature::{self as rsig, KeyPair};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
 use rsa::{RsaPublicKey, sha2::Sha256};
@@ -44,18 +47,80 @@ pub enum JwtError {
     Sign,
 }
 
-/// A private key that signs (RSASSA-PKCS1-v1_5 with SHA-256, via `ring`), with its key id.
+/// The JWS algorithms we sign and verify with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RSA-2048).
+    Rs256,
+    /// ECDSA with P-256 and SHA-256, signature as `r || s` (RFC 7518 §3.4).
+    Es256,
+}
+
+impl Alg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+}
+
+enum SigningKey {
+    Rsa(rsig::RsaKeyPair),
+    Ec(rsig::EcdsaKeyPair),
+}
+
+/// A private key that signs (via `ring`), with its key id.
 pub struct Signer256 {
     pub kid: String,
-    pub key: ring::signature::RsaKeyPair,
+    key: SigningKey,
 }
 
 impl Signer256 {
-    /// From a PKCS#8 DER private key.
+    /// An RS256 key from a PKCS#8 DER RSA private key.
     pub fn from_pkcs8(kid: String, der: &[u8]) -> Result<Self, String> {
-        ring::signature::RsaKeyPair::from_pkcs8(der)
-            .map(|key| Self { kid, key })
+        rsig::RsaKeyPair::from_pkcs8(der)
+            .map(|key| Self {
+                kid,
+                key: SigningKey::Rsa(key),
+            })
             .map_err(|e| e.to_string())
+    }
+
+    /// An ES256 key from a PKCS#8 DER P-256 private key.
+    pub fn from_pkcs8_es256(kid: String, der: &[u8]) -> Result<Self, String> {
+        rsig::EcdsaKeyPair::from_pkcs8(
+            &rsig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            der,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map(|key| Self {
+            kid,
+            key: SigningKey::Ec(key),
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    pub fn alg(&self) -> Alg {
+        match self.key {
+            SigningKey::Rsa(_) => Alg::Rs256,
+            SigningKey::Ec(_) => Alg::Es256,
+        }
+    }
+
+    /// The public key as `0x04 || x || y` (ES256 keys only).
+    pub fn ec_public_point(&self) -> Option<&[u8]> {
+        match &self.key {
+            SigningKey::Ec(k) => Some(k.public_key().as_ref()),
+            SigningKey::Rsa(_) => None,
+        }
     }
 }
 
@@ -63,27 +128,48 @@ impl Signer256 {
 #[derive(Debug, Clone)]
 pub struct Verifier256 {
     pub kid: String,
-    pub key: RsaPublicKey,
+    pub key: VerifyingKey256,
 }
 
-/// Signs `claims` as a compact JWS.
+/// The public half of a signing key.
+#[derive(Debug, Clone)]
+pub enum VerifyingKey256 {
+    Rsa(RsaPublicKey),
+    /// A P-256 point, uncompressed (`0x04 || x || y`).
+    Ec(Vec<u8>),
+}
+
+impl VerifyingKey256 {
+    fn alg(&self) -> Alg {
+        match self {
+            Self::Rsa(_) => Alg::Rs256,
+            Self::Ec(_) => Alg::Es256,
+        }
+    }
+}
+
+/// Signs `claims` as a compact JWS with the signer's algorithm.
 pub fn sign(signer: &Signer256, typ: &str, claims: &Value) -> Result<String, JwtError> {
-    let header = serde_json::json!({ "alg": "RS256", "typ": typ, "kid": signer.kid });
+    let header = serde_json::json!({ "alg": signer.alg().as_str(), "typ": typ, "kid": signer.kid });
     let input = format!(
         "{}.{}",
         B64.encode(header.to_string()),
         B64.encode(claims.to_string())
     );
-    let mut sig = vec![0u8; signer.key.public().modulus_len()];
-    signer
-        .key
-        .sign(
-            &ring::signature::RSA_PKCS1_SHA256,
-            &ring::rand::SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .map_err(|_| JwtError::Sign)?;
+    let rng = ring::rand::SystemRandom::new();
+    let sig = match &signer.key {
+        SigningKey::Rsa(key) => {
+            let mut sig = vec![0u8; key.public().modulus_len()];
+            key.sign(&rsig::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
+                .map_err(|_| JwtError::Sign)?;
+            sig
+        }
+        SigningKey::Ec(key) => key
+            .sign(&rng, input.as_bytes())
+            .map_err(|_| JwtError::Sign)?
+            .as_ref()
+            .to_vec(),
+    };
     Ok(format!("{input}.{}", B64.encode(sig)))
 }
 
@@ -119,9 +205,11 @@ fn decode_json(part: &str) -> Result<Value, JwtError> {
 pub fn verify(token: &str, keys: &[Verifier256], typ: &str) -> Result<Value, JwtError> {
     let (h, c, s) = split(token)?;
     let header = decode_json(h)?;
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(JwtError::Algorithm);
-    }
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(Alg::parse)
+        .ok_or(JwtError::Algorithm)?;
     if header.get("crit").is_some() {
         return Err(JwtError::Malformed);
     }
@@ -139,12 +227,27 @@ pub fn verify(token: &str, keys: &[Verifier256], typ: &str) -> Result<Value, Jwt
         .iter()
         .find(|k| k.kid == kid)
         .ok_or(JwtError::UnknownKey)?;
+    // The key decides the algorithm: a header naming another one is refused, never
+    // "converted" (no RSA key used as an EC key or the other way round).
+    if key.key.alg() != alg {
+        return Err(JwtError::Algorithm);
+    }
     let sig_bytes = B64.decode(s).map_err(|_| JwtError::Signature)?;
-    let sig = Signature::try_from(sig_bytes.as_slice()).map_err(|_| JwtError::Signature)?;
     let input = &token[..h.len() + 1 + c.len()];
-    VerifyingKey::<Sha256>::new(key.key.clone())
-        .verify(input.as_bytes(), &sig)
-        .map_err(|_| JwtError::Signature)?;
+    match &key.key {
+        VerifyingKey256::Rsa(public) => {
+            let sig =
+                Signature::try_from(sig_bytes.as_slice()).map_err(|_| JwtError::Signature)?;
+            VerifyingKey::<Sha256>::new(public.clone())
+                .verify(input.as_bytes(), &sig)
+                .map_err(|_| JwtError::Signature)?;
+        }
+        VerifyingKey256::Ec(point) => {
+            rsig::UnparsedPublicKey::new(&rsig::ECDSA_P256_SHA256_FIXED, point)
+                .verify(input.as_bytes(), &sig_bytes)
+                .map_err(|_| JwtError::Signature)?;
+        }
+    }
     decode_json(c)
 }
 
@@ -216,9 +319,72 @@ mod tests {
             Signer256::from_pkcs8(kid.into(), der.as_bytes()).unwrap(),
             Verifier256 {
                 kid: kid.into(),
-                key: p,
+                key: VerifyingKey256::Rsa(p),
             },
         )
+    }
+
+    fn ec_keypair(kid: &str) -> (Signer256, Verifier256) {
+        let rng = ring::rand::SystemRandom::new();
+        let der =
+            rsig::EcdsaKeyPair::generate_pkcs8(&rsig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .unwrap();
+        let s = Signer256::from_pkcs8_es256(kid.into(), der.as_ref()).unwrap();
+        let point = s.ec_public_point().unwrap().to_vec();
+        (
+            s,
+            Verifier256 {
+                kid: kid.into(),
+                key: VerifyingKey256::Ec(point),
+            },
+        )
+    }
+
+    #[test]
+    fn es256_signs_verifies_and_cannot_be_confused_with_rs256() {
+        let (s, v) = ec_keypair("e1");
+        let (rs, rv) = keypair("r1");
+        let claims = serde_json::json!({"iss": "https://a/id", "sub": "u"});
+        let t = sign(&s, TYP_ACCESS_TOKEN, &claims).unwrap();
+        let (h, _) = peek(&t).unwrap();
+        assert_eq!(h["alg"], "ES256");
+        assert_eq!(t.rsplit('.').next().unwrap().len(), 86, "64-byte r||s");
+        let keys = vec![v.clone(), rv.clone()];
+        assert_eq!(verify(&t, &keys, TYP_ACCESS_TOKEN).unwrap(), claims);
+        // modified payload
+        let parts: Vec<&str> = t.split('.').collect();
+        let evil = B64.encode(serde_json::json!({"iss": "https://a/id", "sub": "x"}).to_string());
+        let forged = format!("{}.{evil}.{}", parts[0], parts[2]);
+        assert_eq!(
+            verify(&forged, &keys, TYP_ACCESS_TOKEN),
+            Err(JwtError::Signature)
+        );
+        // a header that names RS256 for the EC key, or ES256 for the RSA key
+        let swap = |token: &str, alg: &str| {
+            let p: Vec<&str> = token.split('.').collect();
+            let (mut h, _) = peek(token).unwrap();
+            h["alg"] = serde_json::json!(alg);
+            format!("{}.{}.{}", B64.encode(h.to_string()), p[1], p[2])
+        };
+        assert_eq!(
+            verify(&swap(&t, "RS256"), &keys, TYP_ACCESS_TOKEN),
+            Err(JwtError::Algorithm)
+        );
+        let rt = sign(&rs, TYP_ACCESS_TOKEN, &claims).unwrap();
+        assert_eq!(
+            verify(&swap(&rt, "ES256"), &keys, TYP_ACCESS_TOKEN),
+            Err(JwtError::Algorithm)
+        );
+        assert_eq!(
+            verify(&swap(&t, "ES384"), &keys, TYP_ACCESS_TOKEN),
+            Err(JwtError::Algorithm)
+        );
+        // another EC key with the same kid does not verify
+        let (_, other) = ec_keypair("e1");
+        assert_eq!(
+            verify(&t, &[other], TYP_ACCESS_TOKEN),
+            Err(JwtError::Signature)
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The practice's RS256 signing keys: RSA-2048, the private half stored in
-//! `signing_keys` wrapped with the node key (XChaCha20-Poly1305, bound to practice slug
-//! and key id), the public half as a JWK. The newest key without `retired_at` signs; every
-//! key whose `publish_until` has not passed is published in the JWKS and accepted when
+//! The practice's signing keys: an RS256 key (RSA-2048; ID and logout tokens) and an
+//! ES256 key (P-256; access tokens), the private halves stored in `signing_keys` wrapped
+//! with the node key (XChaCha20-Poly1305, bound to practice slug and key id), the public
+//! halves as JWKs. Per algorithm, the newest key without `retired_at` signs; every key
+//! whose `publish_until` has not passed is published in the JWKS and accepted when
 //! verifying, so tokens signed before a rotation stay verifiable until they expire.
+//! Practices created before ES256 existed get their ES256 key when it is first needed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::jwt::{Signer256, Verifier256};
+use super::jwt::{Alg, Signer256, Verifier256, VerifyingKey256};
 use crate::schema::signing_keys;
 
 pub const KEY_BITS: usize = 2048;
@@ -29,6 +31,8 @@ pub enum KeyError {
     Db(#[from] diesel::result::Error),
     #[error("rsa: {0}")]
     Rsa(String),
+    #[error("ecdsa: {0}")]
+    Ec(String),
     #[error("signing key cannot be unwrapped (wrong node key or tampered data)")]
     Unwrap,
     #[error("the practice has no signing key")]
@@ -51,30 +55,79 @@ fn thumbprint(n: &str, e: &str) -> String {
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// Generates a key pair and stores it as the signing key. Returns the key id.
+/// The RFC 7638 thumbprint of a P-256 public key: its key id.
+fn ec_thumbprint(x: &str, y: &str) -> String {
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    B64.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+/// Generates a key pair of each algorithm and stores them as the signing keys. Returns
+/// the key id of the RS256 key.
 pub fn generate(
     conn: &mut SqliteConnection,
     node_key: &NodeKey,
     slug: &str,
     now: UnixTime,
 ) -> Result<String, KeyError> {
-    let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
-        .map_err(|e| KeyError::Rsa(e.to_string()))?;
-    let public = private.to_public_key();
-    let n = B64.encode(public.n().to_bytes_be());
-    let e = B64.encode(public.e().to_bytes_be());
-    let kid = thumbprint(&n, &e);
-    let der = private
-        .to_pkcs8_der()
-        .map_err(|e| KeyError::Rsa(e.to_string()))?;
-    let wrapped = node_key.wrap(&wrap_context(slug, &kid), der.as_bytes());
-    let jwk = serde_json::json!({
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e,
-    });
+    let kid = generate_one(conn, node_key, slug, now, Alg::Rs256)?;
+    generate_one(conn, node_key, slug, now, Alg::Es256)?;
+    Ok(kid)
+}
+
+/// Generates one key pair of `alg` and stores it. Returns its key id.
+fn generate_one(
+    conn: &mut SqliteConnection,
+    node_key: &NodeKey,
+    slug: &str,
+    now: UnixTime,
+    alg: Alg,
+) -> Result<String, KeyError> {
+    let (kid, der, jwk) = match alg {
+        Alg::Rs256 => {
+            let private = RsaPrivateKey::new(&mut rand::rngs::OsRng, KEY_BITS)
+                .map_err(|e| KeyError::Rsa(e.to_string()))?;
+            let public = private.to_public_key();
+            let n = B64.encode(public.n().to_bytes_be());
+            let e = B64.encode(public.e().to_bytes_be());
+            let kid = thumbprint(&n, &e);
+            let der = private
+                .to_pkcs8_der()
+                .map_err(|e| KeyError::Rsa(e.to_string()))?
+                .as_bytes()
+                .to_vec();
+            let jwk = serde_json::json!({
+                "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e,
+            });
+            (kid, der, jwk)
+        }
+        Alg::Es256 => {
+            let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &ring::rand::SystemRandom::new(),
+            )
+            .map_err(|e| KeyError::Ec(e.to_string()))?
+            .as_ref()
+            .to_vec();
+            let signer =
+                Signer256::from_pkcs8_es256(String::new(), &der).map_err(KeyError::Ec)?;
+            let point = signer
+                .ec_public_point()
+                .filter(|p| p.len() == 65)
+                .ok_or_else(|| KeyError::Ec("unexpected public key".into()))?;
+            let (x, y) = (B64.encode(&point[1..33]), B64.encode(&point[33..]));
+            let kid = ec_thumbprint(&x, &y);
+            let jwk = serde_json::json!({
+                "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
+                "x": x, "y": y,
+            });
+            (kid, der, jwk)
+        }
+    };
+    let wrapped = node_key.wrap(&wrap_context(slug, &kid), &der);
     diesel::insert_into(signing_keys::table)
         .values((
             signing_keys::kid.eq(&kid),
-            signing_keys::alg.eq("RS256"),
+            signing_keys::alg.eq(alg.as_str()),
             signing_keys::private_wrapped.eq(wrapped),
             signing_keys::public_jwk.eq(jwk.to_string()),
             signing_keys::created_at.eq(now),
@@ -83,8 +136,9 @@ pub fn generate(
     Ok(kid)
 }
 
-/// Adds a new signing key; earlier keys stop signing and stay published for `overlap_secs`
-/// (at least the lifetime of any token they signed). Returns the new key id.
+/// Adds a new signing key of each algorithm; earlier keys stop signing and stay published
+/// for `overlap_secs` (at least the lifetime of any token they signed). Returns the new
+/// RS256 key id.
 pub fn rotate(
     conn: &mut SqliteConnection,
     node_key: &NodeKey,
@@ -92,10 +146,12 @@ pub fn rotate(
     now: UnixTime,
     overlap_secs: i64,
 ) -> Result<String, KeyError> {
-    let kid = generate(conn, node_key, slug, now)?;
+    let kid = generate_one(conn, node_key, slug, now, Alg::Rs256)?;
+    let ec_kid = generate_one(conn, node_key, slug, now, Alg::Es256)?;
     diesel::update(
         signing_keys::table
             .filter(signing_keys::kid.ne(&kid))
+            .filter(signing_keys::kid.ne(&ec_kid))
             .filter(signing_keys::retired_at.is_null()),
     )
     .set((
@@ -117,20 +173,43 @@ impl std::fmt::Debug for KeyCache {
     }
 }
 
-/// The current signing key of the practice.
+/// The current RS256 signing key of the practice (ID and logout tokens).
 pub fn active(
     conn: &mut SqliteConnection,
     node_key: &NodeKey,
     slug: &str,
     cache: &KeyCache,
 ) -> Result<Arc<Signer256>, KeyError> {
-    let (kid, wrapped): (String, String) = signing_keys::table
-        .filter(signing_keys::retired_at.is_null())
-        .order((signing_keys::created_at.desc(), signing_keys::kid))
-        .select((signing_keys::kid, signing_keys::private_wrapped))
-        .first(conn)
-        .optional()?
-        .ok_or(KeyError::NoKey)?;
+    active_of(conn, node_key, slug, cache, Alg::Rs256, 0)
+}
+
+/// The current signing key of `alg`. A practice without an ES256 key (created before they
+/// existed) gets one here, created at `now` and published beside its RS256 key.
+pub fn active_of(
+    conn: &mut SqliteConnection,
+    node_key: &NodeKey,
+    slug: &str,
+    cache: &KeyCache,
+    alg: Alg,
+    now: UnixTime,
+) -> Result<Arc<Signer256>, KeyError> {
+    let current = |conn: &mut SqliteConnection| {
+        signing_keys::table
+            .filter(signing_keys::retired_at.is_null())
+            .filter(signing_keys::alg.eq(alg.as_str()))
+            .order((signing_keys::created_at.desc(), signing_keys::kid))
+            .select((signing_keys::kid, signing_keys::private_wrapped))
+            .first::<(String, String)>(conn)
+            .optional()
+    };
+    let (kid, wrapped) = match (current(conn)?, alg) {
+        (Some(found), _) => found,
+        (None, Alg::Rs256) => return Err(KeyError::NoKey),
+        (None, Alg::Es256) => {
+            generate_one(conn, node_key, slug, now, Alg::Es256)?;
+            current(conn)?.ok_or(KeyError::NoKey)?
+        }
+    };
     let cache_key = format!("{slug}|{kid}");
     if let Ok(c) = cache.0.lock()
         && let Some(k) = c.get(&cache_key)
@@ -140,7 +219,10 @@ pub fn active(
     let der = node_key
         .unwrap_secret(&wrap_context(slug, &kid), &wrapped)
         .map_err(|_| KeyError::Unwrap)?;
-    let signer = Arc::new(Signer256::from_pkcs8(kid, &der).map_err(KeyError::Rsa)?);
+    let signer = Arc::new(match alg {
+        Alg::Rs256 => Signer256::from_pkcs8(kid, &der).map_err(KeyError::Rsa)?,
+        Alg::Es256 => Signer256::from_pkcs8_es256(kid, &der).map_err(KeyError::Ec)?,
+    });
     if let Ok(mut c) = cache.0.lock() {
         if c.len() > 4096 {
             c.clear();
@@ -186,11 +268,27 @@ fn verifier_of(jwk: &Value) -> Option<Verifier256> {
             .and_then(Value::as_str)
             .and_then(|s| B64.decode(s).ok())
     };
-    let key = RsaPublicKey::new(
-        BigUint::from_bytes_be(&field("n")?),
-        BigUint::from_bytes_be(&field("e")?),
-    )
-    .ok()?;
+    let key = match jwk.get("kty")?.as_str()? {
+        "RSA" => VerifyingKey256::Rsa(
+            RsaPublicKey::new(
+                BigUint::from_bytes_be(&field("n")?),
+                BigUint::from_bytes_be(&field("e")?),
+            )
+            .ok()?,
+        ),
+        "EC" if jwk.get("crv")?.as_str()? == "P-256" => {
+            let (x, y) = (field("x")?, field("y")?);
+            if x.len() != 32 || y.len() != 32 {
+                return None;
+            }
+            let mut point = Vec::with_capacity(65);
+            point.push(4u8);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            VerifyingKey256::Ec(point)
+        }
+        _ => return None,
+    };
     Some(Verifier256 {
         kid: jwk.get("kid")?.as_str()?.to_owned(),
         key,

@@ -1,5 +1,6 @@
 //! Minting tokens for a grant: the access token (`at+jwt`, RFC 9068, recorded by `jti`)
-//! and the ID token with the claims the granted scopes allow.
+//! and the ID token with the claims the granted scopes allow, both signed with the
+//! client's algorithm (RS256 unless the client was registered for ES256).
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
@@ -51,6 +52,7 @@ pub fn user_claims(
 /// Everything needed to mint tokens for one response.
 pub struct Mint<'a> {
     pub issuer: &'a str,
+    /// The practice's key of the client's algorithm.
     pub signer: &'a Signer256,
     pub now: UnixTime,
     pub access_ttl: i64,
@@ -72,8 +74,8 @@ pub struct Subject<'a> {
     pub refresh_token: Option<String>,
 }
 
-fn sign(m: &Mint<'_>, typ: &str, claims: &Value) -> OResult<String> {
-    jwt::sign(m.signer, typ, claims).map_err(|_| OAuthError::server_error())
+fn sign(signer: &Signer256, typ: &str, claims: &Value) -> OResult<String> {
+    jwt::sign(signer, typ, claims).map_err(|_| OAuthError::server_error())
 }
 
 /// Signs and records an access token and, for `openid`, an ID token.
@@ -85,7 +87,7 @@ pub fn mint(conn: &mut SqliteConnection, m: &Mint<'_>, s: &Subject<'_>) -> OResu
         "iss": m.issuer, "sub": sub, "aud": s.client.client_id, "client_id": s.client.client_id,
         "iat": m.now, "exp": m.now + m.access_ttl, "jti": jti, "scope": scope,
     });
-    let access = sign(m, jwt::TYP_ACCESS_TOKEN, &at_claims)?;
+    let access = sign(m.signer, jwt::TYP_ACCESS_TOKEN, &at_claims)?;
     diesel::insert_into(access_tokens::table)
         .values((
             access_tokens::jti.eq(&jti),
@@ -119,7 +121,7 @@ pub fn mint(conn: &mut SqliteConnection, m: &Mint<'_>, s: &Subject<'_>) -> OResu
         if let Some(amr) = &s.amr {
             c.insert("amr".into(), json!(amr.split(' ').collect::<Vec<_>>()));
         }
-        out["id_token"] = json!(sign(m, jwt::TYP_ID_TOKEN, &Value::Object(c))?);
+        out["id_token"] = json!(sign(m.signer, jwt::TYP_ID_TOKEN, &Value::Object(c))?);
     }
     if let Some(r) = &s.refresh_token {
         out["refresh_token"] = json!(r);

@@ -64,7 +64,24 @@ impl Op {
     pub fn now(&self) -> UnixTime {
         self.state.now()
     }
-    /// The practice's current signing key.
+    /// The practice's current signing key of `alg` (a client's [`Client::signing_alg`]).
+    ///
+    /// [`Client::signing_alg`]: clients::Client::signing_alg
+    pub fn signer_of(
+        &self,
+        conn: &mut SqliteConnection,
+        alg: jwt::Alg,
+    ) -> Result<Arc<jwt::Signer256>, keys::KeyError> {
+        keys::active_of(
+            conn,
+            self.web.store.node_key(),
+            self.tenant.slug().as_str(),
+            &self.state.oidc.keys,
+            alg,
+            self.now(),
+        )
+    }
+    /// The practice's current RS256 signing key (ID and logout tokens).
     pub fn signer(
         &self,
         conn: &mut SqliteConnection,

@@ -478,7 +478,7 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         let mut conn = op2.tenant.conn(&IDP_DB)?;
         let client = authenticate(&mut conn, &creds)?;
         let signer = op2
-            .signer(&mut conn)
+            .signer_of(&mut conn, client.signing_alg())
             .map_err(|e| OAuthError::from(crate::error::IdpError::from(e)))?;
         let settings = &op2.state.settings;
         let m = Mint {

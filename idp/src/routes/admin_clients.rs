@@ -1,5 +1,6 @@
 //! Verbundene Anwendungen (`/id/admin/clients`): register third-party tools, show a secret
-//! once, rotate it, enable or disable a client.
+//! once, rotate it, enable or disable a client, edit its addresses, scopes and signing
+//! algorithm (`/id/admin/clients/{id}`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -10,7 +11,8 @@ use super::admin_users::Pairs;
 use crate::IDP_DB;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
-use crate::oidc::clients::{self, Client, NewClient, RedirectUri};
+use crate::oidc::clients::{self, Client, NewClient, RedirectUri, SCOPES};
+use crate::oidc::jwt::Alg;
 use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
 use crate::views::{layout, page_status, see_other};
@@ -90,7 +92,127 @@ fn parse_form(p: &Pairs) -> Result<NewClient, String> {
     if !scopes.is_empty() {
         c.allowed_scopes = Some(scopes);
     }
+    c.signing_alg = match p.get("signing_alg").unwrap_or("RS256") {
+        "" | "RS256" => Alg::Rs256,
+        "ES256" => Alg::Es256,
+        _ => return Err("Signaturverfahren: RS256 oder ES256".into()),
+    };
     Ok(c)
+}
+
+#[derive(Template)]
+#[template(path = "pages/idp/admin_client_edit.html")]
+struct EditPage {
+    layout: Layout,
+    client: Client,
+    error: Option<String>,
+    name: String,
+    redirect_uris: String,
+    post_logout_uris: String,
+    backchannel_logout_uri: String,
+    launch_url: String,
+    initiate_login_uri: String,
+    /// (scope, allowed)
+    scopes: Vec<(&'static str, bool)>,
+    es256: bool,
+}
+
+impl EditPage {
+    fn of(layout: Layout, client: Client, error: Option<String>) -> Self {
+        let allowed = client.allowed_scopes();
+        Self {
+            layout,
+            error,
+            name: client.name.clone(),
+            redirect_uris: client.redirect_uris().join("\n"),
+            post_logout_uris: client.post_logout_uris().join("\n"),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
+            launch_url: client.launch_url.clone().unwrap_or_default(),
+            initiate_login_uri: client.initiate_login_uri.clone().unwrap_or_default(),
+            scopes: SCOPES
+                .iter()
+                .map(|s| (*s, allowed.iter().any(|a| a == s)))
+                .collect(),
+            es256: client.signing_alg() == Alg::Es256,
+            client,
+        }
+    }
+}
+
+/// A third-party client by id (the first-party workspace is not edited here).
+async fn editable(a: &IdpAdmin, id: String) -> IdpResult<Client> {
+    let t = a.0.tenant.clone();
+    web::block(move || -> IdpResult<_> { Ok(clients::by_id(&mut *t.conn(&IDP_DB)?, &id)?) })
+        .await??
+        .filter(|c| !c.first_party)
+        .ok_or(IdpError::NotFound)
+}
+
+async fn edit_form(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+) -> IdpResult<HttpResponse> {
+    let client = editable(&a, path.into_inner()).await?;
+    let layout = layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/clients");
+    page_status(StatusCode::OK, &EditPage::of(layout, client, None))
+}
+
+async fn edit(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> IdpResult<HttpResponse> {
+    let client = editable(&a, path.into_inner()).await?;
+    let p = Pairs::parse(&body)?;
+    let refuse = |client: Client, e: String| {
+        let layout = layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/clients");
+        let mut page = EditPage::of(layout, client, Some(e));
+        // Keep what the admin typed.
+        page.name = p.get("name").unwrap_or_default().chars().take(120).collect();
+        page.redirect_uris = p.get("redirect_uris").unwrap_or_default().chars().take(4000).collect();
+        page_status(StatusCode::BAD_REQUEST, &page)
+    };
+    let mut c = match parse_form(&p) {
+        Ok(c) => c,
+        Err(e) => return refuse(client, e),
+    };
+    c.confidential = client.confidential;
+    let (t, admin, now, id) = (
+        a.0.tenant.clone(),
+        a.0.user.id,
+        state.now(),
+        client.client_id.clone(),
+    );
+    let outcome = web::block(move || -> IdpResult<Result<(), String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        conn.immediate_transaction(|conn| {
+            match clients::update(conn, &id, &c, now)? {
+                Ok(true) => {}
+                Ok(false) => return Err(IdpError::NotFound),
+                Err(e) => return Ok(Err(e.to_string())),
+            }
+            events::record(
+                conn,
+                now,
+                &Event {
+                    kind: "client_updated",
+                    actor: Some(admin),
+                    client_id: Some(&id),
+                    detail: "edited",
+                    ..Event::default()
+                },
+            )?;
+            Ok(Ok(()))
+        })
+    })
+    .await??;
+    match outcome {
+        Ok(()) => Ok(see_other("/id/admin/clients")),
+        Err(e) => refuse(client, e),
+    }
 }
 
 async fn create(
@@ -204,5 +326,7 @@ async fn act(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/id/admin/clients", web::get().to(list))
         .route("/id/admin/clients", web::post().to(create))
+        .route("/id/admin/clients/{id}", web::get().to(edit_form))
+        .route("/id/admin/clients/{id}", web::post().to(edit))
         .route("/id/admin/clients/{id}/{action}", web::post().to(act));
 }
