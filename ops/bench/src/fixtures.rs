@@ -114,8 +114,10 @@ impl Node {
         slug: &str,
         name: &str,
         redirect_uri: &str,
+        signing_alg: kollegium_idp::oidc::jwt::Alg,
     ) -> anyhow::Result<(String, String)> {
-        let input = NewClient::parse(name, &[redirect_uri.to_owned()], true)?;
+        let mut input = NewClient::parse(name, &[redirect_uri.to_owned()], true)?;
+        input.signing_alg = signing_alg;
         let now = self.store.clock().now();
         let created = practices::add_client(&self.store, &Slug::parse(slug)?, &input, now)?;
         let secret = created

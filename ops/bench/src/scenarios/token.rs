@@ -45,6 +45,10 @@ pub struct Args {
     /// Measured seconds of refresh grants
     #[arg(long, default_value_t = 15)]
     pub seconds: u64,
+    /// Signing algorithm of the clients' tokens: RS256 (the default of every client) or
+    /// ES256 (the per-client option)
+    #[arg(long, default_value = "RS256")]
+    pub signing_alg: String,
 }
 
 /// A user's browser and the relying party's back end, at one practice.
@@ -108,6 +112,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         args.rounds > 0 && args.codes > 0,
         "--rounds and --codes must be positive"
     );
+    let alg = kollegium_idp::oidc::jwt::Alg::parse(&args.signing_alg)
+        .context("--signing-alg must be RS256 or ES256")?;
     let loadavg_before = super::loadavg();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let binary = server::build_server_binary().await?;
@@ -129,7 +135,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         )?;
         for slug in &slugs {
             node.create(slug)?;
-            let (client_id, secret) = node.add_client(slug, "Bench-Werkzeug", idp::REDIRECT_URI)?;
+            let (client_id, secret) =
+                node.add_client(slug, "Bench-Werkzeug", idp::REDIRECT_URI, alg)?;
             registrations.push(RpClient { client_id, secret });
         }
         for i in 0..args.clients {
@@ -147,9 +154,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
 
     let per_core = |p: &Phase| p.per_s / cores as f64;
     println!(
-        "\ntoken — {} clients over {} practices, {cores} cores:",
+        "\ntoken — {} clients over {} practices, {} tokens, {cores} cores:",
         args.clients,
-        slugs.len()
+        slugs.len(),
+        alg.as_str()
     );
     m.authorize.print("authorization requests (codes)");
     m.exchange.print("code exchanges");
@@ -203,6 +211,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let figures = json!({
         "practices": slugs.len(),
         "clients": args.clients,
+        "signing_alg": alg.as_str(),
         "cores": cores,
         "rounds": args.rounds,
         "codes_per_client_per_round": args.codes,
@@ -224,6 +233,9 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     }
     if args.clients != DEFAULT_CLIENTS {
         variant.push(format!("clients-{}", args.clients));
+    }
+    if alg != kollegium_idp::oidc::jwt::Alg::Rs256 {
+        variant.push(alg.as_str().to_ascii_lowercase());
     }
     let variant = (!variant.is_empty()).then(|| variant.join("-"));
     Ok(Report::new("token", method, figures, goals).variant(variant))
