@@ -19,6 +19,7 @@ mod idp_clients;
 mod idp_devices;
 mod idp_mfa;
 mod idp_mfa_guard;
+mod idp_more;
 mod idp_security;
 mod idp_sessions;
 mod mail;

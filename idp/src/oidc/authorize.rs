@@ -20,6 +20,7 @@ use super::params::Params;
 use crate::IDP_DB;
 use crate::error::{IdpError, IdpResult};
 use crate::links::token_hash;
+use crate::routes::login;
 use crate::schema::{auth_codes, session_clients};
 use crate::sessions::{AnySession, IdpSession, Stage};
 
@@ -48,6 +49,8 @@ pub struct AuthRequest {
     pub auth_after: Option<i64>,
     /// `sub` of a valid `id_token_hint`.
     pub hint_sub: Option<String>,
+    /// `login_hint`, if usable: only ever prefills the login form's user name.
+    pub login_hint: Option<String>,
     pub params: Params,
 }
 
@@ -226,6 +229,7 @@ pub fn validate(
             }
         }
     };
+    let login_hint = params.get("login_hint").and_then(login::hint);
     Ok(Ok(AuthRequest {
         nonce: params.get("nonce").map(str::to_owned),
         client,
@@ -237,6 +241,7 @@ pub fn validate(
         max_age,
         auth_after,
         hint_sub,
+        login_hint,
         params,
     }))
 }
@@ -306,11 +311,14 @@ fn read_params(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
     Params::parse(raw).map_err(|_| PageError::Malformed)
 }
 
-fn login_redirect(params: &Params, force: bool) -> HttpResponse {
+fn login_redirect(params: &Params, force: bool, login_hint: Option<&str>) -> HttpResponse {
     let next = format!("/id/authorize?{}", params.to_query());
     let mut q = vec![("next", next.as_str())];
     if force {
         q.push(("force", "1"));
+    }
+    if let Some(h) = login_hint {
+        q.push(("login_hint", h));
     }
     let loc = format!(
         "/id/login?{}",
@@ -419,7 +427,7 @@ async fn authorize(
             } else {
                 areq.params.clone()
             };
-            Ok(login_redirect(&params, force))
+            Ok(login_redirect(&params, force, areq.login_hint.as_deref()))
         }
         _ => Err(IdpError::Internal(
             "inconsistent authorization decision".into(),

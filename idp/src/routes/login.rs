@@ -41,6 +41,20 @@ pub struct LoginQuery {
     done: Option<String>,
     /// Show the form even when signed in (OIDC `prompt=login`, `max_age`).
     force: Option<String>,
+    /// OIDC `login_hint`: prefills the user name, nothing more.
+    login_hint: Option<String>,
+}
+
+/// Longest user name or e-mail address the login form takes.
+pub const MAX_LOGIN: usize = 254;
+
+/// A `login_hint` fit to prefill the user name: trimmed, not empty, at most [`MAX_LOGIN`]
+/// bytes, no control characters. Anything else is no hint at all (a cut-off name would
+/// only be a wrong one). The template escapes it like any other value.
+pub fn hint(raw: &str) -> Option<String> {
+    let h = raw.trim();
+    (!h.is_empty() && h.len() <= MAX_LOGIN && !h.chars().any(char::is_control))
+        .then(|| h.to_owned())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -87,14 +101,8 @@ async fn form(
         Some("expired") => Some("Ihre Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."),
         _ => None,
     };
-    page(&login_page(
-        &tenant,
-        &csrf,
-        next,
-        String::new(),
-        None,
-        notice,
-    ))
+    let login = q.login_hint.as_deref().and_then(hint).unwrap_or_default();
+    page(&login_page(&tenant, &csrf, next, login, None, notice))
 }
 
 /// Where a login in `stage` continues.
@@ -124,14 +132,14 @@ async fn submit(
                 &tenant,
                 &csrf,
                 next.clone(),
-                form.login.chars().take(254).collect(),
+                form.login.chars().take(MAX_LOGIN).collect(),
                 Some(error),
                 None,
             ),
         )
     };
     if form.login.trim().is_empty()
-        || form.login.len() > 254
+        || form.login.len() > MAX_LOGIN
         || form.password.is_empty()
         || form.password.len() > 1024
     {
@@ -394,4 +402,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/id/login", web::post().to(submit))
         .route("/id/logout", web::post().to(logout))
         .route("/id/login/device", web::get().to(device_wait));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_LOGIN, hint};
+
+    #[test]
+    fn a_login_hint_is_a_plain_short_name_or_nothing() {
+        assert_eq!(hint("  anna "), Some("anna".into()));
+        assert_eq!(
+            hint("anna@praxis.example"),
+            Some("anna@praxis.example".into())
+        );
+        assert_eq!(hint(""), None);
+        assert_eq!(hint("   "), None);
+        assert_eq!(hint("an\u{7}na"), None);
+        assert_eq!(
+            hint(&"a".repeat(MAX_LOGIN)).map(|h| h.len()),
+            Some(MAX_LOGIN)
+        );
+        assert_eq!(hint(&"a".repeat(MAX_LOGIN + 1)), None);
+    }
 }

