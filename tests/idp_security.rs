@@ -6,7 +6,7 @@ use std::time::Instant;
 use reqwest::cookie::{CookieStore, Jar};
 
 use crate::harness::{LocalhostResolver, TestApp, client, form_csrf, raw_client, set_cookie};
-use crate::idp_mfa::{PW, logout};
+use crate::idp_mfa::{PW, T0, logout};
 
 const WRONG: &str = "Benutzername oder Passwort ist falsch.";
 
@@ -364,4 +364,66 @@ async fn an_address_lockout_does_not_lock_the_account_that_tripped_it() {
         })
         .await;
     assert_eq!(mails, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_runs_out_and_refused_attempts_do_not_extend_it() {
+    use diesel::prelude::*;
+    use kollegium_idp::schema::mail_queue as q;
+
+    let (app, clock) = {
+        let clock = std::sync::Arc::new(kollegium_tenants::clock::ManualClock::new(T0));
+        let app = TestApp::spawn_with_clock(clock.clone(), |c| c.idp.max_delay_ms = 50).await;
+        (app, clock)
+    };
+    app.create_practice("praxis-a").await;
+    let anna = app.create_user("praxis-a", "anna", PW, false).await;
+    let lock = app.config.idp.lockout_secs;
+    let c = client();
+    let status = |pw: &'static str| {
+        let (app, c) = (&app, &c);
+        async move { app.login(c, "praxis-a", "anna", pw).await.status().as_u16() }
+    };
+    for _ in 0..5 {
+        assert_eq!(status("falsch-geraten-1").await, 401);
+    }
+    assert_eq!(
+        status("falsch-geraten-1").await,
+        429,
+        "the sixth attempt locks"
+    );
+    let until = app.user("praxis-a", anna).await.locked_until.unwrap();
+    assert_eq!(until, T0 + lock);
+
+    // A guess now and then during the lock (wrong or right) is refused, and neither
+    // extends the lock nor locks again.
+    for (wait, pw) in [
+        (300, "falsch-geraten-2"),
+        (300, PW),
+        (lock - 601, "falsch-geraten-3"),
+    ] {
+        clock.advance(wait);
+        assert_eq!(status(pw).await, 429);
+    }
+    assert_eq!(app.user("praxis-a", anna).await.locked_until, Some(until));
+
+    // The lock has run out: the count starts afresh, and the right password works.
+    clock.set(until);
+    assert_eq!(
+        status("falsch-geraten-4").await,
+        401,
+        "counted anew, not locked again"
+    );
+    assert_eq!(status(PW).await, 303);
+    assert_eq!(event_count(&app, "praxis-a", "lockout").await, 1);
+    let mails: i64 = app
+        .idp_db("praxis-a", |c| {
+            q::table
+                .filter(q::kind.eq("account_locked"))
+                .count()
+                .get_result(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(mails, 1, "one lockout, one mail");
 }

@@ -3,6 +3,11 @@
 //! clears the account's count, failures beyond a threshold are delayed with an escalating
 //! pause and then locked out for a while. Accounts are keyed by user id when the login
 //! names one and by the login string otherwise, so unknown names behave like known ones.
+//!
+//! An attempt refused because a lock is in force is not counted: otherwise each refused
+//! guess would keep the count fresh, and one guess per lockout period would keep an account
+//! locked for ever. A lock that has run out clears its count, so the first attempt after it
+//! starts afresh (and the right password works).
 
 use std::time::Duration;
 
@@ -49,17 +54,15 @@ pub enum Gate {
     },
 }
 
-fn bump(
-    conn: &mut SqliteConnection,
-    key: &str,
-    window: i64,
-    now: UnixTime,
-) -> QueryResult<(i64, Option<i64>)> {
-    // Failures older than the window are forgotten.
+fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<i64> {
+    // Failures older than the window are forgotten, and so are those behind a lock that
+    // has run out (the lock was their consequence).
     diesel::update(
-        throttle::table
-            .find(key)
-            .filter(throttle::last_failure_at.lt(now - window)),
+        throttle::table.find(key).filter(
+            throttle::last_failure_at
+                .lt(now - window)
+                .or(throttle::locked_until.le(now)),
+        ),
     )
     .set((
         throttle::failures.eq(0),
@@ -78,8 +81,19 @@ fn bump(
             throttle::failures.eq(throttle::failures + 1),
             throttle::last_failure_at.eq(excluded(throttle::last_failure_at)),
         ))
-        .returning((throttle::failures, throttle::locked_until))
+        .returning(throttle::failures)
         .get_result(conn)
+}
+
+/// The end of a lock in force on `key`, if there is one.
+fn locked_until(conn: &mut SqliteConnection, key: &str, now: UnixTime) -> QueryResult<Option<i64>> {
+    throttle::table
+        .find(key)
+        .filter(throttle::locked_until.gt(now))
+        .select(throttle::locked_until)
+        .first::<Option<i64>>(conn)
+        .optional()
+        .map(Option::flatten)
 }
 
 /// Locks `key` unless a lock is already in force; true if this call locked it (so that
@@ -109,21 +123,19 @@ pub fn begin(
     s: &IdpSettings,
     now: UnixTime,
 ) -> QueryResult<Gate> {
-    let window = s.lockout_secs;
-    let (acct, acct_lock) = bump(conn, &keys.account, window, now)?;
-    let (addr, addr_lock) = bump(conn, &keys.address, window, now)?;
-    if let Some(until) = acct_lock
-        .into_iter()
-        .chain(addr_lock)
-        .filter(|t| *t > now)
-        .max()
-    {
+    // A lock in force refuses the attempt without counting it (see the module comment).
+    let acct_lock = locked_until(conn, &keys.account, now)?;
+    let addr_lock = locked_until(conn, &keys.address, now)?;
+    if let Some(until) = acct_lock.into_iter().chain(addr_lock).max() {
         return Ok(Gate::Locked {
             newly: false,
-            account: acct_lock.is_some_and(|t| t > now),
+            account: acct_lock.is_some(),
             until,
         });
     }
+    let window = s.lockout_secs;
+    let acct = bump(conn, &keys.account, window, now)?;
+    let addr = bump(conn, &keys.address, window, now)?;
     let until = now + s.lockout_secs;
     if acct > s.lockout_threshold {
         let newly = lock(conn, &keys.account, until, now)?;
@@ -184,4 +196,44 @@ pub fn unlock(
     diesel::delete(throttle::table.filter(throttle::key.eq_any(keys)))
         .execute(conn)
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_attempts_are_not_counted_and_a_served_lock_clears_the_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &crate::IDP_DB, &path).unwrap();
+        let s = IdpSettings::default();
+        let keys = Keys::new(Some(UserId(1)), "anna", "192.0.2.1");
+        let until = 100 + s.lockout_secs;
+        for _ in 0..s.lockout_threshold {
+            assert!(matches!(
+                begin(&mut conn, &keys, &s, 100).unwrap(),
+                Gate::Proceed { .. }
+            ));
+        }
+        let locked = |newly| Gate::Locked {
+            newly,
+            account: true,
+            until,
+        };
+        assert_eq!(begin(&mut conn, &keys, &s, 100).unwrap(), locked(true));
+        for t in [101, 500, until - 1] {
+            assert_eq!(begin(&mut conn, &keys, &s, t).unwrap(), locked(false));
+        }
+        // The account starts afresh (no delay: from another address, whose count of
+        // failures is its own).
+        let elsewhere = Keys::new(Some(UserId(1)), "anna", "192.0.2.2");
+        assert_eq!(
+            begin(&mut conn, &elsewhere, &s, until).unwrap(),
+            Gate::Proceed {
+                delay: Duration::ZERO
+            }
+        );
+    }
 }
