@@ -169,3 +169,35 @@ async fn login_hint_prefills_the_user_name_and_nothing_more() {
     let r = authorize(&app, &c, "praxis-a", &p).await;
     assert_eq!(r.status(), 302);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_authorization_request_is_carried_through_login_or_refused_up_front() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", PASSWORD, false).await;
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
+    let (state, nonce, extra) = ("s".repeat(2000), "n".repeat(2000), "e".repeat(2000));
+
+    // About 6 KiB: through the login form and back to the tool with the whole state.
+    let c = client();
+    let mut p = auth_params(&x.client_id, "openid");
+    p.retain(|(k, _)| *k != "state");
+    p.extend([("state", &*state), ("nonce", &*nonce), ("ext1", &*extra)]);
+    let r = authorize(&app, &c, "praxis-a", &p).await;
+    assert_eq!(r.status(), 303);
+    let r = login_through(&app, &c, &location(&r), "anna", PASSWORD).await;
+    assert_eq!(r.status(), 302);
+    let back = query(&location(&r));
+    assert!(back.contains_key("code"));
+    assert_eq!(back["state"], state);
+
+    // About 10 KiB: within the parameter limits, but too long to survive the login: a
+    // clear error page up front (signed in or not), never a login that forgets the request.
+    p.extend([("ext2", &*extra), ("ext3", &*extra)]);
+    for who in [client(), c] {
+        let r = authorize(&app, &who, "praxis-a", &p).await;
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().await.unwrap().contains("Ungültige Anmeldeanfrage"));
+    }
+}

@@ -20,7 +20,7 @@ use super::params::Params;
 use crate::IDP_DB;
 use crate::error::{IdpError, IdpResult};
 use crate::links::token_hash;
-use crate::routes::login;
+use crate::routes::{MAX_NEXT, login};
 use crate::schema::{auth_codes, session_clients};
 use crate::sessions::{AnySession, IdpSession, Stage};
 
@@ -308,11 +308,23 @@ fn read_params(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
     } else {
         req.query_string().as_bytes()
     };
-    Params::parse(raw).map_err(|_| PageError::Malformed)
+    let params = Params::parse(raw).map_err(|_| PageError::Malformed)?;
+    // The request must survive the detour through the login form, whether or not this
+    // browser needs it now: the same request gets the same answer signed in or not. Our
+    // own `auth_after` (added for `prompt=login`) is counted at its longest.
+    if continuation(&params.clone().with(AUTH_AFTER, &i64::MAX.to_string())).len() > MAX_NEXT {
+        return Err(PageError::Malformed);
+    }
+    Ok(params)
+}
+
+/// Where the login form returns to for this request.
+fn continuation(params: &Params) -> String {
+    format!("/id/authorize?{}", params.to_query())
 }
 
 fn login_redirect(params: &Params, force: bool, login_hint: Option<&str>) -> HttpResponse {
-    let next = format!("/id/authorize?{}", params.to_query());
+    let next = continuation(params);
     let mut q = vec![("next", next.as_str())];
     if force {
         q.push(("force", "1"));

@@ -2,7 +2,9 @@
 //! after percent-decoding, no parameter more than once (OAuth 2.0 §3.1), bounded sizes.
 //! Lenient parsers replace bad bytes and keep the last duplicate; we refuse instead.
 
-/// Largest query string or form body accepted.
+/// Largest query string or form body accepted. An authorization request is bounded
+/// further by what the login form can carry back to it (`routes::MAX_NEXT`): `/id/authorize`
+/// refuses a longer one with its error page instead of losing it at the login.
 pub const MAX_TOTAL: usize = 16 * 1024;
 /// Most parameters accepted.
 pub const MAX_COUNT: usize = 64;

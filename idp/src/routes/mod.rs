@@ -28,15 +28,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_events::configure(cfg);
 }
 
-/// Only local paths are accepted as a place to return to after login (up to 8 KiB: an
-/// authorization request carried along can be long).
+/// Longest place to return to after login. An authorization request carried along can be
+/// long; `/id/authorize` refuses one whose continuation would not fit (rather than losing
+/// the flow here), so this is also the bound on what a login can carry through.
+pub const MAX_NEXT: usize = 8192;
+
+/// Only local paths are accepted as a place to return to after login (up to [`MAX_NEXT`]).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.starts_with("/\\")
-                && n.len() <= 8192
+                && n.len() <= MAX_NEXT
                 && !n.chars().any(|c| c.is_control() || c == '\\') =>
         {
             n.to_owned()
