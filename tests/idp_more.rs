@@ -49,6 +49,20 @@ fn input(html: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Hidden inputs of the consent form.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let html = &html[html.find("action=\"/id/authorize/consent\"").unwrap()..];
+    let html = &html[..html.find("</form>").unwrap()];
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|part| {
+            let name = part.split('"').next().unwrap().to_owned();
+            let value = part.split("value=\"").nth(1).unwrap().split('"').next();
+            (name, unescape(value.unwrap()))
+        })
+        .collect()
+}
+
 fn auth_params<'a>(client_id: &'a str, scope: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("response_type", "code"),
@@ -200,4 +214,55 @@ async fn a_long_authorization_request_is_carried_through_login_or_refused_up_fro
         assert!(r.headers().get("location").is_none());
         assert!(r.text().await.unwrap().contains("Ungültige Anmeldeanfrage"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_adds_up_and_prompt_consent_asks_again() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let c = browser(&app, "praxis-a", "anna").await;
+    let z = register(&app, "praxis-a", tool("Zeiterfassung", true, false)).await;
+    let consent = |scope: &'static str, prompt: Option<&'static str>| {
+        let (app, c, id) = (&app, &c, z.client_id.clone());
+        async move {
+            let mut p = auth_params(&id, scope);
+            if let Some(pr) = prompt {
+                p.push(("prompt", pr));
+            }
+            let r = authorize(app, c, "praxis-a", &p).await;
+            assert_eq!(r.status(), 200, "consent page for {scope}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("Zeiterfassung möchte Sie anmelden"));
+            let mut form = hidden_fields(&html);
+            form.push(("decision".into(), "allow".into()));
+            let r = c
+                .post(app.url("praxis-a", "/id/authorize/consent"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            assert!(query(&location(&r)).contains_key("code"));
+        }
+    };
+    consent("openid profile email", None).await;
+    // Remembered: straight to the tool; prompt=consent asks anyway.
+    let p = auth_params(&z.client_id, "openid profile email");
+    assert_eq!(authorize(&app, &c, "praxis-a", &p).await.status(), 302);
+    // A later, narrower consent (forced by prompt=consent) keeps what was granted before.
+    consent("openid", Some("consent")).await;
+    let r = authorize(&app, &c, "praxis-a", &p).await;
+    assert_eq!(r.status(), 302, "the earlier scopes are still granted");
+    let apps = c
+        .get(app.url("praxis-a", "/id/account/apps"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(apps.contains("Profil") && apps.contains("E-Mail"), "{apps}");
+    // And adding a scope adds to the set.
+    consent("openid practice", None).await;
+    let all = auth_params(&z.client_id, "openid profile email practice");
+    assert_eq!(authorize(&app, &c, "praxis-a", &all).await.status(), 302);
 }

@@ -57,7 +57,8 @@ pub fn covers(
     Ok(scopes.iter().all(|s| granted.contains(&s.as_str())))
 }
 
-/// Remembers consent to `scopes` (replacing an earlier decision).
+/// Remembers consent to `scopes`, added to what the user consented to before: a later,
+/// narrower request does not take back scopes granted earlier (only revoking does).
 pub fn remember(
     conn: &mut SqliteConnection,
     user: UserId,
@@ -65,7 +66,23 @@ pub fn remember(
     scopes: &[String],
     now: UnixTime,
 ) -> QueryResult<()> {
-    let joined = scopes.join(" ");
+    let stored: Option<String> = consents::table
+        .find((user.0, client_id))
+        .select(consents::scopes)
+        .first(conn)
+        .optional()?;
+    let mut all: Vec<&str> = stored
+        .as_deref()
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    for s in scopes {
+        if !all.contains(&s.as_str()) {
+            all.push(s);
+        }
+    }
+    let joined = all.join(" ");
     diesel::insert_into(consents::table)
         .values((
             consents::user_id.eq(user.0),
