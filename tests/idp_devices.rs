@@ -146,3 +146,135 @@ async fn a_new_device_waits_for_approval_and_a_suspended_one_is_signed_out() {
         200
     );
 }
+
+/// The rows of the admins' security log.
+async fn logged(app: &TestApp, admin: &reqwest::Client) -> String {
+    let html = admin
+        .get(app.url("praxis-a", "/id/admin/events"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = html.find("<tbody>").unwrap();
+    html[start..start + html[start..].find("</tbody>").unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejecting_renaming_and_removing_devices_is_recorded() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "chefin", PW, true).await;
+    app.create_user("praxis-a", "ben", PW, false).await;
+    let admin = client();
+    assert_eq!(
+        app.login(&admin, "praxis-a", "chefin", PW).await.status(),
+        303
+    );
+    let act = |id: String, what: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let r = app
+                .post_form(
+                    admin,
+                    "praxis-a",
+                    "/id/admin/devices",
+                    &format!("/id/admin/devices/{id}/{what}"),
+                    &fields,
+                )
+                .await;
+            assert_eq!(r.status(), 303, "{what}");
+        }
+    };
+    let r = app
+        .post_form(
+            &admin,
+            "praxis-a",
+            "/id/admin/devices",
+            "/id/admin/policies",
+            &[("device_policy", "approval"), ("mfa_policy", "optional")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+
+    // Rejected: the waiting browser is told, and cannot sign in with that device.
+    let c1 = client();
+    assert_eq!(app.login(&c1, "praxis-a", "ben", PW).await.status(), 303);
+    let pending = devices_with(&app, &admin, "reject").await;
+    assert_eq!(pending.len(), 1);
+    act(pending[0].clone(), "reject", vec![]).await;
+    let r = c1
+        .get(app.url("praxis-a", "/id/login/device?next=%2Fid%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the waiting login has ended");
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/id/login")
+    );
+    let r = app.login(&c1, "praxis-a", "ben", PW).await;
+    assert_ne!(r.status(), 303);
+    assert!(r.text().await.unwrap().contains("gesperrt"));
+
+    // Another browser: approved, named, then removed (which signs it out).
+    let c2 = client();
+    assert_eq!(app.login(&c2, "praxis-a", "ben", PW).await.status(), 303);
+    let id = devices_with(&app, &admin, "approve").await[0].clone();
+    act(id.clone(), "approve", vec![]).await;
+    let r = c2
+        .get(app.url("praxis-a", "/id/login/device?next=%2Fid%2F"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/id/");
+    act(id.clone(), "rename", vec![("name", "Empfang 1")]).await;
+    let list = admin
+        .get(app.url("praxis-a", "/id/admin/devices"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("<strong>Empfang 1</strong>"));
+    act(id.clone(), "remove", vec![]).await;
+    assert!(!devices_with(&app, &admin, "remove").await.contains(&id));
+    assert_eq!(
+        c2.get(app.url("praxis-a", "/id/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303,
+        "a removed device's session ends"
+    );
+
+    // Every decision is in the admins' security log, with who did it to whom.
+    for kind in [
+        "device_rejected",
+        "device_approved",
+        "device_renamed",
+        "device_removed",
+    ] {
+        assert_eq!(event_count(&app, kind).await, 1, "{kind}");
+    }
+    let rows = logged(&app, &admin).await;
+    for label in [
+        "Gerät abgelehnt",
+        "Gerät freigegeben",
+        "Gerät benannt",
+        "Gerät entfernt",
+        "Empfang 1",
+    ] {
+        assert!(rows.contains(label), "{label} in {rows}");
+    }
+    let renamed = rows
+        .split("<tr>")
+        .find(|r| r.contains("Gerät benannt"))
+        .unwrap();
+    assert!(renamed.contains("ben Test") && renamed.contains("chefin Test"));
+}

@@ -27,6 +27,7 @@ pub const KINDS: &[(&str, &str)] = &[
     ("device_rejected", "Gerät abgelehnt"),
     ("device_suspended", "Gerät gesperrt"),
     ("device_removed", "Gerät entfernt"),
+    ("device_renamed", "Gerät benannt"),
     ("user_invited", "Benutzer eingeladen"),
     ("user_updated", "Benutzer geändert"),
     ("user_disabled", "Benutzer deaktiviert"),

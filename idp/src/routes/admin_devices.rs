@@ -119,23 +119,25 @@ async fn act(
             }
             "rename" => {
                 devices::rename(&mut conn, id, &name)?;
-                "device_approved"
+                "device_renamed"
             }
             _ => return Err(IdpError::NotFound),
         };
-        if what != "rename" {
-            events::record(
-                &mut conn,
-                now,
-                &Event {
-                    kind,
-                    user: Some(d.user),
-                    actor: Some(admin),
-                    detail: &format!("device {id}"),
-                    ..Event::default()
-                },
-            )?;
-        }
+        let detail = match kind {
+            "device_renamed" => format!("device {id}: {}", name.trim()),
+            _ => format!("device {id}"),
+        };
+        events::record(
+            &mut conn,
+            now,
+            &Event {
+                kind,
+                user: Some(d.user),
+                actor: Some(admin),
+                detail: &detail,
+                ..Event::default()
+            },
+        )?;
         Ok(())
     })
     .await??;
