@@ -119,7 +119,7 @@ pub async fn next_event(s: &mut Socket, wait: Duration) -> Option<Value> {
 }
 
 /// The next event of `kind`, skipping others.
-async fn expect(s: &mut Socket, kind: &str) -> Value {
+pub async fn expect(s: &mut Socket, kind: &str) -> Value {
     loop {
         let ev = next_event(s, Duration::from_secs(1))
             .await
@@ -131,7 +131,7 @@ async fn expect(s: &mut Socket, kind: &str) -> Value {
 }
 
 /// How the server closed the socket (code), reading past other frames.
-async fn close_code(s: &mut Socket) -> Option<CloseCode> {
+pub async fn close_code(s: &mut Socket) -> Option<CloseCode> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), s.next()).await {
             Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code),
@@ -141,11 +141,17 @@ async fn close_code(s: &mut Socket) -> Option<CloseCode> {
     }
 }
 
-async fn send(s: &mut Socket, v: Value) {
+pub async fn send(s: &mut Socket, v: Value) {
     s.send(Message::text(v.to_string())).await.unwrap();
 }
 
-async fn new_room(app: &TestApp, p: &Person, name: &str, private: bool, members: &[i64]) -> i64 {
+pub async fn new_room(
+    app: &TestApp,
+    p: &Person,
+    name: &str,
+    private: bool,
+    members: &[i64],
+) -> i64 {
     let (status, v) = p
         .api(
             app,
@@ -158,7 +164,7 @@ async fn new_room(app: &TestApp, p: &Person, name: &str, private: bool, members:
     v["id"].as_i64().unwrap()
 }
 
-async fn member_id(app: &TestApp, p: &Person, username: &str) -> i64 {
+pub async fn member_id(app: &TestApp, p: &Person, username: &str) -> i64 {
     let (_, v) = p
         .api(app, reqwest::Method::GET, "/api/chat/members", None)
         .await;
@@ -172,7 +178,7 @@ async fn member_id(app: &TestApp, p: &Person, username: &str) -> i64 {
         .unwrap()
 }
 
-async fn post(app: &TestApp, p: &Person, room: i64, body: &str) -> Value {
+pub async fn post(app: &TestApp, p: &Person, room: i64, body: &str) -> Value {
     let (status, v) = p
         .api(
             app,
@@ -185,7 +191,7 @@ async fn post(app: &TestApp, p: &Person, room: i64, body: &str) -> Value {
     v
 }
 
-async fn unread(app: &TestApp, p: &Person, room: i64) -> i64 {
+pub async fn unread(app: &TestApp, p: &Person, room: i64) -> i64 {
     let (_, v) = p
         .api(app, reqwest::Method::GET, "/api/chat/rooms", None)
         .await;

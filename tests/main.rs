@@ -32,3 +32,4 @@ mod plumbing;
 mod portal;
 mod routing;
 mod tenancy;
+mod workspace_auth;

@@ -45,7 +45,13 @@ pub struct PlatformState {
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
     search: Arc<crate::search::SearchService>,
+    /// Token refreshes run one at a time per session (see [`PlatformState::refresh_lock`]).
+    refresh_locks: [tokio::sync::Mutex<()>; REFRESH_STRIPES],
 }
+
+/// Lock stripes for token refreshes: sessions share a stripe by hash, so memory stays
+/// fixed; two sessions on one stripe only wait for each other's IdP round trip.
+const REFRESH_STRIPES: usize = 64;
 
 /// Posting rate per member: a burst of this many messages, refilled at `POST_RATE`/s.
 const POST_BURST: f64 = 20.0;
@@ -61,7 +67,23 @@ impl PlatformState {
             metadata: Mutex::new(HashMap::new()),
             posting: Mutex::new(HashMap::new()),
             search: Arc::new(crate::search::SearchService::new()),
+            refresh_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The lock under which session `session` of practice `slug` refreshes its tokens.
+    ///
+    /// The IdP rotates refresh tokens and treats a second use of a rotated one as theft
+    /// (it revokes the whole grant), so concurrent requests of one session (a page, the
+    /// script's API calls, the WebSocket) must not each refresh: the first refreshes, the
+    /// others wait here and then find the session refreshed. The lock is per process; a
+    /// deployment with several nodes serving one practice needs session affinity.
+    pub(crate) fn refresh_lock(&self, slug: &str, session: i64) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (slug, session).hash(&mut h);
+        let i = (h.finish() % REFRESH_STRIPES as u64) as usize;
+        &self.refresh_locks[i]
     }
 
     /// The chat search service (index cache and the indexer's doorbell), for the worker.

@@ -7,13 +7,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use kollegium_tenants::Tenant;
 use kollegium_tenants::kv;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-    CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKey, Nonce,
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, RedirectUrl,
-    RefreshToken, Scope, TokenResponse,
+    RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
 };
 
 use super::PlatformState;
@@ -176,11 +176,12 @@ async fn userinfo(
         .send()
         .await
         .map_err(provider)?;
-    if !res.status().is_success() {
-        return Err(RpError::Refused(format!(
-            "userinfo answered {}",
-            res.status()
-        )));
+    let status = res.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        return Err(RpError::Refused(format!("userinfo answered {status}")));
+    }
+    if !status.is_success() {
+        return Err(RpError::Provider(format!("userinfo answered {status}")));
     }
     let mut claims: Claims = res.json().await.map_err(provider)?;
     if claims.roles.iter().any(|r| r == "admin") {
@@ -211,7 +212,7 @@ pub async fn finish(
         .set_pkce_verifier(PkceCodeVerifier::new(verifier))
         .request_async(&state.http)
         .await
-        .map_err(|e| RpError::Refused(e.to_string()))?;
+        .map_err(token_error)?;
     let id_token = token
         .id_token()
         .ok_or_else(|| RpError::Refused("no ID token".into()))?;
@@ -238,12 +239,42 @@ pub async fn finish(
     })
 }
 
+/// Tokens after a refresh, and the claims read with them.
+pub struct Refreshed {
+    /// A new ID token, if the IdP sent one.
+    pub id_token: Option<String>,
+    pub access_token: String,
+    /// The rotated refresh token (`None`: the IdP kept the old one valid).
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+    /// The current claims from userinfo, or why they could not be read. The tokens above
+    /// are valid either way and must be kept: the old refresh token is spent.
+    pub claims: Result<Claims, RpError>,
+}
+
+/// Why a token request failed: the IdP refusing the grant (an OAuth error response such
+/// as `invalid_grant`) is [`RpError::Refused`]; a transport fault, an unparsable answer or
+/// the IdP's own `server_error`/`temporarily_unavailable` is [`RpError::Provider`].
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
+) -> RpError {
+    match e {
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            CoreErrorResponseType::Extension(code) => {
+                RpError::Provider(format!("token endpoint: {code}"))
+            }
+            _ => RpError::Refused(r.to_string()),
+        },
+        other => RpError::Provider(format!("token endpoint: {other}")),
+    }
+}
+
 /// Refreshes the tokens of a session and re-reads the claims (roles may have changed).
 pub async fn refresh(
     state: &PlatformState,
     reg: &Registration,
     refresh_token: String,
-) -> Result<Signed, RpError> {
+) -> Result<Refreshed, RpError> {
     let meta = metadata(state, &reg.issuer).await?;
     let client = CoreClient::from_provider_metadata(
         meta.clone(),
@@ -255,16 +286,15 @@ pub async fn refresh(
         .map_err(provider)?
         .request_async(&state.http)
         .await
-        .map_err(|e| RpError::Refused(e.to_string()))?;
+        .map_err(token_error)?;
     let access = token.access_token().secret().clone();
-    let claims = userinfo(state, &meta, &access).await?;
-    Ok(Signed {
-        claims,
-        sid: None,
-        id_token: token.id_token().map(|t| t.to_string()).unwrap_or_default(),
+    let claims = userinfo(state, &meta, &access).await;
+    Ok(Refreshed {
+        id_token: token.id_token().map(|t| t.to_string()),
         access_token: access,
         refresh_token: token.refresh_token().map(|r| r.secret().clone()),
         expires_in: token.expires_in().map_or(300, |d| d.as_secs() as i64),
+        claims,
     })
 }
 
@@ -391,4 +421,36 @@ pub async fn verify_logout_token(
         return Err(bad("neither sid nor sub"));
     }
     Ok(LogoutNotice { sid, sub })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: CoreErrorResponseType) -> RpError {
+        token_error::<std::io::Error>(RequestTokenError::ServerResponse(
+            StandardErrorResponse::new(code, None, None),
+        ))
+    }
+
+    #[test]
+    fn a_refused_grant_is_told_apart_from_a_faulty_idp() {
+        for code in [
+            CoreErrorResponseType::InvalidGrant,
+            CoreErrorResponseType::InvalidClient,
+            CoreErrorResponseType::UnauthorizedClient,
+        ] {
+            assert!(matches!(answer(code), RpError::Refused(_)));
+        }
+        for code in ["server_error", "temporarily_unavailable"] {
+            let e = answer(CoreErrorResponseType::Extension(code.into()));
+            assert!(matches!(e, RpError::Provider(_)), "{code}");
+        }
+        let e = token_error::<std::io::Error>(RequestTokenError::Request(std::io::Error::other(
+            "connection refused",
+        )));
+        assert!(matches!(e, RpError::Provider(_)));
+        let e = token_error::<std::io::Error>(RequestTokenError::Other("empty answer".into()));
+        assert!(matches!(e, RpError::Provider(_)));
+    }
 }

@@ -1,6 +1,8 @@
 //! Platform sessions and the `Member` extractor: a signed-in member of this practice.
 //! Access tokens are refreshed at the IdP when they expire, so a user disabled there loses
-//! access here within one access-token lifetime.
+//! access here within one access-token lifetime. A session refreshes one request at a time
+//! (the IdP revokes the grant when a rotated refresh token is used twice); the IdP
+//! refusing ends the session, the IdP being unreachable answers 503 and keeps it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use kollegium_tenants::{Tenant, UnixTime};
 use sha2::{Digest, Sha256};
 
 use super::PlatformState;
-use super::rp::{self, Signed};
+use super::rp::{self, RpError, Signed};
 use crate::PLATFORM_DB;
 use crate::members::{self, Member as MemberRow};
 use crate::schema::sessions;
@@ -109,6 +111,16 @@ pub fn by_token(conn: &mut SqliteConnection, token: &str) -> QueryResult<Option<
         .optional()
 }
 
+/// A session that has not ended, by id.
+pub fn by_id(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<SessionRow>> {
+    sessions::table
+        .find(id)
+        .filter(sessions::ended_at.is_null())
+        .select(SessionRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 pub fn end(conn: &mut SqliteConnection, id: i64, reason: &str, now: UnixTime) -> QueryResult<()> {
     diesel::update(
         sessions::table
@@ -195,6 +207,11 @@ impl Member {
 #[derive(Debug, Clone)]
 pub struct MemberAdmin(pub Member);
 
+/// What a member sees while the practice IdP cannot renew their sign-in.
+const UNAVAILABLE: &str = "Der Anmeldedienst der Praxis ist gerade nicht erreichbar. Sie bleiben angemeldet; bitte versuchen Sie es in einem Moment erneut.";
+/// Seconds after which a retry is suggested.
+const RETRY_AFTER_SECS: &str = "5";
+
 /// Why there is no member: the response that sends the browser to sign in.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -202,6 +219,9 @@ pub enum AuthError {
     SignIn { next: String, json: bool },
     #[error("forbidden")]
     Forbidden,
+    /// The IdP could not be asked (network fault, IdP error): the session is kept.
+    #[error("the identity provider is unavailable")]
+    Unavailable { json: bool },
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -212,6 +232,7 @@ impl ResponseError for AuthError {
             Self::SignIn { json: false, .. } => actix_web::http::StatusCode::SEE_OTHER,
             Self::SignIn { json: true, .. } => actix_web::http::StatusCode::UNAUTHORIZED,
             Self::Forbidden => actix_web::http::StatusCode::FORBIDDEN,
+            Self::Unavailable { .. } => actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -224,6 +245,19 @@ impl ResponseError for AuthError {
             Self::SignIn { json: true, .. } => HttpResponse::Unauthorized()
                 .json(serde_json::json!({"error": "unauthorized", "message": "Bitte melden Sie sich an."})),
             Self::Forbidden => ErrorPage::new(403).response(),
+            Self::Unavailable { json: true } => HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS))
+                .json(serde_json::json!({"error": "unavailable", "message": UNAVAILABLE})),
+            Self::Unavailable { json: false } => {
+                let mut page = ErrorPage::new(503);
+                page.message = UNAVAILABLE.into();
+                let mut res = page.response();
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+                res
+            }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "platform sign-in failed");
                 ErrorPage::new(500).response()
@@ -304,69 +338,160 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
             tenant,
         });
     }
-    // The access token expired: refresh at the IdP (which refuses disabled or locked users).
-    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
-    let t = tenant.clone();
-    let reg = web::block(move || rp::registration(&t, &origin))
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+    // The access token expired: refresh at the IdP (which refuses disabled or locked
+    // users), one request of this session at a time.
+    let _refreshing = state
+        .refresh_lock(tenant.slug().as_str(), session.id)
+        .lock()
+        .await;
+    // While this request waited, another one of the session may have refreshed (or the
+    // session may have ended): look again.
+    let (t, sid) = (tenant.clone(), session.id);
+    let current = web::block(
+        move || -> Result<Option<(SessionRow, MemberRow)>, AuthError> {
+            let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+            let Some(s) = by_id(&mut conn, sid).map_err(internal)? else {
+                return Ok(None);
+            };
+            let m = members::by_id(&mut conn, crate::members::MemberId(s.member_id))
+                .map_err(internal)?;
+            Ok(m.map(|m| (s, m)))
+        },
+    )
+    .await
+    .map_err(internal)??;
+    let Some((session, member)) = current else {
+        return Err(sign_in());
+    };
+    if session.access_expires_at > now {
+        return Ok(Member {
+            member,
+            session_id: session.id,
+            id_token: session.id_token,
+            tenant,
+        });
+    }
     let refresh = session
         .refresh_token
         .as_deref()
         .and_then(|r| tenant.secret().open(TOKEN_PURPOSE, TOKEN_PURPOSE, r).ok())
         .map(|r| String::from_utf8_lossy(&r).into_owned());
-    let outcome = match refresh {
-        Some(r) => rp::refresh(&state, &reg, r).await.ok(),
-        None => None,
-    };
-    let t = tenant.clone();
-    let sid = session.id;
-    let Some(signed) = outcome else {
-        web::block(move || -> Result<(), AuthError> {
-            let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
-            end(&mut conn, sid, "refresh refused", now).map_err(internal)
-        })
-        .await
-        .map_err(internal)??;
+    let Some(refresh) = refresh else {
+        end_blocking(&tenant, sid, "no refresh token", now).await?;
         return Err(sign_in());
     };
-    let id_token = if signed.id_token.is_empty() {
-        session.id_token.clone()
-    } else {
-        signed.id_token.clone()
+    let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+    let t = tenant.clone();
+    let outcome = match web::block(move || rp::registration(&t, &origin))
+        .await
+        .map_err(internal)?
+    {
+        Ok(reg) => rp::refresh(&state, &reg, refresh).await,
+        Err(e) => Err(e),
     };
-    let member = web::block(move || -> Result<MemberRow, AuthError> {
+    let refreshed = match outcome {
+        Ok(r) => r,
+        Err(RpError::Refused(why)) => {
+            // The IdP said no (user disabled or locked, grant revoked): sign in again.
+            tracing::info!(reason = %why, "token refresh refused; the session ends");
+            end_blocking(&tenant, sid, "refresh refused", now).await?;
+            return Err(sign_in());
+        }
+        Err(e) => {
+            // The IdP could not answer: keep the session (its refresh token is unspent).
+            tracing::warn!(error = %e, "token refresh failed; the session is kept");
+            return Err(AuthError::Unavailable { json });
+        }
+    };
+    // The refresh token was rotated: whatever happens with the claims, keep the new tokens.
+    let rp::Refreshed {
+        id_token: new_id_token,
+        access_token,
+        refresh_token,
+        expires_in,
+        claims,
+    } = refreshed;
+    let id_token = new_id_token
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| session.id_token.clone());
+    let refresh_sealed = match refresh_token {
+        Some(r) => Some(
+            tenant
+                .secret()
+                .seal(TOKEN_PURPOSE, TOKEN_PURPOSE, r.as_bytes()),
+        ),
+        // Not rotated: the old one stays valid.
+        None => session.refresh_token.clone(),
+    };
+    let access_sealed = tenant
+        .secret()
+        .seal(TOKEN_PURPOSE, TOKEN_PURPOSE, access_token.as_bytes());
+    let (claims, expires_at) = match claims {
+        Ok(c) => (Some(c), now + expires_in),
+        Err(RpError::Refused(why)) => {
+            tracing::info!(reason = %why, "userinfo refused a fresh token; the session ends");
+            end_blocking(&tenant, sid, "userinfo refused", now).await?;
+            return Err(sign_in());
+        }
+        // Roles and profile could not be read: keep the new tokens, but marked expired, so
+        // that the next request refreshes again and reads them; until then, no access
+        // with possibly outdated roles.
+        Err(e) => {
+            tracing::warn!(error = %e, "userinfo failed after a token refresh");
+            (None, now)
+        }
+    };
+    let t = tenant.clone();
+    let sub = member.sub.clone();
+    let stored_id_token = id_token.clone();
+    let member = web::block(move || -> Result<Option<MemberRow>, AuthError> {
         let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
-        let mut claims = signed.claims.clone();
-        claims.sub = member.sub.clone();
-        let m = members::upsert(&mut conn, &claims, now).map_err(internal)?;
-        diesel::update(sessions::table.find(sid))
-            .set((
-                sessions::access_token.eq(t.secret().seal(
-                    TOKEN_PURPOSE,
-                    TOKEN_PURPOSE,
-                    signed.access_token.as_bytes(),
-                )),
-                sessions::refresh_token.eq(signed
-                    .refresh_token
-                    .as_ref()
-                    .map(|r| t.secret().seal(TOKEN_PURPOSE, TOKEN_PURPOSE, r.as_bytes()))),
-                sessions::access_expires_at.eq(now + signed.expires_in),
-                sessions::id_token.eq(&id_token),
-            ))
-            .execute(&mut *conn)
-            .map_err(internal)?;
-        Ok(m)
+        conn.immediate_transaction(|conn| {
+            diesel::update(sessions::table.find(sid))
+                .set((
+                    sessions::access_token.eq(access_sealed),
+                    sessions::refresh_token.eq(refresh_sealed),
+                    sessions::access_expires_at.eq(expires_at),
+                    sessions::id_token.eq(&stored_id_token),
+                ))
+                .execute(conn)?;
+            match claims {
+                Some(mut c) => {
+                    c.sub = sub;
+                    members::upsert(conn, &c, now).map(Some)
+                }
+                None => Ok(None),
+            }
+        })
+        .map_err(internal)
     })
     .await
     .map_err(internal)??;
+    let Some(member) = member else {
+        return Err(AuthError::Unavailable { json });
+    };
     Ok(Member {
         member,
         session_id: sid,
-        id_token: session.id_token,
+        id_token,
         tenant,
     })
+}
+
+/// Ends a session from async code.
+async fn end_blocking(
+    tenant: &Tenant,
+    id: i64,
+    reason: &'static str,
+    now: UnixTime,
+) -> Result<(), AuthError> {
+    let t = tenant.clone();
+    web::block(move || -> Result<(), AuthError> {
+        let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+        end(&mut conn, id, reason, now).map_err(internal)
+    })
+    .await
+    .map_err(internal)?
 }
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, AuthError>>>>;
