@@ -1,16 +1,20 @@
 //! Signing in to the workspace as a relying party of the practice IdP: token refresh under
-//! concurrency and IdP faults.
+//! concurrency and IdP faults, back-channel logout, disabled users, profile and role
+//! changes at refresh, the session cookie, the callback's `state` and `next`, and
+//! cookies carried to another practice.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use diesel::prelude::*;
 use futures_util::future::join_all;
 use kollegium_tenants::clock::ManualClock;
 use kollegium_tenants::{Clock, SystemClock};
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
-use crate::chat_live::{new_room, person, post, socket};
-use crate::harness::TestApp;
+use crate::chat_live::{close_code, expect, member_socket, new_room, person, post, send, socket};
+use crate::harness::{CHAT_PW, TestApp, client, meta_csrf, raw_client};
 
 /// A server whose clock the test moves.
 async fn manual_app() -> (TestApp, Arc<ManualClock>) {
@@ -24,8 +28,128 @@ fn token_ttl(app: &TestApp) -> i64 {
     app.config.idp.access_token_ttl_secs
 }
 
+/// One response of a redirect chain.
+struct Hop {
+    url: String,
+    status: u16,
+    location: Option<String>,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Hop {
+    /// The `Set-Cookie` line for cookie `name`, if this response sets it.
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.set_cookies
+            .iter()
+            .map(String::as_str)
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+}
+
+/// Follows redirects from `start` by hand while they stay on the practice's origin,
+/// recording every response.
+async fn hops(app: &TestApp, c: &reqwest::Client, slug: &str, start: &str) -> Vec<Hop> {
+    let origin = app.url(slug, "");
+    let mut url = app.url(slug, start);
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let r = c.get(&url).send().await.unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let set_cookies = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let body = r.text().await.unwrap_or_default();
+        out.push(Hop {
+            url: url.clone(),
+            status,
+            location: location.clone(),
+            set_cookies,
+            body,
+        });
+        match location {
+            Some(l) if (300..400).contains(&status) => {
+                url = if l.starts_with('/') && !l.starts_with("//") {
+                    app.url(slug, &l)
+                } else if l.starts_with(&format!("{origin}/")) {
+                    l
+                } else {
+                    break;
+                };
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// The callback response of a recorded sign-in.
+fn callback(chain: &[Hop]) -> &Hop {
+    chain
+        .iter()
+        .find(|h| h.url.contains("/auth/callback"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no callback in {:?}",
+                chain.iter().map(|h| &h.url).collect::<Vec<_>>()
+            )
+        })
+}
+
+/// A browser signed in at the practice IdP (not yet at the workspace).
+async fn at_idp(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwest::Client {
+    app.create_user(slug, user, CHAT_PW, admin).await;
+    let c = client();
+    let r = app.login(&c, slug, user, CHAT_PW).await;
+    assert_eq!(r.status(), 303, "IdP login");
+    c
+}
+
 async fn status_of(c: &reqwest::Client, url: String) -> u16 {
     c.get(url).send().await.unwrap().status().as_u16()
+}
+
+/// Sets an IdP account's status through the IdP library, as an admin action would.
+async fn set_status(app: &TestApp, slug: &str, user: &'static str, status: &'static str) {
+    let now = app.clock.now();
+    app.idp_db(slug, move |c| {
+        use kollegium_idp::users::{self, UserStatus};
+        let u = users::by_login(c, user).unwrap().unwrap();
+        let s = match status {
+            "disabled" => UserStatus::Disabled,
+            _ => UserStatus::Active,
+        };
+        users::set_status(c, u.id, s, now).unwrap();
+    })
+    .await;
+}
+
+/// Changes an IdP account's display name and admin flag through the IdP library.
+async fn set_profile(app: &TestApp, slug: &str, user: &'static str, name: &str, admin: bool) {
+    let (now, name) = (app.clock.now(), name.to_owned());
+    app.idp_db(slug, move |c| {
+        use kollegium_idp::users::{self, Profile};
+        let u = users::by_login(c, user).unwrap().unwrap();
+        let p = Profile {
+            username: u.username,
+            email: u.email,
+            display_name: name,
+            is_admin: admin,
+            roles: u.roles,
+            specialty: u.specialty,
+            kv_region: u.kv_region,
+            work_areas: u.work_areas,
+        };
+        users::update_profile(c, u.id, &p, now).unwrap().unwrap();
+    })
+    .await;
 }
 
 /// Holds the write lock of a practice's `idp.sqlite` (as a long transaction or a stuck
@@ -124,4 +248,379 @@ async fn an_idp_outage_during_refresh_answers_503_and_keeps_the_session() {
     assert_eq!(status_of(&anna, app.url("praxis-a", "/")).await, 200);
     clock.advance(token_ttl(&app) + 1);
     assert_eq!(status_of(&anna, app.url("praxis-a", "/chat")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_ends_the_workspace_session_and_closes_its_socket() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let bernd = person(&app, "praxis-a", "bernd", false).await;
+    let mut s = member_socket(&app, &anna).await;
+    let mut other = member_socket(&app, &bernd).await;
+    send(&mut s, json!({"type": "ping"})).await;
+    expect(&mut s, "pong").await;
+
+    // Anna logs out at the IdP (its own logout form), not at the workspace.
+    let r = app
+        .post_form(&anna, "praxis-a", "/id/", "/id/logout", &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    // The IdP tells the workspace over the back channel; the socket closes at once then.
+    let closed = tokio::time::timeout(Duration::from_secs(20), close_code(&mut s)).await;
+    assert_eq!(
+        closed.ok().flatten(),
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::from(4001))
+    );
+    let r = anna.get(app.url("praxis-a", "/")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/auth/login?next=%2F");
+    let r = anna
+        .get(app.url("praxis-a", "/api/chat/rooms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Signing in again asks for the password: the IdP session ended too.
+    let end = app
+        .follow(&anna, "praxis-a", app.url("praxis-a", "/"))
+        .await;
+    assert!(end.url().path().starts_with("/id/login"), "{}", end.url());
+    // Bernd's session and socket are untouched.
+    send(&mut other, json!({"type": "ping"})).await;
+    expect(&mut other, "pong").await;
+    assert_eq!(status_of(&bernd, app.url("praxis-a", "/")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_disabled_at_the_idp_loses_access_within_the_token_lifetime() {
+    let (app, clock) = manual_app().await;
+    app.create_practice("praxis-a").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let bernd = person(&app, "praxis-a", "bernd", false).await;
+    let cookie = anna.cookie(&app);
+    let origin = app.url("praxis-a", "");
+    set_status(&app, "praxis-a", "anna", "disabled").await;
+    clock.advance(token_ttl(&app) + 1);
+    // The refresh is refused: the next request needs a new sign-in.
+    let r = anna.get(app.url("praxis-a", "/chat")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/auth/login?next=%2Fchat");
+    let r = anna
+        .get(app.url("praxis-a", "/api/chat/rooms"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        socket(&app, "praxis-a", &cookie, Some(&origin))
+            .await
+            .is_err()
+    );
+    // The session has ended for good, not just paused: re-enabling does not revive it.
+    set_status(&app, "praxis-a", "anna", "active").await;
+    assert_eq!(status_of(&anna, app.url("praxis-a", "/")).await, 303);
+    // Others keep working.
+    assert_eq!(status_of(&bernd, app.url("praxis-a", "/")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_and_admin_flag_follow_the_idp_when_the_token_is_refreshed() {
+    let (app, clock) = manual_app().await;
+    app.create_practice("praxis-a").await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    assert_eq!(
+        status_of(&anna, app.url("praxis-a", "/chat/admin")).await,
+        403
+    );
+
+    set_profile(&app, "praxis-a", "anna", "Dr. Anna Neumann", true).await;
+    clock.advance(token_ttl(&app) + 1);
+    let html = anna
+        .get(app.url("praxis-a", "/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Guten Tag, Dr. Anna Neumann"), "{html}");
+    assert_eq!(
+        status_of(&anna, app.url("praxis-a", "/chat/admin")).await,
+        200
+    );
+
+    // Taking the flag away takes the page away at the next refresh.
+    set_profile(&app, "praxis-a", "anna", "Dr. Anna Neumann", false).await;
+    clock.advance(token_ttl(&app) + 1);
+    assert_eq!(
+        status_of(&anna, app.url("praxis-a", "/chat/admin")).await,
+        403
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_http_only_lax_and_secure_under_https() {
+    let mut app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let c = at_idp(&app, "praxis-a", "anna", false).await;
+    let chain = hops(&app, &c, "praxis-a", "/auth/login").await;
+    let set = callback(&chain).cookie("kollegium-app").unwrap().to_owned();
+    let attrs: Vec<String> = set
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for want in ["httponly", "samesite=lax", "path=/"] {
+        assert!(attrs.iter().any(|a| a == want), "{want} missing: {set}");
+    }
+    assert!(!attrs.iter().any(|a| a == "secure"), "plain http: {set}");
+    assert!(
+        !attrs.iter().any(|a| a.starts_with("domain=")),
+        "host-only: {set}"
+    );
+    let token = set.split(';').next().unwrap()["kollegium-app=".len()..].to_owned();
+
+    // Under https the cookie is `__Host-` and Secure (the session from above carries over
+    // the restart; only the cookie's name changes).
+    app.config.public_scheme = kollegium_tenants::web::Scheme::Https;
+    app.restart().await;
+    let raw = raw_client();
+    let r = raw
+        .get(app.url("praxis-a", "/"))
+        .header("cookie", format!("kollegium-app={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the http cookie name is not read under https"
+    );
+    let r = raw
+        .get(app.url("praxis-a", "/"))
+        .header("cookie", format!("__Host-kollegium-app={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csrf_cookie = crate::harness::set_cookie(&r, "__Host-kollegium-csrf");
+    let html = r.text().await.unwrap();
+    let mut cookies = format!("__Host-kollegium-app={token}");
+    if let Some(v) = csrf_cookie {
+        cookies.push_str(&format!("; __Host-kollegium-csrf={v}"));
+    }
+    let r = raw
+        .post(app.url("praxis-a", "/auth/logout"))
+        .header("cookie", cookies)
+        .form(&[("csrf_token", meta_csrf(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let removal = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-kollegium-app="))
+        .expect("logout removes the cookie");
+    let attrs: Vec<String> = removal
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for want in ["secure", "httponly", "samesite=lax", "path=/"] {
+        assert!(attrs.iter().any(|a| a == want), "{want} missing: {removal}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_refuses_unknown_and_replayed_state_and_next_stays_local() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let no_session = |h: &Hop| h.cookie("kollegium-app").is_none();
+
+    // Unknown, missing or oversized state: a clear 400, no session.
+    for q in [
+        "?code=abc&state=unbekannt",
+        "?code=abc",
+        "",
+        &format!("?code=abc&state={}", "x".repeat(600)),
+    ] {
+        let c = client();
+        let chain = hops(&app, &c, "praxis-a", &format!("/auth/callback{q}")).await;
+        assert_eq!(chain[0].status, 400, "{q}");
+        assert!(no_session(&chain[0]), "{q}");
+        assert!(chain[0].body.contains("erneut an"), "{}", chain[0].body);
+        assert_eq!(status_of(&c, app.url("praxis-a", "/")).await, 303);
+    }
+
+    // A real callback works once; replaying it (same browser or another) does not.
+    let c = at_idp(&app, "praxis-a", "anna", false).await;
+    let chain = hops(&app, &c, "praxis-a", "/auth/login?next=%2Fchat").await;
+    let first = callback(&chain);
+    assert_eq!(first.status, 303);
+    assert_eq!(
+        first.location.as_deref(),
+        Some("/chat"),
+        "a local next is followed"
+    );
+    assert!(first.cookie("kollegium-app").is_some());
+    let replay_url = first.url.clone();
+    for c in [c.clone(), client()] {
+        let r = c.get(&replay_url).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(crate::harness::set_cookie(&r, "kollegium-app").is_none());
+    }
+    let fresh = client();
+    fresh.get(&replay_url).send().await.unwrap();
+    assert_eq!(status_of(&fresh, app.url("praxis-a", "/")).await, 303);
+
+    // The IdP answering with an error: 401 and no session.
+    let r = client()
+        .get(app.url("praxis-a", "/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    let state: String = url_param(&authorize, "state");
+    let chain = hops(
+        &app,
+        &client(),
+        "praxis-a",
+        &format!("/auth/callback?state={state}&error=access_denied"),
+    )
+    .await;
+    assert_eq!(chain[0].status, 401);
+    assert!(no_session(&chain[0]));
+
+    // Foreign or tricky `next` targets end at the start page, never elsewhere.
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "///evil.example",
+        "evil.example",
+        "/auth/logout",
+    ] {
+        let q = serde_urlencoded::to_string([("next", next)]).unwrap();
+        let chain = hops(&app, &c, "praxis-a", &format!("/auth/login?{q}")).await;
+        let done = callback(&chain);
+        assert_eq!(done.status, 303, "{next}");
+        assert_eq!(done.location.as_deref(), Some("/"), "{next}");
+        assert!(
+            chain
+                .iter()
+                .all(|h| !h.location.as_deref().unwrap_or("").contains("evil.example")),
+            "{next}"
+        );
+    }
+}
+
+fn url_param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').unwrap().1;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap();
+    pairs.into_iter().find(|(k, _)| k == name).unwrap().1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cookie_of_one_practice_is_worthless_at_another() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let room_a = new_room(&app, &anna, "Geheimraum A", false, &[]).await;
+    post(&app, &anna, room_a, "Geheimnis aus A").await;
+    // Practice B has a room with the same id, and a member of its own.
+    let bea = person(&app, "praxis-b", "bea", false).await;
+    let room_b = new_room(&app, &bea, "Raum B", false, &[]).await;
+    assert_eq!(room_a, room_b, "ids are per practice");
+    post(&app, &bea, room_b, "Nachricht aus B").await;
+
+    // Everything A's browser holds for A, presented explicitly at B (a cookie jar would
+    // never send host-only cookies to another host).
+    let cookies = anna.cookie(&app);
+    assert!(cookies.contains("kollegium-app="), "{cookies}");
+    let raw = raw_client();
+    let at_b = |path: String| {
+        raw.get(app.url("praxis-b", &path))
+            .header("cookie", cookies.clone())
+            .send()
+    };
+    for path in [
+        "/".to_owned(),
+        "/chat".to_owned(),
+        format!("/chat/{room_b}"),
+        "/chat/settings".to_owned(),
+        "/chat/search?q=Nachricht".to_owned(),
+    ] {
+        let r = at_b(path.clone()).await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/auth/login?next="),
+            "{path}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("Geheimnis") && !body.contains("Nachricht aus B"),
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/chat/rooms".to_owned(),
+        format!("/api/chat/rooms/{room_b}/messages"),
+        "/api/chat/members".to_owned(),
+    ] {
+        let r = at_b(path.clone()).await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "unauthorized");
+    }
+    // Nor can it write there, even with B's own CSRF cookie and token next to A's session.
+    let b_csrf = bea
+        .cookie(&app)
+        .split("; ")
+        .find(|c| c.starts_with("kollegium-csrf="))
+        .unwrap()
+        .to_owned();
+    let a_session = cookies
+        .split("; ")
+        .find(|c| c.starts_with("kollegium-app="))
+        .unwrap()
+        .to_owned();
+    let r = raw
+        .post(app.url("praxis-b", &format!("/api/chat/rooms/{room_b}/messages")))
+        .header("cookie", format!("{a_session}; {b_csrf}"))
+        .header("x-csrf-token", &bea.csrf)
+        .json(&json!({"body": "von A eingeschleust"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (_, v) = bea
+        .api(
+            &app,
+            Method::GET,
+            &format!("/api/chat/rooms/{room_b}/messages"),
+            None,
+        )
+        .await;
+    assert!(!v.to_string().contains("eingeschleust"));
+    assert!(!v.to_string().contains("Geheimnis"));
+    // The form-based sign-in start is unaffected: B sends its own browser to B's IdP.
+    let r = raw
+        .get(app.url("praxis-b", "/auth/login"))
+        .header("cookie", cookies.clone())
+        .send()
+        .await
+        .unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with(&app.url("praxis-b", "/id/authorize")),
+        "{to}"
+    );
 }

@@ -44,6 +44,15 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// A callback without a pending sign-in: unknown, expired or already used `state`.
+fn stale_callback() -> HttpResponse {
+    let mut page = ErrorPage::new(400);
+    page.message = "Diese Anmeldung ist ungültig, abgelaufen oder wurde bereits abgeschlossen. \
+        Bitte melden Sie sich erneut an."
+        .into();
+    page.response()
+}
+
 fn failed(e: &RpError) -> HttpResponse {
     match e {
         RpError::Refused(why) => {
@@ -127,7 +136,7 @@ async fn callback(
 ) -> HttpResponse {
     let q = q.into_inner();
     let Some(st) = q.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
-        return ErrorPage::new(400).response();
+        return stale_callback();
     };
     let now = state.now();
     let ttl = state.settings.login_state_ttl_secs;
@@ -157,7 +166,7 @@ async fn callback(
     )
     .await;
     let Ok(Ok(Some((nonce, sealed_verifier, next)))) = pending else {
-        return ErrorPage::new(400).response();
+        return stale_callback();
     };
     if let Some(err) = q.error {
         tracing::info!(error = %err.chars().take(64).collect::<String>(), "IdP returned an error to the callback");
