@@ -308,3 +308,114 @@ async fn hostile_markup_is_rendered_inert() {
     );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 }
+
+/// The page at `path` as the member on `c` sees it (must be 200).
+async fn page(app: &TestApp, c: &reqwest::Client, path: &str) -> String {
+    let r = c.get(app.url("praxis-a", path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidi_overrides_are_neutralised_in_room_names_topics_and_display_names() {
+    const BIDI: [char; 9] = [
+        '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}',
+    ];
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // A display name from the IdP with a right-to-left override.
+    let id = app
+        .create_user("praxis-a", "eva", crate::harness::CHAT_PW, false)
+        .await;
+    let now = app.clock.now();
+    app.idp_db("praxis-a", move |c| {
+        let u = kollegium_idp::users::by_id(c, id).unwrap().unwrap();
+        let p = kollegium_idp::users::Profile {
+            username: u.username,
+            email: u.email,
+            display_name: "Eva \u{202E}nitsuJ".into(),
+            roles: u.roles,
+            ..kollegium_idp::users::Profile::default()
+        };
+        kollegium_idp::users::update_profile(c, id, &p, now)
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+    let eva = client();
+    app.sign_in(&eva, "praxis-a", "eva", crate::harness::CHAT_PW)
+        .await;
+    let r = app
+        .post_form(
+            &eva,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[
+                ("name", "Befunde\u{202E}fdp.exe"),
+                ("topic", "Thema \u{2067}isoliert\u{2069} \u{202D}x\u{202C}"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let room = room_id(&r);
+    app.say(&eva, "praxis-a", &room, "Hallo").await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let seen = [
+        page(&app, &eva, &format!("/chat/{room}")).await,
+        page(&app, &anna, &format!("/chat/{room}")).await,
+        page(&app, &anna, "/chat").await,
+        page(&app, &eva, "/").await,
+        anna.get(app.url("praxis-a", "/api/chat/rooms"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        anna.get(app.url("praxis-a", "/api/chat/members"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    ];
+    for (i, text) in seen.iter().enumerate() {
+        assert!(
+            !text.contains(BIDI),
+            "page {i} carries a bidi control: {text}"
+        );
+    }
+    // What remains is readable: the override is shown as a visible replacement mark.
+    assert!(seen[0].contains("Befunde\u{FFFD}fdp.exe"), "{}", seen[0]);
+    assert!(
+        seen[0].contains("Thema \u{FFFD}isoliert\u{FFFD}"),
+        "{}",
+        seen[0]
+    );
+    assert!(seen[1].contains("Eva \u{FFFD}nitsuJ"), "{}", seen[1]);
+    assert!(
+        seen[3].contains("Guten Tag, Eva \u{FFFD}nitsuJ"),
+        "{}",
+        seen[3]
+    );
+    // Renaming takes the same path.
+    let page_path = format!("/chat/{room}");
+    let r = app
+        .post_form(
+            &eva,
+            "praxis-a",
+            &page_path,
+            &format!("{page_path}/settings"),
+            &[("name", "\u{202B}Neu"), ("topic", "")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let html = page(&app, &anna, &page_path).await;
+    assert!(
+        !html.contains(BIDI) && html.contains("# \u{FFFD}Neu"),
+        "{html}"
+    );
+}

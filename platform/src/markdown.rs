@@ -5,6 +5,28 @@
 
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 
+/// Whether `c` is a bidirectional embedding, override or isolate control (U+202A–U+202E,
+/// U+2066–U+2069). They are not `char::is_control`, yet they reorder the text around them
+/// (`Befunde\u{202E}fdp.exe` shows as `Befundeexe.pdf`), so they could disguise names and
+/// links.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text with every bidirectional control replaced by U+FFFD, a visible mark that something
+/// was there. The one rule for user text shown to others: message bodies (at rendering),
+/// room names and topics (on input) and display names (when taken from the IdP's claims).
+pub fn neutralize_bidi(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(is_bidi_control) {
+        s.chars()
+            .map(|c| if is_bidi_control(c) { '\u{FFFD}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
@@ -15,7 +37,7 @@ pub fn escape(s: &str, out: &mut String) {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
             // Bidirectional overrides and isolates could disguise text: show them inert.
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => out.push('\u{FFFD}'),
+            c if is_bidi_control(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -186,6 +208,20 @@ mod tests {
         );
         assert_eq!(r("mail an x@anna.de"), "<p>mail an x@anna.de</p>");
         assert_eq!(r("@unbekannt"), "<p>@unbekannt</p>");
+    }
+
+    #[test]
+    fn bidi_controls_become_visible_marks() {
+        assert_eq!(neutralize_bidi("Labor"), "Labor");
+        assert!(matches!(
+            neutralize_bidi("Labor"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            neutralize_bidi("a\u{202A}b\u{202E}c\u{2066}d\u{2069}e\u{200F}"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}d\u{FFFD}e\u{200F}"
+        );
+        assert_eq!(r("x\u{2067}y"), "<p>x\u{FFFD}y</p>");
     }
 
     #[test]

@@ -96,14 +96,17 @@ fn json(v: &[String]) -> String {
 /// Inserts or refreshes a member from claims.
 pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryResult<Member> {
     let name = if c.name.trim().is_empty() {
-        c.preferred_username.clone()
+        &c.preferred_username
     } else {
-        c.name.clone()
+        &c.name
     };
+    // Shown to every colleague: no bidirectional controls (as in room names and messages).
+    let name = crate::markdown::neutralize_bidi(name).into_owned();
+    let username = crate::markdown::neutralize_bidi(&c.preferred_username).into_owned();
     diesel::insert_into(members::table)
         .values((
             members::sub.eq(&c.sub),
-            members::username.eq(&c.preferred_username),
+            members::username.eq(&username),
             members::display_name.eq(&name),
             members::email.eq(&c.email),
             members::roles.eq(json(&c.roles)),
@@ -117,7 +120,7 @@ pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryRe
         .on_conflict(members::sub)
         .do_update()
         .set((
-            members::username.eq(&c.preferred_username),
+            members::username.eq(&username),
             members::display_name.eq(&name),
             members::email.eq(&c.email),
             members::roles.eq(json(&c.roles)),

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 
 use super::{Actor, ChatError, MessageId, RoomId};
+use crate::markdown;
 use crate::members::MemberId;
 use crate::schema::{members, messages, room_members, rooms};
 
@@ -49,20 +50,24 @@ impl Room {
     }
 }
 
+/// A room name as stored: trimmed, 1–80 characters, no control characters, bidirectional
+/// controls neutralised (see [`markdown::neutralize_bidi`]).
 fn check_name(name: &str) -> Result<String, ChatError> {
     let n = name.trim();
     if n.is_empty() || n.chars().count() > 80 || n.chars().any(char::is_control) {
         return Err(ChatError::RoomName);
     }
-    Ok(n.to_owned())
+    Ok(markdown::neutralize_bidi(n).into_owned())
 }
 
+/// A topic as stored: trimmed, at most 300 characters, line breaks but no other control
+/// characters, bidirectional controls neutralised.
 fn check_topic(topic: &str) -> Result<String, ChatError> {
     let t = topic.trim();
     if t.chars().count() > 300 || t.chars().any(|c| c.is_control() && c != '\n') {
         return Err(ChatError::Topic);
     }
-    Ok(t.to_owned())
+    Ok(markdown::neutralize_bidi(t).into_owned())
 }
 
 fn join(
