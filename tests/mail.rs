@@ -455,3 +455,97 @@ async fn without_smtp_mail_lands_in_the_practice_outbox_and_only_there() {
         303
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_and_waiting_device_mails_reach_the_smtp_server_without_secrets() {
+    let smtp = SmtpSink::start();
+    let app = TestApp::spawn_with(|c| {
+        use_smtp(c, smtp.port);
+        c.idp.max_delay_ms = 50;
+    })
+    .await;
+    app.create_practice("praxis-a").await;
+    smtp.wait_for(1, 20).await; // the owner's setup mail
+    app.create_user("praxis-a", "chefin", ADMIN_PW, true).await;
+    app.create_user("praxis-a", "anna", NEW_PW, false).await;
+    app.create_user("praxis-a", "bernd", NEW_PW, false).await;
+    let admin = client();
+    assert_eq!(
+        app.login(&admin, "praxis-a", "chefin", ADMIN_PW)
+            .await
+            .status(),
+        303
+    );
+    let r = app
+        .post_form(
+            &admin,
+            "praxis-a",
+            "/id/admin/devices",
+            "/id/admin/policies",
+            &[("device_policy", "approval"), ("mfa_policy", "optional")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+
+    // Anna's account is locked by guessing: she is told.
+    let guess = "Geratenes-Passwort-13";
+    let c = client();
+    let mut last = 0;
+    for _ in 0..6 {
+        last = app
+            .login(&c, "praxis-a", "anna", guess)
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429);
+    let mails = smtp.wait_for(2, 20).await;
+    let locked = &mails[1];
+    assert_eq!(locked.envelope_to, vec!["anna@praxis-a.example".to_owned()]);
+    assert_eq!(
+        locked.subject.as_deref(),
+        Some("Konto vorübergehend gesperrt – Praxis praxis-a")
+    );
+    assert!(locked.text().contains("anna Test"));
+    assert!(locked.text().contains(&app.url("praxis-a", "/id/login")));
+    assert_no_secret(locked, &[guess, NEW_PW]);
+    assert!(!locked.text().contains(guess) && !locked.html().contains(guess));
+
+    // Bernd signs in on a new browser: the active admins learn that a device waits.
+    let b = client();
+    let r = app.login(&b, "praxis-a", "bernd", NEW_PW).await;
+    assert_eq!(r.headers()["location"], "/id/login/device?next=%2Fid%2F");
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next()?.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| v.len() >= 16)
+        .collect();
+    assert!(!cookies.is_empty(), "session and device cookies");
+    let mails = smtp.wait_for(3, 20).await;
+    let waiting = &mails[2];
+    assert_eq!(
+        waiting.envelope_to,
+        vec!["chefin@praxis-a.example".to_owned()]
+    );
+    assert_eq!(
+        waiting.subject.as_deref(),
+        Some("Ein Gerät wartet auf Freigabe – Praxis praxis-a")
+    );
+    let link = app.url("praxis-a", "/id/admin/devices");
+    assert!(waiting.text().contains(&link) && waiting.html().contains(&link));
+    let mut secrets: Vec<&str> = cookies.iter().map(String::as_str).collect();
+    secrets.push(NEW_PW);
+    assert_no_secret(waiting, &secrets);
+    assert!(!waiting.text().contains("bernd"), "not even who it is");
+    let rows = app.mail_rows("praxis-a").await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.kind.as_str())
+            .filter(|k| *k != "owner_setup")
+            .collect::<Vec<_>>(),
+        ["account_locked", "device_waiting"]
+    );
+}

@@ -406,3 +406,101 @@ fn clients_and_key_rotation_through_the_cli() {
     let out = run(&["practice", "rotate-keys", "gibt-es-nicht"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_account_gets_no_tokens_from_codes_or_refresh() {
+    let app = TestApp::spawn_with(|c| c.idp.max_delay_ms = 50).await;
+    app.create_practice("praxis-a").await;
+    let c = browser(&app, "praxis-a", "anna").await;
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
+    let xc = (x.client_id.as_str(), x.secret.as_deref().unwrap());
+    let code = code_for(
+        &app,
+        &c,
+        "praxis-a",
+        xc.0,
+        &[("scope", "openid offline_access")],
+    )
+    .await;
+    let (s, t) = exchange(&app, "praxis-a", xc, &code, None).await;
+    assert_eq!(s, 200);
+    let pending = code_for(&app, &c, "praxis-a", xc.0, &[]).await;
+
+    // Someone guesses anna's password until the account locks.
+    let guesser = client();
+    let mut last = 0;
+    for _ in 0..6 {
+        last = app
+            .login(&guesser, "praxis-a", "anna", "falsch-geraten-1")
+            .await
+            .status()
+            .as_u16();
+    }
+    assert_eq!(last, 429);
+
+    let (s, b) = exchange(&app, "praxis-a", xc, &pending, None).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
+    assert!(b["error_description"].is_string() && b.get("access_token").is_none());
+    let (s, b, _) = post_form(
+        &app,
+        "praxis-a",
+        "/id/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ],
+        Some(xc),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{b}"
+    );
+    assert_eq!(
+        userinfo_status(&app, "praxis-a", t["access_token"].as_str().unwrap()).await,
+        401
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_refuses_oversized_and_badly_encoded_forms() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
+    let xc = (x.client_id.as_str(), x.secret.as_deref().unwrap());
+    let big = "x".repeat(8 * 1024);
+    let bigger = "x".repeat(9 * 1024);
+    let bodies: Vec<Vec<u8>> = vec![
+        format!(
+            "grant_type=authorization_code&code={big}&redirect_uri=https%3A%2F%2Ftool.example%2Fcb"
+        )
+        .into_bytes(),
+        format!("grant_type=refresh_token&refresh_token={bigger}").into_bytes(),
+        format!("grant_type=client_credentials&scope={big}").into_bytes(),
+        b"grant_type=client_credentials&scope=%ff%fe".to_vec(),
+        b"grant_type=client_%E9".to_vec(),
+        b"grant_type=client_credentials&scope=\xff\xfe".to_vec(),
+        b"grant_type=client_credentials&scope=%zz".to_vec(),
+    ];
+    for body in bodies {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        let r = client()
+            .post(app.url("praxis-a", "/id/token"))
+            .basic_auth(xc.0, Some(xc.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{shown}");
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["error"], "invalid_request", "{shown}: {b}");
+        assert!(b["error_description"].is_string());
+    }
+}

@@ -91,12 +91,23 @@ pub struct StoredEvent {
     pub detail: String,
 }
 
-/// Filters of the admin event list.
+/// Filters of the admin event list. The filter form sends empty values for "Alle".
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct Filter {
     pub kind: Option<String>,
+    #[serde(default, deserialize_with = "empty_is_none")]
     pub user: Option<i64>,
+    #[serde(default, deserialize_with = "empty_is_none")]
     pub before: Option<i64>,
+}
+
+/// An optional number where an empty value means none.
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 pub fn list(conn: &mut SqliteConnection, f: &Filter, limit: i64) -> QueryResult<Vec<StoredEvent>> {
@@ -122,4 +133,21 @@ pub fn count_kind(conn: &mut SqliteConnection, kind: &str) -> QueryResult<i64> {
         .filter(security_events::kind.eq(kind))
         .count()
         .get_result(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Filter;
+
+    #[test]
+    fn empty_filter_values_are_no_filter() {
+        let f: Filter = serde_urlencoded::from_str("kind=&user=&before=").unwrap();
+        assert_eq!((f.user, f.before), (None, None));
+        let f: Filter = serde_urlencoded::from_str("kind=lockout&user=3&before=10").unwrap();
+        assert_eq!(
+            (f.kind.as_deref(), f.user, f.before),
+            (Some("lockout"), Some(3), Some(10))
+        );
+        assert!(serde_urlencoded::from_str::<Filter>("user=drei").is_err());
+    }
 }
