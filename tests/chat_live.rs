@@ -764,3 +764,77 @@ async fn the_json_api_refuses_bad_input_clearly() {
     }
     assert_eq!(last, 429);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_read_receipts_a_read_marker_reaches_only_the_readers_own_sockets() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let bernd = person(&app, "praxis-a", "bernd", false).await;
+    let bernd_id = member_id(&app, &anna, "bernd").await;
+    let room = new_room(&app, &anna, "Team", false, &[]).await;
+    // Bernd switches read receipts off in his personal settings.
+    let r = bernd
+        .http
+        .post(app.url("praxis-a", "/chat/settings"))
+        .form(&[
+            ("csrf_token", bernd.csrf.as_str()),
+            ("mention_mail", "on"),
+            ("delay", "900"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let msg = post(&app, &anna, room, "Bitte lesen").await;
+    let mut a = member_socket(&app, &anna).await;
+    let mut b1 = member_socket(&app, &bernd).await;
+    let mut b2 = member_socket(&app, &bernd).await;
+
+    send(
+        &mut b1,
+        json!({"type": "read", "room": room, "upto": msg["id"]}),
+    )
+    .await;
+    // Bernd's own tabs hear it (their unread badges clear), without his name.
+    for s in [&mut b1, &mut b2] {
+        let ev = expect(s, "read").await;
+        assert_eq!(ev["member"], bernd_id);
+        assert_eq!(ev["upto"], msg["id"]);
+        assert_eq!(ev["name"], Value::Null);
+    }
+    assert_eq!(unread(&app, &bernd, room).await, 0);
+    // Anna hears nothing of it, neither his id nor how far he read: the next event on her
+    // socket is her own next message.
+    post(&app, &anna, room, "Danke").await;
+    loop {
+        let ev = next_event(&mut a, Duration::from_secs(1))
+            .await
+            .expect("anna's own message arrives");
+        assert_ne!(ev["type"], "read", "a read marker leaked: {ev}");
+        if ev["type"] == "message" {
+            assert_eq!(ev["message"]["body"], "Danke");
+            break;
+        }
+    }
+    let id = msg["id"].as_i64().unwrap();
+    let (_, by) = anna
+        .api(
+            &app,
+            reqwest::Method::GET,
+            &format!("/api/chat/rooms/{room}/messages/{id}/read-by"),
+            None,
+        )
+        .await;
+    assert_eq!(by["read_by"], json!([]));
+
+    // With receipts on (anna's default), bernd does see anna's marker with her name.
+    let reply = post(&app, &bernd, room, "Gern").await;
+    send(
+        &mut a,
+        json!({"type": "read", "room": room, "upto": reply["id"]}),
+    )
+    .await;
+    let ev = expect(&mut b2, "read").await;
+    assert_eq!(ev["name"], "anna Test");
+}

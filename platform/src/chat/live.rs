@@ -77,7 +77,8 @@ pub enum EventKind {
     Deleted { message: i64 },
     /// A message's reactions changed.
     Reacted(LiveMessage),
-    /// A member read up to a message (the name only if they send read receipts).
+    /// A member read up to a message (to the room with the name if they send read
+    /// receipts, else only to the member's own connections).
     Read {
         member: i64,
         name: Option<String>,
@@ -242,8 +243,9 @@ pub fn message_event(
     })
 }
 
-/// A read-marker event: goes to the room, with the reader's name only if they send
-/// read receipts.
+/// A read-marker event. With read receipts on, it goes to the room with the reader's
+/// name ("Gelesen von …"); with them off, only to the reader's own connections (their
+/// other tabs clear their unread badges), so nobody else learns who read how far.
 pub fn read_event(
     conn: &mut SqliteConnection,
     room: &Room,
@@ -254,12 +256,17 @@ pub fn read_event(
         .find(member.0)
         .select((members::display_name, members::send_read_receipts))
         .first(conn)?;
+    let (audience, name) = if receipts {
+        (audience(conn, room)?, Some(name))
+    } else {
+        (Audience::Members(vec![member.0]), None)
+    };
     Ok(Event {
         room: room.id,
-        audience: audience(conn, room)?,
+        audience,
         kind: EventKind::Read {
             member: member.0,
-            name: receipts.then_some(name),
+            name,
             upto: upto.0,
         },
     })
