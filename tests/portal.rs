@@ -243,3 +243,82 @@ async fn the_launchables_api_takes_only_this_practices_workspace_tokens() {
     let r = launchables(&app, "praxis-a", Some(&a_token)).await;
     assert_eq!(r.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_rooms_never_opened_count_unread_messages_and_mentions() {
+    use kollegium_tenants::Clock;
+    // Time is counted in seconds: the test moves it on between "before" and "after".
+    let clock = std::sync::Arc::new(kollegium_tenants::clock::ManualClock::new(
+        kollegium_tenants::SystemClock.now(),
+    ));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    app.create_practice("praxis-a").await;
+    let anna = signed_in(&app, "praxis-a", "anna").await;
+    // Bernd has signed in before, but never opens the new room.
+    let bernd = signed_in(&app, "praxis-a", "bernd").await;
+    clock.advance(1);
+    let team = room(&app, &anna, "praxis-a", "Team").await;
+    app.say(&anna, "praxis-a", &team, "Guten Morgen").await;
+    app.say(&anna, "praxis-a", &team, "@bernd kannst du übernehmen?")
+        .await;
+    let html = page(&app, &bernd, "praxis-a", "/").await;
+    assert_eq!(count(&html, "unread"), Some(2), "{html}");
+    assert_eq!(count(&html, "mentions"), Some(1), "{html}");
+    let list = page(&app, &bernd, "praxis-a", "/chat").await;
+    let entry = list
+        .split(&format!("<li data-room=\"{team}\">"))
+        .nth(1)
+        .unwrap()
+        .split("</li>")
+        .next()
+        .unwrap();
+    assert!(
+        entry.contains("title=\"Erwähnungen\">@<span class=\"count\">1</span>"),
+        "{entry}"
+    );
+    assert!(
+        entry.contains("title=\"Ungelesen\"><span class=\"count\">2</span>"),
+        "{entry}"
+    );
+    let rooms = |c: &reqwest::Client| {
+        let (c, url) = (c.clone(), app.url("praxis-a", "/api/chat/rooms"));
+        async move {
+            let v: serde_json::Value = c.get(url).send().await.unwrap().json().await.unwrap();
+            v["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["title"] == "Team")
+                .map(|r| {
+                    (
+                        r["unread"].as_i64().unwrap(),
+                        r["mentions"].as_i64().unwrap(),
+                    )
+                })
+                .unwrap()
+        }
+    };
+    assert_eq!(rooms(&bernd).await, (2, 1));
+    // Looking at the room's details through the API is not reading it.
+    let r = bernd
+        .get(app.url("praxis-a", &format!("/api/chat/rooms/{team}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(rooms(&bernd).await, (2, 1));
+    // Someone who first signs in after the messages has nothing unread there.
+    clock.advance(1);
+    let carl = signed_in(&app, "praxis-a", "carl").await;
+    assert_eq!(rooms(&carl).await, (0, 0));
+    let html = page(&app, &carl, "praxis-a", "/").await;
+    assert!(html.contains("Keine ungelesenen Nachrichten"), "{html}");
+    // Opening the room reads it.
+    page(&app, &bernd, "praxis-a", &format!("/chat/{team}")).await;
+    assert_eq!(rooms(&bernd).await, (0, 0));
+    assert!(
+        page(&app, &bernd, "praxis-a", "/")
+            .await
+            .contains("Keine ungelesenen Nachrichten")
+    );
+}

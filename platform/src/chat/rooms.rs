@@ -70,27 +70,67 @@ fn check_topic(topic: &str) -> Result<String, ChatError> {
     Ok(markdown::neutralize_bidi(t).into_owned())
 }
 
+/// Adds a member to a room (created, invited): they start with everything older than now
+/// marked read.
 fn join(
     conn: &mut SqliteConnection,
     room: RoomId,
     member: MemberId,
     now: UnixTime,
 ) -> QueryResult<()> {
-    // New members start with everything older than now marked read.
     let last: Option<i64> = rooms::table
         .find(room.0)
         .select(rooms::last_message_id)
         .first(conn)?;
+    join_with_marker(conn, room, member, last.unwrap_or(0), now)
+}
+
+fn join_with_marker(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    member: MemberId,
+    last_read: i64,
+    now: UnixTime,
+) -> QueryResult<()> {
     diesel::insert_into(room_members::table)
         .values((
             room_members::room_id.eq(room.0),
             room_members::member_id.eq(member.0),
             room_members::joined_at.eq(now),
-            room_members::last_read_id.eq(last.unwrap_or(0)),
+            room_members::last_read_id.eq(last_read),
         ))
         .on_conflict_do_nothing()
         .execute(conn)
         .map(|_| ())
+}
+
+/// The read marker of a member in an open room they have never opened.
+///
+/// Every member of the practice is the audience of an open room from their first sign-in
+/// on (`members.created_at`): what was posted from then on counts as unread (and its
+/// mentions as mentions, as the mention mails do), what was posted before counts as read.
+/// Opening the room for the first time starts from the same marker; only reading moves
+/// it. Times are seconds, so a message of the very second of the first sign-in counts as
+/// unread.
+pub fn open_room_marker(
+    conn: &mut SqliteConnection,
+    room: RoomId,
+    member: MemberId,
+) -> QueryResult<i64> {
+    let Some(since) = members::table
+        .find(member.0)
+        .select(members::created_at)
+        .first::<i64>(conn)
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    let before: Option<i64> = messages::table
+        .filter(messages::room_id.eq(room.0))
+        .filter(messages::created_at.lt(since))
+        .select(diesel::dsl::max(messages::id))
+        .first(conn)?;
+    Ok(before.unwrap_or(0))
 }
 
 /// Creates a group room; the creator is always a member.
@@ -200,7 +240,8 @@ pub fn readable(
         return Ok(r);
     }
     if r.is_open() {
-        join(conn, room, member, now)?;
+        let marker = open_room_marker(conn, room, member)?;
+        join_with_marker(conn, room, member, marker, now)?;
         return Ok(r);
     }
     Err(ChatError::RoomNotFound)
@@ -272,7 +313,8 @@ pub fn excerpt(body: &str, chars: usize) -> String {
     }
 }
 
-/// Rooms the member belongs to, plus open rooms, with unread counts; newest activity first.
+/// Rooms the member belongs to, plus open rooms, with unread counts (for open rooms never
+/// opened, from [`open_room_marker`]); newest activity first.
 pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Summary>> {
     let mine: Vec<(i64, i64)> = room_members::table
         .filter(room_members::member_id.eq(me.0))
@@ -293,10 +335,10 @@ pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Su
     // Mentions are stored as a JSON array of quoted member ids: `["3","5"]`.
     let mention = format!("%\"{}\"%", me.0);
     for r in all {
-        let last_read = mine
-            .iter()
-            .find(|(id, _)| *id == r.id)
-            .map_or(r.last_message_id.unwrap_or(0), |(_, l)| *l);
+        let last_read = match mine.iter().find(|(id, _)| *id == r.id) {
+            Some((_, l)) => *l,
+            None => open_room_marker(conn, r.room_id(), me)?,
+        };
         let unread_q = messages::table
             .filter(messages::room_id.eq(r.id))
             .filter(messages::id.gt(last_read))

@@ -188,13 +188,20 @@ fn still_unread(conn: &mut SqliteConnection, n: &Notice) -> QueryResult<Option<P
     let Some(room) = rooms::by_id(conn, RoomId(n.room_id))? else {
         return Ok(None);
     };
-    let last_read: Option<i64> = room_members::table
+    let joined: Option<i64> = room_members::table
         .find((n.room_id, n.member_id))
         .select(room_members::last_read_id)
         .first(conn)
         .optional()?;
-    let readable = last_read.is_some() || room.is_open();
-    if !readable || last_read.is_some_and(|l| l >= msg.id) {
+    // The same marker as the room list's unread and mention counts.
+    let last_read = match joined {
+        Some(l) => l,
+        None if room.is_open() => {
+            rooms::open_room_marker(conn, room.room_id(), MemberId(n.member_id))?
+        }
+        None => return Ok(None),
+    };
+    if last_read >= msg.id {
         return Ok(None);
     }
     Ok(Some(Pending {
