@@ -316,6 +316,17 @@ async fn page(app: &TestApp, c: &reqwest::Client, path: &str) -> String {
     r.text().await.unwrap()
 }
 
+/// The member id the chat list offers for a 1:1 conversation with `name`.
+fn person_id(list_html: &str, name: &str) -> String {
+    let marker = format!("\">{name}</");
+    let at = list_html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} is not offered: {list_html}"));
+    let before = &list_html[..at];
+    let start = before.rfind("/chat/direct/").unwrap() + "/chat/direct/".len();
+    before[start..].split('"').next().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bidi_overrides_are_neutralised_in_room_names_topics_and_display_names() {
     const BIDI: [char; 9] = [
@@ -417,5 +428,219 @@ async fn bidi_overrides_are_neutralised_in_room_names_topics_and_display_names()
     assert!(
         !html.contains(BIDI) && html.contains("# \u{FFFD}Neu"),
         "{html}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_conversations_are_for_their_two_members_only() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
+    let carl = app.signed_in("praxis-a", "carl", false).await;
+    let list = page(&app, &anna, "/chat").await;
+    let bernd_id = person_id(&list, "bernd Test");
+    let start = format!("/chat/direct/{bernd_id}");
+    let r = app.post_form(&anna, "praxis-a", "/chat", &start, &[]).await;
+    assert_eq!(r.status(), 303);
+    let room = room_id(&r);
+    // Starting it again (from either side) opens the same conversation.
+    let r = app.post_form(&anna, "praxis-a", "/chat", &start, &[]).await;
+    assert_eq!(room_id(&r), room);
+    let anna_id = person_id(&page(&app, &bernd, "/chat").await, "anna Test");
+    let r = app
+        .post_form(
+            &bernd,
+            "praxis-a",
+            "/chat",
+            &format!("/chat/direct/{anna_id}"),
+            &[],
+        )
+        .await;
+    assert_eq!(room_id(&r), room);
+    app.say(&anna, "praxis-a", &room, "Unter uns: Urlaubsplanung")
+        .await;
+    // Each sees the other's name as the title; no room settings for a conversation.
+    let html = page(&app, &bernd, &format!("/chat/{room}")).await;
+    assert!(html.contains("<h1>anna Test</h1>"), "{html}");
+    assert!(html.contains("Unter uns: Urlaubsplanung"));
+    assert!(!html.contains("Raumeinstellungen"));
+    let html = page(&app, &anna, &format!("/chat/{room}")).await;
+    assert!(html.contains("<h1>bernd Test</h1>"));
+    assert!(page(&app, &bernd, "/chat").await.contains("@ anna Test"));
+
+    // A third member gets the same 404 as for a room that does not exist.
+    let r = carl
+        .get(app.url("praxis-a", &format!("/chat/{room}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.text().await.unwrap().contains("Urlaubsplanung"));
+    for path in [
+        format!("/api/chat/rooms/{room}"),
+        format!("/api/chat/rooms/{room}/messages"),
+    ] {
+        let r = carl
+            .get(app.url("praxis-a", &path))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(!r.text().await.unwrap().contains("Urlaubsplanung"));
+    }
+    let list = page(&app, &carl, "/chat").await;
+    assert!(!list.contains("Urlaubsplanung") && !list.contains("@ anna Test"));
+    let r = app
+        .post_form(
+            &carl,
+            "praxis-a",
+            "/chat",
+            &format!("/chat/{room}/messages"),
+            &[("body", "Darf ich mitlesen?")],
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    // A conversation with oneself or with nobody is refused.
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            &format!("/chat/direct/{anna_id}"),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+    let r = app
+        .post_form(&anna, "praxis-a", "/chat", "/chat/direct/999999", &[])
+        .await;
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_quotes_the_author_and_an_excerpt() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Team")],
+        )
+        .await;
+    let room = room_id(&r);
+    let page_path = format!("/chat/{room}");
+    let original = format!(
+        "Wer übernimmt die Frühschicht am Montag? {}",
+        "x".repeat(200)
+    );
+    let mid = app.say(&anna, "praxis-a", &room, &original).await;
+    // The "Antworten" link opens the form with the quoted message.
+    let html = page(&app, &bernd, &page_path).await;
+    assert!(html.contains(&format!("href=\"/chat/{room}?reply={mid}#composer\"")));
+    let html = page(&app, &bernd, &format!("{page_path}?reply={mid}")).await;
+    assert!(
+        html.contains(&format!("name=\"reply_to\" value=\"{mid}\"")),
+        "{html}"
+    );
+    assert!(html.contains("Antwort an <strong>anna Test</strong>"));
+    let r = app
+        .post_form(
+            &bernd,
+            "praxis-a",
+            &page_path,
+            &format!("{page_path}/messages"),
+            &[("body", "Ich mache das."), ("reply_to", mid.as_str())],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let html = page(&app, &anna, &page_path).await;
+    let quote_start = html
+        .find("<blockquote class=\"reply-quote\"><strong>anna Test</strong>: Wer übernimmt die Frühschicht am Montag?")
+        .unwrap_or_else(|| panic!("no quote: {html}"));
+    let quote =
+        &html[quote_start..quote_start + html[quote_start..].find("</blockquote>").unwrap()];
+    assert!(
+        quote.chars().count() < original.chars().count(),
+        "an excerpt: {quote}"
+    );
+    let reply_at = html.find("Ich mache das.").unwrap();
+    assert!(quote_start < reply_at, "the quote heads the reply");
+    // Replying to a message of another room is refused.
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Labor")],
+        )
+        .await;
+    let other = room_id(&r);
+    let r = app
+        .post_form(
+            &anna,
+            "praxis-a",
+            &format!("/chat/{other}"),
+            &format!("/chat/{other}/messages"),
+            &[("body", "Falscher Raum"), ("reply_to", mid.as_str())],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_older_messages_are_a_link_away() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // Three writers: each stays within the posting rate's burst.
+    let writers = [
+        app.signed_in("praxis-a", "anna", false).await,
+        app.signed_in("praxis-a", "bernd", false).await,
+        app.signed_in("praxis-a", "carl", false).await,
+    ];
+    let r = app
+        .post_form(
+            &writers[0],
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Team")],
+        )
+        .await;
+    let room = room_id(&r);
+    let mut ids = Vec::new();
+    for i in 0..57 {
+        let c = &writers[i / 19];
+        ids.push(
+            app.say(c, "praxis-a", &room, &format!("Nachricht Nr. {i:02}"))
+                .await,
+        );
+    }
+    // Messages on the page (the script's empty template message has id 0).
+    let count =
+        |html: &str| html.matches("data-id=\"").count() - html.matches("data-id=\"0\"").count();
+    let html = page(&app, &writers[0], &format!("/chat/{room}")).await;
+    assert_eq!(count(&html), 50);
+    assert!(html.contains("Nachricht Nr. 56") && html.contains("Nachricht Nr. 07"));
+    assert!(!html.contains("Nachricht Nr. 06"));
+    let older = format!("/chat/{room}?before={}", ids[7]);
+    assert!(
+        html.contains(&format!("href=\"{older}\">Ältere Nachrichten</a>")),
+        "{html}"
+    );
+    let html = page(&app, &writers[0], &older).await;
+    assert_eq!(count(&html), 7);
+    assert!(html.contains("Nachricht Nr. 00") && html.contains("Nachricht Nr. 06"));
+    assert!(!html.contains("Nachricht Nr. 07"));
+    assert!(
+        !html.contains("Ältere Nachrichten"),
+        "the first page has no older link"
     );
 }

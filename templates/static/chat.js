@@ -285,6 +285,11 @@
           if (h && !r.direct) {
             h.textContent = "# " + r.title;
           }
+          var t = document.getElementById("room-topic");
+          if (t) {
+            t.textContent = r.topic;
+            t.hidden = !r.topic;
+          }
         }).catch(function () {
           showStatus("Sie haben keinen Zugriff mehr auf diesen Raum.");
         });
