@@ -259,7 +259,10 @@ async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
     let page = admin.get(&edit).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
-    assert!(page.contains("https://tool.example/cb"), "current addresses shown");
+    assert!(
+        page.contains("https://tool.example/cb"),
+        "current addresses shown"
+    );
     assert!(page.contains("Dienstplan bearbeiten"));
     let token = form_csrf(&page);
 
@@ -269,7 +272,10 @@ async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
         .form(&[
             ("csrf_token", token.as_str()),
             ("name", "Dienstplan"),
-            ("redirect_uris", "https://tool.example/cb\nhttp://evil.example/cb"),
+            (
+                "redirect_uris",
+                "https://tool.example/cb\nhttp://evil.example/cb",
+            ),
         ])
         .send()
         .await
@@ -309,7 +315,10 @@ async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
         .form(&[
             ("csrf_token", token.as_str()),
             ("name", "Dienstplan neu"),
-            ("redirect_uris", "https://tool.example/cb\nhttps://tool.example/cb2"),
+            (
+                "redirect_uris",
+                "https://tool.example/cb\nhttps://tool.example/cb2",
+            ),
             ("scopes", "openid"),
             ("scopes", "profile"),
             ("signing_alg", "ES256"),
@@ -347,7 +356,10 @@ async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
     )
     .await;
     let loc = crate::oidc_support::location(&r);
-    assert!(loc.starts_with("https://tool.example/cb2?error=invalid_scope"), "{loc}");
+    assert!(
+        loc.starts_with("https://tool.example/cb2?error=invalid_scope"),
+        "{loc}"
+    );
 
     // A member who is no admin, another practice's admin, the first-party client and an
     // unknown id: nothing to edit.

@@ -194,7 +194,10 @@ async fn code_flow_with_an_independent_relying_party() {
     assert_eq!(id_claims.email().unwrap().as_str(), "anna@praxis-a.example");
     let (header, raw) = verify_with_jwks(&app, "praxis-a", &id_token.to_string()).await;
     assert_eq!(header["typ"], "JWT");
-    assert_eq!(header["alg"], "RS256", "RS256 unless the client asks for ES256");
+    assert_eq!(
+        header["alg"], "RS256",
+        "RS256 unless the client asks for ES256"
+    );
     assert!(header["kid"].is_string());
     assert_eq!(raw["practice"]["slug"], "praxis-a");
     assert_eq!(raw["roles"], serde_json::json!(["mfa"]));
@@ -205,7 +208,10 @@ async fn code_flow_with_an_independent_relying_party() {
     );
     let (at_header, at) = verify_with_jwks(&app, "praxis-a", tokens.access_token().secret()).await;
     assert_eq!(at_header["typ"], "at+jwt");
-    assert_eq!(at_header["alg"], "RS256", "the client did not ask for ES256");
+    assert_eq!(
+        at_header["alg"], "RS256",
+        "the client did not ask for ES256"
+    );
     assert_eq!(at["aud"], created.client_id);
 
     // Userinfo through the crate.
@@ -378,7 +384,10 @@ async fn discovery_advertises_exactly_what_is_supported() {
     let keys = jwks["keys"].as_array().unwrap();
     let algs: Vec<&str> = keys.iter().map(|k| k["alg"].as_str().unwrap()).collect();
     assert_eq!(algs.len(), 2, "{algs:?}");
-    assert!(algs.contains(&"RS256") && algs.contains(&"ES256"), "{algs:?}");
+    assert!(
+        algs.contains(&"RS256") && algs.contains(&"ES256"),
+        "{algs:?}"
+    );
     for k in keys {
         assert_eq!(k["use"], "sig");
         assert!(k.get("d").is_none(), "no private parts in the JWKS");
@@ -609,7 +618,10 @@ async fn key_rotation_keeps_earlier_tokens_valid() {
     let code = code_for(&app, &c, "praxis-a", es_creds.0, &[]).await;
     let (_, es_after) = exchange(&app, "praxis-a", es_creds, &code, None).await;
     let new_es_kid = kid_of(es_after["access_token"].as_str().unwrap())["kid"].clone();
-    assert_eq!(kid_of(es_after["id_token"].as_str().unwrap())["alg"], "ES256");
+    assert_eq!(
+        kid_of(es_after["id_token"].as_str().unwrap())["alg"],
+        "ES256"
+    );
     assert_ne!(new_es_kid, old_es_kid, "the ES256 key rotated too");
     assert_ne!(new_es_kid, new_kid);
     for new in [&after, &es_after] {
@@ -635,7 +647,10 @@ async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
         &c,
         "praxis-a",
         creds.0,
-        &[("nonce", "n-es"), ("scope", "openid profile offline_access")],
+        &[
+            ("nonce", "n-es"),
+            ("scope", "openid profile offline_access"),
+        ],
     )
     .await;
     let (status, tokens) = exchange(&app, "praxis-a", creds, &code, None).await;
@@ -646,7 +661,10 @@ async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
     assert_eq!(h["alg"], "ES256");
     assert_eq!(id_claims["nonce"], "n-es");
     let (ah, at) = verify_with_jwks(&app, "praxis-a", access).await;
-    assert_eq!((ah["alg"].as_str(), ah["typ"].as_str()), (Some("ES256"), Some("at+jwt")));
+    assert_eq!(
+        (ah["alg"].as_str(), ah["typ"].as_str()),
+        (Some("ES256"), Some("at+jwt"))
+    );
     assert_eq!(at["aud"], created.client_id);
 
     // The openidconnect crate, configured from discovery, verifies the ES256 ID token.
@@ -660,19 +678,21 @@ async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
         ClientId::new(created.client_id.clone()),
         Some(ClientSecret::new(secret.clone())),
     );
-    let verifier = rp
-        .id_token_verifier()
-        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+    let verifier = rp.id_token_verifier().set_allowed_algs(vec![
+        openidconnect::core::CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    ]);
     let parsed: openidconnect::core::CoreIdToken = id_token.parse().unwrap();
     let verified = parsed
         .claims(&verifier, &Nonce::new("n-es".into()))
         .unwrap();
     assert_eq!(verified.preferred_username().unwrap().as_str(), "anna");
-    let rs256_only = rp
-        .id_token_verifier()
-        .set_allowed_algs(vec![openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    let rs256_only = rp.id_token_verifier().set_allowed_algs(vec![
+        openidconnect::core::CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    ]);
     assert!(
-        parsed.claims(&rs256_only, &Nonce::new("n-es".into())).is_err(),
+        parsed
+            .claims(&rs256_only, &Nonce::new("n-es".into()))
+            .is_err(),
         "a verifier that allows only RS256 refuses it"
     );
 
@@ -698,7 +718,16 @@ async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
     let parts: Vec<&str> = access.split('.').collect();
     for alg in ["RS256", "HS256", "none"] {
         let header = serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": ah["kid"]});
-        let forged = format!("{}.{}.{}", B64.encode(header.to_string()), parts[1], parts[2]);
-        assert_eq!(userinfo_status(&app, "praxis-a", &forged).await, 401, "{alg}");
+        let forged = format!(
+            "{}.{}.{}",
+            B64.encode(header.to_string()),
+            parts[1],
+            parts[2]
+        );
+        assert_eq!(
+            userinfo_status(&app, "praxis-a", &forged).await,
+            401,
+            "{alg}"
+        );
     }
 }

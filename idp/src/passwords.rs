@@ -441,9 +441,12 @@ mod tests {
         }
         // Garbage is a no, not an error.
         assert_eq!(
-            h.verify(pw.into(), Some("$argon2id$v=19$m=64,t=1,p=1$AAAA$BBBB".into()))
-                .await
-                .unwrap(),
+            h.verify(
+                pw.into(),
+                Some("$argon2id$v=19$m=64,t=1,p=1$AAAA$BBBB".into())
+            )
+            .await
+            .unwrap(),
             Verified::No
         );
     }

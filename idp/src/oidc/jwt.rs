@@ -6,9 +6,9 @@
 //! known `kid` whose key is of the algorithm the header names; `none`, HMAC and every
 //! other algorithm are refused before any key is touched.
 
+use aws_lc_rs::signature::{self as rsig, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ring::signature::{self as rsig, KeyPair};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
 use rsa::{RsaPublicKey, sha2::Sha256};
@@ -77,7 +77,8 @@ enum SigningKey {
     Ec(rsig::EcdsaKeyPair),
 }
 
-/// A private key that signs (via `ring`), with its key id.
+/// A private key that signs, with its key id. Signing runs on `aws-lc-rs`: its RSA-2048
+/// signature took 353 µs here against 786 µs with `ring` (BENCHMARKS.md, token).
 pub struct Signer256 {
     pub kid: String,
     key: SigningKey,
@@ -96,16 +97,12 @@ impl Signer256 {
 
     /// An ES256 key from a PKCS#8 DER P-256 private key.
     pub fn from_pkcs8_es256(kid: String, der: &[u8]) -> Result<Self, String> {
-        rsig::EcdsaKeyPair::from_pkcs8(
-            &rsig::ECDSA_P256_SHA256_FIXED_SIGNING,
-            der,
-            &ring::rand::SystemRandom::new(),
-        )
-        .map(|key| Self {
-            kid,
-            key: SigningKey::Ec(key),
-        })
-        .map_err(|e| e.to_string())
+        rsig::EcdsaKeyPair::from_pkcs8(&rsig::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map(|key| Self {
+                kid,
+                key: SigningKey::Ec(key),
+            })
+            .map_err(|e| e.to_string())
     }
 
     pub fn alg(&self) -> Alg {
@@ -156,10 +153,10 @@ pub fn sign(signer: &Signer256, typ: &str, claims: &Value) -> Result<String, Jwt
         B64.encode(header.to_string()),
         B64.encode(claims.to_string())
     );
-    let rng = ring::rand::SystemRandom::new();
+    let rng = aws_lc_rs::rand::SystemRandom::new();
     let sig = match &signer.key {
         SigningKey::Rsa(key) => {
-            let mut sig = vec![0u8; key.public().modulus_len()];
+            let mut sig = vec![0u8; key.public_modulus_len()];
             key.sign(&rsig::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut sig)
                 .map_err(|_| JwtError::Sign)?;
             sig
@@ -236,8 +233,7 @@ pub fn verify(token: &str, keys: &[Verifier256], typ: &str) -> Result<Value, Jwt
     let input = &token[..h.len() + 1 + c.len()];
     match &key.key {
         VerifyingKey256::Rsa(public) => {
-            let sig =
-                Signature::try_from(sig_bytes.as_slice()).map_err(|_| JwtError::Signature)?;
+            let sig = Signature::try_from(sig_bytes.as_slice()).map_err(|_| JwtError::Signature)?;
             VerifyingKey::<Sha256>::new(public.clone())
                 .verify(input.as_bytes(), &sig)
                 .map_err(|_| JwtError::Signature)?;
@@ -325,10 +321,9 @@ mod tests {
     }
 
     fn ec_keypair(kid: &str) -> (Signer256, Verifier256) {
-        let rng = ring::rand::SystemRandom::new();
-        let der =
-            rsig::EcdsaKeyPair::generate_pkcs8(&rsig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .unwrap();
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let der = rsig::EcdsaKeyPair::generate_pkcs8(&rsig::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .unwrap();
         let s = Signer256::from_pkcs8_es256(kid.into(), der.as_ref()).unwrap();
         let point = s.ec_public_point().unwrap().to_vec();
         (

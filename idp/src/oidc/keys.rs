@@ -101,15 +101,14 @@ fn generate_one(
             (kid, der, jwk)
         }
         Alg::Es256 => {
-            let der = ring::signature::EcdsaKeyPair::generate_pkcs8(
-                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &ring::rand::SystemRandom::new(),
+            let der = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &aws_lc_rs::rand::SystemRandom::new(),
             )
             .map_err(|e| KeyError::Ec(e.to_string()))?
             .as_ref()
             .to_vec();
-            let signer =
-                Signer256::from_pkcs8_es256(String::new(), &der).map_err(KeyError::Ec)?;
+            let signer = Signer256::from_pkcs8_es256(String::new(), &der).map_err(KeyError::Ec)?;
             let point = signer
                 .ec_public_point()
                 .filter(|p| p.len() == 65)

@@ -171,8 +171,18 @@ async fn edit(
         let layout = layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/clients");
         let mut page = EditPage::of(layout, client, Some(e));
         // Keep what the admin typed.
-        page.name = p.get("name").unwrap_or_default().chars().take(120).collect();
-        page.redirect_uris = p.get("redirect_uris").unwrap_or_default().chars().take(4000).collect();
+        page.name = p
+            .get("name")
+            .unwrap_or_default()
+            .chars()
+            .take(120)
+            .collect();
+        page.redirect_uris = p
+            .get("redirect_uris")
+            .unwrap_or_default()
+            .chars()
+            .take(4000)
+            .collect();
         page_status(StatusCode::BAD_REQUEST, &page)
     };
     let mut c = match parse_form(&p) {

@@ -234,7 +234,11 @@ enum Found {
     NotYet(Option<UnixTime>),
     /// The practice with the due mail of each database read, and the next due time in the
     /// databases that were left closed.
-    Due(Tenant, Vec<(&'static DbKind, Vec<QueuedMail>)>, Option<UnixTime>),
+    Due(
+        Tenant,
+        Vec<(&'static DbKind, Vec<QueuedMail>)>,
+        Option<UnixTime>,
+    ),
 }
 
 /// Delivers the due mail of one practice. Returns when its next undelivered mail is due
