@@ -731,3 +731,60 @@ async fn an_es256_client_gets_es256_tokens_a_standard_relying_party_verifies() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_from_before_es256_gets_its_key_when_a_client_first_needs_it() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    // As a practice created before ES256 keys existed: only its RSA key.
+    let tenant = app.tenant("praxis-a");
+    tokio::task::spawn_blocking(move || {
+        use diesel::RunQueryDsl;
+        let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+        diesel::sql_query("DELETE FROM signing_keys WHERE alg = 'ES256'")
+            .execute(&mut *conn)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let jwks = |slug: &'static str| {
+        let app = &app;
+        async move {
+            let v: Value = app
+                .get(&app.url(slug, "/id/jwks"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            v["keys"].as_array().unwrap().clone()
+        }
+    };
+    assert_eq!(jwks("praxis-a").await.len(), 1);
+    let b_keys = jwks("praxis-b").await;
+
+    let c = browser(&app, "praxis-a", "anna").await;
+    let mut es = tool("Dienstplan ES", true, true);
+    es.signing_alg = Alg::Es256;
+    let t = register(&app, "praxis-a", es).await;
+    let creds = (t.client_id.as_str(), t.secret.as_deref().unwrap());
+    let code = code_for(&app, &c, "praxis-a", creds.0, &[]).await;
+    let (s, tokens) = exchange(&app, "praxis-a", creds, &code, None).await;
+    assert_eq!(s, 200, "{tokens}");
+    let (h, _) = verify_with_jwks(&app, "praxis-a", tokens["id_token"].as_str().unwrap()).await;
+    assert_eq!(h["alg"], "ES256");
+    let keys = jwks("praxis-a").await;
+    assert_eq!(
+        keys.len(),
+        2,
+        "the new ES256 key is published beside the RSA key"
+    );
+    // The next exchange uses the same key, and practice B's keys are untouched.
+    let code = code_for(&app, &c, "praxis-a", creds.0, &[]).await;
+    let (_, again) = exchange(&app, "praxis-a", creds, &code, None).await;
+    let (h2, _) = verify_with_jwks(&app, "praxis-a", again["id_token"].as_str().unwrap()).await;
+    assert_eq!(h2["kid"], h["kid"]);
+    assert_eq!(jwks("praxis-a").await.len(), 2);
+    assert_eq!(jwks("praxis-b").await, b_keys);
+    assert!(!b_keys.iter().any(|k| k["kid"] == h["kid"]));
+}
