@@ -9,14 +9,16 @@
 //! 19 MiB (and its trim threshold to twice that) for the whole process after the first
 //! free, so every malloc arena kept tens of MB of freed ordinary allocations (the login
 //! benchmark saw 320 MB RSS with 100 practices). Each hashing thread therefore allocates its
-//! argon2 blocks once and reuses them (`hash_password_into_with_memory`); no large block is
-//! ever freed, and no page is faulted in per hash. Other threads (the CLI, tests) allocate
-//! per hash as before.
+//! argon2 blocks once and reuses them (`hash_password_into_with_memory`), so no page is
+//! faulted in per hash; after 30 s without work it frees them. The kept allocation is
+//! larger than glibc's largest dynamic mmap threshold, so that free leaves the thresholds
+//! alone. Other threads (the CLI, tests) allocate per hash as before.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
@@ -70,6 +72,15 @@ thread_local! {
     static BLOCKS: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
 }
 
+/// A hashing thread idle this long frees its kept memory.
+const KEEP_IDLE: Duration = Duration::from_secs(30);
+
+/// Least capacity of kept memory, in blocks of 1 KiB: above glibc's largest dynamic mmap
+/// threshold (32 MiB on 64-bit), so that freeing it after an idle spell never raises the
+/// threshold either. Only the blocks a hash uses are ever touched, so only those are
+/// resident.
+const KEEP_MIN_BLOCKS: usize = 33 * 1024;
+
 /// Runs argon2 with `argon`'s parameters into `out`, on this thread's kept memory if it
 /// has any.
 fn hash_into(
@@ -83,6 +94,9 @@ fn hash_into(
     BLOCKS.with(|cell| match cell.try_borrow_mut() {
         Ok(mut slot) => match slot.as_mut() {
             Some(blocks) => {
+                if blocks.capacity() < need {
+                    *blocks = Vec::with_capacity(need.max(KEEP_MIN_BLOCKS));
+                }
                 if blocks.len() < need {
                     blocks.resize(need, Block::default());
                 }
@@ -168,12 +182,20 @@ fn spawn_workers(n: usize) -> Result<Sender<Job>, HashError> {
                 loop {
                     // The lock is released before the job runs.
                     let job = match rx.lock() {
-                        Ok(q) => q.recv(),
+                        Ok(q) => q.recv_timeout(KEEP_IDLE),
                         Err(_) => return,
                     };
                     match job {
                         Ok(job) => job(),
-                        Err(_) => return,
+                        // Idle: give the memory back until the next burst of logins.
+                        Err(RecvTimeoutError::Timeout) => BLOCKS.with(|b| {
+                            if let Ok(mut slot) = b.try_borrow_mut()
+                                && let Some(blocks) = slot.as_mut()
+                            {
+                                *blocks = Vec::new();
+                            }
+                        }),
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })
