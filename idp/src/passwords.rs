@@ -12,7 +12,7 @@
 //! argon2 blocks once and reuses them (`hash_password_into_with_memory`), so no page is
 //! faulted in per hash; after 30 s without work it frees them. The kept allocation is
 //! larger than glibc's largest dynamic mmap threshold, so that free leaves the thresholds
-//! alone. Other threads (the CLI, tests) allocate per hash as before.
+//! alone. Other threads (start-up, the CLI, tests) allocate such memory per hash.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -102,10 +102,24 @@ fn hash_into(
                 }
                 argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
             }
-            None => argon.hash_password_into(password, salt, out),
+            None => hash_with_own_memory(argon, need, password, salt, out),
         },
-        Err(_) => argon.hash_password_into(password, salt, out),
+        Err(_) => hash_with_own_memory(argon, need, password, salt, out),
     })
+}
+
+/// One hash with memory allocated (and freed) for it, with the same large capacity as
+/// kept memory: freeing it leaves glibc's mmap threshold alone.
+fn hash_with_own_memory(
+    argon: &Argon2<'_>,
+    need: usize,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let mut blocks = Vec::with_capacity(need.max(KEEP_MIN_BLOCKS));
+    blocks.resize(need, Block::default());
+    argon.hash_password_into_with_memory(password, salt, out, &mut blocks)
 }
 
 /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password` with a new salt.
@@ -228,15 +242,8 @@ impl Hasher {
             .map(|n| n.get())
             .unwrap_or(2);
         let jobs = spawn_workers(cores)?;
-        // The dummy hash is made on a hashing thread, so that no 19 MiB block is freed
-        // anywhere in the server (see the module docs).
-        let (tx, rx) = mpsc::channel();
-        let (a, p) = (argon.clone(), argon_params.clone());
-        let job: Job = Box::new(move || {
-            let _ = tx.send(hash_phc(&a, &p, b"dummy password that no account has"));
-        });
-        jobs.send(job).map_err(|_| HashError::Cancelled)?;
-        let dummy = rx.recv().map_err(|_| HashError::Cancelled)??;
+        // Made here, not on a hashing thread: that thread would keep its memory until idle.
+        let dummy = hash_phc(&argon, &argon_params, b"dummy password that no account has")?;
         Ok(Self {
             params,
             argon,
