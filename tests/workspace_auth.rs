@@ -1,7 +1,7 @@
 //! Signing in to the workspace as a relying party of the practice IdP: token refresh under
 //! concurrency and IdP faults, back-channel logout, disabled users, profile and role
-//! changes at refresh, the session cookie, the callback's `state` and `next`, and
-//! cookies carried to another practice.
+//! changes at refresh, the session cookie, the callback's `state` and `next`, the browser
+//! binding of pending sign-ins (login CSRF), and cookies carried to another practice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::chat_live::{close_code, expect, member_socket, new_room, person, post, send, socket};
-use crate::harness::{CHAT_PW, TestApp, client, meta_csrf, raw_client};
+use crate::harness::{CHAT_PW, TestApp, client, client_with_jar, meta_csrf, raw_client};
 
 /// A server whose clock the test moves.
 async fn manual_app() -> (TestApp, Arc<ManualClock>) {
@@ -47,47 +47,84 @@ impl Hop {
     }
 }
 
+/// One request, recorded.
+async fn hop(c: &reqwest::Client, url: &str) -> Hop {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let set_cookies = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = r.text().await.unwrap_or_default();
+    Hop {
+        url: url.to_owned(),
+        status,
+        location,
+        set_cookies,
+        body,
+    }
+}
+
+/// Where a redirect of `h` leads, if it stays on the practice's origin.
+fn next_url(app: &TestApp, slug: &str, h: &Hop) -> Option<String> {
+    let origin = app.url(slug, "");
+    match h.location.clone() {
+        Some(l) if (300..400).contains(&h.status) => {
+            if l.starts_with('/') && !l.starts_with("//") {
+                Some(app.url(slug, &l))
+            } else if l.starts_with(&format!("{origin}/")) {
+                Some(l)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
 /// Follows redirects from `start` by hand while they stay on the practice's origin,
 /// recording every response.
 async fn hops(app: &TestApp, c: &reqwest::Client, slug: &str, start: &str) -> Vec<Hop> {
-    let origin = app.url(slug, "");
     let mut url = app.url(slug, start);
     let mut out = Vec::new();
     for _ in 0..10 {
-        let r = c.get(&url).send().await.unwrap();
-        let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let set_cookies = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect();
-        let body = r.text().await.unwrap_or_default();
-        out.push(Hop {
-            url: url.clone(),
-            status,
-            location: location.clone(),
-            set_cookies,
-            body,
-        });
-        match location {
-            Some(l) if (300..400).contains(&status) => {
-                url = if l.starts_with('/') && !l.starts_with("//") {
-                    app.url(slug, &l)
-                } else if l.starts_with(&format!("{origin}/")) {
-                    l
-                } else {
-                    break;
-                };
-            }
-            _ => break,
+        let h = hop(c, &url).await;
+        let next = next_url(app, slug, &h);
+        out.push(h);
+        match next {
+            Some(n) => url = n,
+            None => break,
         }
     }
     out
+}
+
+/// Follows a sign-in from `start` like [`hops`], but stops before the callback: returns the
+/// recorded hops and the callback URL the IdP sent the browser to.
+async fn until_callback(
+    app: &TestApp,
+    c: &reqwest::Client,
+    slug: &str,
+    start: &str,
+) -> (Vec<Hop>, String) {
+    let mut url = app.url(slug, start);
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let h = hop(c, &url).await;
+        let next = next_url(app, slug, &h).unwrap_or_else(|| panic!("stuck at {url}"));
+        out.push(h);
+        if next.contains("/auth/callback") {
+            return (out, next);
+        }
+        url = next;
+    }
+    panic!("no callback reached from {start}");
 }
 
 /// The callback response of a recorded sign-in.
@@ -477,8 +514,9 @@ async fn the_callback_refuses_unknown_and_replayed_state_and_next_stays_local() 
     fresh.get(&replay_url).send().await.unwrap();
     assert_eq!(status_of(&fresh, app.url("praxis-a", "/")).await, 303);
 
-    // The IdP answering with an error: 401 and no session.
-    let r = client()
+    // The IdP answering with an error (to the browser that started): 401 and no session.
+    let started = client();
+    let r = started
         .get(app.url("praxis-a", "/auth/login"))
         .send()
         .await
@@ -487,7 +525,7 @@ async fn the_callback_refuses_unknown_and_replayed_state_and_next_stays_local() 
     let state: String = url_param(&authorize, "state");
     let chain = hops(
         &app,
-        &client(),
+        &started,
         "praxis-a",
         &format!("/auth/callback?state={state}&error=access_denied"),
     )
@@ -516,6 +554,214 @@ async fn the_callback_refuses_unknown_and_replayed_state_and_next_stays_local() 
             "{next}"
         );
     }
+}
+
+/// The lower-cased attributes of a `Set-Cookie` line (after the name and value).
+fn cookie_attrs(set: &str) -> Vec<String> {
+    set.split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// The value a `Set-Cookie` line sets.
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+/// The start page of a browser: whose greeting it shows, or the redirect to sign in.
+async fn greeting(app: &TestApp, c: &reqwest::Client) -> Result<String, u16> {
+    let r = c.get(app.url("praxis-a", "/")).send().await.unwrap();
+    if r.status() != 200 {
+        return Err(r.status().as_u16());
+    }
+    let html = r.text().await.unwrap();
+    let name = html.split("Guten Tag, ").nth(1).unwrap().split('<').next();
+    Ok(name.unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_link_opened_in_another_browser_signs_nobody_in_and_its_starter_still_can() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // The attacker signs in at the IdP in their own browser, starts a workspace sign-in and
+    // keeps the callback link instead of following it.
+    let mallory = at_idp(&app, "praxis-a", "mallory", false).await;
+    let (chain, link) =
+        until_callback(&app, &mallory, "praxis-a", "/auth/login?next=%2Fchat").await;
+    assert!(
+        chain[0].cookie("kollegium-login").is_some(),
+        "bound at the start"
+    );
+
+    // The victim opens the link: in a fresh browser, and in one signed in as herself.
+    let fresh = client();
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    for (who, victim) in [("fresh", &fresh), ("anna", &anna)] {
+        let h = hop(victim, &link).await;
+        assert_eq!(h.status, 400, "{who}");
+        assert!(h.body.contains("in dem Browser"), "{who}: {}", h.body);
+        assert!(h.body.contains("erneut an"), "{who}: {}", h.body);
+        assert!(h.cookie("kollegium-app").is_none(), "{who}: no session");
+    }
+    assert_eq!(greeting(&app, &fresh).await, Err(303), "still signed out");
+    assert_eq!(
+        greeting(&app, &anna).await.as_deref(),
+        Ok("anna Test"),
+        "still herself"
+    );
+
+    // Nothing was consumed: the browser that started completes with the same link.
+    let done = hop(&mallory, &link).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/chat"));
+    assert!(done.cookie("kollegium-app").is_some());
+    assert_eq!(
+        greeting(&app, &mallory).await.as_deref(),
+        Ok("mallory Test")
+    );
+    // And only once.
+    assert_eq!(hop(&mallory, &link).await.status, 400);
+    assert_eq!(hop(&fresh, &link).await.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_cookie_completes_only_its_own_browsers_sign_in() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // Two browsers, each with a pending sign-in and so a binding of its own.
+    let anna = at_idp(&app, "praxis-a", "anna", false).await;
+    let (anna_chain, anna_link) = until_callback(&app, &anna, "praxis-a", "/auth/login").await;
+    let bernd = at_idp(&app, "praxis-a", "bernd", false).await;
+    let (_, bernd_link) =
+        until_callback(&app, &bernd, "praxis-a", "/auth/login?next=%2Fchat").await;
+
+    // Each presents its valid binding with the other's state: refused, nothing consumed.
+    for (c, link) in [(&anna, &bernd_link), (&bernd, &anna_link)] {
+        let h = hop(c, link).await;
+        assert_eq!(h.status, 400);
+        assert!(h.body.contains("erneut an"), "{}", h.body);
+        assert!(h.cookie("kollegium-app").is_none());
+    }
+    // Nor does a copied binding value work with another state, or a made-up one.
+    let anna_binding = cookie_value(anna_chain[0].cookie("kollegium-login").unwrap());
+    for binding in [anna_binding, "A".repeat(43)] {
+        let r = raw_client()
+            .get(&bernd_link)
+            .header("cookie", format!("kollegium-login={binding}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(crate::harness::set_cookie(&r, "kollegium-app").is_none());
+    }
+
+    // Both still complete, each as itself.
+    let done = hop(&anna, &anna_link).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/"));
+    let done = hop(&bernd, &bernd_link).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location.as_deref(), Some("/chat"));
+    assert_eq!(greeting(&app, &anna).await.as_deref(), Ok("anna Test"));
+    assert_eq!(greeting(&app, &bernd).await.as_deref(), Ok("bernd Test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_sets_a_short_lived_host_only_binding_cookie_and_removes_it() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", CHAT_PW, false).await;
+    let (c, jar) = client_with_jar();
+    assert_eq!(
+        app.login(&c, "praxis-a", "anna", CHAT_PW).await.status(),
+        303
+    );
+    let chain = hops(&app, &c, "praxis-a", "/auth/login").await;
+    let set = chain[0].cookie("kollegium-login").unwrap().to_owned();
+    let attrs = cookie_attrs(&set);
+    let ttl = kollegium_platform::PlatformSettings::default().login_state_ttl_secs;
+    for want in [
+        "httponly".to_owned(),
+        "samesite=lax".to_owned(),
+        "path=/".to_owned(),
+        format!("max-age={ttl}"),
+    ] {
+        assert!(attrs.contains(&want), "{want} missing: {set}");
+    }
+    assert!(!attrs.iter().any(|a| a == "secure"), "plain http: {set}");
+    assert!(
+        !attrs.iter().any(|a| a.starts_with("domain=")),
+        "host-only: {set}"
+    );
+    assert_eq!(cookie_value(&set).len(), 43, "32 random bytes: {set}");
+
+    // The callback signs in and removes the binding (no other sign-in of this browser).
+    let done = callback(&chain);
+    assert_eq!(done.status, 303);
+    assert!(done.cookie("kollegium-app").is_some());
+    let removal = done.cookie("kollegium-login").expect("binding removed");
+    assert_eq!(cookie_value(removal), "", "{removal}");
+    let attrs = cookie_attrs(removal);
+    assert!(attrs.iter().any(|a| a == "max-age=0"), "{removal}");
+    assert!(attrs.iter().any(|a| a == "path=/"), "{removal}");
+    let url: reqwest::Url = app.url("praxis-a", "/auth/callback").parse().unwrap();
+    let held = reqwest::cookie::CookieStore::cookies(&*jar, &url)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(!held.contains("kollegium-login="), "{held}");
+    assert!(held.contains("kollegium-app="), "{held}");
+    assert_eq!(greeting(&app, &c).await.as_deref(), Ok("anna Test"));
+    // (The `__Host-` name and Secure flag under https are covered by the platform's unit
+    // tests: here the IdP's discovery is not reachable over https.)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_signing_in_at_once_both_complete() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let (c, jar) = client_with_jar();
+    app.create_user("praxis-a", "anna", CHAT_PW, false).await;
+    assert_eq!(
+        app.login(&c, "praxis-a", "anna", CHAT_PW).await.status(),
+        303
+    );
+    // Two tabs start before either comes back: the second reuses the browser's binding.
+    let (one, link_one) = until_callback(&app, &c, "praxis-a", "/auth/login?next=%2Fchat").await;
+    let (two, link_two) =
+        until_callback(&app, &c, "praxis-a", "/auth/login?next=%2Fchat%2Fsettings").await;
+    let binding = |h: &Hop| cookie_value(h.cookie("kollegium-login").unwrap());
+    assert_eq!(
+        binding(&one[0]),
+        binding(&two[0]),
+        "one binding per browser"
+    );
+    assert_ne!(link_one, link_two);
+
+    // The first to return signs in but keeps the binding: the other tab still needs it.
+    let first = hop(&c, &link_one).await;
+    assert_eq!(first.status, 303, "{}", first.body);
+    assert_eq!(first.location.as_deref(), Some("/chat"));
+    assert!(first.cookie("kollegium-app").is_some());
+    assert!(first.cookie("kollegium-login").is_none(), "binding kept");
+    let second = hop(&c, &link_two).await;
+    assert_eq!(second.status, 303, "{}", second.body);
+    assert_eq!(second.location.as_deref(), Some("/chat/settings"));
+    assert!(second.cookie("kollegium-app").is_some());
+    let removal = second.cookie("kollegium-login").expect("binding removed");
+    assert_eq!(cookie_value(removal), "");
+    let url: reqwest::Url = app.url("praxis-a", "/").parse().unwrap();
+    let held = reqwest::cookie::CookieStore::cookies(&*jar, &url)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(!held.contains("kollegium-login="), "{held}");
+    assert_eq!(greeting(&app, &c).await.as_deref(), Ok("anna Test"));
 }
 
 fn url_param(url: &str, name: &str) -> String {

@@ -29,6 +29,7 @@ diesel::table! {
         pkce_verifier -> Text,
         next -> Text,
         created_at -> BigInt,
+        browser_hash -> Text,
     }
 }
 

@@ -1,8 +1,10 @@
 //! Sign-in: the platform is a relying party of its own practice's IdP (authorization code
 //! with PKCE, via the `openidconnect` crate), with a session of its own behind its own
 //! cookie. It never reads `idp.sqlite`: who the user is comes from the ID token and the
-//! userinfo endpoint, like for any third-party tool.
+//! userinfo endpoint, like for any third-party tool. A pending sign-in completes only in
+//! the browser that started it (`binding`).
 
+pub mod binding;
 pub mod routes;
 pub mod rp;
 pub mod session;

@@ -1,7 +1,7 @@
 //! `/auth/*`: sign in at the practice IdP, the callback, logout, back-channel logout.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use diesel::prelude::*;
 use kollegium_tenants::Tenant;
@@ -9,6 +9,7 @@ use kollegium_tenants::web::{ErrorPage, Layout, WebContext};
 use sha2::{Digest, Sha256};
 
 use super::PlatformState;
+use super::binding;
 use super::rp::{self, RpError};
 use super::session::{self, Member};
 use crate::PLATFORM_DB;
@@ -44,10 +45,12 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// A callback without a pending sign-in: unknown, expired or already used `state`.
+/// A callback without a pending sign-in of this browser: unknown, expired or already used
+/// `state`, or one another browser started.
 fn stale_callback() -> HttpResponse {
     let mut page = ErrorPage::new(400);
     page.message = "Diese Anmeldung ist ungültig, abgelaufen oder wurde bereits abgeschlossen. \
+        Eine Anmeldung lässt sich nur in dem Browser abschließen, in dem sie begonnen wurde. \
         Bitte melden Sie sich erneut an."
         .into();
     page.response()
@@ -72,6 +75,7 @@ pub struct LoginQuery {
 }
 
 async fn login(
+    req: HttpRequest,
     tenant: Tenant,
     state: web::Data<PlatformState>,
     ctx: web::Data<WebContext>,
@@ -97,6 +101,9 @@ async fn login(
         started.pkce_verifier.as_bytes(),
     );
     let (h, nonce) = (state_hash(&started.state), started.nonce.clone());
+    let scheme = ctx.settings.scheme;
+    let browser = binding::for_login(&req, scheme);
+    let bh = binding::hash(&browser);
     let stored = web::block(move || -> Result<(), diesel::result::Error> {
         let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
             return Err(diesel::result::Error::NotFound);
@@ -110,13 +117,18 @@ async fn login(
                 login_states::pkce_verifier.eq(sealed),
                 login_states::next.eq(next),
                 login_states::created_at.eq(now),
+                login_states::browser_hash.eq(bh),
             ))
             .execute(&mut *conn)
             .map(|_| ())
     })
     .await;
     match stored {
-        Ok(Ok(())) => see_other(&started.url),
+        Ok(Ok(())) => {
+            let mut res = see_other(&started.url);
+            let _ = res.add_cookie(&binding::cookie(scheme, &browser, ttl));
+            res
+        }
         _ => ErrorPage::new(500).response(),
     }
 }
@@ -128,7 +140,70 @@ pub struct CallbackQuery {
     error: Option<String>,
 }
 
+/// What the callback finds for its `state` and the browser's binding.
+enum Pending {
+    /// No such pending sign-in (unknown, expired or already used).
+    Unknown,
+    /// A pending sign-in another browser started: left untouched.
+    OtherBrowser,
+    /// This browser's pending sign-in, now taken out; `more` if the browser has others.
+    Found {
+        nonce: String,
+        sealed_verifier: String,
+        next: String,
+        more: bool,
+    },
+}
+
+/// Takes out the pending sign-in of `state_hash` if the browser `browser_hash` started it.
+fn take_pending(
+    conn: &mut SqliteConnection,
+    state_hash: &str,
+    browser_hash: &str,
+    now: kollegium_tenants::UnixTime,
+    ttl: i64,
+) -> QueryResult<Pending> {
+    conn.immediate_transaction(|conn| {
+        let row: Option<(String, String, String, i64, String)> = login_states::table
+            .find(state_hash)
+            .select((
+                login_states::nonce,
+                login_states::pkce_verifier,
+                login_states::next,
+                login_states::created_at,
+                login_states::browser_hash,
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((nonce, sealed_verifier, next, created_at, bound_to)) = row else {
+            return Ok(Pending::Unknown);
+        };
+        // Hashes of random values: comparing them reveals nothing about either value.
+        if bound_to != browser_hash {
+            return Ok(Pending::OtherBrowser);
+        }
+        // Single use: taken out whatever happens next.
+        diesel::delete(login_states::table.find(state_hash)).execute(conn)?;
+        if now - created_at > ttl {
+            return Ok(Pending::Unknown);
+        }
+        let more = diesel::select(diesel::dsl::exists(
+            login_states::table
+                .filter(login_states::browser_hash.eq(browser_hash))
+                .filter(login_states::created_at.ge(now - ttl)),
+        ))
+        .get_result(conn)?;
+        Ok(Pending::Found {
+            nonce,
+            sealed_verifier,
+            next,
+            more,
+        })
+    })
+}
+
 async fn callback(
+    req: HttpRequest,
     tenant: Tenant,
     state: web::Data<PlatformState>,
     ctx: web::Data<WebContext>,
@@ -138,35 +213,37 @@ async fn callback(
     let Some(st) = q.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
         return stale_callback();
     };
+    // Only the browser that started the sign-in completes it (login CSRF). A browser
+    // without that binding consumes nothing, so a callback link opened elsewhere leaves
+    // the pending sign-in (and the unredeemed code) to the browser it belongs to.
+    let scheme = ctx.settings.scheme;
+    let Some(browser) = binding::presented(&req, scheme) else {
+        tracing::info!("sign-in callback without a browser binding");
+        return stale_callback();
+    };
     let now = state.now();
     let ttl = state.settings.login_state_ttl_secs;
     let t = tenant.clone();
-    let h = state_hash(&st);
-    // The state is single use: taken out whatever happens next.
-    let pending = web::block(
-        move || -> Result<Option<(String, String, String)>, diesel::result::Error> {
-            let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
-                return Err(diesel::result::Error::NotFound);
-            };
-            let row: Option<(String, String, String, i64)> = login_states::table
-                .find(&h)
-                .select((
-                    login_states::nonce,
-                    login_states::pkce_verifier,
-                    login_states::next,
-                    login_states::created_at,
-                ))
-                .first(&mut *conn)
-                .optional()?;
-            diesel::delete(login_states::table.find(&h)).execute(&mut *conn)?;
-            Ok(row
-                .filter(|r| now - r.3 <= ttl)
-                .map(|(n, v, next, _)| (n, v, next)))
-        },
-    )
+    let (h, bh) = (state_hash(&st), binding::hash(&browser));
+    let pending = web::block(move || -> Result<Pending, diesel::result::Error> {
+        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
+            return Err(diesel::result::Error::NotFound);
+        };
+        take_pending(&mut conn, &h, &bh, now, ttl)
+    })
     .await;
-    let Ok(Ok(Some((nonce, sealed_verifier, next)))) = pending else {
-        return stale_callback();
+    let (nonce, sealed_verifier, next, more_pending) = match pending {
+        Ok(Ok(Pending::Found {
+            nonce,
+            sealed_verifier,
+            next,
+            more,
+        })) => (nonce, sealed_verifier, next, more),
+        Ok(Ok(Pending::OtherBrowser)) => {
+            tracing::warn!("sign-in callback from a browser that did not start the sign-in");
+            return stale_callback();
+        }
+        _ => return stale_callback(),
     };
     if let Some(err) = q.error {
         tracing::info!(error = %err.chars().take(64).collect::<String>(), "IdP returned an error to the callback");
@@ -211,7 +288,11 @@ async fn callback(
         return ErrorPage::new(500).response();
     };
     let mut res = see_other(&next);
-    let _ = res.add_cookie(&session::cookie(ctx.settings.scheme, &token));
+    let _ = res.add_cookie(&session::cookie(scheme, &token));
+    // Another tab's sign-in still needs the binding; otherwise it has done its job.
+    if !more_pending {
+        let _ = res.add_cookie(&binding::removal(scheme));
+    }
     res
 }
 

@@ -26,20 +26,41 @@ use crate::schema::sessions;
 /// Purpose under which session tokens are sealed.
 const TOKEN_PURPOSE: &str = "platform-session-tokens";
 
-pub fn cookie_name(scheme: Scheme) -> &'static str {
+/// The name of a platform cookie: `https` (a `__Host-` name, which the browser accepts only
+/// Secure, on `/` and without `Domain`, so a sibling practice cannot set it) under https,
+/// `http` over plain http.
+pub(super) fn host_only_name(
+    scheme: Scheme,
+    https: &'static str,
+    http: &'static str,
+) -> &'static str {
     match scheme {
-        Scheme::Https => "__Host-kollegium-app",
-        Scheme::Http => "kollegium-app",
+        Scheme::Https => https,
+        Scheme::Http => http,
     }
 }
 
-pub fn cookie(scheme: Scheme, token: &str) -> Cookie<'static> {
-    Cookie::build(cookie_name(scheme), token.to_owned())
+/// A platform cookie: host-only (no `Domain`), on `/`, HttpOnly, SameSite=Lax, and Secure
+/// under https.
+pub(super) fn host_only_cookie(
+    name: &'static str,
+    scheme: Scheme,
+    value: String,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
         .path("/")
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(scheme == Scheme::Https)
         .finish()
+}
+
+pub fn cookie_name(scheme: Scheme) -> &'static str {
+    host_only_name(scheme, "__Host-kollegium-app", "kollegium-app")
+}
+
+pub fn cookie(scheme: Scheme, token: &str) -> Cookie<'static> {
+    host_only_cookie(cookie_name(scheme), scheme, token.to_owned())
 }
 
 pub fn removal(scheme: Scheme) -> Cookie<'static> {
