@@ -788,3 +788,71 @@ async fn a_practice_from_before_es256_gets_its_key_when_a_client_first_needs_it(
     assert_eq!(jwks("praxis-b").await, b_keys);
     assert!(!b_keys.iter().any(|k| k["kid"] == h["kid"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_back_channel_logout_is_retried_with_backoff() {
+    let clock = Arc::new(kollegium_tenants::clock::ManualClock::new(1_800_000_000));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    app.create_practice("praxis-a").await;
+    let c = browser(&app, "praxis-a", "anna").await;
+    // The tool's endpoint fails twice, then accepts.
+    let (port, mut rx) = receiver_failing_first(2).await;
+    let mut t = tool("Dienstplan", true, true);
+    t.backchannel_logout_uri =
+        Some(RedirectUri::parse(&format!("http://127.0.0.1:{port}/backchannel")).unwrap());
+    let created = register(&app, "praxis-a", t).await;
+    let creds = (
+        created.client_id.as_str(),
+        created.secret.as_deref().unwrap(),
+    );
+    let code = code_for(&app, &c, "praxis-a", creds.0, &[]).await;
+    let (s, tokens) = exchange(&app, "praxis-a", creds, &code, None).await;
+    assert_eq!(s, 200);
+    let sid = claims(tokens["id_token"].as_str().unwrap())["sid"].clone();
+
+    // Logging out at the IdP queues the notice; the first attempt fails.
+    let page = c
+        .get(app.url("praxis-a", "/id/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = c
+        .post(app.url("praxis-a", "/id/logout"))
+        .form(&[("csrf_token", form_csrf(&page))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let first = next_body(&mut rx).await.expect("first attempt");
+    // Nothing more before the backoff has passed (10 s, then 20 s, on the injected clock).
+    let early = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(early.is_err(), "no retry before the backoff");
+    clock.advance(11);
+    let second = next_body(&mut rx).await.expect("second attempt after 10 s");
+    clock.advance(21);
+    let third = next_body(&mut rx)
+        .await
+        .expect("third attempt after 20 s more");
+    // Every attempt carries a valid logout token for the same session.
+    for body in [&first, &second, &third] {
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(body).unwrap();
+        let token = &form.iter().find(|(k, _)| k == "logout_token").unwrap().1;
+        let (_, lc) = verify_with_jwks(&app, "praxis-a", token).await;
+        assert_eq!(lc["sid"], sid);
+        assert_eq!(lc["aud"], created.client_id);
+    }
+    // Delivered: no further attempts, however much time passes.
+    clock.advance(3600);
+    let after = tokio::time::timeout(Duration::from_secs(8), rx.recv()).await;
+    assert!(after.is_err(), "a delivered notice is not sent again");
+}
+
+async fn next_body(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}

@@ -177,12 +177,22 @@ pub fn claims_header(jwt: &str) -> Value {
 
 /// A one-shot HTTP receiver on 127.0.0.1: answers 200 and hands over each request body.
 pub async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    receiver_failing_first(0).await
+}
+
+/// Like [`receiver`], but the first `failures` requests are answered with 500 (their bodies
+/// are handed over too).
+pub async fn receiver_failing_first(
+    failures: usize,
+) -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
             let tx = tx.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -205,8 +215,15 @@ pub async fn receiver() -> (u16, tokio::sync::mpsc::UnboundedReceiver<String>) {
                         if buf.len() >= end + 4 + len {
                             let body =
                                 String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                            let nth = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let status: &[u8] = if nth < failures {
+                                b"HTTP/1.1 500 Internal Server Error"
+                            } else {
+                                b"HTTP/1.1 200 OK"
+                            };
+                            let _ = sock.write_all(status).await;
                             let _ = sock
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .write_all(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                                 .await;
                             let _ = tx.send(body);
                             break;
