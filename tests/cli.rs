@@ -404,3 +404,170 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_client_configured_from_discovery_signs_in_a_demo_user() {
+    use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType};
+    use openidconnect::{
+        AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+        OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The demo practice, then a tool registered as an integrator would.
+    let (mut child, _) = spawn_server(&data, "demo");
+    assert!(sigterm(&mut child).success());
+    let out = cli_in(
+        &data,
+        &[
+            "client",
+            "add",
+            "praxis-demo",
+            "--name",
+            "Werkzeug",
+            "--redirect-uri",
+            "http://127.0.0.1:9/callback",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (client_id, secret) = (field("client_id:"), field("client_secret:"));
+    let (mut child, lines) = spawn_server(&data, "demo");
+    let url = lines
+        .concat()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Open:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    // Everything the client knows comes from the discovery document.
+    let http = reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(crate::harness::LocalhostResolver))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let issuer = IssuerUrl::new(format!("{url}id")).unwrap();
+    let meta = CoreProviderMetadata::discover_async(issuer, &http)
+        .await
+        .unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(client_id),
+        Some(ClientSecret::new(secret)),
+    )
+    .set_redirect_uri(RedirectUrl::new("http://127.0.0.1:9/callback".into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, state, nonce) = rp
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("practice".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+
+    // The demo user logs in through the real form and consents.
+    let browser = client();
+    let r = browser.get(auth_url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 303, "to the login form");
+    let login = format!("{url}{}", location_of(&r).trim_start_matches('/'));
+    let page = browser
+        .get(&login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let next = page
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .map(|v| crate::oidc_support::unescape(v.split('"').next().unwrap()))
+        .unwrap_or_default();
+    let r = browser
+        .post(format!("{url}id/login"))
+        .form(&[
+            ("csrf_token", crate::harness::form_csrf(&page).as_str()),
+            ("login", "abrechnung"),
+            ("password", kollegium_idp::demo::DEMO_PASSWORD),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "demo login failed");
+    let mut r = browser
+        .get(format!("{url}{}", location_of(&r).trim_start_matches('/')))
+        .send()
+        .await
+        .unwrap();
+    if r.status() == 200 {
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Werkzeug"),
+            "the consent page names the tool: {html}"
+        );
+        let mut allow = crate::oidc_support::hidden_fields(&html);
+        allow.push(("decision".into(), "allow".into()));
+        r = browser
+            .post(format!("{url}id/authorize/consent"))
+            .form(&allow)
+            .send()
+            .await
+            .unwrap();
+    }
+    let status = r.status();
+    if status != 302 {
+        panic!("{status}: {}", r.text().await.unwrap());
+    }
+    let back = location_of(&r);
+    assert!(back.starts_with("http://127.0.0.1:9/callback?"), "{back}");
+    let q = crate::oidc_support::query(&back);
+    assert_eq!(q["state"], *state.secret());
+    assert_eq!(q["iss"], format!("{url}id"), "RFC 9207 iss");
+
+    // The crate exchanges the code and verifies the ID token (signature, issuer,
+    // audience, nonce) with the keys it found through discovery.
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let id = tokens
+        .id_token()
+        .unwrap()
+        .claims(&rp.id_token_verifier(), &nonce)
+        .unwrap();
+    assert_eq!(id.preferred_username().unwrap().as_str(), "abrechnung");
+    let info: openidconnect::core::CoreUserInfoClaims = rp
+        .user_info(tokens.access_token().clone(), Some(id.subject().clone()))
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert_eq!(info.subject(), id.subject());
+    assert!(sigterm(&mut child).success());
+}
+
+fn location_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
