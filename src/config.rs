@@ -50,6 +50,8 @@ pub struct SmtpConfig {
     pub password: Secret,
     /// File holding the password (takes precedence over `password`).
     pub password_file: Option<PathBuf>,
+    /// PEM file with an extra root certificate to trust for the relay (private CA).
+    pub ca_file: Option<PathBuf>,
     pub from: String,
     /// Seconds one SMTP command may take.
     pub timeout_secs: u64,
@@ -68,6 +70,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: Secret::default(),
             password_file: None,
+            ca_file: None,
             from: "Kollegium <no-reply@localhost>".into(),
             timeout_secs: 30,
             retry_initial_secs: 60,
@@ -297,6 +300,18 @@ impl Config {
                 "smtp.retry_initial_secs must be at least 1 and at most smtp.retry_max_secs",
             ));
         }
+        // An empty value (e.g. `KOLLEGIUM_SMTP__CA_FILE=`) means unset.
+        if self
+            .smtp
+            .ca_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.smtp.ca_file = None;
+        }
+        if let Some(path) = &self.smtp.ca_file {
+            mail::check_ca_file(path).map_err(|e| invalid("smtp.ca_file", e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -344,6 +359,7 @@ impl Config {
             username: s.username.clone(),
             password: Zeroizing::new(s.password.0.clone()),
             timeout_secs: s.timeout_secs,
+            ca_file: s.ca_file.clone(),
         });
         MailSettings {
             smtp,
@@ -425,6 +441,7 @@ fn unknown_keys(figment: &Figment) -> Vec<String> {
         key_paths(&v, "", &mut known);
     }
     known.insert("smtp.password_file".into());
+    known.insert("smtp.ca_file".into());
     known.insert("public_port".into());
     let mut seen = Vec::new();
     if let Ok(data) = figment.data() {
@@ -476,6 +493,20 @@ mod tests {
         assert!(c.validate().is_err());
         c.smtp.retry_initial_secs = 30;
         c.validate().unwrap();
+        c.smtp.ca_file = Some(PathBuf::new());
+        c.validate().unwrap();
+        assert_eq!(c.smtp.ca_file, None, "an empty ca_file means none");
+        c.smtp.ca_file = Some(PathBuf::from("/nonexistent/relay-ca.pem"));
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`smtp.ca_file`") && e.contains("/nonexistent/relay-ca.pem"),
+            "{e}"
+        );
+        assert_eq!(
+            c.mail_settings().smtp.unwrap().ca_file.as_deref(),
+            Some(Path::new("/nonexistent/relay-ca.pem"))
+        );
+        c.smtp.ca_file = None;
         let w = c.mail_worker_settings(Vec::new());
         assert_eq!(
             (w.retry_initial_secs, w.retry_max_secs, w.sweep_secs),

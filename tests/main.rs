@@ -31,5 +31,6 @@ mod oidc_support;
 mod plumbing;
 mod portal;
 mod routing;
+mod smtp_tls;
 mod tenancy;
 mod workspace_auth;

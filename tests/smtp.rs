@@ -1,6 +1,8 @@
 //! A real SMTP server for the tests: `python3 -m aiosmtpd` with the handler in
 //! `tests/support/smtp_sink.py`, which stores each received message as a JSON file.
 //! A missing aiosmtpd is a failure that says how to install it, never a skip.
+//! [`SmtpSink::start_tls`] serves STARTTLS (required) or implicit TLS with a
+//! [`TestCert`] (private CA + server certificate) made by `openssl` at test time.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ pub struct Mail {
     pub html: Option<String>,
     pub raw: String,
     pub envelope_to: Vec<String>,
+    /// The TLS version the message arrived over (`TLSv1.3`); `None`: plain SMTP.
+    #[serde(default)]
+    pub tls: Option<String>,
 }
 
 impl Mail {
@@ -99,10 +104,107 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A private CA and a server certificate it signed for `localhost` and `127.0.0.1`,
+/// made by `openssl` in a temporary directory (valid for one day). The relay serves
+/// `cert` + `key`; the app trusts `ca` through `smtp.ca_file`. (A lone self-signed
+/// certificate does not do: `openssl req -x509` marks it as a CA, and webpki refuses
+/// a CA certificate as the server's own.)
+pub struct TestCert {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    _dir: TempDir,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "the SMTP TLS tests need openssl to make test certificates ({e}).\n\
+                 Install it with: sudo apt-get install -y openssl"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestCert {
+    pub fn localhost() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let days = ["-days", "1"];
+        let ca_ext = [
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ];
+        let mut ca = vec!["req", "-x509", "-newkey", "rsa:2048", "-nodes"];
+        ca.extend(["-subj", "/CN=Kollegium Test CA", "-keyout", "ca.key"]);
+        ca.extend(["-out", "ca.pem"]);
+        ca.extend(days);
+        ca.extend(ca_ext);
+        openssl(d, &ca);
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.csr",
+            ],
+        );
+        std::fs::write(
+            d.join("cert.ext"),
+            "basicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\n\
+             subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        let mut sign = vec!["x509", "-req", "-in", "cert.csr", "-CA", "ca.pem"];
+        sign.extend(["-CAkey", "ca.key", "-CAcreateserial", "-out", "cert.pem"]);
+        sign.extend(["-extfile", "cert.ext"]);
+        sign.extend(days);
+        openssl(d, &sign);
+        Self {
+            ca: d.join("ca.pem"),
+            cert: d.join("cert.pem"),
+            key: d.join("key.pem"),
+            _dir: dir,
+        }
+    }
+}
+
+/// How the sink secures connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// Plain SMTP; STARTTLS is not offered.
+    Plain,
+    /// STARTTLS offered and required before MAIL.
+    Starttls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Implicit,
+}
+
 pub struct SmtpSink {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Extra aiosmtpd arguments (TLS certificate and key).
+    tls_args: Vec<std::ffi::OsString>,
 }
 
 impl SmtpSink {
@@ -112,9 +214,43 @@ impl SmtpSink {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             child: None,
+            tls_args: Vec::new(),
         };
         sink.run();
         sink
+    }
+
+    /// Starts aiosmtpd serving `tls` with `cert` (ignored for [`SinkTls::Plain`]).
+    pub fn start_tls(tls: SinkTls, cert: &TestCert) -> Self {
+        let mut sink = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+            tls_args: Self::tls_args(tls, cert),
+        };
+        sink.run();
+        sink
+    }
+
+    fn tls_args(tls: SinkTls, cert: &TestCert) -> Vec<std::ffi::OsString> {
+        let (c, k) = match tls {
+            SinkTls::Plain => return Vec::new(),
+            SinkTls::Starttls => ("--tlscert", "--tlskey"),
+            SinkTls::Implicit => ("--smtpscert", "--smtpskey"),
+        };
+        vec![
+            c.into(),
+            cert.cert.clone().into(),
+            k.into(),
+            cert.key.clone().into(),
+        ]
+    }
+
+    /// Starts the server again on the same port serving `tls`, keeping what it received.
+    pub fn restart_tls(&mut self, tls: SinkTls, cert: &TestCert) {
+        self.stop();
+        self.tls_args = Self::tls_args(tls, cert);
+        self.run();
     }
 
     fn mailbox(&self) -> PathBuf {
@@ -127,6 +263,7 @@ impl SmtpSink {
         let child = Command::new(python())
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.tls_args)
             .args(["-c", "smtp_sink.Sink"])
             .arg(self.mailbox())
             .env("PYTHONPATH", support_dir())

@@ -2,6 +2,7 @@
 receives as one JSON file (envelope, decoded headers and parts, raw source).
 
 Serve:  python3 -m aiosmtpd -n -l 127.0.0.1:PORT -c smtp_sink.Sink DIR   (PYTHONPATH=here)
+        (+ --tlscert/--tlskey: STARTTLS required; --smtpscert/--smtpskey: implicit TLS)
 Parse:  python3 smtp_sink.py parse FILE.eml   (prints the same JSON for a file)
 """
 
@@ -46,6 +47,9 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         record = decode(envelope.original_content or envelope.content)
         record["envelope_to"] = list(envelope.rcpt_tos)
+        # The TLS version the message came over (STARTTLS or implicit TLS), None if plain.
+        tls = server.transport.get_extra_info("ssl_object") if server.transport else None
+        record["tls"] = tls.version() if tls is not None else None
         name = "%020d-%d" % (time.time_ns(), os.getpid())
         tmp = os.path.join(self.directory, "." + name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:

@@ -23,7 +23,9 @@ pub mod worker;
 pub use message::{MessageError, build_message, parse_from};
 pub use queue::{NewMail, QueuedMail};
 pub use signal::MailSignal;
-pub use transport::{DeliveryError, MailSettings, Mailer, MailerError, SmtpSettings, TlsMode};
+pub use transport::{
+    DeliveryError, MailSettings, Mailer, MailerError, SmtpSettings, TlsMode, check_ca_file,
+};
 pub use worker::{MailWorker, WorkerSettings};
 pub use zeroize::Zeroizing;
 

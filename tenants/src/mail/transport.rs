@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use zeroize::Zeroizing;
 
@@ -35,6 +36,9 @@ pub struct SmtpSettings {
     pub password: Zeroizing<String>,
     /// Seconds one SMTP command may take.
     pub timeout_secs: u64,
+    /// PEM file with an extra root certificate to trust for the relay (a private CA),
+    /// on top of the default roots. `None`: the default roots only.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for SmtpSettings {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for SmtpSettings {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("username", &self.username)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +68,52 @@ pub enum MailerError {
     From(#[from] MessageError),
     #[error("SMTP relay {host:?}: {why}")]
     Relay { host: String, why: String },
+    /// The extra root certificate (`smtp.ca_file`) cannot be used.
+    #[error("{path}: {why}")]
+    CaFile { path: String, why: String },
+}
+
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// Reads a PEM file holding one or more certificates.
+fn root_certificate(path: &Path) -> Result<Certificate, MailerError> {
+    let err = |why: String| MailerError::CaFile {
+        path: path.display().to_string(),
+        why,
+    };
+    let pem = fs::read(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+    if !pem
+        .windows(PEM_CERTIFICATE.len())
+        .any(|w| w == PEM_CERTIFICATE)
+    {
+        return Err(err(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Certificate::from_pem(&pem).map_err(|e| err(format!("not a valid PEM certificate: {e}")))
+}
+
+/// TLS parameters for `host`: the default roots plus `ca_file`'s certificates.
+fn tls_parameters(host: &str, ca_file: Option<&Path>) -> Result<TlsParameters, MailerError> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    if let Some(path) = ca_file {
+        builder = builder.add_root_certificate(root_certificate(path)?);
+    }
+    builder.build().map_err(|e| match ca_file {
+        Some(path) => MailerError::CaFile {
+            path: path.display().to_string(),
+            why: format!("not a usable root certificate: {e}"),
+        },
+        None => MailerError::Relay {
+            host: host.to_owned(),
+            why: e.to_string(),
+        },
+    })
+}
+
+/// Checks that `path` holds certificates usable as trusted roots (`smtp.ca_file`).
+pub fn check_ca_file(path: &Path) -> Result<(), MailerError> {
+    tls_parameters("localhost", Some(path)).map(|_| ())
 }
 
 /// Why one delivery failed.
@@ -154,21 +205,14 @@ impl Mailer {
         let route = match &settings.smtp {
             None => Route::Outbox,
             Some(s) => {
-                let relay = |e: lettre::transport::smtp::Error| MailerError::Relay {
-                    host: s.host.clone(),
-                    why: e.to_string(),
-                };
-                let mut b = match s.tls {
-                    TlsMode::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                            .map_err(relay)?
-                    }
-                    TlsMode::Tls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host).map_err(relay)?
-                    }
-                    TlsMode::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.as_str())
-                    }
+                let tls = |s: &SmtpSettings| tls_parameters(&s.host, s.ca_file.as_deref());
+                let mut b =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.as_str());
+                b = match s.tls {
+                    // Refuses to send if the relay does not offer STARTTLS.
+                    TlsMode::Starttls => b.tls(Tls::Required(tls(s)?)),
+                    TlsMode::Tls => b.tls(Tls::Wrapper(tls(s)?)),
+                    TlsMode::None => b,
                 };
                 b = b
                     .port(s.port)
@@ -291,6 +335,7 @@ mod tests {
             username: "u".into(),
             password: Zeroizing::new("hunter2hunter2".into()),
             timeout_secs: 30,
+            ca_file: None,
         };
         assert!(!format!("{s:?}").contains("hunter2"));
         let m = Mailer::new(&MailSettings {
@@ -300,5 +345,52 @@ mod tests {
         .unwrap();
         assert!(!m.uses_outbox());
         assert!(!format!("{m:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_ca_file_must_be_a_readable_pem_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let e = check_ca_file(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+
+        let key_only = dir.path().join("key.pem");
+        fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = check_ca_file(&key_only).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+
+        let garbage = dir.path().join("garbage.pem");
+        fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        assert!(check_ca_file(&garbage).is_err(), "not DER inside the PEM");
+
+        let settings = |tls| MailSettings {
+            smtp: Some(SmtpSettings {
+                host: "mail.example".into(),
+                port: 587,
+                tls,
+                username: String::new(),
+                password: Zeroizing::new(String::new()),
+                timeout_secs: 30,
+                ca_file: Some(garbage.clone()),
+            }),
+            from: "Kollegium <no-reply@kollegium.example>".into(),
+        };
+        for tls in [TlsMode::Starttls, TlsMode::Tls] {
+            let e = Mailer::new(&settings(tls)).unwrap_err();
+            assert!(matches!(e, MailerError::CaFile { .. }), "{e}");
+        }
+        // Without TLS the file is not used (the configuration check still rejects it).
+        Mailer::new(&settings(TlsMode::None)).unwrap();
     }
 }
