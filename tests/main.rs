@@ -10,6 +10,7 @@ mod browser;
 mod chat;
 mod chat_live;
 mod chat_notify;
+mod chat_rooms;
 mod chat_search;
 mod cli;
 mod demo_workspace;
