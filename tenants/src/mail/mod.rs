@@ -4,7 +4,8 @@
 //! their own practice database ([`queue::enqueue`]) in the same transaction as the change
 //! the mail is about, then poke the node's [`MailSignal`]. The node's delivery worker
 //! ([`worker`]) reads due mail from the queue of each practice and hands it to the
-//! [`Mailer`]: an SMTP relay (STARTTLS, implicit TLS or plain) or, without a configured
+//! [`Mailer`]: an SMTP relay (STARTTLS required, never a plain-text fallback; implicit TLS;
+//! or plain; `smtp.ca_file` adds a trusted root for a private CA) or, without a configured
 //! relay, the practice's file outbox `data/tenants/<slug>/outbox/`. Failed deliveries are
 //! retried with exponential backoff; nothing is lost while the relay is down.
 //!
