@@ -165,6 +165,8 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
     );
 
     // Archive: shown as archived, no send form, posting refused clearly on both paths.
+    let before = post(&app, &bernd, room, "Vor dem Archiv").await;
+    let before_id = before["id"].as_i64().unwrap();
     let r = settings(vec![
         ("name", "Empfang"),
         ("topic", "Nur Dienstplan"),
@@ -224,6 +226,39 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
         )
         .await;
     assert!(!v.to_string().contains("Noch jemand da?"));
+    // Read-only: no edits, reactions or deletions of one's own message either.
+    let msg_path = format!("/api/chat/rooms/{room}/messages/{before_id}");
+    let attempts = [
+        (
+            reqwest::Method::PATCH,
+            msg_path.clone(),
+            Some(json!({"body": "Geändert"})),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{msg_path}/reactions"),
+            Some(json!({"emoji": "👍"})),
+        ),
+        (reqwest::Method::DELETE, msg_path.clone(), None),
+    ];
+    for (method, path, body) in attempts {
+        let (s, v) = bernd.api(&app, method.clone(), &path, body).await;
+        assert_eq!(s, 403, "{method} {path}: {v}");
+        assert_eq!(v["message"], "Der Raum ist archiviert.");
+    }
+    let (_, v) = anna
+        .api(
+            &app,
+            reqwest::Method::GET,
+            &format!("/api/chat/rooms/{room}/messages"),
+            None,
+        )
+        .await;
+    let text = v.to_string();
+    assert!(
+        text.contains("Vor dem Archiv") && !text.contains("Geändert"),
+        "{text}"
+    );
     // Taking it out of the archive allows posting again.
     let (s, _) = anna
         .api(

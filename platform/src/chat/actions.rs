@@ -56,6 +56,10 @@ pub fn on_message(
     now: UnixTime,
 ) -> Result<(Message, Vec<Event>), ChatError> {
     let room = rooms::readable(conn, room_id, who.id, now)?;
+    // An archived room is read-only; only an admin may still delete (moderation).
+    if room.archived && !(who.is_admin && matches!(action, MessageAction::Delete)) {
+        return Err(ChatError::Archived);
+    }
     let msg = message_in(conn, &room, id)?;
     let make: fn(live::LiveMessage) -> EventKind = match action {
         MessageAction::Edit(body) => {

@@ -203,3 +203,44 @@ fn mention_tokens_find_names_and_everyone() {
     );
     assert_eq!(mention_tokens("a@b.de"), (vec![], false));
 }
+
+#[test]
+fn an_archived_room_is_read_only_but_admins_may_still_delete() {
+    use super::actions::{self, MessageAction};
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let id = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let room = rooms::readable(&mut c, id, a, 1_001).unwrap();
+    let (m1, _) = messages::post(&mut c, &room, b, "eins", None, 1_002).unwrap();
+    let (m2, _) = messages::post(&mut c, &room, b, "zwei", None, 1_003).unwrap();
+    rooms::update(&mut c, &room, actor(a), "Team", "", true, 1_004).unwrap();
+    let on = |c: &mut SqliteConnection, m: MessageId, who: Actor, act: MessageAction<'_>| {
+        actions::on_message(c, id, m, who, act, 600, 1_005).map(|_| ())
+    };
+    for act in [
+        MessageAction::Edit("geändert"),
+        MessageAction::Delete,
+        MessageAction::React {
+            emoji: "👍",
+            on: true,
+        },
+    ] {
+        assert!(matches!(
+            on(&mut c, m1.message_id(), actor(b), act),
+            Err(ChatError::Archived)
+        ));
+    }
+    let admin = Actor {
+        id: a,
+        is_admin: true,
+    };
+    assert!(matches!(
+        on(&mut c, m1.message_id(), admin, MessageAction::Edit("x")),
+        Err(ChatError::Archived)
+    ));
+    on(&mut c, m2.message_id(), admin, MessageAction::Delete).unwrap();
+    let gone = messages::by_id(&mut c, m2.message_id()).unwrap().unwrap();
+    assert!(gone.deleted_at.is_some());
+    let kept = messages::by_id(&mut c, m1.message_id()).unwrap().unwrap();
+    assert_eq!(kept.body, "eins");
+}
