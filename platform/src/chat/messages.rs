@@ -404,7 +404,10 @@ pub fn views(
                     }
                 }),
                 reactions: grouped,
-                mentions_me: m.mentions_all || m.mentioned().contains(&me),
+                // As live (`LiveMessage::for_reader`): one's own message mentions nobody
+                // to oneself, `@alle` included.
+                mentions_me: m.author_id != Some(me.0)
+                    && (m.mentions_all || m.mentioned().contains(&me)),
             }
         })
         .collect())

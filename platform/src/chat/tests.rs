@@ -115,6 +115,15 @@ fn posting_counts_unread_and_mentions_and_receipts() {
             .contains("<span class=\"mention\">@bernd</span>")
     );
     assert!(views[0].mentions_me && !views[1].mentions_me);
+    // `@alle` mentions everyone but its author, on the page as live.
+    messages::post(&mut c, &room, a, "Teamrunde @alle", None, 1_020).unwrap();
+    let page = messages::page(&mut c, room_id, None).unwrap();
+    let mut last = |who| messages::views(&mut c, &page, who).unwrap().pop().unwrap();
+    assert!(last(b).mentions_me);
+    assert!(
+        !last(a).mentions_me,
+        "the author is not mentioned by her own @alle"
+    );
 }
 
 #[test]
