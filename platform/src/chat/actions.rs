@@ -63,7 +63,7 @@ pub fn on_message(
     let msg = message_in(conn, &room, id)?;
     let make: fn(live::LiveMessage) -> EventKind = match action {
         MessageAction::Edit(body) => {
-            messages::edit(conn, &msg, who, body, edit_window, now)?;
+            messages::edit(conn, &room, &msg, who, body, edit_window, now)?;
             EventKind::Edited
         }
         MessageAction::Delete => {

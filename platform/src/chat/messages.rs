@@ -128,16 +128,7 @@ pub fn post(
                 return Err(ChatError::ReplyElsewhere);
             }
         }
-        let (names, all) = mention_tokens(&body);
-        let mut mentioned = resolve_mentions(conn, room, &names)?;
-        mentioned.retain(|m| *m != author);
-        let mention_json = serde_json::to_string(
-            &mentioned
-                .iter()
-                .map(|m| m.0.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap_or_else(|_| "[]".into());
+        let (mentioned, all, mention_json) = mentions_in(conn, room, author, &body)?;
         let msg: Message = diesel::insert_into(messages::table)
             .values((
                 messages::room_id.eq(room.id),
@@ -159,29 +150,75 @@ pub fn post(
         // The author has read their own message.
         rooms::mark_read(conn, room.room_id(), author, msg.message_id())?;
         queue_index(conn, msg.message_id(), now)?;
-        let mut notify = mentioned.clone();
-        if all {
-            notify = rooms::audience(conn, room)?;
-            notify.retain(|m| *m != author);
-        }
-        for m in &notify {
-            let (wants, delay): (bool, i64) = members::table
-                .find(m.0)
-                .select((members::mention_mail, members::mention_mail_delay_secs))
-                .first(conn)?;
-            if wants {
-                diesel::insert_into(mention_notices::table)
-                    .values((
-                        mention_notices::member_id.eq(m.0),
-                        mention_notices::room_id.eq(room.id),
-                        mention_notices::message_id.eq(msg.id),
-                        mention_notices::due_at.eq(now + delay),
-                    ))
-                    .execute(conn)?;
-            }
-        }
+        let notify = notified(conn, room, author, &mentioned, all)?;
+        queue_notices(conn, room, msg.message_id(), &notify, now)?;
         Ok((msg, notify))
     })
+}
+
+/// The members `body` mentions in `room` (never its author), whether it says `@alle`, and
+/// the mentions as stored (JSON list of member ids).
+fn mentions_in(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    author: MemberId,
+    body: &str,
+) -> QueryResult<(Vec<MemberId>, bool, String)> {
+    let (names, all) = mention_tokens(body);
+    let mut mentioned = resolve_mentions(conn, room, &names)?;
+    mentioned.retain(|m| *m != author);
+    let json = serde_json::to_string(
+        &mentioned
+            .iter()
+            .map(|m| m.0.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|_| "[]".into());
+    Ok((mentioned, all, json))
+}
+
+/// Who a message with these mentions notifies: the members it names, with `@alle` everyone
+/// who can read the room; never its author.
+fn notified(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    author: MemberId,
+    mentioned: &[MemberId],
+    all: bool,
+) -> QueryResult<Vec<MemberId>> {
+    let mut notify = mentioned.to_vec();
+    if all {
+        notify = rooms::audience(conn, room)?;
+        notify.retain(|m| *m != author);
+    }
+    Ok(notify)
+}
+
+/// Queues a mention mail per member who wants them, after the member's delay.
+fn queue_notices(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    message: MessageId,
+    members_: &[MemberId],
+    now: UnixTime,
+) -> QueryResult<()> {
+    for m in members_ {
+        let (wants, delay): (bool, i64) = members::table
+            .find(m.0)
+            .select((members::mention_mail, members::mention_mail_delay_secs))
+            .first(conn)?;
+        if wants {
+            diesel::insert_into(mention_notices::table)
+                .values((
+                    mention_notices::member_id.eq(m.0),
+                    mention_notices::room_id.eq(room.id),
+                    mention_notices::message_id.eq(message.0),
+                    mention_notices::due_at.eq(now + delay),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
 }
 
 fn queue_index(conn: &mut SqliteConnection, id: MessageId, now: UnixTime) -> QueryResult<()> {
@@ -205,9 +242,12 @@ pub fn by_id(conn: &mut SqliteConnection, id: MessageId) -> QueryResult<Option<M
         .optional()
 }
 
-/// Edits one's own message within the practice's edit window.
+/// Edits one's own message within the practice's edit window. Its mentions are resolved
+/// anew: members it now names for the first time get their badge and mention mail, members
+/// it no longer names get no mail for it.
 pub fn edit(
     conn: &mut SqliteConnection,
+    room: &Room,
     msg: &Message,
     actor: Actor,
     body: &str,
@@ -224,10 +264,33 @@ pub fn edit(
         return Err(ChatError::WindowClosed);
     }
     let body = check_body(body)?;
+    let before = notified(conn, room, actor.id, &msg.mentioned(), msg.mentions_all)?;
+    let (mentioned, all, mention_json) = mentions_in(conn, room, actor.id, &body)?;
+    let after = notified(conn, room, actor.id, &mentioned, all)?;
     let updated = diesel::update(messages::table.find(msg.id))
-        .set((messages::body.eq(&body), messages::edited_at.eq(now)))
+        .set((
+            messages::body.eq(&body),
+            messages::edited_at.eq(now),
+            messages::mentions.eq(&mention_json),
+            messages::mentions_all.eq(all),
+        ))
         .returning(Message::as_returning())
         .get_result(conn)?;
+    let dropped: Vec<i64> = before
+        .iter()
+        .filter(|m| !after.contains(m))
+        .map(|m| m.0)
+        .collect();
+    diesel::update(
+        mention_notices::table
+            .filter(mention_notices::message_id.eq(msg.id))
+            .filter(mention_notices::member_id.eq_any(&dropped))
+            .filter(mention_notices::done_at.is_null()),
+    )
+    .set(mention_notices::done_at.eq(now))
+    .execute(conn)?;
+    let added: Vec<MemberId> = after.into_iter().filter(|m| !before.contains(m)).collect();
+    queue_notices(conn, room, msg.message_id(), &added, now)?;
     queue_index(conn, msg.message_id(), now)?;
     Ok(updated)
 }

@@ -134,14 +134,14 @@ fn edit_and_delete_rules() {
     let room = rooms::by_id(&mut c, room_id).unwrap().unwrap();
     let (m, _) = messages::post(&mut c, &room, a, "Erste Fassung", None, 1_000).unwrap();
     assert!(matches!(
-        messages::edit(&mut c, &m, actor(b), "fremd", 600, 1_010),
+        messages::edit(&mut c, &room, &m, actor(b), "fremd", 600, 1_010),
         Err(ChatError::NotAuthor)
     ));
     assert!(matches!(
-        messages::edit(&mut c, &m, actor(a), "zu spät", 600, 1_700),
+        messages::edit(&mut c, &room, &m, actor(a), "zu spät", 600, 1_700),
         Err(ChatError::WindowClosed)
     ));
-    let e = messages::edit(&mut c, &m, actor(a), "Zweite Fassung", 600, 1_100).unwrap();
+    let e = messages::edit(&mut c, &room, &m, actor(a), "Zweite Fassung", 600, 1_100).unwrap();
     assert_eq!(e.body, "Zweite Fassung");
     assert!(matches!(
         messages::delete(&mut c, &e, actor(b), 600, 1_100),
@@ -252,4 +252,39 @@ fn an_archived_room_is_read_only_but_admins_may_still_delete() {
     assert!(gone.deleted_at.is_some());
     let kept = messages::by_id(&mut c, m1.message_id()).unwrap().unwrap();
     assert_eq!(kept.body, "eins");
+}
+
+#[test]
+fn an_edit_resolves_mentions_anew() {
+    use crate::schema::mention_notices;
+    use diesel::prelude::*;
+    let (_d, mut c) = db();
+    let (a, b, x) = (
+        member(&mut c, "anna"),
+        member(&mut c, "bernd"),
+        member(&mut c, "xaver"),
+    );
+    let id = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let room = rooms::by_id(&mut c, id).unwrap().unwrap();
+    let (m, notify) = messages::post(&mut c, &room, a, "Hallo @bernd", None, 1_010).unwrap();
+    assert_eq!(notify, vec![b]);
+    let pending = |c: &mut SqliteConnection| -> Vec<(i64, Option<i64>)> {
+        mention_notices::table
+            .filter(mention_notices::message_id.eq(m.id))
+            .order(mention_notices::id)
+            .select((mention_notices::member_id, mention_notices::done_at))
+            .load(c)
+            .unwrap()
+    };
+    assert_eq!(pending(&mut c), vec![(b.0, None)]);
+    // bernd out, xaver in: xaver gets the badge and a notice, bernd's notice is cancelled.
+    let e = messages::edit(&mut c, &room, &m, actor(a), "Hallo @xaver", 600, 1_020).unwrap();
+    assert_eq!(e.mentioned(), vec![x]);
+    assert_eq!(pending(&mut c), vec![(b.0, Some(1_020)), (x.0, None)]);
+    let page = messages::page(&mut c, id, None).unwrap();
+    assert!(messages::views(&mut c, &page, x).unwrap()[0].mentions_me);
+    assert!(!messages::views(&mut c, &page, b).unwrap()[0].mentions_me);
+    // Editing again without changing who is named queues nothing new.
+    messages::edit(&mut c, &room, &e, actor(a), "Hallo @xaver!", 600, 1_030).unwrap();
+    assert_eq!(pending(&mut c).len(), 2);
 }

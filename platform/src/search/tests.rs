@@ -118,8 +118,10 @@ fn edits_and_deletes_reach_the_index_and_stale_hits_are_dropped() {
         id: a,
         is_admin: false,
     };
+    let r = rooms::by_id(&mut c, room).unwrap().unwrap();
     messages::edit(
         &mut c,
+        &r,
         &msg,
         me,
         "Bitte Überweisung für Herrn Schulz",
@@ -153,7 +155,8 @@ fn a_change_made_while_indexing_keeps_its_queue_row() {
         id: a,
         is_admin: false,
     };
-    messages::edit(&mut c, &msg, me, "zweite Fassung", 900, 2_000).unwrap();
+    let r = rooms::by_id(&mut c, room).unwrap().unwrap();
+    messages::edit(&mut c, &r, &msg, me, "zweite Fassung", 900, 2_000).unwrap();
     idx.apply(&batch).unwrap();
     assert_eq!(queue::ack(&mut c, &batch).unwrap(), 0);
     assert_eq!(queued(&mut c), vec![id]);
