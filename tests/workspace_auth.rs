@@ -870,3 +870,42 @@ async fn a_session_cookie_of_one_practice_is_worthless_at_another() {
         "{to}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_closes_with_4001_when_the_access_token_expires_and_reconnects_after_refresh() {
+    let (app, clock) = manual_app().await;
+    app.create_practice("praxis-a").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let bernd = person(&app, "praxis-a", "bernd", false).await;
+    let room = new_room(&app, &anna, "Team", false, &[]).await;
+    let mut s = member_socket(&app, &anna).await;
+    send(&mut s, json!({"type": "ping"})).await;
+    expect(&mut s, "pong").await;
+
+    // Past the token's lifetime the socket's periodic session check (every 20 s) tells the
+    // client to reconnect, so its session is checked (and refreshed) again.
+    clock.advance(token_ttl(&app) + 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        match tokio::time::timeout_at(deadline, s.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.map(|f| f.code),
+            Ok(Some(Ok(_))) => {}
+            _ => break None,
+        }
+    };
+    assert_eq!(
+        code,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::from(4001))
+    );
+    // A message posted meanwhile; the reconnect (the handshake refreshes the tokens)
+    // receives live events again.
+    post(&app, &bernd, room, "Während der Pause").await;
+    let mut again = member_socket(&app, &anna).await;
+    send(&mut again, json!({"type": "ping"})).await;
+    expect(&mut again, "pong").await;
+    post(&app, &bernd, room, "Wieder live").await;
+    let ev = expect(&mut again, "message").await;
+    assert_eq!(ev["message"]["body"], "Wieder live");
+}
