@@ -4,6 +4,12 @@
 //! pause and then locked out for a while. Accounts are keyed by user id when the login
 //! names one and by the login string otherwise, so unknown names behave like known ones.
 //!
+//! The escalating delay of a client address counts only attempts that failed, not those
+//! still in flight: a practice's team behind one NAT address signing in at 8:00 is many
+//! correct logins at once, not a guessing attack (before, the 4th login in flight waited
+//! 500 ms, later ones up to 4 s). Reservations in flight still count towards the address's
+//! lockout, so a flood of parallel guesses is still cut off.
+//!
 //! An attempt refused because a lock is in force is not counted: otherwise each refused
 //! guess would keep the count fresh, and one guess per lockout period would keep an account
 //! locked for ever. A lock that has run out clears its count, so the first attempt after it
@@ -27,6 +33,11 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The key counting the address's failed attempts (for its delay).
+    fn address_failures(&self) -> String {
+        format!("failed-{}", self.address)
+    }
+
     pub fn new(user: Option<UserId>, login: &str, ip: &str) -> Self {
         let account = match user {
             Some(u) => format!("user:{}", u.0),
@@ -83,6 +94,28 @@ fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> Q
         ))
         .returning(throttle::failures)
         .get_result(conn)
+}
+
+/// Failures counted on `key` within the window.
+fn recent(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<i64> {
+    Ok(throttle::table
+        .find(key)
+        .filter(throttle::last_failure_at.ge(now - window))
+        .select(throttle::failures)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Records that a reserved attempt failed (wrong password or code), for the address's
+/// delay.
+pub fn failed(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    s: &IdpSettings,
+    now: UnixTime,
+) -> QueryResult<()> {
+    bump(conn, &keys.address_failures(), s.lockout_secs, now).map(|_| ())
 }
 
 /// The end of a lock in force on `key`, if there is one.
@@ -153,8 +186,10 @@ pub fn begin(
             until,
         });
     }
-    // This attempt is number `acct`; the ones before it failed.
-    let prior = (acct - 1).max(addr - 1);
+    // This attempt is number `acct` of its account, the ones before it failed (or are
+    // guesses in flight); the address counts its failed attempts only.
+    let addr_failed = recent(conn, &keys.address_failures(), window, now)?;
+    let prior = (acct - 1).max(addr_failed);
     let delay = if prior > s.delay_after {
         let exp = (prior - s.delay_after).min(10) as u32;
         Duration::from_millis((250u64 << exp).min(s.max_delay_ms))
@@ -201,6 +236,55 @@ pub fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logins_in_flight_from_one_address_are_not_delayed_but_its_failures_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &crate::IDP_DB, &path).unwrap();
+        let s = IdpSettings::default();
+        let team: Vec<Keys> = (1..=12)
+            .map(|i| Keys::new(Some(UserId(i)), &format!("mfa{i}"), "192.0.2.7"))
+            .collect();
+        // A whole team behind one NAT address, all in flight at once: no delay.
+        for k in &team {
+            assert_eq!(
+                begin(&mut conn, k, &s, 100).unwrap(),
+                Gate::Proceed {
+                    delay: Duration::ZERO
+                }
+            );
+        }
+        for k in &team {
+            succeeded(&mut conn, k, 1).unwrap();
+        }
+        // Failed attempts from the address do count: beyond `delay_after` they delay
+        // everyone there, escalating.
+        let guesser = Keys::new(None, "gibt-es-nicht", "192.0.2.7");
+        let mut delays = Vec::new();
+        for i in 0..(s.delay_after + 3) {
+            let Gate::Proceed { delay } = begin(&mut conn, &team[0], &s, 200 + i).unwrap() else {
+                panic!("locked too early");
+            };
+            delays.push(delay);
+            succeeded(&mut conn, &team[0], 1).unwrap();
+            begin(&mut conn, &guesser, &s, 200 + i).unwrap();
+            failed(&mut conn, &guesser, &s, 200 + i).unwrap();
+        }
+        let n = s.delay_after as usize;
+        assert!(delays[..=n].iter().all(Duration::is_zero), "{delays:?}");
+        assert!(delays[n + 1] > Duration::ZERO, "{delays:?}");
+        assert!(delays[n + 2] > delays[n + 1], "escalating: {delays:?}");
+        // Another address is not affected.
+        let elsewhere = Keys::new(Some(UserId(5)), "mfa5", "198.51.100.1");
+        assert_eq!(
+            begin(&mut conn, &elsewhere, &s, 300).unwrap(),
+            Gate::Proceed {
+                delay: Duration::ZERO
+            }
+        );
+    }
 
     #[test]
     fn refused_attempts_are_not_counted_and_a_served_lock_clears_the_count() {

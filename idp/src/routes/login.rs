@@ -231,7 +231,7 @@ async fn submit(
     let old_session = req
         .cookie(sessions::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let (t, ip) = (tenant.clone(), origin.ip.clone());
+    let (t, ip, st2) = (tenant.clone(), origin.ip.clone(), state.clone());
     let result = web::block(move || -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
         let mut conn = t.conn(&IDP_DB)?;
         let user = match user {
@@ -243,6 +243,7 @@ async fn submit(
                     if let Some(u) = uid {
                         users::record_failure(conn, u, now)?;
                     }
+                    throttle::failed(conn, &keys, &st2.settings, now)?;
                     events::record(conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
                     Ok(())
                 })?;

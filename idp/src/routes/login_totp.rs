@@ -193,7 +193,7 @@ async fn totp_submit(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let t = tenant.clone();
+    let (t, st) = (tenant.clone(), state.clone());
     let sess = s.clone();
     let result = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -209,6 +209,7 @@ async fn totp_submit(
         if check == Check::Wrong {
             conn.immediate_transaction(|conn| -> IdpResult<()> {
                 users::record_failure(conn, uid, now)?;
+                throttle::failed(conn, &keys, &st.settings, now)?;
                 events::record(
                     conn,
                     now,
