@@ -102,6 +102,30 @@ async fn admins_register_rotate_and_disable_clients() {
         .unwrap()
         .to_owned();
     assert_ne!(new_secret, secret);
+    // At the token endpoint the old secret is worthless at once, the new one works.
+    let grant = |secret: String| {
+        let (app, id) = (&app, id.clone());
+        async move {
+            crate::oidc_support::post_form(
+                app,
+                "praxis-a",
+                "/id/token",
+                &[("grant_type", "client_credentials")],
+                Some((id.as_str(), secret.as_str())),
+            )
+            .await
+        }
+    };
+    let (s, body, www) = grant(secret.clone()).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    assert!(www.is_some_and(|w| w.starts_with("Basic")));
+    let (s, body, _) = grant(new_secret.clone()).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["access_token"].is_string());
     assert_eq!(
         admin
             .post(format!("{list}/{id}/disable"))
