@@ -440,3 +440,39 @@ async fn policy_everyone_forces_enrolment_at_next_login() {
     let r = app.login(&admin, "praxis-a", "chefin", PW).await;
     assert_eq!(r.headers()["location"], "/id/login/enroll?next=%2Fid%2F");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_admins_forces_enrolment_for_administrators_only() {
+    let (app, _clock) = app_at(T0).await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "chefin", PW, true).await;
+    app.create_user("praxis-a", "zweite", PW, true).await;
+    app.create_user("praxis-a", "ben", PW, false).await;
+    let admin = client();
+    assert_eq!(
+        app.login(&admin, "praxis-a", "chefin", PW).await.status(),
+        303
+    );
+    let r = app
+        .post_form(
+            &admin,
+            "praxis-a",
+            "/id/admin/devices",
+            "/id/admin/policies",
+            &[("device_policy", "off"), ("mfa_policy", "admins")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    // Another administrator is led through enrolment at the next login...
+    let c = client();
+    let r = app.login(&c, "praxis-a", "zweite", PW).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/id/login/enroll?next=%2Fid%2F");
+    assert_eq!(status_of(&c, app.url("praxis-a", "/id/account")).await, 303);
+    // ...a member who is no administrator is not.
+    let c = client();
+    let r = app.login(&c, "praxis-a", "ben", PW).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/id/");
+    assert_eq!(status_of(&c, app.url("praxis-a", "/id/account")).await, 200);
+}
