@@ -856,3 +856,86 @@ async fn next_body(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Opt
         .ok()
         .flatten()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_page_tile_signs_the_user_in_to_the_tool_without_a_prompt() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let c = browser(&app, "praxis-a", "anna").await;
+    let mut t = tool("Dienstplan", true, false);
+    t.initiate_login_uri = Some(RedirectUri::parse("https://tool.example/login").unwrap());
+    t.launch_url = Some(RedirectUri::parse("https://tool.example/plan").unwrap());
+    let created = register(&app, "praxis-a", t).await;
+    let creds = (
+        created.client_id.as_str(),
+        created.secret.as_deref().unwrap(),
+    );
+    // Consent once (as at the first use of a third-party tool).
+    let code = code_with_consent(&app, &c, "praxis-a", creds.0, "openid profile").await;
+    assert_eq!(exchange(&app, "praxis-a", creds, &code, None).await.0, 200);
+
+    // The tile is on the start page and sends the browser to the tool's login initiation.
+    let home = c
+        .get(app.url("praxis-a", "/id/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains(&format!("/id/launch/{}", created.client_id)));
+    let r = c
+        .get(app.url("praxis-a", &format!("/id/launch/{}", created.client_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    let q = query(&to);
+    let issuer = format!("{}/id", app.url("praxis-a", ""));
+    assert!(to.starts_with("https://tool.example/login?"), "{to}");
+    assert_eq!(q["iss"], issuer);
+    assert_eq!(q["target_link_uri"], "https://tool.example/plan");
+    // The tool starts a normal code flow (here with prompt=none, as a tool that must not
+    // show the login form may): it completes without a form because the session exists.
+    let r = authorize(
+        &app,
+        &c,
+        "praxis-a",
+        &[
+            ("response_type", "code"),
+            ("client_id", creds.0),
+            ("redirect_uri", "https://tool.example/cb"),
+            ("scope", "openid profile"),
+            ("state", "tile"),
+            ("prompt", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    let back = query(&location(&r));
+    assert_eq!(back["state"], "tile");
+    let (s, tokens) = exchange(&app, "praxis-a", creds, &back["code"], None).await;
+    assert_eq!(s, 200, "{tokens}");
+    assert_eq!(
+        claims(tokens["id_token"].as_str().unwrap())["preferred_username"],
+        "anna"
+    );
+    // Without the IdP session the same request goes back with login_required.
+    let fresh = crate::harness::client();
+    let r = authorize(
+        &app,
+        &fresh,
+        "praxis-a",
+        &[
+            ("response_type", "code"),
+            ("client_id", creds.0),
+            ("redirect_uri", "https://tool.example/cb"),
+            ("scope", "openid profile"),
+            ("state", "tile"),
+            ("prompt", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(query(&location(&r))["error"], "login_required");
+}
