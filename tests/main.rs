@@ -28,6 +28,7 @@ mod mail_admin;
 mod oidc_attacks;
 mod oidc_flow;
 mod oidc_misuse;
+mod oidc_signing;
 mod oidc_support;
 mod plumbing;
 mod portal;
