@@ -909,3 +909,138 @@ async fn a_socket_closes_with_4001_when_the_access_token_expires_and_reconnects_
     let ev = expect(&mut again, "message").await;
     assert_eq!(ev["message"]["body"], "Wieder live");
 }
+
+/// Signs `claims` as a logout token with the current RS256 key of `slug`'s IdP (what the IdP
+/// itself would send), and returns it with the subject of `user` there.
+async fn logout_token_signer(
+    app: &TestApp,
+    slug: &str,
+    user: &str,
+) -> (std::sync::Arc<kollegium_idp::oidc::jwt::Signer256>, String) {
+    let tenant = app.tenant(slug);
+    let store = app.server().store.clone();
+    let (slug, user) = (slug.to_owned(), user.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+        let signer = kollegium_idp::oidc::keys::active(
+            &mut conn,
+            store.node_key(),
+            &slug,
+            &kollegium_idp::oidc::keys::KeyCache::default(),
+        )
+        .unwrap();
+        let sub = kollegium_idp::users::by_login(&mut conn, &user)
+            .unwrap()
+            .unwrap()
+            .sub;
+        (signer, sub)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_back_channel_receiver_accepts_only_a_correct_logout_token_of_its_own_idp() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use kollegium_idp::oidc::jwt;
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    app.create_user("praxis-b", "anna", CHAT_PW, false).await;
+    let (signer, sub) = logout_token_signer(&app, "praxis-a", "anna").await;
+    let (b_signer, _) = logout_token_signer(&app, "praxis-b", "anna").await;
+    let now = app.clock.now();
+    let issuer = format!("{}/id", app.url("praxis-a", ""));
+    let good = json!({
+        "iss": issuer, "aud": "platform", "iat": now, "exp": now + 120, "jti": "j1",
+        "sub": sub,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = good.clone();
+        f(&mut c);
+        c
+    };
+    let sign = |c: &Value| jwt::sign(&signer, jwt::TYP_LOGOUT_TOKEN, c).unwrap();
+    let deliver = |token: String| {
+        let app = &app;
+        async move {
+            client()
+                .post(app.url("praxis-a", "/auth/backchannel-logout"))
+                .form(&[("logout_token", token)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let valid = sign(&good);
+    let parts: Vec<&str> = valid.split('.').collect();
+    let none_header = B64.encode(r#"{"alg":"none","typ":"logout+jwt"}"#);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(with(&|c| c["sub"] = json!("jemand-anderes")).to_string()),
+        parts[2]
+    );
+    let bad = [
+        ("alg none", format!("{none_header}.{}.", parts[1])),
+        ("modified payload", tampered),
+        (
+            "another practice's key",
+            jwt::sign(&b_signer, jwt::TYP_LOGOUT_TOKEN, &good).unwrap(),
+        ),
+        (
+            "another issuer",
+            sign(&with(&|c| {
+                c["iss"] = json!(format!("{}/id", app.url("praxis-b", "")))
+            })),
+        ),
+        (
+            "another audience",
+            sign(&with(&|c| c["aud"] = json!("dienstplan"))),
+        ),
+        ("with a nonce", sign(&with(&|c| c["nonce"] = json!("n")))),
+        (
+            "without the event",
+            sign(&with(&|c| {
+                c.as_object_mut().unwrap().remove("events");
+            })),
+        ),
+        (
+            "issued in the future",
+            sign(&with(&|c| c["iat"] = json!(now + 3600))),
+        ),
+        (
+            "neither sid nor sub",
+            sign(&with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            })),
+        ),
+        ("not a JWT", "kein.token".to_owned()),
+        ("oversized", "a".repeat(20 * 1024)),
+    ];
+    for (why, token) in bad {
+        assert_eq!(deliver(token).await, 400, "{why}");
+        assert_eq!(
+            status_of(&anna.http, app.url("praxis-a", "/")).await,
+            200,
+            "{why}: the session stays"
+        );
+    }
+    // The same token at practice B's receiver does nothing there (and is refused).
+    let r = client()
+        .post(app.url("praxis-b", "/auth/backchannel-logout"))
+        .form(&[("logout_token", valid.clone())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(status_of(&anna.http, app.url("praxis-a", "/")).await, 200);
+    // The correct one ends anna's workspace session.
+    assert_eq!(deliver(valid).await, 200);
+    assert_eq!(status_of(&anna.http, app.url("praxis-a", "/")).await, 303);
+}
