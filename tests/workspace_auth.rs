@@ -1044,3 +1044,82 @@ async fn the_back_channel_receiver_accepts_only_a_correct_logout_token_of_its_ow
     assert_eq!(deliver(valid).await, 200);
     assert_eq!(status_of(&anna.http, app.url("praxis-a", "/")).await, 303);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_shared_practice_pc_nothing_of_the_previous_user_remains_in_the_workspace() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", CHAT_PW, false).await;
+    app.create_user("praxis-a", "ben", CHAT_PW, false).await;
+    let pc = client();
+    app.sign_in(&pc, "praxis-a", "anna", CHAT_PW).await;
+    // Anna keeps a private room with a message.
+    let home = app.follow(&pc, "praxis-a", app.url("praxis-a", "/")).await;
+    let html = home.text().await.unwrap();
+    assert!(html.contains("anna"), "anna's start page");
+    let csrf = meta_csrf(&html);
+    let r = pc
+        .post(app.url("praxis-a", "/api/chat/rooms"))
+        .header("x-csrf-token", csrf.as_str())
+        .header("accept", "application/json")
+        .json(&json!({"name": "Annas Notizen", "private": true, "members": []}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let room: Value = r.json().await.unwrap();
+    let room_id = room["id"].as_i64().unwrap();
+
+    // Anna logs out in the workspace; the browser follows to the IdP and back.
+    let r = pc
+        .post(app.url("praxis-a", "/auth/logout"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let to = if to.starts_with('/') {
+        app.url("praxis-a", &to)
+    } else {
+        to
+    };
+    // RP-initiated logout at the IdP (it used to go straight to /auth/logged-out, leaving
+    // the IdP session alive for whoever sat down next).
+    assert!(to.contains("/id/logout/end?id_token_hint="), "{to}");
+    let landed = app.follow(&pc, "praxis-a", to).await;
+    assert_eq!(landed.status(), 200);
+    assert!(landed.url().path().ends_with("/auth/logged-out"));
+    assert_eq!(status_of(&pc, app.url("praxis-a", "/")).await, 303);
+    assert_eq!(
+        status_of(&pc, app.url("praxis-a", "/id/account")).await,
+        303
+    );
+
+    // Ben signs in on the same browser: his name, none of anna's rooms, no way into them.
+    app.sign_in(&pc, "praxis-a", "ben", CHAT_PW).await;
+    let html = app
+        .follow(&pc, "praxis-a", app.url("praxis-a", "/chat"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("ben"));
+    assert!(
+        !html.contains("Annas Notizen"),
+        "anna's private room is not listed"
+    );
+    assert_eq!(
+        status_of(&pc, app.url("praxis-a", &format!("/chat/{room_id}"))).await,
+        404
+    );
+    let me: Value = pc
+        .get(app.url("praxis-a", "/api/chat/rooms"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!me.to_string().contains("Annas Notizen"));
+}

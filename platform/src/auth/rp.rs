@@ -299,14 +299,30 @@ pub async fn refresh(
 }
 
 /// The RP-initiated logout URL at the IdP, if it has one.
+///
+/// `end_session_endpoint` (OIDC RP-Initiated Logout) is not among the core metadata the
+/// `openidconnect` crate keeps, so it is read from the discovery document itself; it must
+/// lie under the issuer.
 pub async fn end_session_url(
     state: &PlatformState,
     reg: &Registration,
     id_token: &str,
 ) -> Option<String> {
-    let meta = metadata(state, &reg.issuer).await.ok()?;
-    let doc = serde_json::to_value(&meta).ok()?;
+    let doc: serde_json::Value = state
+        .http
+        .get(format!("{}/.well-known/openid-configuration", reg.issuer))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     let endpoint = doc.get("end_session_endpoint")?.as_str()?.to_owned();
+    if !endpoint.starts_with(&format!("{}/", reg.issuer)) {
+        return None;
+    }
     let _ = PostLogoutRedirectUrl::new(reg.post_logout_uri()).ok()?;
     let q = serde_urlencoded::to_string([
         ("id_token_hint", id_token),
