@@ -81,56 +81,47 @@ const KEEP_IDLE: Duration = Duration::from_secs(30);
 /// resident.
 const KEEP_MIN_BLOCKS: usize = 33 * 1024;
 
-/// Runs argon2 with `argon`'s parameters into `out`, on this thread's kept memory if it
-/// has any.
+/// Runs argon2 with `argon`'s parameters into `out`: on this thread's kept memory if it
+/// has any, else on memory allocated for this hash with the same large capacity (freeing
+/// it leaves glibc's mmap threshold alone).
 fn hash_into(
     argon: &Argon2<'_>,
-    params: &Params,
     password: &[u8],
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
-    let need = params.block_count();
-    BLOCKS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut slot) => match slot.as_mut() {
-            Some(blocks) => {
-                if blocks.capacity() < need {
-                    *blocks = Vec::with_capacity(need.max(KEEP_MIN_BLOCKS));
-                }
-                if blocks.len() < need {
-                    blocks.resize(need, Block::default());
-                }
-                argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
-            }
-            None => hash_with_own_memory(argon, need, password, salt, out),
-        },
-        Err(_) => hash_with_own_memory(argon, need, password, salt, out),
+    let need = argon.params().block_count();
+    let grow = |blocks: &mut Vec<Block>| {
+        if blocks.capacity() < need {
+            *blocks = Vec::with_capacity(need.max(KEEP_MIN_BLOCKS));
+        }
+        if blocks.len() < need {
+            blocks.resize(need, Block::default());
+        }
+    };
+    BLOCKS.with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut()
+            && let Some(blocks) = slot.as_mut()
+        {
+            grow(blocks);
+            return argon.hash_password_into_with_memory(password, salt, out, &mut blocks[..need]);
+        }
+        let mut own = Vec::new();
+        grow(&mut own);
+        argon.hash_password_into_with_memory(password, salt, out, &mut own)
     })
 }
 
-/// One hash with memory allocated (and freed) for it, with the same large capacity as
-/// kept memory: freeing it leaves glibc's mmap threshold alone.
-fn hash_with_own_memory(
-    argon: &Argon2<'_>,
-    need: usize,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> Result<(), argon2::Error> {
-    let mut blocks = Vec::with_capacity(need.max(KEEP_MIN_BLOCKS));
-    blocks.resize(need, Block::default());
-    argon.hash_password_into_with_memory(password, salt, out, &mut blocks)
-}
-
 /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password` with a new salt.
-fn hash_phc(argon: &Argon2<'_>, params: &Params, password: &[u8]) -> Result<String, HashError> {
+fn hash_phc(argon: &Argon2<'_>, password: &[u8]) -> Result<String, HashError> {
+    let params = argon.params();
     let err = |e: &dyn std::fmt::Display| HashError::Hash(e.to_string());
     let salt = SaltString::generate(&mut OsRng);
     let mut salt_buf = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
     let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
     let output = Output::init_with(len, |out| {
-        hash_into(argon, params, password, salt_bytes, out)
+        hash_into(argon, password, salt_bytes, out)
             .map_err(|_| argon2::password_hash::Error::Crypto)
     })
     .map_err(|e| err(&e))?;
@@ -165,9 +156,9 @@ fn matches(parsed: &PasswordHash<'_>, password: &[u8]) -> bool {
     let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
-    let argon = Argon2::new(algorithm, version, params.clone());
+    let argon = Argon2::new(algorithm, version, params);
     Output::init_with(expected.len(), |out| {
-        hash_into(&argon, &params, password, salt_bytes, out)
+        hash_into(&argon, password, salt_bytes, out)
             .map_err(|_| argon2::password_hash::Error::Crypto)
     })
     .is_ok_and(|got| got == expected)
@@ -177,7 +168,6 @@ fn matches(parsed: &PasswordHash<'_>, password: &[u8]) -> bool {
 pub struct Hasher {
     params: Argon2Params,
     argon: Argon2<'static>,
-    argon_params: Params,
     /// Queue of the hashing threads; they end when the hasher is dropped.
     jobs: Sender<Job>,
     dummy: String,
@@ -226,28 +216,24 @@ impl std::fmt::Debug for Hasher {
     }
 }
 
-fn argon(params: Argon2Params) -> Result<(Argon2<'static>, Params), HashError> {
+fn argon(params: Argon2Params) -> Result<Argon2<'static>, HashError> {
     let p = Params::new(params.m_kib, params.t, params.p, None)
         .map_err(|e| HashError::Params(e.to_string()))?;
-    Ok((
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, p.clone()),
-        p,
-    ))
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
 }
 
 impl Hasher {
     pub fn new(params: Argon2Params) -> Result<Self, HashError> {
-        let (argon, argon_params) = argon(params)?;
+        let argon = argon(params)?;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         let jobs = spawn_workers(cores)?;
         // Made here, not on a hashing thread: that thread would keep its memory until idle.
-        let dummy = hash_phc(&argon, &argon_params, b"dummy password that no account has")?;
+        let dummy = hash_phc(&argon, b"dummy password that no account has")?;
         Ok(Self {
             params,
             argon,
-            argon_params,
             jobs,
             dummy,
         })
@@ -259,7 +245,7 @@ impl Hasher {
 
     /// Hashes synchronously (call from a blocking thread).
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
-        hash_phc(&self.argon, &self.argon_params, password.as_bytes())
+        hash_phc(&self.argon, password.as_bytes())
     }
 
     /// Verifies synchronously; `None` checks against the dummy hash and always says no.

@@ -193,6 +193,21 @@ impl NewClient {
     }
 }
 
+impl NewClient {
+    /// The allowed scopes as stored (every scope when none were chosen), checked against
+    /// [`SCOPES`].
+    fn scopes_json(&self) -> Result<String, ClientError> {
+        let scopes = self
+            .allowed_scopes
+            .clone()
+            .unwrap_or_else(|| SCOPES.iter().map(|s| (*s).to_owned()).collect());
+        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(ClientError::Scope(bad.clone()));
+        }
+        Ok(serde_json::to_string(&scopes).unwrap_or_default())
+    }
+}
+
 /// What registration returns: the id, and the secret of a confidential client (shown once).
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -210,13 +225,10 @@ pub fn create(
     c: &NewClient,
     now: UnixTime,
 ) -> QueryResult<Result<Created, ClientError>> {
-    let scopes = c
-        .allowed_scopes
-        .clone()
-        .unwrap_or_else(|| SCOPES.iter().map(|s| (*s).to_owned()).collect());
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-        return Ok(Err(ClientError::Scope(bad.clone())));
-    }
+    let scopes = match c.scopes_json() {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
     let client_id = c.client_id.clone().unwrap_or_else(|| random_token(16));
     if by_id(conn, &client_id)?.is_some() {
         return Ok(Err(ClientError::Exists(client_id)));
@@ -233,7 +245,7 @@ pub fn create(
             clients::post_logout_uris.eq(json_of(&c.post_logout_uris)),
             clients::backchannel_logout_uri
                 .eq(c.backchannel_logout_uri.as_ref().map(RedirectUri::as_str)),
-            clients::allowed_scopes.eq(serde_json::to_string(&scopes).unwrap_or_default()),
+            clients::allowed_scopes.eq(&scopes),
             clients::launch_url.eq(c.launch_url.as_ref().map(RedirectUri::as_str)),
             clients::initiate_login_uri.eq(c.initiate_login_uri.as_ref().map(RedirectUri::as_str)),
             clients::enabled.eq(true),
@@ -253,13 +265,10 @@ pub fn update(
     c: &NewClient,
     now: UnixTime,
 ) -> QueryResult<Result<bool, ClientError>> {
-    let scopes = c
-        .allowed_scopes
-        .clone()
-        .unwrap_or_else(|| SCOPES.iter().map(|s| (*s).to_owned()).collect());
-    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
-        return Ok(Err(ClientError::Scope(bad.clone())));
-    }
+    let scopes = match c.scopes_json() {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
     let n = diesel::update(clients::table.filter(clients::client_id.eq(client_id)))
         .set((
             clients::name.eq(&c.name),
@@ -267,7 +276,7 @@ pub fn update(
             clients::post_logout_uris.eq(json_of(&c.post_logout_uris)),
             clients::backchannel_logout_uri
                 .eq(c.backchannel_logout_uri.as_ref().map(RedirectUri::as_str)),
-            clients::allowed_scopes.eq(serde_json::to_string(&scopes).unwrap_or_default()),
+            clients::allowed_scopes.eq(&scopes),
             clients::launch_url.eq(c.launch_url.as_ref().map(RedirectUri::as_str)),
             clients::initiate_login_uri.eq(c.initiate_login_uri.as_ref().map(RedirectUri::as_str)),
             clients::signing_alg.eq(c.signing_alg.as_str()),

@@ -1,8 +1,8 @@
 //! Compact JWS (RFC 7515/7518), written out here instead of pulling in a JWT crate: we
 //! sign three kinds of tokens (ID tokens `JWT`, access tokens `at+jwt` per RFC 9068,
-//! logout tokens `logout+jwt`) and verify our own. Two algorithms: RS256 (ID and logout
-//! tokens, as OIDC requires) and ES256 (access tokens: one P-256 signature costs a small
-//! fraction of an RSA-2048 one). Verification accepts only these two, and only with a
+//! logout tokens `logout+jwt`) and verify our own. Two algorithms: RS256 (the default of
+//! every client, as OIDC requires) and ES256 (for clients registered for it: one P-256
+//! signature costs a small fraction of an RSA-2048 one). Verification accepts only these two, and only with a
 //! known `kid` whose key is of the algorithm the header names; `none`, HMAC and every
 //! other algorithm are refused before any key is touched.
 

@@ -1,10 +1,11 @@
-//! The practice's signing keys: an RS256 key (RSA-2048; ID and logout tokens) and an
-//! ES256 key (P-256; access tokens), the private halves stored in `signing_keys` wrapped
-//! with the node key (XChaCha20-Poly1305, bound to practice slug and key id), the public
-//! halves as JWKs. Per algorithm, the newest key without `retired_at` signs; every key
-//! whose `publish_until` has not passed is published in the JWKS and accepted when
-//! verifying, so tokens signed before a rotation stay verifiable until they expire.
-//! Practices created before ES256 existed get their ES256 key when it is first needed.
+//! The practice's signing keys: an RS256 key (RSA-2048) and an ES256 key (P-256); a
+//! client's tokens are signed with the key of its `signing_alg`. The private halves are
+//! stored in `signing_keys` wrapped with the node key (XChaCha20-Poly1305, bound to
+//! practice slug and key id), the public halves as JWKs. Per algorithm, the newest key
+//! without `retired_at` signs; every key whose `publish_until` has not passed is published
+//! in the JWKS and accepted when verifying, so tokens signed before a rotation stay
+//! verifiable until they expire. Practices created before ES256 existed get their ES256 key
+//! when it is first needed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -172,7 +173,8 @@ impl std::fmt::Debug for KeyCache {
     }
 }
 
-/// The current RS256 signing key of the practice (ID and logout tokens).
+/// The current RS256 signing key of the practice (RS256 keys are never made lazily, so no
+/// time is needed).
 pub fn active(
     conn: &mut SqliteConnection,
     node_key: &NodeKey,

@@ -81,18 +81,6 @@ impl Op {
             self.now(),
         )
     }
-    /// The practice's current RS256 signing key (ID and logout tokens).
-    pub fn signer(
-        &self,
-        conn: &mut SqliteConnection,
-    ) -> Result<Arc<jwt::Signer256>, keys::KeyError> {
-        keys::active(
-            conn,
-            self.web.store.node_key(),
-            self.tenant.slug().as_str(),
-            &self.state.oidc.keys,
-        )
-    }
 }
 
 impl FromRequest for Op {

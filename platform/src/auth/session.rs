@@ -219,6 +219,16 @@ pub struct Member {
 }
 
 impl Member {
+    /// The signed-in member of a live session whose access token is still valid.
+    fn of(member: MemberRow, session: SessionRow, tenant: Tenant) -> Self {
+        Self {
+            member,
+            session_id: session.id,
+            id_token: session.id_token,
+            tenant,
+        }
+    }
+
     pub fn id(&self) -> crate::members::MemberId {
         self.member.id
     }
@@ -352,12 +362,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         return Err(sign_in());
     };
     if session.access_expires_at > now {
-        return Ok(Member {
-            member,
-            session_id: session.id,
-            id_token: session.id_token,
-            tenant,
-        });
+        return Ok(Member::of(member, session, tenant));
     }
     // The access token expired: refresh at the IdP (which refuses disabled or locked
     // users), one request of this session at a time.
@@ -385,12 +390,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         return Err(sign_in());
     };
     if session.access_expires_at > now {
-        return Ok(Member {
-            member,
-            session_id: session.id,
-            id_token: session.id_token,
-            tenant,
-        });
+        return Ok(Member::of(member, session, tenant));
     }
     let refresh = session
         .refresh_token
