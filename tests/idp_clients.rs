@@ -394,6 +394,35 @@ async fn admins_edit_addresses_scopes_and_signing_algorithm_of_a_client() {
     app.login(&other, "praxis-b", "boss", PW).await;
     let foreign = app.url("praxis-b", &format!("/id/admin/clients/{}", t.client_id));
     assert_eq!(other.get(&foreign).send().await.unwrap().status(), 404);
+    // Nor can B's admin change A's client through B's address.
+    let b_page = other
+        .get(app.url("praxis-b", "/id/admin/clients"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = other
+        .post(&foreign)
+        .form(&[
+            ("csrf_token", form_csrf(&b_page).as_str()),
+            ("name", "Übernommen"),
+            ("redirect_uris", "https://evil.example/cb"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let list = admin
+        .get(app.url("praxis-a", "/id/admin/clients"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("Dienstplan neu") && !list.contains("Übernommen"));
     for id in ["platform", "gibt-es-nicht"] {
         let u = app.url("praxis-a", &format!("/id/admin/clients/{id}"));
         assert_eq!(admin.get(&u).send().await.unwrap().status(), 404, "{id}");
