@@ -15,7 +15,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// A running chromedriver, stopped on drop.
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
     _profiles: tempfile::TempDir,
@@ -28,7 +28,7 @@ impl Drop for Driver {
     }
 }
 
-async fn driver() -> Driver {
+pub async fn driver() -> Driver {
     for bin in [CHROMIUM, CHROMEDRIVER] {
         assert!(
             std::path::Path::new(bin).exists(),
@@ -68,7 +68,7 @@ async fn driver() -> Driver {
 }
 
 /// A fresh headless Chromium with its own profile.
-async fn browser(d: &Driver, name: &str) -> Client {
+pub async fn browser(d: &Driver, name: &str) -> Client {
     let profile = d._profiles.path().join(name);
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -94,7 +94,7 @@ async fn browser(d: &Driver, name: &str) -> Client {
 }
 
 /// Signs in through the IdP's login form, the way a person does, ending at `path`.
-async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
+pub async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
     b.goto(&app.url("praxis-a", path)).await.unwrap();
     let login = b
         .wait()
@@ -122,7 +122,7 @@ async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
         .unwrap();
 }
 
-async fn wait_live(b: &Client) {
+pub async fn wait_live(b: &Client) {
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("[data-live=open]"))

@@ -272,96 +272,6 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
     post(&app, &bernd, room, "Wieder offen").await;
 }
 
-/// A chromedriver for this module's one browser check, stopped on drop (the browser
-/// module's own helpers are private to it).
-struct Chromedriver {
-    child: std::process::Child,
-    url: String,
-    profile: tempfile::TempDir,
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn chromium(app: &TestApp, user: &str, path: &str) -> (Chromedriver, fantoccini::Client) {
-    use fantoccini::Locator;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromedriver starts (apt-get install chromium chromium-driver)");
-    let d = Chromedriver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        profile: tempfile::tempdir().unwrap(),
-    };
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = http.get(format!("{}/status", d.url)).send().await
-            && let Ok(v) = r.json::<Value>().await
-            && v["value"]["ready"] == true
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-background-networking",
-                format!("--user-data-dir={}", d.profile.path().display())],
-        }),
-    );
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let b = fantoccini::ClientBuilder::rustls()
-        .unwrap()
-        .capabilities(caps)
-        .connect(&d.url)
-        .await
-        .expect("a Chromium session");
-    b.goto(&app.url("praxis-a", path)).await.unwrap();
-    let wait = Duration::from_secs(10);
-    b.wait()
-        .at_most(wait)
-        .for_element(Locator::Css("input#login"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    b.find(Locator::Css("input#password"))
-        .await
-        .unwrap()
-        .send_keys(PW)
-        .await
-        .unwrap();
-    b.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    b.wait()
-        .at_most(wait)
-        .for_element(Locator::Css("[data-live=open]"))
-        .await
-        .expect("the live connection opens");
-    (d, b)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_room_page_shows_a_new_name_and_topic_without_reload() {
     let app = TestApp::spawn().await;
@@ -369,7 +279,10 @@ async fn an_open_room_page_shows_a_new_name_and_topic_without_reload() {
     let anna = person(&app, "praxis-a", "anna", false).await;
     let room = new_room(&app, &anna, "Team", false, &[]).await;
     app.create_user("praxis-a", "bernd", PW, false).await;
-    let (_driver, b) = chromium(&app, "bernd", &format!("/chat/{room}")).await;
+    let driver = crate::browser::driver().await;
+    let b = crate::browser::browser(&driver, "bernd").await;
+    crate::browser::sign_in(&b, &app, "bernd", &format!("/chat/{room}")).await;
+    crate::browser::wait_live(&b).await;
     b.execute("window.__same = 'page'; return true;", vec![])
         .await
         .unwrap();
