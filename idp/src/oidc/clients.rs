@@ -15,6 +15,11 @@ use crate::schema::clients;
 /// Scopes this provider knows.
 pub const SCOPES: &[&str] = &["openid", "profile", "email", "practice", "offline_access"];
 
+/// The scope of the member directory (`GET /id/api/members`). Not among [`SCOPES`]: it is
+/// never offered to admins, never published in discovery and never part of a user's grant;
+/// only the practice's first-party client obtains it, and only with `client_credentials`.
+pub const DIRECTORY_SCOPE: &str = "directory";
+
 /// The platform's client id in every practice.
 pub const PLATFORM_CLIENT_ID: &str = "platform";
 

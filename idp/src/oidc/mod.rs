@@ -2,14 +2,16 @@
 //!
 //! One file per concern: signing keys and JWTs, the client registry, discovery, the
 //! authorization endpoint with consent, the token endpoint, userinfo, revocation and
-//! introspection, RP-initiated and back-channel logout, and launching third-party tools
-//! from the start page. Domain functions take a connection and a time; handlers are thin.
+//! introspection, RP-initiated and back-channel logout, launching third-party tools
+//! from the start page, and the member directory for the workspace. Domain functions take
+//! a connection and a time; handlers are thin.
 
 pub mod authorize;
 pub mod backchannel;
 pub mod client_auth;
 pub mod clients;
 pub mod consent;
+pub mod directory;
 pub mod discovery;
 pub mod errors;
 pub mod grants;
@@ -111,4 +113,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     logout::configure(cfg);
     launch::configure(cfg);
     launchables::configure(cfg);
+    directory::configure(cfg);
 }

@@ -2,6 +2,9 @@
 //! with reuse detection) and client credentials; client authentication by
 //! `client_secret_basic`, `client_secret_post` or `none` (public clients).
 //!
+//! `client_credentials` grants the scopes a client is registered for, never `openid` or
+//! `offline_access`; the directory scope ([`DIRECTORY_SCOPE`]) only to the first-party client.
+//!
 //! Refresh tokens are issued when the scope holds `offline_access`, and always to
 //! first-party clients (the platform keeps its users signed in through them). A refresh
 //! token without `offline_access` dies with the browser session it came from.
@@ -18,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::Op;
 use super::client_auth::{authenticate, form, presented};
-use super::clients::Client;
+use super::clients::{Client, DIRECTORY_SCOPE};
 use super::errors::OAuthError;
 use super::mint::{Mint, Subject, mint};
 use super::params::Params;
@@ -433,10 +436,15 @@ fn client_credentials(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    if scopes
-        .iter()
-        .any(|s| s == "openid" || s == "offline_access" || !allowed.contains(s))
-    {
+    // The directory scope is the first-party client's alone; the others as registered.
+    let permitted = |s: &String| {
+        if s == DIRECTORY_SCOPE {
+            client.first_party
+        } else {
+            s != "openid" && s != "offline_access" && allowed.contains(s)
+        }
+    };
+    if !scopes.iter().all(permitted) {
         return Err(OAuthError::invalid_scope(
             "scope not available for client_credentials",
         ));
