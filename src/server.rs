@@ -45,6 +45,10 @@ pub struct RunningServer {
     mail: MailWorker,
     /// Turns due chat mentions into mails (tests kick it after moving the clock).
     pub mentions: kollegium_platform::notify::MentionWorker,
+    /// Reads the practices' member directories (tests sync a practice with it).
+    pub directory: Arc<kollegium_platform::directory::DirectorySync>,
+    /// Applies the member directory of open practices periodically (tests kick it).
+    pub directory_worker: kollegium_platform::directory::worker::DirectoryWorker,
     shutdown_grace: Duration,
     backchannel: tokio::task::JoinHandle<()>,
     /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
@@ -144,6 +148,9 @@ pub async fn start(
     let backchannel =
         kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
     let platform_for_operator = platform.clone();
+    let directory = Arc::new(kollegium_platform::directory::DirectorySync::new(
+        platform.clone(),
+    ));
     let search = platform.search();
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
@@ -209,7 +216,12 @@ pub async fn start(
         mail_signal,
         config.mail_worker_settings(mail_kinds()),
     );
-    let mentions = kollegium_platform::notify::MentionWorker::spawn(context.clone());
+    let mentions =
+        kollegium_platform::notify::MentionWorker::spawn(context.clone(), directory.clone());
+    let directory_worker = kollegium_platform::directory::worker::DirectoryWorker::spawn(
+        context.clone(),
+        directory.clone(),
+    );
     let search_worker = kollegium_platform::search::worker::SearchWorker::spawn(
         store.clone(),
         search.clone(),
@@ -233,6 +245,8 @@ pub async fn start(
         reaper,
         mail,
         mentions,
+        directory,
+        directory_worker,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         backchannel,
         search,
@@ -249,6 +263,7 @@ impl RunningServer {
         }
         self.reaper.abort();
         self.mentions.stop(self.shutdown_grace).await;
+        self.directory_worker.stop(self.shutdown_grace).await;
         self.mail.stop(self.shutdown_grace).await;
         self.backchannel.abort();
         self.chat_retention.abort();

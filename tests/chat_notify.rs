@@ -43,7 +43,8 @@ pub async fn page(app: &TestApp, c: &reqwest::Client, slug: &str, path: &str) ->
 
 /// Runs the mention worker's round for a practice, as its tick would.
 async fn mention_round(app: &TestApp, slug: &str) -> kollegium_platform::notify::mentions::Round {
-    kollegium_platform::notify::worker::run_slug(&app.server().context, slug)
+    let server = app.server();
+    kollegium_platform::notify::worker::run_slug(&server.context, &server.directory, slug)
         .await
         .unwrap()
         .unwrap()

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod directory;
 pub mod markdown;
 pub mod members;
 pub mod notify;

@@ -1,5 +1,10 @@
 //! Members of the practice as the platform knows them: a copy of the IdP's claims,
 //! refreshed at every login and token refresh. The platform never reads the IdP's tables.
+//!
+//! A member whose account the IdP reports disabled or deleted (the member directory, see
+//! [`crate::directory`]) is marked deactivated: they are left out of room audiences,
+//! mention mails and member lists, but keep their row, so their messages keep their name.
+//! A sign-in or token refresh with fresh claims clears the mark (the IdP let them in).
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
@@ -50,6 +55,7 @@ struct Row {
     send_read_receipts: bool,
     mention_mail: bool,
     mention_mail_delay_secs: i64,
+    deactivated_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +73,14 @@ pub struct Member {
     pub send_read_receipts: bool,
     pub mention_mail: bool,
     pub mention_mail_delay_secs: i64,
+    /// When the IdP's directory last said the account is disabled or gone.
+    pub deactivated_at: Option<UnixTime>,
+}
+
+impl Member {
+    pub fn is_deactivated(&self) -> bool {
+        self.deactivated_at.is_some()
+    }
 }
 
 impl From<Row> for Member {
@@ -85,6 +99,7 @@ impl From<Row> for Member {
             send_read_receipts: r.send_read_receipts,
             mention_mail: r.mention_mail,
             mention_mail_delay_secs: r.mention_mail_delay_secs,
+            deactivated_at: r.deactivated_at,
         }
     }
 }
@@ -93,7 +108,8 @@ fn json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// Inserts or refreshes a member from claims.
+/// Inserts or refreshes a member from claims (a sign-in or token refresh the IdP allowed),
+/// which also clears a deactivation mark.
 pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryResult<Member> {
     let name = if c.name.trim().is_empty() {
         &c.preferred_username
@@ -129,6 +145,7 @@ pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryRe
             members::kv_region.eq(&c.kv_region),
             members::work_areas.eq(json(&c.work_areas)),
             members::updated_at.eq(now),
+            members::deactivated_at.eq(None::<i64>),
         ))
         .returning(Row::as_returning())
         .get_result(conn)
@@ -144,8 +161,10 @@ pub fn by_id(conn: &mut SqliteConnection, id: MemberId) -> QueryResult<Option<Me
         .map(|o| o.map(Member::from))
 }
 
+/// The members who are not deactivated, by name (member lists and pickers).
 pub fn list(conn: &mut SqliteConnection) -> QueryResult<Vec<Member>> {
     members::table
+        .filter(members::deactivated_at.is_null())
         .order(members::display_name)
         .select(Row::as_select())
         .load(conn)

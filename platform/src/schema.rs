@@ -19,6 +19,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
+        deactivated_at -> Nullable<BigInt>,
     }
 }
 

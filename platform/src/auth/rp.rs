@@ -298,6 +298,33 @@ pub async fn refresh(
     })
 }
 
+/// An access token of the platform itself (no user: the `client_credentials` grant) with
+/// `scope`, for server-to-server calls such as the member directory; and its lifetime in
+/// seconds.
+pub async fn client_token(
+    state: &PlatformState,
+    reg: &Registration,
+    scope: &str,
+) -> Result<(String, i64), RpError> {
+    let meta = metadata(state, &reg.issuer).await?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(reg.client_id.clone()),
+        Some(ClientSecret::new(reg.client_secret.clone())),
+    );
+    let token = client
+        .exchange_client_credentials()
+        .map_err(provider)?
+        .add_scope(Scope::new(scope.to_owned()))
+        .request_async(&state.http)
+        .await
+        .map_err(token_error)?;
+    Ok((
+        token.access_token().secret().clone(),
+        token.expires_in().map_or(300, |d| d.as_secs() as i64),
+    ))
+}
+
 /// The RP-initiated logout URL at the IdP, if it has one.
 ///
 /// `end_session_endpoint` (OIDC RP-Initiated Logout) is not among the core metadata the

@@ -248,20 +248,25 @@ pub fn readable(
 }
 
 /// Ids of the members of a room (for delivery and mentions). Open rooms: every member
-/// of the practice.
+/// of the practice. Deactivated members (disabled or deleted at the IdP) are left out.
 pub fn audience(conn: &mut SqliteConnection, room: &Room) -> QueryResult<Vec<MemberId>> {
     let ids: Vec<i64> = if room.is_open() {
-        members::table.select(members::id).load(conn)?
+        members::table
+            .filter(members::deactivated_at.is_null())
+            .select(members::id)
+            .load(conn)?
     } else {
         room_members::table
+            .inner_join(members::table)
             .filter(room_members::room_id.eq(room.id))
+            .filter(members::deactivated_at.is_null())
             .select(room_members::member_id)
             .load(conn)?
     };
     Ok(ids.into_iter().map(MemberId).collect())
 }
 
-/// Members listed in a room (those who joined).
+/// Members listed in a room (those who joined and are not deactivated).
 pub fn member_list(
     conn: &mut SqliteConnection,
     room: RoomId,
@@ -269,6 +274,7 @@ pub fn member_list(
     room_members::table
         .inner_join(members::table)
         .filter(room_members::room_id.eq(room.0))
+        .filter(members::deactivated_at.is_null())
         .order(members::display_name)
         .select((members::id, members::username, members::display_name))
         .load::<(i64, String, String)>(conn)

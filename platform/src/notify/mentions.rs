@@ -1,7 +1,9 @@
 //! Due mention notices become mails: one mail per member and round, naming the rooms
 //! and linking to the messages, never quoting them. A notice is mailed only if the member
-//! still wants mention mails, has an address, may still read the room and has not read
-//! the message by then, and the message still exists; every due notice is marked done.
+//! is not deactivated (account disabled or deleted at the IdP), still wants mention mails,
+//! has an address, may still read the room and has not read the message by then, and the
+//! message still exists; every due notice is marked done (a deactivated member's too: they
+//! are not mailed later if their account is enabled again).
 
 use std::collections::BTreeMap;
 
@@ -286,7 +288,10 @@ pub fn deliver_due(
                 continue;
             };
             let address = member.email.trim();
-            if !member.mention_mail || kollegium_tenants::Email::parse(address).is_err() {
+            if member.is_deactivated()
+                || !member.mention_mail
+                || kollegium_tenants::Email::parse(address).is_err()
+            {
                 continue;
             }
             // Rooms in order of their first mention; a message mentioned twice counts once.
@@ -450,6 +455,46 @@ mod tests {
         )));
         assert!(!text.contains("Befund"));
         assert_eq!(deliver_due(&mut c, &ctx, 5_000).unwrap(), Round::default());
+    }
+
+    #[test]
+    fn a_member_deactivated_before_the_mail_is_due_gets_none() {
+        let (_d, mut c) = db();
+        let ctx = MailCtx {
+            practice_name: "Praxis A".into(),
+            origin: "https://praxis-a.example".into(),
+        };
+        let a = member(&mut c, "anna", "anna@a.example");
+        member(&mut c, "bernd", "bernd@a.example");
+        let z = member(&mut c, "zoe", "zoe@a.example");
+        let room =
+            rooms::create_group(&mut c, a, "Labor", "", Visibility::Open, &[], 1_000).unwrap();
+        let r = rooms::by_id(&mut c, room).unwrap().unwrap();
+        messages::post(&mut c, &r, a, "@alle Teamsitzung", None, 1_000).unwrap();
+        // Zoe's account is disabled at the IdP after the mention, before the mail is due.
+        let listing = crate::directory::Listing {
+            members: ["anna", "bernd"]
+                .iter()
+                .map(|n| crate::directory::Entry {
+                    sub: format!("sub-{n}"),
+                    active: true,
+                })
+                .collect(),
+        };
+        crate::directory::apply(&mut c, &listing, 1_500, 1_500).unwrap();
+        let round = deliver_due(&mut c, &ctx, 1_900).unwrap();
+        assert_eq!((round.notices, round.mails), (2, 1));
+        assert_eq!(recipients(&mut c), ["bernd@a.example"]);
+        // Her notice is done: enabled again later, she is not mailed about it.
+        let back = crate::directory::Listing {
+            members: vec![crate::directory::Entry {
+                sub: "sub-zoe".into(),
+                active: true,
+            }],
+        };
+        crate::directory::apply(&mut c, &back, 2_000, 2_000).unwrap();
+        assert_eq!(deliver_due(&mut c, &ctx, 5_000).unwrap(), Round::default());
+        assert!(members::by_id(&mut c, z).unwrap().unwrap().deactivated_at.is_none());
     }
 
     #[test]

@@ -8,6 +8,10 @@
 //! - at start-up, every live practice whose `platform.sqlite` holds an open notice (read
 //!   straight from the file, without opening the practice).
 //!
+//! Before a practice's due notices become mails, the member directory of its IdP is read
+//! ([`DirectorySync::sync`]), so nobody whose account was disabled or deleted meanwhile is
+//! mailed. If it cannot be read, the notices stay open and the next round tries again.
+//!
 //! Time is the store's clock, so tests move it and call [`run_practice`] directly.
 
 use std::collections::HashMap;
@@ -26,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use super::mentions::{self, MailCtx, NotifyError, Round};
 use crate::PLATFORM_DB;
+use crate::directory::DirectorySync;
 use crate::schema::mention_notices;
 
 /// Seconds between rounds when nobody kicks the worker.
@@ -50,10 +55,10 @@ pub struct MentionWorker {
 
 impl MentionWorker {
     /// Starts the worker on the current tokio runtime; its first round runs at once.
-    pub fn spawn(web: web::Data<WebContext>) -> Self {
+    pub fn spawn(web: web::Data<WebContext>, directory: Arc<DirectorySync>) -> Self {
         let stopping = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(Notify::new());
-        let join = tokio::spawn(run(web, stopping.clone(), wake.clone()));
+        let join = tokio::spawn(run(web, directory, stopping.clone(), wake.clone()));
         Self {
             stopping,
             wake,
@@ -79,12 +84,39 @@ impl MentionWorker {
 }
 
 /// Mails the due mentions of one practice and pokes the mail worker if it queued mail.
-pub async fn run_practice(web: &WebContext, tenant: &Tenant) -> Result<Round, WorkerError> {
+///
+/// When notices are due, the member directory is applied first; if the IdP cannot tell who
+/// is still active, nothing is mailed and the round reports the notices as still due.
+pub async fn run_practice(
+    web: &WebContext,
+    directory: &DirectorySync,
+    tenant: &Tenant,
+) -> Result<Round, WorkerError> {
     let ctx = MailCtx {
         practice_name: tenant.display_name().to_owned(),
         origin: web.settings.practice_origin(tenant.slug().as_str()),
     };
     let now = web.store.clock().now();
+    let t = tenant.clone();
+    let next = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
+        let mut conn = t.conn(&PLATFORM_DB)?;
+        Ok(mentions::next_due(&mut conn).map_err(NotifyError::from)?)
+    })
+    .await??;
+    if next.is_none_or(|t| t > now) {
+        return Ok(Round {
+            next_due: next,
+            ..Round::default()
+        });
+    }
+    if let Err(e) = directory.sync(web, tenant).await {
+        tracing::warn!(practice = %tenant.slug(), error = %e,
+            "member directory unreadable; mention mails wait for the next round");
+        return Ok(Round {
+            next_due: next,
+            ..Round::default()
+        });
+    }
     let t = tenant.clone();
     let round = tokio::task::spawn_blocking(move || -> Result<Round, WorkerError> {
         let mut conn = t.conn(&PLATFORM_DB)?;
@@ -100,14 +132,20 @@ pub async fn run_practice(web: &WebContext, tenant: &Tenant) -> Result<Round, Wo
 }
 
 /// [`run_practice`] by slug (opens the practice). `None`: no such live practice.
-pub async fn run_slug(web: &WebContext, slug: &str) -> Result<Option<Round>, WorkerError> {
+pub async fn run_slug(
+    web: &WebContext,
+    directory: &DirectorySync,
+    slug: &str,
+) -> Result<Option<Round>, WorkerError> {
     let Ok(slug) = Slug::parse(slug) else {
         return Ok(None);
     };
     let store = web.store.clone();
     let tenant = tokio::task::spawn_blocking(move || store.tenant(&slug)).await??;
     match tenant {
-        Some(t) if t.status() == PracticeStatus::Active => Ok(Some(run_practice(web, &t).await?)),
+        Some(t) if t.status() == PracticeStatus::Active => {
+            Ok(Some(run_practice(web, directory, &t).await?))
+        }
         _ => Ok(None),
     }
 }
@@ -152,7 +190,12 @@ async fn startup_scan(web: &WebContext) -> Result<HashMap<String, UnixTime>, Wor
     .await?
 }
 
-async fn run(web: web::Data<WebContext>, stopping: Arc<AtomicBool>, wake: Arc<Notify>) {
+async fn run(
+    web: web::Data<WebContext>,
+    directory: Arc<DirectorySync>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: HashMap<String, UnixTime> = match startup_scan(&web).await {
@@ -186,7 +229,7 @@ async fn run(web: web::Data<WebContext>, stopping: Arc<AtomicBool>, wake: Arc<No
                 break;
             }
             let slug = t.slug().to_string();
-            match run_practice(&web, t).await {
+            match run_practice(&web, &directory, t).await {
                 Ok(r) => remember(&mut pending, slug, r.next_due),
                 Err(e) => {
                     tracing::warn!(practice = %slug, error = %e, "mention round failed");
@@ -197,7 +240,7 @@ async fn run(web: web::Data<WebContext>, stopping: Arc<AtomicBool>, wake: Arc<No
             if stopping.load(Ordering::SeqCst) {
                 break;
             }
-            match run_slug(&web, &slug).await {
+            match run_slug(&web, &directory, &slug).await {
                 Ok(Some(r)) => remember(&mut pending, slug, r.next_due),
                 // Gone or suspended: a later round (or the start-up scan) finds it again.
                 Ok(None) => {

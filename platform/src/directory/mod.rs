@@ -1,0 +1,357 @@
+//! Who has left the practice: the platform asks its practice's IdP for the member
+//! directory (`GET <issuer>/api/members`) and marks members whose account is disabled or
+//! deleted there as deactivated (`members.deactivated_at`); members listed as active lose
+//! the mark. It never reads `idp.sqlite`.
+//!
+//! The request is server-to-server, with an access token of the platform's own
+//! registration (`client_credentials`, scope [`SCOPE`], which the IdP grants only to its
+//! first-party client), cached per practice until shortly before it expires. An account the
+//! directory lists as inactive and an account it does not list at all are treated alike.
+//!
+//! When it runs:
+//! - [`worker`]: every [`worker::INTERVAL_SECS`] for each practice whose `platform.sqlite`
+//!   is open on this node (closed practices are not opened for it);
+//! - the mention worker, right before it turns due mentions into mails; if the directory
+//!   cannot be read then, the mails wait and are retried in its next round (nobody is
+//!   mailed who might have left);
+//! - a sign-in or token refresh with fresh claims clears the mark at once
+//!   ([`crate::members::upsert`]).
+
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use actix_web::web;
+use diesel::prelude::*;
+use kollegium_tenants::web::WebContext;
+use kollegium_tenants::{Tenant, UnixTime};
+
+use crate::PLATFORM_DB;
+use crate::auth::PlatformState;
+use crate::auth::rp::{self, Registration, RpError};
+use crate::schema::members;
+
+/// The IdP's scope for the member directory.
+pub const SCOPE: &str = "directory";
+/// The directory's path under the issuer.
+pub const PATH: &str = "/api/members";
+/// Longest answer accepted (a practice has hundreds of accounts, not tens of thousands).
+const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// A cached token is used only while it has at least this many seconds left.
+const TOKEN_MARGIN_SECS: i64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error(transparent)]
+    Rp(#[from] RpError),
+    #[error("member directory request: {0}")]
+    Request(String),
+    #[error("the member directory refused the token ({0})")]
+    Refused(u16),
+    #[error("the member directory answered {0}")]
+    Status(u16),
+    #[error("the member directory answer is too large")]
+    TooLarge,
+    #[error("the member directory answer is malformed: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] kollegium_tenants::store::StoreError),
+    #[error("database: {0}")]
+    Db(#[from] diesel::result::Error),
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// One account as the IdP's directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Entry {
+    pub sub: String,
+    pub active: bool,
+}
+
+/// The directory as read from the IdP.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Listing {
+    pub members: Vec<Entry>,
+}
+
+impl Listing {
+    /// Parses the IdP's answer; anything unexpected is an error (and changes nothing).
+    pub fn parse(body: &[u8]) -> Result<Self, DirectoryError> {
+        serde_json::from_slice(body).map_err(|e| DirectoryError::Malformed(e.to_string()))
+    }
+}
+
+/// What applying a listing changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Members newly marked deactivated.
+    pub deactivated: usize,
+    /// Members whose mark was cleared.
+    pub reactivated: usize,
+}
+
+/// Marks the members the listing does not show as active, clears the mark of those it
+/// does, in one transaction. `fetched_at` is when the listing was requested: a member
+/// created or refreshed from fresh claims since then (a first sign-in racing the request)
+/// is newer than the listing and keeps its state.
+pub fn apply(
+    conn: &mut SqliteConnection,
+    listing: &Listing,
+    fetched_at: UnixTime,
+    now: UnixTime,
+) -> QueryResult<Applied> {
+    let active: HashSet<&str> = listing
+        .members
+        .iter()
+        .filter(|e| e.active)
+        .map(|e| e.sub.as_str())
+        .collect();
+    conn.immediate_transaction(|conn| {
+        let known: Vec<(i64, String, i64, Option<i64>)> = members::table
+            .select((
+                members::id,
+                members::sub,
+                members::updated_at,
+                members::deactivated_at,
+            ))
+            .load(conn)?;
+        let mut gone = Vec::new();
+        let mut back = Vec::new();
+        for (id, sub, updated_at, deactivated_at) in known {
+            match (active.contains(sub.as_str()), deactivated_at) {
+                (true, Some(_)) => back.push(id),
+                (false, None) if updated_at < fetched_at => gone.push(id),
+                _ => {}
+            }
+        }
+        if !gone.is_empty() {
+            diesel::update(members::table.filter(members::id.eq_any(&gone)))
+                .set(members::deactivated_at.eq(now))
+                .execute(conn)?;
+        }
+        if !back.is_empty() {
+            diesel::update(members::table.filter(members::id.eq_any(&back)))
+                .set(members::deactivated_at.eq(None::<i64>))
+                .execute(conn)?;
+        }
+        Ok(Applied {
+            deactivated: gone.len(),
+            reactivated: back.len(),
+        })
+    })
+}
+
+/// Reads the member directory of practices and applies it; keeps one access token per
+/// practice. One per node, shared by the directory worker and the mention worker.
+pub struct DirectorySync {
+    platform: web::Data<PlatformState>,
+    tokens: Mutex<HashMap<String, (String, UnixTime)>>,
+}
+
+impl std::fmt::Debug for DirectorySync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectorySync").finish_non_exhaustive()
+    }
+}
+
+impl DirectorySync {
+    pub fn new(platform: web::Data<PlatformState>) -> Self {
+        Self {
+            platform,
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads the directory of `tenant`'s IdP and applies it to its members.
+    pub async fn sync(&self, web: &WebContext, tenant: &Tenant) -> Result<Applied, DirectoryError> {
+        let origin = web.settings.practice_origin(tenant.slug().as_str());
+        let t = tenant.clone();
+        let reg = tokio::task::spawn_blocking(move || rp::registration(&t, &origin)).await??;
+        let fetched_at = self.platform.now();
+        let listing = self.fetch(&reg, tenant.slug().as_str()).await?;
+        let now = self.platform.now();
+        let t = tenant.clone();
+        let applied = tokio::task::spawn_blocking(move || -> Result<Applied, DirectoryError> {
+            let mut conn = t.conn(&PLATFORM_DB)?;
+            Ok(apply(&mut conn, &listing, fetched_at, now)?)
+        })
+        .await??;
+        if applied != Applied::default() {
+            tracing::info!(practice = %tenant.slug(), deactivated = applied.deactivated,
+                reactivated = applied.reactivated, "member directory applied");
+        }
+        Ok(applied)
+    }
+
+    /// The listing, with the cached token or a new one; a cached token the IdP refuses
+    /// (revoked meanwhile) is dropped and the request repeated once with a new one.
+    async fn fetch(&self, reg: &Registration, slug: &str) -> Result<Listing, DirectoryError> {
+        if let Some(token) = self.cached(slug) {
+            match self.get(reg, &token).await {
+                Err(DirectoryError::Refused(_)) => self.forget(slug),
+                other => return other,
+            }
+        }
+        let (token, expires_in) = rp::client_token(&self.platform, reg, SCOPE).await?;
+        self.remember(slug, &token, self.platform.now() + expires_in);
+        self.get(reg, &token).await
+    }
+
+    async fn get(&self, reg: &Registration, token: &str) -> Result<Listing, DirectoryError> {
+        let request = |e: reqwest::Error| DirectoryError::Request(e.without_url().to_string());
+        let res = self
+            .platform
+            .http
+            .get(format!("{}{PATH}", reg.issuer))
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(request)?;
+        let status = res.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
+        {
+            return Err(DirectoryError::Refused(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(DirectoryError::Status(status.as_u16()));
+        }
+        if res.content_length().is_some_and(|l| l > MAX_BYTES as u64) {
+            return Err(DirectoryError::TooLarge);
+        }
+        let body = res.bytes().await.map_err(request)?;
+        if body.len() > MAX_BYTES {
+            return Err(DirectoryError::TooLarge);
+        }
+        Listing::parse(&body)
+    }
+
+    fn cached(&self, slug: &str) -> Option<String> {
+        let now = self.platform.now();
+        let tokens = self.tokens.lock().ok()?;
+        tokens
+            .get(slug)
+            .filter(|(_, exp)| *exp - TOKEN_MARGIN_SECS > now)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn remember(&self, slug: &str, token: &str, expires_at: UnixTime) {
+        let now = self.platform.now();
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.retain(|_, (_, exp)| *exp > now);
+            tokens.insert(slug.to_owned(), (token.to_owned(), expires_at));
+        }
+    }
+
+    fn forget(&self, slug: &str) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(slug);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::members::{self, Claims, MemberId};
+
+    fn db() -> (tempfile::TempDir, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn member(conn: &mut SqliteConnection, name: &str, at: UnixTime) -> MemberId {
+        let c = Claims {
+            sub: format!("sub-{name}"),
+            preferred_username: name.into(),
+            email: format!("{name}@a.example"),
+            ..Claims::default()
+        };
+        members::upsert(conn, &c, at).unwrap().id
+    }
+
+    fn deactivated(conn: &mut SqliteConnection, id: MemberId) -> Option<UnixTime> {
+        members::by_id(conn, id).unwrap().unwrap().deactivated_at
+    }
+
+    fn listing(entries: &[(&str, bool)]) -> Listing {
+        Listing {
+            members: entries
+                .iter()
+                .map(|(s, a)| Entry {
+                    sub: format!("sub-{s}"),
+                    active: *a,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn inactive_and_absent_members_are_marked_and_active_ones_cleared() {
+        let (_d, mut c) = db();
+        let anna = member(&mut c, "anna", 100);
+        let bernd = member(&mut c, "bernd", 100);
+        let carla = member(&mut c, "carla", 100);
+        let l = listing(&[("anna", true), ("bernd", false), ("xaver", true)]);
+        let a = apply(&mut c, &l, 200, 201).unwrap();
+        assert_eq!((a.deactivated, a.reactivated), (2, 0));
+        assert_eq!(deactivated(&mut c, anna), None);
+        assert_eq!(deactivated(&mut c, bernd), Some(201));
+        assert_eq!(deactivated(&mut c, carla), Some(201));
+        // Unchanged listing: nothing changes, the first mark's time stays.
+        assert_eq!(apply(&mut c, &l, 300, 301).unwrap(), Applied::default());
+        assert_eq!(deactivated(&mut c, bernd), Some(201));
+        // Bernd is enabled again.
+        let l = listing(&[("anna", true), ("bernd", true)]);
+        let a = apply(&mut c, &l, 400, 401).unwrap();
+        assert_eq!((a.deactivated, a.reactivated), (0, 1));
+        assert_eq!(deactivated(&mut c, bernd), None);
+        assert_eq!(deactivated(&mut c, carla), Some(201));
+        // Deactivated members leave the lists but keep their row (and name).
+        let listed: Vec<MemberId> = members::list(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(listed, [anna, bernd]);
+        assert!(members::by_id(&mut c, carla).unwrap().is_some());
+    }
+
+    #[test]
+    fn fresh_claims_clear_the_mark_and_outlive_an_older_listing() {
+        let (_d, mut c) = db();
+        let bernd = member(&mut c, "bernd", 100);
+        apply(&mut c, &listing(&[]), 200, 200).unwrap();
+        assert_eq!(deactivated(&mut c, bernd), Some(200));
+        // A sign-in: the IdP let him in.
+        member(&mut c, "bernd", 250);
+        assert_eq!(deactivated(&mut c, bernd), None);
+        // A listing requested before that sign-in (or a first sign-in) does not undo it.
+        let dora = member(&mut c, "dora", 300);
+        let a = apply(&mut c, &listing(&[]), 300, 301).unwrap();
+        assert_eq!((a.deactivated, a.reactivated), (1, 0));
+        assert_eq!(deactivated(&mut c, dora), None);
+        assert_eq!(deactivated(&mut c, bernd), Some(301));
+    }
+
+    #[test]
+    fn only_a_well_formed_answer_is_a_listing() {
+        let l = Listing::parse(br#"{"members":[{"sub":"a","active":true},{"sub":"b","active":false}]}"#)
+            .unwrap();
+        assert_eq!(l.members.len(), 2);
+        for bad in [
+            &b"not json"[..],
+            br#"{"launchables":[]}"#,
+            br#"{"members":[{"sub":"a"}]}"#,
+            br#"{"members":[{"sub":"a","active":"yes"}]}"#,
+            br#"[]"#,
+        ] {
+            assert!(Listing::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

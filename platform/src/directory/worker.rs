@@ -1,0 +1,110 @@
+//! The node's directory worker: one tokio task that applies the IdP's member directory to
+//! every practice whose `platform.sqlite` is open on this node, at most every
+//! [`INTERVAL_SECS`] per practice (by the store's clock, so tests move it and kick). It never
+//! opens a closed practice: an idle practice sends no mail and shows no lists, and the
+//! mention worker syncs before it mails anyway.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::web;
+use kollegium_tenants::registry::PracticeStatus;
+use kollegium_tenants::web::WebContext;
+use kollegium_tenants::{Tenant, UnixTime};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::DirectorySync;
+use crate::PLATFORM_DB;
+
+/// Seconds between two syncs of one practice.
+pub const INTERVAL_SECS: i64 = 5 * 60;
+/// How often the worker looks for practices due a sync.
+pub const TICK: Duration = Duration::from_secs(60);
+
+/// The running worker.
+pub struct DirectoryWorker {
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+    join: JoinHandle<()>,
+}
+
+impl DirectoryWorker {
+    /// Starts the worker on the current tokio runtime; its first round runs at once.
+    pub fn spawn(web: web::Data<WebContext>, sync: Arc<DirectorySync>) -> Self {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Notify::new());
+        let join = tokio::spawn(run(web, sync, stopping.clone(), wake.clone()));
+        Self {
+            stopping,
+            wake,
+            join,
+        }
+    }
+
+    /// Runs a round now (e.g. after a test moved the clock).
+    pub fn kick(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops the worker after the round in hand; aborts it after `grace`.
+    pub async fn stop(self, grace: Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let abort = self.join.abort_handle();
+        if tokio::time::timeout(grace, self.join).await.is_err() {
+            abort.abort();
+            tracing::warn!("directory worker did not stop in time; aborted");
+        }
+    }
+}
+
+/// The open practices due a sync at `now`, given when each was last tried.
+fn due(open: Vec<Tenant>, tried: &HashMap<String, UnixTime>, now: UnixTime) -> Vec<Tenant> {
+    open.into_iter()
+        .filter(|t| t.status() == PracticeStatus::Active && t.is_open(&PLATFORM_DB))
+        .filter(|t| {
+            tried
+                .get(t.slug().as_str())
+                .is_none_or(|at| now - at >= INTERVAL_SECS || *at > now)
+        })
+        .collect()
+}
+
+async fn run(
+    web: web::Data<WebContext>,
+    sync: Arc<DirectorySync>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When each practice was last tried (successfully or not: a failing IdP is asked again
+    // after the interval, not every tick).
+    let mut tried: HashMap<String, UnixTime> = HashMap::new();
+    while !stopping.load(Ordering::SeqCst) {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tick.tick() => {}
+        }
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let now = web.store.clock().now();
+        let open = web.store.open_tenants();
+        tried.retain(|slug, _| open.iter().any(|t| t.slug().as_str() == slug));
+        for t in due(open, &tried, now) {
+            if stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let slug = t.slug().to_string();
+            if let Err(e) = sync.sync(&web, &t).await {
+                tracing::warn!(practice = %slug, error = %e, "member directory sync failed");
+            }
+            tried.insert(slug, now);
+        }
+    }
+    tracing::info!("directory worker stopped");
+}
