@@ -105,6 +105,10 @@ pub struct LimitsConfig {
     pub practice_idle_secs: u64,
     /// Connections per practice database.
     pub db_pool_size: usize,
+    /// Chat messages a member may send in a burst (then `chat_posts_per_sec`).
+    pub chat_post_burst: f64,
+    /// Chat messages per second a member may send after a burst.
+    pub chat_posts_per_sec: f64,
 }
 
 impl Default for LimitsConfig {
@@ -115,6 +119,8 @@ impl Default for LimitsConfig {
             max_open_practices: 256,
             practice_idle_secs: 300,
             db_pool_size: 4,
+            chat_post_burst: 20.0,
+            chat_posts_per_sec: 1.0,
         }
     }
 }
@@ -288,6 +294,18 @@ impl Config {
         if self.limits.db_pool_size == 0 {
             return Err(invalid("limits.db_pool_size", "must be at least 1"));
         }
+        if !(self.limits.chat_post_burst >= 1.0 && self.limits.chat_post_burst <= 1e6) {
+            return Err(invalid(
+                "limits.chat_post_burst",
+                "must be a number from 1 to 1000000",
+            ));
+        }
+        if !(self.limits.chat_posts_per_sec > 0.0 && self.limits.chat_posts_per_sec <= 1e6) {
+            return Err(invalid(
+                "limits.chat_posts_per_sec",
+                "must be a number above 0 and at most 1000000",
+            ));
+        }
         if !self.smtp.host.is_empty() && self.smtp.from.trim().is_empty() {
             return Err(invalid("smtp.from", "must be set when smtp.host is set"));
         }
@@ -334,6 +352,15 @@ impl Config {
                 ),
             )
         })
+    }
+
+    /// The workspace's settings.
+    pub fn platform_settings(&self) -> kollegium_platform::PlatformSettings {
+        kollegium_platform::PlatformSettings {
+            post_burst: self.limits.chat_post_burst,
+            posts_per_sec: self.limits.chat_posts_per_sec,
+            ..Default::default()
+        }
     }
 
     pub fn store_settings(&self) -> StoreSettings {

@@ -143,7 +143,7 @@ pub async fn start(
     let platform = web::Data::new(kollegium_platform::PlatformState::new(
         store.clock().clone(),
         http,
-        kollegium_platform::PlatformSettings::default(),
+        config.platform_settings(),
     ));
     let backchannel =
         kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());

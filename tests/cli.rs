@@ -229,6 +229,20 @@ fn configuration_errors_name_the_key() {
         "{}",
         stderr(&out)
     );
+    for (key, value) in [
+        ("KOLLEGIUM_LIMITS__CHAT_POST_BURST", "0"),
+        ("KOLLEGIUM_LIMITS__CHAT_POSTS_PER_SEC", "-1"),
+        ("KOLLEGIUM_LIMITS__CHAT_POSTS_PER_SEC", "NaN"),
+    ] {
+        let out = cli_in(&data, &["config", "check"], &[(key, value)]);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        let name = key.trim_start_matches("KOLLEGIUM_LIMITS__").to_lowercase();
+        assert!(
+            stderr(&out).contains(&format!("`limits.{name}`")),
+            "{}",
+            stderr(&out)
+        );
+    }
 
     let toml = dir.path().join("k.toml");
     std::fs::write(&toml, "base_domain = \"praxen.example\"\nfavourite_colour = \"blue\"\n[smtp]\npassword = \"s3cr3t-value\"\n").unwrap();

@@ -120,6 +120,7 @@ pub struct DbPool {
     state: Mutex<PoolState>,
     freed: Condvar,
     counter: Arc<ConnCounter>,
+    writes: Arc<crate::group_commit::WriteQueue>,
 }
 
 impl std::fmt::Debug for DbPool {
@@ -144,13 +145,17 @@ impl DbPool {
         Ok(Arc::new(Self {
             path,
             max: max.max(1),
-            max_idle: 2,
+            // Keep every connection the load needed: closing one on return and opening
+            // another for the next request costs the open, the pragmas and every prepared
+            // statement. Idle practices close their pools as a whole (`practice_idle_secs`).
+            max_idle: max.max(1),
             state: Mutex::new(PoolState {
                 idle: vec![conn],
                 total: 1,
             }),
             freed: Condvar::new(),
             counter,
+            writes: Default::default(),
         }))
     }
 
@@ -213,6 +218,14 @@ impl DbPool {
         self.freed.notify_one();
     }
 
+    pub(crate) fn write_queue(&self) -> &Arc<crate::group_commit::WriteQueue> {
+        &self.writes
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Number of connections currently open in this pool.
     pub fn open_connections(&self) -> usize {
         self.state.lock().map(|s| s.total).unwrap_or(0)
@@ -250,6 +263,42 @@ impl std::ops::DerefMut for PooledConn {
         self.conn
             .as_mut()
             .unwrap_or_else(|| unreachable!("connection used after drop"))
+    }
+}
+
+impl PooledConn {
+    /// Closes the connection instead of returning it (its state is not trusted).
+    pub fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+            if let Ok(mut state) = self.pool.state.lock() {
+                state.total -= 1;
+            }
+            self.pool.counter.0.fetch_sub(1, Ordering::Relaxed);
+            self.pool.freed.notify_one();
+        }
+    }
+}
+
+/// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on its own, a savepoint when the
+/// connection is already in a transaction (a group-commit batch, see
+/// [`crate::group_commit`]), where `BEGIN` would fail.
+pub fn write_transaction<T, E>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .map_err(E::from)?
+        .is_some();
+    if nested {
+        conn.transaction(f)
+    } else {
+        conn.immediate_transaction(f)
     }
 }
 

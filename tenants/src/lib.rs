@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod db;
 pub mod email;
+pub mod group_commit;
 pub mod http;
 pub mod kv;
 pub mod mail;

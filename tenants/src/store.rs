@@ -118,6 +118,11 @@ impl Tenant {
     /// A connection to this practice's database of `kind`, opened and migrated on first use.
     /// Blocking: call inside `web::block` / `spawn_blocking`.
     pub fn conn(&self, kind: &'static DbKind) -> Result<PooledConn, StoreError> {
+        Ok(self.pool(kind)?.get()?)
+    }
+
+    /// The pool of `kind`, opened and migrated on first use (blocking).
+    fn pool(&self, kind: &'static DbKind) -> Result<Arc<DbPool>, StoreError> {
         let pool = {
             let mut pools = self.open.pools.lock().map_err(|_| StoreError::Poisoned)?;
             match pools.get(kind.name) {
@@ -134,7 +139,42 @@ impl Tenant {
                 }
             }
         };
-        Ok(pool.get()?)
+        Ok(pool)
+    }
+
+    /// Runs `f` as a write of this practice's database of `kind`, batched with the other
+    /// writes queued at the same time into one transaction (group commit, see
+    /// [`crate::group_commit`]); returns once the change is committed.
+    pub async fn write<F, T, E>(
+        &self,
+        kind: &'static DbKind,
+        f: F,
+    ) -> Result<T, crate::group_commit::WriteError<E>>
+    where
+        F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + Send + 'static,
+    {
+        use crate::group_commit::WriteError;
+        let open = self
+            .open
+            .pools
+            .lock()
+            .map_err(|_| WriteError::Db("pools poisoned".into()))?
+            .get(kind.name)
+            .cloned();
+        let pool = match open {
+            Some(p) => p,
+            None => {
+                // First use: opening (and migrating) blocks, so not on this thread.
+                let t = self.clone();
+                tokio::task::spawn_blocking(move || t.pool(kind))
+                    .await
+                    .map_err(|e| WriteError::Db(e.to_string()))?
+                    .map_err(|e| WriteError::Db(e.to_string()))?
+            }
+        };
+        crate::group_commit::write(&pool, f).await
     }
 
     /// Number of databases of this practice that are open.

@@ -25,6 +25,9 @@ pub struct PlatformSettings {
     pub session_idle_secs: i64,
     /// A pending sign-in (state, nonce, PKCE verifier) is valid this long.
     pub login_state_ttl_secs: i64,
+    /// Chat messages a member may send in a burst, refilled at `posts_per_sec`.
+    pub post_burst: f64,
+    pub posts_per_sec: f64,
 }
 
 impl Default for PlatformSettings {
@@ -32,6 +35,8 @@ impl Default for PlatformSettings {
         Self {
             session_idle_secs: 12 * 3600,
             login_state_ttl_secs: 600,
+            post_burst: 20.0,
+            posts_per_sec: 1.0,
         }
     }
 }
@@ -54,10 +59,6 @@ pub struct PlatformState {
 /// Lock stripes for token refreshes: sessions share a stripe by hash, so memory stays
 /// fixed; two sessions on one stripe only wait for each other's IdP round trip.
 const REFRESH_STRIPES: usize = 64;
-
-/// Posting rate per member: a burst of this many messages, refilled at `POST_RATE`/s.
-const POST_BURST: f64 = 20.0;
-const POST_RATE: f64 = 1.0;
 
 impl PlatformState {
     pub fn new(clock: SharedClock, http: reqwest::Client, settings: PlatformSettings) -> Self {
@@ -143,9 +144,9 @@ impl PlatformState {
         }
         let entry = buckets
             .entry((slug.to_owned(), member))
-            .or_insert((POST_BURST, Instant::now()));
-        let refill = entry.1.elapsed().as_secs_f64() * POST_RATE;
-        entry.0 = (entry.0 + refill).min(POST_BURST);
+            .or_insert((self.settings.post_burst, Instant::now()));
+        let refill = entry.1.elapsed().as_secs_f64() * self.settings.posts_per_sec;
+        entry.0 = (entry.0 + refill).min(self.settings.post_burst);
         entry.1 = Instant::now();
         if entry.0 >= 1.0 {
             entry.0 -= 1.0;

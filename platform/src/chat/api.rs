@@ -8,10 +8,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
 use kollegium_tenants::UnixTime;
 
 use super::actions::{self, MessageAction, RoomChange};
-use super::live::ApiMessage;
+use super::live::{self, ApiMessage};
 use super::messages;
 use super::rooms::{self, Visibility};
-use super::routes::{PageError, actor, edit_window, with_db};
+use super::routes::{PageError, actor, edit_window, with_db, write_db};
 use super::{ChatError, MessageId, PAGE_SIZE, RoomId};
 use crate::auth::{Member, PlatformState};
 use crate::members::{self, MemberId};
@@ -381,11 +381,18 @@ async fn post_message(
         return Err(ChatError::RateLimited.into());
     }
     let f = body.into_inner();
-    let (view, events) = with_db(&m, move |c| {
-        let (msg, events) = actions::post(c, room_id, me, &f.body, f.reply_to.map(MessageId), now)?;
-        Ok((view_for(c, &msg, me)?, events))
+    let (_, events) = write_db(&m, move |c| {
+        actions::post(c, room_id, me, &f.body, f.reply_to.map(MessageId), now)
     })
     .await?;
+    // The author's view is the live message as the author reads it (no second rendering).
+    let view = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            live::EventKind::Posted(l) => Some(ApiMessage::from(l.for_reader(me.0))),
+            _ => None,
+        })
+        .ok_or_else(|| PageError::Internal("posted message without its event".into()))?;
     state.publish(m.tenant.slug().as_str(), events);
     Ok(HttpResponse::Created().json(view))
 }

@@ -117,7 +117,7 @@ pub fn post(
         return Err(ChatError::Archived);
     }
     let body = check_body(body)?;
-    conn.immediate_transaction(|conn| {
+    kollegium_tenants::db::write_transaction(conn, |conn| {
         if let Some(r) = reply_to {
             let target: Option<i64> = messages::table
                 .find(r.0)

@@ -87,6 +87,20 @@ pub(super) async fn with_db<T: Send + 'static>(
     .map_err(internal)?
 }
 
+/// Runs a chat write through the practice's group commit (see
+/// `kollegium_tenants::group_commit`): writes arriving together share one transaction, and
+/// the answer comes once the change is committed.
+pub(super) async fn write_db<T: Send + 'static>(
+    m: &Member,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, ChatError> + Send + 'static,
+) -> Result<T, PageError> {
+    use kollegium_tenants::group_commit::WriteError;
+    m.tenant.write(&PLATFORM_DB, f).await.map_err(|e| match e {
+        WriteError::Job(e) => PageError::Chat(e),
+        WriteError::Db(why) => PageError::Internal(why),
+    })
+}
+
 pub(super) fn edit_window(conn: &mut SqliteConnection) -> i64 {
     kv::get(conn, "chat_edit_window_secs")
         .ok()
@@ -372,15 +386,8 @@ async fn post(
         return Err(ChatError::RateLimited.into());
     }
     let f = form.into_inner();
-    let (msg, events) = with_db(&m, move |c| {
-        Ok(actions::post(
-            c,
-            room_id,
-            me,
-            &f.body,
-            f.reply_to.map(MessageId),
-            now,
-        )?)
+    let (msg, events) = write_db(&m, move |c| {
+        actions::post(c, room_id, me, &f.body, f.reply_to.map(MessageId), now)
     })
     .await?;
     state.publish(m.tenant.slug().as_str(), events);

@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use kollegium_tenants::web::WebContext;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::actions;
 use super::live::{self, ApiMessage};
@@ -69,7 +68,10 @@ pub(super) async fn connect(
     if !origin_ok {
         return Ok(refuse(403, "Verbindung von fremder Herkunft abgelehnt."));
     }
-    let Some(events) = state.live.subscribe(m.tenant.slug().as_str()) else {
+    let Some(events) = state
+        .live
+        .subscribe(m.tenant.slug().as_str(), m.id().0, m.session_id)
+    else {
         return Ok(refuse(503, "Live-Verbindung derzeit nicht möglich."));
     };
     let (response, session, stream) = actix_ws::handle(&req, body)?;
@@ -176,7 +178,7 @@ async fn run(
     state: std::sync::Arc<PlatformState>,
     mut session: actix_ws::Session,
     mut stream: actix_ws::MessageStream,
-    mut events: tokio::sync::broadcast::Receiver<std::sync::Arc<live::Event>>,
+    mut events: live::Subscription,
 ) {
     let (me, sid) = (m.id().0, m.session_id);
     let mut heard = Instant::now();
@@ -185,23 +187,24 @@ async fn run(
     let reason = loop {
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(ev) => {
+                Some(live::Received::Event(p)) => {
+                    let ev = &p.event;
                     if matches!(ev.kind, live::EventKind::SessionEnded) && ev.audience.includes(me, sid) {
                         break close(RECONNECT, "session ended");
                     }
-                    if let Some(text) = live::render(&ev, me, sid)
+                    if let Some(text) = p.text_for(me, sid)
                         && session.text(text).await.is_err()
                     {
                         return;
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
+                Some(live::Received::Lagged) => {
                     // Too slow to keep up: tell the client to catch up from its last id.
                     if session.text(r#"{"type":"resync"}"#).await.is_err() {
                         return;
                     }
                 }
-                Err(RecvError::Closed) => break close(CloseCode::Away, "shutting down"),
+                None => break close(CloseCode::Away, "shutting down"),
             },
             msg = stream.recv() => {
                 heard = Instant::now();

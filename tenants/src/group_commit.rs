@@ -1,0 +1,408 @@
+//! Group commit: write jobs queued for one database at the same time share one
+//! transaction, so a burst of writes costs one commit (one fsync) instead of one each.
+//!
+//! Each database pool has at most one writer thread. A job queued while the writer is
+//! busy waits for the next batch; the writer takes everything queued (up to
+//! [`MAX_BATCH`]), opens `BEGIN IMMEDIATE`, runs every job in a savepoint of its own (a
+//! job that fails rolls back only itself), commits, and only then answers the jobs: a job
+//! reports success only once its change is durable. If the commit fails, every job of the
+//! batch gets the error. The writer ends after [`LINGER`] without work.
+//!
+//! SQLite allows one writer per database anyway; queuing the writers here instead of in
+//! SQLite's busy handler (which sleeps in steps of milliseconds) also keeps their latency
+//! low under contention.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
+
+use diesel::{Connection, SqliteConnection};
+use tokio::sync::oneshot;
+
+use crate::db::DbPool;
+
+/// Most jobs in one transaction.
+pub const MAX_BATCH: usize = 256;
+/// How long an idle writer thread waits for more work before it ends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Why a queued write did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError<E> {
+    /// The job itself refused or failed; its savepoint was rolled back.
+    #[error(transparent)]
+    Job(E),
+    /// The batch could not run or commit (nothing of it took effect).
+    #[error("database write failed: {0}")]
+    Db(String),
+}
+
+/// A queued job before it ran.
+trait Pending: Send {
+    /// Runs the job in a savepoint of the batch's transaction.
+    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> Box<dyn Finished>;
+    /// The batch could not start: answers with the error.
+    fn fail(self: Box<Self>, why: &str);
+}
+
+/// A job that ran, waiting for the batch's commit.
+trait Finished: Send {
+    fn finish(self: Box<Self>, committed: Result<(), &str>);
+}
+
+struct Job<F, T, E> {
+    f: F,
+    tx: oneshot::Sender<Result<T, WriteError<E>>>,
+}
+
+struct Done<T, E> {
+    result: Result<T, E>,
+    tx: oneshot::Sender<Result<T, WriteError<E>>>,
+}
+
+impl<F, T, E> Pending for Job<F, T, E>
+where
+    F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send,
+    T: Send + 'static,
+    E: From<diesel::result::Error> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> Box<dyn Finished> {
+        let Job { f, tx } = *self;
+        // Nested in the batch's transaction, so this is a savepoint.
+        let result = conn.transaction(f);
+        Box::new(Done { result, tx })
+    }
+
+    fn fail(self: Box<Self>, why: &str) {
+        let _ = self.tx.send(Err(WriteError::Db(why.to_owned())));
+    }
+}
+
+impl<T: Send, E: Send> Finished for Done<T, E> {
+    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let answer = match committed {
+            Ok(()) => self.result.map_err(WriteError::Job),
+            Err(why) => Err(WriteError::Db(why.to_owned())),
+        };
+        let _ = self.tx.send(answer);
+    }
+}
+
+/// The write queue of one database pool.
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    /// Transactions run so far (for tests and diagnostics).
+    batches: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Box<dyn Pending>>,
+    writer: bool,
+}
+
+impl WriteQueue {
+    /// Waits for the next batch; `None` when the writer should end.
+    fn next_batch(&self) -> Option<Vec<Box<dyn Pending>>> {
+        let mut state = self.state.lock().ok()?;
+        if state.jobs.is_empty() {
+            let (s, _) = self.wake.wait_timeout(state, LINGER).ok()?;
+            state = s;
+            if state.jobs.is_empty() {
+                state.writer = false;
+                return None;
+            }
+        }
+        let n = state.jobs.len().min(MAX_BATCH);
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(state.jobs.drain(..n).collect())
+    }
+}
+
+/// Queues `f` to run in a shared write transaction of `pool`'s database and waits for the
+/// commit. `f` runs on the pool's writer thread, in a savepoint: returning `Err` undoes
+/// only its own changes. Nested `transaction` calls inside it are savepoints too, so `f`
+/// must not start its own `BEGIN` (see [`crate::db::write_transaction`]).
+pub(crate) async fn write<F, T, E>(pool: &Arc<DbPool>, f: F) -> Result<T, WriteError<E>>
+where
+    F: FnOnce(&mut SqliteConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<diesel::result::Error> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let queue = Arc::clone(pool.write_queue());
+    let start_writer = {
+        let mut state = queue
+            .state
+            .lock()
+            .map_err(|_| WriteError::Db("write queue poisoned".into()))?;
+        state.jobs.push_back(Box::new(Job { f, tx }));
+        let start = !state.writer;
+        state.writer = true;
+        start
+    };
+    if start_writer {
+        let (q, p) = (Arc::clone(&queue), Arc::downgrade(pool));
+        let spawned = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || writer(&q, &p));
+        if let Err(e) = spawned {
+            // No thread: answer everything queued so nobody waits forever.
+            let jobs = match queue.state.lock() {
+                Ok(mut state) => {
+                    state.writer = false;
+                    state.jobs.drain(..).collect::<Vec<_>>()
+                }
+                Err(_) => Vec::new(),
+            };
+            let why = format!("cannot start the database writer: {e}");
+            for j in jobs {
+                j.fail(&why);
+            }
+        }
+    } else {
+        queue.wake.notify_one();
+    }
+    rx.await
+        .map_err(|_| WriteError::Db("the database writer stopped".into()))?
+}
+
+/// The writer thread of one pool: runs batches until the queue stays empty. It holds the
+/// pool only while it writes, so a practice closed for idleness closes its files at once.
+fn writer(queue: &WriteQueue, pool: &Weak<DbPool>) {
+    while let Some(batch) = queue.next_batch() {
+        let Some(pool) = pool.upgrade() else {
+            for j in batch {
+                j.fail("the database was closed");
+            }
+            continue;
+        };
+        let mut conn = match pool.get() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = e.to_string();
+                for j in batch {
+                    j.fail(&why);
+                }
+                continue;
+            }
+        };
+        let mut finished: Vec<Box<dyn Finished>> = Vec::with_capacity(batch.len());
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            conn.immediate_transaction(|c| {
+                for job in batch {
+                    finished.push(job.run(c));
+                }
+                Ok::<_, diesel::result::Error>(())
+            })
+        }));
+        match outcome {
+            Ok(committed) => {
+                let why = committed.err().map(|e| e.to_string());
+                for f in finished {
+                    f.finish(why.as_deref().map_or(Ok(()), Err));
+                }
+            }
+            Err(_) => {
+                // A job panicked: its batch is lost (the dropped answers tell the callers)
+                // and the connection, whose transaction state is unknown, is closed.
+                tracing::error!(db = %pool.path().display(), "a write job panicked; batch rolled back");
+                drop(finished);
+                conn.discard();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+
+    use super::*;
+    use crate::db::{ConnCounter, DbPool};
+    use crate::registry::REGISTRY_DB;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn pool(dir: &tempfile::TempDir) -> Arc<DbPool> {
+        let pool = DbPool::open(
+            dir.path().join("t.sqlite"),
+            &REGISTRY_DB,
+            4,
+            Arc::new(ConnCounter::default()),
+        )
+        .unwrap();
+        pool.get()
+            .unwrap()
+            .batch_execute(
+                "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 INSERT INTO parent VALUES (1);
+                 CREATE TABLE t (v INTEGER NOT NULL UNIQUE,
+                    p INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+            )
+            .unwrap();
+        pool
+    }
+
+    fn rows(pool: &Arc<DbPool>) -> i64 {
+        diesel::sql_query("SELECT count(*) AS n FROM t")
+            .get_result::<Count>(&mut *pool.get().unwrap())
+            .unwrap()
+            .n
+    }
+
+    fn insert(v: i64, p: i64) -> impl FnOnce(&mut SqliteConnection) -> QueryResult<i64> + Send {
+        move |c| {
+            diesel::sql_query(format!("INSERT INTO t (v, p) VALUES ({v}, {p})")).execute(c)?;
+            Ok(v)
+        }
+    }
+
+    fn spawn_write<F, T>(
+        pool: &Arc<DbPool>,
+        f: F,
+    ) -> tokio::task::JoinHandle<Result<T, WriteError<diesel::result::Error>>>
+    where
+        F: FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let p = Arc::clone(pool);
+        tokio::spawn(async move { write(&p, f).await })
+    }
+
+    /// Keeps the writer busy so that the jobs queued meanwhile form one batch.
+    async fn hold_writer(pool: &Arc<DbPool>) -> tokio::task::JoinHandle<()> {
+        let (started_tx, started) = oneshot::channel();
+        let p = Arc::clone(pool);
+        let h = tokio::spawn(async move {
+            write(&p, move |_| {
+                let _ = started_tx.send(());
+                std::thread::sleep(Duration::from_millis(200));
+                QueryResult::Ok(())
+            })
+            .await
+            .unwrap();
+        });
+        started.await.unwrap();
+        h
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_transactions_and_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let hold = hold_writer(&pool).await;
+        let mut tasks = Vec::new();
+        for v in 0..200 {
+            tasks.push(spawn_write(&pool, insert(v, 1)));
+        }
+        for (v, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), v as i64);
+        }
+        hold.await.unwrap();
+        assert_eq!(rows(&pool), 200, "every write is committed");
+        let batches = pool.write_queue().batches.load(Ordering::Relaxed);
+        assert!(
+            (2..10).contains(&batches),
+            "the 200 writes queued behind a busy writer share a few batches: {batches}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_job_rolls_back_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let hold = hold_writer(&pool).await;
+        let (a, b, c) = (
+            spawn_write(&pool, insert(1, 1)),
+            spawn_write(&pool, |c: &mut SqliteConnection| {
+                insert(2, 1)(c)?;
+                insert(1, 1)(c) // duplicate: this job fails after its first insert
+            }),
+            spawn_write(&pool, insert(3, 1)),
+        );
+        hold.await.unwrap();
+        assert_eq!(a.await.unwrap().unwrap(), 1);
+        assert!(matches!(b.await.unwrap(), Err(WriteError::Job(_))));
+        assert_eq!(c.await.unwrap().unwrap(), 3);
+        assert_eq!(
+            rows(&pool),
+            2,
+            "the failed job's first insert is undone too"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_every_job_of_its_batch_and_nothing_remains() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let hold = hold_writer(&pool).await;
+        // The deferred foreign key of the first job fails only at COMMIT.
+        let (a, b) = (
+            spawn_write(&pool, insert(1, 99)),
+            spawn_write(&pool, insert(2, 1)),
+        );
+        hold.await.unwrap();
+        assert!(matches!(a.await.unwrap(), Err(WriteError::Db(_))));
+        assert!(
+            matches!(b.await.unwrap(), Err(WriteError::Db(_))),
+            "a job succeeds only with its commit"
+        );
+        assert_eq!(rows(&pool), 0);
+        assert_eq!(
+            write(&pool, insert(3, 1)).await.unwrap(),
+            3,
+            "next batch works"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_loses_its_batch_but_not_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let hold = hold_writer(&pool).await;
+        let (a, b) = (
+            spawn_write(&pool, insert(1, 1)),
+            spawn_write(&pool, |_: &mut SqliteConnection| {
+                if true {
+                    panic!("job bug");
+                }
+                QueryResult::Ok(0)
+            }),
+        );
+        hold.await.unwrap();
+        assert!(matches!(a.await.unwrap(), Err(WriteError::Db(_))));
+        assert!(matches!(b.await.unwrap(), Err(WriteError::Db(_))));
+        assert_eq!(rows(&pool), 0);
+        assert_eq!(write(&pool, insert(2, 1)).await.unwrap(), 2);
+        assert_eq!(rows(&pool), 1);
+    }
+
+    #[tokio::test]
+    async fn write_transaction_is_immediate_alone_and_a_savepoint_inside_a_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let mut c = pool.get().unwrap();
+        crate::db::write_transaction(&mut c, insert(1, 1)).unwrap();
+        drop(c);
+        let v = write(&pool, |c: &mut SqliteConnection| {
+            crate::db::write_transaction(c, insert(2, 1))
+        })
+        .await
+        .unwrap();
+        assert_eq!(v, 2);
+        assert_eq!(rows(&pool), 2);
+    }
+}
