@@ -25,6 +25,7 @@ mod idp_security;
 mod idp_sessions;
 mod mail;
 mod mail_admin;
+mod members_directory;
 mod oidc_attacks;
 mod oidc_flow;
 mod oidc_misuse;

@@ -211,8 +211,7 @@ impl DirectorySync {
             .await
             .map_err(request)?;
         let status = res.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(DirectoryError::Refused(status.as_u16()));
         }
         if !status.is_success() {
@@ -341,8 +340,10 @@ mod tests {
 
     #[test]
     fn only_a_well_formed_answer_is_a_listing() {
-        let l = Listing::parse(br#"{"members":[{"sub":"a","active":true},{"sub":"b","active":false}]}"#)
-            .unwrap();
+        let l = Listing::parse(
+            br#"{"members":[{"sub":"a","active":true},{"sub":"b","active":false}]}"#,
+        )
+        .unwrap();
         assert_eq!(l.members.len(), 2);
         for bad in [
             &b"not json"[..],
@@ -351,7 +352,11 @@ mod tests {
             br#"{"members":[{"sub":"a","active":"yes"}]}"#,
             br#"[]"#,
         ] {
-            assert!(Listing::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                Listing::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

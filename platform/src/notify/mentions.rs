@@ -494,7 +494,13 @@ mod tests {
         };
         crate::directory::apply(&mut c, &back, 2_000, 2_000).unwrap();
         assert_eq!(deliver_due(&mut c, &ctx, 5_000).unwrap(), Round::default());
-        assert!(members::by_id(&mut c, z).unwrap().unwrap().deactivated_at.is_none());
+        assert!(
+            members::by_id(&mut c, z)
+                .unwrap()
+                .unwrap()
+                .deactivated_at
+                .is_none()
+        );
     }
 
     #[test]
