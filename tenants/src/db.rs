@@ -309,3 +309,29 @@ impl Drop for PooledConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+
+    #[derive(QueryableByName)]
+    struct CompileOption {
+        #[diesel(sql_type = Text)]
+        compile_options: String,
+    }
+
+    #[test]
+    fn sqlite_is_built_with_the_flags_of_the_cargo_config() {
+        let mut c = super::SqliteConnection::establish(":memory:").unwrap();
+        let opts: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<CompileOption>(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        // See .cargo/config.toml: without QPSG every `LIMIT ?` query is planned anew.
+        assert!(opts.iter().any(|o| o == "ENABLE_QPSG"), "{opts:?}");
+        assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
+    }
+}

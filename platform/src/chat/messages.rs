@@ -387,13 +387,17 @@ pub fn views(
     list: &[Message],
     me: MemberId,
 ) -> QueryResult<Vec<View>> {
-    let people: BTreeMap<i64, (String, String)> = members::table
-        .select((members::id, members::username, members::display_name))
-        .load::<(i64, String, String)>(conn)?
-        .into_iter()
-        .map(|(id, u, d)| (id, (u, d)))
-        .collect();
-    let usernames: Vec<String> = people.values().map(|(u, _)| u.to_lowercase()).collect();
+    // Usernames only matter for highlighting `@name`: load them only if a body has an `@`.
+    let usernames: Vec<String> = if list.iter().any(|m| m.body.contains('@')) {
+        members::table
+            .select(members::username)
+            .load::<String>(conn)?
+            .into_iter()
+            .map(|u| u.to_lowercase())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let is_mention = |w: &str| {
         let w = w.to_lowercase();
         w == "alle" || w == "all" || usernames.contains(&w)
@@ -421,9 +425,23 @@ pub fn views(
         .into_iter()
         .map(|(id, a, b, d)| (id, (a, b, d)))
         .collect();
+    // Display names of the authors and the quoted authors only.
+    let mut people_ids: Vec<i64> = list
+        .iter()
+        .filter_map(|m| m.author_id)
+        .chain(replies.values().filter_map(|(a, _, _)| *a))
+        .collect();
+    people_ids.sort_unstable();
+    people_ids.dedup();
+    let people: BTreeMap<i64, String> = members::table
+        .filter(members::id.eq_any(&people_ids))
+        .select((members::id, members::display_name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
     let name = |id: Option<i64>| {
         id.and_then(|i| people.get(&i))
-            .map_or_else(|| "Ehemaliges Mitglied".to_owned(), |(_, d)| d.clone())
+            .map_or_else(|| "Ehemaliges Mitglied".to_owned(), Clone::clone)
     };
     Ok(list
         .iter()
