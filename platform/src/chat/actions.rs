@@ -41,7 +41,7 @@ pub fn post(
 ) -> Result<(Message, Vec<Event>), ChatError> {
     let room = rooms::readable(conn, room_id, author, now)?;
     let (msg, _) = messages::post(conn, &room, author, body, reply_to, now)?;
-    let ev = live::message_event(conn, &room, msg.message_id(), EventKind::Posted)?;
+    let ev = live::posted_event(conn, &room, &msg)?;
     Ok((msg, vec![ev]))
 }
 

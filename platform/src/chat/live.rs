@@ -290,6 +290,34 @@ pub fn live_message(conn: &mut SqliteConnection, msg: &Message) -> QueryResult<L
     let view = messages::views(conn, std::slice::from_ref(msg), MemberId(0))?
         .pop()
         .ok_or(diesel::result::Error::NotFound)?;
+    let reactors = reactors(conn, msg)?;
+    Ok(LiveMessage {
+        view,
+        mentions: msg.mentioned().into_iter().map(|m| m.0).collect(),
+        mentions_all: msg.mentions_all,
+        reactors,
+    })
+}
+
+/// The event of a message just posted (`msg` as inserted: no reactions yet).
+pub fn posted_event(conn: &mut SqliteConnection, room: &Room, msg: &Message) -> QueryResult<Event> {
+    let view = messages::views(conn, std::slice::from_ref(msg), MemberId(0))?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)?;
+    Ok(Event {
+        room: room.id,
+        audience: audience(conn, room)?,
+        kind: EventKind::Posted(LiveMessage {
+            view,
+            mentions: msg.mentioned().into_iter().map(|m| m.0).collect(),
+            mentions_all: msg.mentions_all,
+            reactors: Vec::new(),
+        }),
+    })
+}
+
+/// Who gave which reaction to `msg`: (emoji, members), in order of first use.
+fn reactors(conn: &mut SqliteConnection, msg: &Message) -> QueryResult<Vec<(String, Vec<i64>)>> {
     let rows: Vec<(i64, String)> = reactions::table
         .filter(reactions::message_id.eq(msg.id))
         .order(reactions::created_at)
@@ -302,12 +330,7 @@ pub fn live_message(conn: &mut SqliteConnection, msg: &Message) -> QueryResult<L
             None => reactors.push((emoji, vec![who])),
         }
     }
-    Ok(LiveMessage {
-        view,
-        mentions: msg.mentioned().into_iter().map(|m| m.0).collect(),
-        mentions_all: msg.mentions_all,
-        reactors,
-    })
+    Ok(reactors)
 }
 
 /// An event about message `id` of `room` (re-read after the change).
