@@ -238,7 +238,9 @@ fn configuration_errors_name_the_key() {
         assert_eq!(out.status.code(), Some(2), "{key}={value}");
         let name = key.trim_start_matches("KOLLEGIUM_LIMITS__").to_lowercase();
         assert!(
-            stderr(&out).contains(&format!("`limits.{name}`")),
+            stderr(&out)
+                .to_lowercase()
+                .contains(&format!("limits.{name}")),
             "{}",
             stderr(&out)
         );

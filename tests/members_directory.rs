@@ -13,7 +13,7 @@ use kollegium_tenants::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::chat_live::{Person, new_room, person, post};
+use crate::chat_live::{Person, member_id, new_room, person, post};
 use crate::harness::{TestApp, client, form_csrf, use_smtp};
 use crate::oidc_support::{self, claims, pkce, post_form, register, tool};
 use crate::smtp::{Mail, SmtpSink};
@@ -195,12 +195,42 @@ async fn a_colleague_disabled_at_the_idp_gets_no_alle_mail_and_leaves_the_room_u
 
     // Carla leaves the practice: the admin disables her account at the IdP. The workspace
     // learns it with its next directory round.
+    let carla_member = member_id(&app, &anna, "carla").await;
+    let private = new_room(&app, &anna, "Leitung", true, &[]).await;
     let carla_id = account(&app, A, "carla").await.id;
     admin_action(&app, &anna, A, carla_id, "disable").await;
     periodic_sync(&app, &clock);
     let without = ["anna", "bernd", "dora"];
     wait_picker(&app, &anna, &without).await;
     assert_eq!(room_members(&app, &anna, room).await, without);
+    // Nobody can start a conversation with her or add her to a room by her old id.
+    let refusals = [
+        (
+            Method::POST,
+            format!("/api/chat/direct/{carla_member}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/chat/rooms/{private}/members/{carla_member}"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/chat/rooms".to_owned(),
+            Some(json!({"name": "Neu", "private": true, "members": [carla_member]})),
+        ),
+    ];
+    for (method, path, body) in refusals {
+        let (s, v) = anna.api(&app, method, &path, body).await;
+        assert_eq!(s, 403, "{path}: {v}");
+    }
+    let (_, rooms) = anna.api(&app, Method::GET, "/api/chat/rooms", None).await;
+    assert!(
+        !rooms.to_string().contains("\"Neu\""),
+        "the refused room was not created: {rooms}"
+    );
+    assert_eq!(room_members(&app, &anna, private).await, ["anna"]);
     // Her message keeps her name.
     assert_eq!(authors(&app, &anna, room).await, ["carla Test"]);
 

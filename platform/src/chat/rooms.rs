@@ -146,6 +146,11 @@ pub fn create_group(
     let name = check_name(name)?;
     let topic = check_topic(topic)?;
     conn.immediate_transaction(|conn| {
+        for m in invite {
+            if !is_active(conn, *m)? {
+                return Err(ChatError::NotAllowed);
+            }
+        }
         let id: i64 = diesel::insert_into(rooms::table)
             .values((
                 rooms::kind.eq("group"),
@@ -165,6 +170,16 @@ pub fn create_group(
     })
 }
 
+/// Whether `m` is a member of this practice who was not disabled or deleted at the IdP.
+fn is_active(conn: &mut SqliteConnection, m: MemberId) -> QueryResult<bool> {
+    let n: i64 = members::table
+        .filter(members::id.eq(m.0))
+        .filter(members::deactivated_at.is_null())
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// The 1:1 conversation of two members, created on first use.
 pub fn direct(
     conn: &mut SqliteConnection,
@@ -175,11 +190,7 @@ pub fn direct(
     if a == b {
         return Err(ChatError::NotAllowed);
     }
-    let exists: i64 = members::table
-        .filter(members::id.eq(b.0))
-        .count()
-        .get_result(conn)?;
-    if exists == 0 {
+    if !is_active(conn, b)? {
         return Err(ChatError::NotAllowed);
     }
     let key = format!("{}:{}", a.0.min(b.0), a.0.max(b.0));
@@ -478,11 +489,7 @@ pub fn set_membership(
         return Err(ChatError::NotAllowed);
     }
     if present {
-        let exists: i64 = members::table
-            .filter(members::id.eq(member.0))
-            .count()
-            .get_result(conn)?;
-        if exists == 0 {
+        if !is_active(conn, member)? {
             return Err(ChatError::NotAllowed);
         }
         join(conn, room.room_id(), member, now)?;
