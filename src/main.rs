@@ -14,6 +14,13 @@ use kollegium_tenants::provision::{CreatePractice, ProvisionError};
 use kollegium_tenants::registry::{self, Practice};
 use kollegium_tenants::{Slug, SystemClock, clock};
 
+/// mimalloc instead of glibc's malloc: glibc keeps freed memory in per-thread arenas, so
+/// the threads that come and go (SQLite writers, the blocking pool, the search indexer)
+/// left a node that had served one busy chat at 213 MB instead of 89 MB (chat benchmark,
+/// `BENCHMARKS.md`); allocation was also 15 % of the server's CPU there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An error with the exit code it maps to.
 enum Failure {
     Usage(String),
