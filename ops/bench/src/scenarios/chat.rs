@@ -678,6 +678,17 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     if let Some(s) = m.sustained.answer.summary() {
         println!("    POST answer time: {s}");
     }
+    let per_post_us = |cpu: f64| cpu * 1e6 / (m.sustained.ok.max(1) as f64);
+    let (server_us, driver_us) = (
+        per_post_us(m.sustained.server_cpu_s),
+        per_post_us(m.sustained.driver_cpu_s),
+    );
+    // What the cores allow at this cost per post, if server and driver had them all.
+    let cpu_ceiling = nproc as f64 * 1e6 / (server_us + driver_us).max(1e-9);
+    println!(
+        "    CPU per post: server {server_us:.0} µs, driver {driver_us:.0} µs (driver CPU {:.1} s) -> the {nproc} cores allow at most {cpu_ceiling:.0} posts/s at this cost",
+        m.sustained.driver_cpu_s
+    );
     println!(
         "    deliveries: expected {} delivered {} lost {}",
         m.sustained_delivery.expected, m.sustained_delivery.delivered, m.sustained_delivery.lost
@@ -801,6 +812,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
             "cores": nproc,
             "posts_per_s_per_core": per_core,
             "server_cpu_s": m.sustained.server_cpu_s,
+            "driver_cpu_s": m.sustained.driver_cpu_s,
             "posts_per_server_cpu_s": per_cpu_second,
             "post_answer_ms": m.sustained.answer.summary(),
             "events_expected": m.sustained_delivery.expected,
@@ -836,6 +848,8 @@ struct Sustained {
     rate_limited: usize,
     elapsed: Duration,
     server_cpu_s: f64,
+    /// CPU time of this driver process in the phase (it shares the cores).
+    driver_cpu_s: f64,
     answer: Samples,
 }
 
@@ -1043,6 +1057,7 @@ async fn measure(
     let seq0 = total_posts as u64;
     let counter = Arc::new(AtomicUsize::new(0));
     let cpu1 = cpu_seconds(server.pid())?;
+    let driver1 = cpu_seconds(std::process::id())?;
     let began = Instant::now();
     let until = began + Duration::from_secs(args.sustained);
     let mut workers = Vec::new();
@@ -1070,6 +1085,7 @@ async fn measure(
     }
     let elapsed = began.elapsed();
     let sustained_cpu = cpu_seconds(server.pid())? - cpu1;
+    let sustained_driver_cpu = cpu_seconds(std::process::id())? - driver1;
     snapshots.push(Snapshot {
         label: "end of sustained phase",
         res: server.resources()?,
@@ -1126,6 +1142,7 @@ async fn measure(
         rate_limited: sposts.iter().filter(|p| p.status == 429).count(),
         elapsed,
         server_cpu_s: sustained_cpu,
+        driver_cpu_s: sustained_driver_cpu,
         answer,
     };
 
