@@ -24,6 +24,10 @@ use crate::db::DbPool;
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
+/// Pause between back-to-back batches (half the last batch's time, within these bounds),
+/// so that writers outside the queue get the lock.
+const MIN_GAP: Duration = Duration::from_micros(200);
+const MAX_GAP: Duration = Duration::from_millis(20);
 /// How long an idle writer thread waits for more work before it ends.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -192,6 +196,7 @@ fn writer(queue: &WriteQueue, pool: &Weak<DbPool>) {
             }
         };
         let mut finished: Vec<Box<dyn Finished>> = Vec::with_capacity(batch.len());
+        let began = std::time::Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             conn.immediate_transaction(|c| {
                 for job in batch {
@@ -213,8 +218,18 @@ fn writer(queue: &WriteQueue, pool: &Weak<DbPool>) {
                 tracing::error!(db = %pool.path().display(), "a write job panicked; batch rolled back");
                 drop(finished);
                 conn.discard();
+                continue;
             }
         }
+        drop(conn);
+        drop(pool);
+        // Writers outside the queue (sessions, the indexer, settings) wait for the lock in
+        // SQLite's busy handler, which sleeps and tries again at moments of its own: if
+        // batches followed each other without a gap they would time out ("database is
+        // locked"). So after each batch the lock stays free for half the batch's time (a
+        // third of the time under continuous load); what arrives meanwhile joins the next
+        // batch.
+        std::thread::sleep((began.elapsed() / 2).clamp(MIN_GAP, MAX_GAP));
     }
 }
 
@@ -388,6 +403,53 @@ mod tests {
         assert_eq!(rows(&pool), 0);
         assert_eq!(write(&pool, insert(2, 1)).await.unwrap(), 2);
         assert_eq!(rows(&pool), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_outside_the_queue_are_not_starved_by_a_busy_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        // Keep the queue full for 3 s: each job holds the write lock about 1 ms.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut load = Vec::new();
+        for t in 0..8 {
+            let (p, stop) = (Arc::clone(&pool), Arc::clone(&stop));
+            load.push(tokio::spawn(async move {
+                let mut v = 1_000_000 * (t + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    write(&p, move |c: &mut SqliteConnection| {
+                        std::thread::sleep(Duration::from_millis(1));
+                        insert(v, 1)(c)
+                    })
+                    .await
+                    .unwrap();
+                    v += 1;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Another connection writes on its own (as the session and indexer code does).
+        let p = Arc::clone(&pool);
+        let other = tokio::task::spawn_blocking(move || {
+            let mut worst = Duration::ZERO;
+            for v in 0..20 {
+                let mut c = p.get().unwrap();
+                let t = std::time::Instant::now();
+                crate::db::write_transaction(&mut c, insert(v, 1)).unwrap();
+                worst = worst.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            worst
+        });
+        let worst = other.await.unwrap();
+        stop.store(true, Ordering::Relaxed);
+        for l in load {
+            l.await.unwrap();
+        }
+        assert!(
+            worst < Duration::from_millis(500),
+            "a write beside the busy queue waited {worst:?}"
+        );
     }
 
     #[tokio::test]
