@@ -14,15 +14,6 @@ use kollegium_tenants::provision::{CreatePractice, ProvisionError};
 use kollegium_tenants::registry::{self, Practice};
 use kollegium_tenants::{Slug, SystemClock, clock};
 
-/// mimalloc instead of glibc's malloc: glibc keeps freed memory in per-thread arenas, so
-/// the threads that come and go (SQLite writers, the blocking pool, the search indexer)
-/// grew a node serving one busy chat from 75 to 213 MB, and allocation took about half of
-/// the server's CPU per chat post (`BENCHMARKS.md`, chat). Its compiled-in defaults are in
-/// `.cargo/config.toml` (lazy commit, no transparent huge pages), which the density
-/// benchmark's memory goal needs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// An error with the exit code it maps to.
 enum Failure {
     Usage(String),
