@@ -73,6 +73,34 @@ fn due(open: Vec<Tenant>, tried: &HashMap<String, UnixTime>, now: UnixTime) -> V
         .collect()
 }
 
+/// A practice counts as in use while one of its sessions was seen this recently (the
+/// default idle limit of a platform session).
+const IN_USE_SECS: i64 = 12 * 3600;
+
+/// Whether a member uses the practice's workspace (a session not ended and seen within
+/// [`IN_USE_SECS`]): only then do lists and audiences need the directory. Mention mails
+/// sync on their own before they are sent.
+async fn in_use(t: &Tenant, now: UnixTime) -> bool {
+    use diesel::prelude::*;
+
+    use crate::schema::sessions;
+    let t = t.clone();
+    web::block(move || {
+        let Ok(mut c) = t.conn(&PLATFORM_DB) else {
+            return true;
+        };
+        diesel::select(diesel::dsl::exists(
+            sessions::table
+                .filter(sessions::ended_at.is_null())
+                .filter(sessions::last_seen_at.ge(now - IN_USE_SECS)),
+        ))
+        .get_result::<bool>(&mut *c)
+        .unwrap_or(true)
+    })
+    .await
+    .unwrap_or(true)
+}
+
 async fn run(
     web: web::Data<WebContext>,
     sync: Arc<DirectorySync>,
@@ -100,6 +128,11 @@ async fn run(
                 break;
             }
             let slug = t.slug().to_string();
+            if !in_use(&t, now).await {
+                // Nobody uses this workspace now (an open database need not mean that: a
+                // visitor's sign-in page opens it too); try again next tick.
+                continue;
+            }
             if let Err(e) = sync.sync(&web, &t).await {
                 tracing::warn!(practice = %slug, error = %e, "member directory sync failed");
             }
