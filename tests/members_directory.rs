@@ -551,3 +551,45 @@ fn tampered(token: &str) -> String {
     let body = B64.encode(serde_json::to_vec(&payload).unwrap());
     format!("{}.{}.{}", parts[0], body, parts[2])
 }
+
+/// Directory tokens the practice's IdP has issued (client_credentials: no user).
+async fn directory_tokens(app: &TestApp, slug: &str) -> i64 {
+    use diesel::prelude::*;
+    use kollegium_idp::schema::access_tokens;
+    let tenant = app.tenant(slug);
+    tokio::task::spawn_blocking(move || {
+        let mut conn = tenant.conn(&kollegium_idp::IDP_DB).unwrap();
+        access_tokens::table
+            .filter(access_tokens::user_id.is_null())
+            .count()
+            .get_result::<i64>(&mut *conn)
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_is_read_only_for_practices_someone_uses() {
+    let (app, clock, _smtp) = app_with_smtp().await;
+    app.create_practice(A).await;
+    // An anonymous visitor opens the workspace's databases (the sign-in redirect) ...
+    let r = app.get(&app.url(A, "/auth/login")).await;
+    assert_eq!(r.status(), 303);
+    assert!(app.tenant(A).is_open(&kollegium_platform::PLATFORM_DB));
+    // ... which alone is no reason to ask the IdP for its directory.
+    periodic_sync(&app, &clock);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(directory_tokens(&app, A).await, 0);
+    // Once a member signs in, the next round reads it.
+    let _anna = person(&app, A, "anna", true).await;
+    periodic_sync(&app, &clock);
+    let until = Instant::now() + Duration::from_secs(10);
+    while directory_tokens(&app, A).await == 0 {
+        assert!(
+            Instant::now() < until,
+            "no directory sync for a practice in use"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
