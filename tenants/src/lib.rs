@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod slug;
 pub mod store;
 pub mod web;
+pub mod worker;
 
 pub use clock::{Clock, SharedClock, SystemClock, UnixTime};
 pub use db::{DbKind, PooledConn};

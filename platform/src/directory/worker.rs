@@ -12,9 +12,9 @@ use std::time::Duration;
 use actix_web::web;
 use kollegium_tenants::registry::PracticeStatus;
 use kollegium_tenants::web::WebContext;
+use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{Tenant, UnixTime};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use super::DirectorySync;
 use crate::PLATFORM_DB;
@@ -25,39 +25,24 @@ pub const INTERVAL_SECS: i64 = 5 * 60;
 pub const TICK: Duration = Duration::from_secs(60);
 
 /// The running worker.
-pub struct DirectoryWorker {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    join: JoinHandle<()>,
-}
+pub struct DirectoryWorker(Worker);
 
 impl DirectoryWorker {
     /// Starts the worker on the current tokio runtime; its first round runs at once.
     pub fn spawn(web: web::Data<WebContext>, sync: Arc<DirectorySync>) -> Self {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(Notify::new());
-        let join = tokio::spawn(run(web, sync, stopping.clone(), wake.clone()));
-        Self {
-            stopping,
-            wake,
-            join,
-        }
+        Self(Worker::spawn("directory", move |c| {
+            run(web, sync, c.stopping, c.wake)
+        }))
     }
 
     /// Runs a round now (e.g. after a test moved the clock).
     pub fn kick(&self) {
-        self.wake.notify_one();
+        self.0.kick();
     }
 
     /// Stops the worker after the round in hand; aborts it after `grace`.
     pub async fn stop(self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        let abort = self.join.abort_handle();
-        if tokio::time::timeout(grace, self.join).await.is_err() {
-            abort.abort();
-            tracing::warn!("directory worker did not stop in time; aborted");
-        }
+        self.0.stop(grace).await;
     }
 }
 

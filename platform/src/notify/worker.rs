@@ -24,9 +24,9 @@ use diesel::prelude::*;
 use kollegium_tenants::registry::{self, PracticeStatus};
 use kollegium_tenants::store::{StoreError, practice_dir};
 use kollegium_tenants::web::WebContext;
+use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{Slug, Tenant, UnixTime, db};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use super::mentions::{self, MailCtx, NotifyError, Round};
 use crate::PLATFORM_DB;
@@ -47,39 +47,24 @@ pub enum WorkerError {
 }
 
 /// The running worker.
-pub struct MentionWorker {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    join: JoinHandle<()>,
-}
+pub struct MentionWorker(Worker);
 
 impl MentionWorker {
     /// Starts the worker on the current tokio runtime; its first round runs at once.
     pub fn spawn(web: web::Data<WebContext>, directory: Arc<DirectorySync>) -> Self {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(Notify::new());
-        let join = tokio::spawn(run(web, directory, stopping.clone(), wake.clone()));
-        Self {
-            stopping,
-            wake,
-            join,
-        }
+        Self(Worker::spawn("mention", move |c| {
+            run(web, directory, c.stopping, c.wake)
+        }))
     }
 
     /// Runs a round now (e.g. after a test moved the clock).
     pub fn kick(&self) {
-        self.wake.notify_one();
+        self.0.kick();
     }
 
     /// Stops the worker after the round in hand; aborts it after `grace`.
     pub async fn stop(self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        let abort = self.join.abort_handle();
-        if tokio::time::timeout(grace, self.join).await.is_err() {
-            abort.abort();
-            tracing::warn!("mention worker did not stop in time; aborted");
-        }
+        self.0.stop(grace).await;
     }
 }
 

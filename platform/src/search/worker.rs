@@ -20,9 +20,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use kollegium_tenants::registry::{self, PracticeStatus};
 use kollegium_tenants::store::practice_dir;
+use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{Slug, Tenant, TenantStore, UnixTime, db};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use super::index::{self, Indexes};
 use super::{SearchError, SearchService, queue};
@@ -154,11 +154,7 @@ fn needs_work(conn: &mut SqliteConnection, dir: &Path) -> QueryResult<bool> {
 }
 
 /// The running worker; [`SearchWorker::stop`] ends it.
-pub struct SearchWorker {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    join: JoinHandle<()>,
-}
+pub struct SearchWorker(Worker);
 
 struct Ctx {
     store: Arc<TenantStore>,
@@ -174,31 +170,20 @@ impl SearchWorker {
         service: Arc<SearchService>,
         settings: WorkerSettings,
     ) -> Self {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(Notify::new());
-        let ctx = Ctx {
-            store,
-            service,
-            settings,
-            stopping: stopping.clone(),
-        };
-        let join = tokio::spawn(run(ctx, wake.clone()));
-        Self {
-            stopping,
-            wake,
-            join,
-        }
+        Self(Worker::spawn("search", move |c| {
+            let ctx = Ctx {
+                store,
+                service,
+                settings,
+                stopping: c.stopping,
+            };
+            run(ctx, c.wake)
+        }))
     }
 
     /// Asks the worker to stop after the round in hand; aborts it after `grace`.
     pub async fn stop(self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        let abort = self.join.abort_handle();
-        if tokio::time::timeout(grace, self.join).await.is_err() {
-            abort.abort();
-            tracing::warn!("search worker did not stop in time; aborted");
-        }
+        self.0.stop(grace).await;
     }
 }
 

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
 use super::message::build_message;
 use super::queue::{self, QueuedMail};
@@ -29,6 +28,7 @@ use crate::db::{self, DbKind};
 use crate::registry::{self, PracticeStatus};
 use crate::slug::Slug;
 use crate::store::{StoreError, Tenant, TenantStore, practice_dir};
+use crate::worker::Worker;
 
 /// Tunables of the worker.
 #[derive(Debug, Clone)]
@@ -72,11 +72,7 @@ enum WorkError {
 }
 
 /// The running worker; [`MailWorker::stop`] ends it.
-pub struct MailWorker {
-    stopping: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-    join: JoinHandle<()>,
-}
+pub struct MailWorker(Worker);
 
 struct Ctx {
     store: Arc<TenantStore>,
@@ -93,31 +89,20 @@ impl MailWorker {
         signal: Arc<MailSignal>,
         settings: WorkerSettings,
     ) -> Self {
-        let stopping = Arc::new(AtomicBool::new(false));
-        let wake = Arc::new(Notify::new());
-        let ctx = Ctx {
-            store,
-            mailer,
-            settings,
-            stopping: stopping.clone(),
-        };
-        let join = tokio::spawn(run(ctx, signal, wake.clone()));
-        Self {
-            stopping,
-            wake,
-            join,
-        }
+        Self(Worker::spawn("mail", move |c| {
+            let ctx = Ctx {
+                store,
+                mailer,
+                settings,
+                stopping: c.stopping,
+            };
+            run(ctx, signal, c.wake)
+        }))
     }
 
     /// Asks the worker to stop after the mail in hand; aborts it after `grace`.
     pub async fn stop(self, grace: Duration) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
-        let abort = self.join.abort_handle();
-        if tokio::time::timeout(grace, self.join).await.is_err() {
-            abort.abort();
-            tracing::warn!("mail worker did not stop in time; aborted");
-        }
+        self.0.stop(grace).await;
     }
 }
 
