@@ -287,32 +287,32 @@ pub fn audience(conn: &mut SqliteConnection, room: &Room) -> QueryResult<Audienc
 
 /// The live form of a message, read back from the database.
 pub fn live_message(conn: &mut SqliteConnection, msg: &Message) -> QueryResult<LiveMessage> {
+    let reactors = reactors(conn, msg)?;
+    with_reactors(conn, msg, reactors)
+}
+
+/// The event of a message just posted (`msg` as inserted: no reactions yet).
+pub fn posted_event(conn: &mut SqliteConnection, room: &Room, msg: &Message) -> QueryResult<Event> {
+    Ok(Event {
+        room: room.id,
+        audience: audience(conn, room)?,
+        kind: EventKind::Posted(with_reactors(conn, msg, Vec::new())?),
+    })
+}
+
+fn with_reactors(
+    conn: &mut SqliteConnection,
+    msg: &Message,
+    reactors: Vec<(String, Vec<i64>)>,
+) -> QueryResult<LiveMessage> {
     let view = messages::views(conn, std::slice::from_ref(msg), MemberId(0))?
         .pop()
         .ok_or(diesel::result::Error::NotFound)?;
-    let reactors = reactors(conn, msg)?;
     Ok(LiveMessage {
         view,
         mentions: msg.mentioned().into_iter().map(|m| m.0).collect(),
         mentions_all: msg.mentions_all,
         reactors,
-    })
-}
-
-/// The event of a message just posted (`msg` as inserted: no reactions yet).
-pub fn posted_event(conn: &mut SqliteConnection, room: &Room, msg: &Message) -> QueryResult<Event> {
-    let view = messages::views(conn, std::slice::from_ref(msg), MemberId(0))?
-        .pop()
-        .ok_or(diesel::result::Error::NotFound)?;
-    Ok(Event {
-        room: room.id,
-        audience: audience(conn, room)?,
-        kind: EventKind::Posted(LiveMessage {
-            view,
-            mentions: msg.mentioned().into_iter().map(|m| m.0).collect(),
-            mentions_all: msg.mentions_all,
-            reactors: Vec::new(),
-        }),
     })
 }
 
