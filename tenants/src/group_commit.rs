@@ -344,7 +344,9 @@ mod tests {
             spawn_write(&pool, insert(1, 1)),
             spawn_write(&pool, |c: &mut SqliteConnection| {
                 insert(2, 1)(c)?;
-                insert(1, 1)(c) // duplicate: this job fails after its first insert
+                // Its own duplicate (whatever order the jobs were queued in): this job
+                // fails after its first insert.
+                insert(2, 1)(c)
             }),
             spawn_write(&pool, insert(3, 1)),
         );
