@@ -4,12 +4,14 @@
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tantivy::collector::TopDocs;
 use tantivy::columnar::ColumnValues;
 use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::LockError;
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
@@ -21,7 +23,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{
     DocAddress, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader,
-    TantivyDocument, Term, doc,
+    TantivyDocument, TantivyError, Term, doc,
 };
 
 use super::SearchError;
@@ -29,7 +31,10 @@ use kollegium_tenants::{Tenant, UnixTime};
 
 /// Name under which the chat tokenizer is registered.
 pub const TOKENIZER: &str = "kollegium_de";
-/// Smallest writer heap tantivy accepts (15 MB); a writer lives for one batch only.
+/// Smallest writer heap tantivy accepts (15 MB), for its one indexing thread. tantivy
+/// sizes each new segment's term table from it (2^19 slots, zeroed) and frees it when the
+/// segment is written; a commit ends the segment, so that happens once per batch even with
+/// a kept writer, and a writer waiting for the next batch holds none of it.
 const WRITER_HEAP_BYTES: usize = 15_000_000;
 /// Open indexes kept at most (readers of busy practices).
 pub const CACHE_CAP: usize = 16;
@@ -242,16 +247,57 @@ fn highlight(fragment: &str, ranges: &[std::ops::Range<usize>]) -> String {
     out
 }
 
-/// One practice's open chat index and its reader.
+type Writer = IndexWriter<TantivyDocument>;
+
+/// One practice's open chat index: its reader and, once something was written, its writer.
+///
+/// tantivy allows one writer per index directory (a lock file). The writer is opened by
+/// the first [`Self::apply`] and kept for the next batches; a search never opens one. It
+/// goes when the cache lets go of the index ([`Self::retire`]), when a batch fails, and
+/// with the index.
 pub struct ChatIndex {
     index: Index,
     reader: IndexReader,
     f: Fields,
+    /// `None` before the first batch, after a failed one, and once retired.
+    writer: Mutex<Option<Writer>>,
+    /// Set by [`Self::retire`]: a handle the cache no longer holds keeps no writer after a
+    /// batch, so it cannot keep the directory lock from the index's next handle.
+    retired: AtomicBool,
+    writers_opened: AtomicU64,
+    #[cfg(test)]
+    fail_next_commit: AtomicBool,
 }
 
 impl std::fmt::Debug for ChatIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatIndex").finish_non_exhaustive()
+        f.debug_struct("ChatIndex")
+            .field("retired", &self.retired.load(Ordering::Relaxed))
+            .field("writers_opened", &self.writers_opened())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ChatIndex {
+    /// Normally the cache retired the index before (off the async threads); this closes a
+    /// writer that is left all the same.
+    fn drop(&mut self) {
+        let w = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(w) = w {
+            close(w);
+        }
+    }
+}
+
+/// Closes a writer cleanly: its indexing thread ends and merges in progress finish.
+/// Blocking.
+fn close(w: Writer) {
+    if let Err(e) = w.wait_merging_threads() {
+        tracing::warn!(error = %e, "closing the chat index writer failed");
     }
 }
 
@@ -273,18 +319,112 @@ impl ChatIndex {
             .reload_policy(ReloadPolicy::Manual)
             .doc_store_cache_num_blocks(1)
             .try_into()?;
-        Ok(Some(Self { index, reader, f }))
+        Ok(Some(Self {
+            index,
+            reader,
+            f,
+            writer: Mutex::new(None),
+            retired: AtomicBool::new(false),
+            writers_opened: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_next_commit: AtomicBool::new(false),
+        }))
     }
 
-    /// Applies `changes` in one commit with a short-lived writer; the reader sees them
-    /// when this returns.
+    /// Applies `changes` in one commit; the reader sees them when this returns. Opens the
+    /// writer if there is none yet and keeps it for the next batch. Merges the commit
+    /// starts run on in the writer's merge thread; nobody waits for them here.
+    ///
+    /// On an error the writer is dropped with whatever the batch had added (nothing of it
+    /// was committed), so the next batch starts from the last commit with a fresh writer.
+    /// [`SearchError::WriterBusy`] if another handle of this directory holds the writer.
     pub fn apply(&self, changes: &[Change]) -> Result<(), SearchError> {
+        let mut slot = self.writer_slot();
+        let w = match slot.take() {
+            Some(w) => w,
+            None => self.open_writer()?,
+        };
+        let w = slot.insert(w);
+        match self.write(w, changes) {
+            Ok(()) => {
+                if self.retired.load(Ordering::SeqCst)
+                    && let Some(w) = slot.take()
+                {
+                    drop(slot);
+                    close(w);
+                }
+            }
+            Err(e) => {
+                // Dropping the writer rolls back to the last commit (tantivy discards the
+                // uncommitted segments and releases the lock).
+                drop(slot.take());
+                return Err(e);
+            }
+        }
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Lets go of the writer, after its merges finished; the cache no longer holds this
+    /// handle. A batch still applied through it writes with a writer of its own that is
+    /// closed after that batch. Blocking: waits for a batch in hand and for merges.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+        let w = self.writer_slot().take();
+        if let Some(w) = w {
+            close(w);
+        }
+    }
+
+    /// Writers this handle opened so far (one, unless a batch failed or it was retired).
+    pub fn writers_opened(&self) -> u64 {
+        self.writers_opened.load(Ordering::Relaxed)
+    }
+
+    /// Whether this handle holds the index's writer right now.
+    pub fn has_writer(&self) -> bool {
+        self.writer_slot().is_some()
+    }
+
+    /// Makes the next [`Self::apply`] fail before its commit, as an I/O error would.
+    #[cfg(test)]
+    pub(crate) fn fail_next_commit(&self) {
+        self.fail_next_commit.store(true, Ordering::SeqCst);
+    }
+
+    /// The writer slot. A batch that panicked leaves a poisoned lock: its writer may hold
+    /// half a batch, so it is dropped.
+    fn writer_slot(&self) -> MutexGuard<'_, Option<Writer>> {
+        match self.writer.lock() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                drop(g.take());
+                self.writer.clear_poison();
+                g
+            }
+        }
+    }
+
+    /// The index's writer with the smallest heap, one indexing and one merge thread.
+    fn open_writer(&self) -> Result<Writer, SearchError> {
         let options = IndexWriterOptions::builder()
             .memory_budget_per_thread(WRITER_HEAP_BYTES)
             .num_worker_threads(1)
             .num_merge_threads(1)
             .build();
-        let mut w: IndexWriter<TantivyDocument> = self.index.writer_with_options(options)?;
+        match self.index.writer_with_options(options) {
+            Ok(w) => {
+                self.writers_opened.fetch_add(1, Ordering::Relaxed);
+                Ok(w)
+            }
+            Err(TantivyError::LockFailure(LockError::LockBusy, _)) => Err(SearchError::WriterBusy),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One batch through `w`, committed.
+    fn write(&self, w: &mut Writer, changes: &[Change]) -> Result<(), SearchError> {
         let f = self.f;
         for c in changes {
             w.delete_term(Term::from_field_u64(f.id, c.id() as u64));
@@ -298,10 +438,11 @@ impl ChatIndex {
                 ))?;
             }
         }
+        #[cfg(test)]
+        if self.fail_next_commit.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("simulated commit failure").into());
+        }
         w.commit()?;
-        // Let merges the commit started finish before the writer (and its heap) goes.
-        w.wait_merging_threads()?;
-        self.reader.reload()?;
         Ok(())
     }
 
@@ -422,7 +563,12 @@ struct Cached {
 }
 
 /// A small LRU of open chat indexes, keyed by directory. Entries unused for a while are
-/// dropped by [`Indexes::evict_idle`] (memory maps and descriptors go with them).
+/// dropped by [`Indexes::evict_idle`] (memory maps, descriptors and the writer with its
+/// threads go with them).
+///
+/// Whatever leaves the cache is [retired](ChatIndex::retire) after the cache's lock was
+/// released: its writer is closed then, even while a search still holds the handle, so
+/// the next handle of the same directory can open one.
 pub struct Indexes {
     open: Mutex<HashMap<PathBuf, Cached>>,
     cap: usize,
@@ -444,7 +590,8 @@ impl Indexes {
         }
     }
 
-    /// The index in `dir` (see [`ChatIndex::open`]). Blocking.
+    /// The index in `dir` (see [`ChatIndex::open`]). Blocking; may close the writer of the
+    /// index it pushes out of the cache.
     pub fn get(&self, dir: &Path, create: bool) -> Result<Option<Arc<ChatIndex>>, SearchError> {
         if let Ok(mut open) = self.open.lock()
             && let Some(c) = open.get_mut(dir)
@@ -457,43 +604,74 @@ impl Indexes {
             return Ok(None);
         };
         let fresh = Arc::new(fresh);
-        if let Ok(mut open) = self.open.lock() {
-            let entry = open.entry(dir.to_path_buf()).or_insert_with(|| Cached {
-                index: fresh.clone(),
-                used: Instant::now(),
-            });
-            entry.used = Instant::now();
-            let handle = entry.index.clone();
-            while open.len() > self.cap {
-                let Some(victim) = open
-                    .iter()
-                    .min_by_key(|(_, c)| c.used)
-                    .map(|(k, _)| k.clone())
-                else {
-                    break;
-                };
-                open.remove(&victim);
+        let mut victims = Vec::new();
+        let handle = match self.open.lock() {
+            Ok(mut open) => {
+                // Another thread may have opened it meanwhile: theirs wins, ours goes
+                // before it ever wrote.
+                let entry = open.entry(dir.to_path_buf()).or_insert_with(|| Cached {
+                    index: fresh.clone(),
+                    used: Instant::now(),
+                });
+                entry.used = Instant::now();
+                let handle = entry.index.clone();
+                while open.len() > self.cap {
+                    let Some(victim) = open
+                        .iter()
+                        .min_by_key(|(_, c)| c.used)
+                        .map(|(k, _)| k.clone())
+                    else {
+                        break;
+                    };
+                    victims.extend(open.remove(&victim).map(|c| c.index));
+                }
+                handle
             }
-            return Ok(Some(handle));
-        }
-        Ok(Some(fresh))
-    }
-
-    /// Forgets the index in `dir` (it is being rebuilt).
-    pub fn forget(&self, dir: &Path) {
-        if let Ok(mut open) = self.open.lock() {
-            open.remove(dir);
-        }
-    }
-
-    /// Drops indexes unused for `idle`. Returns how many.
-    pub fn evict_idle(&self, idle: Duration) -> usize {
-        let Ok(mut open) = self.open.lock() else {
-            return 0;
+            Err(_) => {
+                // Not cached: it must not keep a writer beyond a batch.
+                fresh.retire();
+                fresh
+            }
         };
-        let before = open.len();
-        open.retain(|_, c| c.used.elapsed() < idle);
-        before - open.len()
+        retire(victims);
+        Ok(Some(handle))
+    }
+
+    /// Forgets the index in `dir` (it is being rebuilt), closing its writer. Blocking.
+    pub fn forget(&self, dir: &Path) {
+        let gone = self.open.lock().ok().and_then(|mut o| o.remove(dir));
+        retire(gone.map(|c| c.index));
+    }
+
+    /// Drops indexes unused for `idle`, closing their writers. Returns how many. Blocking.
+    pub fn evict_idle(&self, idle: Duration) -> usize {
+        let gone: Vec<Arc<ChatIndex>> = match self.open.lock() {
+            Ok(mut open) => {
+                let stale: Vec<PathBuf> = open
+                    .iter()
+                    .filter(|(_, c)| c.used.elapsed() >= idle)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                stale
+                    .iter()
+                    .filter_map(|k| open.remove(k))
+                    .map(|c| c.index)
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let n = gone.len();
+        retire(gone);
+        n
+    }
+
+    /// Drops every index, closing the writers (the worker stops). Blocking.
+    pub fn close_all(&self) {
+        let gone: Vec<Arc<ChatIndex>> = match self.open.lock() {
+            Ok(mut open) => open.drain().map(|(_, c)| c.index).collect(),
+            Err(_) => Vec::new(),
+        };
+        retire(gone);
     }
 
     /// Indexes open right now.
@@ -503,5 +681,12 @@ impl Indexes {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Retires indexes that left the cache (called without the cache's lock).
+fn retire(gone: impl IntoIterator<Item = Arc<ChatIndex>>) {
+    for index in gone {
+        index.retire();
     }
 }

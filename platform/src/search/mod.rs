@@ -9,8 +9,11 @@
 //! re-check every hit against the database, so a stale index never shows a deleted
 //! message or a room the reader may not read.
 //!
-//! Writers are opened for one batch with the smallest heap tantivy allows and dropped
-//! after the commit; open readers are cached for a few practices only.
+//! Open indexes are cached for a few practices only. An index that was written to keeps
+//! its writer (the smallest heap tantivy allows, one indexing and one merge thread) for
+//! the next batches; the writer is closed when the index leaves the cache (idle, pushed
+//! out, rebuilt), after a failed batch, and when the worker stops. Searching never opens
+//! a writer.
 
 pub mod index;
 pub mod queue;
@@ -39,6 +42,10 @@ pub enum SearchError {
     Store(#[from] kollegium_tenants::store::StoreError),
     #[error("background task failed: {0}")]
     Join(String),
+    /// tantivy's directory lock: another handle of the same index still holds its writer
+    /// (it is being closed). Nothing was written; the changes stay queued.
+    #[error("the chat index is locked by another writer; the batch is retried later")]
+    WriterBusy,
 }
 
 /// What request code and the search worker share: the doorbell (which practices have

@@ -3,8 +3,11 @@
 use diesel::SqliteConnection;
 use diesel::prelude::*;
 
-use super::index::{Change, ChatIndex};
-use super::queue;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::index::{Change, ChatIndex, Indexes};
+use super::{SearchError, queue};
 use crate::PLATFORM_DB;
 use crate::chat::messages;
 use crate::chat::rooms::{self, Visibility};
@@ -336,4 +339,152 @@ fn long_messages_get_a_fragment_with_ellipses() {
     let found = idx.search("wort", &allowed, 5, 3_000).unwrap();
     let s = found.snippet_html("Ganz anderer Text ohne Treffer");
     assert_eq!(s, "Ganz anderer Text ohne Treffer");
+}
+
+fn chat_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("index").join("chat")
+}
+
+#[test]
+fn batches_reuse_one_writer_and_searches_open_none() {
+    let (d, mut c) = db();
+    let idx = index(&d);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    assert!(!idx.has_writer());
+    let mut ids = Vec::new();
+    for (n, word) in ["alpha", "beta", "gamma", "delta"].into_iter().enumerate() {
+        ids.push(post(&mut c, room, a, &format!("Nachricht {word}")));
+        assert_eq!(drain(&mut c, &idx), 1);
+        // Searchable right after each batch, the earlier ones still there.
+        assert_eq!(idx.num_docs().unwrap(), n as u64 + 1);
+        assert_eq!(find(&mut c, &idx, a, word), vec![ids[n]]);
+        assert_eq!(find(&mut c, &idx, a, "nachricht").len(), n + 1);
+    }
+    // Edits and deletes go through the same writer.
+    let msg = messages::by_id(&mut c, MessageId(ids[0])).unwrap().unwrap();
+    let me = Actor {
+        id: a,
+        is_admin: false,
+    };
+    messages::delete(&mut c, &msg, me, 900, 2_020).unwrap();
+    drain(&mut c, &idx);
+    assert!(find(&mut c, &idx, a, "alpha").is_empty());
+    assert_eq!(idx.num_docs().unwrap(), 3);
+    assert_eq!(idx.writers_opened(), 1);
+    assert!(idx.has_writer());
+
+    // A second handle that only searches (the read path) opens no writer, so it does not
+    // compete for the lock.
+    let reader = ChatIndex::open(&chat_dir(&d), false).unwrap().unwrap();
+    assert_eq!(find(&mut c, &reader, a, "beta"), vec![ids[1]]);
+    assert_eq!(reader.writers_opened(), 0);
+    assert!(!reader.has_writer());
+    // Reopening the index after the writer closed shows everything committed.
+    drop(idx);
+    drop(reader);
+    let again = ChatIndex::open(&chat_dir(&d), false).unwrap().unwrap();
+    assert_eq!(again.num_docs().unwrap(), 3);
+}
+
+#[test]
+fn a_second_writer_for_a_directory_is_a_clear_error_until_the_first_goes() {
+    let (d, mut c) = db();
+    let first = index(&d);
+    let second = index(&d);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    post(&mut c, room, a, "erste Nachricht");
+    drain(&mut c, &first);
+    let id = post(&mut c, room, a, "zweite Nachricht");
+    let batch = queue::next_batch(&mut c, 500).unwrap();
+    assert!(matches!(second.apply(&batch), Err(SearchError::WriterBusy)));
+    assert_eq!(queued(&mut c), vec![id]);
+    first.retire();
+    assert!(!first.has_writer());
+    drain(&mut c, &second);
+    assert_eq!(find(&mut c, &second, a, "zweite"), vec![id]);
+}
+
+#[test]
+fn evicted_forgotten_or_pushed_out_indexes_let_the_next_handle_write() {
+    let (d, mut c) = db();
+    let (other, _) = db();
+    let dir = chat_dir(&d);
+    let indexes = Indexes::new(1);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let write = |c: &mut SqliteConnection, word: &str| -> Arc<ChatIndex> {
+        post(c, room, a, &format!("Wort {word}"));
+        let idx = indexes.get(&dir, true).unwrap().unwrap();
+        assert_eq!(drain(c, &idx), 1);
+        assert!(idx.has_writer());
+        idx
+    };
+
+    // Idle eviction while a search still holds the old handle.
+    let old = write(&mut c, "eins");
+    assert_eq!(indexes.evict_idle(Duration::ZERO), 1);
+    assert!(!old.has_writer());
+    let new = write(&mut c, "zwei");
+    assert!(!Arc::ptr_eq(&old, &new));
+
+    // Rebuild: forget.
+    indexes.forget(&dir);
+    assert!(!new.has_writer());
+    let newer = write(&mut c, "drei");
+
+    // Pushed out by the cache cap (another practice's index comes in).
+    assert!(indexes.get(&chat_dir(&other), true).unwrap().is_some());
+    assert_eq!(indexes.len(), 1);
+    assert!(!newer.has_writer());
+
+    // A batch through a handle retired meanwhile (the worker got it just before it was
+    // pushed out) still works, and that handle keeps no writer afterwards, so the next
+    // handle can write.
+    post(&mut c, room, a, "Wort vier");
+    assert_eq!(drain(&mut c, &newer), 1);
+    assert!(!newer.has_writer());
+    let newest = write(&mut c, "fuenf");
+    post(&mut c, room, a, "Wort sechs");
+    assert_eq!(drain(&mut c, &newest), 1);
+    assert_eq!(newest.writers_opened(), 1);
+    // Meanwhile a retired handle cannot take the lock: a clear error, nothing written.
+    post(&mut c, room, a, "Wort sieben");
+    let batch = queue::next_batch(&mut c, 500).unwrap();
+    assert!(matches!(old.apply(&batch), Err(SearchError::WriterBusy)));
+    assert_eq!(drain(&mut c, &newest), 1);
+    for w in ["eins", "zwei", "drei", "vier", "fuenf", "sechs", "sieben"] {
+        assert_eq!(find(&mut c, &newest, a, w).len(), 1, "{w}");
+    }
+    indexes.close_all();
+    assert!(indexes.is_empty() && !newest.has_writer());
+}
+
+#[test]
+fn a_failed_batch_stays_queued_and_the_next_one_starts_with_a_fresh_writer() {
+    let (d, mut c) = db();
+    let idx = index(&d);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let first = post(&mut c, room, a, "vor dem Fehler");
+    drain(&mut c, &idx);
+    let second = post(&mut c, room, a, "beim Fehler");
+    let batch = queue::next_batch(&mut c, 500).unwrap();
+    idx.fail_next_commit();
+    assert!(idx.apply(&batch).is_err());
+    // What the worker does: no acknowledgement, so the row stays.
+    assert_eq!(queued(&mut c), vec![second]);
+    assert!(!idx.has_writer());
+    assert_eq!(idx.num_docs().unwrap(), 1);
+
+    let third = post(&mut c, room, a, "nach dem Fehler");
+    assert_eq!(drain(&mut c, &idx), 2);
+    assert!(queued(&mut c).is_empty());
+    assert_eq!(idx.writers_opened(), 2);
+    // Nothing of the failed batch came twice.
+    assert_eq!(idx.num_docs().unwrap(), 3);
+    assert_eq!(find(&mut c, &idx, a, "fehler").len(), 3);
+    assert_eq!(find(&mut c, &idx, a, "vor"), vec![first]);
+    assert_eq!(find(&mut c, &idx, a, "nach"), vec![third]);
 }

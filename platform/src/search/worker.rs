@@ -8,8 +8,9 @@
 //!   file, without opening idle practices), afterwards the practices open on this node, so
 //!   nothing queued is lost to a restart or a missed kick.
 //!
-//! Per practice and round: read a batch from `search_queue`, apply it with a writer that
-//! lives for this one commit, then delete the queue rows that the commit covered.
+//! Per practice and round: read a batch from `search_queue`, apply it in one commit with
+//! the index's writer (opened by the first batch and kept while the index is cached),
+//! then delete the queue rows that the commit covered. A failed batch keeps its rows.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -207,10 +208,7 @@ async fn run(ctx: Ctx, wake: Arc<Notify>) {
                     }
                     Err(e) => tracing::warn!(error = %e, "search sweep failed"),
                 }
-                let closed = ctx.service.indexes().evict_idle(ctx.settings.idle_close);
-                if closed > 0 {
-                    tracing::debug!(closed, "closed idle chat indexes");
-                }
+                evict_idle(&ctx).await;
             }
         }
         candidates.extend(ctx.service.take());
@@ -221,7 +219,23 @@ async fn run(ctx: Ctx, wake: Arc<Notify>) {
             index_practice(&ctx, &slug).await;
         }
     }
+    // Close the writers cleanly (merges in progress finish) before the node goes.
+    let service = ctx.service.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || service.indexes().close_all()).await {
+        tracing::warn!(error = %e, "closing chat indexes failed");
+    }
     tracing::info!("search worker stopped");
+}
+
+/// Closes indexes unused for a while; closing a writer waits for its merges, so off the
+/// async threads.
+async fn evict_idle(ctx: &Ctx) {
+    let (service, idle) = (ctx.service.clone(), ctx.settings.idle_close);
+    match tokio::task::spawn_blocking(move || service.indexes().evict_idle(idle)).await {
+        Ok(0) => {}
+        Ok(closed) => tracing::debug!(closed, "closed idle chat indexes"),
+        Err(e) => tracing::warn!(error = %e, "closing idle chat indexes failed"),
+    }
 }
 
 /// Rounds for one practice until its queue is drained (or a round fails).
