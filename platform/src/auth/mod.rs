@@ -5,6 +5,7 @@
 //! the browser that started it (`binding`).
 
 pub mod binding;
+pub mod cache;
 pub mod routes;
 pub mod rp;
 pub mod session;
@@ -52,6 +53,8 @@ pub struct PlatformState {
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
     search: Arc<crate::search::SearchService>,
+    /// Recently read sessions (see [`cache`]).
+    pub(crate) sessions: cache::SessionCache,
     /// Token refreshes run one at a time per session (see [`PlatformState::refresh_lock`]).
     refresh_locks: [tokio::sync::Mutex<()>; REFRESH_STRIPES],
 }
@@ -70,6 +73,7 @@ impl PlatformState {
             metadata: Mutex::new(HashMap::new()),
             posting: Mutex::new(HashMap::new()),
             search: Arc::new(crate::search::SearchService::new()),
+            sessions: cache::SessionCache::default(),
             refresh_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
     }
@@ -120,8 +124,9 @@ impl PlatformState {
         }
     }
 
-    /// Closes the live connections of ended sessions.
-    pub fn end_live_sessions(&self, slug: &str, sessions: &[i64]) {
+    /// After sessions ended: forgets their cached copies and closes their live connections.
+    pub fn sessions_ended(&self, slug: &str, sessions: &[i64]) {
+        self.sessions.forget(slug, sessions);
         for s in sessions {
             self.live.publish(
                 slug,

@@ -310,7 +310,7 @@ async fn logout(
         session::end(&mut conn, sid, "logout", now)
     })
     .await;
-    state.end_live_sessions(member.tenant.slug().as_str(), &[sid]);
+    state.sessions_ended(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
     let t = member.tenant.clone();
     let target = match web::block(move || rp::registration(&t, &origin)).await {
@@ -381,7 +381,7 @@ async fn backchannel(
     match ended {
         Ok(Ok(ids)) => {
             tracing::info!(sessions = ids.len(), "back-channel logout");
-            state.end_live_sessions(tenant.slug().as_str(), &ids);
+            state.sessions_ended(tenant.slug().as_str(), &ids);
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()

@@ -120,12 +120,13 @@ pub struct SessionRow {
     pub ended_at: Option<i64>,
 }
 
-pub fn by_token(conn: &mut SqliteConnection, token: &str) -> QueryResult<Option<SessionRow>> {
-    if token.is_empty() || token.len() > 100 {
-        return Ok(None);
-    }
+/// A session that has not ended, by the hash of its token.
+pub fn by_token_hash(
+    conn: &mut SqliteConnection,
+    token_hash: &str,
+) -> QueryResult<Option<SessionRow>> {
     sessions::table
-        .filter(sessions::token_hash.eq(hash(token)))
+        .filter(sessions::token_hash.eq(token_hash))
         .filter(sessions::ended_at.is_null())
         .select(SessionRow::as_select())
         .first(conn)
@@ -301,6 +302,14 @@ fn internal<E: std::fmt::Display>(e: E) -> AuthError {
     AuthError::Internal(e.to_string())
 }
 
+/// What the database holds for a session token.
+enum Stored {
+    Live(Box<(SessionRow, MemberRow)>),
+    /// Unused past the idle limit: ended now.
+    Idle(i64),
+    None,
+}
+
 async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     let next = if req.method() == actix_web::http::Method::GET {
         req.uri()
@@ -334,32 +343,56 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         .ok_or_else(sign_in)?;
     let now = state.now();
     let idle = state.settings.session_idle_secs;
-    let t = tenant.clone();
-    let found = web::block(
-        move || -> Result<Option<(SessionRow, MemberRow)>, AuthError> {
-            let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
-            let Some(s) = by_token(&mut conn, &token).map_err(internal)? else {
-                return Ok(None);
-            };
-            if now - s.last_seen_at > idle {
-                end(&mut conn, s.id, "idle timeout", now).map_err(internal)?;
-                return Ok(None);
-            }
-            if now - s.last_seen_at >= 30 {
-                diesel::update(sessions::table.find(s.id))
-                    .set(sessions::last_seen_at.eq(now))
-                    .execute(&mut *conn)
-                    .map_err(internal)?;
-            }
-            let m = members::by_id(&mut conn, crate::members::MemberId(s.member_id))
-                .map_err(internal)?;
-            Ok(m.map(|m| (s, m)))
-        },
-    )
-    .await
-    .map_err(internal)??;
-    let Some((session, member)) = found else {
+    let slug = tenant.slug().as_str().to_owned();
+    if token.is_empty() || token.len() > 100 {
         return Err(sign_in());
+    }
+    let token_hash = hash(&token);
+    let cached = state
+        .sessions
+        .get(&slug, &token_hash, now)
+        .filter(|(s, _)| now - s.last_seen_at <= idle);
+    let (session, member) = match cached {
+        Some(found) => found,
+        None => {
+            let (t, h) = (tenant.clone(), token_hash.clone());
+            let found = web::block(move || -> Result<Stored, AuthError> {
+                let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
+                let Some(mut s) = by_token_hash(&mut conn, &h).map_err(internal)? else {
+                    return Ok(Stored::None);
+                };
+                if now - s.last_seen_at > idle {
+                    end(&mut conn, s.id, "idle timeout", now).map_err(internal)?;
+                    return Ok(Stored::Idle(s.id));
+                }
+                if now - s.last_seen_at >= 30 {
+                    diesel::update(sessions::table.find(s.id))
+                        .set(sessions::last_seen_at.eq(now))
+                        .execute(&mut *conn)
+                        .map_err(internal)?;
+                    s.last_seen_at = now;
+                }
+                let m = members::by_id(&mut conn, crate::members::MemberId(s.member_id))
+                    .map_err(internal)?;
+                Ok(m.map_or(Stored::None, |m| Stored::Live(Box::new((s, m)))))
+            })
+            .await
+            .map_err(internal)??;
+            match found {
+                Stored::Live(found) => {
+                    let (session, member) = *found;
+                    state
+                        .sessions
+                        .put(&slug, &token_hash, &session, &member, now);
+                    (session, member)
+                }
+                Stored::Idle(id) => {
+                    state.sessions_ended(&slug, &[id]);
+                    return Err(sign_in());
+                }
+                Stored::None => return Err(sign_in()),
+            }
+        }
     };
     if session.access_expires_at > now {
         return Ok(Member::of(member, session, tenant));
@@ -387,9 +420,14 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     .await
     .map_err(internal)??;
     let Some((session, member)) = current else {
+        state.sessions.forget(&slug, &[sid]);
         return Err(sign_in());
     };
     if session.access_expires_at > now {
+        // Refreshed by another request meanwhile: remember the fresh rows.
+        state
+            .sessions
+            .put(&slug, &token_hash, &session, &member, now);
         return Ok(Member::of(member, session, tenant));
     }
     let refresh = session
@@ -398,7 +436,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         .and_then(|r| tenant.secret().open(TOKEN_PURPOSE, TOKEN_PURPOSE, r).ok())
         .map(|r| String::from_utf8_lossy(&r).into_owned());
     let Some(refresh) = refresh else {
-        end_blocking(&tenant, sid, "no refresh token", now).await?;
+        end_blocking(&state, &tenant, sid, "no refresh token", now).await?;
         return Err(sign_in());
     };
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
@@ -415,7 +453,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         Err(RpError::Refused(why)) => {
             // The IdP said no (user disabled or locked, grant revoked): sign in again.
             tracing::info!(reason = %why, "token refresh refused; the session ends");
-            end_blocking(&tenant, sid, "refresh refused", now).await?;
+            end_blocking(&state, &tenant, sid, "refresh refused", now).await?;
             return Err(sign_in());
         }
         Err(e) => {
@@ -451,7 +489,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         Ok(c) => (Some(c), now + expires_in),
         Err(RpError::Refused(why)) => {
             tracing::info!(reason = %why, "userinfo refused a fresh token; the session ends");
-            end_blocking(&tenant, sid, "userinfo refused", now).await?;
+            end_blocking(&state, &tenant, sid, "userinfo refused", now).await?;
             return Err(sign_in());
         }
         // Roles and profile could not be read: keep the new tokens, but marked expired, so
@@ -488,6 +526,8 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     })
     .await
     .map_err(internal)??;
+    // The copy holds the old tokens (and maybe the old profile): read again next time.
+    state.sessions.forget(&slug, &[sid]);
     let Some(member) = member else {
         return Err(AuthError::Unavailable { json });
     };
@@ -501,6 +541,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
 
 /// Ends a session from async code.
 async fn end_blocking(
+    state: &PlatformState,
     tenant: &Tenant,
     id: i64,
     reason: &'static str,
@@ -512,7 +553,9 @@ async fn end_blocking(
         end(&mut conn, id, reason, now).map_err(internal)
     })
     .await
-    .map_err(internal)?
+    .map_err(internal)??;
+    state.sessions_ended(tenant.slug().as_str(), &[id]);
+    Ok(())
 }
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, AuthError>>>>;

@@ -179,6 +179,10 @@ impl DirectorySync {
         })
         .await??;
         if applied != Applied::default() {
+            // Cached member rows of this practice may hold the old mark.
+            self.platform
+                .sessions
+                .forget_practice(tenant.slug().as_str());
             tracing::info!(practice = %tenant.slug(), deactivated = applied.deactivated,
                 reactivated = applied.reactivated, "member directory applied");
         }

@@ -8,7 +8,7 @@ use kollegium_tenants::web::layout::NavItem;
 use kollegium_tenants::web::{CsrfToken, Layout, WebError};
 
 use crate::PLATFORM_DB;
-use crate::auth::Member;
+use crate::auth::{Member, PlatformState};
 use crate::members::{self, MemberId};
 use crate::portal::layout;
 
@@ -129,7 +129,12 @@ async fn show(m: Member, csrf: CsrfToken, q: web::Query<Query>) -> Result<HttpRe
     )
 }
 
-async fn save(m: Member, csrf: CsrfToken, form: web::Form<Form>) -> Result<HttpResponse, WebError> {
+async fn save(
+    m: Member,
+    csrf: CsrfToken,
+    state: web::Data<PlatformState>,
+    form: web::Form<Form>,
+) -> Result<HttpResponse, WebError> {
     let prefs = match Preferences::parse(&form) {
         Ok(p) => p,
         Err(msg) => {
@@ -161,6 +166,8 @@ async fn save(m: Member, csrf: CsrfToken, form: web::Form<Form>) -> Result<HttpR
         })
     })
     .await??;
+    // The member's cached row holds the old settings.
+    state.sessions.forget_member(m.tenant.slug().as_str(), id.0);
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/chat/settings?saved=1"))
         .finish())
