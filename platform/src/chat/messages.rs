@@ -403,28 +403,38 @@ pub fn views(
         w == "alle" || w == "all" || usernames.contains(&w)
     };
     let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
-    let reacts: Vec<(i64, i64, String)> = reactions::table
-        .filter(reactions::message_id.eq_any(&ids))
-        .order(reactions::created_at)
-        .select((
+    // One id is asked with `=` rather than `IN (…)`: SQLite keeps that statement prepared
+    // (diesel does not cache lists of varying length), and a single message is the common
+    // case (a post, an edit, a reaction).
+    let reacts: Vec<(i64, i64, String)> = {
+        let q = reactions::table.order(reactions::created_at).select((
             reactions::message_id,
             reactions::member_id,
             reactions::emoji,
-        ))
-        .load(conn)?;
+        ));
+        match ids.as_slice() {
+            [] => Vec::new(),
+            [one] => q.filter(reactions::message_id.eq(*one)).load(conn)?,
+            many => q.filter(reactions::message_id.eq_any(many)).load(conn)?,
+        }
+    };
     let reply_ids: Vec<i64> = list.iter().filter_map(|m| m.reply_to).collect();
-    let replies: BTreeMap<i64, (Option<i64>, String, Option<i64>)> = messages::table
-        .filter(messages::id.eq_any(&reply_ids))
-        .select((
+    let replies: BTreeMap<i64, (Option<i64>, String, Option<i64>)> = {
+        let q = messages::table.select((
             messages::id,
             messages::author_id,
             messages::body,
             messages::deleted_at,
-        ))
-        .load::<(i64, Option<i64>, String, Option<i64>)>(conn)?
-        .into_iter()
-        .map(|(id, a, b, d)| (id, (a, b, d)))
-        .collect();
+        ));
+        let rows: Vec<(i64, Option<i64>, String, Option<i64>)> = match reply_ids.as_slice() {
+            [] => Vec::new(),
+            [one] => q.filter(messages::id.eq(*one)).load(conn)?,
+            many => q.filter(messages::id.eq_any(many)).load(conn)?,
+        };
+        rows.into_iter()
+            .map(|(id, a, b, d)| (id, (a, b, d)))
+            .collect()
+    };
     // Display names of the authors and the quoted authors only.
     let mut people_ids: Vec<i64> = list
         .iter()
@@ -433,12 +443,15 @@ pub fn views(
         .collect();
     people_ids.sort_unstable();
     people_ids.dedup();
-    let people: BTreeMap<i64, String> = members::table
-        .filter(members::id.eq_any(&people_ids))
-        .select((members::id, members::display_name))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect();
+    let people: BTreeMap<i64, String> = {
+        let q = members::table.select((members::id, members::display_name));
+        let rows: Vec<(i64, String)> = match people_ids.as_slice() {
+            [] => Vec::new(),
+            [one] => q.filter(members::id.eq(*one)).load(conn)?,
+            many => q.filter(members::id.eq_any(many)).load(conn)?,
+        };
+        rows.into_iter().collect()
+    };
     let name = |id: Option<i64>| {
         id.and_then(|i| people.get(&i))
             .map_or_else(|| "Ehemaliges Mitglied".to_owned(), Clone::clone)
