@@ -497,6 +497,19 @@ impl Subscription {
         }
         Some(Received::Event(ev))
     }
+
+    /// The next event if one is queued already (never waits).
+    pub fn try_recv(&mut self) -> Option<Received> {
+        if let Some(ev) = self.held.take() {
+            return Some(Received::Event(ev));
+        }
+        let ev = self.rx.try_recv().ok()?;
+        if self.lagged.swap(false, Ordering::Relaxed) {
+            self.held = Some(ev);
+            return Some(Received::Lagged);
+        }
+        Some(Received::Event(ev))
+    }
 }
 
 impl Drop for Subscription {
@@ -713,5 +726,25 @@ mod tests {
         );
         hub.publish("praxis-a", posted(2, Audience::Everyone));
         assert_eq!(room_of(slow.recv().await), Some(2), "back to normal");
+    }
+
+    #[tokio::test]
+    async fn queued_events_are_taken_without_waiting_in_order_with_the_resync_first() {
+        let hub = Hub::default();
+        let mut c = hub.subscribe("praxis-a", 1, 10).unwrap();
+        assert!(c.try_recv().is_none(), "nothing queued: no wait, nothing");
+        for room in [1, 2, 3] {
+            hub.publish("praxis-a", posted(room, Audience::Everyone));
+        }
+        let rooms: Vec<_> = std::iter::from_fn(|| c.try_recv())
+            .map(|r| room_of(Some(r)))
+            .collect();
+        assert_eq!(rooms, [Some(1), Some(2), Some(3)]);
+        for _ in 0..QUEUE_CAPACITY + 1 {
+            hub.publish("praxis-a", posted(4, Audience::Everyone));
+        }
+        assert!(matches!(c.try_recv(), Some(Received::Lagged)));
+        let n = std::iter::from_fn(|| c.try_recv()).count();
+        assert_eq!(n, QUEUE_CAPACITY, "then the queued events, none twice");
     }
 }

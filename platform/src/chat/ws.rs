@@ -173,6 +173,45 @@ async fn handle(
     }
 }
 
+/// Events handed to the socket in one go at most.
+const MAX_EVENTS_PER_WRITE: usize = 64;
+
+/// Why a connection stops delivering.
+enum Stop {
+    /// The client went away.
+    Gone,
+    /// Close with this reason.
+    Close(Option<CloseReason>),
+}
+
+/// Hands one received event to the socket.
+async fn deliver(
+    session: &mut actix_ws::Session,
+    r: live::Received,
+    me: i64,
+    sid: i64,
+) -> Result<(), Stop> {
+    match r {
+        live::Received::Event(p) => {
+            let ev = &p.event;
+            if matches!(ev.kind, live::EventKind::SessionEnded) && ev.audience.includes(me, sid) {
+                return Err(Stop::Close(close(RECONNECT, "session ended")));
+            }
+            if let Some(text) = p.text_for(me, sid) {
+                session.text(text).await.map_err(|_| Stop::Gone)?;
+            }
+        }
+        live::Received::Lagged => {
+            // Too slow to keep up: tell the client to catch up from its last id.
+            session
+                .text(r#"{"type":"resync"}"#)
+                .await
+                .map_err(|_| Stop::Gone)?;
+        }
+    }
+    Ok(())
+}
+
 async fn run(
     m: Member,
     state: std::sync::Arc<PlatformState>,
@@ -186,25 +225,30 @@ async fn run(
     tick.tick().await;
     let reason = loop {
         tokio::select! {
-            ev = events.recv() => match ev {
-                Some(live::Received::Event(p)) => {
-                    let ev = &p.event;
-                    if matches!(ev.kind, live::EventKind::SessionEnded) && ev.audience.includes(me, sid) {
-                        break close(RECONNECT, "session ended");
-                    }
-                    if let Some(text) = p.text_for(me, sid)
-                        && session.text(text).await.is_err()
-                    {
-                        return;
+            ev = events.recv() => {
+                let Some(first) = ev else {
+                    break close(CloseCode::Away, "shutting down");
+                };
+                // Let the other answers of the same commit publish first, then hand every
+                // queued event to the socket at once: they leave in one write.
+                tokio::task::yield_now().await;
+                let mut next = Some(first);
+                let mut stop = None;
+                let mut sent = 0;
+                while let Some(r) = next.take() {
+                    sent += 1;
+                    match deliver(&mut session, r, me, sid).await {
+                        // Bounded, so client frames and the heartbeat still get their turn.
+                        Ok(()) if sent < MAX_EVENTS_PER_WRITE => next = events.try_recv(),
+                        Ok(()) => {}
+                        Err(s) => stop = Some(s),
                     }
                 }
-                Some(live::Received::Lagged) => {
-                    // Too slow to keep up: tell the client to catch up from its last id.
-                    if session.text(r#"{"type":"resync"}"#).await.is_err() {
-                        return;
-                    }
+                match stop {
+                    Some(Stop::Gone) => return,
+                    Some(Stop::Close(reason)) => break reason,
+                    None => {}
                 }
-                None => break close(CloseCode::Away, "shutting down"),
             },
             msg = stream.recv() => {
                 heard = Instant::now();
