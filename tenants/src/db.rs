@@ -218,6 +218,14 @@ impl DbPool {
         self.freed.notify_one();
     }
 
+    /// Connections of this pool handed out right now (not counting idle ones).
+    pub fn in_use(&self) -> usize {
+        self.state
+            .lock()
+            .map(|s| s.total.saturating_sub(s.idle.len()))
+            .unwrap_or(0)
+    }
+
     pub(crate) fn write_queue(&self) -> &Arc<crate::group_commit::WriteQueue> {
         &self.writes
     }

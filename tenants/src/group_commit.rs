@@ -24,8 +24,9 @@ use crate::db::DbPool;
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
-/// Pause between back-to-back batches (half the last batch's time, within these bounds),
-/// so that writers outside the queue get the lock.
+/// Gap between back-to-back batches; while other connections of the database are in use,
+/// up to half the last batch's time (within these bounds), so that writers outside the
+/// queue get the lock.
 const MIN_GAP: Duration = Duration::from_micros(200);
 const MAX_GAP: Duration = Duration::from_millis(20);
 /// How long an idle writer thread waits for more work before it ends.
@@ -100,6 +101,8 @@ pub(crate) struct WriteQueue {
     wake: Condvar,
     /// Transactions run so far (for tests and diagnostics).
     batches: std::sync::atomic::AtomicU64,
+    /// Batches after which the writer left the lock free for other connections.
+    pauses: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -177,9 +180,9 @@ where
 
 /// The writer thread of one pool: runs batches until the queue stays empty. It holds the
 /// pool only while it writes, so a practice closed for idleness closes its files at once.
-fn writer(queue: &WriteQueue, pool: &Weak<DbPool>) {
+fn writer(queue: &WriteQueue, weak: &Weak<DbPool>) {
     while let Some(batch) = queue.next_batch() {
-        let Some(pool) = pool.upgrade() else {
+        let Some(pool) = weak.upgrade() else {
             for j in batch {
                 j.fail("the database was closed");
             }
@@ -221,15 +224,27 @@ fn writer(queue: &WriteQueue, pool: &Weak<DbPool>) {
                 continue;
             }
         }
+        // Connections of this database in use outside the queue (sessions, the indexer,
+        // settings) may be waiting for the write lock in SQLite's busy handler, which
+        // sleeps and tries again at moments of its own: if batches followed each other
+        // without a gap they would time out ("database is locked"). While any is in use,
+        // the lock stays free after each batch until they are done, at most half the
+        // batch's time; otherwise only a breath for writers of other processes. What
+        // arrives meanwhile joins the next batch.
         drop(conn);
         drop(pool);
-        // Writers outside the queue (sessions, the indexer, settings) wait for the lock in
-        // SQLite's busy handler, which sleeps and tries again at moments of its own: if
-        // batches followed each other without a gap they would time out ("database is
-        // locked"). So after each batch the lock stays free for half the batch's time (a
-        // third of the time under continuous load); what arrives meanwhile joins the next
-        // batch.
-        std::thread::sleep((began.elapsed() / 2).clamp(MIN_GAP, MAX_GAP));
+        let in_use = || weak.upgrade().is_some_and(|p| p.in_use() > 0);
+        let longest = (began.elapsed() / 2).clamp(MIN_GAP, MAX_GAP);
+        std::thread::sleep(MIN_GAP);
+        if in_use() {
+            queue
+                .pauses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let until = std::time::Instant::now() + longest;
+            while in_use() && std::time::Instant::now() < until {
+                std::thread::sleep(MIN_GAP);
+            }
+        }
     }
 }
 
@@ -452,6 +467,28 @@ mod tests {
             worst < Duration::from_millis(500),
             "a write beside the busy queue waited {worst:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_writer_leaves_the_lock_free_only_while_other_connections_are_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        let pauses = || pool.write_queue().pauses.load(Ordering::Relaxed);
+        for v in 0..5 {
+            write(&pool, insert(v, 1)).await.unwrap();
+        }
+        // Give the writer time to finish its last round.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pauses(), 0, "nobody else on the database: no pause");
+        assert_eq!(pool.in_use(), 0);
+        let held = pool.get().unwrap();
+        assert_eq!(pool.in_use(), 1);
+        write(&pool, insert(10, 1)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pauses(), 1, "a connection in use: the writer paused for it");
+        drop(held);
+        assert_eq!(pool.in_use(), 0);
+        assert_eq!(rows(&pool), 6);
     }
 
     #[tokio::test]
