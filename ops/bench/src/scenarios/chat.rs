@@ -311,6 +311,10 @@ async fn sign_in(
         .cookie_provider(jar.clone())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        // Below the server's keep-alive (actix-web: 5 s), so the driver never reuses a
+        // connection the server is closing (a run once failed with "connection closed
+        // before message completed" on a member's first post after the sign-ins).
+        .pool_idle_timeout(Duration::from_secs(3))
         .build()?;
     let page = follow(&http, site, site.url("/auth/login")).await?;
     ensure!(
