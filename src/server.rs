@@ -164,8 +164,11 @@ pub async fn start(
             .wrap(from_fn(host::resolve))
             .wrap(from_fn(headers::plumbing))
             .configure(assets::configure)
-            .configure(kollegium_idp::configure)
+            // The workspace first: actix tries routes in order, each `{param}` route with a
+            // regex, and the workspace's busy paths (`/api/chat/…`) would otherwise try the
+            // IdP's patterns first. The two share no path.
             .configure(kollegium_platform::configure)
+            .configure(kollegium_idp::configure)
             .default_service(web::to(not_found))
     })
     .listen(listener)?
