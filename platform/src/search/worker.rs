@@ -35,7 +35,9 @@ use crate::schema::messages;
 pub struct WorkerSettings {
     /// Seconds between sweeps for queued changes nobody kicked for.
     pub sweep_secs: u64,
-    /// Changes applied per practice in one commit.
+    /// Changes applied per practice in one commit. A full batch is followed by the next
+    /// at once, so under a heavy stream this, not `gather`, sets the commit rate (2,000:
+    /// about 3 commits/s at 6,000 posts/s; a batch of the longest messages reads ~20 MB).
     pub batch: i64,
     /// Pause after a kick, so that a burst of messages becomes one commit. Each commit
     /// costs tantivy a new segment (~10 ms of CPU however small), so under a steady stream
@@ -50,7 +52,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             sweep_secs: 30,
-            batch: 500,
+            batch: 2_000,
             gather: Duration::from_millis(400),
             idle_close: Duration::from_secs(120),
         }
