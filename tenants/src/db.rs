@@ -341,5 +341,9 @@ mod tests {
         // See .cargo/config.toml: without QPSG every `LIMIT ?` query is planned anew.
         assert!(opts.iter().any(|o| o == "ENABLE_QPSG"), "{opts:?}");
         assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
+        assert!(
+            opts.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=0"),
+            "{opts:?}"
+        );
     }
 }
