@@ -11,6 +11,9 @@
 //! decide is still checked per request: the idle limit and the access token's expiry
 //! against the current time.
 //!
+//! Rows read before any forget are not kept (see [`SessionCache::epoch`]): a request that
+//! read a session just before it ended cannot put it back.
+//!
 //! The cache is per process: with several nodes serving one practice, a logout seen by one
 //! node ends the session on the others within the TTL.
 
@@ -42,8 +45,20 @@ struct Entry {
 /// Sessions by practice and token hash (never the token itself).
 #[derive(Default)]
 pub struct SessionCache {
-    map: Mutex<HashMap<(String, String), Entry>>,
+    map: Mutex<Map>,
 }
+
+#[derive(Default)]
+struct Map {
+    entries: HashMap<(String, String), Entry>,
+    /// Counts the forgets: rows read before one may be stale (a session that ended while
+    /// they were read), so [`SessionCache::put`] refuses them.
+    epoch: u64,
+}
+
+/// When rows were read, for [`SessionCache::put`] (see [`SessionCache::epoch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
 
 impl std::fmt::Debug for SessionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,17 +85,23 @@ impl SessionCache {
             return None;
         };
         let key = (slug.to_owned(), token_hash.to_owned());
-        match map.get(&key) {
+        match map.entries.get(&key) {
             Some(e) if fresh(e, now) => Some((e.session.clone(), e.member.clone())),
             Some(_) => {
-                map.remove(&key);
+                map.entries.remove(&key);
                 None
             }
             None => None,
         }
     }
 
-    /// Keeps the rows just read for the session with this token hash.
+    /// Taken before reading the rows to [`Self::put`].
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.map.lock().map(|m| m.epoch).unwrap_or(u64::MAX))
+    }
+
+    /// Keeps the rows just read for the session with this token hash, unless something
+    /// was forgotten since `read_at` (the rows may show a session that ended meanwhile).
     pub fn put(
         &self,
         slug: &str,
@@ -88,17 +109,21 @@ impl SessionCache {
         session: &SessionRow,
         member: &MemberRow,
         now: UnixTime,
+        read_at: Epoch,
     ) {
         let Ok(mut map) = self.map.lock() else {
             return;
         };
-        if map.len() >= MAX_ENTRIES {
-            map.retain(|_, e| fresh(e, now));
-            if map.len() >= MAX_ENTRIES {
+        if map.epoch != read_at.0 {
+            return;
+        }
+        if map.entries.len() >= MAX_ENTRIES {
+            map.entries.retain(|_, e| fresh(e, now));
+            if map.entries.len() >= MAX_ENTRIES {
                 return;
             }
         }
-        map.insert(
+        map.entries.insert(
             (slug.to_owned(), token_hash.to_owned()),
             Entry {
                 session: session.clone(),
@@ -115,26 +140,31 @@ impl SessionCache {
             return;
         }
         if let Ok(mut map) = self.map.lock() {
-            map.retain(|(s, _), e| s != slug || !sessions.contains(&e.session.id));
+            map.epoch += 1;
+            map.entries
+                .retain(|(s, _), e| s != slug || !sessions.contains(&e.session.id));
         }
     }
 
     /// Drops the copies of every session of a member of practice `slug` (their row changed).
     pub fn forget_member(&self, slug: &str, member: i64) {
         if let Ok(mut map) = self.map.lock() {
-            map.retain(|(s, _), e| s != slug || e.member.id.0 != member);
+            map.epoch += 1;
+            map.entries
+                .retain(|(s, _), e| s != slug || e.member.id.0 != member);
         }
     }
 
     /// Drops the copies of every session of practice `slug`.
     pub fn forget_practice(&self, slug: &str) {
         if let Ok(mut map) = self.map.lock() {
-            map.retain(|(s, _), _| s != slug);
+            map.epoch += 1;
+            map.entries.retain(|(s, _), _| s != slug);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.map.lock().map(|m| m.entries.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -183,7 +213,7 @@ mod tests {
     #[test]
     fn a_copy_is_used_for_its_ttl_and_only_in_its_practice() {
         let c = SessionCache::default();
-        c.put("praxis-a", "h1", &session(1), &member(), 100);
+        c.put("praxis-a", "h1", &session(1), &member(), 100, c.epoch());
         assert_eq!(c.get("praxis-a", "h1", 100).map(|(s, _)| s.id), Some(1));
         assert_eq!(
             c.get("praxis-a", "h1", 100 + TTL_SECS - 1)
@@ -194,27 +224,39 @@ mod tests {
         assert!(c.get("praxis-b", "h1", 100).is_none());
         // The application clock ran past the TTL (or back): read again.
         assert!(c.get("praxis-a", "h1", 100 + TTL_SECS).is_none());
-        c.put("praxis-a", "h1", &session(1), &member(), 100);
+        c.put("praxis-a", "h1", &session(1), &member(), 100, c.epoch());
         assert!(c.get("praxis-a", "h1", 99).is_none());
     }
 
     #[test]
     fn an_ended_session_is_forgotten_at_once_and_only_in_its_practice() {
         let c = SessionCache::default();
-        c.put("praxis-a", "h1", &session(1), &member(), 100);
-        c.put("praxis-a", "h2", &session(2), &member(), 100);
-        c.put("praxis-b", "h3", &session(1), &member(), 100);
+        c.put("praxis-a", "h1", &session(1), &member(), 100, c.epoch());
+        c.put("praxis-a", "h2", &session(2), &member(), 100, c.epoch());
+        c.put("praxis-b", "h3", &session(1), &member(), 100, c.epoch());
         c.forget("praxis-a", &[1]);
         assert!(c.get("praxis-a", "h1", 100).is_none());
         assert!(c.get("praxis-a", "h2", 100).is_some());
         // Session 1 of practice B is another session.
         assert!(c.get("praxis-b", "h3", 100).is_some());
-        c.put("praxis-a", "h1", &session(1), &member(), 100);
+        c.put("praxis-a", "h1", &session(1), &member(), 100, c.epoch());
         c.forget_member("praxis-b", 7);
         assert!(c.get("praxis-b", "h3", 100).is_none());
         assert!(c.get("praxis-a", "h1", 100).is_some());
         c.forget_practice("praxis-a");
         assert!(c.get("praxis-a", "h2", 100).is_none());
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn rows_read_before_a_session_ended_are_not_kept() {
+        let c = SessionCache::default();
+        // A request reads the rows; meanwhile a logout ends a session and forgets it.
+        let read_at = c.epoch();
+        c.forget("praxis-a", &[1]);
+        c.put("praxis-a", "h1", &session(1), &member(), 100, read_at);
+        assert!(c.get("praxis-a", "h1", 100).is_none(), "stale rows refused");
+        c.put("praxis-a", "h1", &session(1), &member(), 100, c.epoch());
+        assert!(c.get("praxis-a", "h1", 100).is_some());
     }
 }

@@ -355,6 +355,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     let (session, member) = match cached {
         Some(found) => found,
         None => {
+            let read_at = state.sessions.epoch();
             let (t, h) = (tenant.clone(), token_hash.clone());
             let found = web::block(move || -> Result<Stored, AuthError> {
                 let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
@@ -383,7 +384,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
                     let (session, member) = *found;
                     state
                         .sessions
-                        .put(&slug, &token_hash, &session, &member, now);
+                        .put(&slug, &token_hash, &session, &member, now, read_at);
                     (session, member)
                 }
                 Stored::Idle(id) => {
@@ -406,6 +407,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     // While this request waited, another one of the session may have refreshed (or the
     // session may have ended): look again.
     let (t, sid) = (tenant.clone(), session.id);
+    let read_at = state.sessions.epoch();
     let current = web::block(
         move || -> Result<Option<(SessionRow, MemberRow)>, AuthError> {
             let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
@@ -427,7 +429,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         // Refreshed by another request meanwhile: remember the fresh rows.
         state
             .sessions
-            .put(&slug, &token_hash, &session, &member, now);
+            .put(&slug, &token_hash, &session, &member, now, read_at);
         return Ok(Member::of(member, session, tenant));
     }
     let refresh = session
