@@ -381,6 +381,20 @@ pub struct View {
     pub mentions_me: bool,
 }
 
+/// The rows of `query` whose `column` is one of `ids` (`?` on errors). No query for no id;
+/// one id is asked with `=` rather than `IN (…)`, because SQLite keeps that statement
+/// prepared (diesel does not cache lists of varying length), and a single message is the
+/// common case (a post, an edit, a reaction).
+macro_rules! load_by_ids {
+    ($conn:expr, $query:expr, $column:expr, $ids:expr) => {
+        match $ids.as_slice() {
+            [] => Vec::new(),
+            [one] => $query.filter($column.eq(*one)).load($conn)?,
+            many => $query.filter($column.eq_any(many)).load($conn)?,
+        }
+    };
+}
+
 /// Renders messages for `me`: Markdown to safe HTML, author names, reply quotes, reactions.
 pub fn views(
     conn: &mut SqliteConnection,
@@ -403,38 +417,32 @@ pub fn views(
         w == "alle" || w == "all" || usernames.contains(&w)
     };
     let ids: Vec<i64> = list.iter().map(|m| m.id).collect();
-    // One id is asked with `=` rather than `IN (…)`: SQLite keeps that statement prepared
-    // (diesel does not cache lists of varying length), and a single message is the common
-    // case (a post, an edit, a reaction).
-    let reacts: Vec<(i64, i64, String)> = {
-        let q = reactions::table.order(reactions::created_at).select((
+    let reacts: Vec<(i64, i64, String)> = load_by_ids!(
+        conn,
+        reactions::table.order(reactions::created_at).select((
             reactions::message_id,
             reactions::member_id,
             reactions::emoji,
-        ));
-        match ids.as_slice() {
-            [] => Vec::new(),
-            [one] => q.filter(reactions::message_id.eq(*one)).load(conn)?,
-            many => q.filter(reactions::message_id.eq_any(many)).load(conn)?,
-        }
-    };
+        )),
+        reactions::message_id,
+        &ids
+    );
     let reply_ids: Vec<i64> = list.iter().filter_map(|m| m.reply_to).collect();
-    let replies: BTreeMap<i64, (Option<i64>, String, Option<i64>)> = {
-        let q = messages::table.select((
+    let replies: Vec<(i64, Option<i64>, String, Option<i64>)> = load_by_ids!(
+        conn,
+        messages::table.select((
             messages::id,
             messages::author_id,
             messages::body,
             messages::deleted_at,
-        ));
-        let rows: Vec<(i64, Option<i64>, String, Option<i64>)> = match reply_ids.as_slice() {
-            [] => Vec::new(),
-            [one] => q.filter(messages::id.eq(*one)).load(conn)?,
-            many => q.filter(messages::id.eq_any(many)).load(conn)?,
-        };
-        rows.into_iter()
-            .map(|(id, a, b, d)| (id, (a, b, d)))
-            .collect()
-    };
+        )),
+        messages::id,
+        &reply_ids
+    );
+    let replies: BTreeMap<i64, (Option<i64>, String, Option<i64>)> = replies
+        .into_iter()
+        .map(|(id, a, b, d)| (id, (a, b, d)))
+        .collect();
     // Display names of the authors and the quoted authors only.
     let mut people_ids: Vec<i64> = list
         .iter()
@@ -443,15 +451,13 @@ pub fn views(
         .collect();
     people_ids.sort_unstable();
     people_ids.dedup();
-    let people: BTreeMap<i64, String> = {
-        let q = members::table.select((members::id, members::display_name));
-        let rows: Vec<(i64, String)> = match people_ids.as_slice() {
-            [] => Vec::new(),
-            [one] => q.filter(members::id.eq(*one)).load(conn)?,
-            many => q.filter(members::id.eq_any(many)).load(conn)?,
-        };
-        rows.into_iter().collect()
-    };
+    let people: Vec<(i64, String)> = load_by_ids!(
+        conn,
+        members::table.select((members::id, members::display_name)),
+        members::id,
+        &people_ids
+    );
+    let people: BTreeMap<i64, String> = people.into_iter().collect();
     let name = |id: Option<i64>| {
         id.and_then(|i| people.get(&i))
             .map_or_else(|| "Ehemaliges Mitglied".to_owned(), Clone::clone)
