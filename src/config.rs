@@ -354,9 +354,12 @@ impl Config {
         })
     }
 
-    /// The workspace's settings.
+    /// The workspace's settings. Its sessions end no later than the IdP session they came
+    /// from: they have the IdP's idle and absolute limits.
     pub fn platform_settings(&self) -> kollegium_platform::PlatformSettings {
         kollegium_platform::PlatformSettings {
+            session_idle_secs: self.idp.session_idle_secs,
+            session_absolute_secs: self.idp.session_absolute_secs,
             post_burst: self.limits.chat_post_burst,
             posts_per_sec: self.limits.chat_posts_per_sec,
             ..Default::default()

@@ -102,6 +102,7 @@ async fn metrics_text(
         open_connections: ctx.store.open_connections(),
         practices_known: known,
         live_connections: platform.live.connections(),
+        idp_metadata_fetches: platform.metadata_fetches(),
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -34,6 +34,7 @@ mod oidc_support;
 mod plumbing;
 mod portal;
 mod routing;
+mod signin_hardening;
 mod smtp_tls;
 mod tenancy;
 mod workspace_auth;

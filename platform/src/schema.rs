@@ -31,6 +31,7 @@ diesel::table! {
         next -> Text,
         created_at -> BigInt,
         browser_hash -> Text,
+        client_key -> Text,
     }
 }
 

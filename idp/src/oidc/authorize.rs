@@ -103,7 +103,7 @@ pub fn validate(
 ) -> QueryResult<Result<AuthRequest, Fail>> {
     let Some(client) = params
         .get("client_id")
-        .map(|id| clients::enabled(conn, id))
+        .map(|id| clients::enabled_at(conn, id, issuer, now))
         .transpose()?
         .flatten()
     else {

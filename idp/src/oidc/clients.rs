@@ -316,6 +316,56 @@ pub fn enabled(conn: &mut SqliteConnection, client_id: &str) -> QueryResult<Opti
     Ok(by_id(conn, client_id)?.filter(|c| c.enabled))
 }
 
+/// An enabled client by id, for a request to the practice's issuer `issuer` as the node is
+/// configured now (`<origin>/id`). The workspace ([`PLATFORM_CLIENT_ID`]) lives on that
+/// origin, so its redirect, post-logout and back-channel addresses follow it: where the
+/// stored ones were made for another origin (a practice created by a CLI without the
+/// server's port, a changed public address), they are replaced, so sign-in, logout and
+/// back-channel notices use the origin the node serves.
+pub fn enabled_at(
+    conn: &mut SqliteConnection,
+    client_id: &str,
+    issuer: &str,
+    now: UnixTime,
+) -> QueryResult<Option<Client>> {
+    let Some(c) = enabled(conn, client_id)? else {
+        return Ok(None);
+    };
+    if c.client_id != PLATFORM_CLIENT_ID || !c.first_party {
+        return Ok(Some(c));
+    }
+    let Some(want) = issuer
+        .strip_suffix("/id")
+        .and_then(|origin| crate::provision::platform_client(origin).ok())
+    else {
+        return Ok(Some(c));
+    };
+    let strings = |v: &[RedirectUri]| v.iter().map(|u| u.as_str().to_owned()).collect::<Vec<_>>();
+    let back_channel = want
+        .backchannel_logout_uri
+        .as_ref()
+        .map(|u| u.as_str().to_owned());
+    if c.redirect_uris() == strings(&want.redirect_uris)
+        && c.post_logout_uris() == strings(&want.post_logout_uris)
+        && c.backchannel_logout_uri == back_channel
+    {
+        return Ok(Some(c));
+    }
+    diesel::update(clients::table.filter(clients::client_id.eq(&c.client_id)))
+        .set((
+            clients::redirect_uris.eq(json_of(&want.redirect_uris)),
+            clients::post_logout_uris.eq(json_of(&want.post_logout_uris)),
+            clients::backchannel_logout_uri.eq(back_channel),
+            clients::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    tracing::info!(
+        issuer,
+        "the workspace's addresses follow the configured origin"
+    );
+    enabled(conn, client_id)
+}
+
 /// A new secret for a confidential client (shown once); `None` for unknown or public ones.
 pub fn rotate_secret(
     conn: &mut SqliteConnection,

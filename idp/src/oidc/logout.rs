@@ -75,7 +75,7 @@ pub fn validate(
         (None, a) => a,
     };
     let client = match &client_id {
-        Some(id) => match clients::enabled(conn, id)? {
+        Some(id) => match clients::enabled_at(conn, id, issuer, now)? {
             Some(c) => Some(c),
             None => return Ok(Err(PageError::UnknownClient)),
         },

@@ -7,7 +7,12 @@
 //!
 //! Refresh tokens are issued when the scope holds `offline_access`, and always to
 //! first-party clients (the platform keeps its users signed in through them). A refresh
-//! token without `offline_access` dies with the browser session it came from.
+//! token without `offline_access` (the workspace never asks for it) is bound to the browser
+//! session it came from: it works only while that session is open and within its idle and
+//! absolute limits, and the access tokens of such a grant expire no later than the session
+//! would. A first-party client refreshes only while serving its member, so its refresh
+//! counts as activity of the session; a third-party client's (maybe in the background)
+//! does not.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -29,6 +34,7 @@ use crate::IDP_DB;
 use crate::events::{self, Event};
 use crate::links::token_hash;
 use crate::schema::{auth_codes, grants, refresh_tokens, sessions};
+use crate::state::IdpSettings;
 use crate::users::{self, User, UserId, UserStatus};
 
 type OResult<T> = Result<T, OAuthError>;
@@ -96,6 +102,62 @@ fn session_info(
         .optional()
 }
 
+/// Whether a grant lives only as long as its browser session (see the module).
+fn session_bound(scopes: &[String]) -> bool {
+    !scopes.iter().any(|s| s == "offline_access")
+}
+
+/// The state of the browser session a grant came from.
+enum BoundSession {
+    /// The grant names no session.
+    None,
+    /// Ended, or past its idle or absolute limit.
+    Over,
+    /// Open until this time at the latest (idle and absolute limits).
+    Until(UnixTime),
+}
+
+/// Checks the browser session `id` against the limits of `settings`, as the IdP's own
+/// pages do. With `touch` (the first-party workspace refreshing for its member) the use
+/// counts as activity: the session's idle time starts again.
+fn bound_session(
+    conn: &mut SqliteConnection,
+    id: Option<i64>,
+    settings: &IdpSettings,
+    now: UnixTime,
+    touch: bool,
+) -> QueryResult<BoundSession> {
+    let Some(id) = id else {
+        return Ok(BoundSession::None);
+    };
+    let Some(s) = crate::sessions::by_id(conn, id)? else {
+        return Ok(BoundSession::Over);
+    };
+    let absolute_end = s.created_at + settings.session_absolute_secs;
+    if s.ended_at.is_some()
+        || now - s.last_seen_at > settings.session_idle_secs
+        || now > absolute_end
+    {
+        return Ok(BoundSession::Over);
+    }
+    let mut last_seen = s.last_seen_at;
+    if touch && now - last_seen >= 30 {
+        diesel::update(sessions::table.find(id))
+            .set(sessions::last_seen_at.eq(now))
+            .execute(conn)?;
+        last_seen = now;
+    }
+    Ok(BoundSession::Until(
+        (last_seen + settings.session_idle_secs).min(absolute_end),
+    ))
+}
+
+/// `m` with access tokens that expire by `until` (at least one second from now).
+fn expiring_by<'a>(m: &Mint<'a>, until: Option<UnixTime>) -> Mint<'a> {
+    let access_ttl = until.map_or(m.access_ttl, |u| m.access_ttl.min(u - m.now).max(1));
+    Mint { access_ttl, ..*m }
+}
+
 #[derive(Queryable)]
 struct CodeRow {
     client_id: String,
@@ -115,7 +177,7 @@ fn code_grant(
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
-    refresh_ttl: i64,
+    settings: &IdpSettings,
 ) -> OResult<Value> {
     let code = p
         .get("code")
@@ -178,6 +240,18 @@ fn code_grant(
     }
     let user = usable(users::by_id(conn, UserId(row.user_id))?, m.now)?;
     let scopes: Vec<String> = row.scope.split(' ').map(str::to_owned).collect();
+    let until = if session_bound(&scopes) {
+        match bound_session(conn, row.session_id, settings, m.now, client.first_party)? {
+            BoundSession::Over => {
+                return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+            }
+            BoundSession::None => None,
+            BoundSession::Until(t) => Some(t),
+        }
+    } else {
+        None
+    };
+    let m = &expiring_by(m, until);
     let grant_id = new_grant(
         conn,
         &client.client_id,
@@ -196,7 +270,7 @@ fn code_grant(
             &grant_id,
             &client.client_id,
             m.now,
-            m.now + refresh_ttl,
+            m.now + settings.refresh_token_ttl_secs,
         )?)
     } else {
         None
@@ -321,6 +395,7 @@ fn refresh_grant(
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
+    settings: &IdpSettings,
 ) -> OResult<Value> {
     let token = p
         .get("refresh_token")
@@ -378,11 +453,18 @@ fn refresh_grant(
         users::by_id(conn, UserId(grant.user_id.unwrap_or(-1)))?,
         m.now,
     )?;
+    let until = if session_bound(&granted) {
+        match bound_session(conn, grant.session_id, settings, m.now, client.first_party)? {
+            BoundSession::Until(t) => Some(t),
+            BoundSession::None | BoundSession::Over => {
+                return Err(OAuthError::invalid_grant("the sign-in session has ended"));
+            }
+        }
+    } else {
+        None
+    };
+    let m = &expiring_by(m, until);
     let sess = session_info(conn, grant.session_id)?;
-    if !granted.iter().any(|s| s == "offline_access") && sess.as_ref().is_none_or(|s| s.2.is_some())
-    {
-        return Err(OAuthError::invalid_grant("the sign-in session has ended"));
-    }
     let n = diesel::update(
         refresh_tokens::table
             .find(&hash)
@@ -498,13 +580,12 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
             slug: op2.tenant.slug().as_str(),
             practice_name: op2.tenant.display_name(),
         };
-        let refresh_ttl = settings.refresh_token_ttl_secs;
         if detect_reuse(&mut conn, &client, grant_type.as_deref(), &p, now)? {
             return Err(OAuthError::invalid_grant("invalid, expired or used grant"));
         }
         conn.immediate_transaction(|conn| match grant_type.as_deref() {
-            Some("authorization_code") => code_grant(conn, &m, &client, &p, refresh_ttl),
-            Some("refresh_token") => refresh_grant(conn, &m, &client, &p),
+            Some("authorization_code") => code_grant(conn, &m, &client, &p, settings),
+            Some("refresh_token") => refresh_grant(conn, &m, &client, &p, settings),
             Some("client_credentials") => client_credentials(conn, &m, &client, &p),
             Some(_) => Err(OAuthError::new(
                 actix_web::http::StatusCode::BAD_REQUEST,

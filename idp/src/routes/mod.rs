@@ -33,20 +33,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// the flow here), so this is also the bound on what a login can carry through.
 pub const MAX_NEXT: usize = 8192;
 
-/// Only local paths are accepted as a place to return to after login (up to [`MAX_NEXT`]).
+/// Only local paths are accepted as a place to return to after login (up to [`MAX_NEXT`]);
+/// the rules are the workspace's too ([`kollegium_tenants::web::next`]).
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.starts_with("/\\")
-                && n.len() <= MAX_NEXT
-                && !n.chars().any(|c| c.is_control() || c == '\\') =>
-        {
-            n.to_owned()
-        }
-        _ => "/id/".into(),
-    }
+    kollegium_tenants::web::safe_next(next, MAX_NEXT, "/id/")
 }
 
 /// `?next=...` for a redirect, URL-encoded.
@@ -69,6 +59,9 @@ mod tests {
             "javascript:alert(1)",
             "",
             "/a\nb",
+            "/\t/evil.com",
+            "/%2f/evil.com",
+            "/\u{ff0f}evil.com",
         ] {
             assert_eq!(safe_next(Some(bad)), "/id/", "{bad}");
         }

@@ -186,6 +186,7 @@ mod tests {
             access_token: "sealed".into(),
             refresh_token: None,
             access_expires_at: 1_000,
+            created_at: 100,
             last_seen_at: 100,
             ended_at: None,
         }

@@ -11,6 +11,7 @@ pub mod rp;
 pub mod session;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -22,8 +23,11 @@ pub use session::{Member, MemberAdmin};
 /// Settings under which the platform keeps its sessions.
 #[derive(Debug, Clone)]
 pub struct PlatformSettings {
-    /// A platform session unused this long ends (the IdP session may outlive it).
+    /// A platform session unused this long ends; no longer than the IdP's idle limit.
     pub session_idle_secs: i64,
+    /// A platform session ends this long after sign-in, however busy: the IdP session's
+    /// absolute limit (the workspace never outlives the sign-in it came from).
+    pub session_absolute_secs: i64,
     /// A pending sign-in (state, nonce, PKCE verifier) is valid this long.
     pub login_state_ttl_secs: i64,
     /// Chat messages a member may send in a burst, refilled at `posts_per_sec`.
@@ -34,7 +38,8 @@ pub struct PlatformSettings {
 impl Default for PlatformSettings {
     fn default() -> Self {
         Self {
-            session_idle_secs: 12 * 3600,
+            session_idle_secs: 30 * 60,
+            session_absolute_secs: 12 * 3600,
             login_state_ttl_secs: 600,
             post_burst: 20.0,
             posts_per_sec: 1.0,
@@ -51,6 +56,10 @@ pub struct PlatformState {
     /// Live chat delivery to open WebSocket connections.
     pub live: crate::chat::live::Hub,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+    /// One discovery fetch per issuer at a time (see [`PlatformState::metadata_lock`]).
+    metadata_locks: [tokio::sync::Mutex<()>; METADATA_STRIPES],
+    /// Discovery (with key set) fetches from the IdPs since start.
+    metadata_fetches: AtomicU64,
     posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
     search: Arc<crate::search::SearchService>,
     /// Recently read sessions (see [`cache`]).
@@ -62,6 +71,15 @@ pub struct PlatformState {
 /// Lock stripes for token refreshes: sessions share a stripe by hash, so memory stays
 /// fixed; two sessions on one stripe only wait for each other's IdP round trip.
 const REFRESH_STRIPES: usize = 64;
+/// Lock stripes for discovery fetches, by issuer.
+const METADATA_STRIPES: usize = 16;
+
+fn stripe(key: impl std::hash::Hash, stripes: usize) -> usize {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() % stripes as u64) as usize
+}
 
 impl PlatformState {
     pub fn new(clock: SharedClock, http: reqwest::Client, settings: PlatformSettings) -> Self {
@@ -71,6 +89,8 @@ impl PlatformState {
             settings,
             live: crate::chat::live::Hub::default(),
             metadata: Mutex::new(HashMap::new()),
+            metadata_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            metadata_fetches: AtomicU64::new(0),
             posting: Mutex::new(HashMap::new()),
             search: Arc::new(crate::search::SearchService::new()),
             sessions: cache::SessionCache::default(),
@@ -86,11 +106,23 @@ impl PlatformState {
     /// others wait here and then find the session refreshed. The lock is per process; a
     /// deployment with several nodes serving one practice needs session affinity.
     pub(crate) fn refresh_lock(&self, slug: &str, session: i64) -> &tokio::sync::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (slug, session).hash(&mut h);
-        let i = (h.finish() % REFRESH_STRIPES as u64) as usize;
-        &self.refresh_locks[i]
+        &self.refresh_locks[stripe((slug, session), REFRESH_STRIPES)]
+    }
+
+    /// The lock under which the discovery document and keys of `issuer` are fetched, so
+    /// that requests missing the cache at once (a burst of back-channel posts) cause one
+    /// fetch, not one each.
+    pub(crate) fn metadata_lock(&self, issuer: &str) -> &tokio::sync::Mutex<()> {
+        &self.metadata_locks[stripe(issuer, METADATA_STRIPES)]
+    }
+
+    pub(crate) fn count_metadata_fetch(&self) {
+        self.metadata_fetches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How often the IdPs' discovery documents (with their keys) were fetched since start.
+    pub fn metadata_fetches(&self) -> u64 {
+        self.metadata_fetches.load(Ordering::Relaxed)
     }
 
     /// The chat search service (index cache and the indexer's doorbell), for the worker.

@@ -1,5 +1,7 @@
 //! `/auth/*`: sign in at the practice IdP, the callback, logout, back-channel logout.
 
+use std::net::IpAddr;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -29,19 +31,17 @@ fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
-/// Only local paths are followed after sign-in.
+/// Longest place to return to after sign-in: a page's path and query.
+pub const MAX_NEXT: usize = 2048;
+
+/// Only local paths are followed after sign-in (the IdP's rules, see
+/// [`kollegium_tenants::web::next`]), and never back into `/auth/`.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && n.len() <= 2000
-                && !n.starts_with("/auth/") =>
-        {
-            n.to_owned()
-        }
-        _ => "/".into(),
+    let next = kollegium_tenants::web::safe_next(next, MAX_NEXT, "/");
+    if next.starts_with("/auth/") {
+        "/".into()
+    } else {
+        next
     }
 }
 
@@ -74,6 +74,72 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
+/// Pending sign-ins one client address may have at once: anyone may start a sign-in, so a
+/// new one beyond this pushes out that address's oldest instead of adding rows without end.
+pub const MAX_PENDING_PER_ADDRESS: i64 = 50;
+
+/// What a pending sign-in is counted against: the peer's IPv4 address, or the /64 network
+/// of an IPv6 one (what one host usually has to itself).
+fn address_key(req: &HttpRequest) -> String {
+    match req.peer_addr().map(|a| a.ip()) {
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = ip.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        None => String::new(),
+    }
+}
+
+/// A pending sign-in to remember until its callback.
+struct NewPending {
+    state_hash: String,
+    nonce: String,
+    sealed_verifier: String,
+    next: String,
+    browser_hash: String,
+    client_key: String,
+}
+
+/// Stores a pending sign-in: expired ones go, and the address keeps at most `max` (its
+/// oldest beyond that go), all in one transaction.
+fn store_pending(
+    conn: &mut SqliteConnection,
+    p: NewPending,
+    now: kollegium_tenants::UnixTime,
+    ttl: i64,
+    max: i64,
+) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Text};
+    conn.immediate_transaction(|conn| {
+        diesel::delete(login_states::table.filter(login_states::created_at.lt(now - ttl)))
+            .execute(conn)?;
+        diesel::sql_query(
+            "DELETE FROM login_states WHERE client_key = ?1 AND rowid NOT IN \
+             (SELECT rowid FROM login_states WHERE client_key = ?1 \
+              ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
+        )
+        .bind::<Text, _>(&p.client_key)
+        .bind::<BigInt, _>((max - 1).max(0))
+        .execute(conn)?;
+        diesel::insert_into(login_states::table)
+            .values((
+                login_states::state_hash.eq(p.state_hash),
+                login_states::nonce.eq(p.nonce),
+                login_states::pkce_verifier.eq(p.sealed_verifier),
+                login_states::next.eq(p.next),
+                login_states::created_at.eq(now),
+                login_states::browser_hash.eq(p.browser_hash),
+                login_states::client_key.eq(p.client_key),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
+}
+
 async fn login(
     req: HttpRequest,
     tenant: Tenant,
@@ -100,27 +166,21 @@ async fn login(
         "platform-pkce",
         started.pkce_verifier.as_bytes(),
     );
-    let (h, nonce) = (state_hash(&started.state), started.nonce.clone());
     let scheme = ctx.settings.scheme;
     let browser = binding::for_login(&req, scheme);
-    let bh = binding::hash(&browser);
+    let pending = NewPending {
+        state_hash: state_hash(&started.state),
+        nonce: started.nonce.clone(),
+        sealed_verifier: sealed,
+        next,
+        browser_hash: binding::hash(&browser),
+        client_key: address_key(&req),
+    };
     let stored = web::block(move || -> Result<(), diesel::result::Error> {
         let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
             return Err(diesel::result::Error::NotFound);
         };
-        diesel::delete(login_states::table.filter(login_states::created_at.lt(now - ttl)))
-            .execute(&mut *conn)?;
-        diesel::insert_into(login_states::table)
-            .values((
-                login_states::state_hash.eq(h),
-                login_states::nonce.eq(nonce),
-                login_states::pkce_verifier.eq(sealed),
-                login_states::next.eq(next),
-                login_states::created_at.eq(now),
-                login_states::browser_hash.eq(bh),
-            ))
-            .execute(&mut *conn)
-            .map(|_| ())
+        store_pending(&mut conn, pending, now, ttl, MAX_PENDING_PER_ADDRESS)
     })
     .await;
     match stored {
@@ -303,13 +363,14 @@ async fn logout(
 ) -> HttpResponse {
     let now = state.now();
     let (t, sid) = (member.tenant.clone(), member.session_id);
-    let _ = web::block(move || -> Result<(), diesel::result::Error> {
-        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
-            return Ok(());
-        };
-        session::end(&mut conn, sid, "logout", now)
+    let ended = web::block(move || -> Result<(), RpError> {
+        let mut conn = t.conn(&PLATFORM_DB)?;
+        Ok(session::end(&mut conn, sid, "logout", now)?)
     })
     .await;
+    if !matches!(ended, Ok(Ok(()))) {
+        tracing::error!("a workspace session could not be ended at logout");
+    }
     state.sessions_ended(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
     let t = member.tenant.clone();

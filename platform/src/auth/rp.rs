@@ -22,6 +22,10 @@ use crate::members::Claims;
 
 /// How long discovery and JWKS answers are trusted.
 const METADATA_TTL: Duration = Duration::from_secs(300);
+/// A token signed with a key the cached JWKS lacks (the IdP rotated its keys) fetches the
+/// keys again, but not more often than this: a caller with made-up key ids cannot make
+/// the node fetch them for every request.
+const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
 
 /// Settings keys where the platform's client registration is kept.
 pub const CLIENT_ID_KEY: &str = "oidc_client_id";
@@ -90,14 +94,37 @@ pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpErr
     })
 }
 
+/// The IdP's discovery document with its key set (`discover_async` fetches both), cached
+/// for [`METADATA_TTL`].
 async fn metadata(state: &PlatformState, issuer: &str) -> Result<CoreProviderMetadata, RpError> {
-    if let Ok(cache) = state.metadata.lock()
-        && let Some((m, at)) = cache.get(issuer)
-        && at.elapsed() < METADATA_TTL
-    {
-        return Ok(m.clone());
+    metadata_younger_than(state, issuer, METADATA_TTL).await
+}
+
+/// The cached discovery document and keys if fetched less than `max_age` ago, else fetched
+/// now. Requests that miss the cache together wait for one fetch.
+async fn metadata_younger_than(
+    state: &PlatformState,
+    issuer: &str,
+    max_age: Duration,
+) -> Result<CoreProviderMetadata, RpError> {
+    let cached = || {
+        state
+            .metadata
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(issuer).cloned())
+            .filter(|(_, at)| at.elapsed() < max_age)
+            .map(|(m, _)| m)
+    };
+    if let Some(m) = cached() {
+        return Ok(m);
+    }
+    let _fetching = state.metadata_lock(issuer).lock().await;
+    if let Some(m) = cached() {
+        return Ok(m);
     }
     let url = IssuerUrl::new(issuer.to_owned()).map_err(provider)?;
+    state.count_metadata_fetch();
     let m = CoreProviderMetadata::discover_async(url, &state.http)
         .await
         .map_err(provider)?;
@@ -115,6 +142,8 @@ pub struct Started {
     pub pkce_verifier: String,
 }
 
+/// Starts a sign-in. No `offline_access`: the workspace's refresh token is bound to the
+/// member's IdP session and ends with it (idle and absolute limits included).
 pub async fn start(
     state: &PlatformState,
     reg: &Registration,
@@ -137,7 +166,6 @@ pub async fn start(
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("practice".into()))
-        .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge);
     if prompt_login {
         req = req.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
@@ -360,6 +388,25 @@ pub async fn end_session_url(
     Some(format!("{endpoint}?{q}"))
 }
 
+/// Whether `signature` over `message` verifies with the RS256 key `kid` of `jwks`; `None`
+/// if the set has no key that could have made it.
+fn signed_by(jwks: &CoreJsonWebKeySet, kid: &str, message: &str, signature: &[u8]) -> Option<bool> {
+    let mut candidates = jwks
+        .keys()
+        .iter()
+        .filter(|k| k.key_id().is_none_or(|id| id.as_str() == kid))
+        .peekable();
+    candidates.peek()?;
+    Some(candidates.any(|k| {
+        k.verify_signature(
+            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            message.as_bytes(),
+            signature,
+        )
+        .is_ok()
+    }))
+}
+
 fn payload_of(jwt: &str) -> Option<serde_json::Value> {
     let part = jwt.split('.').nth(1)?;
     serde_json::from_slice(&B64.decode(part).ok()?).ok()
@@ -399,27 +446,18 @@ pub async fn verify_logout_token(
     }
     let kid = header.get("kid").and_then(|k| k.as_str()).unwrap_or("");
     let signature = B64.decode(s).map_err(|_| bad("signature"))?;
-    let meta = metadata(state, &reg.issuer).await?;
-    let jwks: CoreJsonWebKeySet = state
-        .http
-        .get(meta.jwks_uri().as_str())
-        .send()
-        .await
-        .map_err(provider)?
-        .json()
-        .await
-        .map_err(provider)?;
     let message = format!("{h}.{p}");
-    let ok = jwks.keys().iter().any(|k| {
-        k.key_id().is_none_or(|id| id.as_str() == kid)
-            && k.verify_signature(
-                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                message.as_bytes(),
-                &signature,
-            )
-            .is_ok()
-    });
-    if !ok {
+    // The keys cached with the discovery document (as for sign-in); fetched again only
+    // for a key id they lack, and then at most every `KEYS_REFETCH_AFTER`.
+    let meta = metadata(state, &reg.issuer).await?;
+    let verdict = match signed_by(meta.jwks(), kid, &message, &signature) {
+        None => {
+            let meta = metadata_younger_than(state, &reg.issuer, KEYS_REFETCH_AFTER).await?;
+            signed_by(meta.jwks(), kid, &message, &signature)
+        }
+        known => known,
+    };
+    if verdict != Some(true) {
         return Err(bad("signature"));
     }
     let claims = payload_of(token).ok_or_else(|| bad("payload"))?;

@@ -116,8 +116,27 @@ pub struct SessionRow {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub access_expires_at: i64,
+    pub created_at: i64,
     pub last_seen_at: i64,
     pub ended_at: Option<i64>,
+}
+
+impl SessionRow {
+    /// Why the session must end at `now` under `settings` (unused too long, or older than
+    /// the IdP session it came from may be), if it must.
+    pub fn limit_reached(
+        &self,
+        settings: &super::PlatformSettings,
+        now: UnixTime,
+    ) -> Option<&'static str> {
+        if now - self.last_seen_at > settings.session_idle_secs {
+            Some("idle timeout")
+        } else if now - self.created_at > settings.session_absolute_secs {
+            Some("absolute timeout")
+        } else {
+            None
+        }
+    }
 }
 
 /// A session that has not ended, by the hash of its token.
@@ -305,8 +324,8 @@ fn internal<E: std::fmt::Display>(e: E) -> AuthError {
 /// What the database holds for a session token.
 enum Stored {
     Live(Box<(SessionRow, MemberRow)>),
-    /// Unused past the idle limit: ended now.
-    Idle(i64),
+    /// Past the idle or absolute limit: ended now.
+    Over(i64),
     None,
 }
 
@@ -342,7 +361,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         .map(|c| c.value().to_owned())
         .ok_or_else(sign_in)?;
     let now = state.now();
-    let idle = state.settings.session_idle_secs;
+    let settings = state.settings.clone();
     let slug = tenant.slug().as_str().to_owned();
     if token.is_empty() || token.len() > 100 {
         return Err(sign_in());
@@ -351,7 +370,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     let cached = state
         .sessions
         .get(&slug, &token_hash, now)
-        .filter(|(s, _)| now - s.last_seen_at <= idle);
+        .filter(|(s, _)| s.limit_reached(&settings, now).is_none());
     let (session, member) = match cached {
         Some(found) => found,
         None => {
@@ -362,9 +381,9 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
                 let Some(mut s) = by_token_hash(&mut conn, &h).map_err(internal)? else {
                     return Ok(Stored::None);
                 };
-                if now - s.last_seen_at > idle {
-                    end(&mut conn, s.id, "idle timeout", now).map_err(internal)?;
-                    return Ok(Stored::Idle(s.id));
+                if let Some(reason) = s.limit_reached(&settings, now) {
+                    end(&mut conn, s.id, reason, now).map_err(internal)?;
+                    return Ok(Stored::Over(s.id));
                 }
                 if now - s.last_seen_at >= 30 {
                     diesel::update(sessions::table.find(s.id))
@@ -387,7 +406,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
                         .put(&slug, &token_hash, &session, &member, now, read_at);
                     (session, member)
                 }
-                Stored::Idle(id) => {
+                Stored::Over(id) => {
                     state.sessions_ended(&slug, &[id]);
                     return Err(sign_in());
                 }

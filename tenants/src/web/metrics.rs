@@ -28,6 +28,8 @@ pub struct Gauges {
     pub practices_known: i64,
     /// Open live (WebSocket) connections.
     pub live_connections: usize,
+    /// Discovery and key-set fetches of the workspace from the practices' IdPs (a counter).
+    pub idp_metadata_fetches: u64,
 }
 
 impl Metrics {
@@ -109,6 +111,13 @@ impl Metrics {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let name = "kollegium_idp_metadata_fetches_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Discovery and key-set fetches of the workspace from the practices' \
+             identity providers.\n# TYPE {name} counter\n{name} {}",
+            g.idp_metadata_fetches
+        );
         out
     }
 }

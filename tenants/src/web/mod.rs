@@ -9,6 +9,7 @@ pub mod headers;
 pub mod host;
 pub mod layout;
 pub mod metrics;
+pub mod next;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub use csrf::CsrfToken;
 pub use errors::{ErrorPage, WebError};
 pub use host::RouteClass;
 pub use layout::Layout;
+pub use next::{LocalPath, safe_next};
 
 use crate::store::{Tenant, TenantStore};
 
