@@ -14,7 +14,7 @@ use kollegium_tenants::{Clock, SystemClock};
 use serde_json::Value;
 
 use crate::harness::{CHAT_PW, TestApp, client, form_csrf, raw_client};
-use crate::oidc_support::{browser, code_with_consent, exchange, post_form, register, tool};
+use crate::oidc_support::{browser, code_for, exchange, post_form, register, tool};
 
 /// The raw `Location` of a response (also when it holds bytes `to_str` refuses).
 fn raw_location(r: &reqwest::Response) -> Option<String> {
@@ -202,7 +202,8 @@ async fn using_the_workspace_keeps_the_idp_session_from_idling_out() {
 async fn a_session_bound_refresh_token_keeps_to_the_idp_session_limits() {
     let (app, clock) = limited_app().await;
     let c = browser(&app, "praxis-a", "anna").await;
-    let x = register(&app, "praxis-a", tool("X", true, false)).await;
+    // Refresh tokens without offline_access go to first-party clients only.
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
     let xc = (x.client_id.as_str(), x.secret.as_deref().unwrap());
     let tokens = |code: String| {
         let app = &app;
@@ -228,7 +229,7 @@ async fn a_session_bound_refresh_token_keeps_to_the_idp_session_limits() {
         }
     };
     // Idle: the browser session is not used for longer than its idle limit.
-    let code = code_with_consent(&app, &c, "praxis-a", xc.0, "openid profile").await;
+    let code = code_for(&app, &c, "praxis-a", xc.0, &[]).await;
     let t = tokens(code).await;
     clock.advance(IDLE + 1);
     let (s, b) = refresh(t).await;
@@ -238,17 +239,16 @@ async fn a_session_bound_refresh_token_keeps_to_the_idp_session_limits() {
         "{b}"
     );
 
-    // Absolute: kept in use at the IdP, the grant still ends with the session, and the
-    // last access token does not outlive it.
+    // Absolute: kept in use (each refresh counts as use), the grant still ends with the
+    // session, and the last access token does not outlive it.
     let c = browser(&app, "praxis-a", "ben").await;
-    let code = code_with_consent(&app, &c, "praxis-a", xc.0, "openid profile").await;
+    let code = code_for(&app, &c, "praxis-a", xc.0, &[]).await;
     let mut t = tokens(code).await;
     let ttl = app.config.idp.access_token_ttl_secs;
     let mut elapsed = 0;
     for step in [500, 500, 500, 200] {
         clock.advance(step);
         elapsed += step;
-        assert_eq!(visit(&c, app.url("praxis-a", "/id/")).await.0, 200);
         let (s, b) = refresh(t).await;
         assert_eq!(s, 200, "after {elapsed} s: {b}");
         let left = ABSOLUTE - elapsed;
