@@ -40,7 +40,7 @@ mail_templates!(invitation, "email/invitation/subject.txt", "email/invitation/bo
 mail_templates!(password_reset, "email/password_reset/subject.txt", "email/password_reset/body.txt", "email/password_reset/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(device_waiting, "email/device_waiting/subject.txt", "email/device_waiting/body.txt", "email/device_waiting/body.html", { practice_name: &'a str, link: &'a str });
 mail_templates!(owner_setup, "email/owner_setup/subject.txt", "email/owner_setup/body.txt", "email/owner_setup/body.html", { practice_name: &'a str, link: &'a str, valid_hours: i64 });
-mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str });
+mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, everywhere: bool });
 
 fn render(t: &impl Template) -> QueryResult<String> {
     t.render()
@@ -220,10 +220,13 @@ pub fn device_waiting(
     Ok(())
 }
 
+/// Tells an account's owner that sign-in to it is locked: from one address, or (with
+/// `everywhere`) from every browser but its known devices. No address, no secret.
 pub fn account_locked(
     conn: &mut SqliteConnection,
     ctx: &MailCtx,
     user: &User,
+    everywhere: bool,
     now: UnixTime,
 ) -> QueryResult<()> {
     let link = format!("{}/id/login", ctx.origin);
@@ -237,16 +240,19 @@ pub fn account_locked(
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
         &render(&account_locked::Text {
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
         &render(&account_locked::Html {
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
     )
 }

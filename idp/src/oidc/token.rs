@@ -77,9 +77,10 @@ fn new_grant(
     Ok(id)
 }
 
-fn usable(user: Option<User>, now: UnixTime) -> OResult<User> {
+fn usable(user: Option<User>) -> OResult<User> {
     match user {
-        Some(u) if u.status == UserStatus::Active && !u.is_locked(now) => Ok(u),
+        // A login lock holds back new sign-ins, not grants made before it.
+        Some(u) if u.status == UserStatus::Active => Ok(u),
         _ => Err(OAuthError::invalid_grant("the account is not usable")),
     }
 }
@@ -176,7 +177,7 @@ fn code_grant(
     if n != 1 {
         return Err(invalid());
     }
-    let user = usable(users::by_id(conn, UserId(row.user_id))?, m.now)?;
+    let user = usable(users::by_id(conn, UserId(row.user_id))?)?;
     let scopes: Vec<String> = row.scope.split(' ').map(str::to_owned).collect();
     let grant_id = new_grant(
         conn,
@@ -374,10 +375,7 @@ fn refresh_grant(
             asked
         }
     };
-    let user = usable(
-        users::by_id(conn, UserId(grant.user_id.unwrap_or(-1)))?,
-        m.now,
-    )?;
+    let user = usable(users::by_id(conn, UserId(grant.user_id.unwrap_or(-1)))?)?;
     let sess = session_info(conn, grant.session_id)?;
     if !granted.iter().any(|s| s == "offline_access") && sess.as_ref().is_none_or(|s| s.2.is_some())
     {
