@@ -564,7 +564,10 @@ mod tests {
         assert!(t.trusts("10.1.2.3".parse().unwrap()) && !t.trusts("11.0.0.1".parse().unwrap()));
         c.trusted_proxies = vec!["10.0.0.0/8".into(), "proxy.intern".into()];
         let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("`trusted_proxies`") && e.contains("proxy.intern"), "{e}");
+        assert!(
+            e.contains("`trusted_proxies`") && e.contains("proxy.intern"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -36,8 +36,7 @@ pub fn client_from(addr: &str) -> reqwest::Client {
 pub async fn events(app: &TestApp, slug: &str) -> Vec<(String, Option<String>, String)> {
     let mut v: Vec<_> = app
         .idp_db(slug, |c| {
-            kollegium_idp::events::list(c, &kollegium_idp::events::Filter::default(), 1000)
-                .unwrap()
+            kollegium_idp::events::list(c, &kollegium_idp::events::Filter::default(), 1000).unwrap()
         })
         .await
         .into_iter()
@@ -68,21 +67,34 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_throttled_on_its_own()
     // One member's browser behind the proxy guesses names until its address is locked.
     let guesser = client_from("198.51.100.1");
     for i in 0..3 {
-        assert_eq!(guess(&app, &guesser, &format!("gibt-es-nicht-{i}")).await, 401);
+        assert_eq!(
+            guess(&app, &guesser, &format!("gibt-es-nicht-{i}")).await,
+            401
+        );
     }
     assert_eq!(guess(&app, &guesser, "gibt-es-nicht-3").await, 429);
     // Putting another address in front of its own does not get it out.
     let disguised = client_from("203.0.113.9, 198.51.100.1");
-    assert_eq!(app.login(&disguised, "praxis-a", "anna", PW).await.status(), 429);
+    assert_eq!(
+        app.login(&disguised, "praxis-a", "anna", PW).await.status(),
+        429
+    );
 
     // Another member behind the same proxy signs in as usual.
     let colleague = client_from("198.51.100.2");
-    assert_eq!(app.login(&colleague, "praxis-a", "anna", PW).await.status(), 303);
+    assert_eq!(
+        app.login(&colleague, "praxis-a", "anna", PW).await.status(),
+        303
+    );
 
     // Events and the session list name the real addresses, not the proxy's.
     let ev = events(&app, "praxis-a").await;
     assert!(
-        ev.contains(&("lockout".into(), Some("198.51.100.1".into()), "Adresse".into())),
+        ev.contains(&(
+            "lockout".into(),
+            Some("198.51.100.1".into()),
+            "Adresse".into()
+        )),
         "{ev:?}"
     );
     assert!(
@@ -90,7 +102,11 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_throttled_on_its_own()
             .any(|(k, ip, _)| k == "login_ok" && ip.as_deref() == Some("198.51.100.2")),
         "{ev:?}"
     );
-    assert!(ev.iter().all(|(_, ip, _)| ip.as_deref() != Some("127.0.0.1")), "{ev:?}");
+    assert!(
+        ev.iter()
+            .all(|(_, ip, _)| ip.as_deref() != Some("127.0.0.1")),
+        "{ev:?}"
+    );
     let account = colleague
         .get(app.url("praxis-a", "/id/account"))
         .send()
@@ -124,7 +140,11 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         let c = client_with(name, value.as_bytes());
         statuses.push(guess(&app, &c, &format!("gibt-es-nicht-{i}")).await);
     }
-    assert_eq!(statuses, [401, 401, 401, 429], "counted on the peer's address");
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 429],
+        "counted on the peer's address"
+    );
     let c = client_from("198.51.100.15");
     assert_eq!(app.login(&c, "praxis-a", "anna", PW).await.status(), 429);
     let ev = events(&app, "praxis-a").await;

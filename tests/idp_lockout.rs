@@ -55,11 +55,19 @@ async fn a_guessing_address_cannot_lock_the_owner_out_and_the_owner_is_told() {
     assert_eq!(status(&app, &attacker, "chefin", PW).await, 429);
 
     // The owner's open session lives on, and she signs in anywhere else as usual.
-    let r = desk.get(app.url("praxis-a", "/id/account")).send().await.unwrap();
+    let r = desk
+        .get(app.url("praxis-a", "/id/account"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let laptop = client_from("198.51.100.20");
     assert_eq!(status(&app, &laptop, "chefin", PW).await, 303);
-    let r = laptop.get(app.url("praxis-a", "/id/account")).send().await.unwrap();
+    let r = laptop
+        .get(app.url("praxis-a", "/id/account"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     // She is told once (by mail, and in the security log with the guessing address),
@@ -148,7 +156,11 @@ async fn the_account_ceiling_stops_many_addresses_but_not_a_known_device_with_a_
         .await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/id/");
-    let r = pc.get(app.url("praxis-a", "/id/account")).send().await.unwrap();
+    let r = pc
+        .get(app.url("praxis-a", "/id/account"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     assert_eq!(lock_mails(&app).await, ["anna@praxis-a.example"]);
@@ -213,7 +225,11 @@ async fn wrong_current_passwords_are_throttled_and_recorded() {
     assert_eq!(ev.iter().filter(|(k, ..)| k == "lockout").count(), 1);
     assert_eq!(lock_mails(&app).await, ["anna@praxis-a.example"]);
     // The session itself is not ended by the lock.
-    let r = c.get(app.url("praxis-a", "/id/account")).send().await.unwrap();
+    let r = c
+        .get(app.url("praxis-a", "/id/account"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -278,7 +294,12 @@ async fn a_device_cookie_the_server_did_not_issue_is_replaced_not_adopted() {
     for cookie in &planted {
         let r = login_with_device_cookie(&app, "ben", cookie).await;
         assert_eq!(r.status(), 303, "{cookie:.40}");
-        assert!(r.headers()["location"].to_str().unwrap().starts_with("/id/login/device"));
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/id/login/device")
+        );
         let minted = set_cookie(&r, "kollegium-device").expect("a fresh device cookie");
         let value = cookie.trim_start_matches("kollegium-device=");
         assert_ne!(minted, value);
@@ -296,6 +317,10 @@ async fn a_device_cookie_the_server_did_not_issue_is_replaced_not_adopted() {
     let issued = set_cookie(&r, "kollegium-device").unwrap();
     let r = login_with_device_cookie(&app, "carla", &format!("kollegium-device={issued}")).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(set_cookie(&r, "kollegium-device"), None, "kept, not replaced");
+    assert_eq!(
+        set_cookie(&r, "kollegium-device"),
+        None,
+        "kept, not replaced"
+    );
     assert_eq!(device_rows_for(&app, carla, issued).await, 1);
 }

@@ -426,17 +426,24 @@ mod tests {
         let from = |ip: &str| Keys::new(Some(anna), "anna", ip);
         // One address guesses: its pair locks, nobody else is held back.
         for _ in 0..s.lockout_threshold {
-            assert!(proceeds(begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()));
+            assert!(proceeds(
+                begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()
+            ));
         }
-        let Gate::Locked { newly: true, scope: Scope::Pair, .. } =
-            begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()
+        let Gate::Locked {
+            newly: true,
+            scope: Scope::Pair,
+            ..
+        } = begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()
         else {
             panic!("the sixth guess locks the pair");
         };
         let owner = from("192.0.2.50");
         assert_eq!(
             begin(&mut conn, &owner, &s, 101).unwrap(),
-            Gate::Proceed { delay: Duration::ZERO },
+            Gate::Proceed {
+                delay: Duration::ZERO
+            },
             "the owner elsewhere is neither locked nor slowed"
         );
         succeeded(&mut conn, &owner, 1).unwrap();
@@ -449,12 +456,20 @@ mod tests {
         }
         assert_eq!(
             begin(&mut conn, &from("198.51.100.4"), &s, 103).unwrap(),
-            Gate::Locked { newly: true, scope: Scope::Account, until: 103 + s.lockout_secs }
+            Gate::Locked {
+                newly: true,
+                scope: Scope::Account,
+                until: 103 + s.lockout_secs
+            }
         );
         // Now every unknown place is refused, the owner's address included...
         assert!(matches!(
             begin(&mut conn, &owner, &s, 104).unwrap(),
-            Gate::Locked { newly: false, scope: Scope::Account, .. }
+            Gate::Locked {
+                newly: false,
+                scope: Scope::Account,
+                ..
+            }
         ));
         // ...but not the owner's known device, which counts on its own.
         let device = from("192.0.2.50").on_known_device(7);
@@ -465,7 +480,11 @@ mod tests {
         // Its own guesses still lock it (per device).
         assert!(matches!(
             begin(&mut conn, &device, &s, 106).unwrap(),
-            Gate::Locked { newly: true, scope: Scope::Pair, .. }
+            Gate::Locked {
+                newly: true,
+                scope: Scope::Pair,
+                ..
+            }
         ));
         assert!(proceeds(
             begin(&mut conn, &from("192.0.2.50").on_known_device(8), &s, 106).unwrap()
@@ -487,7 +506,10 @@ mod tests {
         let ben = Keys::new(Some(UserId(2)), "ben", nat);
         assert!(matches!(
             begin(&mut conn, &ben, &s, 101).unwrap(),
-            Gate::Locked { scope: Scope::Address, .. }
+            Gate::Locked {
+                scope: Scope::Address,
+                ..
+            }
         ));
         let ben_known = ben.clone().on_known_device(3);
         assert!(proceeds(begin(&mut conn, &ben_known, &s, 101).unwrap()));
@@ -495,9 +517,18 @@ mod tests {
         let elsewhere = Keys::new(Some(UserId(2)), "ben", "198.51.100.9");
         assert!(proceeds(begin(&mut conn, &elsewhere, &s, 102).unwrap()));
         succeeded(&mut conn, &ben_known, 1).unwrap();
-        assert_eq!(recent(&mut conn, &ben.account, s.lockout_secs, 103).unwrap(), 1);
-        assert_eq!(recent(&mut conn, &elsewhere.pair, s.lockout_secs, 103).unwrap(), 1);
-        assert_eq!(recent(&mut conn, &ben_known.pair, s.lockout_secs, 103).unwrap(), 0);
+        assert_eq!(
+            recent(&mut conn, &ben.account, s.lockout_secs, 103).unwrap(),
+            1
+        );
+        assert_eq!(
+            recent(&mut conn, &elsewhere.pair, s.lockout_secs, 103).unwrap(),
+            1
+        );
+        assert_eq!(
+            recent(&mut conn, &ben_known.pair, s.lockout_secs, 103).unwrap(),
+            0
+        );
     }
 
     #[test]
@@ -517,9 +548,19 @@ mod tests {
         }
         unlock(&mut conn, user, "A_B", "a_b@praxis.example").unwrap();
         for k in &keys {
-            assert_eq!(recent(&mut conn, &k.pair, s.lockout_secs, 100).unwrap(), 0, "{k:?}");
-            assert_eq!(recent(&mut conn, &k.account, s.lockout_secs, 100).unwrap(), 0);
+            assert_eq!(
+                recent(&mut conn, &k.pair, s.lockout_secs, 100).unwrap(),
+                0,
+                "{k:?}"
+            );
+            assert_eq!(
+                recent(&mut conn, &k.account, s.lockout_secs, 100).unwrap(),
+                0
+            );
         }
-        assert_eq!(recent(&mut conn, &other.pair, s.lockout_secs, 100).unwrap(), 1);
+        assert_eq!(
+            recent(&mut conn, &other.pair, s.lockout_secs, 100).unwrap(),
+            1
+        );
     }
 }

@@ -467,9 +467,11 @@ pub fn reset_failures(conn: &mut SqliteConnection, id: UserId) -> QueryResult<()
 /// already recorded is kept.
 pub fn lock_until(conn: &mut SqliteConnection, id: UserId, until: UnixTime) -> QueryResult<()> {
     diesel::update(
-        users::table
-            .find(id.0)
-            .filter(users::locked_until.is_null().or(users::locked_until.lt(until))),
+        users::table.find(id.0).filter(
+            users::locked_until
+                .is_null()
+                .or(users::locked_until.lt(until)),
+        ),
     )
     .set(users::locked_until.eq(until))
     .execute(conn)

@@ -217,8 +217,14 @@ async fn change_password(
     }
     match gate {
         Gate::Locked { .. } => {
-            return render(&s, &csrf, Some(LOCKED.into()), None, StatusCode::TOO_MANY_REQUESTS)
-                .await;
+            return render(
+                &s,
+                &csrf,
+                Some(LOCKED.into()),
+                None,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
         }
         Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
         Gate::Proceed { .. } => {}
@@ -234,7 +240,15 @@ async fn change_password(
         let mut conn = t.conn(&IDP_DB)?;
         if wrong {
             let detail = "password_change";
-            Ok(lockout::failed(&mut conn, &keys, Some(uid), &at, detail, &st.settings, now)?)
+            Ok(lockout::failed(
+                &mut conn,
+                &keys,
+                Some(uid),
+                &at,
+                detail,
+                &st.settings,
+                now,
+            )?)
         } else {
             Ok(throttle::succeeded(&mut conn, &keys, 1)?)
         }

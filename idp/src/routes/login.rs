@@ -10,7 +10,6 @@ use super::{next_query, safe_next};
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
-use crate::{flow, lockout};
 use crate::passwords::Verified;
 use crate::sessions::{self, AnySession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
@@ -18,6 +17,7 @@ use crate::throttle::{self, Gate};
 use crate::users::{self, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
+use crate::{flow, lockout};
 
 pub const WRONG: &str = "Benutzername oder Passwort ist falsch.";
 pub const LOCKED: &str = "Zu viele Fehlversuche. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es später erneut oder wenden Sie sich an Ihre Praxisleitung.";

@@ -17,7 +17,6 @@ use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
 use crate::devices;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
-use crate::{flow, lockout};
 use crate::mfa::{self, Check};
 use crate::sessions::{self, IdpSession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
@@ -26,6 +25,7 @@ use crate::totp;
 use crate::users;
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
+use crate::{flow, lockout};
 
 pub const WRONG_CODE: &str = "Der Code ist falsch, abgelaufen oder wurde bereits verwendet.";
 const DEVICE_REFUSED: &str =
@@ -192,7 +192,15 @@ async fn totp_submit(
             now,
         )?;
         if check == Check::Wrong {
-            lockout::failed(&mut conn, &keys, Some(uid), &origin.ip, "totp", &st.settings, now)?;
+            lockout::failed(
+                &mut conn,
+                &keys,
+                Some(uid),
+                &origin.ip,
+                "totp",
+                &st.settings,
+                now,
+            )?;
             return Ok(Err(WRONG_CODE));
         }
         throttle::succeeded(&mut conn, &keys, 2)?;

@@ -314,7 +314,12 @@ async fn disable(
         let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
         let (gate, mailed) =
             lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
-        Ok((keys, gate, mailed, policy::mfa(&mut conn)?.requires(is_admin)))
+        Ok((
+            keys,
+            gate,
+            mailed,
+            policy::mfa(&mut conn)?.requires(is_admin),
+        ))
     })
     .await??;
     if mailed {
@@ -357,7 +362,15 @@ async fn disable(
         };
         if code == Check::Wrong {
             let detail = "totp_disable";
-            lockout::failed(&mut conn, &keys, Some(user.id), &ip, detail, &st.settings, now)?;
+            lockout::failed(
+                &mut conn,
+                &keys,
+                Some(user.id),
+                &ip,
+                detail,
+                &st.settings,
+                now,
+            )?;
             return Ok(false);
         }
         throttle::succeeded(&mut conn, &keys, 1)?;

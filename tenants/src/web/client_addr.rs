@@ -316,7 +316,14 @@ mod tests {
         let all: IpNet = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("203.0.113.9")) && !all.contains(ip("::1")));
         assert_eq!(net.to_string(), "10.0.0.0/8");
-        for bad in ["", "proxy", "10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/x", "::/129"] {
+        for bad in [
+            "",
+            "proxy",
+            "10.0.0.0/33",
+            "10.0.0.0/-1",
+            "10.0.0.0/x",
+            "::/129",
+        ] {
             assert!(bad.parse::<IpNet>().is_err(), "{bad:?}");
         }
         assert_eq!(
@@ -356,7 +363,10 @@ mod tests {
             ip("198.51.100.7")
         );
         // Ports and brackets as some proxies write them.
-        assert_eq!(client(&[("x-forwarded-for", b"198.51.100.7:5123")]), ip("198.51.100.7"));
+        assert_eq!(
+            client(&[("x-forwarded-for", b"198.51.100.7:5123")]),
+            ip("198.51.100.7")
+        );
         assert_eq!(
             client(&[("x-forwarded-for", b"[2001:db8::7]:5123")]),
             ip("2001:db8::7")
@@ -364,7 +374,10 @@ mod tests {
         // No forwarding header: the proxy itself.
         assert_eq!(client(&[]), peer);
         // Only proxies: the furthest one.
-        assert_eq!(client(&[("x-forwarded-for", b"10.0.1.3, 10.0.1.4")]), ip("10.0.1.3"));
+        assert_eq!(
+            client(&[("x-forwarded-for", b"10.0.1.3, 10.0.1.4")]),
+            ip("10.0.1.3")
+        );
         // Forwarded, when there is no X-Forwarded-For.
         assert_eq!(
             client(&[(
