@@ -319,4 +319,49 @@ mod tests {
                 .contains("href=\"https://praxis-mueller.example.de/id/setup/tok\"")
         );
     }
+
+    /// The lock notice says what is locked and what still works; it names neither the
+    /// address nor anything secret.
+    #[test]
+    fn the_lock_notice_tells_which_lock_without_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &crate::IDP_DB, &path).unwrap();
+        let ctx = MailCtx {
+            practice_name: "Praxis Dr. Müller".into(),
+            origin: "https://praxis-mueller.example.de".into(),
+        };
+        let profile = crate::users::Profile {
+            username: "anna".into(),
+            email: "anna@praxis.example".into(),
+            display_name: "Anna Beispiel".into(),
+            roles: vec!["mfa".into()],
+            ..crate::users::Profile::default()
+        }
+        .validate()
+        .unwrap();
+        let id = crate::users::create_invited(&mut conn, &profile, false, 100)
+            .unwrap()
+            .unwrap();
+        let user = crate::users::by_id(&mut conn, id).unwrap().unwrap();
+        account_locked(&mut conn, &ctx, &user, false, 100).unwrap();
+        account_locked(&mut conn, &ctx, &user, true, 100).unwrap();
+        let due = queue::due(&mut conn, 100, 10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(due[0].body_text.contains("nur für die Adresse"));
+        assert!(due[1].body_text.contains("nur von freigegebenen Geräten"));
+        for m in &due {
+            assert_eq!(m.recipient, "anna@praxis.example");
+            assert!(
+                m.body_text
+                    .contains("bestehenden Sitzungen bleiben erhalten")
+            );
+            assert!(
+                !m.body_text.chars().any(|c| c.is_ascii_digit()),
+                "{}",
+                m.body_text
+            );
+        }
+    }
 }
