@@ -15,7 +15,7 @@ use kollegium_tenants::mail::{
     self, MailSettings, SmtpSettings, TlsMode, WorkerSettings, Zeroizing,
 };
 use kollegium_tenants::store::StoreSettings;
-use kollegium_tenants::web::{RequestLimits, Scheme, WebSettings};
+use kollegium_tenants::web::{RequestLimits, Scheme, TrustedProxies, WebSettings};
 use serde::{Deserialize, Serialize};
 
 /// A secret string: redacted in `Debug` and when printed.
@@ -161,6 +161,9 @@ pub struct Config {
     pub workers: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For`/`Forwarded`
+    /// headers name the client; empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     pub smtp: SmtpConfig,
     pub clamd: ClamdConfig,
     pub limits: LimitsConfig,
@@ -180,6 +183,7 @@ impl Default for Config {
             public_port: None,
             workers: 0,
             shutdown_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
             smtp: SmtpConfig::default(),
             clamd: ClamdConfig::default(),
             limits: LimitsConfig::default(),
@@ -274,6 +278,7 @@ impl Config {
                 format!("{:?} is not a DNS name", self.base_domain),
             ));
         }
+        self.trusted_proxies()?;
         if self.public_port == Some(0) {
             return Err(invalid("public_port", "must be between 1 and 65535"));
         }
@@ -354,6 +359,12 @@ impl Config {
         })
     }
 
+    /// The parsed `trusted_proxies`.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| invalid("trusted_proxies", e.to_string()))
+    }
+
     /// The workspace's settings. Its sessions end no later than the IdP session they came
     /// from: they have the IdP's idle and absolute limits.
     pub fn platform_settings(&self) -> kollegium_platform::PlatformSettings {
@@ -408,7 +419,8 @@ impl Config {
         }
     }
 
-    /// Web settings once the main listener is bound to `bound_port`.
+    /// Web settings once the main listener is bound to `bound_port`. `trusted_proxies`
+    /// was checked when the configuration was loaded; an unchecked bad entry trusts no one.
     pub fn web_settings(&self, bound_port: u16, csrf_exempt: Vec<&'static str>) -> WebSettings {
         let public_port = match (self.public_port, self.public_scheme) {
             (Some(p), _) => Some(p),
@@ -424,6 +436,7 @@ impl Config {
                 max_form_bytes: self.limits.max_form_bytes,
             },
             csrf_exempt,
+            trusted_proxies: self.trusted_proxies().unwrap_or_default(),
         }
     }
 
@@ -541,6 +554,22 @@ mod tests {
         assert_eq!(
             (w.retry_initial_secs, w.retry_max_secs, w.sweep_secs),
             (30, 3600, 30)
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let mut c = Config::default();
+        assert!(c.web_settings(8080, vec![]).trusted_proxies.is_empty());
+        c.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into(), "fd00::/8".into()];
+        c.validate().unwrap();
+        let t = c.web_settings(8080, vec![]).trusted_proxies;
+        assert!(t.trusts("10.1.2.3".parse().unwrap()) && !t.trusts("11.0.0.1".parse().unwrap()));
+        c.trusted_proxies = vec!["10.0.0.0/8".into(), "proxy.intern".into()];
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("`trusted_proxies`") && e.contains("proxy.intern"),
+            "{e}"
         );
     }
 

@@ -12,7 +12,7 @@ use anyhow::Context;
 use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
-use kollegium_tenants::web::{ErrorPage, WebContext, assets, headers, host};
+use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;
@@ -115,6 +115,8 @@ pub async fn start(
     clock: SharedClock,
     opts: StartOptions,
 ) -> anyhow::Result<RunningServer> {
+    // Checked at load; checked again here for configurations built in code.
+    config.trusted_proxies()?;
     let store = open_store(config, clock)?;
     let listener = TcpListener::bind(config.listen_addr()?)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -164,6 +166,7 @@ pub async fn start(
             .app_data(web::JsonConfig::default().limit(limits.max_body_bytes))
             .wrap(from_fn(host::resolve))
             .wrap(from_fn(headers::plumbing))
+            .wrap(from_fn(client_addr::resolve))
             .configure(assets::configure)
             // The workspace first: actix tries routes in order, each `{param}` route with a
             // regex, and the workspace's busy paths (`/api/chat/…`) would otherwise try the

@@ -407,8 +407,11 @@ fn clients_and_key_rotation_through_the_cli() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A login lock holds back new sign-ins only: a guesser who locks anna's name out must not
+/// take her codes, refresh tokens and access tokens with it (issue 10, item 11: that was
+/// the lever that let anyone sign any colleague out with five wrong passwords).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_locked_account_gets_no_tokens_from_codes_or_refresh() {
+async fn a_guessers_lockout_does_not_revoke_the_owners_tokens() {
     let app = TestApp::spawn_with(|c| c.idp.max_delay_ms = 50).await;
     app.create_practice("praxis-a").await;
     let c = browser(&app, "praxis-a", "anna").await;
@@ -426,7 +429,7 @@ async fn a_locked_account_gets_no_tokens_from_codes_or_refresh() {
     assert_eq!(s, 200);
     let pending = code_for(&app, &c, "praxis-a", xc.0, &[]).await;
 
-    // Someone guesses anna's password until the account locks.
+    // Someone guesses anna's password until the login locks.
     let guesser = client();
     let mut last = 0;
     for _ in 0..6 {
@@ -438,13 +441,12 @@ async fn a_locked_account_gets_no_tokens_from_codes_or_refresh() {
     }
     assert_eq!(last, 429);
 
-    let (s, b) = exchange(&app, "praxis-a", xc, &pending, None).await;
     assert_eq!(
-        (s, b["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{b}"
+        userinfo_status(&app, "praxis-a", t["access_token"].as_str().unwrap()).await,
+        200
     );
-    assert!(b["error_description"].is_string() && b.get("access_token").is_none());
+    let (s, b) = exchange(&app, "praxis-a", xc, &pending, None).await;
+    assert_eq!(s, 200, "{b}");
     let (s, b, _) = post_form(
         &app,
         "praxis-a",
@@ -456,15 +458,8 @@ async fn a_locked_account_gets_no_tokens_from_codes_or_refresh() {
         Some(xc),
     )
     .await;
-    assert_eq!(
-        (s, b["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{b}"
-    );
-    assert_eq!(
-        userinfo_status(&app, "praxis-a", t["access_token"].as_str().unwrap()).await,
-        401
-    );
+    assert_eq!(s, 200, "{b}");
+    assert!(b["access_token"].is_string(), "{b}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

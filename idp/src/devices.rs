@@ -109,26 +109,75 @@ pub fn cookie(scheme: Scheme, token: &str) -> Cookie<'static> {
     c
 }
 
+/// Bytes of randomness in a device token.
+const TOKEN_BYTES: usize = 32;
+
+/// Whether `token` has the shape of a token [`new_token`] mints (43 characters of
+/// unpadded base64url). Anything else was never issued here.
+pub fn well_formed(token: &str) -> bool {
+    token.len() == (TOKEN_BYTES * 4).div_ceil(3)
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn cookie_hash(user: UserId, token: &str) -> String {
+    token_hash(&format!("{}:{token}", user.0))
+}
+
 /// The device of `user` that this browser's cookie names, if any.
 pub fn for_cookie(
     conn: &mut SqliteConnection,
     user: UserId,
     token: &str,
 ) -> QueryResult<Option<Device>> {
-    if token.is_empty() || token.len() > 100 {
+    if !well_formed(token) {
         return Ok(None);
     }
     devices::table
         .filter(devices::user_id.eq(user.0))
-        .filter(devices::cookie_hash.eq(token_hash(&format!("{}:{token}", user.0))))
+        .filter(devices::cookie_hash.eq(cookie_hash(user, token)))
         .select(Row::as_select())
         .first(conn)
         .optional()
         .map(|o| o.map(Device::from))
 }
 
+/// The id of the approved device of `user` this browser's cookie names, if any.
+pub fn approved(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    token: &str,
+) -> QueryResult<Option<i64>> {
+    Ok(for_cookie(conn, user, token)?
+        .filter(|d| d.status == DeviceStatus::Approved)
+        .map(|d| d.id))
+}
+
+/// Whether the server issued `token` as the device cookie of any account (a practice PC
+/// shared by several accounts keeps one cookie, with a device row per account). Rows are
+/// keyed by account and token together, so each account's key is tried.
+pub fn issued(conn: &mut SqliteConnection, token: &str) -> QueryResult<bool> {
+    if !well_formed(token) {
+        return Ok(false);
+    }
+    let owners: Vec<i64> = devices::table
+        .select(devices::user_id)
+        .distinct()
+        .load(conn)?;
+    let hashes: Vec<String> = owners
+        .into_iter()
+        .map(|u| cookie_hash(UserId(u), token))
+        .collect();
+    diesel::select(diesel::dsl::exists(
+        devices::table.filter(devices::cookie_hash.eq_any(hashes)),
+    ))
+    .get_result(conn)
+}
+
 /// Registers this browser as a pending device of `user`. The cookie token may be shared by
-/// several accounts on one practice PC; each account has its own device row.
+/// several accounts on one practice PC; each account has its own device row. `token` must
+/// be one the server minted ([`new_token`], or [`issued`] for another account).
 pub fn create_pending(
     conn: &mut SqliteConnection,
     user: UserId,
@@ -139,7 +188,7 @@ pub fn create_pending(
     diesel::insert_into(devices::table)
         .values((
             devices::user_id.eq(user.0),
-            devices::cookie_hash.eq(token_hash(&format!("{}:{token}", user.0))),
+            devices::cookie_hash.eq(cookie_hash(user, token)),
             devices::status.eq(DeviceStatus::Pending.as_str()),
             devices::user_agent.eq(&origin.user_agent),
             devices::ip.eq(&origin.ip),
@@ -152,7 +201,7 @@ pub fn create_pending(
 }
 
 pub fn new_token() -> String {
-    random_token(32)
+    random_token(TOKEN_BYTES)
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: i64) -> QueryResult<Option<Device>> {

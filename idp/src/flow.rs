@@ -86,9 +86,14 @@ pub fn after_second_factor(
             })
         }
         None => {
-            let token = device_cookie
-                .map(str::to_owned)
-                .unwrap_or_else(devices::new_token);
+            // The server mints device identifiers. The browser's cookie is kept only if the
+            // server issued it (to another account on a shared practice PC); any other
+            // value (planted, empty, over-long, malformed) is replaced, never adopted.
+            let kept = match device_cookie {
+                Some(t) if devices::issued(conn, t)? => Some(t.to_owned()),
+                _ => None,
+            };
+            let token = kept.clone().unwrap_or_else(devices::new_token);
             let d = devices::create_pending(conn, user.id, &token, origin, now)?;
             events::record(
                 conn,
@@ -105,7 +110,7 @@ pub fn after_second_factor(
             Ok(Outcome {
                 stage: Stage::Device,
                 device_id: Some(d.id),
-                new_device_cookie: device_cookie.is_none().then_some(token),
+                new_device_cookie: kept.is_none().then_some(token),
                 device_refused: false,
             })
         }

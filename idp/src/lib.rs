@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod flow;
 pub mod links;
+pub mod lockout;
 pub mod mail;
 pub mod mfa;
 pub mod oidc;

@@ -40,7 +40,7 @@ mail_templates!(invitation, "email/invitation/subject.txt", "email/invitation/bo
 mail_templates!(password_reset, "email/password_reset/subject.txt", "email/password_reset/body.txt", "email/password_reset/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(device_waiting, "email/device_waiting/subject.txt", "email/device_waiting/body.txt", "email/device_waiting/body.html", { practice_name: &'a str, link: &'a str });
 mail_templates!(owner_setup, "email/owner_setup/subject.txt", "email/owner_setup/body.txt", "email/owner_setup/body.html", { practice_name: &'a str, link: &'a str, valid_hours: i64 });
-mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str });
+mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, everywhere: bool });
 
 fn render(t: &impl Template) -> QueryResult<String> {
     t.render()
@@ -220,10 +220,13 @@ pub fn device_waiting(
     Ok(())
 }
 
+/// Tells an account's owner that sign-in to it is locked: from one address, or (with
+/// `everywhere`) from every browser but its known devices. No address, no secret.
 pub fn account_locked(
     conn: &mut SqliteConnection,
     ctx: &MailCtx,
     user: &User,
+    everywhere: bool,
     now: UnixTime,
 ) -> QueryResult<()> {
     let link = format!("{}/id/login", ctx.origin);
@@ -237,16 +240,19 @@ pub fn account_locked(
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
         &render(&account_locked::Text {
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
         &render(&account_locked::Html {
             practice_name: p,
             display_name: d,
             link: &link,
+            everywhere,
         })?,
     )
 }
@@ -312,5 +318,50 @@ mod tests {
                 .body_html
                 .contains("href=\"https://praxis-mueller.example.de/id/setup/tok\"")
         );
+    }
+
+    /// The lock notice says what is locked and what still works; it names neither the
+    /// address nor anything secret.
+    #[test]
+    fn the_lock_notice_tells_which_lock_without_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &crate::IDP_DB, &path).unwrap();
+        let ctx = MailCtx {
+            practice_name: "Praxis Dr. Müller".into(),
+            origin: "https://praxis-mueller.example.de".into(),
+        };
+        let profile = crate::users::Profile {
+            username: "anna".into(),
+            email: "anna@praxis.example".into(),
+            display_name: "Anna Beispiel".into(),
+            roles: vec!["mfa".into()],
+            ..crate::users::Profile::default()
+        }
+        .validate()
+        .unwrap();
+        let id = crate::users::create_invited(&mut conn, &profile, false, 100)
+            .unwrap()
+            .unwrap();
+        let user = crate::users::by_id(&mut conn, id).unwrap().unwrap();
+        account_locked(&mut conn, &ctx, &user, false, 100).unwrap();
+        account_locked(&mut conn, &ctx, &user, true, 100).unwrap();
+        let due = queue::due(&mut conn, 100, 10).unwrap();
+        assert_eq!(due.len(), 2);
+        assert!(due[0].body_text.contains("nur für die Adresse"));
+        assert!(due[1].body_text.contains("nur von freigegebenen Geräten"));
+        for m in &due {
+            assert_eq!(m.recipient, "anna@praxis.example");
+            assert!(
+                m.body_text
+                    .contains("bestehenden Sitzungen bleiben erhalten")
+            );
+            assert!(
+                !m.body_text.chars().any(|c| c.is_ascii_digit()),
+                "{}",
+                m.body_text
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use diesel::prelude::*;
 use kollegium_tenants::secrets::random_token;
-use kollegium_tenants::web::{Scheme, WebContext};
+use kollegium_tenants::web::{ClientAddr, Scheme, WebContext};
 use kollegium_tenants::{Tenant, UnixTime};
 
 use crate::IDP_DB;
@@ -146,9 +146,9 @@ impl Origin {
             .chars()
             .take(300)
             .collect();
-        let ip = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
+        // The address the plumbing decided (proxy headers only from trusted proxies).
+        let ip = ClientAddr::of(req)
+            .map(|a| a.to_string())
             .unwrap_or_default();
         Self { user_agent: ua, ip }
     }
@@ -265,7 +265,9 @@ pub fn validate(
     let Some(user) = users::by_id(conn, s.user)? else {
         return Ok(None);
     };
-    if user.status != UserStatus::Active || user.is_locked(now) {
+    // A login lock holds back new sign-ins only; ending sessions on it would let anyone
+    // who can guess wrong five times sign the owner out.
+    if user.status != UserStatus::Active {
         end(conn, s.id, "account not usable", now)?;
         return Ok(None);
     }

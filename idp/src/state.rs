@@ -16,9 +16,13 @@ pub struct IdpSettings {
     pub session_idle_secs: i64,
     /// Seconds after login after which a session ends regardless of activity.
     pub session_absolute_secs: i64,
-    /// Failed logins on one account before it is locked.
+    /// Failed logins on one account from one client address (or one known device) before
+    /// that address is locked out of that account.
     pub lockout_threshold: i64,
-    /// Seconds an account (or client address) stays locked.
+    /// Failed logins on one account from all addresses together before the account is
+    /// locked for every browser but its known devices (see `throttle`).
+    pub account_lockout_threshold: i64,
+    /// Seconds a lock lasts (and the window failures are counted in).
     pub lockout_secs: i64,
     /// Failed logins from one client address before that address is locked.
     pub address_lockout_threshold: i64,
@@ -41,6 +45,7 @@ impl Default for IdpSettings {
             session_idle_secs: 30 * 60,
             session_absolute_secs: 12 * 3600,
             lockout_threshold: 5,
+            account_lockout_threshold: 100,
             lockout_secs: 15 * 60,
             address_lockout_threshold: 50,
             delay_after: 2,

@@ -1,8 +1,24 @@
-//! Login throttling per account and per client address: every attempt is counted before
-//! the password is checked (so parallel guesses cannot slip past the limit), a success
-//! clears the account's count, failures beyond a threshold are delayed with an escalating
-//! pause and then locked out for a while. Accounts are keyed by user id when the login
-//! names one and by the login string otherwise, so unknown names behave like known ones.
+//! Login throttling: every attempt is counted before the password is checked (so
+//! parallel guesses cannot slip past the limit) under three keys, and failures beyond a
+//! threshold are delayed with an escalating pause and then locked out for a while:
+//!
+//! - the **pair** of account and client address (`lockout_threshold`, 5): the lock a
+//!   guesser runs into. It keeps that address away from that account and nobody else, so
+//!   five wrong passwords from one place no longer lock the owner out everywhere;
+//! - the **account** (`account_lockout_threshold`, 100): a ceiling across all addresses
+//!   that stops a guesser spread over many addresses;
+//! - the **address** (`address_lockout_threshold`, 50): one place guessing many accounts.
+//!
+//! A browser that is an approved device of an account with a second factor counts its
+//! attempts per device instead of per address and is let past the account's ceiling and
+//! the address's lock: the owner with password, code and known device still gets in while
+//! the account is under attack from elsewhere. Its own guesses still lock it (per device),
+//! and the password alone never gets it in.
+//!
+//! Accounts are keyed by user id when the login names one and by the login string
+//! otherwise, so unknown names behave like known ones. A completed login clears its pair
+//! and takes its own reservations back from the account and the address; it never wipes
+//! what other addresses counted against the account.
 //!
 //! The escalating delay of a client address counts only attempts that failed, not those
 //! still in flight: a practice's team behind one NAT address signing in at 8:00 is many
@@ -28,9 +44,18 @@ use crate::users::UserId;
 /// The keys an attempt is counted under.
 #[derive(Debug, Clone)]
 pub struct Keys {
+    /// `user:<id>`, or `login:<name>` for a name no account has: the ceiling.
     pub account: String,
+    /// `ip:<address>`.
     pub address: String,
+    /// The account together with the address, or with the known device.
+    pub pair: String,
+    /// An approved device of an account with a second factor (see the module comment).
+    pub known_device: bool,
 }
+
+/// Separates the account from the address or device in a pair key.
+const PAIR_SEP: char = '|';
 
 impl Keys {
     /// The key counting the address's failed attempts (for its delay).
@@ -43,11 +68,35 @@ impl Keys {
             Some(u) => format!("user:{}", u.0),
             None => format!("login:{}", login.trim().to_lowercase()),
         };
+        let address = format!("ip:{ip}");
         Self {
+            pair: format!("pair:{account}{PAIR_SEP}{address}"),
             account,
-            address: format!("ip:{ip}"),
+            address,
+            known_device: false,
         }
     }
+
+    /// Counts the attempt per `device` (an approved device of an account with a second
+    /// factor; the caller checks that) instead of per address.
+    pub fn on_known_device(self, device: i64) -> Self {
+        Self {
+            pair: format!("pair:{}{PAIR_SEP}device:{device}", self.account),
+            known_device: true,
+            ..self
+        }
+    }
+}
+
+/// Which lock refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// This account from this address (or known device).
+    Pair,
+    /// This account from anywhere but its known devices (the ceiling).
+    Account,
+    /// This address, whatever account it names.
+    Address,
 }
 
 /// Outcome of reserving an attempt.
@@ -55,12 +104,11 @@ impl Keys {
 pub enum Gate {
     /// Go ahead; wait this long first (escalating delay).
     Proceed { delay: Duration },
-    /// Locked (account or address). `newly` is true when this attempt caused the lock;
-    /// `account` whether it is the account's lock (an address lock says nothing about the
-    /// account that happened to make the attempt over the address's threshold).
+    /// Locked. `newly` is true when this attempt caused the lock (so that parallel attempts
+    /// over a threshold report, mail and log one lockout, not several).
     Locked {
         newly: bool,
-        account: bool,
+        scope: Scope,
         until: UnixTime,
     },
 }
@@ -157,39 +205,58 @@ pub fn begin(
     now: UnixTime,
 ) -> QueryResult<Gate> {
     // A lock in force refuses the attempt without counting it (see the module comment).
-    let acct_lock = locked_until(conn, &keys.account, now)?;
-    let addr_lock = locked_until(conn, &keys.address, now)?;
-    if let Some(until) = acct_lock.into_iter().chain(addr_lock).max() {
+    // A known device is held back by its own pair only.
+    let mut in_force = vec![(Scope::Pair, locked_until(conn, &keys.pair, now)?)];
+    if !keys.known_device {
+        in_force.push((Scope::Account, locked_until(conn, &keys.account, now)?));
+        in_force.push((Scope::Address, locked_until(conn, &keys.address, now)?));
+    }
+    if let Some((scope, until)) = in_force
+        .into_iter()
+        .filter_map(|(scope, until)| until.map(|u| (scope, u)))
+        .max_by_key(|(_, until)| *until)
+    {
         return Ok(Gate::Locked {
             newly: false,
-            account: acct_lock.is_some(),
+            scope,
             until,
         });
     }
     let window = s.lockout_secs;
+    let pair = bump(conn, &keys.pair, window, now)?;
     let acct = bump(conn, &keys.account, window, now)?;
     let addr = bump(conn, &keys.address, window, now)?;
     let until = now + s.lockout_secs;
-    if acct > s.lockout_threshold {
-        let newly = lock(conn, &keys.account, until, now)?;
+    let over = [
+        (Scope::Pair, &keys.pair, pair > s.lockout_threshold),
+        (
+            Scope::Account,
+            &keys.account,
+            !keys.known_device && acct > s.account_lockout_threshold,
+        ),
+        (
+            Scope::Address,
+            &keys.address,
+            !keys.known_device && addr > s.address_lockout_threshold,
+        ),
+    ];
+    if let Some((scope, key, _)) = over.into_iter().find(|(_, _, over)| *over) {
+        let newly = lock(conn, key, until, now)?;
         return Ok(Gate::Locked {
             newly,
-            account: true,
+            scope,
             until,
         });
     }
-    if addr > s.address_lockout_threshold {
-        let newly = lock(conn, &keys.address, until, now)?;
-        return Ok(Gate::Locked {
-            newly,
-            account: false,
-            until,
-        });
-    }
-    // This attempt is number `acct` of its account, the ones before it failed (or are
-    // guesses in flight); the address counts its failed attempts only.
-    let addr_failed = recent(conn, &keys.address_failures(), window, now)?;
-    let prior = (acct - 1).max(addr_failed);
+    // This attempt is number `pair` of its pair, the ones before it failed (or are
+    // guesses in flight); the address counts its failed attempts only, and does not slow
+    // a known device.
+    let addr_failed = if keys.known_device {
+        0
+    } else {
+        recent(conn, &keys.address_failures(), window, now)?
+    };
+    let prior = (pair - 1).max(addr_failed);
     let delay = if prior > s.delay_after {
         let exp = (prior - s.delay_after).min(10) as u32;
         Duration::from_millis((250u64 << exp).min(s.max_delay_ms))
@@ -199,38 +266,53 @@ pub fn begin(
     Ok(Gate::Proceed { delay })
 }
 
-/// A completed login: the account's count starts over, and the address's count forgets
-/// the `attempts` reservations of this login (password, and code if there was one).
-pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys, attempts: i64) -> QueryResult<()> {
-    diesel::delete(throttle::table.find(&keys.account)).execute(conn)?;
-    diesel::update(throttle::table.find(&keys.address))
-        .set(throttle::failures.eq(throttle::failures - attempts))
+/// Takes `n` reservations back from `key` (not below zero).
+fn release(conn: &mut SqliteConnection, key: &str, n: i64) -> QueryResult<()> {
+    diesel::update(throttle::table.find(key))
+        .set(throttle::failures.eq(throttle::failures - n))
         .execute(conn)?;
-    diesel::update(
-        throttle::table
-            .find(&keys.address)
-            .filter(throttle::failures.lt(0)),
-    )
-    .set(throttle::failures.eq(0))
-    .execute(conn)
-    .map(|_| ())
+    diesel::update(throttle::table.find(key).filter(throttle::failures.lt(0)))
+        .set(throttle::failures.eq(0))
+        .execute(conn)
+        .map(|_| ())
 }
 
-/// Admin unlock: forgets everything counted against the account.
+/// A completed login: the pair's count starts over, and the account and the address
+/// forget the `attempts` reservations of this login (password, and code if there was
+/// one). What other addresses counted against the account stays.
+pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys, attempts: i64) -> QueryResult<()> {
+    diesel::delete(throttle::table.find(&keys.pair)).execute(conn)?;
+    release(conn, &keys.account, attempts)?;
+    release(conn, &keys.address, attempts)
+}
+
+/// Admin unlock: forgets everything counted against the account, from every address
+/// and device.
 pub fn unlock(
     conn: &mut SqliteConnection,
     user: UserId,
     username: &str,
     email: &str,
 ) -> QueryResult<()> {
-    let keys = [
+    let accounts = [
         format!("user:{}", user.0),
         format!("login:{}", username.to_lowercase()),
         format!("login:{}", email.to_lowercase()),
     ];
-    diesel::delete(throttle::table.filter(throttle::key.eq_any(keys)))
-        .execute(conn)
-        .map(|_| ())
+    diesel::delete(throttle::table.filter(throttle::key.eq_any(&accounts))).execute(conn)?;
+    for account in &accounts {
+        let prefix = format!("pair:{account}{PAIR_SEP}");
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        diesel::delete(throttle::table.filter(throttle::key.like(pattern).escape('\\')))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -303,7 +385,7 @@ mod tests {
         }
         let locked = |newly| Gate::Locked {
             newly,
-            account: true,
+            scope: Scope::Pair,
             until,
         };
         assert_eq!(begin(&mut conn, &keys, &s, 100).unwrap(), locked(true));
@@ -318,6 +400,167 @@ mod tests {
             Gate::Proceed {
                 delay: Duration::ZERO
             }
+        );
+    }
+
+    fn conn() -> (tempfile::TempDir, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &crate::IDP_DB, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn proceeds(g: Gate) -> bool {
+        matches!(g, Gate::Proceed { .. })
+    }
+
+    #[test]
+    fn a_pair_lock_keeps_one_address_away_and_the_ceiling_stops_many() {
+        let (_dir, mut conn) = conn();
+        let s = IdpSettings {
+            account_lockout_threshold: 14,
+            ..IdpSettings::default()
+        };
+        let anna = UserId(1);
+        let from = |ip: &str| Keys::new(Some(anna), "anna", ip);
+        // One address guesses: its pair locks, nobody else is held back.
+        for _ in 0..s.lockout_threshold {
+            assert!(proceeds(
+                begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()
+            ));
+        }
+        let Gate::Locked {
+            newly: true,
+            scope: Scope::Pair,
+            ..
+        } = begin(&mut conn, &from("198.51.100.1"), &s, 100).unwrap()
+        else {
+            panic!("the sixth guess locks the pair");
+        };
+        let owner = from("192.0.2.50");
+        assert_eq!(
+            begin(&mut conn, &owner, &s, 101).unwrap(),
+            Gate::Proceed {
+                delay: Duration::ZERO
+            },
+            "the owner elsewhere is neither locked nor slowed"
+        );
+        succeeded(&mut conn, &owner, 1).unwrap();
+        // More addresses join in: 6 counted from the first (the locking attempt too), 4
+        // each from two more; the next one goes over the ceiling of 14.
+        for ip in ["198.51.100.2", "198.51.100.3"] {
+            for _ in 0..4 {
+                assert!(proceeds(begin(&mut conn, &from(ip), &s, 102).unwrap()));
+            }
+        }
+        assert_eq!(
+            begin(&mut conn, &from("198.51.100.4"), &s, 103).unwrap(),
+            Gate::Locked {
+                newly: true,
+                scope: Scope::Account,
+                until: 103 + s.lockout_secs
+            }
+        );
+        // Now every unknown place is refused, the owner's address included...
+        assert!(matches!(
+            begin(&mut conn, &owner, &s, 104).unwrap(),
+            Gate::Locked {
+                newly: false,
+                scope: Scope::Account,
+                ..
+            }
+        ));
+        // ...but not the owner's known device, which counts on its own.
+        let device = from("192.0.2.50").on_known_device(7);
+        for _ in 0..s.lockout_threshold {
+            assert!(proceeds(begin(&mut conn, &device, &s, 105).unwrap()));
+            failed(&mut conn, &device, &s, 105).unwrap();
+        }
+        // Its own guesses still lock it (per device).
+        assert!(matches!(
+            begin(&mut conn, &device, &s, 106).unwrap(),
+            Gate::Locked {
+                newly: true,
+                scope: Scope::Pair,
+                ..
+            }
+        ));
+        assert!(proceeds(
+            begin(&mut conn, &from("192.0.2.50").on_known_device(8), &s, 106).unwrap()
+        ));
+    }
+
+    #[test]
+    fn a_known_device_passes_an_address_lock_and_success_keeps_other_counts() {
+        let (_dir, mut conn) = conn();
+        let s = IdpSettings {
+            address_lockout_threshold: 3,
+            ..IdpSettings::default()
+        };
+        let nat = "203.0.113.9";
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let g = begin(&mut conn, &Keys::new(None, name, nat), &s, 100).unwrap();
+            assert_eq!(proceeds(g), i < 3, "{name}: {g:?}");
+        }
+        let ben = Keys::new(Some(UserId(2)), "ben", nat);
+        assert!(matches!(
+            begin(&mut conn, &ben, &s, 101).unwrap(),
+            Gate::Locked {
+                scope: Scope::Address,
+                ..
+            }
+        ));
+        let ben_known = ben.clone().on_known_device(3);
+        assert!(proceeds(begin(&mut conn, &ben_known, &s, 101).unwrap()));
+        // Other addresses' counts against ben stay after his login.
+        let elsewhere = Keys::new(Some(UserId(2)), "ben", "198.51.100.9");
+        assert!(proceeds(begin(&mut conn, &elsewhere, &s, 102).unwrap()));
+        succeeded(&mut conn, &ben_known, 1).unwrap();
+        assert_eq!(
+            recent(&mut conn, &ben.account, s.lockout_secs, 103).unwrap(),
+            1
+        );
+        assert_eq!(
+            recent(&mut conn, &elsewhere.pair, s.lockout_secs, 103).unwrap(),
+            1
+        );
+        assert_eq!(
+            recent(&mut conn, &ben_known.pair, s.lockout_secs, 103).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn unlock_forgets_every_pair_of_the_account_only() {
+        let (_dir, mut conn) = conn();
+        let s = IdpSettings::default();
+        let user = UserId(4);
+        let keys = [
+            Keys::new(Some(user), "a_b", "198.51.100.1"),
+            Keys::new(Some(user), "a_b", "198.51.100.2").on_known_device(9),
+            Keys::new(None, "a_b", "198.51.100.3"),
+            Keys::new(None, "a_b@praxis.example", "198.51.100.3"),
+        ];
+        let other = Keys::new(None, "axb", "198.51.100.3");
+        for k in keys.iter().chain([&other]) {
+            begin(&mut conn, k, &s, 100).unwrap();
+        }
+        unlock(&mut conn, user, "A_B", "a_b@praxis.example").unwrap();
+        for k in &keys {
+            assert_eq!(
+                recent(&mut conn, &k.pair, s.lockout_secs, 100).unwrap(),
+                0,
+                "{k:?}"
+            );
+            assert_eq!(
+                recent(&mut conn, &k.account, s.lockout_secs, 100).unwrap(),
+                0
+            );
+        }
+        assert_eq!(
+            recent(&mut conn, &other.pair, s.lockout_secs, 100).unwrap(),
+            1
         );
     }
 }

@@ -124,6 +124,8 @@ impl From<Row> for User {
 }
 
 impl User {
+    /// Whether a login lock on the account is in force (for the admins' view; the
+    /// throttle decides who is held back, and a lock never ends a session).
     pub fn is_locked(&self, now: UnixTime) -> bool {
         self.locked_until.is_some_and(|t| t > now)
     }
@@ -451,14 +453,32 @@ pub fn record_failure(conn: &mut SqliteConnection, id: UserId, now: UnixTime) ->
         .get_result(conn)
 }
 
-pub fn lock_until(conn: &mut SqliteConnection, id: UserId, until: UnixTime) -> QueryResult<()> {
+/// Clears the failure count after a completed login. A lock stays marked until it runs
+/// out: it may hold back another address than the one that just signed in.
+pub fn reset_failures(conn: &mut SqliteConnection, id: UserId) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
-        .set(users::locked_until.eq(until))
+        .set(users::failed_logins.eq(0))
         .execute(conn)
         .map(|_| ())
 }
 
-/// Clears failures and any lock (successful login, admin unlock).
+/// Records that sign-in to the account is locked until `until` (from one address or from
+/// all unknown devices; the throttle enforces it, this is the admins' view). A later end
+/// already recorded is kept.
+pub fn lock_until(conn: &mut SqliteConnection, id: UserId, until: UnixTime) -> QueryResult<()> {
+    diesel::update(
+        users::table.find(id.0).filter(
+            users::locked_until
+                .is_null()
+                .or(users::locked_until.lt(until)),
+        ),
+    )
+    .set(users::locked_until.eq(until))
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Clears failures and any lock mark (admin unlock).
 pub fn clear_failures(conn: &mut SqliteConnection, id: UserId) -> QueryResult<()> {
     diesel::update(users::table.find(id.0))
         .set((

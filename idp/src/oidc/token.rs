@@ -83,9 +83,10 @@ fn new_grant(
     Ok(id)
 }
 
-fn usable(user: Option<User>, now: UnixTime) -> OResult<User> {
+fn usable(user: Option<User>) -> OResult<User> {
     match user {
-        Some(u) if u.status == UserStatus::Active && !u.is_locked(now) => Ok(u),
+        // A login lock holds back new sign-ins, not grants made before it.
+        Some(u) if u.status == UserStatus::Active => Ok(u),
         _ => Err(OAuthError::invalid_grant("the account is not usable")),
     }
 }
@@ -238,7 +239,7 @@ fn code_grant(
     if n != 1 {
         return Err(invalid());
     }
-    let user = usable(users::by_id(conn, UserId(row.user_id))?, m.now)?;
+    let user = usable(users::by_id(conn, UserId(row.user_id))?)?;
     let scopes: Vec<String> = row.scope.split(' ').map(str::to_owned).collect();
     let until = if session_bound(&scopes) {
         match bound_session(conn, row.session_id, settings, m.now, client.first_party)? {
@@ -449,10 +450,7 @@ fn refresh_grant(
             asked
         }
     };
-    let user = usable(
-        users::by_id(conn, UserId(grant.user_id.unwrap_or(-1)))?,
-        m.now,
-    )?;
+    let user = usable(users::by_id(conn, UserId(grant.user_id.unwrap_or(-1)))?)?;
     let until = if session_bound(&granted) {
         match bound_session(conn, grant.session_id, settings, m.now, client.first_party)? {
             BoundSession::Until(t) => Some(t),

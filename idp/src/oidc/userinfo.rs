@@ -79,7 +79,7 @@ pub fn check_access_token(
     }
     let user = match user_id {
         Some(id) => match users::by_id(conn, UserId(id))? {
-            Some(u) if u.status == UserStatus::Active && !u.is_locked(now) => Some(u),
+            Some(u) if u.status == UserStatus::Active => Some(u),
             _ => return Ok(None),
         },
         None => None,

@@ -1,19 +1,21 @@
 //! Self-service (`/id/account`): profile, password, sessions.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
+use super::login::LOCKED;
 use crate::catalog;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
 use crate::passwords::{self, PolicyError, Verified};
-use crate::sessions::{self, IdpSession, Session, Stage};
+use crate::sessions::{self, IdpSession, Origin, Session, Stage};
 use crate::state::IdpState;
+use crate::throttle::{self, Gate};
 use crate::users::{self, Profile};
 use crate::views::{layout, page_status, see_other, when};
-use crate::{IDP_DB, oidc};
+use crate::{IDP_DB, devices, lockout, mail_ctx, oidc};
 
 pub struct SessionView {
     pub id: i64,
@@ -180,24 +182,80 @@ pub struct PasswordForm {
 }
 
 async fn change_password(
+    req: HttpRequest,
     s: IdpSession,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
     ctx: web::Data<WebContext>,
     form: web::Form<PasswordForm>,
 ) -> IdpResult<HttpResponse> {
+    const WRONG_CURRENT: &str = "Das bisherige Passwort ist falsch.";
     let form = form.into_inner();
     let fail = |msg: String| render(&s, &csrf, Some(msg), None, StatusCode::BAD_REQUEST);
     if form.current.len() > 1024 {
-        return fail("Das bisherige Passwort ist falsch.".into()).await;
+        return fail(WRONG_CURRENT.into()).await;
     }
-    let ok = state
+    // The current password is a login in all but name: a stolen session must not be a
+    // way to guess it faster. Same keys, delay, lockout and events as at `/id/login`.
+    let now = state.now();
+    let ip = Origin::of(&req).ip;
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let mail = mail_ctx(&s.tenant, &ctx);
+    let (t, st, u, ip2) = (s.tenant.clone(), state.clone(), s.user.clone(), ip.clone());
+    let (keys, gate, mailed) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
+        let (gate, mailed) =
+            lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
+        Ok((keys, gate, mailed))
+    })
+    .await??;
+    if mailed {
+        ctx.mail.poke(s.tenant.slug()); // the lockout notice was queued
+    }
+    match gate {
+        Gate::Locked { .. } => {
+            return render(
+                &s,
+                &csrf,
+                Some(LOCKED.into()),
+                None,
+                StatusCode::TOO_MANY_REQUESTS,
+            )
+            .await;
+        }
+        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+        Gate::Proceed { .. } => {}
+    }
+    let wrong = state
         .hasher
         .verify(form.current, s.user.password_hash.clone())
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
-    if ok == Verified::No {
-        return fail("Das bisherige Passwort ist falsch.".into()).await;
+        .map_err(|e| IdpError::Internal(e.to_string()))?
+        == Verified::No;
+    let (t, st, uid, at) = (s.tenant.clone(), state.clone(), s.user.id, ip.clone());
+    web::block(move || -> IdpResult<()> {
+        let mut conn = t.conn(&IDP_DB)?;
+        if wrong {
+            let detail = "password_change";
+            Ok(lockout::failed(
+                &mut conn,
+                &keys,
+                Some(uid),
+                &at,
+                detail,
+                &st.settings,
+                now,
+            )?)
+        } else {
+            Ok(throttle::succeeded(&mut conn, &keys, 1)?)
+        }
+    })
+    .await??;
+    if wrong {
+        return fail(WRONG_CURRENT.into()).await;
     }
     if form.password != form.password_repeat {
         return fail(PolicyError::Mismatch.to_string()).await;
@@ -210,7 +268,7 @@ async fn change_password(
         .hash(form.password)
         .await
         .map_err(|e| IdpError::Internal(e.to_string()))?;
-    let (t, uid, sess, now) = (s.tenant.clone(), s.user.id, s.session.clone(), state.now());
+    let (t, uid, sess) = (s.tenant.clone(), s.user.id, s.session.clone());
     let token = web::block(move || -> IdpResult<String> {
         let mut conn = t.conn(&IDP_DB)?;
         users::set_password(&mut conn, uid, &hash, false, now)?;
@@ -223,7 +281,7 @@ async fn change_password(
                 kind: "password_changed",
                 user: Some(uid),
                 actor: Some(uid),
-                ip: Some(&sess.ip),
+                ip: Some(&ip),
                 ..Event::default()
             },
         )?;

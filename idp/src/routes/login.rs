@@ -10,14 +10,14 @@ use super::{next_query, safe_next};
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
-use crate::flow;
 use crate::passwords::Verified;
 use crate::sessions::{self, AnySession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate, Keys};
+use crate::throttle::{self, Gate};
 use crate::users::{self, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
+use crate::{flow, lockout};
 
 pub const WRONG: &str = "Benutzername oder Passwort ist falsch.";
 pub const LOCKED: &str = "Zu viele Fehlversuche. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es später erneut oder wenden Sie sich an Ihre Praxisleitung.";
@@ -148,66 +148,29 @@ async fn submit(
     let origin = Origin::of(&req);
     let now = state.now();
     let mail = mail_ctx(&tenant, &ctx);
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
 
     // 1. Find the account and reserve the attempt.
-    let (t, st, login, ip, m) = (
+    let (t, st, login, ip, m, dc) = (
         tenant.clone(),
         state.clone(),
         form.login.clone(),
         origin.ip.clone(),
         mail.clone(),
+        device_cookie.clone(),
     );
-    let (user, keys, gate) = web::block(move || -> IdpResult<_> {
+    let (user, keys, gate, mailed) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let user = users::by_login(&mut conn, &login)?;
-        let keys = Keys::new(user.as_ref().map(|u| u.id), &login, &ip);
-        let gate = throttle::begin(&mut conn, &keys, &st.settings, now)?;
-        match (gate, &user) {
-            (
-                Gate::Locked {
-                    newly: true,
-                    account: true,
-                    until,
-                },
-                Some(u),
-            ) => {
-                users::lock_until(&mut conn, u.id, until)?;
-                events::record(
-                    &mut conn,
-                    now,
-                    &Event {
-                        kind: "lockout",
-                        user: Some(u.id),
-                        ip: Some(&ip),
-                        ..Event::default()
-                    },
-                )?;
-                crate::mail::account_locked(&mut conn, &m, u, now)?;
-            }
-            // The client address is locked: no account is to blame (or to lock).
-            (
-                Gate::Locked {
-                    newly: true,
-                    account: false,
-                    ..
-                },
-                _,
-            ) => events::record(
-                &mut conn,
-                now,
-                &Event {
-                    kind: "lockout",
-                    ip: Some(&ip),
-                    detail: "Adresse",
-                    ..Event::default()
-                },
-            )?,
-            _ => {}
-        }
-        Ok((user, keys, gate))
+        let keys = lockout::keys(&mut conn, user.as_ref(), &login, &ip, dc.as_deref())?;
+        let (gate, mailed) =
+            lockout::reserve(&mut conn, &keys, user.as_ref(), &ip, &st.settings, &m, now)?;
+        Ok((user, keys, gate, mailed))
     })
     .await??;
-    if matches!(gate, Gate::Locked { newly: true, .. }) {
+    if mailed {
         ctx.mail.poke(tenant.slug()); // the lockout notice was queued
     }
     match gate {
@@ -225,9 +188,6 @@ async fn submit(
         .map_err(|e| IdpError::Internal(e.to_string()))?;
 
     // 3. Record the outcome and open the session.
-    let device_cookie = req
-        .cookie(devices::cookie_name(ctx.settings.scheme))
-        .map(|c| c.value().to_owned());
     let old_session = req
         .cookie(sessions::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
@@ -239,14 +199,7 @@ async fn submit(
             other => {
                 // One commit for known and unknown names alike: no timing difference.
                 let uid = other.as_ref().map(|u| u.id);
-                conn.immediate_transaction(|conn| -> IdpResult<()> {
-                    if let Some(u) = uid {
-                        users::record_failure(conn, u, now)?;
-                    }
-                    throttle::failed(conn, &keys, &st2.settings, now)?;
-                    events::record(conn, now, &Event { kind: "login_failed", user: uid, ip: Some(&ip), ..Event::default() })?;
-                    Ok(())
-                })?;
+                lockout::failed(&mut conn, &keys, uid, &ip, "", &st2.settings, now)?;
                 return Ok(Err(WRONG));
             }
         };
@@ -258,11 +211,10 @@ async fn submit(
         if user.status != UserStatus::Active {
             return Ok(Err(DISABLED));
         }
-        if user.is_locked(now) {
-            return Ok(Err(LOCKED));
-        }
+        // Locks were decided by the throttle before the password was checked; the
+        // account's `locked_until` is the admins' view of them, not a gate of its own.
         if !user.has_totp() {
-            users::clear_failures(&mut conn, user.id)?;
+            users::reset_failures(&mut conn, user.id)?;
         }
         if let Verified::YesRehashed(h) = &verified {
             users::replace_hash(&mut conn, user.id, h)?;
@@ -285,7 +237,6 @@ async fn submit(
     .await??;
     let (token, outcome) = match result {
         Ok(v) => v,
-        Err(msg) if msg == LOCKED => return again(StatusCode::TOO_MANY_REQUESTS, msg),
         Err(msg) => return again(StatusCode::UNAUTHORIZED, msg),
     };
     if matches!(outcome.stage, Stage::Device) {

@@ -17,15 +17,15 @@ use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
 use crate::devices;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
-use crate::flow;
 use crate::mfa::{self, Check};
 use crate::sessions::{self, IdpSession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate, Keys};
+use crate::throttle::{self, Gate};
 use crate::totp;
 use crate::users;
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
+use crate::{flow, lockout};
 
 pub const WRONG_CODE: &str = "Der Code ist falsch, abgelaufen oder wurde bereits verwendet.";
 const DEVICE_REFUSED: &str =
@@ -143,40 +143,28 @@ async fn totp_submit(
     let mail = mail_ctx(&tenant, &ctx);
 
     // 1. Reserve the attempt under the same keys as a password guess.
-    let keys = Keys::new(Some(s.user.id), &s.user.username, &origin.ip);
-    let (t, st, k, u, ip, m) = (
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let (t, st, u, ip, m, dc) = (
         tenant.clone(),
         state.clone(),
-        keys.clone(),
         s.user.clone(),
         origin.ip.clone(),
         mail.clone(),
+        device_cookie.clone(),
     );
-    let gate = web::block(move || -> IdpResult<Gate> {
+    let (keys, gate, mailed) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
-        let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
-        if let Gate::Locked {
-            newly: true,
-            account: true,
-            until,
-        } = gate
-        {
-            users::lock_until(&mut conn, u.id, until)?;
-            events::record(
-                &mut conn,
-                now,
-                &Event {
-                    kind: "lockout",
-                    user: Some(u.id),
-                    ip: Some(&ip),
-                    ..Event::default()
-                },
-            )?;
-            crate::mail::account_locked(&mut conn, &m, &u, now)?;
-        }
-        Ok(gate)
+        let keys = lockout::keys(&mut conn, Some(&u), &u.username, &ip, dc.as_deref())?;
+        let (gate, mailed) =
+            lockout::reserve(&mut conn, &keys, Some(&u), &ip, &st.settings, &m, now)?;
+        Ok((keys, gate, mailed))
     })
     .await??;
+    if mailed {
+        ctx.mail.poke(tenant.slug()); // the lockout notice was queued
+    }
     let again = |status: StatusCode, error: &'static str| {
         page_status(
             status,
@@ -190,9 +178,6 @@ async fn totp_submit(
     }
 
     // 2. Check and consume the code, then continue.
-    let device_cookie = req
-        .cookie(devices::cookie_name(ctx.settings.scheme))
-        .map(|c| c.value().to_owned());
     let (t, st) = (tenant.clone(), state.clone());
     let sess = s.clone();
     let result = web::block(move || -> IdpResult<_> {
@@ -207,26 +192,19 @@ async fn totp_submit(
             now,
         )?;
         if check == Check::Wrong {
-            conn.immediate_transaction(|conn| -> IdpResult<()> {
-                users::record_failure(conn, uid, now)?;
-                throttle::failed(conn, &keys, &st.settings, now)?;
-                events::record(
-                    conn,
-                    now,
-                    &Event {
-                        kind: "login_failed",
-                        user: Some(uid),
-                        ip: Some(&origin.ip),
-                        detail: "totp",
-                        ..Event::default()
-                    },
-                )?;
-                Ok(())
-            })?;
+            lockout::failed(
+                &mut conn,
+                &keys,
+                Some(uid),
+                &origin.ip,
+                "totp",
+                &st.settings,
+                now,
+            )?;
             return Ok(Err(WRONG_CODE));
         }
         throttle::succeeded(&mut conn, &keys, 2)?;
-        users::clear_failures(&mut conn, uid)?;
+        users::reset_failures(&mut conn, uid)?;
         if check == Check::Recovery {
             let left = mfa::recovery_left(&mut conn, uid)?;
             events::record(

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use diesel::SqliteConnection;
 use kollegium_tenants::secrets::Zeroizing;
-use kollegium_tenants::web::{CsrfToken, Layout};
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use kollegium_tenants::{Tenant, UnixTime};
 
 use crate::error::{IdpError, IdpResult};
@@ -19,10 +19,10 @@ use crate::mfa::{self, Check};
 use crate::passwords::Verified;
 use crate::sessions::{IdpSession, Origin};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate, Keys};
+use crate::throttle::{self, Gate};
 use crate::users::{self, User};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, policy, totp};
+use crate::{IDP_DB, devices, lockout, mail_ctx, policy, totp};
 
 pub const EXPIRED: &str =
     "Die Einrichtung ist abgelaufen oder ungültig. Bitte beginnen Sie noch einmal.";
@@ -284,6 +284,7 @@ async fn disable(
     s: IdpSession,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
     form: web::Form<DisableForm>,
 ) -> IdpResult<HttpResponse> {
     const WRONG: &str = "Passwort oder Code ist falsch.";
@@ -297,28 +298,33 @@ async fn disable(
         return status_page(&s, &csrf, None, Some(WRONG), StatusCode::BAD_REQUEST).await;
     }
     // Guesses count against the account like wrong passwords at login.
-    let keys = Keys::new(Some(s.user.id), "", &ip);
-    let (t, st, k, uid, is_admin) = (
+    let device_cookie = req
+        .cookie(devices::cookie_name(ctx.settings.scheme))
+        .map(|c| c.value().to_owned());
+    let mail = mail_ctx(&s.tenant, &ctx);
+    let (t, st, u, ip2, is_admin) = (
         s.tenant.clone(),
         state.clone(),
-        keys.clone(),
-        s.user.id,
+        s.user.clone(),
+        ip.clone(),
         s.user.is_admin,
     );
-    let (gate, required) = web::block(move || -> IdpResult<_> {
+    let (keys, gate, mailed, required) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
-        let gate = throttle::begin(&mut conn, &k, &st.settings, now)?;
-        if let Gate::Locked {
-            newly: true,
-            account: true,
-            until,
-        } = gate
-        {
-            users::lock_until(&mut conn, uid, until)?;
-        }
-        Ok((gate, policy::mfa(&mut conn)?.requires(is_admin)))
+        let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
+        let (gate, mailed) =
+            lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
+        Ok((
+            keys,
+            gate,
+            mailed,
+            policy::mfa(&mut conn)?.requires(is_admin),
+        ))
     })
     .await??;
+    if mailed {
+        ctx.mail.poke(s.tenant.slug()); // the lockout notice was queued
+    }
     match gate {
         Gate::Locked { .. } => return Err(IdpError::TooManyRequests),
         Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
@@ -339,7 +345,7 @@ async fn disable(
         .verify(form.current, s.user.password_hash.clone())
         .await
         .map_err(|e| IdpError::Internal(e.to_string()))?;
-    let (t, user) = (s.tenant.clone(), s.user.clone());
+    let (t, user, st) = (s.tenant.clone(), s.user.clone(), state.clone());
     let ok = web::block(move || -> IdpResult<bool> {
         let mut conn = t.conn(&IDP_DB)?;
         let code = if pw == Verified::No {
@@ -355,7 +361,16 @@ async fn disable(
             )?
         };
         if code == Check::Wrong {
-            users::record_failure(&mut conn, user.id, now)?;
+            let detail = "totp_disable";
+            lockout::failed(
+                &mut conn,
+                &keys,
+                Some(user.id),
+                &ip,
+                detail,
+                &st.settings,
+                now,
+            )?;
             return Ok(false);
         }
         throttle::succeeded(&mut conn, &keys, 1)?;

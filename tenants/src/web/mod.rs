@@ -3,6 +3,7 @@
 //! static assets.
 
 pub mod assets;
+pub mod client_addr;
 pub mod csrf;
 pub mod errors;
 pub mod headers;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
+pub use client_addr::{ClientAddr, TrustedProxies};
 pub use csrf::CsrfToken;
 pub use errors::{ErrorPage, WebError};
 pub use host::RouteClass;
@@ -70,6 +72,8 @@ pub struct WebSettings {
     /// Paths (exact) where state-changing requests authenticate without cookies
     /// (OAuth token, revocation, introspection, back-channel logout): exempt from CSRF.
     pub csrf_exempt: Vec<&'static str>,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` name the client (see [`client_addr`]).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl WebSettings {
