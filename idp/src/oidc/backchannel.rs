@@ -218,7 +218,9 @@ pub const THIRD_PARTY_LANE: usize = 64;
 /// Third-party notices of one practice in flight at once: a practice's slow endpoints
 /// take at most this share of the third-party lane.
 pub const PER_PRACTICE: usize = 4;
-/// Notices to one endpoint (host and port) in flight at once, node-wide.
+/// Notices of one practice to one endpoint (host and port) in flight at once. Keyed per
+/// practice: a practice that points its tool at a slow path of a host other practices use
+/// slows only its own notices.
 pub const PER_ENDPOINT: usize = 2;
 /// Third-party notices of one practice taken from its queue (in flight or waiting for a
 /// permit); the rest stay queued.
@@ -255,7 +257,7 @@ fn keyed(map: &Mutex<HashMap<String, Arc<Semaphore>>>, key: &str, n: usize) -> A
     }
 }
 
-/// `host:port` of an address: the key of its endpoint lane.
+/// `host:port` of an address: with the practice, the key of its endpoint lane.
 fn endpoint_key(uri: &str) -> String {
     url::Url::parse(uri)
         .ok()
@@ -316,17 +318,19 @@ impl Lanes {
         }
     }
 
-    /// Waits for the permits of a notice: its practice's and its endpoint's, then the
-    /// node-wide third-party lane; or only the first-party lane.
+    /// Waits for the permits of a notice: its endpoint's, then its practice's, then the
+    /// node-wide third-party lane (in this order, so notices queued behind a slow endpoint
+    /// hold nothing the practice's other endpoints need); or only the first-party lane.
     async fn permits(&self, slug: &str, d: &Due) -> Option<Vec<OwnedSemaphorePermit>> {
         if d.first_party {
             return Some(vec![self.first_party.clone().acquire_owned().await.ok()?]);
         }
+        let endpoint_lane = format!("{slug} {}", endpoint_key(&d.uri));
+        let endpoint = keyed(&self.endpoints, &endpoint_lane, PER_ENDPOINT);
         let practice = keyed(&self.practices, slug, PER_PRACTICE);
-        let endpoint = keyed(&self.endpoints, &endpoint_key(&d.uri), PER_ENDPOINT);
         let mut held = Vec::with_capacity(3);
-        held.push(practice.acquire_owned().await.ok()?);
         held.push(endpoint.acquire_owned().await.ok()?);
+        held.push(practice.acquire_owned().await.ok()?);
         held.push(self.third_party.clone().acquire_owned().await.ok()?);
         Some(held)
     }
@@ -620,12 +624,23 @@ mod tests {
                 held.push(lanes.permits("praxis-a", &notice(id, slow, false)).await.unwrap());
             }
             let wait = Duration::from_millis(100);
-            let next_slow = lanes.permits("praxis-a", &notice(9, slow, false));
+            let third = notice(9, slow, false);
+            let next_slow = lanes.permits("praxis-a", &third);
             assert!(
                 tokio::time::timeout(wait, next_slow).await.is_err(),
                 "a third notice to the same endpoint waits"
             );
-            // Another endpoint of A, another practice, a first-party notice: no waiting.
+            // Notices waiting for the slow endpoint hold nothing.
+            let queued: Vec<Due> = (20..30).map(|id| notice(id, slow, false)).collect();
+            let mut waiting = futures_util::future::join_all(
+                queued.iter().map(|d| lanes.permits("praxis-a", d)),
+            );
+            assert!(
+                tokio::time::timeout(wait, &mut waiting).await.is_err(),
+                "queued behind the slow endpoint"
+            );
+            // Another endpoint of A, another practice (even at the same host), a first-party
+            // notice: no waiting.
             for (slug, d) in [
                 ("praxis-a", notice(10, "https://schnell.example/bc", false)),
                 ("praxis-b", notice(11, slow, false)),
@@ -637,9 +652,10 @@ mod tests {
                     d.uri
                 );
             }
+            drop(waiting);
             drop(held);
             assert!(
-                tokio::time::timeout(wait, lanes.permits("praxis-a", &notice(9, slow, false)))
+                tokio::time::timeout(wait, lanes.permits("praxis-a", &third))
                     .await
                     .is_ok()
             );
