@@ -176,7 +176,10 @@ async fn the_owner_changes_their_own_address_and_every_old_address_is_told() {
         .text()
         .await
         .unwrap();
-    assert!(!html.contains("readonly"), "the owner edits their own address");
+    assert!(
+        !html.contains("readonly"),
+        "the owner edits their own address"
+    );
 
     let r = post(
         &app,

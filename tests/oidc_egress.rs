@@ -37,7 +37,12 @@ async fn idp_logout(app: &TestApp, c: &reqwest::Client, slug: &str) {
 
 /// How long until the workspace session of `c` is gone (the start page sends it to the
 /// sign-in); panics after 30 s.
-async fn workspace_ends(app: &TestApp, c: &reqwest::Client, slug: &str, since: Instant) -> Duration {
+async fn workspace_ends(
+    app: &TestApp,
+    c: &reqwest::Client,
+    slug: &str,
+    since: Instant,
+) -> Duration {
     loop {
         let r = c.get(app.url(slug, "/")).send().await.unwrap();
         if r.status() == 303 {
@@ -82,7 +87,10 @@ async fn a_tarpit_endpoint_in_one_practice_delays_no_other_practices_logout_nor_
     }
     let start = Instant::now();
     while accepted.load(Ordering::SeqCst) == 0 {
-        assert!(start.elapsed() < Duration::from_secs(20), "no delivery began");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no delivery began"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -108,11 +116,7 @@ async fn a_tarpit_endpoint_in_one_practice_delays_no_other_practices_logout_nor_
 }
 
 /// Posts the "register a tool" form with `backchannel` as back-channel logout address.
-async fn register_form(
-    app: &TestApp,
-    admin: &reqwest::Client,
-    backchannel: &str,
-) -> (u16, String) {
+async fn register_form(app: &TestApp, admin: &reqwest::Client, backchannel: &str) -> (u16, String) {
     let r = app
         .post_form(
             admin,

@@ -49,7 +49,11 @@ fn assert_relogin(r: &reqwest::Response) {
     assert_eq!(r.status(), 303);
     let to = location(r);
     assert!(to.starts_with("/id/login?"), "{to}");
-    assert_eq!(query(&to).get("force").map(String::as_str), Some("1"), "{to}");
+    assert_eq!(
+        query(&to).get("force").map(String::as_str),
+        Some("1"),
+        "{to}"
+    );
     assert!(!to.contains("code="), "{to}");
 }
 

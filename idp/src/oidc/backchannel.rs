@@ -487,11 +487,15 @@ async fn dispatch_practice(
         let signers = match signers {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                claimed.iter().for_each(|d| delivery.lanes.release(&slug, d));
+                claimed
+                    .iter()
+                    .for_each(|d| delivery.lanes.release(&slug, d));
                 return Err(e);
             }
             Err(e) => {
-                claimed.iter().for_each(|d| delivery.lanes.release(&slug, d));
+                claimed
+                    .iter()
+                    .for_each(|d| delivery.lanes.release(&slug, d));
                 return Err(e.into());
             }
         };
@@ -621,7 +625,12 @@ mod tests {
             // Practice A: its endpoint's bound is taken by notices that hang.
             let mut held = Vec::new();
             for id in 0..PER_ENDPOINT as i64 {
-                held.push(lanes.permits("praxis-a", &notice(id, slow, false)).await.unwrap());
+                held.push(
+                    lanes
+                        .permits("praxis-a", &notice(id, slow, false))
+                        .await
+                        .unwrap(),
+                );
             }
             let wait = Duration::from_millis(100);
             let third = notice(9, slow, false);
@@ -632,9 +641,8 @@ mod tests {
             );
             // Notices waiting for the slow endpoint hold nothing.
             let queued: Vec<Due> = (20..30).map(|id| notice(id, slow, false)).collect();
-            let mut waiting = futures_util::future::join_all(
-                queued.iter().map(|d| lanes.permits("praxis-a", d)),
-            );
+            let mut waiting =
+                futures_util::future::join_all(queued.iter().map(|d| lanes.permits("praxis-a", d)));
             assert!(
                 tokio::time::timeout(wait, &mut waiting).await.is_err(),
                 "queued behind the slow endpoint"
@@ -644,10 +652,15 @@ mod tests {
             for (slug, d) in [
                 ("praxis-a", notice(10, "https://schnell.example/bc", false)),
                 ("praxis-b", notice(11, slow, false)),
-                ("praxis-a", notice(12, "http://praxis-a.localhost/auth/bc", true)),
+                (
+                    "praxis-a",
+                    notice(12, "http://praxis-a.localhost/auth/bc", true),
+                ),
             ] {
                 assert!(
-                    tokio::time::timeout(wait, lanes.permits(slug, &d)).await.is_ok(),
+                    tokio::time::timeout(wait, lanes.permits(slug, &d))
+                        .await
+                        .is_ok(),
                     "{slug} {} waited",
                     d.uri
                 );
@@ -668,7 +681,10 @@ mod tests {
         let many: Vec<Due> = (0..PRACTICE_BACKLOG as i64 + 5)
             .map(|id| notice(id, "https://tool.example/bc", false))
             .collect();
-        assert_eq!(lanes.claim("praxis-a", many.clone()).len(), PRACTICE_BACKLOG);
+        assert_eq!(
+            lanes.claim("praxis-a", many.clone()).len(),
+            PRACTICE_BACKLOG
+        );
         // Already in flight: not claimed twice; the backlog is full for A but not for B.
         let mut again = many.clone();
         again.push(notice(1000, "http://praxis-a.localhost/auth/bc", true));

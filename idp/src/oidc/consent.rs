@@ -183,7 +183,9 @@ enum Decided {
     Declined,
     /// The session no longer satisfies the request (`max_age`, `prompt=login`, a hint
     /// naming someone else): the user logs in again; nothing was written.
-    Login { force: bool },
+    Login {
+        force: bool,
+    },
 }
 
 async fn decide(op: Op, s: IdpSession, body: web::Bytes) -> IdpResult<HttpResponse> {

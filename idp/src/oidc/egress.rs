@@ -120,14 +120,14 @@ fn class_v6(ip: Ipv6Addr) -> Class {
         return class_v4(embedded_v4(s[1], s[2]));
     }
     match s[0] {
-        x if x & 0xfe00 == 0xfc00 => Class::Private,  // unique local fc00::/7
+        x if x & 0xfe00 == 0xfc00 => Class::Private, // unique local fc00::/7
         x if x & 0xffc0 == 0xfe80 => Class::LinkLocal, // fe80::/10
-        x if x & 0xffc0 == 0xfec0 => Class::Private,   // site-local fec0::/10 (deprecated)
-        x if x & 0xff00 == 0xff00 => Class::Special,   // multicast
-        0x2001 if s[1] == 0x0db8 => Class::Special,    // documentation
-        0x2001 if s[1] == 0 => Class::Special,         // Teredo (carries a hidden IPv4)
+        x if x & 0xffc0 == 0xfec0 => Class::Private, // site-local fec0::/10 (deprecated)
+        x if x & 0xff00 == 0xff00 => Class::Special, // multicast
+        0x2001 if s[1] == 0x0db8 => Class::Special,  // documentation
+        0x2001 if s[1] == 0 => Class::Special,       // Teredo (carries a hidden IPv4)
         0x2001 if s[1] == 2 && s[2] == 0 => Class::Special, // benchmarking
-        x if x & 0xe000 != 0x2000 => Class::Special,   // outside global unicast 2000::/3
+        x if x & 0xe000 != 0x2000 => Class::Special, // outside global unicast 2000::/3
         _ => Class::Public,
     }
 }
@@ -295,7 +295,10 @@ mod tests {
     fn internal_and_special_addresses_are_refused_in_every_spelling() {
         let e = strict();
         for (uri, why) in [
-            ("https://169.254.169.254/latest/meta-data", Refusal::LinkLocal),
+            (
+                "https://169.254.169.254/latest/meta-data",
+                Refusal::LinkLocal,
+            ),
             ("https://10.0.0.5/bc", Refusal::Private),
             ("https://172.16.3.4/bc", Refusal::Private),
             ("https://192.168.1.1/bc", Refusal::Private),
@@ -346,7 +349,9 @@ mod tests {
             .build()
             .unwrap();
         let resolve = |e: Egress, name: &str| {
-            let r = GuardedResolver { egress: Arc::new(e) };
+            let r = GuardedResolver {
+                egress: Arc::new(e),
+            };
             rt.block_on(r.resolve(Name::from_str(name).unwrap()))
                 .map(|a| a.collect::<Vec<_>>())
         };
@@ -381,11 +386,17 @@ mod tests {
             assert_eq!(check(&e, ok), Ok(()), "{ok}");
         }
         for (uri, why) in [
-            ("http://127.0.0.1:8080/auth/backchannel-logout", Refusal::OwnServer),
+            (
+                "http://127.0.0.1:8080/auth/backchannel-logout",
+                Refusal::OwnServer,
+            ),
             ("http://127.0.0.1:8081/metrics", Refusal::OwnServer),
             ("http://[::1]:8080/", Refusal::OwnServer),
             ("https://169.254.169.254/", Refusal::LinkLocal),
-            ("http://praxis-b.kollegium.example:8080/", Refusal::OwnServer),
+            (
+                "http://praxis-b.kollegium.example:8080/",
+                Refusal::OwnServer,
+            ),
         ] {
             assert_eq!(check(&e, uri), Err(why), "{uri}");
         }

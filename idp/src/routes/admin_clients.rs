@@ -105,7 +105,10 @@ fn parse_form(p: &Pairs) -> Result<NewClient, String> {
 async fn check_egress(state: &IdpState, c: &NewClient) -> Result<(), String> {
     match &c.backchannel_logout_uri {
         Some(u) => state.egress.check_uri(u.as_str()).await.map_err(|why| {
-            format!("Back-Channel-Logout-Adresse {} abgelehnt: {why}.", u.as_str())
+            format!(
+                "Back-Channel-Logout-Adresse {} abgelehnt: {why}.",
+                u.as_str()
+            )
         }),
         None => Ok(()),
     }
