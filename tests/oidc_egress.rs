@@ -240,6 +240,7 @@ async fn in_development_mode_loopback_is_allowed_but_the_nodes_own_listeners_are
         format!("http://127.0.0.1:{}/auth/backchannel-logout", app.port),
         format!("http://127.0.0.1:{}/metrics", app.operator_port),
         format!("http://[::1]:{}/", app.port),
+        format!("http://localhost:{}/auth/backchannel-logout", app.port),
         "https://169.254.169.254/".into(),
     ] {
         let (status, page) = register_form(&app, &admin, &bad).await;

@@ -15,7 +15,9 @@
 //! that re-binds to an internal address after registration is not connected to.
 //!
 //! `idp.allow_private_endpoints` (demo, development, tests) lets loopback and private
-//! networks through; link-local, the node's own listeners and domain stay refused.
+//! networks through, and names under the base domain are then judged by the addresses
+//! they resolve to (a tool at `localhost:9000` next to a node on `localhost:8080`);
+//! link-local addresses and the node's own listeners stay refused.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -187,13 +189,13 @@ impl Egress {
         Ok(())
     }
 
-    /// Refuses the node's own names.
+    /// Refuses the node's own names (outside development mode, where their addresses
+    /// decide).
     pub fn check_name(&self, host: &str) -> Result<(), Refusal> {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         let base = self.base_domain.trim_end_matches('.');
-        if host.is_empty()
-            || (!base.is_empty() && (host == base || host.ends_with(&format!(".{base}"))))
-        {
+        let ours = !base.is_empty() && (host == base || host.ends_with(&format!(".{base}")));
+        if host.is_empty() || (ours && !self.allow_private) {
             return Err(Refusal::OwnServer);
         }
         Ok(())
@@ -393,12 +395,20 @@ mod tests {
             ("http://127.0.0.1:8081/metrics", Refusal::OwnServer),
             ("http://[::1]:8080/", Refusal::OwnServer),
             ("https://169.254.169.254/", Refusal::LinkLocal),
-            (
-                "http://praxis-b.kollegium.example:8080/",
-                Refusal::OwnServer,
-            ),
+            ("http://localhost:8080/", Refusal::OwnServer),
         ] {
             assert_eq!(check(&e, uri), Err(why), "{uri}");
         }
+        // A node on localhost: a tool on another port of this machine is fine.
+        let dev = Egress {
+            allow_private: true,
+            base_domain: "localhost".into(),
+            listeners: vec!["127.0.0.1:8080".parse().unwrap()],
+        };
+        assert_eq!(check(&dev, "http://localhost:9000/bc"), Ok(()));
+        assert_eq!(
+            check(&dev, "http://localhost:8080/auth/backchannel-logout"),
+            Err(Refusal::OwnServer)
+        );
     }
 }
