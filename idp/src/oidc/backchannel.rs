@@ -167,7 +167,10 @@ pub fn mark(
     error: Option<&str>,
     now: UnixTime,
 ) -> QueryResult<()> {
-    let q = backchannel_queue::table.find(d.id);
+    // Only the attempt that read the row as it is records over it.
+    let q = backchannel_queue::table
+        .find(d.id)
+        .filter(backchannel_queue::attempts.eq(d.attempts));
     match error {
         None => diesel::update(q)
             .set((
@@ -383,8 +386,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 impl Delivery {
-    async fn attempt(&self, job: &Job) -> Option<String> {
-        let now = self.state.now();
+    async fn attempt(&self, job: &Job, now: UnixTime) -> Option<String> {
         let Some(token) = job
             .signer
             .as_ref()
@@ -413,17 +415,37 @@ impl Delivery {
         }
     }
 
+    /// Whether the notice is still as it was read (a pass that read it just before an
+    /// earlier attempt was recorded must not send it again).
+    async fn still_due(&self, job: &Job) -> bool {
+        let (t, d) = (job.tenant.clone(), job.due.clone());
+        let found = web::block(move || -> Result<_, crate::error::IdpError> {
+            Ok(backchannel_queue::table
+                .find(d.id)
+                .filter(backchannel_queue::delivered_at.is_null())
+                .filter(backchannel_queue::attempts.eq(d.attempts))
+                .count()
+                .get_result::<i64>(&mut *t.conn(&IDP_DB)?)?)
+        })
+        .await;
+        matches!(found, Ok(Ok(1)))
+    }
+
     /// Delivers one notice once its permits are free, then records the outcome.
     async fn run(self: Arc<Self>, job: Job) {
-        let outcome = match self.lanes.permits(&job.slug, &job.due).await {
-            Some(_held) => Some(self.attempt(&job).await),
-            None => None,
-        };
-        if let Some(outcome) = outcome {
+        let mut outcome = None;
+        if let Some(held) = self.lanes.permits(&job.slug, &job.due).await
+            && self.still_due(&job).await
+        {
+            // The time of the attempt: its backoff counts from when it started.
+            let now = self.state.now();
+            outcome = Some((self.attempt(&job, now).await, now));
+            drop(held);
+        }
+        if let Some((outcome, now)) = outcome {
             if let Some(e) = &outcome {
                 tracing::warn!(practice = %job.slug, attempt = job.due.attempts + 1, error = %e, "back-channel logout not delivered");
             }
-            let now = self.state.now();
             let (t, d) = (job.tenant.clone(), job.due.clone());
             let marked = web::block(move || -> Result<_, crate::error::IdpError> {
                 Ok(mark(&mut *t.conn(&IDP_DB)?, &d, outcome.as_deref(), now)?)
