@@ -293,3 +293,34 @@ async fn with_the_switch_off_delivery_to_loopback_is_refused() {
     assert!(got.is_err(), "the loopback endpoint received a request");
     workspace_ends(&app, &anna, "praxis-a", Instant::now()).await;
 }
+
+#[test]
+fn the_cli_refuses_an_internal_back_channel_address_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::harness::cli_in(
+        &dir.path().join("data"),
+        &[
+            "client",
+            "add",
+            "praxis-a",
+            "--name",
+            "Dienstplan",
+            "--redirect-uri",
+            "https://dienstplan.example/cb",
+            "--backchannel-logout-uri",
+            "https://169.254.169.254/latest/meta-data/",
+        ],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::harness::stderr(&out)
+    );
+    assert!(
+        crate::harness::stderr(&out).contains("refused: link-local address"),
+        "{}",
+        crate::harness::stderr(&out)
+    );
+}
