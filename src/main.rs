@@ -98,6 +98,9 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Serve => serve(config, false),
         Command::Demo => {
             demo::check_loopback(&config).map_err(Failure::Usage)?;
+            // Demo tools run on this machine: their back-channel addresses are loopback.
+            let mut config = config;
+            config.idp.allow_private_endpoints = true;
             serve(config, true)
         }
         Command::Practice(cmd) => practice(cmd, &config),
@@ -326,6 +329,26 @@ fn client(cmd: ClientCommand, config: &Config) -> Result<(), Failure> {
         .collect::<Result<_, _>>()
         .map_err(usage)?;
     input.backchannel_logout_uri = one(backchannel_logout_uri).map_err(usage)?;
+    if let Some(uri) = &input.backchannel_logout_uri {
+        // The rules the server applies to an admin's registration (SSRF).
+        let egress = kollegium_idp::oidc::egress::Egress {
+            allow_private: config.idp.allow_private_endpoints,
+            base_domain: config.base_domain.clone(),
+            listeners: vec![
+                config.listen_addr().map_err(anyhow::Error::from)?,
+                config.operator_addr().map_err(anyhow::Error::from)?,
+            ],
+        };
+        runtime()?
+            .block_on(egress.check_uri(uri.as_str()))
+            .map_err(|why| {
+                Failure::Usage(format!(
+                    "--backchannel-logout-uri {:?} refused: {}",
+                    uri.as_str(),
+                    why.reason()
+                ))
+            })?;
+    }
     input.launch_url = one(launch_url).map_err(usage)?;
     input.initiate_login_uri = one(initiate_login_uri).map_err(usage)?;
     input.signing_alg = kollegium_idp::oidc::jwt::Alg::parse(&signing_alg).ok_or_else(|| {

@@ -139,7 +139,8 @@ pub async fn start(
 
     let idp = web::Data::new(
         kollegium_idp::IdpState::new(store.clock().clone(), config.idp.clone())
-            .map_err(|e| anyhow::anyhow!("configuration key `idp.argon2`: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("configuration key `idp.argon2`: {e}"))?
+            .with_node(&config.base_domain, vec![addr, operator_addr]),
     );
     let http = kollegium_tenants::http::node_client(&config.base_domain, addr.ip())
         .context("cannot build the server-to-server HTTP client")?;
@@ -148,8 +149,12 @@ pub async fn start(
         http,
         config.platform_settings(),
     ));
-    let backchannel =
-        kollegium_idp::oidc::backchannel::spawn_worker(store.clone(), context.clone(), idp.clone());
+    let backchannel = kollegium_idp::oidc::backchannel::spawn_worker(
+        store.clone(),
+        context.clone(),
+        idp.clone(),
+        addr.ip(),
+    );
     let platform_for_operator = platform.clone();
     let directory = Arc::new(kollegium_platform::directory::DirectorySync::new(
         platform.clone(),

@@ -102,6 +102,8 @@ pub fn test_config(data_dir: &Path) -> Config {
                 t: 1,
                 p: 1,
             },
+            // Test tools (back-channel receivers) listen on loopback.
+            allow_private_endpoints: true,
             ..kollegium_idp::IdpSettings::default()
         },
         ..Config::default()

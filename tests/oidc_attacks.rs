@@ -221,6 +221,8 @@ async fn pkce_is_required_for_public_clients_and_enforced_when_used() {
         (400, Some("invalid_grant")),
         "wrong verifier"
     );
+    // A failed check burns the code (tests/oidc_recheck.rs); the rest with a new one.
+    let code = code_for(&app, &c, "praxis-a", pc.0, &s256).await;
     let (s, b, _) = token(code.clone(), None).await;
     assert_eq!(
         (s, b["error"].as_str()),

@@ -40,6 +40,7 @@ mail_templates!(invitation, "email/invitation/subject.txt", "email/invitation/bo
 mail_templates!(password_reset, "email/password_reset/subject.txt", "email/password_reset/body.txt", "email/password_reset/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, valid_hours: i64 });
 mail_templates!(device_waiting, "email/device_waiting/subject.txt", "email/device_waiting/body.txt", "email/device_waiting/body.html", { practice_name: &'a str, link: &'a str });
 mail_templates!(owner_setup, "email/owner_setup/subject.txt", "email/owner_setup/body.txt", "email/owner_setup/body.html", { practice_name: &'a str, link: &'a str, valid_hours: i64 });
+mail_templates!(email_changed, "email/email_changed/subject.txt", "email/email_changed/body.txt", "email/email_changed/body.html", { practice_name: &'a str, display_name: &'a str });
 mail_templates!(account_locked, "email/account_locked/subject.txt", "email/account_locked/body.txt", "email/account_locked/body.html", { practice_name: &'a str, display_name: &'a str, link: &'a str, everywhere: bool });
 
 fn render(t: &impl Template) -> QueryResult<String> {
@@ -220,6 +221,35 @@ pub fn device_waiting(
     Ok(())
 }
 
+/// Tells the previous address of an account that its e-mail address was changed (so a
+/// take-over through a changed address does not go unnoticed). No link, no new address.
+pub fn email_changed(
+    conn: &mut SqliteConnection,
+    ctx: &MailCtx,
+    before: &User,
+    now: UnixTime,
+) -> QueryResult<()> {
+    let (p, d) = (ctx.practice_name.as_str(), before.display_name.as_str());
+    enqueue(
+        conn,
+        now,
+        "email_changed",
+        &before.email,
+        &render(&email_changed::Subject {
+            practice_name: p,
+            display_name: d,
+        })?,
+        &render(&email_changed::Text {
+            practice_name: p,
+            display_name: d,
+        })?,
+        &render(&email_changed::Html {
+            practice_name: p,
+            display_name: d,
+        })?,
+    )
+}
+
 /// Tells an account's owner that sign-in to it is locked: from one address, or (with
 /// `everywhere`) from every browser but its known devices. No address, no secret.
 pub fn account_locked(
@@ -280,6 +310,41 @@ mod tests {
         diesel::sql_query("SELECT name, type, \"notnull\", pk FROM pragma_table_info('mail_queue')")
             .load(conn)
             .unwrap()
+    }
+
+    /// The notice to an old address carries no link, no token and not the new address.
+    #[test]
+    fn the_address_change_notice_has_no_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("idp.sqlite");
+        let mut idp = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut idp, &crate::IDP_DB, &path).unwrap();
+        let profile = crate::users::Profile {
+            username: "mia".into(),
+            email: "mia@alt.example".into(),
+            display_name: "Mia Muster".into(),
+            roles: vec!["mfa".into()],
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        let id = crate::users::create_invited(&mut idp, &profile, false, 100)
+            .unwrap()
+            .unwrap();
+        let before = crate::users::by_id(&mut idp, id).unwrap().unwrap();
+        let ctx = MailCtx {
+            practice_name: "Praxis Dr. Müller".into(),
+            origin: "https://praxis-mueller.example.de".into(),
+        };
+        email_changed(&mut idp, &ctx, &before, 100).unwrap();
+        let due = queue::due(&mut idp, 100, 10).unwrap();
+        let m = due.iter().find(|m| m.kind == "email_changed").unwrap();
+        assert_eq!(m.recipient, "mia@alt.example");
+        assert!(m.subject.contains("E-Mail-Adresse geändert"));
+        for body in [&m.body_text, &m.body_html] {
+            assert!(body.contains("Mia Muster") && body.contains("Praxis Dr. Müller"));
+            assert!(!body.contains("http") && !body.contains("href"), "{body}");
+        }
     }
 
     /// The IdP's migrated `mail_queue` is the table the node's mail worker reads.

@@ -36,6 +36,9 @@ pub struct IdpSettings {
     pub id_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub code_ttl_secs: i64,
+    /// Let back-channel logout addresses reach loopback and private networks (demo,
+    /// development, tests). Off in production: such addresses are refused (SSRF).
+    pub allow_private_endpoints: bool,
 }
 
 impl Default for IdpSettings {
@@ -56,6 +59,7 @@ impl Default for IdpSettings {
             id_token_ttl_secs: 5 * 60,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             code_ttl_secs: 60,
+            allow_private_endpoints: false,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct IdpState {
     pub settings: IdpSettings,
     /// OIDC provider runtime: signing key cache, back-channel outbox.
     pub oidc: crate::oidc::Runtime,
+    /// Where the server may send requests on an admin's word (back-channel logout).
+    pub egress: Arc<crate::oidc::egress::Egress>,
 }
 
 impl IdpState {
@@ -77,9 +83,24 @@ impl IdpState {
         Ok(Self {
             clock,
             hasher: Arc::new(Hasher::new(settings.argon2)?),
+            egress: Arc::new(crate::oidc::egress::Egress {
+                allow_private: settings.allow_private_endpoints,
+                ..Default::default()
+            }),
             settings,
             oidc: crate::oidc::Runtime::default(),
         })
+    }
+
+    /// Tells the egress rules the node's base domain and bound listeners.
+    #[must_use]
+    pub fn with_node(mut self, base_domain: &str, listeners: Vec<std::net::SocketAddr>) -> Self {
+        self.egress = Arc::new(crate::oidc::egress::Egress {
+            allow_private: self.settings.allow_private_endpoints,
+            base_domain: base_domain.to_ascii_lowercase(),
+            listeners,
+        });
+        self
     }
 
     pub fn now(&self) -> kollegium_tenants::UnixTime {

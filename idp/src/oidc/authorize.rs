@@ -342,6 +342,18 @@ fn login_redirect(params: &Params, force: bool, login_hint: Option<&str>) -> Htt
         .finish()
 }
 
+/// Sends the browser to the login form, returning to this request afterwards; for
+/// `prompt=login` the request returns without the prompt but demanding a login after now.
+pub fn to_login(areq: &AuthRequest, force: bool, now: UnixTime) -> HttpResponse {
+    let params = if areq.prompt.login {
+        let p = areq.params.without(&["prompt"]);
+        p.with(AUTH_AFTER, &now.to_string())
+    } else {
+        areq.params.clone()
+    };
+    login_redirect(&params, force, areq.login_hint.as_deref())
+}
+
 /// What to do with a validated request for the current browser.
 pub enum Next {
     Login { force: bool },
@@ -432,15 +444,7 @@ async fn authorize(
     match (next, code, session) {
         (Next::Code, Some(code), _) => Ok(code_redirect(&areq, &code, &issuer)),
         (Next::Consent, _, Some(s)) => consent::page(&op, &s, &csrf, &areq),
-        (Next::Login { force }, _, _) => {
-            let params = if areq.prompt.login {
-                let p = areq.params.without(&["prompt"]);
-                p.with(AUTH_AFTER, &now.to_string())
-            } else {
-                areq.params.clone()
-            };
-            Ok(login_redirect(&params, force, areq.login_hint.as_deref()))
-        }
+        (Next::Login { force }, _, _) => Ok(to_login(&areq, force, now)),
         _ => Err(IdpError::Internal(
             "inconsistent authorization decision".into(),
         )),

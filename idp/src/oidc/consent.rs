@@ -177,6 +177,17 @@ pub fn page(
     Ok(res)
 }
 
+/// What a consent decision comes to.
+enum Decided {
+    Code(String),
+    Declined,
+    /// The session no longer satisfies the request (`max_age`, `prompt=login`, a hint
+    /// naming someone else): the user logs in again; nothing was written.
+    Login {
+        force: bool,
+    },
+}
+
 async fn decide(op: Op, s: IdpSession, body: web::Bytes) -> IdpResult<HttpResponse> {
     let practice = op.tenant.display_name().to_owned();
     let Ok(all) = Params::parse(&body) else {
@@ -188,28 +199,43 @@ async fn decide(op: Op, s: IdpSession, body: web::Bytes) -> IdpResult<HttpRespon
     let now = op.now();
     let ttl = op.state.settings.code_ttl_secs;
     let (t, iss) = (op.tenant.clone(), issuer.clone());
-    let outcome = web::block(
-        move || -> IdpResult<Result<(AuthRequest, Option<String>), Fail>> {
-            let mut conn = t.conn(&IDP_DB)?;
-            let req = match authorize::validate(&mut conn, params, &iss, now)? {
-                Ok(r) => r,
-                Err(f) => return Ok(Err(f)),
-            };
-            if !allow {
-                return Ok(Ok((req, None)));
+    let outcome = web::block(move || -> IdpResult<Result<(AuthRequest, Decided), Fail>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let req = match authorize::validate(&mut conn, params, &iss, now)? {
+            Ok(r) => r,
+            Err(f) => return Ok(Err(f)),
+        };
+        // The same decision as the authorization endpoint, for the session as it is now:
+        // the consent page may have been open longer than `max_age` allows.
+        match authorize::decide(&mut conn, &req, Some(&s), now)? {
+            Ok(authorize::Next::Login { force }) => {
+                return Ok(Ok((req, Decided::Login { force })));
             }
-            let code = conn.immediate_transaction(|conn| -> QueryResult<String> {
-                remember(conn, s.user.id, &req.client.client_id, &req.scopes, now)?;
-                authorize::issue_code(conn, &req, &s, now, ttl)
-            })?;
-            Ok(Ok((req, Some(code))))
-        },
-    )
+            Ok(authorize::Next::Consent | authorize::Next::Code) => {}
+            Err((error, description)) => {
+                return Ok(Err(Fail::Client {
+                    redirect_uri: req.redirect_uri,
+                    state: req.state,
+                    error,
+                    description,
+                }));
+            }
+        }
+        if !allow {
+            return Ok(Ok((req, Decided::Declined)));
+        }
+        let code = conn.immediate_transaction(|conn| -> QueryResult<String> {
+            remember(conn, s.user.id, &req.client.client_id, &req.scopes, now)?;
+            authorize::issue_code(conn, &req, &s, now, ttl)
+        })?;
+        Ok(Ok((req, Decided::Code(code))))
+    })
     .await??;
     match outcome {
         Err(f) => Ok(f.response(&practice, &issuer)),
-        Ok((req, Some(code))) => Ok(authorize::code_redirect(&req, &code, &issuer)),
-        Ok((req, None)) => Ok(redirect_error(
+        Ok((req, Decided::Login { force })) => Ok(authorize::to_login(&req, force, now)),
+        Ok((req, Decided::Code(code))) => Ok(authorize::code_redirect(&req, &code, &issuer)),
+        Ok((req, Decided::Declined)) => Ok(redirect_error(
             &req.redirect_uri,
             "access_denied",
             "the user declined",

@@ -13,6 +13,7 @@ pub mod clients;
 pub mod consent;
 pub mod directory;
 pub mod discovery;
+pub mod egress;
 pub mod errors;
 pub mod grants;
 pub mod jwt;

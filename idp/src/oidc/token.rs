@@ -173,13 +173,33 @@ struct CodeRow {
     used_at: Option<i64>,
 }
 
+/// How an exchange inside the token transaction ends: tokens, or a refusal whose writes
+/// are kept (a code burnt by a failed PKCE check), where any other error rolls back.
+enum Exchange {
+    Tokens(Value),
+    Burnt(OAuthError),
+}
+
+/// Burns a code: a failed PKCE check means someone without the verifier holds it, so the
+/// legitimate client's later exchange must fail too (and reveal the theft as a reuse).
+fn burn(conn: &mut SqliteConnection, hash: &str, now: UnixTime) -> QueryResult<()> {
+    diesel::update(
+        auth_codes::table
+            .find(hash)
+            .filter(auth_codes::used_at.is_null()),
+    )
+    .set(auth_codes::used_at.eq(now))
+    .execute(conn)
+    .map(|_| ())
+}
+
 fn code_grant(
     conn: &mut SqliteConnection,
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
     settings: &IdpSettings,
-) -> OResult<Value> {
+) -> OResult<Exchange> {
     let code = p
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -219,7 +239,10 @@ fn code_grant(
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
             if !ok_shape || B64.encode(Sha256::digest(v.as_bytes())) != *ch {
-                return Err(OAuthError::invalid_grant("PKCE verification failed"));
+                burn(conn, &hash, m.now)?;
+                return Ok(Exchange::Burnt(OAuthError::invalid_grant(
+                    "PKCE verification failed",
+                )));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
@@ -292,6 +315,7 @@ fn code_grant(
             refresh_token: refresh,
         },
     )
+    .map(Exchange::Tokens)
 }
 
 /// Detects a second use of a code or of a rotated refresh token and revokes what was issued
@@ -581,17 +605,23 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         if detect_reuse(&mut conn, &client, grant_type.as_deref(), &p, now)? {
             return Err(OAuthError::invalid_grant("invalid, expired or used grant"));
         }
-        conn.immediate_transaction(|conn| match grant_type.as_deref() {
+        let exchange = conn.immediate_transaction(|conn| match grant_type.as_deref() {
             Some("authorization_code") => code_grant(conn, &m, &client, &p, settings),
-            Some("refresh_token") => refresh_grant(conn, &m, &client, &p, settings),
-            Some("client_credentials") => client_credentials(conn, &m, &client, &p),
+            Some("refresh_token") => refresh_grant(conn, &m, &client, &p, settings).map(Exchange::Tokens),
+            Some("client_credentials") => {
+                client_credentials(conn, &m, &client, &p).map(Exchange::Tokens)
+            }
             Some(_) => Err(OAuthError::new(
                 actix_web::http::StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
                 "unsupported grant_type",
             )),
             None => Err(OAuthError::invalid_request("grant_type is required")),
-        })
+        })?;
+        match exchange {
+            Exchange::Tokens(v) => Ok(v),
+            Exchange::Burnt(e) => Err(e),
+        }
     })
     .await??;
     Ok(HttpResponse::Ok()

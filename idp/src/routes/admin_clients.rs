@@ -100,6 +100,20 @@ fn parse_form(p: &Pairs) -> Result<NewClient, String> {
     Ok(c)
 }
 
+/// Refuses a back-channel address the server must not send requests to (SSRF): checked
+/// here with the name resolved now, and again at every delivery.
+async fn check_egress(state: &IdpState, c: &NewClient) -> Result<(), String> {
+    match &c.backchannel_logout_uri {
+        Some(u) => state.egress.check_uri(u.as_str()).await.map_err(|why| {
+            format!(
+                "Back-Channel-Logout-Adresse {} abgelehnt: {why}.",
+                u.as_str()
+            )
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pages/idp/admin_client_edit.html")]
 struct EditPage {
@@ -189,6 +203,9 @@ async fn edit(
         Ok(c) => c,
         Err(e) => return refuse(client, e),
     };
+    if let Err(e) = check_egress(&state, &c).await {
+        return refuse(client, e);
+    }
     c.confidential = client.confidential;
     let (t, admin, now, id) = (
         a.0.tenant.clone(),
@@ -242,6 +259,9 @@ async fn create(
         Ok(c) => c,
         Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
     };
+    if let Err(e) = check_egress(&state, &c).await {
+        return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await;
+    }
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let created = web::block(move || -> IdpResult<Result<clients::Created, String>> {
         let mut conn = t.conn(&IDP_DB)?;

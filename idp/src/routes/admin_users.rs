@@ -89,6 +89,9 @@ struct FormPage {
     locked: bool,
     has_totp: bool,
     is_owner: bool,
+    /// The owner, seen by another admin: e-mail, password link and second factor are the
+    /// owner's own to change.
+    owner_guarded: bool,
     invited: bool,
     roles: &'static [Entry],
     specialties: &'static [Entry],
@@ -125,6 +128,7 @@ fn form_page(
         locked: user.is_some_and(|u| u.is_locked(now)),
         has_totp: user.is_some_and(User::has_totp),
         is_owner: user.is_some_and(|u| u.is_owner),
+        owner_guarded: user.is_some_and(|u| guarded(a, u)),
         invited: user.is_some_and(|u| u.status == UserStatus::Invited),
         roles: catalog::ROLES,
         specialties: catalog::SPECIALTIES,
@@ -132,6 +136,16 @@ fn form_page(
         error,
     }
 }
+
+/// Whether `u` is the owner and `a` someone else: only the owner changes the owner's
+/// e-mail address and second factor or gets a password link sent (no take-over by a
+/// co-admin through a changed address).
+fn guarded(a: &IdpAdmin, u: &User) -> bool {
+    u.is_owner && u.id != a.0.user.id
+}
+
+const OWNER_ONLY: &str = "Die E-Mail-Adresse, den Link zum Zurücksetzen des Passworts und \
+    die Zwei-Faktor-Anmeldung der Praxisinhaber:in kann nur sie oder er selbst ändern.";
 
 fn profile_of(u: &User) -> Profile {
     Profile {
@@ -294,6 +308,7 @@ async fn update(
     a: IdpAdmin,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
     id: web::Path<i64>,
     body: web::Bytes,
 ) -> IdpResult<HttpResponse> {
@@ -327,32 +342,60 @@ async fn update(
             &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(msg)),
         );
     }
+    let email_changed = !u.email.eq_ignore_ascii_case(&p.email);
+    if email_changed && guarded(&a, &u) {
+        return page_status(
+            StatusCode::FORBIDDEN,
+            &form_page(
+                &a,
+                &csrf,
+                Some(u.id.0),
+                profile_of(&u),
+                Some(&u),
+                now,
+                Some(OWNER_ONLY.to_owned()),
+            ),
+        );
+    }
     let (t, admin, uid, p2) = (a.0.tenant.clone(), a.0.user.id, u.id, p.clone());
+    let (before, mail) = (u.clone(), mail_ctx(&a.0.tenant, &ctx));
     let privileges_changed = u.is_admin != p.is_admin || u.roles != p.roles;
     let res = web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
-        if let Err(e) = users::update_profile(&mut conn, uid, &p2, now)? {
-            return Ok(Err(e.to_string()));
-        }
-        if privileges_changed {
-            // New privileges take effect with a new session (and fresh tokens).
-            sessions::end_all(&mut conn, uid, None, "privileges changed", now)?;
-        }
-        events::record(
-            &mut conn,
-            now,
-            &Event {
-                kind: "user_updated",
-                user: Some(uid),
-                actor: Some(admin),
-                ..Event::default()
-            },
-        )?;
-        Ok(Ok(()))
+        conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
+            if let Err(e) = users::update_profile(conn, uid, &p2, now)? {
+                return Ok(Err(e.to_string()));
+            }
+            if email_changed {
+                // The old address learns of it, in the same transaction as the change.
+                crate::mail::email_changed(conn, &mail, &before, now)?;
+            }
+            if privileges_changed {
+                // New privileges take effect with a new session (and fresh tokens).
+                sessions::end_all(conn, uid, None, "privileges changed", now)?;
+            }
+            events::record(
+                conn,
+                now,
+                &Event {
+                    kind: "user_updated",
+                    user: Some(uid),
+                    actor: Some(admin),
+                    detail: if email_changed { "email" } else { "" },
+                    ..Event::default()
+                },
+            )?;
+            Ok(Ok(()))
+        })
     })
     .await??;
     match res {
-        Ok(()) => Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0))),
+        Ok(()) => {
+            if email_changed {
+                ctx.mail.poke(a.0.tenant.slug());
+            }
+            Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0)))
+        }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
             &form_page(&a, &csrf, Some(u.id.0), p, Some(&u), now, Some(e)),
@@ -386,6 +429,9 @@ async fn action(
     // One's own second factor is switched off with password and code, not as admin.
     if self_action && what == "reset-totp" {
         return Err(IdpError::BadRequest("self".into()));
+    }
+    if guarded(&a, &u) && matches!(what.as_str(), "reset" | "reset-totp") {
+        return Err(IdpError::Forbidden);
     }
     if what == "delete" && form.confirm.as_deref() != Some(u.username.as_str()) {
         return Err(IdpError::BadRequest(
