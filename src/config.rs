@@ -421,6 +421,7 @@ impl Config {
                 max_form_bytes: self.limits.max_form_bytes,
             },
             csrf_exempt,
+            csrf_query_token_paths: Vec::new(),
         }
     }
 

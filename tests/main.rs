@@ -6,6 +6,7 @@
 mod harness;
 mod smtp;
 
+mod at_rest;
 mod browser;
 mod chat;
 mod chat_live;
@@ -14,6 +15,7 @@ mod chat_rooms;
 mod chat_search;
 mod cli;
 mod demo_workspace;
+mod edge_answers;
 mod idp_accounts;
 mod idp_admin;
 mod idp_clients;
