@@ -17,11 +17,8 @@ fn in_database_files(dir: &Path, file: &str, needle: &str) -> Vec<String> {
         .iter()
         .map(|suffix| format!("{file}{suffix}"))
         .filter(|name| {
-            std::fs::read(dir.join(name)).is_ok_and(|bytes| {
-                bytes
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_bytes())
-            })
+            std::fs::read(dir.join(name))
+                .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
         })
         .collect()
 }
@@ -98,7 +95,11 @@ async fn a_delivered_mail_keeps_no_body_and_its_link_is_in_no_database_file() {
     }
 
     // Delivery itself is unharmed: the mailed link opens the setup form.
-    let r = client().get(app.url("praxis-a", &path)).send().await.unwrap();
+    let r = client()
+        .get(app.url("praxis-a", &path))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
@@ -147,7 +148,13 @@ async fn the_data_directory_is_owner_only_and_wider_modes_are_fixed_at_start() {
     // search index) and invites someone (an outbox file: no SMTP configured).
     let anna = app.signed_in("praxis-a", "anna", true).await;
     let r = app
-        .post_form(&anna, "praxis-a", "/chat", "/chat/rooms", &[("name", "Team")])
+        .post_form(
+            &anna,
+            "praxis-a",
+            "/chat",
+            "/chat/rooms",
+            &[("name", "Team")],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let room = r.headers()["location"].to_str().unwrap()["/chat/".len()..].to_owned();

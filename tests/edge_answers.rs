@@ -36,7 +36,10 @@ async fn a_csrf_token_in_the_query_string_is_not_accepted() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(
-        r.text().await.unwrap().contains("Das Formular ist abgelaufen"),
+        r.text()
+            .await
+            .unwrap()
+            .contains("Das Formular ist abgelaufen"),
         "the CSRF page"
     );
     let r = c
@@ -71,7 +74,11 @@ async fn a_known_practices_404_looks_exactly_like_an_unknown_ones() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     let c = raw_client();
-    for path in ["/gibt-es-nicht", "/id/gibt-es-nicht", "/static/x.0000000000.css"] {
+    for path in [
+        "/gibt-es-nicht",
+        "/id/gibt-es-nicht",
+        "/static/x.0000000000.css",
+    ] {
         let known = c.get(app.url("praxis-a", path)).send().await.unwrap();
         assert!(
             known.headers().get("set-cookie").is_none(),
@@ -83,7 +90,11 @@ async fn a_known_practices_404_looks_exactly_like_an_unknown_ones() {
         assert_eq!(known, unknown, "{path}: known and unknown practice differ");
     }
     // A page that exists still sets the cookie its forms need.
-    let r = c.get(app.url("praxis-a", "/id/login")).send().await.unwrap();
+    let r = c
+        .get(app.url("praxis-a", "/id/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("set-cookie").is_some());
 }
@@ -162,9 +173,12 @@ async fn oversized_heads_get_our_431_and_the_parsers_own_answers_carry_nothing()
         many.push_str(&format!("X-H{i}: v\r\n"));
     }
     many.push_str("\r\n");
-    let bad = "GET /id/login HTTP/1.1\r\nHost: praxis-a.localhost\r\nKaputt ohne Doppelpunkt\r\n\r\n";
-    for (what, request, status) in [("too many fields", many.as_str(), 431), ("malformed", bad, 400)]
-    {
+    let bad =
+        "GET /id/login HTTP/1.1\r\nHost: praxis-a.localhost\r\nKaputt ohne Doppelpunkt\r\n\r\n";
+    for (what, request, status) in [
+        ("too many fields", many.as_str(), 431),
+        ("malformed", bad, 400),
+    ] {
         let (code, headers, body) = parse(&raw(app.port, request));
         assert_eq!(code, status, "{what}");
         let names: BTreeSet<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();

@@ -120,8 +120,7 @@ struct Checkpoint {
 /// next call does it).
 pub fn checkpoint_truncate(conn: &mut SqliteConnection) -> Result<bool, DbError> {
     use diesel::RunQueryDsl;
-    let rows: Vec<Checkpoint> =
-        diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(conn)?;
+    let rows: Vec<Checkpoint> = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(conn)?;
     Ok(rows.first().is_some_and(|r| r.busy == 0))
 }
 

@@ -43,7 +43,10 @@ pub fn create_dir(path: &Path) -> io::Result<()> {
 /// Creates a directory and its missing parents, each with mode 0700 (existing ones are
 /// left as they are; [`tighten_tree`] fixes those at start).
 pub fn create_dir_all(path: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(DIR_MODE).create(path)
+    DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
 }
 
 /// Creates a new file with mode 0600 for writing; fails if it exists.
@@ -182,7 +185,10 @@ mod tests {
 
         let mut fixed = tighten_tree(&root).unwrap();
         fixed.sort_by(|a, b| a.path.cmp(&b.path));
-        let seen: Vec<_> = fixed.iter().map(|t| (t.path.clone(), t.was, t.now)).collect();
+        let seen: Vec<_> = fixed
+            .iter()
+            .map(|t| (t.path.clone(), t.was, t.now))
+            .collect();
         assert_eq!(
             seen,
             vec![
@@ -193,6 +199,10 @@ mod tests {
         );
         assert_eq!(mode(&outside), 0o644);
         assert!(tighten_tree(&root).unwrap().is_empty());
-        assert!(tighten_tree(&dir.path().join("missing")).unwrap().is_empty());
+        assert!(
+            tighten_tree(&dir.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -29,9 +29,7 @@ pub enum SecretsError {
         "node key {path} is readable by others (mode {mode:04o}); it must be 0600: chmod 600 {path}"
     )]
     Permissions { path: String, mode: u32 },
-    #[error(
-        "cannot make {path} owner-only ({source}); fix it by hand: chmod -R go-rwx {path}"
-    )]
+    #[error("cannot make {path} owner-only ({source}); fix it by hand: chmod -R go-rwx {path}")]
     DataMode {
         path: String,
         #[source]

@@ -252,7 +252,11 @@ mod tests {
             })
         };
         for secure in [true, false] {
-            let file = if secure { "secure.sqlite" } else { "plain.sqlite" };
+            let file = if secure {
+                "secure.sqlite"
+            } else {
+                "plain.sqlite"
+            };
             let path = dir.path().join(file);
             let mut c = crate::db::open_connection(&path).unwrap();
             c.batch_execute(crate::mail::MAIL_QUEUE_SQL).unwrap();
