@@ -43,6 +43,8 @@ impl From<ProvisionError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // Before anything creates a file: the data directory is owner-only.
+    kollegium_tenants::perms::restrict_umask();
     let cli = Cli::parse();
     let loaded = match Config::load(cli.config.as_deref(), cli.data_dir.as_deref()) {
         Ok(l) => l,

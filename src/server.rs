@@ -10,6 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
+use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
@@ -62,11 +63,14 @@ pub fn mail_kinds() -> Vec<&'static DbKind> {
     vec![&kollegium_idp::IDP_DB, &kollegium_platform::PLATFORM_DB]
 }
 
-/// Opens the node (key, registry) of `config.data_dir`.
+/// Opens the node (key, registry) of `config.data_dir`: owner-only modes for everything
+/// it creates, and wider modes found under it tightened with a warning.
 pub fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<Arc<TenantStore>> {
-    std::fs::create_dir_all(&config.data_dir)
+    perms::restrict_umask();
+    perms::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let node_key = NodeKey::load_or_create(&config.data_dir)?;
+    perms::tighten_data_dir(&config.data_dir)?;
     let store = TenantStore::open(config.store_settings(), Arc::new(node_key), clock)?;
     Ok(Arc::new(store))
 }

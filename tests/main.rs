@@ -6,6 +6,7 @@
 mod harness;
 mod smtp;
 
+mod at_rest;
 mod browser;
 mod chat;
 mod chat_live;
@@ -15,6 +16,7 @@ mod chat_search;
 mod cli;
 mod client_address;
 mod demo_workspace;
+mod edge_answers;
 mod idp_accounts;
 mod idp_admin;
 mod idp_clients;

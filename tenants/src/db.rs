@@ -65,9 +65,14 @@ pub enum DbError {
 
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// Opens one connection with the house pragmas.
+/// Opens one connection with the house pragmas. A missing database file is created with
+/// mode 0600 first (SQLite gives its `-wal` and `-shm` files the main file's mode).
 pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
     let url = path.to_string_lossy();
+    crate::perms::precreate_file(path).map_err(|e| DbError::Open {
+        path: url.to_string(),
+        source: diesel::ConnectionError::BadConnection(e.to_string()),
+    })?;
     let mut conn = SqliteConnection::establish(&url).map_err(|source| DbError::Open {
         path: url.to_string(),
         source,
@@ -87,14 +92,36 @@ pub fn open_connection(path: &Path) -> Result<SqliteConnection, DbError> {
     Ok(conn)
 }
 
-/// Runs every pending embedded migration of `kind` on `conn`.
+/// Runs every pending embedded migration of `kind` on `conn`. After migrations ran, the
+/// write-ahead log is checkpointed and truncated, so rows a migration erased (e.g. mail
+/// bodies) do not linger in old log frames.
 pub fn migrate(conn: &mut SqliteConnection, kind: &DbKind, path: &Path) -> Result<(), DbError> {
-    conn.run_pending_migrations(Borrowed(&kind.migrations))
-        .map(|_| ())
+    let applied = conn
+        .run_pending_migrations(Borrowed(&kind.migrations))
         .map_err(|e| DbError::Migrate {
             path: path.display().to_string(),
             why: e.to_string(),
-        })
+        })?;
+    if !applied.is_empty() {
+        checkpoint_truncate(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Checkpoint {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    busy: i32,
+}
+
+/// Copies the write-ahead log into the database file and truncates the log to zero bytes,
+/// so content overwritten since (purged mail bodies) is in neither file. Waits for readers
+/// up to the busy timeout; `Ok(false)` if the log could not be reset (still in use: the
+/// next call does it).
+pub fn checkpoint_truncate(conn: &mut SqliteConnection) -> Result<bool, DbError> {
+    use diesel::RunQueryDsl;
+    let rows: Vec<Checkpoint> = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(conn)?;
+    Ok(rows.first().is_some_and(|r| r.busy == 0))
 }
 
 /// Counts open SQLite connections node-wide (exported as a metric).

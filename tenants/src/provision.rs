@@ -13,6 +13,7 @@ use diesel::{Connection, SqliteConnection};
 use crate::clock::UnixTime;
 use crate::db::{self, DbError, DbKind};
 use crate::email::{Email, EmailError};
+use crate::perms;
 use crate::registry::{self, Practice, PracticeStatus};
 use crate::secrets::{NodeKey, PracticeSecret, SecretsError, random_token};
 use crate::slug::{Slug, SlugError};
@@ -166,7 +167,7 @@ pub fn create(
         });
     }
     let tenants = node.data_dir.join("tenants");
-    fs::create_dir_all(&tenants).map_err(io(&tenants))?;
+    perms::create_dir_all(&tenants).map_err(io(&tenants))?;
     let final_dir = practice_dir(node.data_dir, slug);
     if final_dir.exists() {
         // A directory without a registry row: never adopt or overwrite it.
@@ -187,10 +188,10 @@ fn build_and_commit(
     staging: &Path,
     final_dir: &Path,
 ) -> Result<ProvisionReport, ProvisionError> {
-    fs::create_dir(staging).map_err(io(staging))?;
+    perms::create_dir(staging).map_err(io(staging))?;
     for sub in ["files", "index", "outbox"] {
         let p = staging.join(sub);
-        fs::create_dir(&p).map_err(io(&p))?;
+        perms::create_dir(&p).map_err(io(&p))?;
     }
     let secret = PracticeSecret::generate();
     secret.store(node.node_key, &input.slug, staging)?;

@@ -29,6 +29,12 @@ pub enum SecretsError {
         "node key {path} is readable by others (mode {mode:04o}); it must be 0600: chmod 600 {path}"
     )]
     Permissions { path: String, mode: u32 },
+    #[error("cannot make {path} owner-only ({source}); fix it by hand: chmod -R go-rwx {path}")]
+    DataMode {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("node key {path} is malformed: {why}")]
     Malformed { path: String, why: &'static str },
     #[error("cannot read or write {path}: {source}")]
@@ -94,7 +100,7 @@ impl NodeKey {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+                crate::perms::create_dir_all(data_dir).map_err(io_err(data_dir))?;
                 let mut key = Zeroizing::new([0u8; 32]);
                 rand::rngs::OsRng.fill_bytes(key.as_mut());
                 let mut file = fs::OpenOptions::new()

@@ -223,7 +223,7 @@ impl TenantStore {
         node_key: Arc<NodeKey>,
         clock: SharedClock,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(settings.data_dir.join("tenants")).map_err(|source| {
+        crate::perms::create_dir_all(&settings.data_dir.join("tenants")).map_err(|source| {
             SecretsError::Io {
                 path: settings.data_dir.display().to_string(),
                 source,

@@ -78,10 +78,11 @@ pub struct LoginQuery {
 /// new one beyond this pushes out that address's oldest instead of adding rows without end.
 pub const MAX_PENDING_PER_ADDRESS: i64 = 50;
 
-/// What a pending sign-in is counted against: the peer's IPv4 address, or the /64 network
-/// of an IPv6 one (what one host usually has to itself).
+/// What a pending sign-in is counted against: the client's IPv4 address, or the /64
+/// network of an IPv6 one (what one host usually has to itself). The client address is the
+/// one the plumbing decided (proxy headers only from `trusted_proxies`).
 fn address_key(req: &HttpRequest) -> String {
-    match req.peer_addr().map(|a| a.ip()) {
+    match kollegium_tenants::web::ClientAddr::of(req).map(|a| a.0) {
         Some(IpAddr::V4(ip)) => ip.to_string(),
         Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
             Some(v4) => v4.to_string(),

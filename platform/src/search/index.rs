@@ -309,7 +309,7 @@ impl ChatIndex {
             if !create {
                 return Ok(None);
             }
-            std::fs::create_dir_all(dir)?;
+            kollegium_tenants::perms::create_dir_all(dir)?;
         }
         let (schema, f) = schema();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;

@@ -1,6 +1,7 @@
 //! The `mail_queue` table of a practice database: enqueue, due mail, delivery outcomes.
 //! Functions take a connection so apps can enqueue inside their own transaction.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use super::schema::mail_queue;
@@ -79,14 +80,38 @@ pub fn next_due(conn: &mut SqliteConnection) -> QueryResult<Option<UnixTime>> {
         .first(conn)
 }
 
+/// Runs `f` with SQLite's `secure_delete` on, so the bytes of content it removes or shrinks
+/// are overwritten with zeros in the database pages instead of lingering as free space.
+/// The connection's setting is restored afterwards (it costs writes, so it is not on for
+/// everything).
+fn securely<T>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    conn.batch_execute("PRAGMA secure_delete = ON")?;
+    let result = f(conn);
+    let restored = conn.batch_execute("PRAGMA secure_delete = OFF");
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
+/// Records a delivery and drops the body: once the relay (or the outbox) has the mail, the
+/// queue keeps only the record (kind, recipient, subject, times, attempts), never the
+/// one-time link the body carried. Checkpoint the database afterwards
+/// ([`crate::db::checkpoint_truncate`]) so the body is not left in the write-ahead log.
 pub fn mark_sent(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult<()> {
-    diesel::update(mail_queue::table.find(id))
-        .set((
-            mail_queue::sent_at.eq(now),
-            mail_queue::attempts.eq(mail_queue::attempts + 1),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    securely(conn, |conn| {
+        diesel::update(mail_queue::table.find(id))
+            .set((
+                mail_queue::sent_at.eq(now),
+                mail_queue::attempts.eq(mail_queue::attempts + 1),
+                mail_queue::body_text.eq(""),
+                mail_queue::body_html.eq(""),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 fn clip(error: &str) -> String {
@@ -110,21 +135,26 @@ pub fn mark_retry(
         .map(|_| ())
 }
 
-/// Gives up on a mail that can never be delivered (kept in the table, not retried).
+/// Gives up on a mail that can never be delivered: the row stays as the record (not
+/// retried), its body is dropped like a delivered one's.
 pub fn mark_failed(
     conn: &mut SqliteConnection,
     id: i64,
     now: UnixTime,
     error: &str,
 ) -> QueryResult<()> {
-    diesel::update(mail_queue::table.find(id))
-        .set((
-            mail_queue::attempts.eq(mail_queue::attempts + 1),
-            mail_queue::failed_at.eq(now),
-            mail_queue::last_error.eq(clip(error)),
-        ))
-        .execute(conn)
-        .map(|_| ())
+    securely(conn, |conn| {
+        diesel::update(mail_queue::table.find(id))
+            .set((
+                mail_queue::attempts.eq(mail_queue::attempts + 1),
+                mail_queue::failed_at.eq(now),
+                mail_queue::last_error.eq(clip(error)),
+                mail_queue::body_text.eq(""),
+                mail_queue::body_html.eq(""),
+            ))
+            .execute(conn)
+            .map(|_| ())
+    })
 }
 
 /// Delay before attempt `attempts + 1` after `attempts` failures: `initial`, doubled per
@@ -137,8 +167,6 @@ pub fn backoff(attempts: i64, initial: i64, max: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use diesel::connection::SimpleConnection;
-
     use super::*;
 
     fn db() -> SqliteConnection {
@@ -179,6 +207,78 @@ mod tests {
         mark_failed(&mut c, a, 170, "bad address").unwrap();
         assert_eq!(next_due(&mut c).unwrap(), None);
         assert!(due(&mut c, 1_000_000, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn delivery_and_giving_up_drop_the_body_a_retry_keeps_it() {
+        let mut c = db();
+        let (a, b) = (
+            enqueue(&mut c, 100, &mail()).unwrap(),
+            enqueue(&mut c, 100, &mail()).unwrap(),
+        );
+        let body = |c: &mut SqliteConnection, id: i64| -> (String, String) {
+            mail_queue::table
+                .find(id)
+                .select((mail_queue::body_text, mail_queue::body_html))
+                .first(c)
+                .unwrap()
+        };
+        mark_retry(&mut c, a, 160, "relay down").unwrap();
+        assert_eq!(body(&mut c, a), ("t".into(), "<p>h</p>".into()));
+        mark_sent(&mut c, a, 170).unwrap();
+        assert_eq!(body(&mut c, a), (String::new(), String::new()));
+        mark_failed(&mut c, b, 170, "bad address").unwrap();
+        assert_eq!(body(&mut c, b), (String::new(), String::new()));
+        // The record stays.
+        let kinds: Vec<String> = mail_queue::table
+            .select(mail_queue::kind)
+            .load(&mut c)
+            .unwrap();
+        assert_eq!(kinds.len(), 2);
+    }
+
+    /// The bytes of a delivered body are in neither the database file nor its WAL once the
+    /// database is checkpointed; an update without `secure_delete` would leave them.
+    #[test]
+    fn a_delivered_body_leaves_no_bytes_in_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = "https://praxis-a.example/id/setup/Zm9vYmFyLXNlY3JldC10b2tlbg";
+        let text = format!("Guten Tag,\n{link}\n{}", "Lorem ipsum. ".repeat(400));
+        let html = format!("<a href=\"{link}\">{link}</a>");
+        let contains = |dir: &std::path::Path, file: &str| {
+            ["", "-wal", "-shm"].iter().any(|suffix| {
+                std::fs::read(dir.join(format!("{file}{suffix}")))
+                    .is_ok_and(|b| b.windows(link.len()).any(|w| w == link.as_bytes()))
+            })
+        };
+        for secure in [true, false] {
+            let file = if secure {
+                "secure.sqlite"
+            } else {
+                "plain.sqlite"
+            };
+            let path = dir.path().join(file);
+            let mut c = crate::db::open_connection(&path).unwrap();
+            c.batch_execute(crate::mail::MAIL_QUEUE_SQL).unwrap();
+            let m = NewMail {
+                text: &text,
+                html: &html,
+                ..mail()
+            };
+            let id = enqueue(&mut c, 100, &m).unwrap();
+            crate::db::checkpoint_truncate(&mut c).unwrap();
+            assert!(contains(dir.path(), file), "the queued body is stored");
+            if secure {
+                mark_sent(&mut c, id, 101).unwrap();
+            } else {
+                diesel::update(mail_queue::table.find(id))
+                    .set((mail_queue::body_text.eq(""), mail_queue::body_html.eq("")))
+                    .execute(&mut c)
+                    .unwrap();
+            }
+            assert!(crate::db::checkpoint_truncate(&mut c).unwrap());
+            assert_eq!(contains(dir.path(), file), !secure, "{file}");
+        }
     }
 
     #[test]

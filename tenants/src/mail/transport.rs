@@ -282,14 +282,12 @@ pub fn write_outbox(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Delivery
         let path = path.display().to_string();
         move |source| DeliveryError::Outbox { path, source }
     };
-    fs::create_dir_all(dir).map_err(err(dir))?;
+    crate::perms::create_dir_all(dir).map_err(err(dir))?;
     let target = dir.join(format!("{name}.eml"));
     let tmp = dir.join(format!(".tmp-{name}-{}", random_token(6)));
     let written = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        // Owner-only: an outbox file is the delivered mail, links included.
+        let mut f = crate::perms::create_new_file(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, &target)?;

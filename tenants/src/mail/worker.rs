@@ -283,19 +283,37 @@ async fn deliver_practice(ctx: &Ctx, slug: &str) -> Result<Option<UnixTime>, Wor
     }
     let mut full = false;
     let read: Vec<&'static DbKind> = due.iter().map(|(kind, _)| *kind).collect();
-    for (kind, mails) in due {
+    let mut handled: Vec<&'static DbKind> = Vec::new();
+    let mut stopped = false;
+    'kinds: for (kind, mails) in due {
         full |= mails.len() as i64 >= ctx.settings.batch;
+        if !mails.is_empty() {
+            handled.push(kind);
+        }
         for mail in mails {
             if ctx.stopping.load(Ordering::SeqCst) {
-                return Ok(Some(now));
+                stopped = true;
+                break 'kinds;
             }
             deliver_one(ctx, &tenant, kind, mail).await?;
         }
     }
-    if full {
-        return Ok(Some(now));
-    }
+    let slug = tenant.slug().to_string();
     blocking(move || {
+        // Delivered bodies were overwritten in the database pages; the write-ahead log
+        // still holds the pages as they were until it is checkpointed and truncated.
+        for kind in handled {
+            match db::checkpoint_truncate(&mut *tenant.conn(kind)?) {
+                Ok(true) => {}
+                Ok(false) => tracing::debug!(practice = %slug, db = kind.name,
+                    "write-ahead log in use; truncated after the next delivery"),
+                Err(e) => tracing::warn!(practice = %slug, db = kind.name, error = %e,
+                    "checkpoint after mail delivery failed"),
+            }
+        }
+        if stopped || full {
+            return Ok(Some(now));
+        }
         let mut next = later;
         for kind in read {
             next = earliest(next, queue::next_due(&mut *tenant.conn(kind)?)?);

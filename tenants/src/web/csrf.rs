@@ -4,13 +4,14 @@
 //! send back is `HMAC(practice csrf key, cookie value)`, so it can neither be forged
 //! without the practice secret nor carried from one practice to another. A state-changing
 //! request (anything but GET/HEAD/OPTIONS) must carry the token in the `X-CSRF-Token`
-//! header, the `csrf_token` form field, or (for multipart uploads) the `csrf_token` query
-//! parameter, and, if it sends an `Origin`, that must be the practice's own origin.
+//! header or the `csrf_token` form field, and, if it sends an `Origin`, that must be the
+//! practice's own origin. The `csrf_token` query parameter counts only on the paths listed
+//! in [`super::WebSettings::csrf_query_token_paths`] (multipart uploads; none today).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::{Method, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -111,7 +112,10 @@ pub(super) async fn protect(
             .get(HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| query_token(req.query_string()));
+            .or_else(|| {
+                let opted_in = ctx.settings.csrf_query_token_paths.contains(&req.path());
+                opted_in.then(|| query_token(req.query_string())).flatten()
+            });
         let is_form = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -144,7 +148,9 @@ pub(super) async fn protect(
         }
     }
     let mut res = next.call(req).await?.map_into_boxed_body();
-    if fresh {
+    // No cookie on a 404: an unknown practice's 404 has none, so a known practice's must
+    // not either, or the cookie would tell which practices exist.
+    if fresh && res.status() != StatusCode::NOT_FOUND {
         let cookie = Cookie::build(name, cookie_value)
             .path("/")
             .http_only(true)

@@ -24,6 +24,23 @@ magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()";
 /// Request-id carrying span field and response header.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// Largest request head (request line and header fields) answered by the application; a
+/// larger one gets our 431 page with every security header. actix's HTTP/1 parser refuses
+/// heads over 128 KiB or with more than 96 fields itself, before any middleware, with a
+/// bare 431 (see ARCHITECTURE.md, "Security decisions"); this limit is well below that, so
+/// oversized heads a browser can actually send (cookie bloat) get our answer.
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// Size of the request head as sent (approximately: request line plus `name: value\r\n`).
+fn head_bytes(req: &ServiceRequest) -> usize {
+    let uri = req.uri();
+    let target = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    let line = req.method().as_str().len() + target + 12;
+    req.headers()
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
+}
+
 pub async fn plumbing(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -43,7 +60,14 @@ pub async fn plumbing(
     let max = ctx
         .as_ref()
         .map_or(usize::MAX, |c| c.settings.limits.max_body_bytes) as u64;
-    let mut res = if declared.is_some_and(|n| n > max) {
+    let mut res = if head_bytes(&req) > MAX_HEAD_BYTES {
+        let page = if json {
+            json_error(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        } else {
+            ErrorPage::new(431).response()
+        };
+        req.into_response(page)
+    } else if declared.is_some_and(|n| n > max) {
         // Refuse before reading a byte of the body.
         let page = if json {
             json_error(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE)

@@ -74,6 +74,11 @@ pub struct WebSettings {
     pub csrf_exempt: Vec<&'static str>,
     /// Peers whose `X-Forwarded-For`/`Forwarded` name the client (see [`client_addr`]).
     pub trusted_proxies: TrustedProxies,
+    /// Paths (exact) where the CSRF token may come in the `csrf_token` query parameter: an
+    /// opt-in for multipart uploads, whose body the CSRF check does not read. Everywhere else
+    /// a token in the query is ignored (URLs end up in logs, history and `Referer`). No
+    /// route needs it today: empty.
+    pub csrf_query_token_paths: Vec<&'static str>,
 }
 
 impl WebSettings {

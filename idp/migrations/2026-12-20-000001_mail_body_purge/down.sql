@@ -1,0 +1,2 @@
+-- Purged bodies cannot be restored; nothing to undo.
+SELECT 1;
