@@ -607,7 +607,9 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         }
         let exchange = conn.immediate_transaction(|conn| match grant_type.as_deref() {
             Some("authorization_code") => code_grant(conn, &m, &client, &p, settings),
-            Some("refresh_token") => refresh_grant(conn, &m, &client, &p, settings).map(Exchange::Tokens),
+            Some("refresh_token") => {
+                refresh_grant(conn, &m, &client, &p, settings).map(Exchange::Tokens)
+            }
             Some("client_credentials") => {
                 client_credentials(conn, &m, &client, &p).map(Exchange::Tokens)
             }
