@@ -19,6 +19,7 @@ pub mod group_commit;
 pub mod http;
 pub mod kv;
 pub mod mail;
+pub mod prepared;
 pub mod provision;
 pub mod registry;
 pub mod secrets;
