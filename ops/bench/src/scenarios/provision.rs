@@ -3,12 +3,15 @@
 
 use serde_json::json;
 
+use crate::conditions::Conditions;
 use crate::fixtures::{self, Node};
-use crate::report::Report;
+use crate::report::{Goal, Report};
 use crate::server::{Listen, Workdir};
 use crate::stats::Samples;
 
 const DEFAULT_COUNT: usize = 200;
+/// Goal: median time to create a practice (its RSA key made with `aws-lc-rs`).
+const P50_GOAL_MS: f64 = 60.0;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,7 +20,7 @@ pub struct Args {
     pub count: usize,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<Report> {
+pub fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     let loadavg_before = super::loadavg();
     let workdir = Workdir::new()?;
@@ -29,12 +32,14 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         workdir.data_dir().display()
     );
     let mut samples = Samples::with_capacity(args.count);
+    let before = cond.before("the creations");
     for i in 0..args.count {
         samples.push(node.create(&fixtures::slug(i))?);
         if (i + 1) % 50 == 0 {
             println!("  {} created", i + 1);
         }
     }
+    cond.after("the creations", &before);
     let summary = samples
         .summary()
         .ok_or_else(|| anyhow::anyhow!("no samples"))?;
@@ -64,5 +69,11 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         "loadavg_before": loadavg_before,
     });
     let variant = (args.count != DEFAULT_COUNT).then(|| format!("count-{}", args.count));
-    Ok(Report::new("provision", method, figures, Vec::new()).variant(variant))
+    let goals = vec![Goal::at_most(
+        "create a practice, p50",
+        summary.p50_ms,
+        P50_GOAL_MS,
+        "ms",
+    )];
+    Ok(Report::new("provision", method, figures, goals).variant(variant))
 }
