@@ -23,7 +23,7 @@ use super::Op;
 use super::client_auth::{authenticate, form, presented};
 use super::clients::{Client, DIRECTORY_SCOPE};
 use super::errors::OAuthError;
-use super::mint::{Mint, Subject, mint};
+use super::mint::{Mint, Minted, Subject, mint};
 use super::params::Params;
 use crate::IDP_DB;
 use crate::events::{self, Event};
@@ -116,7 +116,7 @@ fn code_grant(
     client: &Client,
     p: &Params,
     refresh_ttl: i64,
-) -> OResult<Value> {
+) -> OResult<Minted> {
     let code = p
         .get("code")
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -321,7 +321,7 @@ fn refresh_grant(
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
-) -> OResult<Value> {
+) -> OResult<Minted> {
     let token = p
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
@@ -422,7 +422,7 @@ fn client_credentials(
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
-) -> OResult<Value> {
+) -> OResult<Minted> {
     if !client.confidential {
         return Err(OAuthError::unauthorized_client(
             "client_credentials needs a confidential client",
@@ -491,7 +491,6 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         let settings = &op2.state.settings;
         let m = Mint {
             issuer: &issuer,
-            signer: &signer,
             now,
             access_ttl: settings.access_token_ttl_secs,
             id_ttl: settings.id_token_ttl_secs,
@@ -502,7 +501,7 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         if detect_reuse(&mut conn, &client, grant_type.as_deref(), &p, now)? {
             return Err(OAuthError::invalid_grant("invalid, expired or used grant"));
         }
-        conn.immediate_transaction(|conn| match grant_type.as_deref() {
+        let minted = conn.immediate_transaction(|conn| match grant_type.as_deref() {
             Some("authorization_code") => code_grant(conn, &m, &client, &p, refresh_ttl),
             Some("refresh_token") => refresh_grant(conn, &m, &client, &p),
             Some("client_credentials") => client_credentials(conn, &m, &client, &p),
@@ -512,7 +511,9 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
                 "unsupported grant_type",
             )),
             None => Err(OAuthError::invalid_request("grant_type is required")),
-        })
+        })?;
+        // Signed after the commit: the practice's database is not locked while RSA signs.
+        minted.sign(&signer)
     })
     .await??;
     Ok(HttpResponse::Ok()
