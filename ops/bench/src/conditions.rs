@@ -383,11 +383,13 @@ impl Conditions {
         after
     }
 
-    /// Probes now, runs `phase`, probes again and records both baselines.
-    pub async fn around<T>(&self, phase: &str, f: impl Future<Output = T>) -> T {
+    /// Probes now, runs `phase`, probes again and records the CPU baseline only (for phases
+    /// judged per CPU-second, which the disk's speed does not move).
+    pub async fn around_cpu<T>(&self, phase: &str, f: impl Future<Output = T>) -> T {
         let before = self.before(phase);
         let out = f.await;
-        self.after(phase, &before);
+        let after = self.probe(format!("after {phase}"));
+        self.compare_cpu(phase, &before, &after);
         out
     }
 

@@ -362,7 +362,7 @@ async fn measure(
             practices.len()
         );
         let (authorize, exchange, refresh) = cond
-            .around(
+            .around_cpu(
                 &format!("the {} group", g.name),
                 measure_group(server, args, &mut clients),
             )
