@@ -11,7 +11,8 @@
 //!   1-minute load average, which includes it, is recorded beside it),
 //! - steal time exceeded 5 % of the CPU time of the run (`/proc/stat`), or
 //! - a baseline measured right before and right after a phase (CPU probe, fsync probe, or a
-//!   scenario's own, such as the raw hash rate) differs by more than 10 %.
+//!   scenario's own, such as the raw hash rate) differs by more than 10 % (fsync medians
+//!   under 1 ms count as 1 ms: below that the probe's own noise is larger).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,10 @@ use sha2::{Digest, Sha256};
 pub const STEAL_LIMIT: f64 = 0.05;
 /// A baseline that moved more than this between before and after a phase makes a run busy.
 pub const BASELINE_LIMIT: f64 = 0.10;
+/// fsync medians below this count as this much when compared: on a quiet machine the same
+/// disk's sub-millisecond median moves by 20-60 % from one probe to the next (0.14-0.23 ms),
+/// while the swings that decide a latency figure are of whole milliseconds.
+pub const FSYNC_FLOOR_MS: f64 = 1.0;
 /// Interval of the load sampler.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 /// fsyncs per probe.
@@ -32,7 +37,7 @@ const FSYNC_PROBE_N: usize = 60;
 /// Bytes appended before each fsync (a WAL frame of a small commit is about this size).
 const FSYNC_PROBE_BYTES: usize = 4096;
 /// Units of fixed CPU work per probe; the probe reports the median time of one.
-const CPU_PROBE_UNITS: usize = 7;
+const CPU_PROBE_UNITS: usize = 15;
 /// SHA-256 input per unit of CPU work.
 const CPU_PROBE_BYTES: usize = 1 << 20;
 
@@ -363,10 +368,15 @@ impl Conditions {
         );
     }
 
-    /// Records the fsync probes around a phase as a baseline (median fsync).
+    /// Records the fsync probes around a phase as a baseline (median fsync, at least
+    /// [`FSYNC_FLOOR_MS`]).
     pub fn compare_disk(&self, phase: &str, before: &Probe, after: &Probe) {
         if let (Some(a), Some(b)) = (before.fsync, after.fsync) {
-            self.baseline(format!("fsync p50 around {phase} (ms)"), a.p50_ms, b.p50_ms);
+            self.baseline(
+                format!("fsync p50 around {phase} (ms, at least {FSYNC_FLOOR_MS})"),
+                a.p50_ms.max(FSYNC_FLOOR_MS),
+                b.p50_ms.max(FSYNC_FLOOR_MS),
+            );
         }
     }
 
