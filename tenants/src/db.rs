@@ -331,10 +331,30 @@ where
         .map_err(E::from)?
         .is_some();
     if nested {
-        conn.transaction(f)
+        savepoint(conn, f)?
     } else {
         conn.immediate_transaction(f)
     }
+}
+
+/// Runs `f` in a savepoint of the transaction `conn` is in; if `f` fails, its changes are
+/// rolled back. The savepoint statements are prepared once per connection (diesel's own
+/// savepoints are SQL text, parsed on every use). The outer error means the savepoint could
+/// not be set, released or rolled back: the transaction's state is unknown, and it must not
+/// be committed.
+pub fn savepoint<T, E>(
+    conn: &mut SqliteConnection,
+    f: impl FnOnce(&mut SqliteConnection) -> Result<T, E>,
+) -> Result<Result<T, E>, diesel::result::Error> {
+    use crate::prepared::{Prepared, Release, RollbackTo, Savepoint};
+    use diesel::RunQueryDsl;
+    Prepared::<Savepoint, 0>::new([]).execute(conn)?;
+    let result = f(conn);
+    if result.is_err() {
+        Prepared::<RollbackTo, 0>::new([]).execute(conn)?;
+    }
+    Prepared::<Release, 0>::new([]).execute(conn)?;
+    Ok(result)
 }
 
 impl Drop for PooledConn {

@@ -4,9 +4,11 @@
 //! Each database pool has at most one writer thread. A job queued while the writer is
 //! busy waits for the next batch; the writer takes everything queued (up to
 //! [`MAX_BATCH`]), opens `BEGIN IMMEDIATE`, runs every job in a savepoint of its own (a
-//! job that fails rolls back only itself), commits, and only then answers the jobs: a job
-//! reports success only once its change is durable. If the commit fails, every job of the
-//! batch gets the error. The writer ends after [`LINGER`] without work.
+//! job that fails rolls back only itself; the savepoint statements are prepared once per
+//! connection, see [`crate::db::savepoint`]), commits, and only then answers the jobs: a
+//! job reports success only once its change is durable. If the commit fails, every job of
+//! the batch gets the error. The writer ends after [`LINGER`] without work. The sizes of
+//! the batches are counted in [`BATCH_SIZES`] (`/metrics`).
 //!
 //! SQLite allows one writer per database anyway; queuing the writers here instead of in
 //! SQLite's busy handler (which sleeps in steps of milliseconds) also keeps their latency
@@ -17,10 +19,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-use diesel::{Connection, SqliteConnection};
+use diesel::SqliteConnection;
 use tokio::sync::oneshot;
 
 use crate::db::DbPool;
+use crate::web::metrics::Histogram;
+
+/// Jobs per batch, node-wide (every database), exported as
+/// `kollegium_group_commit_batch_size` on the operator listener.
+pub static BATCH_SIZES: Histogram<9> = Histogram::new([1, 2, 4, 8, 16, 32, 64, 128, 256]);
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -45,8 +52,12 @@ pub enum WriteError<E> {
 
 /// A queued job before it ran.
 trait Pending: Send {
-    /// Runs the job in a savepoint of the batch's transaction.
-    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> Box<dyn Finished>;
+    /// Runs the job in a savepoint of the batch's transaction. The error says the savepoint
+    /// could not be managed: the batch must not commit.
+    fn run(
+        self: Box<Self>,
+        conn: &mut SqliteConnection,
+    ) -> (Box<dyn Finished>, Option<diesel::result::Error>);
     /// The batch could not start: answers with the error.
     fn fail(self: Box<Self>, why: &str);
 }
@@ -72,11 +83,19 @@ where
     T: Send + 'static,
     E: From<diesel::result::Error> + Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &mut SqliteConnection) -> Box<dyn Finished> {
+    fn run(
+        self: Box<Self>,
+        conn: &mut SqliteConnection,
+    ) -> (Box<dyn Finished>, Option<diesel::result::Error>) {
         let Job { f, tx } = *self;
-        // Nested in the batch's transaction, so this is a savepoint.
-        let result = conn.transaction(f);
-        Box::new(Done { result, tx })
+        match crate::db::savepoint(conn, f) {
+            Ok(result) => (Box::new(Done { result, tx }), None),
+            Err(broken) => {
+                // The job's answer is the batch's failure (it will not commit).
+                let result = Err(E::from(diesel::result::Error::RollbackTransaction));
+                (Box::new(Done { result, tx }), Some(broken))
+            }
+        }
     }
 
     fn fail(self: Box<Self>, why: &str) {
@@ -200,12 +219,21 @@ fn writer(queue: &WriteQueue, weak: &Weak<DbPool>) {
         };
         let mut finished: Vec<Box<dyn Finished>> = Vec::with_capacity(batch.len());
         let began = std::time::Instant::now();
+        BATCH_SIZES.observe(batch.len() as u64);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             conn.immediate_transaction(|c| {
+                let mut broken = None;
                 for job in batch {
-                    finished.push(job.run(c));
+                    if broken.is_some() {
+                        // The batch rolls back anyway: answer without running.
+                        job.fail("database write failed: the batch was rolled back");
+                        continue;
+                    }
+                    let (done, error) = job.run(c);
+                    finished.push(done);
+                    broken = error;
                 }
-                Ok::<_, diesel::result::Error>(())
+                broken.map_or(Ok(()), Err)
             })
         }));
         match outcome {
@@ -489,6 +517,42 @@ mod tests {
         drop(held);
         assert_eq!(pool.in_use(), 0);
         assert_eq!(rows(&pool), 6);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn savepoints_are_prepared_once_and_batch_sizes_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir);
+        // The pool's only open connection: the writer will use it.
+        let rec = {
+            let mut c = pool.get().unwrap();
+            crate::prepared::tests::Recorder::attach(&mut c)
+        };
+        let before = BATCH_SIZES.count();
+        for v in 0..5 {
+            // A job that nests a write transaction, as chat posts do.
+            write(&pool, move |c: &mut SqliteConnection| {
+                crate::db::write_transaction(c, insert(v, 1))
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(rows(&pool), 5);
+        assert_eq!(
+            rec.counts("SAVEPOINT kollegium_job"),
+            (10, 1),
+            "two savepoints per job, prepared once"
+        );
+        assert_eq!(rec.counts("RELEASE kollegium_job"), (10, 1));
+        assert_eq!(
+            rec.counts("SAVEPOINT diesel"),
+            (0, 0),
+            "no savepoint as text"
+        );
+        assert!(BATCH_SIZES.count() >= before + 5);
+        let mut text = String::new();
+        BATCH_SIZES.render(&mut text, "b", "h");
+        assert!(text.contains("b_bucket{le=\"1\"}"), "{text}");
     }
 
     #[tokio::test]

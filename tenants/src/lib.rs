@@ -20,6 +20,7 @@ pub mod http;
 pub mod kv;
 pub mod mail;
 pub mod perms;
+pub mod prepared;
 pub mod provision;
 pub mod registry;
 pub mod secrets;

@@ -28,7 +28,7 @@ use super::Op;
 use super::client_auth::{authenticate, form, presented};
 use super::clients::{Client, DIRECTORY_SCOPE};
 use super::errors::OAuthError;
-use super::mint::{Mint, Subject, mint};
+use super::mint::{Mint, Minted, Subject, mint};
 use super::params::Params;
 use crate::IDP_DB;
 use crate::events::{self, Event};
@@ -176,7 +176,7 @@ struct CodeRow {
 /// How an exchange inside the token transaction ends: tokens, or a refusal whose writes
 /// are kept (a code burnt by a failed PKCE check), where any other error rolls back.
 enum Exchange {
-    Tokens(Value),
+    Tokens(Minted),
     Burnt(OAuthError),
 }
 
@@ -421,7 +421,7 @@ fn refresh_grant(
     client: &Client,
     p: &Params,
     settings: &IdpSettings,
-) -> OResult<Value> {
+) -> OResult<Minted> {
     let token = p
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
@@ -526,7 +526,7 @@ fn client_credentials(
     m: &Mint<'_>,
     client: &Client,
     p: &Params,
-) -> OResult<Value> {
+) -> OResult<Minted> {
     if !client.confidential {
         return Err(OAuthError::unauthorized_client(
             "client_credentials needs a confidential client",
@@ -595,7 +595,6 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
         let settings = &op2.state.settings;
         let m = Mint {
             issuer: &issuer,
-            signer: &signer,
             now,
             access_ttl: settings.access_token_ttl_secs,
             id_ttl: settings.id_token_ttl_secs,
@@ -620,8 +619,9 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
             )),
             None => Err(OAuthError::invalid_request("grant_type is required")),
         })?;
+        // Signed after the commit: the practice's database is not locked while RSA signs.
         match exchange {
-            Exchange::Tokens(v) => Ok(v),
+            Exchange::Tokens(minted) => minted.sign(&signer),
             Exchange::Burnt(e) => Err(e),
         }
     })

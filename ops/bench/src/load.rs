@@ -139,13 +139,30 @@ impl Phase {
     /// Summarises `records` of a window from `start` to `end`: operations finishing after
     /// `end` (in flight at the deadline) are not counted.
     pub fn of(records: &[Record], start: Instant, end: Instant, cpu: CpuUse) -> Self {
+        let window_s = end.duration_since(start).as_secs_f64();
+        Self::summarise(records, |at| at <= end, window_s, cpu)
+    }
+
+    /// Summarises `records` of work that was let finish (slices run until their deadline and
+    /// then until the operations in flight are done): every completed operation counts, and
+    /// the window is the metered wall time.
+    pub fn complete(records: &[Record], cpu: CpuUse) -> Self {
+        Self::summarise(records, |_| true, cpu.wall_s, cpu)
+    }
+
+    fn summarise(
+        records: &[Record],
+        counts: impl Fn(Instant) -> bool,
+        window_s: f64,
+        cpu: CpuUse,
+    ) -> Self {
         let mut latency = Samples::default();
         let mut parts = Grouped::default();
         let mut failure_reasons = BTreeMap::new();
         let mut completed = 0;
         for r in records {
             for (at, took) in &r.done {
-                if *at <= end {
+                if counts(*at) {
                     completed += 1;
                     latency.push(*took);
                 }
@@ -155,7 +172,6 @@ impl Phase {
                 *failure_reasons.entry(f.clone()).or_insert(0) += 1;
             }
         }
-        let window_s = end.duration_since(start).as_secs_f64();
         Self {
             clients: records.len(),
             completed,

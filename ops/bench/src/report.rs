@@ -1,10 +1,11 @@
-//! Machine facts, goals and the JSON results file (`bench-results/<scenario>.json`).
+//! Machine facts, goals and the results of one run (see `repeat` for the results file).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use kollegium_tenants::{Clock, SystemClock, clock};
 use serde::Serialize;
+
+use crate::conditions::ConditionsReport;
 
 /// The workspace root (where `bench-results/` and `BENCHMARKS.md` live).
 pub fn workspace_root() -> PathBuf {
@@ -59,44 +60,68 @@ pub fn proc_kb(text: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
+/// Which side of its limit a figure must stay on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    AtMost,
+    AtLeast,
+}
+
 /// A goal from the design and whether the measured figure meets it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Goal {
     pub name: String,
     pub goal: String,
+    pub limit: f64,
+    pub direction: Direction,
     pub value: f64,
     pub unit: &'static str,
     pub met: bool,
 }
 
 impl Goal {
-    pub fn at_most(name: impl Into<String>, value: f64, limit: f64, unit: &'static str) -> Self {
-        Self {
-            name: name.into(),
-            goal: format!("<= {limit} {unit}"),
+    fn new(name: String, direction: Direction, value: f64, limit: f64, unit: &'static str) -> Self {
+        let sign = match direction {
+            Direction::AtMost => "<=",
+            Direction::AtLeast => ">=",
+        };
+        let mut g = Self {
+            goal: format!("{sign} {limit} {unit}").trim_end().to_owned(),
+            name,
+            limit,
+            direction,
             value,
             unit,
-            met: value <= limit,
-        }
+            met: false,
+        };
+        g.met = g.meets(value);
+        g
+    }
+
+    pub fn at_most(name: impl Into<String>, value: f64, limit: f64, unit: &'static str) -> Self {
+        Self::new(name.into(), Direction::AtMost, value, limit, unit)
     }
 
     pub fn at_least(name: impl Into<String>, value: f64, limit: f64, unit: &'static str) -> Self {
-        Self {
-            name: name.into(),
-            goal: format!(">= {limit} {unit}"),
-            value,
-            unit,
-            met: value >= limit,
+        Self::new(name.into(), Direction::AtLeast, value, limit, unit)
+    }
+
+    /// Whether `value` meets this goal (NaN never does).
+    pub fn meets(&self, value: f64) -> bool {
+        match self.direction {
+            Direction::AtMost => value <= self.limit,
+            Direction::AtLeast => value >= self.limit,
         }
     }
 }
 
 impl std::fmt::Display for Goal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verdict = if self.met { "met" } else { "NOT MET" };
+        let verdict = if self.met { "met" } else { "not met" };
         write!(
             f,
-            "{}: {:.2} {} (goal {}) — {verdict}",
+            "{}: {:.2} {} (goal {}) — {verdict} in this run",
             self.name, self.value, self.unit, self.goal
         )
     }
@@ -119,6 +144,8 @@ pub struct Report {
     pub method: String,
     pub figures: serde_json::Value,
     pub goals: Vec<Goal>,
+    /// The machine's state during the run (steal, load, probes, baselines).
+    pub conditions: Option<ConditionsReport>,
 }
 
 impl Report {
@@ -145,6 +172,7 @@ impl Report {
             method,
             figures,
             goals,
+            conditions: None,
         }
     }
 
@@ -154,35 +182,21 @@ impl Report {
         self
     }
 
-    /// Prints the goals and writes the JSON file; returns its path.
-    pub fn finish(&self) -> anyhow::Result<PathBuf> {
+    /// Prints this run's goals and the machine's conditions.
+    pub fn print_run(&self) {
         if !self.goals.is_empty() {
-            println!("\nGoals:");
+            println!("\nGoals (this run):");
             for g in &self.goals {
                 println!("  {g}");
             }
         }
-        let dir = workspace_root().join("bench-results");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let name = match &self.variant {
-            Some(v) => format!("{}-{v}.json", self.scenario),
-            None => format!("{}.json", self.scenario),
-        };
-        let path = dir.join(name);
-        let json = serde_json::to_string_pretty(self)?;
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!(
-            "\nMachine: {} × {}",
-            self.machine.nproc, self.machine.cpu_model
-        );
-        println!("Results written to {}", path.display());
-        Ok(path)
+        if let Some(c) = &self.conditions {
+            println!("Machine during this run: {}", c.line());
+        }
     }
 }
 
-fn git(args: &[&str]) -> Option<String> {
+pub fn git(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(workspace_root())

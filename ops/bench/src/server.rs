@@ -69,6 +69,16 @@ impl Drop for Workdir {
 /// For the same reason the variables `cargo run` sets for the driver (`CARGO_PKG_NAME`,
 /// `CARGO_MANIFEST_DIR`, ...) are removed: `ring`'s build script reruns when they change.
 pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
+    // Once per driver process: the runs of `--repeat` use the same binary.
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(path) = BUILT.get() {
+        return Ok(path.clone());
+    }
+    let path = build().await?;
+    Ok(BUILT.get_or_init(|| path).clone())
+}
+
+async fn build() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     println!(
         "Building the server: cargo build --release -p kollegium -p kollegium-bench --bin kollegium"
@@ -120,6 +130,44 @@ pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
         .context("cargo did not report the kollegium executable")
 }
 
+/// The longest wait for the quiet point.
+pub const QUIET_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn new_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// TCP connections (IPv4) from or to one of `ports`, in any state that still holds a
+/// socket open (all but LISTEN, TIME_WAIT and CLOSE).
+fn open_connections(ports: &[u16]) -> usize {
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    count_connections(&text, ports)
+}
+
+fn count_connections(text: &str, ports: &[u16]) -> usize {
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    text.lines()
+        .skip(1)
+        .filter(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(state)) = (f.get(1), f.get(2), f.get(3)) else {
+                return false;
+            };
+            let ours = [local, remote]
+                .iter()
+                .any(|a| port(a).is_some_and(|p| ports.contains(&p)));
+            ours && !matches!(*state, "0A" | "06" | "07")
+        })
+        .count()
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; the server binds it soon after).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -165,7 +213,8 @@ pub struct ServerProcess {
     pid: u32,
     pub addr: SocketAddr,
     pub operator_addr: SocketAddr,
-    client: reqwest::Client,
+    /// Replaced by [`ServerProcess::quiet_point`], which closes the driver's connections.
+    client: std::sync::Mutex<reqwest::Client>,
     log: PathBuf,
 }
 
@@ -211,17 +260,12 @@ impl ServerProcess {
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let pid = child.id().context("server exited at once")?;
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()?;
         let mut server = Self {
             child,
             pid,
             addr,
             operator_addr,
-            client,
+            client: std::sync::Mutex::new(new_client()?),
             log,
         };
         server.wait_healthy().await?;
@@ -231,6 +275,7 @@ impl ServerProcess {
     async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let url = format!("http://{}/healthz", self.operator_addr);
         let deadline = Instant::now() + START_TIMEOUT;
+        let client = self.client();
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
                 bail!(
@@ -238,7 +283,7 @@ impl ServerProcess {
                     self.log_tail()
                 );
             }
-            if let Ok(r) = self.client.get(&url).send().await
+            if let Ok(r) = client.get(&url).send().await
                 && r.status() == StatusCode::OK
             {
                 return Ok(());
@@ -263,15 +308,42 @@ impl ServerProcess {
     }
 
     /// Client for the main listener: no proxy, no automatic redirects.
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    pub fn client(&self) -> reqwest::Client {
+        match self.client.lock() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The defined quiet point for reading memory: closes the driver's connections (a new
+    /// client replaces the old one), then waits until at least `min_wait` has passed (the
+    /// server's keep-alive timeout, after which it also drops the idle connections of its
+    /// own calls to itself) and no TCP connection to either listener of the server is left
+    /// (`/proc/net/tcp`). Returns the wait and the connections still open if it gave up
+    /// after [`QUIET_TIMEOUT`].
+    pub async fn quiet_point(&self, min_wait: Duration) -> anyhow::Result<(Duration, usize)> {
+        let fresh = new_client()?;
+        match self.client.lock() {
+            Ok(mut c) => *c = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        let started = Instant::now();
+        tokio::time::sleep(min_wait).await;
+        let ports = [self.addr.port(), self.operator_addr.port()];
+        loop {
+            let open = open_connections(&ports);
+            if open == 0 || started.elapsed() >= QUIET_TIMEOUT {
+                return Ok((started.elapsed(), open));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// The plain gauges of the operator `/metrics` (lines without labels).
     pub async fn gauges(&self) -> anyhow::Result<BTreeMap<String, f64>> {
         let url = format!("http://{}/metrics", self.operator_addr);
         let text = self
-            .client
+            .client()
             .get(&url)
             .send()
             .await?
@@ -362,5 +434,24 @@ impl ServerProcess {
                 bail!("server did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_open_connections_of_the_server_ports() {
+        // 0x1F90 = 8080 (listening, one established pair, one TIME_WAIT), 0x0016 = 22.
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n\
+   1: 0100007F:1F90 0100007F:C000 01 00000000:00000000\n\
+   2: 0100007F:C000 0100007F:1F90 01 00000000:00000000\n\
+   3: 0100007F:1F90 0100007F:C001 06 00000000:00000000\n\
+   4: 0100007F:0016 0100007F:C002 01 00000000:00000000\n";
+        assert_eq!(count_connections(text, &[8080]), 2);
+        assert_eq!(count_connections(text, &[22]), 1);
+        assert_eq!(count_connections(text, &[9999]), 0);
     }
 }

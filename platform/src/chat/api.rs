@@ -532,6 +532,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
+            // Posting first: actix tries the routes in order, each `{param}` one by a regex
+            // match (the post reached its route after six of them, ~5 % of its CPU). No other
+            // route matches a POST to this path, so the order changes nothing else.
+            .route("/rooms/{room}/messages", web::post().to(post_message))
             .route("/ws", web::get().to(super::ws::connect))
             .route("/members", web::get().to(people))
             .route("/direct/{member}", web::post().to(direct))
@@ -545,7 +549,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::delete().to(membership),
             )
             .route("/rooms/{room}/messages", web::get().to(list_messages))
-            .route("/rooms/{room}/messages", web::post().to(post_message))
             .route("/rooms/{room}/read", web::post().to(mark_read))
             .route(
                 "/rooms/{room}/messages/{message}",

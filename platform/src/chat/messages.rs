@@ -4,14 +4,13 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::prepared::{FixedSql, Prepared};
 
 use super::rooms::{self, Room};
 use super::{Actor, ChatError, MAX_MESSAGE_CHARS, MessageId, PAGE_SIZE, REACTIONS, RoomId};
 use crate::markdown;
 use crate::members::MemberId;
-use crate::schema::{
-    members, mention_notices, messages, reactions, room_members, rooms as rooms_t, search_queue,
-};
+use crate::schema::{members, mention_notices, messages, reactions, room_members};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
@@ -141,12 +140,7 @@ pub fn post(
             ))
             .returning(Message::as_returning())
             .get_result(conn)?;
-        diesel::update(rooms_t::table.find(room.id))
-            .set((
-                rooms_t::last_message_id.eq(msg.id),
-                rooms_t::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        Prepared::<TouchRoom, 3>::new([msg.id, now, room.id]).execute(conn)?;
         // The author has read their own message.
         rooms::mark_read(conn, room.room_id(), author, msg.message_id())?;
         queue_index(conn, msg.message_id(), now)?;
@@ -222,16 +216,13 @@ fn queue_notices(
 }
 
 fn queue_index(conn: &mut SqliteConnection, id: MessageId, now: UnixTime) -> QueryResult<()> {
-    diesel::insert_into(search_queue::table)
-        .values((
-            search_queue::message_id.eq(id.0),
-            search_queue::queued_at.eq(now),
-        ))
-        .on_conflict(search_queue::message_id)
-        .do_update()
-        .set(search_queue::queued_at.eq(now))
-        .execute(conn)
-        .map(|_| ())
+    crate::search::queue::enqueue(conn, id.0, now)
+}
+
+/// A new message is the room's last (prepared once per connection: it runs with every post).
+struct TouchRoom;
+impl FixedSql for TouchRoom {
+    const SQL: &'static str = "UPDATE rooms SET last_message_id = ?, updated_at = ? WHERE id = ?";
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: MessageId) -> QueryResult<Option<Message>> {

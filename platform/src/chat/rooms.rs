@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::prepared::{FixedSql, Prepared};
 
 use super::{Actor, ChatError, MessageId, RoomId};
 use crate::markdown;
@@ -506,12 +507,14 @@ pub fn mark_read(
     member: MemberId,
     upto: MessageId,
 ) -> QueryResult<()> {
-    diesel::update(
-        room_members::table
-            .find((room.0, member.0))
-            .filter(room_members::last_read_id.lt(upto.0)),
-    )
-    .set(room_members::last_read_id.eq(upto.0))
-    .execute(conn)
-    .map(|_| ())
+    // Prepared once per connection: it runs with every post (the author's own marker).
+    Prepared::<MarkRead, 4>::new([upto.0, room.0, member.0, upto.0])
+        .execute(conn)
+        .map(|_| ())
+}
+
+struct MarkRead;
+impl FixedSql for MarkRead {
+    const SQL: &'static str = "UPDATE room_members SET last_read_id = ? \
+         WHERE room_id = ? AND member_id = ? AND last_read_id < ?";
 }

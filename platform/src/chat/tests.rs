@@ -288,3 +288,68 @@ fn an_edit_resolves_mentions_anew() {
     messages::edit(&mut c, &room, &e, actor(a), "Hallo @xaver!", 600, 1_030).unwrap();
     assert_eq!(pending(&mut c).len(), 2);
 }
+
+/// Which SQL a connection ran, and which it prepared into its statement cache.
+#[derive(Clone, Default)]
+struct Recorder {
+    ran: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    cached: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl diesel::connection::Instrumentation for Recorder {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as E;
+        match event {
+            E::StartQuery { query, .. } => self.ran.lock().unwrap().push(query.to_string()),
+            E::CacheQuery { sql, .. } => self.cached.lock().unwrap().push(sql.to_owned()),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_post_prepares_its_writes_once_per_connection() {
+    use diesel::Connection;
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let room_id =
+        rooms::create_group(&mut c, a, "Empfang", "", Visibility::Private, &[b], 1_000).unwrap();
+    let room = rooms::by_id(&mut c, room_id).unwrap().unwrap();
+    let rec = Recorder::default();
+    c.set_instrumentation(rec.clone());
+    // As the group-commit writer runs them: inside a transaction, so each post's own write
+    // transaction is a savepoint.
+    c.immediate_transaction(|c| {
+        for i in 0..3 {
+            messages::post(c, &room, a, &format!("Nachricht {i}"), None, 1_010 + i).unwrap();
+        }
+        diesel::QueryResult::Ok(())
+    })
+    .unwrap();
+    let count = |v: &std::sync::Mutex<Vec<String>>, prefix: &str| {
+        v.lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.starts_with(prefix))
+            .count()
+    };
+    for prefix in [
+        "UPDATE rooms",
+        "UPDATE room_members",
+        "INSERT INTO search_queue",
+        "SAVEPOINT kollegium_job",
+        "RELEASE kollegium_job",
+    ] {
+        assert_eq!(count(&rec.ran, prefix), 3, "{prefix} runs with every post");
+        assert_eq!(count(&rec.cached, prefix), 1, "{prefix} is prepared once");
+    }
+    assert_eq!(
+        count(&rec.ran, "SAVEPOINT diesel"),
+        0,
+        "no savepoint as text"
+    );
+    // The writes took effect.
+    let s = rooms::list_for(&mut c, b).unwrap();
+    assert_eq!(s.iter().find(|s| s.id == room_id).unwrap().unread, 3);
+    assert!(crate::search::queue::pending(&mut c).unwrap());
+}

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::prepared::{FixedSql, Prepared};
 
 use super::index::{Change, Entry};
 use crate::schema::{messages, search_queue};
@@ -79,16 +80,16 @@ pub fn ack(conn: &mut SqliteConnection, applied: &[Change]) -> QueryResult<usize
     })
 }
 
-/// Queues one message (new, edited, deleted or purged).
+struct Enqueue;
+impl FixedSql for Enqueue {
+    const SQL: &'static str = "INSERT INTO search_queue (message_id, queued_at) VALUES (?, ?) \
+         ON CONFLICT (message_id) DO UPDATE SET queued_at = excluded.queued_at";
+}
+
+/// Queues one message (new, edited, deleted or purged). Prepared once per connection: it
+/// runs with every post (diesel prepares its upserts anew each time).
 pub fn enqueue(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult<()> {
-    diesel::insert_into(search_queue::table)
-        .values((
-            search_queue::message_id.eq(id),
-            search_queue::queued_at.eq(now),
-        ))
-        .on_conflict(search_queue::message_id)
-        .do_update()
-        .set(search_queue::queued_at.eq(now))
+    Prepared::<Enqueue, 2>::new([id, now])
         .execute(conn)
         .map(|_| ())
 }

@@ -11,6 +11,58 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// A histogram of whole numbers with fixed upper bounds (cumulative buckets as Prometheus
+/// renders them), lock-free so hot paths can observe into a `static` one.
+pub struct Histogram<const N: usize> {
+    bounds: [u64; N],
+    buckets: [AtomicU64; N],
+    count: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    /// `bounds` ascending: bucket i counts values `<= bounds[i]`.
+    pub const fn new(bounds: [u64; N]) -> Self {
+        Self {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; N],
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: u64) {
+        for (le, bucket) in self.bounds.iter().zip(&self.buckets) {
+            if value <= *le {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+    }
+
+    /// Values observed so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Appends the histogram in the Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (le, bucket) in self.bounds.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
@@ -118,6 +170,11 @@ impl Metrics {
              identity providers.\n# TYPE {name} counter\n{name} {}",
             g.idp_metadata_fetches
         );
+        crate::group_commit::BATCH_SIZES.render(
+            &mut out,
+            "kollegium_group_commit_batch_size",
+            "Write jobs per group-commit transaction (all practice databases).",
+        );
         out
     }
 }
@@ -143,5 +200,22 @@ mod tests {
         assert!(text.contains("kollegium_http_request_duration_seconds_bucket{le=\"0.005\"} 2"));
         assert!(text.contains("kollegium_http_request_duration_seconds_count 3"));
         assert!(text.contains("kollegium_practices_known 5"));
+        assert!(text.contains("# TYPE kollegium_group_commit_batch_size histogram"));
+    }
+
+    #[test]
+    fn histogram_counts_cumulatively() {
+        let h = Histogram::new([1, 4, 16]);
+        for v in [1, 3, 4, 20] {
+            h.observe(v);
+        }
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"4\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"16\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("x_sum 28\n"), "{out}");
+        assert!(out.contains("x_count 4\n"), "{out}");
     }
 }

@@ -12,53 +12,45 @@
 //! 1. **latency**: open-loop posting at a fixed rate over the JSON API, each post from the
 //!    next member in turn (so every member stays far below the posting limit); the body
 //!    carries a sequence number, and every socket timestamps the `message` event it
-//!    receives. Latency = POST sent → event received, per member socket.
+//!    receives. Latency = the post's intended send time (start + i / rate) → event
+//!    received, per member socket, so a post that waited to be sent counts its wait; the
+//!    figure from the actual send is kept beside it.
 //! 2. **sustained**: closed-loop posting by many concurrent clients for a fixed time, as
-//!    fast as the server answers; posts/s, per core and per second of server CPU.
+//!    fast as the server answers: server CPU per post delivered to a room's members, fsync
+//!    calls per post (`perf stat` on the server's syscalls), group-commit batches per post
+//!    (the server's `/metrics`).
 //! 3. **room page**: `GET /chat/{room}` (≥ 50 messages in the room) by concurrent
 //!    signed-in clients.
 //!
-//! Beside it, the raw SQLite commit rate: single-row insert transactions on a fresh
-//! database in the same data directory, opened with the server's own `open_connection`
-//! (same pragmas), measured before the server starts and again after it stopped.
+//! Beside each phase, the fsync and CPU probes of `conditions`.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use futures_util::StreamExt;
-use reqwest::cookie::CookieStore;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use serde_json::json;
-use tokio::net::TcpStream;
+use anyhow::{Context, ensure};
+use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio_tungstenite::client_async_with_config;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::chat_client::{
+    self, Delivery, PASSWORD, Post, Poster, Signed, Site, delivery, open_socket, read_socket,
+    username,
+};
+use crate::conditions::Conditions;
 use crate::fixtures::{self, Node};
+use crate::load::cpu_seconds;
 use crate::report::{Goal, Report};
 use crate::server::{self, Listen, Resources, ServerProcess, Workdir};
-use crate::stats::Samples;
+use crate::stats::{Samples, Summary};
+use crate::syscalls::{self, FsyncCounter};
 
-/// Goal: p99 of post → delivered at 100 messages/s.
+/// Goal: p99 of intended send → delivered at 100 messages/s.
 const LATENCY_P99_GOAL_MS: f64 = 50.0;
-/// Goal: sustained posts/s at least this share of the raw commit rate.
-const SUSTAINED_SHARE_GOAL: f64 = 0.8;
-/// The password of every benchmark member.
-const PASSWORD: &str = "Bench-Sonnenblume-Kaffee-42";
+/// Goal: server CPU per post delivered to a room's members (sustained phase).
+const CPU_PER_POST_GOAL_US: f64 = 100.0;
 /// Time the sockets get to deliver the last events of a phase.
 const GRACE: Duration = Duration::from_secs(5);
-/// Read buffer of a member socket (tungstenite zeroes it before each read).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
-/// Linux reports process CPU time in these units (USER_HZ, fixed at 100 in the ABI).
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -95,12 +87,9 @@ pub struct Args {
     /// Seconds of room page loads
     #[arg(long, default_value_t = 10)]
     pub page_secs: u64,
-    /// Seconds of each raw SQLite commit measurement
-    #[arg(long, default_value_t = 4)]
-    pub commit_secs: u64,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<Report> {
+pub fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
     ensure!(
         args.rooms > 0 && args.members_per_room > 0,
         "need rooms and members"
@@ -115,441 +104,25 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args))
+    rt.block_on(run_async(args, cond))
 }
 
-/// Resolves `localhost` and `*.localhost` to 127.0.0.1, so cookies are kept per practice
-/// host as in a browser.
-#[derive(Debug, Clone, Copy)]
-struct LocalhostResolver;
-
-impl Resolve for LocalhostResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_ascii_lowercase();
-        Box::pin(async move {
-            if host == "localhost" || host.ends_with(".localhost") {
-                let addrs: Addrs = Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
-                Ok(addrs)
-            } else {
-                Err(format!("bench resolver refuses {host}").into())
-            }
-        })
-    }
-}
-
-/// A signed-in member with its own browser-like client.
+/// A signed-in member of one room.
 struct Person {
     username: String,
     id: i64,
     room: usize,
-    http: reqwest::Client,
-    jar: Arc<reqwest::cookie::Jar>,
-    csrf: String,
+    signed: Signed,
 }
 
-/// The practice under test, as the driver reaches it.
-#[derive(Clone)]
-struct Site {
-    slug: String,
-    port: u16,
-}
-
-impl Site {
-    fn origin(&self) -> String {
-        format!("http://{}.localhost:{}", self.slug, self.port)
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin())
-    }
-}
-
-/// Server CPU time (user + system) in seconds, from `/proc/<pid>/stat`.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("odd /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| -> anyhow::Result<f64> {
-        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
-    };
-    // `rest` starts at field 3 (state), so field n is at index n - 3.
-    Ok((tick(11)? + tick(12)?) / CLOCK_TICKS_PER_SEC)
-}
-
-/// Single-row insert transactions per second on a fresh database in `dir`, opened with the
-/// server's `open_connection` (WAL, synchronous=FULL, foreign_keys, busy_timeout).
-fn raw_commit_rate(dir: &std::path::Path, secs: u64) -> anyhow::Result<f64> {
-    let path = dir.join(format!("raw-commit-{}.sqlite", std::process::id()));
-    let mut conn = kollegium_tenants::db::open_connection(&path)?;
-    conn.batch_execute(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);",
-    )?;
-    let started = Instant::now();
-    let until = started + Duration::from_secs(secs);
-    let mut n: i64 = 0;
-    while Instant::now() < until {
-        conn.immediate_transaction(|c| {
-            diesel::sql_query("INSERT INTO t (body, created_at) VALUES (?, ?)")
-                .bind::<diesel::sql_types::Text, _>(format!("bench {n}"))
-                .bind::<diesel::sql_types::BigInt, _>(n)
-                .execute(c)
-        })?;
-        n += 1;
-    }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    drop(conn);
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-    Ok(rate)
-}
-
-/// Creates `n` active accounts in the practice's IdP database (before the server starts).
-fn create_users(data_dir: &std::path::Path, slug: &str, n: usize) -> anyhow::Result<Duration> {
-    use kollegium_idp::passwords::{Argon2Params, Hasher};
-    use kollegium_idp::users::{self, Profile};
-    let started = Instant::now();
-    // The server's default (production) parameters, so sign-in verifies a real-cost hash.
-    let hasher = Hasher::new(Argon2Params::default())?;
-    let hash = hasher.hash_blocking(PASSWORD)?;
-    let path = data_dir.join("tenants").join(slug).join("idp.sqlite");
-    let mut conn = kollegium_tenants::db::open_connection(&path)?;
-    let now = kollegium_tenants::Clock::now(&kollegium_tenants::SystemClock);
-    conn.immediate_transaction(|c| -> anyhow::Result<()> {
-        for i in 0..n {
-            let username = username(i);
-            let profile = Profile {
-                email: format!("{username}@{slug}.example.org"),
-                display_name: format!("Mitglied {i:03}"),
-                username,
-                is_admin: false,
-                roles: vec!["mfa".into()],
-                ..Profile::default()
-            }
-            .validate()?;
-            let id = users::create_invited(c, &profile, false, now)??;
-            users::set_password(c, id, &hash, true, now)?;
+impl Person {
+    fn poster(&self) -> Poster<'_> {
+        Poster {
+            http: &self.signed.http,
+            cookie: None,
+            csrf: &self.signed.csrf,
+            room: self.room,
         }
-        Ok(())
-    })?;
-    Ok(started.elapsed())
-}
-
-fn username(i: usize) -> String {
-    format!("mitglied{i:03}")
-}
-
-/// The `value` of the first `<input name="{name}" value="...">`, HTML entities decoded.
-fn input_value(html: &str, name: &str) -> anyhow::Result<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .with_context(|| format!("no {name} field"))?
-        + marker.len();
-    let end = html[start..].find('"').context("unterminated value")? + start;
-    Ok(decode_entities(&html[start..end]))
-}
-
-fn decode_entities(s: &str) -> String {
-    s.replace("&#38;", "&")
-        .replace("&amp;", "&")
-        .replace("&#61;", "=")
-        .replace("&#39;", "'")
-        .replace("&#34;", "\"")
-        .replace("&quot;", "\"")
-}
-
-/// The CSRF token of `<meta name="csrf-token" content="...">`.
-fn meta_csrf(html: &str) -> anyhow::Result<String> {
-    let marker = "name=\"csrf-token\" content=\"";
-    let start = html.find(marker).context("page has no csrf-token meta")? + marker.len();
-    let end = html[start..].find('"').context("unterminated meta")? + start;
-    Ok(html[start..end].to_owned())
-}
-
-/// GETs `url` and follows redirects by hand; returns the final response.
-async fn follow(
-    client: &reqwest::Client,
-    site: &Site,
-    mut url: String,
-) -> anyhow::Result<reqwest::Response> {
-    for _ in 0..10 {
-        let r = client.get(&url).send().await?;
-        if !r.status().is_redirection() {
-            return Ok(r);
-        }
-        let loc = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .context("redirect without Location")?
-            .to_owned();
-        url = if loc.starts_with('/') {
-            site.url(&loc)
-        } else {
-            loc
-        };
-    }
-    bail!("too many redirects at {url}")
-}
-
-/// Signs a new browser-like client in through the real flow; returns it with its jar and
-/// the CSRF token of the chat page.
-async fn sign_in(
-    site: &Site,
-    user: &str,
-) -> anyhow::Result<(reqwest::Client, Arc<reqwest::cookie::Jar>, String)> {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .dns_resolver(Arc::new(LocalhostResolver))
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        // Below the server's keep-alive (actix-web: 5 s), so the driver never reuses a
-        // connection the server is closing (a run once failed with "connection closed
-        // before message completed" on a member's first post after the sign-ins).
-        .pool_idle_timeout(Duration::from_secs(3))
-        .build()?;
-    let page = follow(&http, site, site.url("/auth/login")).await?;
-    ensure!(
-        page.url().path() == "/id/login",
-        "sign-in did not reach the login form but {}",
-        page.url()
-    );
-    let html = page.text().await?;
-    let next = input_value(&html, "next")?;
-    let token = input_value(&html, "csrf_token")?;
-    let r = http
-        .post(site.url("/id/login"))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("login", user),
-            ("password", PASSWORD),
-            ("next", next.as_str()),
-        ])
-        .send()
-        .await?;
-    ensure!(r.status() == 303, "login of {user} answered {}", r.status());
-    let loc = r
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .context("login without Location")?
-        .to_owned();
-    let url = if loc.starts_with('/') {
-        site.url(&loc)
-    } else {
-        loc
-    };
-    let done = follow(&http, site, url).await?;
-    ensure!(
-        done.status() == 200,
-        "sign-in of {user} ended with {} at {}",
-        done.status(),
-        done.url()
-    );
-    let chat = http.get(site.url("/chat")).send().await?;
-    ensure!(chat.status() == 200, "GET /chat answered {}", chat.status());
-    let csrf = meta_csrf(&chat.text().await?)?;
-    Ok((http, jar, csrf))
-}
-
-/// What one socket saw: `(sequence number, time received)` per message event.
-#[derive(Default)]
-struct SocketLog {
-    received: Vec<(u64, Instant)>,
-    resyncs: usize,
-    other_events: usize,
-    closed: Option<String>,
-}
-
-/// The fields of a socket event the driver reads (borrowed from the frame: no copies).
-#[derive(serde::Deserialize)]
-struct WsEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    message: Option<WsMessage<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct WsMessage<'a> {
-    #[serde(borrow)]
-    body: std::borrow::Cow<'a, str>,
-}
-
-/// Opens member `p`'s chat socket (handshake done when this returns).
-async fn open_socket(
-    site: &Site,
-    p: &Person,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<TcpStream>> {
-    let url = site.url("/api/chat/ws").replacen("http://", "ws://", 1);
-    let mut req = url.into_client_request()?;
-    let cookie_url: reqwest::Url = site.url("/").parse()?;
-    let cookie = p
-        .jar
-        .cookies(&cookie_url)
-        .context("no session cookie in the jar")?;
-    req.headers_mut().insert("cookie", cookie);
-    req.headers_mut().insert("origin", site.origin().parse()?);
-    let tcp = TcpStream::connect(("127.0.0.1", site.port)).await?;
-    tcp.set_nodelay(true)?;
-    // Events are small: tungstenite's default 128 KiB read buffer is zeroed on every read,
-    // which made `memset` the driver's largest cost.
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (ws, resp) = client_async_with_config(req, tcp, Some(config)).await?;
-    ensure!(
-        resp.status().as_u16() == 101,
-        "socket handshake answered {}",
-        resp.status()
-    );
-    Ok(ws)
-}
-
-/// Reads a socket until `stop` flips, timestamping every message event.
-async fn read_socket(
-    mut ws: tokio_tungstenite::WebSocketStream<TcpStream>,
-    mut stop: watch::Receiver<bool>,
-) -> SocketLog {
-    let mut log = SocketLog::default();
-    loop {
-        tokio::select! {
-            msg = ws.next() => {
-                let at = Instant::now();
-                match msg {
-                    Some(Ok(Message::Text(t))) => {
-                        match serde_json::from_str::<WsEvent<'_>>(t.as_str()) {
-                            Ok(ev) if ev.kind == "message" => {
-                                let seq = ev
-                                    .message
-                                    .and_then(|m| m.body.strip_prefix("bench ").and_then(|s| s.parse().ok()));
-                                match seq {
-                                    Some(seq) => log.received.push((seq, at)),
-                                    None => log.other_events += 1,
-                                }
-                            }
-                            Ok(ev) if ev.kind == "resync" => log.resyncs += 1,
-                            _ => log.other_events += 1,
-                        }
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        log.closed = Some(format!("closed by server: {frame:?}"));
-                        break;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        log.closed = Some(format!("socket error: {e}"));
-                        break;
-                    }
-                    None => {
-                        log.closed = Some("socket ended".into());
-                        break;
-                    }
-                }
-            }
-            _ = stop.changed() => {
-                let _ = ws.close(None).await;
-                break;
-            }
-        }
-    }
-    log
-}
-
-/// One post as the driver sent it.
-struct Post {
-    seq: u64,
-    room: usize,
-    scheduled: Instant,
-    sent: Instant,
-    answered: Instant,
-    status: u16,
-}
-
-async fn post(
-    site: &Site,
-    p: &Person,
-    room_id: i64,
-    seq: u64,
-    scheduled: Instant,
-) -> anyhow::Result<Post> {
-    let req = p
-        .http
-        .post(site.url(&format!("/api/chat/rooms/{room_id}/messages")))
-        .header("x-csrf-token", &p.csrf)
-        .header("accept", "application/json")
-        .json(&json!({ "body": format!("bench {seq}") }));
-    let sent = Instant::now();
-    let resp = req.send().await?;
-    let status = resp.status().as_u16();
-    resp.bytes().await?;
-    Ok(Post {
-        seq,
-        room: p.room,
-        scheduled,
-        sent,
-        answered: Instant::now(),
-        status,
-    })
-}
-
-/// Delivery figures of a set of posts against what the sockets received.
-struct Delivery {
-    /// POST sent → event received, one sample per (post, member).
-    per_member: Samples,
-    /// POST sent → event received by the last of the room's members, one per post.
-    all_members: Samples,
-    expected: usize,
-    delivered: usize,
-    lost: usize,
-    duplicates: usize,
-}
-
-fn delivery(
-    posts: &[&Post],
-    received: &HashMap<u64, Vec<(usize, Instant)>>,
-    members_per_room: usize,
-) -> Delivery {
-    let mut per_member = Samples::with_capacity(posts.len() * members_per_room);
-    let mut all_members = Samples::with_capacity(posts.len());
-    let (mut expected, mut delivered, mut duplicates) = (0, 0, 0);
-    for p in posts {
-        expected += members_per_room;
-        let got = received.get(&p.seq).map(Vec::as_slice).unwrap_or(&[]);
-        let mut seen = vec![false; members_per_room];
-        let mut last = None;
-        for (member, at) in got {
-            let slot = member.wrapping_sub(p.room * members_per_room);
-            match seen.get_mut(slot) {
-                Some(s) if !*s => {
-                    *s = true;
-                    delivered += 1;
-                    let d = at.saturating_duration_since(p.sent);
-                    per_member.push(d);
-                    last = Some(last.map_or(d, |l: Duration| l.max(d)));
-                }
-                _ => duplicates += 1,
-            }
-        }
-        if seen.iter().all(|s| *s)
-            && let Some(l) = last
-        {
-            all_members.push(l);
-        }
-    }
-    Delivery {
-        per_member,
-        all_members,
-        expected,
-        delivered,
-        lost: expected - delivered,
-        duplicates,
     }
 }
 
@@ -558,8 +131,103 @@ struct Snapshot {
     res: Resources,
 }
 
-async fn run_async(args: &Args) -> anyhow::Result<Report> {
-    let loadavg_before = super::loadavg();
+/// Server counters of a phase: CPU, fsync calls, group-commit batches and their jobs.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Costs {
+    posts: usize,
+    wall_s: f64,
+    server_cpu_s: f64,
+    driver_cpu_s: f64,
+    /// `None`: perf could not count them.
+    fsyncs: Option<u64>,
+    group_commits: f64,
+    group_commit_jobs: f64,
+}
+
+impl Costs {
+    fn json(&self) -> Value {
+        let per = |v: f64| v / self.posts.max(1) as f64;
+        json!({
+            "counters": self,
+            "server_cpu_us_per_post": per(self.server_cpu_s) * 1e6,
+            "driver_cpu_us_per_post": per(self.driver_cpu_s) * 1e6,
+            "fsyncs_per_post": self.fsyncs.map(|f| per(f as f64)),
+            "group_commits_per_post": per(self.group_commits),
+            "jobs_per_group_commit": self.group_commit_jobs / self.group_commits.max(1.0),
+            "posts_per_s": self.posts as f64 / self.wall_s.max(1e-9),
+        })
+    }
+
+    fn print(&self, label: &str) {
+        let per = |v: f64| v / self.posts.max(1) as f64;
+        let fsyncs = self
+            .fsyncs
+            .map_or("not counted (perf unavailable)".to_owned(), |f| {
+                format!("{:.2}", per(f as f64))
+            });
+        println!(
+            "    {label}: server CPU {:.0} µs per post (driver {:.0} µs); fsyncs per post {fsyncs}; \
+             group commits per post {:.2} ({:.1} jobs each)",
+            per(self.server_cpu_s) * 1e6,
+            per(self.driver_cpu_s) * 1e6,
+            per(self.group_commits),
+            self.group_commit_jobs / self.group_commits.max(1.0),
+        );
+    }
+}
+
+/// Starts counting a phase's costs.
+struct CostMeter {
+    server_pid: u32,
+    wall: Instant,
+    server_cpu: f64,
+    driver_cpu: f64,
+    fsync: Option<FsyncCounter>,
+    gauges: BTreeMap<String, f64>,
+}
+
+const BATCHES: &str = "kollegium_group_commit_batch_size_count";
+const JOBS: &str = "kollegium_group_commit_batch_size_sum";
+
+impl CostMeter {
+    async fn start(server: &ServerProcess) -> anyhow::Result<Self> {
+        let fsync = FsyncCounter::attach(server.pid());
+        if fsync.is_some() {
+            tokio::time::sleep(syscalls::ATTACH).await;
+        }
+        Ok(Self {
+            server_pid: server.pid(),
+            gauges: server.gauges().await?,
+            wall: Instant::now(),
+            server_cpu: cpu_seconds(&server.pid().to_string()).unwrap_or(f64::NAN),
+            driver_cpu: cpu_seconds("self").unwrap_or(f64::NAN),
+            fsync,
+        })
+    }
+
+    async fn stop(self, server: &ServerProcess, posts: usize) -> anyhow::Result<Costs> {
+        let wall_s = self.wall.elapsed().as_secs_f64();
+        let server_cpu_s =
+            cpu_seconds(&self.server_pid.to_string()).unwrap_or(f64::NAN) - self.server_cpu;
+        let driver_cpu_s = cpu_seconds("self").unwrap_or(f64::NAN) - self.driver_cpu;
+        let fsyncs = self.fsync.and_then(FsyncCounter::stop);
+        let after = server.gauges().await?;
+        let delta = |k: &str| {
+            after.get(k).copied().unwrap_or(0.0) - self.gauges.get(k).copied().unwrap_or(0.0)
+        };
+        Ok(Costs {
+            posts,
+            wall_s,
+            server_cpu_s,
+            driver_cpu_s,
+            fsyncs,
+            group_commits: delta(BATCHES),
+            group_commit_jobs: delta(JOBS),
+        })
+    }
+}
+
+async fn run_async(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
     let binary = server::build_server_binary().await?;
     let workdir = Workdir::new()?;
     let listen = Listen::pick()?;
@@ -575,22 +243,18 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     drop(node);
     let users_took = {
         let (dir, slug) = (workdir.data_dir(), slug.clone());
-        tokio::task::spawn_blocking(move || create_users(&dir, &slug, n_members)).await??
+        tokio::task::spawn_blocking(move || {
+            // The server's default (production) parameters: sign-in verifies a real-cost hash.
+            let hasher = kollegium_idp::passwords::Hasher::new(Default::default())?;
+            let hash = hasher.hash_blocking(PASSWORD)?;
+            chat_client::create_users(&dir, &slug, n_members, &hash)
+        })
+        .await??
     };
     println!(
         "  {n_members} accounts in {:.1} s",
         users_took.as_secs_f64()
     );
-
-    println!(
-        "Raw SQLite commit rate in the data directory ({} s)",
-        args.commit_secs
-    );
-    let raw_before = {
-        let (dir, secs) = (workdir.data_dir(), args.commit_secs);
-        tokio::task::spawn_blocking(move || raw_commit_rate(&dir, secs)).await??
-    };
-    println!("  {raw_before:.0} commits/s");
 
     let burst = args.post_burst.to_string();
     let server = ServerProcess::start(
@@ -600,63 +264,56 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         &[("KOLLEGIUM_LIMITS__CHAT_POST_BURST", burst.as_str())],
     )
     .await?;
+    cond.watch_pid(server.pid());
     println!("Server pid {} on {}", server.pid(), server.addr);
     let site = Site {
         slug: slug.clone(),
         port: server.addr.port(),
     };
-    let outcome = measure(args, &server, &site, &workdir.data_dir()).await;
+    let outcome = measure(args, &server, &site, cond).await;
     let stopped = server.stop().await;
     let m = outcome?;
     let shutdown = stopped?;
+    report(args, &m, users_took, shutdown)
+}
 
-    let raw_after = {
-        let (dir, secs) = (workdir.data_dir(), args.commit_secs);
-        tokio::task::spawn_blocking(move || raw_commit_rate(&dir, secs)).await??
-    };
-    println!("Raw SQLite commit rate after the server stopped: {raw_after:.0} commits/s");
-    let loadavg_after = super::loadavg();
-    // The bound: the mean of the two measurements right before and after the sustained
-    // phase (nearest in time; the shared disk's fsync rate drifts a lot).
-    let raw = (m.raw_pre + m.raw_post) / 2.0;
-    let raw_all = [raw_before, m.raw_pre, m.raw_post, raw_after];
-    let raw_max = raw_all.iter().copied().fold(0.0, f64::max);
-
+fn report(
+    args: &Args,
+    m: &Measured,
+    users_took: Duration,
+    shutdown: Duration,
+) -> anyhow::Result<Report> {
+    let n_members = args.rooms * args.members_per_room;
     let lat = &m.latency;
     let per = lat
         .per_member
         .summary()
         .context("no deliveries in the latency phase")?;
+    let per_sent = lat.per_member_sent.summary();
     let all = lat.all_members.summary();
-    let nproc = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let sustained_rate = m.sustained.ok as f64 / m.sustained.elapsed.as_secs_f64();
-    let per_core = sustained_rate / nproc as f64;
-    let per_cpu_second = m.sustained.ok as f64 / m.sustained.server_cpu_s.max(1e-9);
-    let share = sustained_rate / raw;
     let page = m.page.summary().context("no room page loads")?;
+    let s = &m.sustained;
+    let server_us = s.costs.server_cpu_s * 1e6 / s.costs.posts.max(1) as f64;
 
     println!(
         "\nchat — {} rooms × {} members, one practice:",
         args.rooms, args.members_per_room
     );
+    let line = |s: Option<Summary>| s.map(|s| s.to_string()).unwrap_or_default();
     println!(
-        "  sign-in (real flow, {} members): {}",
-        n_members,
-        m.sign_in
-            .summary()
-            .map(|s| s.to_string())
-            .unwrap_or_default()
+        "  sign-in (real flow, {n_members} members): {}",
+        line(m.sign_in.summary())
     );
     println!(
         "  latency phase: {} posts at {}/s over {} s after {} s warm-up, achieved {:.1} posts/s, {} non-201",
         m.posts_measured, args.rate, args.duration, args.warmup, m.latency_rate, m.latency_errors
     );
-    println!("    post -> delivered, per member:   {per}");
-    if let Some(a) = all {
-        println!("    post -> delivered, all members:  {a}");
-    }
+    println!("    intended send -> delivered, per member:  {per}");
+    println!(
+        "    POST sent -> delivered, per member:      {}",
+        line(per_sent)
+    );
+    println!("    intended send -> delivered, all members: {}", line(all));
     println!(
         "    events expected {} delivered {} lost {} duplicates {} (whole phase incl. warm-up: lost {}), resyncs {}, sockets closed early {}",
         lat.expected,
@@ -667,63 +324,40 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         m.resyncs,
         m.closed.len()
     );
-    if let Some(s) = m.post_answer.summary() {
-        println!("    POST answer time: {s}");
-    }
-    if let Some(s) = m.schedule_lag.summary() {
-        println!("    schedule lag (scheduled -> sent): {s}");
-    }
+    println!("    POST answer time: {}", line(m.post_answer.summary()));
     println!(
-        "    server CPU {:.2} s per s of posting",
-        m.latency_server_cpu_s / m.latency_elapsed.as_secs_f64()
+        "    schedule lag (intended -> sent): {}",
+        line(m.schedule_lag.summary())
     );
+    m.latency_costs.print("costs at this rate");
     println!(
-        "  sustained: {} posts in {:.1} s = {:.1} posts/s ({:.1} per core of {nproc}); server CPU {:.1} s = {:.0} posts per CPU-second; {} refused (429: {})",
-        m.sustained.ok,
-        m.sustained.elapsed.as_secs_f64(),
-        sustained_rate,
-        per_core,
-        m.sustained.server_cpu_s,
-        per_cpu_second,
-        m.sustained.failed,
-        m.sustained.rate_limited
+        "  sustained: {} posts in {:.1} s = {:.1} posts/s; {} refused (429: {}); deliveries expected {} delivered {} lost {}",
+        s.costs.posts,
+        s.costs.wall_s,
+        s.costs.posts as f64 / s.costs.wall_s.max(1e-9),
+        s.failed,
+        s.rate_limited,
+        s.delivery.expected,
+        s.delivery.delivered,
+        s.delivery.lost
     );
-    if let Some(s) = m.sustained.answer.summary() {
-        println!("    POST answer time: {s}");
-    }
-    let per_post_us = |cpu: f64| cpu * 1e6 / (m.sustained.ok.max(1) as f64);
-    let (server_us, driver_us) = (
-        per_post_us(m.sustained.server_cpu_s),
-        per_post_us(m.sustained.driver_cpu_s),
-    );
-    // What the cores allow at this cost per post, if server and driver had them all.
-    let cpu_ceiling = nproc as f64 * 1e6 / (server_us + driver_us).max(1e-9);
-    println!(
-        "    CPU per post: server {server_us:.0} µs, driver {driver_us:.0} µs (driver CPU {:.1} s) -> the {nproc} cores allow at most {cpu_ceiling:.0} posts/s at this cost",
-        m.sustained.driver_cpu_s
-    );
-    println!(
-        "    deliveries: expected {} delivered {} lost {}",
-        m.sustained_delivery.expected, m.sustained_delivery.delivered, m.sustained_delivery.lost
-    );
-    println!(
-        "  raw SQLite commits/s: {raw_before:.0} before server start, {:.0} right before and {:.0} right after the sustained phase, {raw_after:.0} after stop -> bound {raw:.0}, sustained / bound = {share:.2} (against the highest, {raw_max:.0}: {:.2})",
-        m.raw_pre,
-        m.raw_post,
-        sustained_rate / raw_max
-    );
+    println!("    POST answer time: {}", line(s.answer.summary()));
+    s.costs.print("costs");
     println!("  room page ({} clients): {page}", args.page_clients);
-    for s in &m.snapshots {
+    for snap in &m.snapshots {
+        let r = &snap.res;
         println!(
             "  {}: RSS {:.1} MB (peak {:.1}), {} threads, {} fds {:?}",
-            s.label, s.res.rss_mb, s.res.peak_rss_mb, s.res.threads, s.res.fds, s.res.fds_by_kind
+            snap.label, r.rss_mb, r.peak_rss_mb, r.threads, r.fds, r.fds_by_kind
         );
     }
     println!("  shutdown after SIGTERM: {:.2} s", shutdown.as_secs_f64());
-    println!("  load average before {loadavg_before:?}, after {loadavg_after:?}");
 
     let mut goals = vec![Goal::at_most(
-        format!("post -> delivered p99 per member at {}/s", args.rate),
+        format!(
+            "intended send -> delivered p99 per member at {}/s",
+            args.rate
+        ),
         per.p99_ms,
         LATENCY_P99_GOAL_MS,
         "ms",
@@ -731,7 +365,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
     if let Some(a) = all {
         goals.push(Goal::at_most(
             format!(
-                "post -> delivered to all room members p99 at {}/s",
+                "intended send -> delivered to all room members p99 at {}/s",
                 args.rate
             ),
             a.p99_ms,
@@ -745,13 +379,15 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         0.0,
         "events",
     ));
-    goals.push(Goal {
-        name: "sustained posts/s / raw commits/s".into(),
-        goal: format!(">= {SUSTAINED_SHARE_GOAL}"),
-        value: share,
-        unit: "",
-        met: share >= SUSTAINED_SHARE_GOAL,
-    });
+    goals.push(Goal::at_most(
+        format!(
+            "server CPU per post delivered to {} members (sustained)",
+            args.members_per_room
+        ),
+        server_us,
+        CPU_PER_POST_GOAL_US,
+        "µs",
+    ));
 
     let method = format!(
         "Real `kollegium serve` release binary as its own process (default settings, log level \
@@ -761,17 +397,18 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
          form -> /auth/callback), own cookie jar, then one WebSocket per member (session cookie, \
          Origin of the practice); {} private rooms of {} members created over the JSON API. \
          Latency phase: open loop, one POST /api/chat/rooms/R/messages every {:.1} ms, poster = \
-         next member in turn (each member {:.2} posts/s), body `bench <seq>`; latency = POST \
-         handed to the client -> the socket task read the event, per member socket, for posts \
-         scheduled after {} s of warm-up over {} s. Sustained phase: {} clients post in a closed \
-         loop for {} s (poster = next member in turn; per-member posting burst {}), sockets stay \
-         open. Room page: {} \
-         signed-in clients load GET /chat/R in a closed loop for {} s. Raw commit rate: \
-         single-row INSERT transactions (BEGIN IMMEDIATE) on a fresh database in the data \
-         directory through kollegium_tenants::db::open_connection, before server start, right \
-         before and right after the sustained phase (server idle) and after stop; the bound is \
-         the mean of the two around the sustained phase. The driver (tokio, 2 threads) runs on the same 2 \
-         cores as the server.",
+         next member in turn (each member {:.2} posts/s), body `bench <seq>`; latency = the \
+         post's intended send time (start + i × period) -> the socket task read the event, per \
+         member socket (the figure from the actual send beside it), for posts scheduled after {} \
+         s of warm-up over {} s. Sustained phase: {} clients post in a closed loop for {} s \
+         (poster = next member in turn; per-member posting burst {}), sockets stay open; server \
+         CPU per post = server CPU time of the phase / posts answered 201 (each delivered to its \
+         room's members); fsyncs per post = fsync + fdatasync calls of the server process \
+         (perf stat on the syscall tracepoints) / posts; group commits per post from the \
+         server's /metrics (kollegium_group_commit_batch_size). Room page: {} signed-in clients \
+         load GET /chat/R in a closed loop for {} s. Probes of the disk (fsync) and the CPU \
+         before and after each phase. The driver (tokio, 2 threads) runs on the same cores as \
+         the server.",
         args.rooms,
         args.members_per_room,
         1000.0 / f64::from(args.rate),
@@ -784,7 +421,7 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         args.page_clients,
         args.page_secs,
     );
-    let snapshots: serde_json::Map<String, serde_json::Value> = m
+    let snapshots: serde_json::Map<String, Value> = m
         .snapshots
         .iter()
         .map(|s| Ok((s.label.to_owned(), serde_json::to_value(&s.res)?)))
@@ -802,8 +439,10 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
             "posts_measured": m.posts_measured,
             "achieved_posts_per_s": m.latency_rate,
             "non_201": m.latency_errors,
-            "post_to_delivered_per_member_ms": per,
-            "post_to_delivered_all_members_ms": all,
+            "intended_to_delivered_per_member_ms": per,
+            "sent_to_delivered_per_member_ms": per_sent,
+            "intended_to_delivered_all_members_ms": all,
+            "sent_to_delivered_all_members_ms": lat.all_members_sent.summary(),
             "events_expected": lat.expected,
             "events_delivered": lat.delivered,
             "events_lost": lat.lost,
@@ -813,35 +452,19 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
             "sockets_closed_early": m.closed,
             "post_answer_ms": m.post_answer.summary(),
             "schedule_lag_ms": m.schedule_lag.summary(),
-            "server_cpu_s_per_s": m.latency_server_cpu_s / m.latency_elapsed.as_secs_f64(),
+            "costs": m.latency_costs.json(),
         },
         "sustained_phase": {
             "concurrency": args.concurrency,
-            "seconds": m.sustained.elapsed.as_secs_f64(),
-            "posts_ok": m.sustained.ok,
-            "posts_refused": m.sustained.failed,
-            "posts_rate_limited": m.sustained.rate_limited,
-            "posts_per_s": sustained_rate,
-            "cores": nproc,
-            "posts_per_s_per_core": per_core,
-            "server_cpu_s": m.sustained.server_cpu_s,
-            "driver_cpu_s": m.sustained.driver_cpu_s,
-            "posts_per_server_cpu_s": per_cpu_second,
-            "post_answer_ms": m.sustained.answer.summary(),
-            "events_expected": m.sustained_delivery.expected,
-            "events_delivered": m.sustained_delivery.delivered,
-            "events_lost": m.sustained_delivery.lost,
+            "posts_ok": s.costs.posts,
+            "posts_refused": s.failed,
+            "posts_rate_limited": s.rate_limited,
+            "post_answer_ms": s.answer.summary(),
+            "events_expected": s.delivery.expected,
+            "events_delivered": s.delivery.delivered,
+            "events_lost": s.delivery.lost,
+            "costs": s.costs.json(),
         },
-        "raw_commits_per_s": {
-            "before_server_start": raw_before,
-            "before_sustained": m.raw_pre,
-            "after_sustained": m.raw_post,
-            "after_server_stop": raw_after,
-            "bound_mean_around_sustained": raw,
-            "max": raw_max,
-        },
-        "sustained_over_raw_max": sustained_rate / raw_max,
-        "sustained_over_raw": share,
         "room_page": {
             "clients": args.page_clients,
             "messages_on_page": 50,
@@ -849,21 +472,16 @@ async fn run_async(args: &Args) -> anyhow::Result<Report> {
         },
         "resources": snapshots,
         "shutdown_s": shutdown.as_secs_f64(),
-        "loadavg_before": loadavg_before,
-        "loadavg_after": loadavg_after,
     });
     Ok(Report::new("chat", method, figures, goals))
 }
 
 struct Sustained {
-    ok: usize,
     failed: usize,
     rate_limited: usize,
-    elapsed: Duration,
-    server_cpu_s: f64,
-    /// CPU time of this driver process in the phase (it shares the cores).
-    driver_cpu_s: f64,
     answer: Samples,
+    costs: Costs,
+    delivery: Delivery,
 }
 
 struct Measured {
@@ -873,85 +491,33 @@ struct Measured {
     latency_all_lost: usize,
     latency_rate: f64,
     latency_errors: usize,
-    latency_elapsed: Duration,
-    latency_server_cpu_s: f64,
+    latency_costs: Costs,
     post_answer: Samples,
     schedule_lag: Samples,
     resyncs: usize,
     closed: Vec<String>,
     sustained: Sustained,
-    sustained_delivery: Delivery,
-    raw_pre: f64,
-    raw_post: f64,
     page: Samples,
     snapshots: Vec<Snapshot>,
 }
 
-async fn measure(
-    args: &Args,
-    server: &ServerProcess,
-    site: &Site,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<Measured> {
+/// Signs every member in and creates the rooms.
+async fn set_up(args: &Args, site: &Site) -> anyhow::Result<(Vec<Person>, Vec<i64>, Samples)> {
     let n_members = args.rooms * args.members_per_room;
-    let mut snapshots = vec![Snapshot {
-        label: "after start",
-        res: server.resources()?,
-    }];
-
-    // Sign everyone in, a few at a time (each verifies a real argon2 hash).
     println!("Signing in {n_members} members through the IdP");
-    let mut sign_ins = Samples::with_capacity(n_members);
-    let mut people: Vec<Option<(reqwest::Client, Arc<reqwest::cookie::Jar>, String)>> =
-        (0..n_members).map(|_| None).collect();
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (site, next) = (site.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n_members {
-                    return Ok::<_, anyhow::Error>(out);
-                }
-                let started = Instant::now();
-                let signed = sign_in(&site, &username(i)).await?;
-                out.push((i, started.elapsed(), signed));
-            }
-        }));
-    }
-    for t in tasks {
-        for (i, took, signed) in t.await?? {
-            sign_ins.push(took);
-            if let Some(slot) = people.get_mut(i) {
-                *slot = Some(signed);
-            }
-        }
-    }
-
-    // Member ids (the platform knows members once they signed in).
-    let (first_http, _, _) = people
-        .first()
-        .and_then(Option::as_ref)
-        .context("nobody signed in")?;
-    let list: serde_json::Value = first_http
-        .get(site.url("/api/chat/members"))
-        .header("accept", "application/json")
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let ids: HashMap<String, i64> = list["members"]
-        .as_array()
-        .context("no member list")?
-        .iter()
-        .filter_map(|m| Some((m["username"].as_str()?.to_owned(), m["id"].as_i64()?)))
+    let who = (0..n_members)
+        .map(|i| (site.clone(), username(i)))
         .collect();
+    let signed = chat_client::sign_in_all(who, 8).await?;
+    let mut sign_in = Samples::with_capacity(n_members);
+    for s in &signed {
+        sign_in.push(s.took);
+    }
+    // Member ids (the platform knows members once they signed in).
+    let first = signed.first().context("nobody signed in")?;
+    let ids = chat_client::member_ids(site, &first.http, None).await?;
     let mut persons = Vec::with_capacity(n_members);
-    for (i, p) in people.into_iter().enumerate() {
-        let (http, jar, csrf) = p.context("a member did not sign in")?;
+    for (i, signed) in signed.into_iter().enumerate() {
         let username = username(i);
         let id = *ids
             .get(&username)
@@ -960,37 +526,36 @@ async fn measure(
             username,
             id,
             room: i / args.members_per_room,
-            http,
-            jar,
-            csrf,
+            signed,
         });
     }
-    let persons = Arc::new(persons);
-
     // Private rooms, created by their first member with the others invited.
     let mut rooms = Vec::with_capacity(args.rooms);
     for r in 0..args.rooms {
         let group = &persons[r * args.members_per_room..(r + 1) * args.members_per_room];
         let (owner, others) = group.split_first().context("empty room")?;
         let members: Vec<i64> = others.iter().map(|p| p.id).collect();
-        let resp = owner
-            .http
-            .post(site.url("/api/chat/rooms"))
-            .header("x-csrf-token", &owner.csrf)
-            .header("accept", "application/json")
-            .json(&json!({"name": format!("Raum {r:02}"), "private": true, "members": members}))
-            .send()
-            .await?;
-        ensure!(
-            resp.status() == 201,
-            "room creation by {} answered {}",
-            owner.username,
-            resp.status()
-        );
-        let v: serde_json::Value = resp.json().await?;
-        rooms.push(v["id"].as_i64().context("room without id")?);
+        let id = chat_client::create_room(site, &owner.poster(), &format!("Raum {r:02}"), &members)
+            .await
+            .with_context(|| format!("room of {}", owner.username))?;
+        rooms.push(id);
     }
-    let rooms = Arc::new(rooms);
+    Ok((persons, rooms, sign_in))
+}
+
+async fn measure(
+    args: &Args,
+    server: &ServerProcess,
+    site: &Site,
+    cond: &Conditions,
+) -> anyhow::Result<Measured> {
+    let n_members = args.rooms * args.members_per_room;
+    let mut snapshots = vec![Snapshot {
+        label: "after start",
+        res: server.resources()?,
+    }];
+    let (persons, rooms, sign_in) = set_up(args, site).await?;
+    let (persons, rooms) = (Arc::new(persons), Arc::new(rooms));
     snapshots.push(Snapshot {
         label: "signed in, rooms created",
         res: server.resources()?,
@@ -1001,7 +566,7 @@ async fn measure(
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut readers = Vec::with_capacity(n_members);
     for p in persons.iter() {
-        let ws = open_socket(site, p)
+        let ws = open_socket(site, &p.signed.cookie)
             .await
             .with_context(|| format!("socket of {}", p.username))?;
         readers.push(tokio::spawn(read_socket(ws, stop_rx.clone())));
@@ -1022,12 +587,14 @@ async fn measure(
         args.warmup + args.duration,
         args.warmup
     );
-    let cpu0 = cpu_seconds(server.pid())?;
+    let before = cond.before("the latency phase");
+    let meter = CostMeter::start(server).await?;
     let start = tokio::time::Instant::now() + Duration::from_millis(50);
     let mut tick = tokio::time::interval_at(start, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut inflight = Vec::with_capacity(total_posts);
     for i in 0..total_posts {
+        // The tick's own deadline: the intended send time, however late the tick fires.
         let scheduled = tick.tick().await.into_std();
         // Next member in turn, spread over the rooms: member i mod n, rooms interleaved.
         let member =
@@ -1035,15 +602,15 @@ async fn measure(
         let (persons, rooms, site) = (persons.clone(), rooms.clone(), site.clone());
         inflight.push(tokio::spawn(async move {
             let p = &persons[member];
-            post(&site, p, rooms[p.room], i as u64, scheduled).await
+            chat_client::post(&site, &p.poster(), rooms[p.room], i as u64, scheduled).await
         }));
     }
     let mut posts = Vec::with_capacity(total_posts);
     for t in inflight {
         posts.push(t.await??);
     }
-    let latency_elapsed = start.elapsed();
-    let latency_server_cpu_s = cpu_seconds(server.pid())? - cpu0;
+    let latency_costs = meter.stop(server, posts.len()).await?;
+    cond.after("the latency phase", &before);
     let latency_rate = posts.len() as f64
         / posts.last().map_or(1.0, |p| {
             p.sent
@@ -1052,27 +619,22 @@ async fn measure(
                 .max(1e-9)
         });
     snapshots.push(Snapshot {
-        label: "end of latency phase (200 sockets)",
+        label: "end of latency phase",
         res: server.resources()?,
     });
     // Let the last events arrive before the sustained phase adds more.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Phase 2: closed loop, as fast as the server answers.
-    let raw_pre = {
-        let (dir, secs) = (data_dir.to_path_buf(), args.commit_secs);
-        tokio::task::spawn_blocking(move || raw_commit_rate(&dir, secs)).await??
-    };
     println!(
         "Sustained phase: {} posts in flight for {} s",
         args.concurrency, args.sustained
     );
+    let before = cond.before("the sustained phase");
     let seq0 = total_posts as u64;
     let counter = Arc::new(AtomicUsize::new(0));
-    let cpu1 = cpu_seconds(server.pid())?;
-    let driver1 = cpu_seconds(std::process::id())?;
-    let began = Instant::now();
-    let until = began + Duration::from_secs(args.sustained);
+    let meter = CostMeter::start(server).await?;
+    let until = Instant::now() + Duration::from_secs(args.sustained);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let (persons, rooms, site, counter) = (
@@ -1085,9 +647,12 @@ async fn measure(
             let mut out = Vec::new();
             while Instant::now() < until {
                 let k = counter.fetch_add(1, Ordering::Relaxed);
-                let member = k % persons.len();
-                let p = &persons[member];
-                out.push(post(&site, p, rooms[p.room], seq0 + k as u64, Instant::now()).await?);
+                let p = &persons[k % persons.len()];
+                let seq = seq0 + k as u64;
+                out.push(
+                    chat_client::post(&site, &p.poster(), rooms[p.room], seq, Instant::now())
+                        .await?,
+                );
             }
             Ok::<_, anyhow::Error>(out)
         }));
@@ -1096,37 +661,17 @@ async fn measure(
     for w in workers {
         sposts.extend(w.await??);
     }
-    let elapsed = began.elapsed();
-    let sustained_cpu = cpu_seconds(server.pid())? - cpu1;
-    let sustained_driver_cpu = cpu_seconds(std::process::id())? - driver1;
+    let s_ok: Vec<&Post> = sposts.iter().filter(|p| p.status == 201).collect();
+    let costs = meter.stop(server, s_ok.len()).await?;
+    cond.after("the sustained phase", &before);
     snapshots.push(Snapshot {
         label: "end of sustained phase",
         res: server.resources()?,
     });
-    // Let the last events arrive before the server is left idle for the commit rate.
+    // Let the last events arrive before the sockets are stopped.
     tokio::time::sleep(GRACE).await;
-    let raw_post = {
-        let (dir, secs) = (data_dir.to_path_buf(), args.commit_secs);
-        tokio::task::spawn_blocking(move || raw_commit_rate(&dir, secs)).await??
-    };
-    println!(
-        "  raw commits/s (server idle) right before: {raw_pre:.0}, right after: {raw_post:.0}"
-    );
-
-    // Collect the sockets.
     stop_tx.send(true)?;
-    let mut received: HashMap<u64, Vec<(usize, Instant)>> = HashMap::new();
-    let (mut resyncs, mut closed) = (0, Vec::new());
-    for (member, r) in readers.into_iter().enumerate() {
-        let log = r.await?;
-        resyncs += log.resyncs;
-        if let Some(c) = log.closed {
-            closed.push(format!("{}: {c}", username(member)));
-        }
-        for (seq, at) in log.received {
-            received.entry(seq).or_default().push((member, at));
-        }
-    }
+    let got = chat_client::collect(readers).await?;
 
     let ok_posts: Vec<&Post> = posts.iter().filter(|p| p.status == 201).collect();
     let latency_errors = posts.len() - ok_posts.len();
@@ -1135,31 +680,57 @@ async fn measure(
         .copied()
         .filter(|p| p.seq as usize >= warmup_posts)
         .collect();
-    let latency = delivery(&measured, &received, args.members_per_room);
-    let latency_all_lost = delivery(&ok_posts, &received, args.members_per_room).lost;
+    let latency = delivery(&measured, &got.received, args.members_per_room);
+    let latency_all_lost = delivery(&ok_posts, &got.received, args.members_per_room).lost;
     let mut post_answer = Samples::with_capacity(measured.len());
     let mut schedule_lag = Samples::with_capacity(measured.len());
     for p in &measured {
         post_answer.push(p.answered.duration_since(p.sent));
         schedule_lag.push(p.sent.saturating_duration_since(p.scheduled));
     }
-    let s_ok: Vec<&Post> = sposts.iter().filter(|p| p.status == 201).collect();
-    let sustained_delivery = delivery(&s_ok, &received, args.members_per_room);
     let mut answer = Samples::with_capacity(s_ok.len());
     for p in &s_ok {
         answer.push(p.answered.duration_since(p.sent));
     }
     let sustained = Sustained {
-        ok: s_ok.len(),
         failed: sposts.len() - s_ok.len(),
         rate_limited: sposts.iter().filter(|p| p.status == 429).count(),
-        elapsed,
-        server_cpu_s: sustained_cpu,
-        driver_cpu_s: sustained_driver_cpu,
         answer,
+        costs,
+        delivery: delivery(&s_ok, &got.received, args.members_per_room),
     };
 
-    // Phase 3: the room page, by signed-in clients of several rooms.
+    let page = room_pages(args, site, &persons, &rooms).await?;
+    snapshots.push(Snapshot {
+        label: "after room pages, sockets closed",
+        res: server.resources()?,
+    });
+
+    Ok(Measured {
+        posts_measured: measured.len(),
+        sign_in,
+        latency,
+        latency_all_lost,
+        latency_rate,
+        latency_errors,
+        latency_costs,
+        post_answer,
+        schedule_lag,
+        resyncs: got.resyncs,
+        closed: got.closed,
+        sustained,
+        page,
+        snapshots,
+    })
+}
+
+/// Phase 3: the room page, by signed-in clients of several rooms.
+async fn room_pages(
+    args: &Args,
+    site: &Site,
+    persons: &Arc<Vec<Person>>,
+    rooms: &Arc<Vec<i64>>,
+) -> anyhow::Result<Samples> {
     println!(
         "Room page: {} clients for {} s",
         args.page_clients, args.page_secs
@@ -1175,7 +746,7 @@ async fn measure(
             let mut samples = Vec::new();
             while Instant::now() < until {
                 let started = Instant::now();
-                let resp = p.http.get(&url).send().await?;
+                let resp = p.signed.http.get(&url).send().await?;
                 let status = resp.status();
                 let body = resp.text().await?;
                 let took = started.elapsed();
@@ -1194,73 +765,5 @@ async fn measure(
             page.push(d);
         }
     }
-    snapshots.push(Snapshot {
-        label: "after room pages, sockets closed",
-        res: server.resources()?,
-    });
-
-    Ok(Measured {
-        posts_measured: measured.len(),
-        sign_in: sign_ins,
-        latency,
-        latency_all_lost,
-        latency_rate,
-        latency_errors,
-        latency_elapsed,
-        latency_server_cpu_s,
-        post_answer,
-        schedule_lag,
-        resyncs,
-        closed,
-        sustained,
-        sustained_delivery,
-        raw_pre,
-        raw_post,
-        page,
-        snapshots,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_form_fields_and_meta() {
-        let html = r#"<meta name="csrf-token" content="abc"><input type="hidden" name="next" value="/id/authorize?a=1&amp;b&#61;2">"#;
-        assert_eq!(meta_csrf(html).unwrap(), "abc");
-        assert_eq!(input_value(html, "next").unwrap(), "/id/authorize?a=1&b=2");
-        assert!(input_value(html, "csrf_token").is_err());
-    }
-
-    #[test]
-    fn counts_lost_and_duplicate_deliveries() {
-        let t0 = Instant::now();
-        let post = |seq, room| Post {
-            seq,
-            room,
-            scheduled: t0,
-            sent: t0,
-            answered: t0,
-            status: 201,
-        };
-        let (a, b) = (post(0, 0), post(1, 1));
-        let at = |ms| t0 + Duration::from_millis(ms);
-        let mut received = HashMap::new();
-        // Room 0 = members 0, 1; room 1 = members 2, 3.
-        received.insert(0, vec![(0, at(3)), (1, at(5)), (1, at(6))]);
-        received.insert(1, vec![(2, at(4)), (0, at(9))]);
-        let d = delivery(&[&a, &b], &received, 2);
-        assert_eq!(d.expected, 4);
-        assert_eq!(d.delivered, 3);
-        assert_eq!(d.lost, 1);
-        assert_eq!(d.duplicates, 2, "a repeat and a delivery to a non-member");
-        assert_eq!(d.all_members.summary().unwrap().n, 1);
-        assert!((d.all_members.summary().unwrap().max_ms - 5.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn reads_cpu_time_of_this_process() {
-        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
-    }
+    Ok(page)
 }

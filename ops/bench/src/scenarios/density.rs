@@ -6,6 +6,12 @@
 //! /` and the practice's own redirects up to the first page that is not a redirect (today
 //! `/` -> `/auth/login` -> `/id/authorize` -> `/id/login`, the sign-in page). That opens the
 //! practice's `platform.sqlite` and `idp.sqlite`.
+//!
+//! Memory is read at a defined quiet point: after the last touch the driver closes its
+//! connections and waits for the server's keep-alive timeout until no TCP connection to the
+//! server is left. Cold latency is reported twice: the first request to a closed practice
+//! (`GET /`, alone) and the first page load (every request up to the sign-in page), each
+//! with the fsync probes of the disk taken right before and after the pass.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,6 +20,7 @@ use anyhow::bail;
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::conditions::{Conditions, Probe};
 use crate::fixtures::{self, Node};
 use crate::http::PageLoad;
 use crate::report::{Goal, Report};
@@ -25,10 +32,13 @@ const DEFAULT_PRACTICES: usize = 1000;
 const RSS_GOAL_MB: f64 = 150.0;
 /// Goal: p99 of the first page load of a practice since server start.
 const COLD_P99_GOAL_MS: f64 = 20.0;
+/// The server's default `limits.max_open_practices`.
+const DEFAULT_MAX_OPEN: usize = 256;
 /// The server's registry lookup cache trusts an entry this long (StoreSettings).
 const REGISTRY_TTL: Duration = Duration::from_secs(2);
-/// Idle time after which the server's keep-alive connections are closed (with margin).
-const SETTLE: Duration = Duration::from_secs(8);
+/// The server's keep-alive timeout (actix-web's default, 5 s; its own calls to itself
+/// keep idle connections as long) and a margin: the least wait before the quiet point.
+const KEEP_ALIVE_AND_MARGIN: Duration = Duration::from_secs(6);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -44,30 +54,42 @@ pub struct Args {
     pub max_open_practices: Option<usize>,
 }
 
-/// Latencies of a set of page loads: whole loads and each request on its own.
+/// Latencies of a set of page loads: whole loads, their first request, and each request on
+/// its own.
 #[derive(Default)]
 struct Loads {
     total: Samples,
+    first: Samples,
     by_endpoint: Grouped,
 }
 
 impl Loads {
     fn add(&mut self, load: &PageLoad) {
         self.total.push(load.total());
+        if let Some(hop) = load.hops.first() {
+            self.first.push(hop.took);
+        }
         for hop in &load.hops {
             self.by_endpoint.push(&hop.endpoint, hop.took);
         }
     }
 
     fn json(&self) -> serde_json::Value {
-        json!({ "page_load_ms": self.total.summary(), "per_request_ms": self.by_endpoint.summaries() })
+        json!({
+            "page_load_ms": self.total.summary(),
+            "first_request_ms": self.first.summary(),
+            "per_request_ms": self.by_endpoint.summaries(),
+        })
     }
 
     fn print(&self, label: &str) {
         let Some(total) = self.total.summary() else {
             return;
         };
-        println!("  {label}: {total}");
+        println!("  {label}, page load: {total}");
+        if let Some(first) = self.first.summary() {
+            println!("  {label}, first request alone: {first}");
+        }
         for n in self.by_endpoint.summaries() {
             let s = n.summary;
             println!(
@@ -82,15 +104,20 @@ impl Loads {
 struct Measured {
     baseline: Resources,
     touched: Resources,
-    settled: Resources,
+    /// At the quiet point, and how long it took to get there (connections left, if any).
+    quiet: Resources,
+    quiet_wait_s: f64,
+    quiet_open_connections: usize,
     gauges: BTreeMap<String, f64>,
     chain: String,
     cold: Loads,
     warm: Loads,
     revisit: Loads,
+    fsync_before: Probe,
+    fsync_after: Probe,
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<Report> {
+pub async fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
     anyhow::ensure!(args.practices > 0, "--practices must be at least 1");
     let loadavg_before = super::loadavg();
     let binary = server::build_server_binary().await?;
@@ -115,13 +142,14 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         env.push(("KOLLEGIUM_LIMITS__MAX_OPEN_PRACTICES", n.as_str()));
     }
     let server = ServerProcess::start(&binary, &workdir, listen, &env).await?;
+    cond.watch_pid(server.pid());
     println!(
         "Server pid {} on {} (operator {})",
         server.pid(),
         server.addr,
         server.operator_addr
     );
-    let outcome = measure(&server, &slugs, args.revisit).await;
+    let outcome = measure(&server, &slugs, args.revisit, cond).await;
     let stopped = server.stop().await;
     let m = outcome?;
     let shutdown = stopped?;
@@ -131,6 +159,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         .total
         .summary()
         .ok_or_else(|| anyhow::anyhow!("no cold samples"))?;
+    let cap = args.max_open_practices.unwrap_or(DEFAULT_MAX_OPEN);
     println!(
         "\ndensity — {} practices, each touched once ({}):",
         slugs.len(),
@@ -152,24 +181,41 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         m.baseline.fds, m.touched.fds, m.touched.fds_by_kind, m.touched.max_open_files
     );
     println!(
-        "  settled ({} s later): RSS {:.1} MB, {} fds {:?}",
-        SETTLE.as_secs(),
-        m.settled.rss_mb,
-        m.settled.fds,
-        m.settled.fds_by_kind
+        "  quiet point ({:.1} s after the last touch, driver connections closed, {} connections \
+         left): RSS {:.1} MB (anon {:.1}, file {:.1}, shmem {:.1}), {} fds {:?}",
+        m.quiet_wait_s,
+        m.quiet_open_connections,
+        m.quiet.rss_mb,
+        m.quiet.rss_anon_mb,
+        m.quiet.rss_file_mb,
+        m.quiet.rss_shmem_mb,
+        m.quiet.fds,
+        m.quiet.fds_by_kind
     );
     println!("  server gauges: {:?}", m.gauges);
-    m.cold.print("cold first page load");
-    m.warm.print("warm page load, right after");
-    m.revisit.print("warm page load, registry cache expired");
+    m.cold.print("cold (first visit since start)");
+    for p in [&m.fsync_before, &m.fsync_after] {
+        if let Some(f) = p.fsync {
+            println!(
+                "      fsync probe {}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({:.0}/s)",
+                p.label, f.p50_ms, f.p99_ms, f.max_ms, f.per_s
+            );
+        }
+    }
+    m.warm.print("warm, right after");
+    m.revisit.print("warm, registry cache expired");
     println!("  shutdown after SIGTERM: {:.2} s", shutdown.as_secs_f64());
 
     let rss_goal = match slugs.len() {
-        DEFAULT_PRACTICES => "server RSS, 1,000 touched practices".to_owned(),
-        n => format!("server RSS, {n} touched practices (goal is for 1,000)"),
+        DEFAULT_PRACTICES => {
+            format!("server RSS at the quiet point, 1,000 touched practices, at most {cap} open")
+        }
+        n => format!(
+            "server RSS at the quiet point, {n} touched practices, at most {cap} open (goal is for 1,000)"
+        ),
     };
     let goals = vec![
-        Goal::at_most(rss_goal, m.touched.rss_mb, RSS_GOAL_MB, "MB"),
+        Goal::at_most(rss_goal, m.quiet.rss_mb, RSS_GOAL_MB, "MB"),
         Goal::at_most(
             "cold first page load p99 (all requests)",
             cold.p99_ms,
@@ -183,23 +229,32 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
          library; one keep-alive HTTP/1.1 connection over loopback (127.0.0.1 with `Host: \
          <slug>.localhost:<port>`), requests strictly sequential; a touch is an anonymous page \
          load: GET / and the practice's redirects until the first non-redirect ({}); cold = the \
-         first load of a practice since server start, warm = the same load again right after; \
-         baseline = the server after start with all practices registered and none touched; RSS \
-         (VmRSS) and descriptors from /proc/<pid>.",
+         first load of a practice since server start (reported as the first request alone and \
+         as the whole page load, with fsync probes of the data directory's disk right before and \
+         after the pass), warm = the same load again right after; baseline = the server after \
+         start with all practices registered and none touched; the goal's RSS (VmRSS, \
+         /proc/<pid>) is read at the quiet point: the driver closed its connections, at least \
+         {} s passed (the server's keep-alive timeout and a margin) and no TCP connection to the \
+         server was left; at most {cap} practices open (limits.max_open_practices).",
         slugs.len(),
-        m.chain
+        m.chain,
+        KEEP_ALIVE_AND_MARGIN.as_secs(),
     );
     let figures = json!({
         "practices": slugs.len(),
         "touch": m.chain,
         "server_settings": {
-            "limits.max_open_practices": max_open.as_deref().unwrap_or("default (256)"),
+            "limits.max_open_practices": cap,
             "other": "defaults (workers = cores, db_pool_size 4, practice_idle_secs 300)",
         },
         "create_ms": create,
         "baseline": m.baseline,
-        "after_touch": m.touched,
-        "settled_after_revisit": m.settled,
+        "after_touch_connections_open": m.touched,
+        "quiet_point": m.quiet,
+        "quiet_point_wait_s": m.quiet_wait_s,
+        "quiet_point_connections_left": m.quiet_open_connections,
+        "fsync_probe_before_cold": m.fsync_before.fsync,
+        "fsync_probe_after_cold": m.fsync_after.fsync,
         "server_gauges_after_touch": m.gauges,
         "cold": m.cold.json(),
         "cold_page_load_mean_ms_per_tenth": m.cold.total.trend(10),
@@ -235,6 +290,7 @@ async fn measure(
     server: &ServerProcess,
     slugs: &[String],
     revisit: usize,
+    cond: &Conditions,
 ) -> anyhow::Result<Measured> {
     // Open the keep-alive connection on the node host (no practice lookup, nothing cached).
     let node_host = format!("localhost:{}", server.addr.port());
@@ -250,6 +306,7 @@ async fn measure(
     );
     let (mut cold, mut warm) = (Loads::default(), Loads::default());
     let mut chain = String::new();
+    let fsync_before = cond.before("the touch pass");
     for (i, slug) in slugs.iter().enumerate() {
         let first = touch(server, slug).await?;
         if i == 0 {
@@ -262,6 +319,7 @@ async fn measure(
         }
     }
     let touched = server.resources()?;
+    let fsync_after = cond.after("the touch pass", &fsync_before);
     let gauges = server.gauges().await?;
     if gauges
         .get("kollegium_open_practices")
@@ -270,6 +328,10 @@ async fn measure(
         bail!("the touches opened no practice (gauges: {gauges:?})");
     }
 
+    // The quiet point: no connection of the driver, idle ones of the server closed.
+    let (waited, left) = server.quiet_point(KEEP_ALIVE_AND_MARGIN).await?;
+    let quiet = server.resources()?;
+
     // Let every registry cache entry expire, then load the most recently touched practices
     // again (still open while they are within the LRU cap).
     tokio::time::sleep(REGISTRY_TTL + Duration::from_millis(500)).await;
@@ -277,19 +339,19 @@ async fn measure(
     for slug in &slugs[slugs.len().saturating_sub(revisit)..] {
         again.add(&touch(server, slug).await?);
     }
-    // Idle keep-alive connections (also the server's calls to itself) close after a few
-    // seconds; what remains is what the open practices hold.
-    tokio::time::sleep(SETTLE).await;
-    let settled = server.resources()?;
     Ok(Measured {
         baseline,
         touched,
-        settled,
+        quiet,
+        quiet_wait_s: waited.as_secs_f64(),
+        quiet_open_connections: left,
         gauges,
         chain,
         cold,
         warm,
         revisit: again,
+        fsync_before,
+        fsync_after,
     })
 }
 

@@ -6,6 +6,8 @@
 //! requests into [`Samples`](crate::stats::Samples), and add a variant in `main.rs`.
 
 pub mod chat;
+pub mod chat_client;
+pub mod chat_node;
 pub mod density;
 pub mod login;
 pub mod provision;
