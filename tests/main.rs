@@ -6,6 +6,7 @@
 mod harness;
 mod smtp;
 
+mod bench_paths;
 mod browser;
 mod chat;
 mod chat_live;
