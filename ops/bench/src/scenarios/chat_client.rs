@@ -315,7 +315,11 @@ impl Reconnect {
             .header("accept", "application/json")
             .send()
             .await?;
-        ensure!(r.status().is_success(), "session check answered {}", r.status());
+        ensure!(
+            r.status().is_success(),
+            "session check answered {}",
+            r.status()
+        );
         let mut ws = open_socket(&self.site, &self.cookie).await?;
         self.subscribe(&mut ws, after).await?;
         Ok(ws)
