@@ -7,6 +7,7 @@ mod harness;
 mod smtp;
 
 mod at_rest;
+mod bench_paths;
 mod browser;
 mod chat;
 mod chat_live;

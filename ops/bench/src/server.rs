@@ -138,6 +138,11 @@ fn new_client() -> anyhow::Result<reqwest::Client> {
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        // Below the server's keep-alive timeout (5 s): a connection idle that long (the
+        // operator listener's, between the health check and the gauges after a long pass)
+        // is not reused just as the server closes it ("connection closed before message
+        // completed").
+        .pool_idle_timeout(Duration::from_secs(3))
         .build()?)
 }
 

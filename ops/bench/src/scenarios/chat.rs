@@ -569,7 +569,7 @@ async fn measure(
         let ws = open_socket(site, &p.signed.cookie)
             .await
             .with_context(|| format!("socket of {}", p.username))?;
-        readers.push(tokio::spawn(read_socket(ws, stop_rx.clone())));
+        readers.push(tokio::spawn(read_socket(ws, stop_rx.clone(), None)));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     snapshots.push(Snapshot {

@@ -220,21 +220,28 @@ pub async fn sign_in(
 pub struct SocketLog {
     pub received: Vec<(u64, Instant)>,
     pub resyncs: usize,
+    /// Times the socket was opened again after the server closed it for a session check.
+    pub reconnects: usize,
     pub other_events: usize,
     pub closed: Option<String>,
 }
 
-/// The fields of a socket event the driver reads (borrowed from the frame: no copies).
+/// The fields of a socket event the driver reads (borrowed from the frame: no copies): a
+/// `message` event carries one message, a `catchup` event several.
 #[derive(serde::Deserialize)]
 struct WsEvent<'a> {
     #[serde(rename = "type", borrow)]
     kind: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
     message: Option<WsMessage<'a>>,
+    #[serde(borrow, default)]
+    messages: Vec<WsMessage<'a>>,
 }
 
 #[derive(serde::Deserialize)]
 struct WsMessage<'a> {
+    #[serde(default)]
+    id: i64,
     #[serde(borrow)]
     body: std::borrow::Cow<'a, str>,
 }
@@ -268,46 +275,126 @@ pub async fn open_socket(
     Ok(ws)
 }
 
-/// Reads a socket until `stop` flips, timestamping every message event.
+/// What a member's page does when the server closes its socket for a session check (code
+/// 4001, at the latest when the access token expires) or asks it to resync: a plain request
+/// (which refreshes the session at the IdP), a new socket, and a subscription that catches
+/// up from the last message it saw (`templates/static/chat.js`).
+#[derive(Clone)]
+pub struct Reconnect {
+    pub site: Site,
+    pub cookie: HeaderValue,
+    pub http: reqwest::Client,
+    pub room: i64,
+}
+
+/// The server's close code for "check the session and reconnect".
+const SESSION_CHECK: u16 = 4001;
+/// Reconnects in a row that may fail before the socket counts as closed.
+const RECONNECT_TRIES: usize = 5;
+
+impl Reconnect {
+    async fn subscribe(
+        &self,
+        ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+        after: i64,
+    ) -> anyhow::Result<()> {
+        use futures_util::SinkExt;
+        let frame = json!({"type": "subscribe", "room": self.room, "after": after});
+        ws.send(Message::Text(frame.to_string().into())).await?;
+        Ok(())
+    }
+
+    async fn reopen(
+        &self,
+        after: i64,
+    ) -> anyhow::Result<tokio_tungstenite::WebSocketStream<TcpStream>> {
+        let r = self
+            .http
+            .get(self.site.url("/api/chat/rooms"))
+            .header("cookie", self.cookie.clone())
+            .header("accept", "application/json")
+            .send()
+            .await?;
+        ensure!(
+            r.status().is_success(),
+            "session check answered {}",
+            r.status()
+        );
+        let mut ws = open_socket(&self.site, &self.cookie).await?;
+        self.subscribe(&mut ws, after).await?;
+        Ok(ws)
+    }
+}
+
+/// Reads a socket until `stop` flips, timestamping every message it receives (live or in
+/// a catch-up). With `reconnect`, it behaves like the chat page when the server closes it for
+/// a session check or asks it to resync; without, such a close ends it.
 pub async fn read_socket(
     mut ws: tokio_tungstenite::WebSocketStream<TcpStream>,
     mut stop: watch::Receiver<bool>,
+    reconnect: Option<Reconnect>,
 ) -> SocketLog {
     let mut log = SocketLog::default();
+    let mut last_id = 0;
     loop {
         tokio::select! {
             msg = ws.next() => {
                 let at = Instant::now();
-                match msg {
+                let why = match msg {
                     Some(Ok(Message::Text(t))) => {
                         match serde_json::from_str::<WsEvent<'_>>(t.as_str()) {
-                            Ok(ev) if ev.kind == "message" => {
-                                let seq = ev
-                                    .message
-                                    .and_then(|m| m.body.strip_prefix("bench ").and_then(|s| s.parse().ok()));
-                                match seq {
-                                    Some(seq) => log.received.push((seq, at)),
-                                    None => log.other_events += 1,
+                            Ok(ev) if ev.kind == "message" || ev.kind == "catchup" => {
+                                for m in ev.message.iter().chain(&ev.messages) {
+                                    last_id = last_id.max(m.id);
+                                    match m.body.strip_prefix("bench ").and_then(|s| s.parse().ok()) {
+                                        Some(seq) => log.received.push((seq, at)),
+                                        None => log.other_events += 1,
+                                    }
                                 }
                             }
-                            Ok(ev) if ev.kind == "resync" => log.resyncs += 1,
+                            Ok(ev) if ev.kind == "resync" => {
+                                log.resyncs += 1;
+                                if let Some(r) = &reconnect
+                                    && let Err(e) = r.subscribe(&mut ws, last_id).await
+                                {
+                                    log.closed = Some(format!("resubscribe failed: {e:#}"));
+                                    break;
+                                }
+                            }
                             _ => log.other_events += 1,
                         }
+                        continue;
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        log.closed = Some(format!("closed by server: {frame:?}"));
-                        break;
+                        let check = frame.as_ref().is_some_and(|f| u16::from(f.code) == SESSION_CHECK);
+                        if check && let Some(r) = &reconnect {
+                            let mut tries = 0;
+                            let reopened = loop {
+                                tries += 1;
+                                match r.reopen(last_id).await {
+                                    Ok(ws) => break Ok(ws),
+                                    Err(e) if tries >= RECONNECT_TRIES => break Err(e),
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                                }
+                            };
+                            match reopened {
+                                Ok(new) => {
+                                    ws = new;
+                                    log.reconnects += 1;
+                                    continue;
+                                }
+                                Err(e) => format!("reconnect failed: {e:#}"),
+                            }
+                        } else {
+                            format!("closed by server: {frame:?}")
+                        }
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        log.closed = Some(format!("socket error: {e}"));
-                        break;
-                    }
-                    None => {
-                        log.closed = Some("socket ended".into());
-                        break;
-                    }
-                }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => format!("socket error: {e}"),
+                    None => "socket ended".into(),
+                };
+                log.closed = Some(why);
+                break;
             }
             _ = stop.changed() => {
                 let _ = ws.close(None).await;
@@ -541,6 +628,7 @@ pub struct Collected {
     /// Per sequence number: which socket (by number) received it, and when.
     pub received: HashMap<u64, Vec<(usize, Instant)>>,
     pub resyncs: usize,
+    pub reconnects: usize,
     /// Sockets that ended early, and why.
     pub closed: Vec<String>,
 }
@@ -552,11 +640,13 @@ pub async fn collect(
     let mut c = Collected {
         received: HashMap::new(),
         resyncs: 0,
+        reconnects: 0,
         closed: Vec::new(),
     };
     for (socket, r) in readers.into_iter().enumerate() {
         let log = r.await?;
         c.resyncs += log.resyncs;
+        c.reconnects += log.reconnects;
         if let Some(why) = log.closed {
             c.closed.push(format!("socket {socket}: {why}"));
         }

@@ -11,7 +11,10 @@
 //! shared by all accounts); posts go over the JSON API through one shared HTTP client that
 //! sends each member's own cookies and CSRF token (keep-alive connections per practice
 //! host, as many browsers behind one proxy would hold them); each post is from the next
-//! member of the next practice in turn.
+//! member of the next practice in turn. A socket the server closes for a session check
+//! (when the member's access token expires, after 5 minutes here) reconnects and catches up
+//! as the chat page does; messages it receives in the catch-up count with the time they
+//! arrived.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,7 +207,7 @@ fn report(args: &Args, m: &Measured, cap: &str) -> anyhow::Result<Report> {
         println!("  POST sent -> delivered, per member:     {s}");
     }
     println!(
-        "  posts {} ({} non-201), events expected {} delivered {} lost {} (incl. failed posts), duplicates {}, resyncs {}, sockets closed early {}",
+        "  posts {} ({} non-201), events expected {} delivered {} lost {} (incl. failed posts), duplicates {}, resyncs {}, reconnects after a session check {}, sockets closed early {}",
         m.posts.len(),
         non_201,
         whole.expected + non_201 * k,
@@ -212,6 +215,7 @@ fn report(args: &Args, m: &Measured, cap: &str) -> anyhow::Result<Report> {
         lost,
         whole.duplicates,
         m.got.resyncs,
+        m.got.reconnects,
         m.got.closed.len()
     );
     println!(
@@ -288,6 +292,7 @@ fn report(args: &Args, m: &Measured, cap: &str) -> anyhow::Result<Report> {
         "events_lost": lost,
         "events_duplicated": whole.duplicates,
         "resyncs": m.got.resyncs,
+        "reconnects_after_session_check": m.got.reconnects,
         "sockets_closed_early": m.got.closed,
         "server_cpu_us_per_post": cpu_per_post_us,
         "server_cores_busy": m.server_cpu_s / m.posting_s.max(1e-9),
@@ -368,7 +373,13 @@ async fn measure(
         let ws = open_socket(&sites[i / k], &m.cookie)
             .await
             .with_context(|| format!("socket {i}"))?;
-        readers.push(tokio::spawn(read_socket(ws, stop_rx.clone())));
+        let again = chat_client::Reconnect {
+            site: sites[i / k].clone(),
+            cookie: m.cookie.clone(),
+            http: shared.clone(),
+            room: rooms[i / k],
+        };
+        readers.push(tokio::spawn(read_socket(ws, stop_rx.clone(), Some(again))));
     }
     let sockets = readers.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
