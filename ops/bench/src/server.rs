@@ -74,7 +74,24 @@ pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = BUILT.get() {
         return Ok(path.clone());
     }
-    let path = build().await?;
+    // An A/B comparison runs another build's server under this driver (the driver still
+    // creates the practices with this tree's library).
+    let path = match std::env::var_os("KOLLEGIUM_BENCH_SERVER") {
+        Some(other) => {
+            let other = PathBuf::from(other);
+            anyhow::ensure!(
+                other.is_file(),
+                "KOLLEGIUM_BENCH_SERVER={} is not a file",
+                other.display()
+            );
+            println!(
+                "Server binary from KOLLEGIUM_BENCH_SERVER: {}",
+                other.display()
+            );
+            other
+        }
+        None => build().await?,
+    };
     Ok(BUILT.get_or_init(|| path).clone())
 }
 
