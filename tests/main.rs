@@ -18,6 +18,7 @@ mod cli;
 mod client_address;
 mod demo_workspace;
 mod edge_answers;
+mod fail_closed;
 mod idp_accounts;
 mod idp_admin;
 mod idp_clients;

@@ -353,3 +353,19 @@ fn a_post_prepares_its_writes_once_per_connection() {
     assert_eq!(s.iter().find(|s| s.id == room_id).unwrap().unread, 3);
     assert!(crate::search::queue::pending(&mut c).unwrap());
 }
+
+#[test]
+fn the_edit_window_is_an_error_when_the_settings_cannot_be_read() {
+    use diesel::connection::SimpleConnection;
+    use super::routes::{DEFAULT_EDIT_WINDOW_SECS, edit_window};
+    let (_d, mut c) = db();
+    assert_eq!(edit_window(&mut c).unwrap(), DEFAULT_EDIT_WINDOW_SECS);
+    kollegium_tenants::kv::set(&mut c, super::admin::EDIT_WINDOW_KEY, "60").unwrap();
+    assert_eq!(edit_window(&mut c).unwrap(), 60);
+    c.batch_execute("ALTER TABLE settings RENAME TO settings_gone")
+        .unwrap();
+    assert!(
+        edit_window(&mut c).is_err(),
+        "a database error is not the default window"
+    );
+}
