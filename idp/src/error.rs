@@ -1,9 +1,14 @@
 //! The IdP's error type, mapped to a status and page (or RFC-shaped OAuth JSON) in one place.
+//! Every 5xx keeps the error that caused it and is logged once, with the whole cause chain,
+//! where its page is rendered.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
+use kollegium_tenants::cause::{self, BoxError};
 use kollegium_tenants::web::{ErrorPage, WebError};
+
+pub use kollegium_tenants::cause::Internal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdpError {
@@ -18,7 +23,7 @@ pub enum IdpError {
     BadRequest(String),
     #[error("too many requests")]
     TooManyRequests,
-    #[error("database: {0}")]
+    #[error("database")]
     Db(#[from] diesel::result::Error),
     #[error(transparent)]
     Web(#[from] WebError),
@@ -26,10 +31,23 @@ pub enum IdpError {
     Store(#[from] kollegium_tenants::store::StoreError),
     #[error("blocking task failed")]
     Blocking(#[from] actix_web::error::BlockingError),
-    #[error("template: {0}")]
+    #[error("template")]
     Template(#[from] askama::Error),
-    #[error("internal: {0}")]
-    Internal(String),
+    /// Anything else that failed inside, with its cause.
+    #[error(transparent)]
+    Internal(#[from] Internal),
+}
+
+impl IdpError {
+    /// `context` failed inside because of `source` (kept for the log).
+    pub fn internal(context: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Internal(Internal::new(context, source))
+    }
+
+    /// An internal failure without an underlying error (a broken invariant).
+    pub fn invariant(context: &'static str) -> Self {
+        Self::Internal(Internal::msg(context))
+    }
 }
 
 pub type IdpResult<T> = Result<T, IdpError>;
@@ -58,10 +76,35 @@ impl ResponseError for IdpError {
             other => {
                 let status = other.status_code();
                 if status.is_server_error() {
-                    tracing::error!(error = %other, "idp request failed");
+                    cause::log_5xx("idp request failed", other);
                 }
                 ErrorPage::new(status.as_u16()).response()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_5xx_keeps_its_cause_chain() {
+        let e = IdpError::from(diesel::result::Error::NotFound);
+        assert_eq!(cause::chain(&e), "database: Record not found");
+        let e = IdpError::internal("hashing a password", crate::passwords::HashError::Cancelled);
+        assert_eq!(
+            cause::chain(&e),
+            "hashing a password: hashing was cancelled"
+        );
+        assert_eq!(
+            e.status_code(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let e = IdpError::from(crate::oidc::keys::KeyError::NoKey);
+        assert_eq!(
+            cause::chain(&e),
+            "reading the signing key: the practice has no signing key"
+        );
     }
 }

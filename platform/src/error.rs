@@ -1,62 +1,8 @@
-//! The cause of a 5xx answer, kept with its whole source chain, and the one way the
-//! workspace logs it. Every web error of the platform (`AuthError`, the chat's `PageError`
-//! and `ApiError`, the sign-in routes) carries an [`Internal`] for what went wrong inside;
-//! the chain is logged once, where the 5xx response is rendered.
+//! The platform's 5xx causes: [`Internal`] keeps the source error, and [`log_5xx`] logs the
+//! whole chain once where the answer is rendered. Every web error of the platform
+//! (`AuthError`, the chat's `PageError` and `ApiError`, the sign-in routes) carries one.
 
-use std::borrow::Cow;
-use std::error::Error as StdError;
-
-/// A boxed error that may cross threads (`web::block`).
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
-
-/// What failed inside, with the error that caused it (if any). Its `Display` is the
-/// context only; [`chain`] gives the context and every source.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}")]
-pub struct Internal {
-    context: Cow<'static, str>,
-    #[source]
-    source: Option<BoxError>,
-}
-
-impl Internal {
-    /// A failure without an underlying error (an invariant broken, state missing).
-    pub fn msg(context: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            context: context.into(),
-            source: None,
-        }
-    }
-
-    /// `context` caused by `source`, whose own sources stay reachable.
-    pub fn new(context: impl Into<Cow<'static, str>>, source: impl Into<BoxError>) -> Self {
-        Self {
-            context: context.into(),
-            source: Some(source.into()),
-        }
-    }
-}
-
-/// `e` and every source below it, joined by `": "` (the form logged for every 5xx).
-pub fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let s = cause.to_string();
-        // A wrapper that prints its source (`#[error("x: {0}")]`) would repeat it.
-        if !out.ends_with(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        next = cause.source();
-    }
-    out
-}
-
-/// Logs a 5xx cause with its whole chain, once, where the response is rendered.
-pub fn log_5xx(what: &str, e: &(dyn StdError + 'static)) {
-    tracing::error!(error = %chain(e), "{what}");
-}
+pub use kollegium_tenants::cause::{BoxError, Internal, chain, log_5xx};
 
 #[cfg(test)]
 mod tests {
@@ -71,26 +17,20 @@ mod tests {
     struct Wrapper(#[source] Root);
 
     #[test]
-    fn the_chain_keeps_every_cause() {
-        let e = Internal::new("ending the session", Wrapper(Root));
-        assert_eq!(e.to_string(), "ending the session");
-        assert_eq!(chain(&e), "ending the session: database: disk I/O error");
-        assert_eq!(chain(&Internal::msg("state missing")), "state missing");
-    }
-
-    #[test]
-    fn a_store_error_keeps_its_text_through_internal() {
-        let store = kollegium_tenants::store::StoreError::Poisoned;
-        let e = Internal::new("opening platform.sqlite", store);
-        assert_eq!(chain(&e), "opening platform.sqlite: internal lock poisoned");
-    }
-
-    #[test]
     fn a_page_error_renders_its_chain() {
         let e = crate::chat::routes::PageError::Internal(Internal::new(
             "chat request",
             Wrapper(Root),
         ));
         assert_eq!(chain(&e), "chat request: database: disk I/O error");
+    }
+
+    #[test]
+    fn an_auth_error_renders_its_chain() {
+        let e = crate::auth::session::AuthError::Internal(Internal::new(
+            "reading the session",
+            Wrapper(Root),
+        ));
+        assert_eq!(chain(&e), "reading the session: database: disk I/O error");
     }
 }

@@ -233,7 +233,7 @@ async fn change_password(
         .hasher
         .verify(form.current, s.user.password_hash.clone())
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?
+        .map_err(|e| IdpError::internal("checking the password", e))?
         == Verified::No;
     let (t, st, uid, at) = (s.tenant.clone(), state.clone(), s.user.id, ip.clone());
     web::block(move || -> IdpResult<()> {
@@ -267,7 +267,7 @@ async fn change_password(
         .hasher
         .hash(form.password)
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("hashing a password", e))?;
     let (t, uid, sess) = (s.tenant.clone(), s.user.id, s.session.clone());
     let token = web::block(move || -> IdpResult<String> {
         let mut conn = t.conn(&IDP_DB)?;

@@ -185,7 +185,7 @@ async fn submit(
         .hasher
         .verify(form.password, stored)
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("checking the password", e))?;
 
     // 3. Record the outcome and open the session.
     let old_session = req

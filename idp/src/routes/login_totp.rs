@@ -352,7 +352,7 @@ async fn enroll_submit(
                 &enrol_page(forced_ctx(&s, &csrf, next), &secret, now, Some(msg)),
             )
         }
-        Err(Confirmed::Codes(_)) => Err(IdpError::Internal("unreachable enrolment state".into())),
+        Err(Confirmed::Codes(_)) => Err(IdpError::invariant("unreachable enrolment state")),
     }
 }
 

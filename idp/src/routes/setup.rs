@@ -153,7 +153,7 @@ async fn submit(
         .hasher
         .hash(form.password)
         .await
-        .map_err(|e| crate::error::IdpError::Internal(e.to_string()))?;
+        .map_err(|e| crate::error::IdpError::internal("hashing a password", e))?;
     let now = state.now();
     let t = tenant.clone();
     let p = profile.clone();
@@ -173,9 +173,7 @@ async fn submit(
             }
             if !links::consume(conn, &link, now)? {
                 // Cannot happen under the write lock; roll back rather than half-apply.
-                return Err(crate::error::IdpError::Internal(
-                    "link consumed twice".into(),
-                ));
+                return Err(crate::error::IdpError::invariant("link consumed twice"));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
             if link.kind == LinkKind::Reset {

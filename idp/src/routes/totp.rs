@@ -344,7 +344,7 @@ async fn disable(
         .hasher
         .verify(form.current, s.user.password_hash.clone())
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("checking the password", e))?;
     let (t, user, st) = (s.tenant.clone(), s.user.clone(), state.clone());
     let ok = web::block(move || -> IdpResult<bool> {
         let mut conn = t.conn(&IDP_DB)?;
