@@ -61,10 +61,9 @@ impl ProvisionHook for IdpProvisioner {
             &mut conn,
             p.now,
             &events::Event {
-                kind: "user_invited",
                 user: Some(id),
                 detail: "owner",
-                ..Default::default()
+                ..events::Event::new(events::EventKind::UserInvited)
             },
         )?;
         keys::generate(&mut conn, p.node_key, p.slug.as_str(), p.now)?;

@@ -8,7 +8,7 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use super::login::LOCKED;
 use crate::catalog;
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::passwords::{self, PolicyError, Verified};
 use crate::sessions::{self, IdpSession, Origin, Session, Stage};
 use crate::state::IdpState;
@@ -161,11 +161,10 @@ async fn save_profile(
             &mut conn,
             now,
             &Event {
-                kind: "user_updated",
                 user: Some(uid),
                 actor: Some(uid),
                 detail: "profile",
-                ..Event::default()
+                ..Event::new(EventKind::UserUpdated)
             },
         )?;
         Ok(())
@@ -278,11 +277,10 @@ async fn change_password(
             &mut conn,
             now,
             &Event {
-                kind: "password_changed",
                 user: Some(uid),
                 actor: Some(uid),
                 ip: Some(&ip),
-                ..Event::default()
+                ..Event::new(EventKind::PasswordChanged)
             },
         )?;
         Ok(sessions::promote(
@@ -317,10 +315,9 @@ async fn end_session(
             &mut conn,
             now,
             &Event {
-                kind: "session_revoked",
                 user: Some(uid),
                 actor: Some(uid),
-                ..Event::default()
+                ..Event::new(EventKind::SessionRevoked)
             },
         )?;
         Ok(())
@@ -341,11 +338,10 @@ async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<Http
             &mut conn,
             now,
             &Event {
-                kind: "session_revoked",
                 user: Some(uid),
                 actor: Some(uid),
                 detail: "all others",
-                ..Event::default()
+                ..Event::new(EventKind::SessionRevoked)
             },
         )?;
         Ok(())

@@ -8,7 +8,7 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
 use crate::catalog::{self, Entry};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
@@ -256,10 +256,9 @@ async fn create(
                 conn,
                 now,
                 &Event {
-                    kind: "user_invited",
                     user: Some(id),
                     actor: Some(admin),
-                    ..Event::default()
+                    ..Event::new(EventKind::UserInvited)
                 },
             )?;
             Ok(Ok(()))
@@ -378,11 +377,10 @@ async fn update(
                 conn,
                 now,
                 &Event {
-                    kind: "user_updated",
                     user: Some(uid),
                     actor: Some(admin),
                     detail: if email_changed { "email" } else { "" },
-                    ..Event::default()
+                    ..Event::new(EventKind::UserUpdated)
                 },
             )?;
             Ok(Ok(()))
@@ -457,10 +455,9 @@ async fn action(
                     conn,
                     now,
                     &Event {
-                        kind,
                         user: Some(u.id),
                         actor: Some(admin),
-                        ..Event::default()
+                        ..Event::new(kind)
                     },
                 )
             };

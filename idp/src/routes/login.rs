@@ -9,7 +9,7 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use super::{next_query, safe_next};
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::passwords::Verified;
 use crate::sessions::{self, AnySession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
@@ -231,7 +231,7 @@ async fn submit(
         }
         let amr = "pwd";
         let (token, _) = sessions::create(&mut conn, user.id, outcome.stage, amr, outcome.device_id, &origin, now)?;
-        events::record(&mut conn, now, &Event { kind: "login_ok", user: Some(user.id), ip: Some(&origin.ip), detail: outcome.stage.as_str(), ..Event::default() })?;
+        events::record(&mut conn, now, &Event { user: Some(user.id), ip: Some(&origin.ip), detail: outcome.stage.as_str(), ..Event::new(EventKind::LoginOk) })?;
         Ok(Ok((token, outcome)))
     })
     .await??;
@@ -266,10 +266,9 @@ async fn logout(
                 &mut conn,
                 now,
                 &Event {
-                    kind: "logout",
                     user: Some(s.user.id),
                     ip: Some(&s.session.ip),
-                    ..Event::default()
+                    ..Event::new(EventKind::Logout)
                 },
             )?;
             Ok(())

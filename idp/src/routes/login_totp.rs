@@ -16,7 +16,7 @@ use super::safe_next;
 use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
 use crate::devices;
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mfa::{self, Check};
 use crate::sessions::{self, IdpSession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
@@ -100,11 +100,10 @@ fn finish(
         conn,
         now,
         &Event {
-            kind: "login_ok",
             user: Some(s.user.id),
             ip: Some(&origin.ip),
             detail: outcome.stage.as_str(),
-            ..Event::default()
+            ..Event::new(EventKind::LoginOk)
         },
     )?;
     Ok(Ok((token, outcome)))
@@ -211,11 +210,10 @@ async fn totp_submit(
                 &mut conn,
                 now,
                 &Event {
-                    kind: "recovery_code_used",
                     user: Some(uid),
                     ip: Some(&origin.ip),
                     detail: &format!("{left} übrig"),
-                    ..Event::default()
+                    ..Event::new(EventKind::RecoveryCodeUsed)
                 },
             )?;
         }

@@ -8,7 +8,7 @@ use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{CsrfToken, Layout};
 
 use crate::error::IdpResult;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::passwords::{self, PolicyError};
 use crate::sessions;
@@ -181,18 +181,17 @@ async fn submit(
                 oidc::grants::revoke_all_for_user(conn, user.id, "password reset", now)?;
             }
             let kind = if link.kind == LinkKind::Reset {
-                "password_changed"
+                EventKind::PasswordChanged
             } else {
-                "setup_completed"
+                EventKind::SetupCompleted
             };
             events::record(
                 conn,
                 now,
                 &Event {
-                    kind,
                     user: Some(user.id),
                     actor: Some(user.id),
-                    ..Event::default()
+                    ..Event::new(kind)
                 },
             )?;
             Ok(Ok(()))

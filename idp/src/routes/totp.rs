@@ -14,7 +14,7 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use kollegium_tenants::{Tenant, UnixTime};
 
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mfa::{self, Check};
 use crate::passwords::Verified;
 use crate::sessions::{IdpSession, Origin};
@@ -142,11 +142,10 @@ pub fn confirm(
         conn,
         now,
         &Event {
-            kind: "totp_enabled",
             user: Some(user.id),
             actor: Some(user.id),
             ip: Some(ip),
-            ..Event::default()
+            ..Event::new(EventKind::TotpEnabled)
         },
     )?;
     Ok(Confirmed::Codes(codes))
@@ -379,11 +378,10 @@ async fn disable(
             &mut conn,
             now,
             &Event {
-                kind: "totp_disabled",
                 user: Some(user.id),
                 actor: Some(user.id),
                 ip: Some(&ip),
-                ..Event::default()
+                ..Event::new(EventKind::TotpDisabled)
             },
         )?;
         Ok(true)
