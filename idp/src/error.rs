@@ -52,6 +52,17 @@ impl IdpError {
 
 pub type IdpResult<T> = Result<T, IdpError>;
 
+impl From<crate::user_admin::ActionError> for IdpError {
+    fn from(e: crate::user_admin::ActionError) -> Self {
+        use crate::user_admin::ActionError;
+        match e {
+            ActionError::OwnerOnly => Self::Forbidden,
+            ActionError::Db(e) => Self::Db(e),
+            refused => Self::BadRequest(refused.to_string()),
+        }
+    }
+}
+
 impl ResponseError for IdpError {
     fn status_code(&self) -> StatusCode {
         match self {
