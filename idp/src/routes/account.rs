@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use super::login::LOCKED;
+use super::attempt::{self, Attempt, Reserved};
 use crate::catalog;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
@@ -201,33 +201,19 @@ async fn change_password(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let mail = mail_ctx(&s.tenant, &ctx);
-    let (t, st, u, ip2) = (s.tenant.clone(), state.clone(), s.user.clone(), ip.clone());
-    let (keys, gate, mailed) = web::block(move || -> IdpResult<_> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
-        Ok((keys, gate, mailed))
-    })
-    .await??;
-    if mailed {
-        ctx.mail.poke(s.tenant.slug()); // the lockout notice was queued
-    }
-    match gate {
-        Gate::Locked { .. } => {
-            return render(
-                &s,
-                &csrf,
-                Some(LOCKED.into()),
-                None,
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .await;
+    let on_account = Attempt::Account {
+        user: Box::new(s.user.clone()),
+        login: String::new(),
+    };
+    let reserved =
+        attempt::reserve(&s.tenant, &state, &ctx, on_account, &ip, device_cookie, now).await?;
+    let keys = match reserved {
+        Ok(Reserved { keys, .. }) => keys,
+        Err(refusal) => {
+            let msg = refusal.message().into();
+            return render(&s, &csrf, Some(msg), None, refusal.status()).await;
         }
-        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Gate::Proceed { .. } => {}
-    }
+    };
     let wrong = state
         .hasher
         .verify(form.current, s.user.password_hash.clone())
