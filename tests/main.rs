@@ -43,6 +43,7 @@ mod oidc_support;
 mod plumbing;
 mod portal;
 mod routing;
+mod schema_check;
 mod signin_hardening;
 mod smtp_tls;
 mod tenancy;
