@@ -375,7 +375,7 @@ fn the_edit_window_is_an_error_when_the_settings_cannot_be_read() {
 #[test]
 fn mentions_written_as_strings_become_integers() {
     use diesel::connection::SimpleConnection;
-    use diesel::migration::MigrationSource;
+    use diesel::migration::{Migration, MigrationConnection, MigrationSource};
     use diesel::prelude::*;
     use diesel::sqlite::Sqlite;
     use diesel_migrations::MigrationHarness;
@@ -384,6 +384,7 @@ fn mentions_written_as_strings_become_integers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("platform.sqlite");
     let mut c = kollegium_tenants::db::open_connection(&path).unwrap();
+    c.setup().unwrap();
     let all = MigrationSource::<Sqlite>::migrations(&PLATFORM_DB.migrations).unwrap();
     let (before, from_new): (Vec<_>, Vec<_>) = all
         .into_iter()
