@@ -72,7 +72,6 @@ struct Actual {
     #[diesel(sql_type = Text)]
     name: String,
     #[diesel(sql_type = Text)]
-    #[diesel(column_name = "type")]
     declared_type: String,
     #[diesel(sql_type = BigInt)]
     notnull: i64,
@@ -106,7 +105,8 @@ fn actual(conn: &mut SqliteConnection) -> BTreeMap<String, Vec<Actual>> {
         .into_iter()
         .map(|t| {
             let cols: Vec<Actual> = diesel::sql_query(
-                "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1) ORDER BY cid",
+                "SELECT name, type AS declared_type, \"notnull\", pk FROM pragma_table_info(?1) \
+                 ORDER BY cid",
             )
             .bind::<Text, _>(&t.name)
             .load(conn)
