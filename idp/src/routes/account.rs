@@ -12,10 +12,10 @@ use crate::events::{self, Event, EventKind};
 use crate::passwords::{self, PolicyError, Verified};
 use crate::sessions::{self, IdpSession, Origin, Session, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::users::{self, Profile};
 use crate::views::{layout, page_status, see_other, when};
-use crate::{IDP_DB, devices, lockout, mail_ctx, oidc};
+use crate::{IDP_DB, devices, lockout, oidc};
 
 pub struct SessionView {
     pub id: i64,

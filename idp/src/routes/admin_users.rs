@@ -15,7 +15,7 @@ use crate::state::IdpState;
 use crate::user_admin::{self, Done, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, mail_ctx, oidc, sessions, throttle};
+use crate::{IDP_DB, mail_ctx, sessions};
 
 /// Repeated-key form fields (`roles=a&roles=b`), which `web::Form` cannot express.
 pub struct Pairs(pub Vec<(String, String)>);

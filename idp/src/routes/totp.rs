@@ -20,10 +20,10 @@ use crate::mfa::{self, Check};
 use crate::passwords::Verified;
 use crate::sessions::{IdpSession, Origin};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::users::{self, User};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, devices, lockout, mail_ctx, policy, totp};
+use crate::{IDP_DB, devices, lockout, policy, totp};
 
 pub const EXPIRED: &str =
     "Die Einrichtung ist abgelaufen oder ungültig. Bitte beginnen Sie noch einmal.";
