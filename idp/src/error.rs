@@ -21,6 +21,9 @@ pub enum IdpError {
     NotFound,
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A request refused with a German explanation shown on the error page (400).
+    #[error("{0}")]
+    Refused(String),
     #[error("too many requests")]
     TooManyRequests,
     #[error("database")]
@@ -58,7 +61,7 @@ impl From<crate::user_admin::ActionError> for IdpError {
         match e {
             ActionError::OwnerOnly => Self::Forbidden,
             ActionError::Db(e) => Self::Db(e),
-            refused => Self::BadRequest(refused.to_string()),
+            refused => Self::Refused(refused.to_string()),
         }
     }
 }
@@ -69,7 +72,7 @@ impl ResponseError for IdpError {
             Self::LoginRequired { .. } => StatusCode::SEE_OTHER,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Refused(_) => StatusCode::BAD_REQUEST,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Web(e) => e.status_code(),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,6 +86,11 @@ impl ResponseError for IdpError {
                 HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, format!("/id/login?{q}")))
                     .finish()
+            }
+            Self::Refused(why) => {
+                let mut page = ErrorPage::new(400);
+                page.message = why.clone().into();
+                page.response()
             }
             other => {
                 let status = other.status_code();
