@@ -58,12 +58,13 @@ all_tuples!(
 
 /// `(table name, its declared columns)` for each named `table!` of a schema module.
 macro_rules! tables {
-    ($($m:ident)::+ => [$($t:ident),+ $(,)?]) => {
+    ($($m:ident)::+ => [$($t:ident),+ $(,)?]) => {{
+        use $($m)::+ as declared_in;
         vec![$((
             stringify!($t),
-            <<$($m)::+::$t::table as diesel::Table>::AllColumns as Columns>::list(),
+            <<declared_in::$t::table as diesel::Table>::AllColumns as Columns>::list(),
         )),+]
-    };
+    }};
 }
 
 /// A column as the migrated database has it.
