@@ -52,8 +52,8 @@ macro_rules! all_tuples {
 }
 
 all_tuples!(
-    C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17, C18, C19, C20,
-    C21, C22, C23, C24, C25, C26, C27, C28, C29, C30, C31, C32
+    C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14, C15, C16, C17, C18, C19, C20, C21,
+    C22, C23, C24, C25, C26, C27, C28, C29, C30, C31, C32
 );
 
 /// `(table name, its declared columns)` for each named `table!` of a schema module.
@@ -167,12 +167,16 @@ fn differences(
     let mut out = Vec::new();
     for name in actual.keys() {
         if !declared.iter().any(|(t, _)| t == name) {
-            out.push(format!("table {name}: created by the migrations, no table! declares it"));
+            out.push(format!(
+                "table {name}: created by the migrations, no table! declares it"
+            ));
         }
     }
     for (table, cols) in declared {
         let Some(have) = actual.get(*table) else {
-            out.push(format!("table {table}: declared, the migrations create no such table"));
+            out.push(format!(
+                "table {table}: declared, the migrations create no such table"
+            ));
             continue;
         };
         for a in have {
@@ -185,11 +189,17 @@ fn differences(
         }
         for c in cols {
             let Some(a) = have.iter().find(|a| a.name == c.name) else {
-                out.push(format!("{table}.{}: declared, not in the migrations", c.name));
+                out.push(format!(
+                    "{table}.{}: declared, not in the migrations",
+                    c.name
+                ));
                 continue;
             };
             let Some((affinities, nullable)) = expected(c.sql_type) else {
-                out.push(format!("{table}.{}: unknown SQL type {}", c.name, c.sql_type));
+                out.push(format!(
+                    "{table}.{}: unknown SQL type {}",
+                    c.name, c.sql_type
+                ));
                 continue;
             };
             let have_affinity = affinity(&a.declared_type);
@@ -292,7 +302,11 @@ fn the_platform_schema_matches_its_migrations() {
         .into_iter()
         .filter(|d| !d.starts_with("table "))
         .collect::<Vec<_>>();
-    assert!(diff.is_empty(), "platform.sqlite (tenants' tables):\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "platform.sqlite (tenants' tables):\n{}",
+        diff.join("\n")
+    );
 }
 
 #[test]
@@ -312,7 +326,11 @@ fn the_idp_schema_matches_its_migrations() {
         .into_iter()
         .filter(|d| !d.starts_with("table "))
         .collect::<Vec<_>>();
-    assert!(diff.is_empty(), "idp.sqlite (tenants' tables):\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "idp.sqlite (tenants' tables):\n{}",
+        diff.join("\n")
+    );
 }
 
 /// Deliberately wrong declarations of the platform's tables.
@@ -352,11 +370,23 @@ fn a_wrong_table_declaration_is_caught() {
     declared.extend(tables!(wrong => [messages, gone]));
     let diff = differences(&declared, &actual);
     let has = |needle: &str| diff.iter().any(|d| d.contains(needle));
-    assert!(has("messages.deleted_at: in the migrations, not declared"), "{diff:#?}");
-    assert!(has("messages.colour: declared, not in the migrations"), "{diff:#?}");
+    assert!(
+        has("messages.deleted_at: in the migrations, not declared"),
+        "{diff:#?}"
+    );
+    assert!(
+        has("messages.colour: declared, not in the migrations"),
+        "{diff:#?}"
+    );
     assert!(has("messages.body: declared"), "type: {diff:#?}");
-    assert!(has("messages.room_id: declared Nullable"), "nullability: {diff:#?}");
-    assert!(has("table gone: declared, the migrations create no such table"), "{diff:#?}");
+    assert!(
+        has("messages.room_id: declared Nullable"),
+        "nullability: {diff:#?}"
+    );
+    assert!(
+        has("table gone: declared, the migrations create no such table"),
+        "{diff:#?}"
+    );
     assert_eq!(diff.len(), 5, "nothing else: {diff:#?}");
 
     // A table the migrations create that nothing declares.

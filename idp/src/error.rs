@@ -116,10 +116,7 @@ mod tests {
             cause::chain(&e),
             "hashing a password: hashing was cancelled"
         );
-        assert_eq!(
-            e.status_code(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         let e = IdpError::from(crate::oidc::keys::KeyError::NoKey);
         assert_eq!(
             cause::chain(&e),

@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(label("lockout"), "Konto gesperrt (Fehlversuche)");
         assert_eq!(label("from_a_later_version"), "from_a_later_version");
         let mut seen = std::collections::HashSet::new();
-        assert!(KINDS.iter().all(|(k, _)| seen.insert(*k)), "stored values are unique");
+        assert!(
+            KINDS.iter().all(|(k, _)| seen.insert(*k)),
+            "stored values are unique"
+        );
     }
 
     #[test]

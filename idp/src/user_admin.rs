@@ -98,18 +98,14 @@ pub fn check(
     confirm: Option<&str>,
 ) -> Result<(), ActionError> {
     let on_self = target.id == admin;
-    if (target.is_owner || on_self) && matches!(action, UserAction::Disable | UserAction::Delete)
-    {
+    if (target.is_owner || on_self) && matches!(action, UserAction::Disable | UserAction::Delete) {
         return Err(ActionError::OwnerOrSelf);
     }
     // One's own second factor is switched off with password and code, not as admin.
     if on_self && action == UserAction::ResetTotp {
         return Err(ActionError::OwnSecondFactor);
     }
-    if target.is_owner
-        && !on_self
-        && matches!(action, UserAction::Reset | UserAction::ResetTotp)
-    {
+    if target.is_owner && !on_self && matches!(action, UserAction::Reset | UserAction::ResetTotp) {
         return Err(ActionError::OwnerOnly);
     }
     if action == UserAction::Delete && confirm != Some(target.username.as_str()) {
@@ -218,7 +214,10 @@ mod tests {
             assert_eq!(UserAction::parse(a.as_str()).unwrap(), *a);
         }
         for bad in ["", "frobnicate", "Disable", "reset_totp", "delete "] {
-            assert!(matches!(UserAction::parse(bad), Err(ActionError::Unknown)), "{bad}");
+            assert!(
+                matches!(UserAction::parse(bad), Err(ActionError::Unknown)),
+                "{bad}"
+            );
         }
         assert!(UserAction::Reset.mails() && UserAction::Resend.mails());
         assert!(!UserAction::Disable.mails());

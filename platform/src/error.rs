@@ -18,10 +18,8 @@ mod tests {
 
     #[test]
     fn a_page_error_renders_its_chain() {
-        let e = crate::chat::routes::PageError::Internal(Internal::new(
-            "chat request",
-            Wrapper(Root),
-        ));
+        let e =
+            crate::chat::routes::PageError::Internal(Internal::new("chat request", Wrapper(Root)));
         assert_eq!(chain(&e), "chat request: database: disk I/O error");
     }
 

@@ -11,11 +11,11 @@ use actix_web::web;
 use kollegium_tenants::web::WebContext;
 use kollegium_tenants::{Tenant, UnixTime};
 
+use crate::IDP_DB;
 use crate::error::IdpResult;
 use crate::lockout;
 use crate::state::IdpState;
 use crate::throttle::{Gate, Keys};
-use crate::IDP_DB;
 use crate::users::{self, User};
 
 pub const WRONG_PASSWORD: &str = "Benutzername oder Passwort ist falsch.";
@@ -108,8 +108,15 @@ pub async fn reserve(
             &ip,
             device_cookie.as_deref(),
         )?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, user.as_ref(), &ip, &st.settings, &mail, now)?;
+        let (gate, mailed) = lockout::reserve(
+            &mut conn,
+            &keys,
+            user.as_ref(),
+            &ip,
+            &st.settings,
+            &mail,
+            now,
+        )?;
         Ok((user, keys, gate, mailed))
     })
     .await??;

@@ -178,48 +178,74 @@ async fn submit(
         .cookie(sessions::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
     let (t, ip, st2) = (tenant.clone(), origin.ip.clone(), state.clone());
-    let result = web::block(move || -> IdpResult<Result<(String, flow::Outcome), Refusal>> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let user = match user {
-            Some(u) if verified != Verified::No => u,
-            other => {
-                // One commit for known and unknown names alike: no timing difference.
-                let uid = other.as_ref().map(|u| u.id);
-                lockout::failed(&mut conn, &keys, uid, &ip, "", &st2.settings, now)?;
-                return Ok(Err(Refusal::WrongPassword));
+    let result = web::block(
+        move || -> IdpResult<Result<(String, flow::Outcome), Refusal>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let user = match user {
+                Some(u) if verified != Verified::No => u,
+                other => {
+                    // One commit for known and unknown names alike: no timing difference.
+                    let uid = other.as_ref().map(|u| u.id);
+                    lockout::failed(&mut conn, &keys, uid, &ip, "", &st2.settings, now)?;
+                    return Ok(Err(Refusal::WrongPassword));
+                }
+            };
+            // With a second factor still to come the attempt stays counted until the code is
+            // right: otherwise each correct password would reset the count of wrong codes.
+            if !user.has_totp() {
+                throttle::succeeded(&mut conn, &keys, 1)?;
             }
-        };
-        // With a second factor still to come the attempt stays counted until the code is
-        // right: otherwise each correct password would reset the count of wrong codes.
-        if !user.has_totp() {
-            throttle::succeeded(&mut conn, &keys, 1)?;
-        }
-        if user.status != UserStatus::Active {
-            return Ok(Err(Refusal::Disabled));
-        }
-        // Locks were decided by the throttle before the password was checked; the
-        // account's `locked_until` is the admins' view of them, not a gate of its own.
-        if !user.has_totp() {
-            users::reset_failures(&mut conn, user.id)?;
-        }
-        if let Verified::YesRehashed(h) = &verified {
-            users::replace_hash(&mut conn, user.id, h)?;
-        }
-        // Never adopt a session cookie the browser brought along: end it, start fresh.
-        if let Some(old) = old_session.as_deref()
-            && let Some(s) = sessions::by_token(&mut conn, old)?
-        {
-            sessions::end(&mut conn, s.id, "replaced by new login", now)?;
-        }
-        let outcome = flow::after_password(&mut conn, &user, device_cookie.as_deref(), &origin, &mail, now)?;
-        if outcome.device_refused {
-            return Ok(Err(Refusal::DeviceRefused));
-        }
-        let amr = "pwd";
-        let (token, _) = sessions::create(&mut conn, user.id, outcome.stage, amr, outcome.device_id, &origin, now)?;
-        events::record(&mut conn, now, &Event { user: Some(user.id), ip: Some(&origin.ip), detail: outcome.stage.as_str(), ..Event::new(EventKind::LoginOk) })?;
-        Ok(Ok((token, outcome)))
-    })
+            if user.status != UserStatus::Active {
+                return Ok(Err(Refusal::Disabled));
+            }
+            // Locks were decided by the throttle before the password was checked; the
+            // account's `locked_until` is the admins' view of them, not a gate of its own.
+            if !user.has_totp() {
+                users::reset_failures(&mut conn, user.id)?;
+            }
+            if let Verified::YesRehashed(h) = &verified {
+                users::replace_hash(&mut conn, user.id, h)?;
+            }
+            // Never adopt a session cookie the browser brought along: end it, start fresh.
+            if let Some(old) = old_session.as_deref()
+                && let Some(s) = sessions::by_token(&mut conn, old)?
+            {
+                sessions::end(&mut conn, s.id, "replaced by new login", now)?;
+            }
+            let outcome = flow::after_password(
+                &mut conn,
+                &user,
+                device_cookie.as_deref(),
+                &origin,
+                &mail,
+                now,
+            )?;
+            if outcome.device_refused {
+                return Ok(Err(Refusal::DeviceRefused));
+            }
+            let amr = "pwd";
+            let (token, _) = sessions::create(
+                &mut conn,
+                user.id,
+                outcome.stage,
+                amr,
+                outcome.device_id,
+                &origin,
+                now,
+            )?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    user: Some(user.id),
+                    ip: Some(&origin.ip),
+                    detail: outcome.stage.as_str(),
+                    ..Event::new(EventKind::LoginOk)
+                },
+            )?;
+            Ok(Ok((token, outcome)))
+        },
+    )
     .await??;
     let (token, outcome) = match result {
         Ok(v) => v,

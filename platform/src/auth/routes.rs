@@ -78,7 +78,9 @@ fn internal_error(what: &str, e: &Internal) -> HttpResponse {
 }
 
 /// The result of blocking work, with a failed blocking pool as one more internal error.
-fn joined<T>(r: Result<Result<T, Internal>, actix_web::error::BlockingError>) -> Result<T, Internal> {
+fn joined<T>(
+    r: Result<Result<T, Internal>, actix_web::error::BlockingError>,
+) -> Result<T, Internal> {
     r.map_err(|e| Internal::new("blocking pool", e))?
 }
 

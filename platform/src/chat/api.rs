@@ -392,9 +392,11 @@ async fn post_message(
             live::EventKind::Posted(l) => Some(ApiMessage::from(l.for_reader(me.0))),
             _ => None,
         })
-        .ok_or_else(|| PageError::Internal(crate::error::Internal::msg(
-            "posted message without its event",
-        )))?;
+        .ok_or_else(|| {
+            PageError::Internal(crate::error::Internal::msg(
+                "posted message without its event",
+            ))
+        })?;
     state.publish(m.tenant.slug().as_str(), events);
     Ok(HttpResponse::Created().json(view))
 }

@@ -377,11 +377,7 @@ pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Su
                 .filter(messages::id.gt(last_read))
                 .filter(messages::deleted_at.is_null())
                 .filter(messages::author_id.ne(me.0))
-                .filter(
-                    messages::mentions_all
-                        .eq(true)
-                        .or(mentions_me.clone()),
-                )
+                .filter(messages::mentions_all.eq(true).or(mentions_me.clone()))
                 .count()
                 .get_result(conn)?
         } else {

@@ -356,8 +356,8 @@ fn a_post_prepares_its_writes_once_per_connection() {
 
 #[test]
 fn the_edit_window_is_an_error_when_the_settings_cannot_be_read() {
-    use diesel::connection::SimpleConnection;
     use super::routes::{DEFAULT_EDIT_WINDOW_SECS, edit_window};
+    use diesel::connection::SimpleConnection;
     let (_d, mut c) = db();
     assert_eq!(edit_window(&mut c).unwrap(), DEFAULT_EDIT_WINDOW_SECS);
     kollegium_tenants::kv::set(&mut c, super::admin::EDIT_WINDOW_KEY, "60").unwrap();
@@ -389,7 +389,11 @@ fn mentions_written_as_strings_become_integers() {
     let (before, from_new): (Vec<_>, Vec<_>) = all
         .into_iter()
         .partition(|m| m.name().to_string().as_str() < NEW);
-    assert!(from_new[0].name().to_string() == NEW, "{}", from_new[0].name());
+    assert!(
+        from_new[0].name().to_string() == NEW,
+        "{}",
+        from_new[0].name()
+    );
     for m in &before {
         c.run_migration(m.as_ref()).unwrap();
     }
@@ -398,8 +402,8 @@ fn mentions_written_as_strings_become_integers() {
         member(&mut c, "bernd"),
         member(&mut c, "xaver"),
     );
-    let room = rooms::create_group(&mut c, a, "Labor", "", Visibility::Open, &[b, x], 1_000)
-        .unwrap();
+    let room =
+        rooms::create_group(&mut c, a, "Labor", "", Visibility::Open, &[b, x], 1_000).unwrap();
     c.batch_execute(&format!(
         "INSERT INTO messages (id, room_id, author_id, body, mentions, mentions_all, created_at) \
          VALUES (901, {r}, {a}, '@bernd @xaver', '[\"{x}\",\"{b}\"]', 0, 1001), \
@@ -414,7 +418,10 @@ fn mentions_written_as_strings_become_integers() {
         c.run_migration(m.as_ref()).unwrap();
     }
     let stored: Vec<(i64, String)> = crate::schema::messages::table
-        .select((crate::schema::messages::id, crate::schema::messages::mentions))
+        .select((
+            crate::schema::messages::id,
+            crate::schema::messages::mentions,
+        ))
         .order(crate::schema::messages::id)
         .load(&mut c)
         .unwrap();
