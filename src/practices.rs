@@ -127,10 +127,7 @@ pub fn rotate_keys(
     events::record(
         &mut conn,
         now,
-        &events::Event {
-            kind: "keys_rotated",
-            ..Default::default()
-        },
+        &events::Event::new(events::EventKind::KeysRotated),
     )?;
     Ok(kid)
 }
@@ -150,10 +147,9 @@ pub fn add_client(
         &mut conn,
         now,
         &events::Event {
-            kind: "client_created",
             client_id: Some(&created.client_id),
             detail: &client.name,
-            ..Default::default()
+            ..events::Event::new(events::EventKind::ClientCreated)
         },
     )?;
     Ok(created)

@@ -284,7 +284,14 @@ async fn only_admins_of_the_same_practice_reach_administration() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    // An unknown action is refused at the edge, before any account is looked up.
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Diese Aktion gibt es nicht.")
+    );
     let long = "x".repeat(300);
     let r = admin_b
         .post(app.url("praxis-b", "/id/admin/users"))

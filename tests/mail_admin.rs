@@ -375,7 +375,8 @@ async fn the_admin_user_endpoints_refuse_bad_requests() {
     );
     assert_eq!(
         post(format!("{}/frobnicate", users(anna.0)), csrf_only()).await,
-        404
+        400,
+        "an unknown action"
     );
     assert_eq!(
         post("/id/admin/users/abc/reset".into(), csrf_only()).await,

@@ -439,8 +439,8 @@ async fn the_directory_answers_only_the_practices_own_first_party_client_token()
     let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
     let report_a = app.create_practice(A).await;
     let report_b = app.create_practice("praxis-b").await;
-    let secret_a = report_a.values["platform_client_secret"].clone();
-    let secret_b = report_b.values["platform_client_secret"].clone();
+    let secret_a = report_a.first_party_client.unwrap().secret;
+    let secret_b = report_b.first_party_client.unwrap().secret;
     let anna = app
         .create_user(A, "anna", "Sonnenblume-Kaffee-42", false)
         .await;

@@ -331,14 +331,11 @@ async fn code_flow_with_an_independent_relying_party() {
 async fn discovery_advertises_exactly_what_is_supported() {
     let app = TestApp::spawn().await;
     let report = app.create_practice("praxis-a").await;
-    assert_eq!(report.values["platform_client_id"], "platform");
-    assert!(report.values["platform_client_secret"].len() >= 40);
-    assert!(
-        !report
-            .notes
-            .iter()
-            .any(|n| n.contains(&report.values["platform_client_secret"]))
-    );
+    let client = report.first_party_client.as_ref().unwrap();
+    assert_eq!(client.client_id, "platform");
+    assert!(client.secret.len() >= 40);
+    assert!(!report.notes.iter().any(|n| n.contains(&client.secret)));
+    assert!(!format!("{report:?}").contains(&client.secret));
     let a: Value = app
         .get(&app.url("praxis-a", "/id/.well-known/openid-configuration"))
         .await

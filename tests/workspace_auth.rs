@@ -149,7 +149,7 @@ async fn at_idp(app: &TestApp, slug: &str, user: &str, admin: bool) -> reqwest::
     c
 }
 
-async fn status_of(c: &reqwest::Client, url: String) -> u16 {
+pub(crate) async fn status_of(c: &reqwest::Client, url: String) -> u16 {
     c.get(url).send().await.unwrap().status().as_u16()
 }
 
@@ -912,7 +912,7 @@ async fn a_socket_closes_with_4001_when_the_access_token_expires_and_reconnects_
 
 /// Signs `claims` as a logout token with the current RS256 key of `slug`'s IdP (what the IdP
 /// itself would send), and returns it with the subject of `user` there.
-async fn logout_token_signer(
+pub(crate) async fn logout_token_signer(
     app: &TestApp,
     slug: &str,
     user: &str,

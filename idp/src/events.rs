@@ -7,56 +7,98 @@ use kollegium_tenants::UnixTime;
 use crate::schema::security_events;
 use crate::users::UserId;
 
-/// Kinds of security events, with their German labels.
-pub const KINDS: &[(&str, &str)] = &[
-    ("login_ok", "Anmeldung erfolgreich"),
-    ("login_failed", "Anmeldung fehlgeschlagen"),
-    ("lockout", "Konto gesperrt (Fehlversuche)"),
-    ("unlock", "Konto entsperrt"),
-    ("logout", "Abmeldung"),
-    ("password_changed", "Passwort geändert"),
-    (
-        "password_reset_requested",
-        "Passwort-Zurücksetzung angefordert",
-    ),
-    ("totp_enabled", "Zwei-Faktor aktiviert"),
-    ("totp_disabled", "Zwei-Faktor deaktiviert"),
-    ("recovery_code_used", "Wiederherstellungscode verwendet"),
-    ("device_pending", "Gerät wartet auf Freigabe"),
-    ("device_approved", "Gerät freigegeben"),
-    ("device_rejected", "Gerät abgelehnt"),
-    ("device_suspended", "Gerät gesperrt"),
-    ("device_removed", "Gerät entfernt"),
-    ("device_renamed", "Gerät benannt"),
-    ("user_invited", "Benutzer eingeladen"),
-    ("user_updated", "Benutzer geändert"),
-    ("user_disabled", "Benutzer deaktiviert"),
-    ("user_enabled", "Benutzer aktiviert"),
-    ("user_deleted", "Benutzer gelöscht"),
-    ("setup_completed", "Konto eingerichtet"),
-    ("session_revoked", "Sitzung beendet"),
-    ("client_created", "Anwendung registriert"),
-    ("client_updated", "Anwendung geändert"),
-    ("client_secret_rotated", "Anwendungsgeheimnis erneuert"),
-    ("consent_given", "Zustimmung erteilt"),
-    ("consent_revoked", "Zustimmung widerrufen"),
-    ("code_reuse", "Autorisierungscode wiederverwendet"),
-    ("refresh_reuse", "Refresh-Token wiederverwendet"),
-    ("settings_changed", "Einstellungen geändert"),
-    ("keys_rotated", "Signaturschlüssel erneuert"),
-];
+/// Declares the event kinds: variant, stored value (kept as it is: rows written earlier
+/// must still read), German label.
+macro_rules! event_kinds {
+    ($($variant:ident => $stored:literal, $label:literal;)*) => {
+        /// Kinds of security events.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventKind {
+            $($variant,)*
+        }
 
-pub fn label(kind: &str) -> &str {
-    KINDS
-        .iter()
-        .find(|(k, _)| *k == kind)
-        .map_or(kind, |(_, l)| l)
+        impl EventKind {
+            /// Every kind, in the order the admins' filter lists them.
+            pub const ALL: &'static [EventKind] = &[$(EventKind::$variant,)*];
+
+            /// The value stored in `security_events.kind`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $stored,)*
+                }
+            }
+
+            /// The German label shown to admins.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $(EventKind::$variant => $label,)*
+                }
+            }
+        }
+
+        /// Kinds of security events as stored, with their German labels.
+        pub const KINDS: &[(&str, &str)] = &[$(($stored, $label),)*];
+    };
 }
 
-/// One event to record.
-#[derive(Debug, Default, Clone)]
+event_kinds! {
+    LoginOk => "login_ok", "Anmeldung erfolgreich";
+    LoginFailed => "login_failed", "Anmeldung fehlgeschlagen";
+    Lockout => "lockout", "Konto gesperrt (Fehlversuche)";
+    Unlock => "unlock", "Konto entsperrt";
+    Logout => "logout", "Abmeldung";
+    PasswordChanged => "password_changed", "Passwort geändert";
+    PasswordResetRequested => "password_reset_requested", "Passwort-Zurücksetzung angefordert";
+    TotpEnabled => "totp_enabled", "Zwei-Faktor aktiviert";
+    TotpDisabled => "totp_disabled", "Zwei-Faktor deaktiviert";
+    RecoveryCodeUsed => "recovery_code_used", "Wiederherstellungscode verwendet";
+    DevicePending => "device_pending", "Gerät wartet auf Freigabe";
+    DeviceApproved => "device_approved", "Gerät freigegeben";
+    DeviceRejected => "device_rejected", "Gerät abgelehnt";
+    DeviceSuspended => "device_suspended", "Gerät gesperrt";
+    DeviceRemoved => "device_removed", "Gerät entfernt";
+    DeviceRenamed => "device_renamed", "Gerät benannt";
+    UserInvited => "user_invited", "Benutzer eingeladen";
+    UserUpdated => "user_updated", "Benutzer geändert";
+    UserDisabled => "user_disabled", "Benutzer deaktiviert";
+    UserEnabled => "user_enabled", "Benutzer aktiviert";
+    UserDeleted => "user_deleted", "Benutzer gelöscht";
+    SetupCompleted => "setup_completed", "Konto eingerichtet";
+    SessionRevoked => "session_revoked", "Sitzung beendet";
+    ClientCreated => "client_created", "Anwendung registriert";
+    ClientUpdated => "client_updated", "Anwendung geändert";
+    ClientSecretRotated => "client_secret_rotated", "Anwendungsgeheimnis erneuert";
+    ConsentGiven => "consent_given", "Zustimmung erteilt";
+    ConsentRevoked => "consent_revoked", "Zustimmung widerrufen";
+    CodeReuse => "code_reuse", "Autorisierungscode wiederverwendet";
+    RefreshReuse => "refresh_reuse", "Refresh-Token wiederverwendet";
+    SettingsChanged => "settings_changed", "Einstellungen geändert";
+    KeysRotated => "keys_rotated", "Signaturschlüssel erneuert";
+}
+
+impl EventKind {
+    /// The kind of a stored value, if this version knows it.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == stored)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The label of a stored kind (the stored value itself for a kind this version does not
+/// know).
+pub fn label(kind: &str) -> &str {
+    EventKind::parse(kind).map_or(kind, |k| k.label())
+}
+
+/// One event to record: `Event { user: Some(u), ..Event::new(EventKind::Lockout) }`.
+#[derive(Debug, Clone)]
 pub struct Event<'a> {
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub user: Option<UserId>,
     pub actor: Option<UserId>,
     pub client_id: Option<&'a str>,
@@ -64,11 +106,25 @@ pub struct Event<'a> {
     pub detail: &'a str,
 }
 
+impl Event<'_> {
+    /// An event of `kind` with no user, actor, client, address or detail yet.
+    pub fn new(kind: EventKind) -> Self {
+        Self {
+            kind,
+            user: None,
+            actor: None,
+            client_id: None,
+            ip: None,
+            detail: "",
+        }
+    }
+}
+
 pub fn record(conn: &mut SqliteConnection, now: UnixTime, e: &Event<'_>) -> QueryResult<()> {
     diesel::insert_into(security_events::table)
         .values((
             security_events::at.eq(now),
-            security_events::kind.eq(e.kind),
+            security_events::kind.eq(e.kind.as_str()),
             security_events::user_id.eq(e.user.map(|u| u.0)),
             security_events::actor_id.eq(e.actor.map(|u| u.0)),
             security_events::client_id.eq(e.client_id),
@@ -137,7 +193,25 @@ pub fn count_kind(conn: &mut SqliteConnection, kind: &str) -> QueryResult<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::Filter;
+    use super::{EventKind, Filter, KINDS, label};
+
+    #[test]
+    fn kinds_keep_their_stored_values_and_labels() {
+        assert_eq!(EventKind::ALL.len(), KINDS.len());
+        for (k, (stored, l)) in EventKind::ALL.iter().zip(KINDS) {
+            assert_eq!((k.as_str(), k.label()), (*stored, *l));
+            assert_eq!(EventKind::parse(stored), Some(*k));
+        }
+        assert_eq!(EventKind::Lockout.as_str(), "lockout");
+        assert_eq!(EventKind::LoginFailed.as_str(), "login_failed");
+        assert_eq!(label("lockout"), "Konto gesperrt (Fehlversuche)");
+        assert_eq!(label("from_a_later_version"), "from_a_later_version");
+        let mut seen = std::collections::HashSet::new();
+        assert!(
+            KINDS.iter().all(|(k, _)| seen.insert(*k)),
+            "stored values are unique"
+        );
+    }
 
     #[test]
     fn empty_filter_values_are_no_filter() {

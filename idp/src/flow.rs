@@ -5,7 +5,7 @@ use diesel::result::QueryResult;
 use kollegium_tenants::UnixTime;
 
 use crate::devices::{self, DeviceStatus};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mail::MailCtx;
 use crate::policy::{self, DevicePolicy};
 use crate::sessions::{Origin, Stage};
@@ -99,11 +99,10 @@ pub fn after_second_factor(
                 conn,
                 now,
                 &Event {
-                    kind: "device_pending",
                     user: Some(user.id),
                     ip: Some(&origin.ip),
                     detail: &crate::sessions::describe_agent(&origin.user_agent),
-                    ..Event::default()
+                    ..Event::new(EventKind::DevicePending)
                 },
             )?;
             crate::mail::device_waiting(conn, mail, now)?;

@@ -29,6 +29,7 @@ pub mod sessions;
 pub mod state;
 pub mod throttle;
 pub mod totp;
+pub mod user_admin;
 pub mod users;
 pub mod views;
 

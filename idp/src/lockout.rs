@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 
 use crate::devices;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mail::MailCtx;
 use crate::schema::security_events;
 use crate::state::IdpSettings;
@@ -76,10 +76,9 @@ pub fn reserve(
             conn,
             now,
             &Event {
-                kind: "lockout",
                 ip: Some(ip),
                 detail,
-                ..Event::default()
+                ..Event::new(EventKind::Lockout)
             },
         )?,
         (Scope::Pair | Scope::Account, Some(u)) => {
@@ -92,11 +91,10 @@ pub fn reserve(
                 conn,
                 now,
                 &Event {
-                    kind: "lockout",
                     user: Some(u.id),
                     ip: Some(ip),
                     detail,
-                    ..Event::default()
+                    ..Event::new(EventKind::Lockout)
                 },
             )?;
         }
@@ -117,7 +115,7 @@ fn told_recently(
 ) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         security_events::table
-            .filter(security_events::kind.eq("lockout"))
+            .filter(security_events::kind.eq(EventKind::Lockout.as_str()))
             .filter(security_events::user_id.eq(user.0))
             .filter(security_events::detail.eq(detail))
             .filter(security_events::at.gt(now - s.lockout_secs)),
@@ -145,11 +143,10 @@ pub fn failed(
             conn,
             now,
             &Event {
-                kind: "login_failed",
                 user,
                 ip: Some(ip),
                 detail,
-                ..Event::default()
+                ..Event::new(EventKind::LoginFailed)
             },
         )
     })

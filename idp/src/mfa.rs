@@ -164,7 +164,7 @@ impl From<CheckError> for crate::error::IdpError {
     fn from(e: CheckError) -> Self {
         match e {
             CheckError::Db(e) => Self::Db(e),
-            CheckError::Secret => Self::Internal("stored TOTP secret cannot be opened".into()),
+            CheckError::Secret => Self::invariant("stored TOTP secret cannot be opened"),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The identity provider's part in creating a practice: `idp.sqlite`, the owner account
 //! (invited), the one-time setup link that is printed for the operator, the first
 //! signing key and the platform's first-party client (its credentials go into
-//! `report.values` for the platform's hook, never into the printed notes).
+//! `report.first_party_client` for the workspace's hook, never into the printed notes).
 
-use kollegium_tenants::provision::{BoxError, NewPractice, ProvisionHook, ProvisionReport};
+use kollegium_tenants::provision::{
+    BoxError, FirstPartyClient, NewPractice, ProvisionHook, ProvisionReport,
+};
 
 use crate::links::{self, LinkKind};
 use crate::oidc::clients::{self, NewClient, PLATFORM_CLIENT_ID, RedirectUri};
@@ -61,23 +63,21 @@ impl ProvisionHook for IdpProvisioner {
             &mut conn,
             p.now,
             &events::Event {
-                kind: "user_invited",
                 user: Some(id),
                 detail: "owner",
-                ..Default::default()
+                ..events::Event::new(events::EventKind::UserInvited)
             },
         )?;
         keys::generate(&mut conn, p.node_key, p.slug.as_str(), p.now)?;
         let created = clients::create(&mut conn, &platform_client(p.origin)?, p.now)?
             .map_err(|e| e.to_string())?;
-        report
-            .values
-            .insert("platform_client_id".into(), created.client_id);
-        if let Some(secret) = created.secret {
-            report
-                .values
-                .insert("platform_client_secret".into(), secret);
-        }
+        let secret = created
+            .secret
+            .ok_or("the first-party client was registered without a secret")?;
+        report.first_party_client = Some(FirstPartyClient {
+            client_id: created.client_id,
+            secret,
+        });
         let link = format!("{}/id/setup/{token}", p.origin);
         if self.mail_setup_link {
             crate::mail::owner_setup(

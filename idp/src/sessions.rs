@@ -421,11 +421,11 @@ async fn load(req: HttpRequest) -> Result<Option<IdpSession>, IdpError> {
     let state = req
         .app_data::<web::Data<IdpState>>()
         .cloned()
-        .ok_or_else(|| IdpError::Internal("IdpState missing".into()))?;
+        .ok_or_else(|| IdpError::invariant("IdpState missing"))?;
     let ctx = req
         .app_data::<web::Data<WebContext>>()
         .cloned()
-        .ok_or_else(|| IdpError::Internal("WebContext missing".into()))?;
+        .ok_or_else(|| IdpError::invariant("WebContext missing"))?;
     let Some(token) = req
         .cookie(cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned())

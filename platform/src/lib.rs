@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod chat;
 pub mod directory;
+pub mod error;
 pub mod markdown;
 pub mod members;
 pub mod notify;

@@ -6,12 +6,9 @@ use kollegium_tenants::provision::{BoxError, NewPractice, ProvisionHook, Provisi
 use crate::PLATFORM_DB;
 use crate::auth::rp::{CLIENT_ID_KEY, CLIENT_SECRET_KEY, SECRET_PURPOSE};
 
-/// Report keys under which the IdP's hook hands over the platform's client registration.
-pub const CLIENT_ID_VALUE: &str = "platform_client_id";
-pub const CLIENT_SECRET_VALUE: &str = "platform_client_secret";
-
 /// Creates and migrates `platform.sqlite` and stores the platform's client registration at
-/// the practice IdP (the secret sealed with the practice secret). Runs after the IdP hook.
+/// the practice IdP (the secret sealed with the practice secret): the first-party client
+/// the IdP's hook put into the report, which therefore runs first.
 #[derive(Debug, Default)]
 pub struct PlatformProvisioner;
 
@@ -23,18 +20,18 @@ impl ProvisionHook for PlatformProvisioner {
     fn provision(&self, p: &NewPractice<'_>, report: &mut ProvisionReport) -> Result<(), BoxError> {
         let mut conn = p.open_db(&PLATFORM_DB)?;
         kv::set(&mut conn, "created_at", &p.now.to_string())?;
-        if let (Some(id), Some(secret)) = (
-            report.values.get(CLIENT_ID_VALUE),
-            report.values.get(CLIENT_SECRET_VALUE),
-        ) {
-            kv::set(&mut conn, CLIENT_ID_KEY, id)?;
-            kv::set(
-                &mut conn,
-                CLIENT_SECRET_KEY,
-                &p.secret
-                    .seal(SECRET_PURPOSE, SECRET_PURPOSE, secret.as_bytes()),
-            )?;
-        }
+        // Without it nobody could sign in to the workspace: fail the creation instead.
+        let client = report
+            .first_party_client
+            .as_ref()
+            .ok_or("no first-party client registered for the workspace")?;
+        kv::set(&mut conn, CLIENT_ID_KEY, &client.client_id)?;
+        kv::set(
+            &mut conn,
+            CLIENT_SECRET_KEY,
+            &p.secret
+                .seal(SECRET_PURPOSE, SECRET_PURPOSE, client.secret.as_bytes()),
+        )?;
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! beyond opening and migrating them for the app that owns them. It must never import
 //! `kollegium-idp` or `kollegium-platform`.
 
+pub mod cause;
 pub mod clock;
 pub mod db;
 pub mod email;

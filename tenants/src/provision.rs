@@ -94,12 +94,34 @@ impl NewPractice<'_> {
     }
 }
 
-/// What hooks report back: lines for the operator (setup links) and values that later hooks
-/// read (e.g. the platform's client credentials registered by the IdP).
+/// What hooks report back: lines for the operator (setup links), values for the caller
+/// (e.g. the owner's setup link), and the first-party client one hook registers and a
+/// later one stores.
 #[derive(Debug, Default)]
 pub struct ProvisionReport {
     pub notes: Vec<String>,
     pub values: std::collections::BTreeMap<String, String>,
+    /// The practice's first-party OIDC client: set by the hook that registers it (the
+    /// identity provider's), read by the hook of the app signing in with it (the
+    /// workspace's). Never printed.
+    pub first_party_client: Option<FirstPartyClient>,
+}
+
+/// The credentials of the practice's own confidential OIDC client at its identity
+/// provider, as a value handed from one provisioning step to the next (not as keys in a
+/// map of strings). `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FirstPartyClient {
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for FirstPartyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirstPartyClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An app's part in creating a practice. Hooks run in order inside the create step.

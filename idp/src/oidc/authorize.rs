@@ -445,9 +445,7 @@ async fn authorize(
         (Next::Code, Some(code), _) => Ok(code_redirect(&areq, &code, &issuer)),
         (Next::Consent, _, Some(s)) => consent::page(&op, &s, &csrf, &areq),
         (Next::Login { force }, _, _) => Ok(to_login(&areq, force, now)),
-        _ => Err(IdpError::Internal(
-            "inconsistent authorization decision".into(),
-        )),
+        _ => Err(IdpError::invariant("inconsistent authorization decision")),
     }
 }
 

@@ -14,7 +14,7 @@ use super::errors::{PageError, redirect_error};
 use super::params::Params;
 use crate::IDP_DB;
 use crate::error::IdpResult;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::schema::consents;
 use crate::sessions::IdpSession;
 use crate::users::UserId;
@@ -98,11 +98,10 @@ pub fn remember(
         conn,
         now,
         &Event {
-            kind: "consent_given",
             user: Some(user),
             client_id: Some(client_id),
             detail: &joined,
-            ..Event::default()
+            ..Event::new(EventKind::ConsentGiven)
         },
     )
 }
@@ -121,10 +120,9 @@ pub fn revoke(
             conn,
             now,
             &Event {
-                kind: "consent_revoked",
                 user: Some(user),
                 client_id: Some(client_id),
-                ..Event::default()
+                ..Event::new(EventKind::ConsentRevoked)
             },
         )?;
     }

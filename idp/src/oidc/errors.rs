@@ -89,7 +89,7 @@ impl OAuthError {
 
 impl From<IdpError> for OAuthError {
     fn from(e: IdpError) -> Self {
-        tracing::error!(error = %e, "oauth endpoint failed");
+        kollegium_tenants::cause::log_5xx("oauth endpoint failed", &e);
         Self::server_error()
     }
 }

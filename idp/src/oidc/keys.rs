@@ -44,7 +44,7 @@ pub enum KeyError {
 
 impl From<KeyError> for crate::error::IdpError {
     fn from(e: KeyError) -> Self {
-        Self::Internal(e.to_string())
+        Self::internal("reading the signing key", e)
     }
 }
 

@@ -18,7 +18,7 @@ use super::keys;
 use super::params::Params;
 use crate::IDP_DB;
 use crate::error::IdpResult;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::sessions::{self, AnySession, IdpSession};
 use crate::views::{layout, page};
 
@@ -139,10 +139,9 @@ async fn finish(
                 &mut conn,
                 now,
                 &Event {
-                    kind: "logout",
                     user: Some(s.user.id),
                     detail: "rp-initiated",
-                    ..Event::default()
+                    ..Event::new(EventKind::Logout)
                 },
             )?;
             Ok(())

@@ -97,7 +97,7 @@ impl FromRequest for Op {
             match (tenant, state, web) {
                 (Some(tenant), Some(state), Some(web)) => Ok(Self { tenant, state, web }),
                 (None, _, _) => Err(IdpError::NotFound),
-                _ => Err(IdpError::Internal("OIDC state missing".into())),
+                _ => Err(IdpError::invariant("OIDC state missing")),
             }
         })
     }

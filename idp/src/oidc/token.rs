@@ -31,7 +31,7 @@ use super::errors::OAuthError;
 use super::mint::{Mint, Minted, Subject, mint};
 use super::params::Params;
 use crate::IDP_DB;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::links::token_hash;
 use crate::schema::{auth_codes, grants, refresh_tokens, sessions};
 use crate::state::IdpSettings;
@@ -350,10 +350,9 @@ fn detect_reuse(
                 conn,
                 now,
                 &Event {
-                    kind: "code_reuse",
                     user: Some(UserId(user_id)),
                     client_id: Some(&client_id),
-                    ..Event::default()
+                    ..Event::new(EventKind::CodeReuse)
                 },
             )?;
             Ok(true)
@@ -384,10 +383,9 @@ fn detect_reuse(
                     conn,
                     now,
                     &Event {
-                        kind: "refresh_reuse",
                         user: user_id.map(UserId),
                         client_id: Some(&client_id),
-                        ..Event::default()
+                        ..Event::new(EventKind::RefreshReuse)
                     },
                 )?;
             }

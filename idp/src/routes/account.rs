@@ -5,17 +5,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use super::login::LOCKED;
+use super::attempt::{self, Attempt, Reserved};
 use crate::catalog;
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::passwords::{self, PolicyError, Verified};
 use crate::sessions::{self, IdpSession, Origin, Session, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::users::{self, Profile};
 use crate::views::{layout, page_status, see_other, when};
-use crate::{IDP_DB, devices, lockout, mail_ctx, oidc};
+use crate::{IDP_DB, devices, lockout, oidc};
 
 pub struct SessionView {
     pub id: i64,
@@ -161,11 +161,10 @@ async fn save_profile(
             &mut conn,
             now,
             &Event {
-                kind: "user_updated",
                 user: Some(uid),
                 actor: Some(uid),
                 detail: "profile",
-                ..Event::default()
+                ..Event::new(EventKind::UserUpdated)
             },
         )?;
         Ok(())
@@ -202,38 +201,24 @@ async fn change_password(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let mail = mail_ctx(&s.tenant, &ctx);
-    let (t, st, u, ip2) = (s.tenant.clone(), state.clone(), s.user.clone(), ip.clone());
-    let (keys, gate, mailed) = web::block(move || -> IdpResult<_> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
-        Ok((keys, gate, mailed))
-    })
-    .await??;
-    if mailed {
-        ctx.mail.poke(s.tenant.slug()); // the lockout notice was queued
-    }
-    match gate {
-        Gate::Locked { .. } => {
-            return render(
-                &s,
-                &csrf,
-                Some(LOCKED.into()),
-                None,
-                StatusCode::TOO_MANY_REQUESTS,
-            )
-            .await;
+    let on_account = Attempt::Account {
+        user: Box::new(s.user.clone()),
+        login: String::new(),
+    };
+    let reserved =
+        attempt::reserve(&s.tenant, &state, &ctx, on_account, &ip, device_cookie, now).await?;
+    let keys = match reserved {
+        Ok(Reserved { keys, .. }) => keys,
+        Err(refusal) => {
+            let msg = refusal.message().into();
+            return render(&s, &csrf, Some(msg), None, refusal.status()).await;
         }
-        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Gate::Proceed { .. } => {}
-    }
+    };
     let wrong = state
         .hasher
         .verify(form.current, s.user.password_hash.clone())
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?
+        .map_err(|e| IdpError::internal("checking the password", e))?
         == Verified::No;
     let (t, st, uid, at) = (s.tenant.clone(), state.clone(), s.user.id, ip.clone());
     web::block(move || -> IdpResult<()> {
@@ -267,7 +252,7 @@ async fn change_password(
         .hasher
         .hash(form.password)
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("hashing a password", e))?;
     let (t, uid, sess) = (s.tenant.clone(), s.user.id, s.session.clone());
     let token = web::block(move || -> IdpResult<String> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -278,11 +263,10 @@ async fn change_password(
             &mut conn,
             now,
             &Event {
-                kind: "password_changed",
                 user: Some(uid),
                 actor: Some(uid),
                 ip: Some(&ip),
-                ..Event::default()
+                ..Event::new(EventKind::PasswordChanged)
             },
         )?;
         Ok(sessions::promote(
@@ -317,10 +301,9 @@ async fn end_session(
             &mut conn,
             now,
             &Event {
-                kind: "session_revoked",
                 user: Some(uid),
                 actor: Some(uid),
-                ..Event::default()
+                ..Event::new(EventKind::SessionRevoked)
             },
         )?;
         Ok(())
@@ -341,11 +324,10 @@ async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<Http
             &mut conn,
             now,
             &Event {
-                kind: "session_revoked",
                 user: Some(uid),
                 actor: Some(uid),
                 detail: "all others",
-                ..Event::default()
+                ..Event::new(EventKind::SessionRevoked)
             },
         )?;
         Ok(())

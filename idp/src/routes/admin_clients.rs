@@ -10,7 +10,7 @@ use kollegium_tenants::web::{CsrfToken, Layout};
 use super::admin_users::Pairs;
 use crate::IDP_DB;
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::oidc::clients::{self, Client, NewClient, RedirectUri, SCOPES};
 use crate::oidc::jwt::Alg;
 use crate::sessions::IdpAdmin;
@@ -225,11 +225,10 @@ async fn edit(
                 conn,
                 now,
                 &Event {
-                    kind: "client_updated",
                     actor: Some(admin),
                     client_id: Some(&id),
                     detail: "edited",
-                    ..Event::default()
+                    ..Event::new(EventKind::ClientUpdated)
                 },
             )?;
             Ok(Ok(()))
@@ -273,11 +272,10 @@ async fn create(
             &mut conn,
             now,
             &Event {
-                kind: "client_created",
                 actor: Some(admin),
                 client_id: Some(&created.client_id),
                 detail: &c.name,
-                ..Event::default()
+                ..Event::new(EventKind::ClientCreated)
             },
         )?;
         Ok(Ok(created))
@@ -311,14 +309,14 @@ async fn act(
         let (kind, secret) = match what.as_str() {
             "enable" => {
                 clients::set_enabled(&mut conn, &client_id, true, now)?;
-                ("client_updated", None)
+                (EventKind::ClientUpdated, None)
             }
             "disable" => {
                 clients::set_enabled(&mut conn, &client_id, false, now)?;
-                ("client_updated", None)
+                (EventKind::ClientUpdated, None)
             }
             "rotate" if !c.first_party => (
-                "client_secret_rotated",
+                EventKind::ClientSecretRotated,
                 clients::rotate_secret(&mut conn, &client_id, now)?,
             ),
             _ => return Err(IdpError::NotFound),
@@ -327,11 +325,10 @@ async fn act(
             &mut conn,
             now,
             &Event {
-                kind,
                 actor: Some(admin),
                 client_id: Some(&client_id),
                 detail: &what,
-                ..Event::default()
+                ..Event::new(kind)
             },
         )?;
         Ok(secret)

@@ -8,7 +8,7 @@ use kollegium_tenants::web::{CsrfToken, Layout};
 use crate::IDP_DB;
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::policy::{self, DevicePolicy, MfaPolicy};
 use crate::sessions::{self, IdpAdmin};
 use crate::state::IdpState;
@@ -100,42 +100,41 @@ async fn act(
         let kind = match what.as_str() {
             "approve" => {
                 devices::set_status(&mut conn, id, DeviceStatus::Approved, admin, now)?;
-                "device_approved"
+                EventKind::DeviceApproved
             }
             "reject" => {
                 devices::set_status(&mut conn, id, DeviceStatus::Rejected, admin, now)?;
                 sessions::end_for_device(&mut conn, id, "device rejected", now)?;
-                "device_rejected"
+                EventKind::DeviceRejected
             }
             "suspend" => {
                 devices::set_status(&mut conn, id, DeviceStatus::Suspended, admin, now)?;
                 sessions::end_for_device(&mut conn, id, "device suspended", now)?;
-                "device_suspended"
+                EventKind::DeviceSuspended
             }
             "remove" => {
                 sessions::end_for_device(&mut conn, id, "device removed", now)?;
                 devices::remove(&mut conn, id)?;
-                "device_removed"
+                EventKind::DeviceRemoved
             }
             "rename" => {
                 devices::rename(&mut conn, id, &name)?;
-                "device_renamed"
+                EventKind::DeviceRenamed
             }
             _ => return Err(IdpError::NotFound),
         };
         let detail = match kind {
-            "device_renamed" => format!("device {id}: {}", name.trim()),
+            EventKind::DeviceRenamed => format!("device {id}: {}", name.trim()),
             _ => format!("device {id}"),
         };
         events::record(
             &mut conn,
             now,
             &Event {
-                kind,
                 user: Some(d.user),
                 actor: Some(admin),
                 detail: &detail,
-                ..Event::default()
+                ..Event::new(kind)
             },
         )?;
         Ok(())
@@ -169,10 +168,9 @@ async fn set_policy(
             &mut conn,
             now,
             &Event {
-                kind: "settings_changed",
                 actor: Some(admin),
                 detail: &detail,
-                ..Event::default()
+                ..Event::new(EventKind::SettingsChanged)
             },
         )?;
         Ok(())

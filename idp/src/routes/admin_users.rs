@@ -8,13 +8,14 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
 use crate::catalog::{self, Entry};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
+use crate::user_admin::{self, Done, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, mail_ctx, oidc, sessions, throttle};
+use crate::{IDP_DB, mail_ctx, sessions};
 
 /// Repeated-key form fields (`roles=a&roles=b`), which `web::Form` cannot express.
 pub struct Pairs(pub Vec<(String, String)>);
@@ -256,10 +257,9 @@ async fn create(
                 conn,
                 now,
                 &Event {
-                    kind: "user_invited",
                     user: Some(id),
                     actor: Some(admin),
-                    ..Event::default()
+                    ..Event::new(EventKind::UserInvited)
                 },
             )?;
             Ok(Ok(()))
@@ -378,11 +378,10 @@ async fn update(
                 conn,
                 now,
                 &Event {
-                    kind: "user_updated",
                     user: Some(uid),
                     actor: Some(admin),
                     detail: if email_changed { "email" } else { "" },
-                    ..Event::default()
+                    ..Event::new(EventKind::UserUpdated)
                 },
             )?;
             Ok(Ok(()))
@@ -415,115 +414,34 @@ async fn action(
     path: web::Path<(i64, String)>,
     form: web::Form<ActionForm>,
 ) -> IdpResult<HttpResponse> {
-    let (id, what) = path.into_inner();
-    let what_mail: &'static str = match what.as_str() {
-        "reset" => "reset",
-        "resend" => "resend",
-        _ => "",
-    };
+    let (id, name) = path.into_inner();
+    let action = UserAction::parse(&name)?;
     let u = load_user(&a, id).await?;
-    let self_action = u.id == a.0.user.id;
-    if (u.is_owner || self_action) && matches!(what.as_str(), "disable" | "delete") {
-        return Err(IdpError::BadRequest("owner or self".into()));
-    }
-    // One's own second factor is switched off with password and code, not as admin.
-    if self_action && what == "reset-totp" {
-        return Err(IdpError::BadRequest("self".into()));
-    }
-    if guarded(&a, &u) && matches!(what.as_str(), "reset" | "reset-totp") {
-        return Err(IdpError::Forbidden);
-    }
-    if what == "delete" && form.confirm.as_deref() != Some(u.username.as_str()) {
-        return Err(IdpError::BadRequest(
-            "Zum Löschen bitte den Benutzernamen eingeben.".into(),
-        ));
-    }
+    user_admin::check(action, a.0.user.id, &u, form.confirm.as_deref())?;
     let (t, admin, now, mail) = (
         a.0.tenant.clone(),
         a.0.user.id,
         state.now(),
         mail_ctx(&a.0.tenant, &ctx),
     );
-    let (invite_ttl, reset_ttl) = (
-        state.settings.invite_ttl_secs,
-        state.settings.reset_ttl_secs,
-    );
-    let target = web::block(move || -> IdpResult<&'static str> {
-        let mut pooled = t.conn(&IDP_DB)?;
-        // One transaction: a link is never issued without its mail (and event).
-        pooled.immediate_transaction(|conn| -> IdpResult<&'static str> {
-            let ev = |conn: &mut diesel::SqliteConnection, kind: &str| {
-                events::record(
-                    conn,
-                    now,
-                    &Event {
-                        kind,
-                        user: Some(u.id),
-                        actor: Some(admin),
-                        ..Event::default()
-                    },
-                )
-            };
-            match what.as_str() {
-                "disable" => {
-                    users::set_status(conn, u.id, UserStatus::Disabled, now)?;
-                    sessions::end_all(conn, u.id, None, "account disabled", now)?;
-                    oidc::grants::revoke_all_for_user(conn, u.id, "account disabled", now)?;
-                    ev(conn, "user_disabled")?;
-                }
-                "enable" => {
-                    let status = if u.password_hash.is_some() {
-                        UserStatus::Active
-                    } else {
-                        UserStatus::Invited
-                    };
-                    users::set_status(conn, u.id, status, now)?;
-                    ev(conn, "user_enabled")?;
-                }
-                "reset-totp" => {
-                    // Lost phone and lost recovery codes: the user enrols again at next
-                    // login if the policy requires it, or on the account page.
-                    crate::mfa::disable(conn, u.id)?;
-                    ev(conn, "totp_disabled")?;
-                }
-                "unlock" => {
-                    users::clear_failures(conn, u.id)?;
-                    throttle::unlock(conn, u.id, &u.username, &u.email)?;
-                    ev(conn, "unlock")?;
-                }
-                "reset" => {
-                    let token = links::issue(conn, u.id, LinkKind::Reset, now, reset_ttl)?;
-                    crate::mail::password_reset(conn, &mail, &u, &token, reset_ttl / 3600, now)?;
-                    ev(conn, "password_reset_requested")?;
-                }
-                "resend" => {
-                    if u.status != UserStatus::Invited {
-                        return Err(IdpError::BadRequest("not invited".into()));
-                    }
-                    let token = links::issue(conn, u.id, LinkKind::Invite, now, invite_ttl)?;
-                    crate::mail::invitation(conn, &mail, &u, &token, invite_ttl / 3600, now)?;
-                    ev(conn, "user_invited")?;
-                }
-                "delete" => {
-                    sessions::end_all(conn, u.id, None, "account deleted", now)?;
-                    oidc::grants::revoke_all_for_user(conn, u.id, "account deleted", now)?;
-                    ev(conn, "user_deleted")?;
-                    users::delete(conn, u.id)?;
-                    return Ok("deleted");
-                }
-                _ => return Err(IdpError::NotFound),
-            }
-            Ok("saved")
-        })
+    let ttls = LinkTtls {
+        invite_secs: state.settings.invite_ttl_secs,
+        reset_secs: state.settings.reset_ttl_secs,
+    };
+    let done = web::block(move || -> IdpResult<Done> {
+        let mut conn = t.conn(&IDP_DB)?;
+        Ok(user_admin::perform(
+            &mut conn, now, admin, &u, action, &mail, ttls,
+        )?)
     })
     .await??;
-    if matches!(what_mail, "reset" | "resend") {
+    if action.mails() {
         ctx.mail.poke(a.0.tenant.slug());
     }
-    if target == "deleted" {
-        return Ok(see_other("/id/admin/users?done=deleted"));
-    }
-    Ok(see_other(&format!("/id/admin/users/{id}?done={target}")))
+    Ok(match done {
+        Done::Deleted => see_other("/id/admin/users?done=deleted"),
+        Done::Saved => see_other(&format!("/id/admin/users/{id}?done=saved")),
+    })
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -1,28 +1,25 @@
 //! Login (`/id/login`), logout and the device-approval wait page.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
+use super::attempt::{self, Attempt, Refusal, Reserved};
 use super::{next_query, safe_next};
 use crate::devices::{self, DeviceStatus};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::passwords::Verified;
 use crate::sessions::{self, AnySession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::users::{self, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
 use crate::{flow, lockout};
 
-pub const WRONG: &str = "Benutzername oder Passwort ist falsch.";
-pub const LOCKED: &str = "Zu viele Fehlversuche. Die Anmeldung ist vorübergehend gesperrt. Bitte versuchen Sie es später erneut oder wenden Sie sich an Ihre Praxisleitung.";
-pub const DISABLED: &str =
-    "Ihr Konto ist deaktiviert. Bitte wenden Sie sich an Ihre Praxisleitung.";
+pub use super::attempt::LOCKED;
 
 #[derive(Template)]
 #[template(path = "pages/idp/login.html")]
@@ -125,15 +122,15 @@ async fn submit(
 ) -> IdpResult<HttpResponse> {
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
-    let again = |status: StatusCode, error: &'static str| {
+    let again = |refusal: Refusal| {
         page_status(
-            status,
+            refusal.status(),
             &login_page(
                 &tenant,
                 &csrf,
                 next.clone(),
                 form.login.chars().take(MAX_LOGIN).collect(),
-                Some(error),
+                Some(refusal.message()),
                 None,
             ),
         )
@@ -143,7 +140,7 @@ async fn submit(
         || form.password.is_empty()
         || form.password.len() > 1024
     {
-        return again(StatusCode::UNAUTHORIZED, WRONG);
+        return again(Refusal::WrongPassword);
     }
     let origin = Origin::of(&req);
     let now = state.now();
@@ -153,31 +150,20 @@ async fn submit(
         .map(|c| c.value().to_owned());
 
     // 1. Find the account and reserve the attempt.
-    let (t, st, login, ip, m, dc) = (
-        tenant.clone(),
-        state.clone(),
-        form.login.clone(),
-        origin.ip.clone(),
-        mail.clone(),
+    let reserved = attempt::reserve(
+        &tenant,
+        &state,
+        &ctx,
+        Attempt::Name(form.login.clone()),
+        &origin.ip,
         device_cookie.clone(),
-    );
-    let (user, keys, gate, mailed) = web::block(move || -> IdpResult<_> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let user = users::by_login(&mut conn, &login)?;
-        let keys = lockout::keys(&mut conn, user.as_ref(), &login, &ip, dc.as_deref())?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, user.as_ref(), &ip, &st.settings, &m, now)?;
-        Ok((user, keys, gate, mailed))
-    })
-    .await??;
-    if mailed {
-        ctx.mail.poke(tenant.slug()); // the lockout notice was queued
-    }
-    match gate {
-        Gate::Locked { .. } => return again(StatusCode::TOO_MANY_REQUESTS, LOCKED),
-        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Gate::Proceed { .. } => {}
-    }
+        now,
+    )
+    .await?;
+    let Reserved { user, keys } = match reserved {
+        Ok(r) => r,
+        Err(refusal) => return again(refusal),
+    };
 
     // 2. Check the password (unknown users against the dummy hash: same cost).
     let stored = user.as_ref().and_then(|u| u.password_hash.clone());
@@ -185,59 +171,85 @@ async fn submit(
         .hasher
         .verify(form.password, stored)
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("checking the password", e))?;
 
     // 3. Record the outcome and open the session.
     let old_session = req
         .cookie(sessions::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
     let (t, ip, st2) = (tenant.clone(), origin.ip.clone(), state.clone());
-    let result = web::block(move || -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let user = match user {
-            Some(u) if verified != Verified::No => u,
-            other => {
-                // One commit for known and unknown names alike: no timing difference.
-                let uid = other.as_ref().map(|u| u.id);
-                lockout::failed(&mut conn, &keys, uid, &ip, "", &st2.settings, now)?;
-                return Ok(Err(WRONG));
+    let result = web::block(
+        move || -> IdpResult<Result<(String, flow::Outcome), Refusal>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let user = match user {
+                Some(u) if verified != Verified::No => u,
+                other => {
+                    // One commit for known and unknown names alike: no timing difference.
+                    let uid = other.as_ref().map(|u| u.id);
+                    lockout::failed(&mut conn, &keys, uid, &ip, "", &st2.settings, now)?;
+                    return Ok(Err(Refusal::WrongPassword));
+                }
+            };
+            // With a second factor still to come the attempt stays counted until the code is
+            // right: otherwise each correct password would reset the count of wrong codes.
+            if !user.has_totp() {
+                throttle::succeeded(&mut conn, &keys, 1)?;
             }
-        };
-        // With a second factor still to come the attempt stays counted until the code is
-        // right: otherwise each correct password would reset the count of wrong codes.
-        if !user.has_totp() {
-            throttle::succeeded(&mut conn, &keys, 1)?;
-        }
-        if user.status != UserStatus::Active {
-            return Ok(Err(DISABLED));
-        }
-        // Locks were decided by the throttle before the password was checked; the
-        // account's `locked_until` is the admins' view of them, not a gate of its own.
-        if !user.has_totp() {
-            users::reset_failures(&mut conn, user.id)?;
-        }
-        if let Verified::YesRehashed(h) = &verified {
-            users::replace_hash(&mut conn, user.id, h)?;
-        }
-        // Never adopt a session cookie the browser brought along: end it, start fresh.
-        if let Some(old) = old_session.as_deref()
-            && let Some(s) = sessions::by_token(&mut conn, old)?
-        {
-            sessions::end(&mut conn, s.id, "replaced by new login", now)?;
-        }
-        let outcome = flow::after_password(&mut conn, &user, device_cookie.as_deref(), &origin, &mail, now)?;
-        if outcome.device_refused {
-            return Ok(Err("Dieses Gerät ist für Ihr Konto gesperrt. Bitte wenden Sie sich an Ihre Praxisleitung."));
-        }
-        let amr = "pwd";
-        let (token, _) = sessions::create(&mut conn, user.id, outcome.stage, amr, outcome.device_id, &origin, now)?;
-        events::record(&mut conn, now, &Event { kind: "login_ok", user: Some(user.id), ip: Some(&origin.ip), detail: outcome.stage.as_str(), ..Event::default() })?;
-        Ok(Ok((token, outcome)))
-    })
+            if user.status != UserStatus::Active {
+                return Ok(Err(Refusal::Disabled));
+            }
+            // Locks were decided by the throttle before the password was checked; the
+            // account's `locked_until` is the admins' view of them, not a gate of its own.
+            if !user.has_totp() {
+                users::reset_failures(&mut conn, user.id)?;
+            }
+            if let Verified::YesRehashed(h) = &verified {
+                users::replace_hash(&mut conn, user.id, h)?;
+            }
+            // Never adopt a session cookie the browser brought along: end it, start fresh.
+            if let Some(old) = old_session.as_deref()
+                && let Some(s) = sessions::by_token(&mut conn, old)?
+            {
+                sessions::end(&mut conn, s.id, "replaced by new login", now)?;
+            }
+            let outcome = flow::after_password(
+                &mut conn,
+                &user,
+                device_cookie.as_deref(),
+                &origin,
+                &mail,
+                now,
+            )?;
+            if outcome.device_refused {
+                return Ok(Err(Refusal::DeviceRefused));
+            }
+            let amr = "pwd";
+            let (token, _) = sessions::create(
+                &mut conn,
+                user.id,
+                outcome.stage,
+                amr,
+                outcome.device_id,
+                &origin,
+                now,
+            )?;
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    user: Some(user.id),
+                    ip: Some(&origin.ip),
+                    detail: outcome.stage.as_str(),
+                    ..Event::new(EventKind::LoginOk)
+                },
+            )?;
+            Ok(Ok((token, outcome)))
+        },
+    )
     .await??;
     let (token, outcome) = match result {
         Ok(v) => v,
-        Err(msg) => return again(StatusCode::UNAUTHORIZED, msg),
+        Err(refusal) => return again(refusal),
     };
     if matches!(outcome.stage, Stage::Device) {
         ctx.mail.poke(tenant.slug()); // admins may have been told about a new device
@@ -266,10 +278,9 @@ async fn logout(
                 &mut conn,
                 now,
                 &Event {
-                    kind: "logout",
                     user: Some(s.user.id),
                     ip: Some(&s.session.ip),
-                    ..Event::default()
+                    ..Event::new(EventKind::Logout)
                 },
             )?;
             Ok(())

@@ -11,25 +11,24 @@ use askama::Template;
 use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use super::login::{LOCKED, NextQuery, continue_at};
+use super::attempt::{self, Attempt, Refusal, Reserved};
+use super::login::{NextQuery, continue_at};
 use super::safe_next;
 use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
 use crate::devices;
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mfa::{self, Check};
 use crate::sessions::{self, IdpSession, Origin, PendingLogin, Stage};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::totp;
 use crate::users;
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx};
 use crate::{flow, lockout};
 
-pub const WRONG_CODE: &str = "Der Code ist falsch, abgelaufen oder wurde bereits verwendet.";
-const DEVICE_REFUSED: &str =
-    "Dieses Gerät ist für Ihr Konto gesperrt. Bitte wenden Sie sich an Ihre Praxisleitung.";
+pub use super::attempt::WRONG_CODE;
 
 #[derive(Template)]
 #[template(path = "pages/idp/login_totp.html")]
@@ -74,7 +73,7 @@ pub struct CodeForm {
 }
 
 /// After the second factor: device approval or signed in, under a fresh token. Blocking.
-/// `Err(msg)` when the device is refused (the session is ended).
+/// `Err(Refusal::DeviceRefused)` when the device is refused (the session is ended).
 fn finish(
     conn: &mut diesel::SqliteConnection,
     s: &IdpSession,
@@ -82,11 +81,11 @@ fn finish(
     origin: &Origin,
     mail: &crate::mail::MailCtx,
     now: i64,
-) -> IdpResult<Result<(String, flow::Outcome), &'static str>> {
+) -> IdpResult<Result<(String, flow::Outcome), Refusal>> {
     let outcome = flow::after_second_factor(conn, &s.user, device_cookie, origin, mail, now)?;
     if outcome.device_refused {
         sessions::end(conn, s.session.id, "device refused", now)?;
-        return Ok(Err(DEVICE_REFUSED));
+        return Ok(Err(Refusal::DeviceRefused));
     }
     let token = sessions::promote(
         conn,
@@ -100,11 +99,10 @@ fn finish(
         conn,
         now,
         &Event {
-            kind: "login_ok",
             user: Some(s.user.id),
             ip: Some(&origin.ip),
             detail: outcome.stage.as_str(),
-            ..Event::default()
+            ..Event::new(EventKind::LoginOk)
         },
     )?;
     Ok(Ok((token, outcome)))
@@ -146,36 +144,34 @@ async fn totp_submit(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let (t, st, u, ip, m, dc) = (
-        tenant.clone(),
-        state.clone(),
-        s.user.clone(),
-        origin.ip.clone(),
-        mail.clone(),
-        device_cookie.clone(),
-    );
-    let (keys, gate, mailed) = web::block(move || -> IdpResult<_> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let keys = lockout::keys(&mut conn, Some(&u), &u.username, &ip, dc.as_deref())?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, Some(&u), &ip, &st.settings, &m, now)?;
-        Ok((keys, gate, mailed))
-    })
-    .await??;
-    if mailed {
-        ctx.mail.poke(tenant.slug()); // the lockout notice was queued
-    }
-    let again = |status: StatusCode, error: &'static str| {
-        page_status(
-            status,
-            &totp_page(&tenant, &csrf, next.clone(), Some(error)),
-        )
+    let again = |refusal: Refusal| -> IdpResult<HttpResponse> {
+        let mut res = page_status(
+            refusal.status(),
+            &totp_page(&tenant, &csrf, next.clone(), Some(refusal.message())),
+        )?;
+        if refusal.ends_login() {
+            let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+        }
+        Ok(res)
     };
-    match gate {
-        Gate::Locked { .. } => return again(StatusCode::TOO_MANY_REQUESTS, LOCKED),
-        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Gate::Proceed { .. } => {}
-    }
+    let login = s.user.username.clone();
+    let reserved = attempt::reserve(
+        &tenant,
+        &state,
+        &ctx,
+        Attempt::Account {
+            user: Box::new(s.user.clone()),
+            login,
+        },
+        &origin.ip,
+        device_cookie.clone(),
+        now,
+    )
+    .await?;
+    let keys = match reserved {
+        Ok(Reserved { keys, .. }) => keys,
+        Err(refusal) => return again(refusal),
+    };
 
     // 2. Check and consume the code, then continue.
     let (t, st) = (tenant.clone(), state.clone());
@@ -201,7 +197,7 @@ async fn totp_submit(
                 &st.settings,
                 now,
             )?;
-            return Ok(Err(WRONG_CODE));
+            return Ok(Err(Refusal::WrongCode));
         }
         throttle::succeeded(&mut conn, &keys, 2)?;
         users::reset_failures(&mut conn, uid)?;
@@ -211,11 +207,10 @@ async fn totp_submit(
                 &mut conn,
                 now,
                 &Event {
-                    kind: "recovery_code_used",
                     user: Some(uid),
                     ip: Some(&origin.ip),
                     detail: &format!("{left} übrig"),
-                    ..Event::default()
+                    ..Event::new(EventKind::RecoveryCodeUsed)
                 },
             )?;
         }
@@ -236,12 +231,7 @@ async fn totp_submit(
             &token,
             &outcome,
         )),
-        Err(msg) if msg == DEVICE_REFUSED => {
-            let mut res = again(StatusCode::FORBIDDEN, msg)?;
-            let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
-            Ok(res)
-        }
-        Err(msg) => again(StatusCode::UNAUTHORIZED, msg),
+        Err(refusal) => again(refusal),
     }
 }
 
@@ -333,12 +323,14 @@ async fn enroll_submit(
             })?;
             Ok(continue_response(&ctx, res, &token, &outcome))
         }
-        Ok((_, Err(msg))) => {
+        Ok((_, Err(refusal))) => {
             let mut res = page_status(
-                StatusCode::FORBIDDEN,
-                &totp_page(&s.tenant, &csrf, next, Some(msg)),
+                refusal.status(),
+                &totp_page(&s.tenant, &csrf, next, Some(refusal.message())),
             )?;
-            let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+            if refusal.ends_login() {
+                let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+            }
             Ok(res)
         }
         Err(Confirmed::Retry(msg, secret)) => page_status(
@@ -352,7 +344,7 @@ async fn enroll_submit(
                 &enrol_page(forced_ctx(&s, &csrf, next), &secret, now, Some(msg)),
             )
         }
-        Err(Confirmed::Codes(_)) => Err(IdpError::Internal("unreachable enrolment state".into())),
+        Err(Confirmed::Codes(_)) => Err(IdpError::invariant("unreachable enrolment state")),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod admin_devices;
 pub mod admin_events;
 pub mod admin_users;
 pub mod apps;
+pub mod attempt;
 pub mod home;
 pub mod login;
 pub mod login_totp;

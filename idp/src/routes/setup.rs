@@ -8,7 +8,7 @@ use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{CsrfToken, Layout};
 
 use crate::error::IdpResult;
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::passwords::{self, PolicyError};
 use crate::sessions;
@@ -153,7 +153,7 @@ async fn submit(
         .hasher
         .hash(form.password)
         .await
-        .map_err(|e| crate::error::IdpError::Internal(e.to_string()))?;
+        .map_err(|e| crate::error::IdpError::internal("hashing a password", e))?;
     let now = state.now();
     let t = tenant.clone();
     let p = profile.clone();
@@ -173,9 +173,7 @@ async fn submit(
             }
             if !links::consume(conn, &link, now)? {
                 // Cannot happen under the write lock; roll back rather than half-apply.
-                return Err(crate::error::IdpError::Internal(
-                    "link consumed twice".into(),
-                ));
+                return Err(crate::error::IdpError::invariant("link consumed twice"));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
             if link.kind == LinkKind::Reset {
@@ -183,18 +181,17 @@ async fn submit(
                 oidc::grants::revoke_all_for_user(conn, user.id, "password reset", now)?;
             }
             let kind = if link.kind == LinkKind::Reset {
-                "password_changed"
+                EventKind::PasswordChanged
             } else {
-                "setup_completed"
+                EventKind::SetupCompleted
             };
             events::record(
                 conn,
                 now,
                 &Event {
-                    kind,
                     user: Some(user.id),
                     actor: Some(user.id),
-                    ..Event::default()
+                    ..Event::new(kind)
                 },
             )?;
             Ok(Ok(()))

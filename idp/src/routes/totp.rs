@@ -13,16 +13,17 @@ use kollegium_tenants::secrets::Zeroizing;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use kollegium_tenants::{Tenant, UnixTime};
 
+use super::attempt::{self, Attempt, Reserved};
 use crate::error::{IdpError, IdpResult};
-use crate::events::{self, Event};
+use crate::events::{self, Event, EventKind};
 use crate::mfa::{self, Check};
 use crate::passwords::Verified;
 use crate::sessions::{IdpSession, Origin};
 use crate::state::IdpState;
-use crate::throttle::{self, Gate};
+use crate::throttle;
 use crate::users::{self, User};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, devices, lockout, mail_ctx, policy, totp};
+use crate::{IDP_DB, devices, lockout, policy, totp};
 
 pub const EXPIRED: &str =
     "Die Einrichtung ist abgelaufen oder ungültig. Bitte beginnen Sie noch einmal.";
@@ -142,11 +143,10 @@ pub fn confirm(
         conn,
         now,
         &Event {
-            kind: "totp_enabled",
             user: Some(user.id),
             actor: Some(user.id),
             ip: Some(ip),
-            ..Event::default()
+            ..Event::new(EventKind::TotpEnabled)
         },
     )?;
     Ok(Confirmed::Codes(codes))
@@ -301,35 +301,20 @@ async fn disable(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
-    let mail = mail_ctx(&s.tenant, &ctx);
-    let (t, st, u, ip2, is_admin) = (
-        s.tenant.clone(),
-        state.clone(),
-        s.user.clone(),
-        ip.clone(),
-        s.user.is_admin,
-    );
-    let (keys, gate, mailed, required) = web::block(move || -> IdpResult<_> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let keys = lockout::keys(&mut conn, Some(&u), "", &ip2, device_cookie.as_deref())?;
-        let (gate, mailed) =
-            lockout::reserve(&mut conn, &keys, Some(&u), &ip2, &st.settings, &mail, now)?;
-        Ok((
-            keys,
-            gate,
-            mailed,
-            policy::mfa(&mut conn)?.requires(is_admin),
-        ))
+    let on_account = Attempt::Account {
+        user: Box::new(s.user.clone()),
+        login: String::new(),
+    };
+    let reserved =
+        attempt::reserve(&s.tenant, &state, &ctx, on_account, &ip, device_cookie, now).await?;
+    let Ok(Reserved { keys, .. }) = reserved else {
+        return Err(IdpError::TooManyRequests);
+    };
+    let (t, is_admin) = (s.tenant.clone(), s.user.is_admin);
+    let required = web::block(move || -> IdpResult<bool> {
+        Ok(policy::mfa(&mut *t.conn(&IDP_DB)?)?.requires(is_admin))
     })
     .await??;
-    if mailed {
-        ctx.mail.poke(s.tenant.slug()); // the lockout notice was queued
-    }
-    match gate {
-        Gate::Locked { .. } => return Err(IdpError::TooManyRequests),
-        Gate::Proceed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-        Gate::Proceed { .. } => {}
-    }
     if required {
         return status_page(
             &s,
@@ -344,7 +329,7 @@ async fn disable(
         .hasher
         .verify(form.current, s.user.password_hash.clone())
         .await
-        .map_err(|e| IdpError::Internal(e.to_string()))?;
+        .map_err(|e| IdpError::internal("checking the password", e))?;
     let (t, user, st) = (s.tenant.clone(), s.user.clone(), state.clone());
     let ok = web::block(move || -> IdpResult<bool> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -379,11 +364,10 @@ async fn disable(
             &mut conn,
             now,
             &Event {
-                kind: "totp_disabled",
                 user: Some(user.id),
                 actor: Some(user.id),
                 ip: Some(&ip),
-                ..Event::default()
+                ..Event::new(EventKind::TotpDisabled)
             },
         )?;
         Ok(true)

@@ -15,6 +15,7 @@ use super::binding;
 use super::rp::{self, RpError};
 use super::session::{self, Member};
 use crate::PLATFORM_DB;
+use crate::error::{Internal, log_5xx};
 use crate::members;
 use crate::schema::login_states;
 
@@ -63,10 +64,30 @@ fn failed(e: &RpError) -> HttpResponse {
             ErrorPage::new(401).response()
         }
         other => {
-            tracing::error!(error = %other, "sign-in failed");
+            log_5xx("sign-in failed", other);
             ErrorPage::new(503).response()
         }
     }
+}
+
+/// A failure inside a sign-in route (the practice's database, the blocking pool): a 5xx
+/// with the cause chain logged, never an answer that looks like "not found" or success.
+fn internal_error(what: &str, e: &Internal) -> HttpResponse {
+    log_5xx(what, e);
+    ErrorPage::new(500).response()
+}
+
+/// The result of blocking work, with a failed blocking pool as one more internal error.
+fn joined<T>(
+    r: Result<Result<T, Internal>, actix_web::error::BlockingError>,
+) -> Result<T, Internal> {
+    r.map_err(|e| Internal::new("blocking pool", e))?
+}
+
+/// This practice's `platform.sqlite`.
+fn platform_conn(t: &Tenant) -> Result<kollegium_tenants::db::PooledConn, Internal> {
+    t.conn(&PLATFORM_DB)
+        .map_err(|e| Internal::new("opening platform.sqlite", e))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -154,7 +175,7 @@ async fn login(
     let reg = match web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return failed(&e),
-        Err(_) => return ErrorPage::new(500).response(),
+        Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
     };
     let started = match rp::start(&state, &reg, false).await {
         Ok(s) => s,
@@ -177,20 +198,19 @@ async fn login(
         browser_hash: binding::hash(&browser),
         client_key: address_key(&req),
     };
-    let stored = web::block(move || -> Result<(), diesel::result::Error> {
-        let Ok(mut conn) = tenant.conn(&PLATFORM_DB) else {
-            return Err(diesel::result::Error::NotFound);
-        };
+    let stored = web::block(move || -> Result<(), Internal> {
+        let mut conn = platform_conn(&tenant)?;
         store_pending(&mut conn, pending, now, ttl, MAX_PENDING_PER_ADDRESS)
+            .map_err(|e| Internal::new("storing a pending sign-in", e))
     })
     .await;
-    match stored {
-        Ok(Ok(())) => {
+    match joined(stored) {
+        Ok(()) => {
             let mut res = see_other(&started.url);
             let _ = res.add_cookie(&binding::cookie(scheme, &browser, ttl));
             res
         }
-        _ => ErrorPage::new(500).response(),
+        Err(e) => internal_error("sign-in could not start", &e),
     }
 }
 
@@ -286,25 +306,26 @@ async fn callback(
     let ttl = state.settings.login_state_ttl_secs;
     let t = tenant.clone();
     let (h, bh) = (state_hash(&st), binding::hash(&browser));
-    let pending = web::block(move || -> Result<Pending, diesel::result::Error> {
-        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
-            return Err(diesel::result::Error::NotFound);
-        };
+    let pending = web::block(move || -> Result<Pending, Internal> {
+        let mut conn = platform_conn(&t)?;
         take_pending(&mut conn, &h, &bh, now, ttl)
+            .map_err(|e| Internal::new("taking out a pending sign-in", e))
     })
     .await;
-    let (nonce, sealed_verifier, next, more_pending) = match pending {
-        Ok(Ok(Pending::Found {
+    let (nonce, sealed_verifier, next, more_pending) = match joined(pending) {
+        Ok(Pending::Found {
             nonce,
             sealed_verifier,
             next,
             more,
-        })) => (nonce, sealed_verifier, next, more),
-        Ok(Ok(Pending::OtherBrowser)) => {
+        }) => (nonce, sealed_verifier, next, more),
+        Ok(Pending::OtherBrowser) => {
             tracing::warn!("sign-in callback from a browser that did not start the sign-in");
             return stale_callback();
         }
-        _ => return stale_callback(),
+        Ok(Pending::Unknown) => return stale_callback(),
+        // Not "unknown sign-in": the pending one may well exist, the database failed.
+        Err(e) => return internal_error("sign-in callback failed", &e),
     };
     if let Some(err) = q.error {
         tracing::info!(error = %err.chars().take(64).collect::<String>(), "IdP returned an error to the callback");
@@ -325,17 +346,15 @@ async fn callback(
     let reg = match web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return failed(&e),
-        Err(_) => return ErrorPage::new(500).response(),
+        Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
     };
     let signed = match rp::finish(&state, &reg, code, verifier, nonce).await {
         Ok(s) => s,
         Err(e) => return failed(&e),
     };
     let t = tenant.clone();
-    let created = web::block(move || -> Result<String, diesel::result::Error> {
-        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
-            return Err(diesel::result::Error::NotFound);
-        };
+    let created = web::block(move || -> Result<String, Internal> {
+        let mut conn = platform_conn(&t)?;
         conn.immediate_transaction(|conn| {
             let m = members::upsert(conn, &signed.claims, now)?;
             diesel::update(crate::schema::members::table.find(m.id.0))
@@ -343,10 +362,12 @@ async fn callback(
                 .execute(conn)?;
             session::create(conn, &t, &m, &signed, now)
         })
+        .map_err(|e| Internal::new("creating the workspace session", e))
     })
     .await;
-    let Ok(Ok(token)) = created else {
-        return ErrorPage::new(500).response();
+    let token = match joined(created) {
+        Ok(token) => token,
+        Err(e) => return internal_error("sign-in callback failed", &e),
     };
     let mut res = see_other(&next);
     let _ = res.add_cookie(&session::cookie(scheme, &token));
@@ -364,13 +385,19 @@ async fn logout(
 ) -> HttpResponse {
     let now = state.now();
     let (t, sid) = (member.tenant.clone(), member.session_id);
-    let ended = web::block(move || -> Result<(), RpError> {
-        let mut conn = t.conn(&PLATFORM_DB)?;
-        Ok(session::end(&mut conn, sid, "logout", now)?)
+    let ended = web::block(move || -> Result<(), Internal> {
+        let mut conn = platform_conn(&t)?;
+        session::end(&mut conn, sid, "logout", now)
+            .map_err(|e| Internal::new("ending the workspace session", e))
     })
     .await;
-    if !matches!(ended, Ok(Ok(()))) {
-        tracing::error!("a workspace session could not be ended at logout");
+    if let Err(e) = joined(ended) {
+        // The session lives on: saying "signed out" (and dropping the cookie) would leave
+        // it usable by whoever holds the cookie. The member can try again.
+        log_5xx("workspace logout failed", &e);
+        let mut page = ErrorPage::new(503);
+        page.message = LOGOUT_FAILED.into();
+        return page.response();
     }
     state.sessions_ended(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
@@ -383,6 +410,10 @@ async fn logout(
     let _ = res.add_cookie(&session::removal(ctx.settings.scheme));
     res
 }
+
+/// What a member sees when their session could not be ended.
+const LOGOUT_FAILED: &str = "Die Abmeldung ist gerade nicht möglich; Sie sind noch angemeldet. \
+    Bitte versuchen Sie es in einem Moment erneut.";
 
 #[derive(Template)]
 #[template(path = "pages/logged_out.html")]
@@ -419,36 +450,48 @@ async fn backchannel(
     if form.logout_token.len() > 16 * 1024 {
         return bad();
     }
+    // The IdP retries a delivery that is not answered 2xx: a failure on this side (the
+    // practice's database) must not look like success, nor like a bad token.
+    let unavailable = |e: &Internal| {
+        log_5xx("back-channel logout failed", e);
+        HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({"error": "temporarily_unavailable"}))
+    };
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
     let t = tenant.clone();
-    let Ok(Ok(reg)) = web::block(move || rp::registration(&t, &origin)).await else {
-        return bad();
+    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+        Ok(Ok(reg)) => reg,
+        Ok(Err(RpError::NotRegistered)) => return bad(),
+        Ok(Err(e)) => return unavailable(&Internal::new("reading the registration", e)),
+        Err(e) => return unavailable(&Internal::new("blocking pool", e)),
     };
     let now = state.now();
     let notice = match rp::verify_logout_token(&state, &reg, &form.logout_token, now).await {
         Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "back-channel logout refused");
+        Err(RpError::Refused(why)) => {
+            tracing::warn!(reason = %why, "back-channel logout refused");
             return bad();
         }
+        // The IdP's keys could not be read: not the token's fault, so the IdP retries.
+        Err(e) => return unavailable(&Internal::new("verifying a logout token", e)),
     };
     let t = tenant.clone();
-    let ended = web::block(move || -> Result<Vec<i64>, diesel::result::Error> {
-        let Ok(mut conn) = t.conn(&PLATFORM_DB) else {
-            return Ok(Vec::new());
-        };
+    let ended = web::block(move || -> Result<Vec<i64>, Internal> {
+        let mut conn = platform_conn(&t)?;
         session::end_for_logout(&mut conn, notice.sid.as_deref(), notice.sub.as_deref(), now)
+            .map_err(|e| Internal::new("ending sessions for a back-channel logout", e))
     })
     .await;
-    match ended {
-        Ok(Ok(ids)) => {
+    match joined(ended) {
+        Ok(ids) => {
             tracing::info!(sessions = ids.len(), "back-channel logout");
             state.sessions_ended(tenant.slug().as_str(), &ids);
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish()
         }
-        _ => HttpResponse::InternalServerError().finish(),
+        Err(e) => unavailable(&e),
     }
 }
 

@@ -273,8 +273,9 @@ pub enum AuthError {
     /// The IdP could not be asked (network fault, IdP error): the session is kept.
     #[error("the identity provider is unavailable")]
     Unavailable { json: bool },
-    #[error("internal: {0}")]
-    Internal(String),
+    /// Something failed inside (database, blocking pool): 500, the cause chain logged.
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
 
 impl ResponseError for AuthError {
@@ -309,16 +310,16 @@ impl ResponseError for AuthError {
                 );
                 res
             }
-            Self::Internal(e) => {
-                tracing::error!(error = %e, "platform sign-in failed");
+            Self::Internal(_) => {
+                crate::error::log_5xx("platform sign-in failed", self);
                 ErrorPage::new(500).response()
             }
         }
     }
 }
 
-fn internal<E: std::fmt::Display>(e: E) -> AuthError {
-    AuthError::Internal(e.to_string())
+fn internal<E: Into<crate::error::BoxError>>(e: E) -> AuthError {
+    AuthError::Internal(crate::error::Internal::new("reading the session", e))
 }
 
 /// What the database holds for a session token.

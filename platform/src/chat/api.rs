@@ -58,7 +58,7 @@ impl From<PageError> for ApiError {
         match e {
             PageError::Chat(c) => c.into(),
             PageError::Internal(e) => {
-                tracing::error!(error = %e, "chat API request failed");
+                crate::error::log_5xx("chat API request failed", &e);
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -71,8 +71,8 @@ impl From<PageError> for ApiError {
 
 impl From<ChatError> for ApiError {
     fn from(c: ChatError) -> Self {
-        if let ChatError::Db(e) = &c {
-            return PageError::Internal(e.to_string()).into();
+        if matches!(c, ChatError::Db(_)) {
+            return super::routes::internal(c).into();
         }
         let status = StatusCode::from_u16(c.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let code = match c {
@@ -261,7 +261,7 @@ async fn room(m: Member, state: web::Data<PlatformState>, id: web::Path<i64>) ->
             "id": r.id, "title": title, "name": r.name, "topic": r.topic,
             "direct": r.is_direct(), "private": !r.is_open(), "archived": r.archived,
             "last_message_id": r.last_message_id, "members": people,
-            "edit_window_secs": edit_window(c),
+            "edit_window_secs": edit_window(c).map_err(ChatError::Db)?,
         }))
     })
     .await?;
@@ -367,7 +367,7 @@ fn view_for(
         .map_err(super::routes::internal)?
         .pop()
         .map(ApiMessage::from)
-        .ok_or_else(|| PageError::Internal("message vanished".into()))
+        .ok_or_else(|| PageError::Internal(crate::error::Internal::msg("message vanished")))
 }
 
 async fn post_message(
@@ -392,7 +392,11 @@ async fn post_message(
             live::EventKind::Posted(l) => Some(ApiMessage::from(l.for_reader(me.0))),
             _ => None,
         })
-        .ok_or_else(|| PageError::Internal("posted message without its event".into()))?;
+        .ok_or_else(|| {
+            PageError::Internal(crate::error::Internal::msg(
+                "posted message without its event",
+            ))
+        })?;
     state.publish(m.tenant.slug().as_str(), events);
     Ok(HttpResponse::Created().json(view))
 }
@@ -436,7 +440,7 @@ async fn change_message(
             Change::Delete => MessageAction::Delete,
             Change::React(e, on) => MessageAction::React { emoji: e, on: *on },
         };
-        let window = edit_window(c);
+        let window = edit_window(c).map_err(ChatError::Db)?;
         let (msg, events) = actions::on_message(c, room_id, msg_id, who, action, window, now)?;
         Ok((view_for(c, &msg, who.id)?, events))
     })

@@ -20,6 +20,7 @@ pub struct Message {
     pub author_id: Option<i64>,
     pub body: String,
     pub reply_to: Option<i64>,
+    /// The members it mentions, as a JSON list of member ids (`[3,12]`).
     pub mentions: String,
     pub mentions_all: bool,
     pub created_at: i64,
@@ -32,13 +33,26 @@ impl Message {
         MessageId(self.id)
     }
     pub fn mentioned(&self) -> Vec<MemberId> {
-        serde_json::from_str::<Vec<String>>(&self.mentions)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.parse().ok())
-            .map(MemberId)
-            .collect()
+        parse_mentions(&self.mentions)
     }
+}
+
+/// The stored mentions (a JSON list of member ids) as member ids. Only this module writes
+/// the column, so anything else is a broken row: logged, and read as no mentions.
+pub fn parse_mentions(stored: &str) -> Vec<MemberId> {
+    match serde_json::from_str::<Vec<i64>>(stored) {
+        Ok(ids) => ids.into_iter().map(MemberId).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable messages.mentions");
+            Vec::new()
+        }
+    }
+}
+
+/// The stored form of `mentioned` (a JSON list of member ids).
+pub fn store_mentions(mentioned: &[MemberId]) -> String {
+    let ids: Vec<String> = mentioned.iter().map(|m| m.0.to_string()).collect();
+    format!("[{}]", ids.join(","))
 }
 
 /// A validated message body.
@@ -161,13 +175,7 @@ fn mentions_in(
     let (names, all) = mention_tokens(body);
     let mut mentioned = resolve_mentions(conn, room, &names)?;
     mentioned.retain(|m| *m != author);
-    let json = serde_json::to_string(
-        &mentioned
-            .iter()
-            .map(|m| m.0.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_else(|_| "[]".into());
+    let json = store_mentions(&mentioned);
     Ok((mentioned, all, json))
 }
 

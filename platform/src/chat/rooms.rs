@@ -350,8 +350,12 @@ pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Su
         .select(Room::as_select())
         .load(conn)?;
     let mut out = Vec::with_capacity(all.len());
-    // Mentions are stored as a JSON array of quoted member ids: `["3","5"]`.
-    let mention = format!("%\"{}\"%", me.0);
+    // Mentions are stored as a JSON list of member ids: `[3,5]`.
+    let mentions_me = diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "EXISTS (SELECT 1 FROM json_each(messages.mentions) WHERE json_each.value = ",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(me.0)
+    .sql(")");
     for r in all {
         let last_read = match mine.iter().find(|(id, _)| *id == r.id) {
             Some((_, l)) => *l,
@@ -373,11 +377,7 @@ pub fn list_for(conn: &mut SqliteConnection, me: MemberId) -> QueryResult<Vec<Su
                 .filter(messages::id.gt(last_read))
                 .filter(messages::deleted_at.is_null())
                 .filter(messages::author_id.ne(me.0))
-                .filter(
-                    messages::mentions_all
-                        .eq(true)
-                        .or(messages::mentions.like(&mention)),
-                )
+                .filter(messages::mentions_all.eq(true).or(mentions_me.clone()))
                 .count()
                 .get_result(conn)?
         } else {

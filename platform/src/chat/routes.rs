@@ -25,12 +25,13 @@ pub const DEFAULT_EDIT_WINDOW_SECS: i64 = 15 * 60;
 pub enum PageError {
     #[error(transparent)]
     Chat(#[from] ChatError),
-    #[error("internal: {0}")]
-    Internal(String),
+    /// Something failed inside: 500, the cause chain logged where the answer is rendered.
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
 
-pub(super) fn internal<E: std::fmt::Display>(e: E) -> PageError {
-    PageError::Internal(e.to_string())
+pub(super) fn internal<E: Into<crate::error::BoxError>>(e: E) -> PageError {
+    PageError::Internal(crate::error::Internal::new("chat request", e))
 }
 
 impl ResponseError for PageError {
@@ -46,14 +47,14 @@ impl ResponseError for PageError {
             Self::Chat(ChatError::RoomNotFound | ChatError::MessageNotFound) => {
                 ErrorPage::new(404).response()
             }
+            Self::Chat(ChatError::Db(_)) | Self::Internal(_) => {
+                crate::error::log_5xx("chat request failed", self);
+                ErrorPage::new(500).response()
+            }
             Self::Chat(c) => {
                 let mut page = ErrorPage::new(status.as_u16());
                 page.message = c.to_string().into();
                 page.response()
-            }
-            Self::Internal(e) => {
-                tracing::error!(error = %e, "chat request failed");
-                ErrorPage::new(500).response()
             }
         }
     }
@@ -97,16 +98,16 @@ pub(super) async fn write_db<T: Send + 'static>(
     use kollegium_tenants::group_commit::WriteError;
     m.tenant.write(&PLATFORM_DB, f).await.map_err(|e| match e {
         WriteError::Job(e) => PageError::Chat(e),
-        WriteError::Db(why) => PageError::Internal(why),
+        WriteError::Db(why) => internal(format!("group commit: {why}")),
     })
 }
 
-pub(super) fn edit_window(conn: &mut SqliteConnection) -> i64 {
-    kv::get(conn, "chat_edit_window_secs")
-        .ok()
-        .flatten()
+/// The practice's edit window in seconds: the default if none is set. A database error is
+/// an error (not the default: an admin's shorter window must not silently widen).
+pub(super) fn edit_window(conn: &mut SqliteConnection) -> diesel::QueryResult<i64> {
+    Ok(kv::get(conn, super::admin::EDIT_WINDOW_KEY)?
         .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_EDIT_WINDOW_SECS)
+        .unwrap_or(DEFAULT_EDIT_WINDOW_SECS))
 }
 
 pub(super) fn actor(m: &Member) -> Actor {
@@ -307,7 +308,7 @@ async fn room(
                 title,
                 views,
                 reply,
-                edit_window(c),
+                edit_window(c).map_err(internal)?,
                 people,
                 read_by_last,
                 everyone,
@@ -420,7 +421,7 @@ async fn act(
             },
             _ => return Err(ChatError::MessageNotFound.into()),
         };
-        let window = edit_window(c);
+        let window = edit_window(c).map_err(internal)?;
         Ok(actions::on_message(
             c, room_id, msg_id, who, action, window, now,
         )?)

@@ -353,3 +353,94 @@ fn a_post_prepares_its_writes_once_per_connection() {
     assert_eq!(s.iter().find(|s| s.id == room_id).unwrap().unread, 3);
     assert!(crate::search::queue::pending(&mut c).unwrap());
 }
+
+#[test]
+fn the_edit_window_is_an_error_when_the_settings_cannot_be_read() {
+    use super::routes::{DEFAULT_EDIT_WINDOW_SECS, edit_window};
+    use diesel::connection::SimpleConnection;
+    let (_d, mut c) = db();
+    assert_eq!(edit_window(&mut c).unwrap(), DEFAULT_EDIT_WINDOW_SECS);
+    kollegium_tenants::kv::set(&mut c, super::admin::EDIT_WINDOW_KEY, "60").unwrap();
+    assert_eq!(edit_window(&mut c).unwrap(), 60);
+    c.batch_execute("ALTER TABLE settings RENAME TO settings_gone")
+        .unwrap();
+    assert!(
+        edit_window(&mut c).is_err(),
+        "a database error is not the default window"
+    );
+}
+
+/// The migration that turns stored mentions into integers, on a row written the old way
+/// (member ids as JSON strings).
+#[test]
+fn mentions_written_as_strings_become_integers() {
+    use diesel::connection::SimpleConnection;
+    use diesel::migration::{Migration, MigrationConnection, MigrationSource};
+    use diesel::prelude::*;
+    use diesel::sqlite::Sqlite;
+    use diesel_migrations::MigrationHarness;
+
+    const NEW: &str = "2026-12-21-000001_mentions_as_integers";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.sqlite");
+    let mut c = kollegium_tenants::db::open_connection(&path).unwrap();
+    c.setup().unwrap();
+    let all = MigrationSource::<Sqlite>::migrations(&PLATFORM_DB.migrations).unwrap();
+    let (before, from_new): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|m| m.name().to_string().as_str() < NEW);
+    assert!(
+        from_new[0].name().to_string() == NEW,
+        "{}",
+        from_new[0].name()
+    );
+    for m in &before {
+        c.run_migration(m.as_ref()).unwrap();
+    }
+    let (a, b, x) = (
+        member(&mut c, "anna"),
+        member(&mut c, "bernd"),
+        member(&mut c, "xaver"),
+    );
+    let room =
+        rooms::create_group(&mut c, a, "Labor", "", Visibility::Open, &[b, x], 1_000).unwrap();
+    c.batch_execute(&format!(
+        "INSERT INTO messages (id, room_id, author_id, body, mentions, mentions_all, created_at) \
+         VALUES (901, {r}, {a}, '@bernd @xaver', '[\"{x}\",\"{b}\"]', 0, 1001), \
+                (902, {r}, {a}, 'ohne', '[]', 0, 1002)",
+        r = room.0,
+        a = a.0,
+        b = b.0,
+        x = x.0,
+    ))
+    .unwrap();
+    for m in &from_new {
+        c.run_migration(m.as_ref()).unwrap();
+    }
+    let stored: Vec<(i64, String)> = crate::schema::messages::table
+        .select((
+            crate::schema::messages::id,
+            crate::schema::messages::mentions,
+        ))
+        .order(crate::schema::messages::id)
+        .load(&mut c)
+        .unwrap();
+    assert_eq!(
+        stored,
+        vec![(901, format!("[{},{}]", x.0, b.0)), (902, "[]".to_owned())]
+    );
+    assert_eq!(messages::parse_mentions(&stored[0].1), vec![x, b]);
+    // Read back as the room list counts them: bernd is mentioned once.
+    let s = rooms::list_for(&mut c, b).unwrap();
+    let labor = s.iter().find(|s| s.id == room).unwrap();
+    assert_eq!(labor.mentions, 1);
+}
+
+#[test]
+fn mentions_are_stored_as_a_json_list_of_integers() {
+    let ids = [MemberId(3), MemberId(12)];
+    assert_eq!(messages::store_mentions(&ids), "[3,12]");
+    assert_eq!(messages::store_mentions(&[]), "[]");
+    assert_eq!(messages::parse_mentions("[3,12]"), ids.to_vec());
+    assert_eq!(messages::parse_mentions("kaputt"), Vec::<MemberId>::new());
+}

@@ -266,7 +266,7 @@ async fn run(
                                 }
                             }
                             Err(e) => {
-                                tracing::error!(error = %e, "chat socket request failed");
+                                crate::error::log_5xx("chat socket request failed", &e);
                                 break close(CloseCode::Error, "internal error");
                             }
                         }
