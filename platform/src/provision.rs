@@ -35,6 +35,9 @@ impl ProvisionHook for PlatformProvisioner {
                     .seal(SECRET_PURPOSE, SECRET_PURPOSE, secret.as_bytes()),
             )?;
         }
+        for app in crate::apps() {
+            app.provision(&mut conn, p)?;
+        }
         Ok(())
     }
 }
