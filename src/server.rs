@@ -13,8 +13,8 @@ use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
-use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
+use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;
@@ -156,11 +156,8 @@ pub async fn start(
     );
     let http = kollegium_tenants::http::node_client(&config.base_domain, addr.ip())
         .context("cannot build the server-to-server HTTP client")?;
-    let mut platform = kollegium_platform::Platform::new(
-        store.clock().clone(),
-        http,
-        &config.platform_settings(),
-    );
+    let mut platform =
+        kollegium_platform::Platform::new(store.clock().clone(), http, &config.platform_settings());
     metrics.register(platform.take_gauges());
     let platform = Arc::new(platform);
     let backchannel = kollegium_idp::oidc::backchannel::spawn_worker(

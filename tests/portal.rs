@@ -386,4 +386,33 @@ async fn every_workspace_page_shows_the_app_lists_navigation_with_its_own_entry_
             .collect();
         assert_eq!(marked, [active], "{path}: exactly its own entry is active");
     }
+    // The app's script, registered by the app list, is served content-hashed and cached.
+    let html = page(&app, &admin, "praxis-a", "/chat").await;
+    let src = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    assert!(
+        src.starts_with("/static/chat.") && src.ends_with(".js") && src.len() > 20,
+        "{src}"
+    );
+    let r = admin.get(app.url("praxis-a", src)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(r.text().await.unwrap().contains("WebSocket"));
+    // The app's gauge, registered through the app list, is on /metrics.
+    let metrics = reqwest::get(app.operator_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE kollegium_chat_post_buckets gauge\nkollegium_chat_post_buckets "),
+        "{metrics}"
+    );
 }

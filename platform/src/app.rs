@@ -15,9 +15,9 @@ use std::time::Duration;
 use actix_web::web;
 use diesel::SqliteConnection;
 use kollegium_tenants::provision::{BoxError, NewPractice};
-use kollegium_tenants::web::{PathClass, WebContext};
 use kollegium_tenants::web::assets::Source;
 use kollegium_tenants::web::metrics::Gauge;
+use kollegium_tenants::web::{PathClass, WebContext};
 use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
 
@@ -193,7 +193,11 @@ pub trait WorkspaceApp: Sync {
 
     /// Its step when a practice is created, on the new `platform.sqlite` (its tables are
     /// created by the migrations; this is for rows it needs from the start).
-    fn provision(&self, _conn: &mut SqliteConnection, _p: &NewPractice<'_>) -> Result<(), BoxError> {
+    fn provision(
+        &self,
+        _conn: &mut SqliteConnection,
+        _p: &NewPractice<'_>,
+    ) -> Result<(), BoxError> {
         Ok(())
     }
 
@@ -281,7 +285,10 @@ pub fn export(
 
 /// Every app's static assets, for the node's asset registry.
 pub fn assets() -> Vec<Source> {
-    apps().iter().flat_map(|a| a.assets().iter().copied()).collect()
+    apps()
+        .iter()
+        .flat_map(|a| a.assets().iter().copied())
+        .collect()
 }
 
 /// The apps' running background jobs.
@@ -363,7 +370,17 @@ mod tests {
     #[test]
     fn the_navigation_starts_with_the_start_page_and_lists_every_app_once_in_order() {
         let nav = navigation();
-        assert_eq!(nav[0], (START, NavEntry { label: "Start", href: "/", order: 0 }));
+        assert_eq!(
+            nav[0],
+            (
+                START,
+                NavEntry {
+                    label: "Start",
+                    href: "/",
+                    order: 0
+                }
+            )
+        );
         assert!(nav.windows(2).all(|w| w[0].1.order <= w[1].1.order));
         for app in apps() {
             if let Some(entry) = app.nav() {

@@ -94,7 +94,7 @@ impl Platform {
         let mut gauges = vec![
             Gauge::new(
                 "kollegium_live_connections",
-                "Open chat WebSocket connections.",
+                "Open live (WebSocket) connections of the workspace pages.",
                 GaugeKind::Gauge,
                 move || shared.live.connections() as i64,
             ),

@@ -118,11 +118,7 @@ fn stripe(key: impl std::hash::Hash, stripes: usize) -> usize {
 }
 
 impl SignIn {
-    pub fn new(
-        shared: Arc<AppContext>,
-        http: reqwest::Client,
-        settings: SessionSettings,
-    ) -> Self {
+    pub fn new(shared: Arc<AppContext>, http: reqwest::Client, settings: SessionSettings) -> Self {
         Self {
             clock: shared.clock.clone(),
             http,

@@ -358,11 +358,7 @@ pub async fn client_token(
 /// `end_session_endpoint` (OIDC RP-Initiated Logout) is not among the core metadata the
 /// `openidconnect` crate keeps, so it is read from the discovery document itself; it must
 /// lie under the issuer.
-pub async fn end_session_url(
-    state: &SignIn,
-    reg: &Registration,
-    id_token: &str,
-) -> Option<String> {
+pub async fn end_session_url(state: &SignIn, reg: &Registration, id_token: &str) -> Option<String> {
     let doc: serde_json::Value = state
         .http
         .get(format!("{}/.well-known/openid-configuration", reg.issuer))

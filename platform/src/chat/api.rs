@@ -12,8 +12,8 @@ use super::live::{self, ApiMessage};
 use super::messages;
 use super::rooms::{self, Visibility};
 use super::routes::{PageError, actor, edit_window, with_db, write_db};
-use super::{ChatError, MessageId, PAGE_SIZE, RoomId};
 use super::state::ChatState;
+use super::{ChatError, MessageId, PAGE_SIZE, RoomId};
 use crate::auth::Member;
 use crate::members::{self, MemberId};
 
@@ -481,11 +481,7 @@ async fn react(
     change_message(&m, &state, RoomId(r), MessageId(id), change, now).await
 }
 
-async fn read_by(
-    m: Member,
-    state: web::Data<ChatState>,
-    path: web::Path<(i64, i64)>,
-) -> ApiResult {
+async fn read_by(m: Member, state: web::Data<ChatState>, path: web::Path<(i64, i64)>) -> ApiResult {
     let (r, id) = path.into_inner();
     let (room_id, me, now) = (RoomId(r), m.id(), state.now());
     let names = with_db(&m, move |c| {

@@ -14,8 +14,7 @@ use kollegium_tenants::web::metrics::{Gauge, GaugeKind};
 use super::state::{ChatSettings, ChatState};
 use super::{live, rooms};
 use crate::app::{
-    AppContext, AppData, AppExport, Job, NavEntry, Node, SearchSource, Started, Tile,
-    WorkspaceApp,
+    AppContext, AppData, AppExport, Job, NavEntry, Node, SearchSource, Started, Tile, WorkspaceApp,
 };
 use crate::auth::PlatformSettings;
 use crate::members::MemberId;
@@ -77,10 +76,7 @@ impl WorkspaceApp for Chat {
     }
 
     fn start(&self, shared: &Arc<AppContext>, settings: &PlatformSettings) -> Started {
-        let state = web::Data::new(ChatState::new(
-            shared.clone(),
-            ChatSettings::from(settings),
-        ));
+        let state = web::Data::new(ChatState::new(shared.clone(), ChatSettings::from(settings)));
         let for_gauge = state.clone();
         Started {
             data: Some(AppData::new(state)),
@@ -195,7 +191,15 @@ pub fn export(conn: &mut SqliteConnection) -> Result<AppExport, BoxError> {
             .order(room_members::member_id)
             .select(room_members::member_id)
             .load(conn)?;
-        type MessageRow = (i64, Option<i64>, String, Option<i64>, i64, Option<i64>, Option<i64>);
+        type MessageRow = (
+            i64,
+            Option<i64>,
+            String,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
         let rows: Vec<MessageRow> = messages::table
             .filter(messages::room_id.eq(id))
             .order(messages::id)

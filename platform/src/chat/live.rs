@@ -422,17 +422,26 @@ mod tests {
         let mut bernd = hub.subscribe("praxis-a", 2, 20).unwrap();
         let mut carla = hub.subscribe("praxis-a", 3, 30).unwrap();
         posted(4, Audience::Members(vec![1, 2])).publish(&hub, "praxis-a");
-        assert!(carla.try_recv().is_none(), "not queued to a non-member at all");
+        assert!(
+            carla.try_recv().is_none(),
+            "not queued to a non-member at all"
+        );
         let (Some(Received::Event(p1)), Some(Received::Event(p2)), Some(Received::Event(p3))) =
             (anna.recv().await, anna_tab.recv().await, bernd.recv().await)
         else {
             panic!("members get the event");
         };
         assert_eq!(p1.topic, topic(4));
-        assert!(std::sync::Arc::ptr_eq(&p1, &p3), "one event shared by all connections");
+        assert!(
+            std::sync::Arc::ptr_eq(&p1, &p3),
+            "one event shared by all connections"
+        );
         let (t1, t2) = (p1.text_for(1, 10).unwrap(), p2.text_for(1, 10).unwrap());
         assert_eq!(t1, t2);
-        assert!(p3.text_for(3, 30).is_none(), "still refused to a non-member");
+        assert!(
+            p3.text_for(3, 30).is_none(),
+            "still refused to a non-member"
+        );
         let t3 = p3.text_for(2, 20).unwrap();
         assert_ne!(t1, t3, "Bernd is mentioned, Anna reacted: different texts");
         assert_eq!(p1.renderings(), 2, "rendered once per kind of reader");

@@ -11,9 +11,9 @@ use kollegium_tenants::{UnixTime, kv};
 use super::actions::{self, MessageAction, RoomChange};
 use super::messages::{self, View};
 use super::rooms::{self, Summary, Visibility};
+use super::state::ChatState;
 use super::{Actor, ChatError, MessageId, REACTIONS, RoomId};
 use crate::PLATFORM_DB;
-use super::state::ChatState;
 use crate::auth::Member;
 use crate::members::{self, MemberId};
 
@@ -163,11 +163,7 @@ pub struct NewRoom {
     private: Option<String>,
 }
 
-async fn create(
-    m: Member,
-    state: web::Data<ChatState>,
-    form: web::Form<NewRoom>,
-) -> PageResult {
+async fn create(m: Member, state: web::Data<ChatState>, form: web::Form<NewRoom>) -> PageResult {
     let f = form.into_inner();
     let (me, now) = (m.id(), state.now());
     let vis = if f.private.is_some() {

@@ -115,11 +115,7 @@ struct JsonHits {
     results: Vec<Hit>,
 }
 
-async fn api(
-    m: Member,
-    state: web::Data<ChatState>,
-    q: web::Query<SearchQuery>,
-) -> HttpResponse {
+async fn api(m: Member, state: web::Data<ChatState>, q: web::Query<SearchQuery>) -> HttpResponse {
     let raw = q.into_inner().q;
     match run(&m, &state, &raw).await {
         Ok(Outcome::Empty) => HttpResponse::Ok().json(JsonHits {

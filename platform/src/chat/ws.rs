@@ -26,9 +26,9 @@ use super::live::{self, ApiMessage};
 use super::messages;
 use super::rooms;
 use super::routes::{PageError, internal};
+use super::state::ChatState;
 use super::{ChatError, MessageId, RoomId};
 use crate::PLATFORM_DB;
-use super::state::ChatState;
 use crate::auth::Member;
 
 /// Largest frame a client may send.

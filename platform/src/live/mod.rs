@@ -443,8 +443,16 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&p1, &p3), "one event shared by all connections");
         assert_eq!(p1.text_for(1, 10), p2.text_for(1, 10));
-        assert_eq!(p1.text_for(1, 10), p4.text_for(3, 30), "Anna and Carla alike");
-        assert_ne!(p1.text_for(1, 10), p3.text_for(2, 20), "Bernd reads it apart");
+        assert_eq!(
+            p1.text_for(1, 10),
+            p4.text_for(3, 30),
+            "Anna and Carla alike"
+        );
+        assert_ne!(
+            p1.text_for(1, 10),
+            p3.text_for(2, 20),
+            "Bernd reads it apart"
+        );
         assert_eq!(p1.renderings(), 2, "rendered once per kind of reader");
     }
 
@@ -462,7 +470,10 @@ mod tests {
             p.text_for(1, 10).as_deref(),
             Some(r#"{"type":"session_ended"}"#)
         );
-        assert!(bernd.try_recv().is_none(), "another session's control event");
+        assert!(
+            bernd.try_recv().is_none(),
+            "another session's control event"
+        );
     }
 
     #[tokio::test]

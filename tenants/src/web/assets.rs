@@ -133,7 +133,12 @@ mod tests {
         assert!(first.starts_with("/static/widget.") && first.ends_with(".js"));
         register(&[src]);
         assert_eq!(href("widget.js"), first);
-        let n = ASSETS.read().unwrap().iter().filter(|a| a.name == "widget.js").count();
+        let n = ASSETS
+            .read()
+            .unwrap()
+            .iter()
+            .filter(|a| a.name == "widget.js")
+            .count();
         assert_eq!(n, 1, "registered once");
     }
 }

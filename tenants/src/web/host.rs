@@ -232,6 +232,9 @@ mod tests {
         assert_eq!(class("/files"), "platform");
         assert_eq!(class("/static/app.css"), "static");
         assert_eq!(class("/"), "platform");
-        assert_eq!(RouteClass::of_practice_path("/id/x", &[]).as_str(), "platform");
+        assert_eq!(
+            RouteClass::of_practice_path("/id/x", &[]).as_str(),
+            "platform"
+        );
     }
 }

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Mutex, RwLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -226,7 +226,10 @@ impl Metrics {
             for g in r.iter() {
                 let (name, help, kind) = (g.name, g.help, g.kind.as_str());
                 let v = (g.read)();
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
             }
         }
         crate::group_commit::BATCH_SIZES.render(
@@ -268,9 +271,12 @@ mod tests {
         let n = std::sync::Arc::new(AtomicU64::new(3));
         let read = n.clone();
         m.register([
-            Gauge::new("kollegium_widgets", "Widgets.", GaugeKind::Gauge, move || {
-                read.load(Ordering::Relaxed) as i64
-            }),
+            Gauge::new(
+                "kollegium_widgets",
+                "Widgets.",
+                GaugeKind::Gauge,
+                move || read.load(Ordering::Relaxed) as i64,
+            ),
             Gauge::new("kollegium_spins_total", "Spins.", GaugeKind::Counter, || 7),
         ]);
         n.store(4, Ordering::Relaxed);
@@ -280,7 +286,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE kollegium_spins_total counter\nkollegium_spins_total 7\n"));
-        m.register([Gauge::new("kollegium_spins_total", "Spins.", GaugeKind::Counter, || 8)]);
+        m.register([Gauge::new(
+            "kollegium_spins_total",
+            "Spins.",
+            GaugeKind::Counter,
+            || 8,
+        )]);
         let text = m.render(&Gauges::default());
         assert_eq!(text.matches("kollegium_spins_total 8").count(), 1, "{text}");
         assert!(!text.contains("kollegium_spins_total 7"));
