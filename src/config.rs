@@ -438,6 +438,7 @@ impl Config {
             csrf_exempt,
             trusted_proxies: self.trusted_proxies().unwrap_or_default(),
             csrf_query_token_paths: Vec::new(),
+            path_classes: Vec::new(),
         }
     }
 

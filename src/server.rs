@@ -14,6 +14,7 @@ use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
+use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;
@@ -44,8 +45,8 @@ pub struct RunningServer {
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
     mail: MailWorker,
-    /// Turns due chat mentions into mails (tests kick it after moving the clock).
-    pub mentions: kollegium_platform::notify::MentionWorker,
+    /// The apps' background jobs (tests kick `chat.mentions` after moving the clock).
+    pub jobs: kollegium_platform::app::Jobs,
     /// Reads the practices' member directories (tests sync a practice with it).
     pub directory: Arc<kollegium_platform::directory::DirectorySync>,
     /// Applies the member directory of open practices periodically (tests kick it).
@@ -55,12 +56,23 @@ pub struct RunningServer {
     /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
     pub search: Arc<kollegium_platform::search::SearchService>,
     search_worker: kollegium_platform::search::worker::SearchWorker,
-    chat_retention: tokio::task::JoinHandle<()>,
 }
 
 /// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
 pub fn mail_kinds() -> Vec<&'static DbKind> {
     vec![&kollegium_idp::IDP_DB, &kollegium_platform::PLATFORM_DB]
+}
+
+/// Path prefixes counted apart in metrics and logs, from their owners (the IdP, the apps).
+fn path_classes() -> Vec<PathClass> {
+    let mut classes = kollegium_idp::PATH_CLASSES.to_vec();
+    classes.extend(kollegium_platform::path_classes());
+    classes
+}
+
+/// Static assets beyond the shell's own, from their owners (the workspace's apps).
+fn app_assets() -> Vec<Source> {
+    kollegium_platform::app::assets()
 }
 
 /// Opens the node (key, registry) of `config.data_dir`: owner-only modes for everything
@@ -89,11 +101,7 @@ async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(
-    ctx: web::Data<WebContext>,
-    m: web::Data<Metrics>,
-    platform: web::Data<kollegium_platform::PlatformState>,
-) -> HttpResponse {
+async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> HttpResponse {
     let store = ctx.store.clone();
     let known = web::block(move || store.with_registry(registry::count_live))
         .await
@@ -105,8 +113,6 @@ async fn metrics_text(
         open_databases: ctx.store.open_databases(),
         open_connections: ctx.store.open_connections(),
         practices_known: known,
-        live_connections: platform.live.connections(),
-        idp_metadata_fetches: platform.metadata_fetches(),
     };
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -129,8 +135,10 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}", config.operator_listen))?;
     let operator_addr = op_listener.local_addr()?;
 
-    let settings = config.web_settings(addr.port(), csrf_exempt());
+    let mut settings = config.web_settings(addr.port(), csrf_exempt());
+    settings.path_classes = path_classes();
     let limits = settings.limits.clone();
+    assets::register(&app_assets());
     let metrics = Arc::new(Metrics::default());
     let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
     let mail_signal = Arc::new(MailSignal::new());
@@ -148,28 +156,26 @@ pub async fn start(
     );
     let http = kollegium_tenants::http::node_client(&config.base_domain, addr.ip())
         .context("cannot build the server-to-server HTTP client")?;
-    let platform = web::Data::new(kollegium_platform::PlatformState::new(
-        store.clock().clone(),
-        http,
-        config.platform_settings(),
-    ));
+    let mut platform =
+        kollegium_platform::Platform::new(store.clock().clone(), http, &config.platform_settings());
+    metrics.register(platform.take_gauges());
+    let platform = Arc::new(platform);
     let backchannel = kollegium_idp::oidc::backchannel::spawn_worker(
         store.clone(),
         context.clone(),
         idp.clone(),
         addr.ip(),
     );
-    let platform_for_operator = platform.clone();
     let directory = Arc::new(kollegium_platform::directory::DirectorySync::new(
-        platform.clone(),
+        platform.sign_in.clone(),
     ));
     let search = platform.search();
+    let shared = platform.shared.clone().into_inner();
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
             .app_data(ctx.clone())
             .app_data(idp.clone())
-            .app_data(platform.clone())
             .app_data(web::PayloadConfig::new(limits.max_body_bytes))
             .app_data(web::FormConfig::default().limit(limits.max_form_bytes))
             .app_data(web::JsonConfig::default().limit(limits.max_body_bytes))
@@ -180,7 +186,7 @@ pub async fn start(
             // The workspace first: actix tries routes in order, each `{param}` route with a
             // regex, and the workspace's busy paths (`/api/chat/…`) would otherwise try the
             // IdP's patterns first. The two share no path.
-            .configure(kollegium_platform::configure)
+            .configure(|cfg| platform.configure(cfg))
             .configure(kollegium_idp::configure)
             .default_service(web::to(not_found))
     })
@@ -200,7 +206,6 @@ pub async fn start(
         App::new()
             .app_data(ctx.clone())
             .app_data(m.clone())
-            .app_data(platform_for_operator.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics_text))
     })
@@ -232,8 +237,12 @@ pub async fn start(
         mail_signal,
         config.mail_worker_settings(mail_kinds()),
     );
-    let mentions =
-        kollegium_platform::notify::MentionWorker::spawn(context.clone(), directory.clone());
+    let jobs = kollegium_platform::app::Jobs::spawn(&kollegium_platform::app::Node {
+        store: &store,
+        web: &context,
+        shared: &shared,
+        directory: &directory,
+    });
     let directory_worker = kollegium_platform::directory::worker::DirectoryWorker::spawn(
         context.clone(),
         directory.clone(),
@@ -242,12 +251,6 @@ pub async fn start(
         store.clone(),
         search.clone(),
         kollegium_platform::search::worker::WorkerSettings::default(),
-    );
-    let chat_retention = kollegium_platform::chat::retention::spawn(
-        store.clone(),
-        search.clone(),
-        Duration::from_secs(60),
-        Duration::from_secs(24 * 3600),
     );
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
@@ -260,14 +263,13 @@ pub async fn start(
         joins,
         reaper,
         mail,
-        mentions,
+        jobs,
         directory,
         directory_worker,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         backchannel,
         search,
         search_worker,
-        chat_retention,
     })
 }
 
@@ -278,11 +280,10 @@ impl RunningServer {
             j.await??;
         }
         self.reaper.abort();
-        self.mentions.stop(self.shutdown_grace).await;
+        self.jobs.stop(self.shutdown_grace).await;
         self.directory_worker.stop(self.shutdown_grace).await;
         self.mail.stop(self.shutdown_grace).await;
         self.backchannel.abort();
-        self.chat_retention.abort();
         self.search_worker.stop(self.shutdown_grace).await;
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");

@@ -322,3 +322,97 @@ async fn open_rooms_never_opened_count_unread_messages_and_mentions() {
             .contains("Keine ungelesenen Nachrichten")
     );
 }
+
+/// The `<nav class="mainnav">` of a page: (label, href, active) per entry.
+fn nav_entries(html: &str) -> Vec<(String, String, bool)> {
+    let Some(start) = html.find("<nav class=\"mainnav\"") else {
+        return Vec::new();
+    };
+    let nav = &html[start..start + html[start..].find("</nav>").unwrap()];
+    nav.split("<li><a href=\"")
+        .skip(1)
+        .map(|item| {
+            let href = item.split('"').next().unwrap().to_owned();
+            let active = item
+                .split('>')
+                .next()
+                .unwrap()
+                .contains("aria-current=\"page\"");
+            let label = item
+                .split_once('>')
+                .unwrap()
+                .1
+                .split('<')
+                .next()
+                .unwrap()
+                .to_owned();
+            (label, href, active)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workspace_page_shows_the_app_lists_navigation_with_its_own_entry_active() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let admin = app.signed_in("praxis-a", "anna", true).await;
+    let team = room(&app, &admin, "praxis-a", "Team").await;
+    let expected: Vec<(&str, &str)> = kollegium_platform::app::navigation()
+        .iter()
+        .map(|(_, e)| (e.label, e.href))
+        .collect();
+    assert_eq!(expected[..2], [("Start", "/"), ("Chat", "/chat")]);
+    let room_page = format!("/chat/{team}");
+    let pages = [
+        ("/", "/"),
+        ("/chat", "/chat"),
+        (room_page.as_str(), "/chat"),
+        ("/chat/search?q=Team", "/chat"),
+        ("/chat/settings", "/chat"),
+        ("/chat/admin", "/chat"),
+    ];
+    for (path, active) in pages {
+        let html = page(&app, &admin, "praxis-a", path).await;
+        let nav = nav_entries(&html);
+        let shown: Vec<(&str, &str)> = nav
+            .iter()
+            .map(|(l, h, _)| (l.as_str(), h.as_str()))
+            .collect();
+        assert_eq!(shown, expected, "{path}: the navigation of the app list");
+        let marked: Vec<&str> = nav
+            .iter()
+            .filter(|(_, _, a)| *a)
+            .map(|(_, h, _)| h.as_str())
+            .collect();
+        assert_eq!(marked, [active], "{path}: exactly its own entry is active");
+    }
+    // The app's script, registered by the app list, is served content-hashed and cached.
+    let html = page(&app, &admin, "praxis-a", "/chat").await;
+    let src = html
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap();
+    assert!(
+        src.starts_with("/static/chat.") && src.ends_with(".js") && src.len() > 20,
+        "{src}"
+    );
+    let r = admin.get(app.url("praxis-a", src)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(r.text().await.unwrap().contains("WebSocket"));
+    // The app's gauge, registered through the app list, is on /metrics.
+    let metrics = reqwest::get(app.operator_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE kollegium_chat_post_buckets gauge\nkollegium_chat_post_buckets "),
+        "{metrics}"
+    );
+}

@@ -62,6 +62,13 @@ pub const CSRF_EXEMPT: &[&str] = &[
     "/id/logout/end",
 ];
 
+/// The IdP's paths on a practice origin, counted as `class="idp"` in metrics and logs.
+pub const PATH_CLASSES: &[kollegium_tenants::web::PathClass] =
+    &[kollegium_tenants::web::PathClass {
+        prefix: "/id",
+        class: "idp",
+    }];
+
 /// Mail context of a practice as seen from a request.
 pub fn mail_ctx(tenant: &Tenant, web: &WebContext) -> mail::MailCtx {
     mail::MailCtx {

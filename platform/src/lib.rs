@@ -8,10 +8,12 @@
 //! ID tokens and userinfo of its practice's IdP, exactly as a third-party tool does. It
 //! must never serve one practice's data on another practice's origin.
 
+pub mod app;
 pub mod auth;
 pub mod chat;
 pub mod directory;
 pub mod error;
+pub mod live;
 pub mod markdown;
 pub mod members;
 pub mod notify;
@@ -19,10 +21,14 @@ pub mod portal;
 pub mod provision;
 pub mod schema;
 pub mod search;
+pub mod shell;
+
+use std::sync::Arc;
 
 use actix_web::web;
 use diesel_migrations::embed_migrations;
-use kollegium_tenants::DbKind;
+use kollegium_tenants::web::metrics::{Gauge, GaugeKind};
+use kollegium_tenants::{DbKind, SharedClock};
 
 /// The practice's `platform.sqlite`.
 pub static PLATFORM_DB: DbKind = DbKind {
@@ -31,20 +37,100 @@ pub static PLATFORM_DB: DbKind = DbKind {
     migrations: embed_migrations!("migrations"),
 };
 
-pub use auth::{PlatformSettings, PlatformState};
+pub use app::{AppContext, WorkspaceApp, apps};
+pub use auth::{PlatformSettings, SignIn};
 pub use provision::PlatformProvisioner;
 
 /// Paths POSTed without cookies (the IdP's back-channel logout).
 pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 
-/// Registers the workspace routes on a practice origin.
+/// The workspace as the binary composes it, built once per node: the sign-in, the shared
+/// context of the apps, and what each app of [`app::APPS`] keeps for itself. Creates
+/// nothing per practice.
+pub struct Platform {
+    pub sign_in: web::Data<auth::SignIn>,
+    pub shared: web::Data<AppContext>,
+    apps: Vec<app::AppData>,
+    gauges: Vec<Gauge>,
+}
+
+impl Platform {
+    pub fn new(clock: SharedClock, http: reqwest::Client, settings: &PlatformSettings) -> Self {
+        let shared = Arc::new(AppContext::new(clock));
+        let sign_in = web::Data::new(auth::SignIn::new(
+            shared.clone(),
+            http,
+            auth::SessionSettings::from(settings),
+        ));
+        let mut data = Vec::new();
+        let mut gauges = Vec::new();
+        for a in apps() {
+            let started = a.start(&shared, settings);
+            data.extend(started.data);
+            gauges.extend(started.gauges);
+        }
+        Self {
+            sign_in,
+            shared: web::Data::from(shared),
+            apps: data,
+            gauges,
+        }
+    }
+
+    /// Registers the states (`app_data`) and the workspace routes on a practice origin.
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.sign_in.clone());
+        cfg.app_data(self.shared.clone());
+        for d in &self.apps {
+            d.register(cfg);
+        }
+        configure(cfg);
+    }
+
+    /// The workspace's gauges for `/metrics`: the live channel's, the sign-in's and every
+    /// app's. Call once per node (the apps' gauges move into the registry).
+    pub fn take_gauges(&mut self) -> Vec<Gauge> {
+        let shared = self.shared.clone();
+        let sign_in = self.sign_in.clone();
+        let mut gauges = vec![
+            Gauge::new(
+                "kollegium_live_connections",
+                "Open live (WebSocket) connections of the workspace pages.",
+                GaugeKind::Gauge,
+                move || shared.live.connections() as i64,
+            ),
+            Gauge::new(
+                "kollegium_idp_metadata_fetches_total",
+                "Discovery and key-set fetches of the workspace from the practices' identity \
+                 providers.",
+                GaugeKind::Counter,
+                move || i64::try_from(sign_in.metadata_fetches()).unwrap_or(i64::MAX),
+            ),
+        ];
+        gauges.append(&mut self.gauges);
+        gauges
+    }
+
+    /// The search service (index cache and the indexer's doorbell), for the node's worker.
+    pub fn search(&self) -> Arc<search::SearchService> {
+        self.shared.search.clone()
+    }
+}
+
+/// Registers the workspace routes on a practice origin: the sign-in's, every app's (from
+/// the app list), then the start page.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
-    notify::configure(cfg);
-    // Fixed chat paths before `/chat/{room}`.
-    chat::search_routes::configure(cfg);
-    chat::admin::configure(cfg);
-    chat::api::configure(cfg);
-    chat::routes::configure(cfg);
+    for a in apps() {
+        a.configure(cfg);
+    }
     portal::configure(cfg);
+}
+
+/// The apps' path classes for metrics and logs (the rest of the workspace is `platform`).
+pub fn path_classes() -> Vec<kollegium_tenants::web::PathClass> {
+    apps()
+        .iter()
+        .flat_map(|a| a.path_classes().iter().copied())
+        .collect()
 }

@@ -32,6 +32,9 @@ impl ProvisionHook for PlatformProvisioner {
             &p.secret
                 .seal(SECRET_PURPOSE, SECRET_PURPOSE, client.secret.as_bytes()),
         )?;
+        for app in crate::apps() {
+            app.provision(&mut conn, p)?;
+        }
         Ok(())
     }
 }

@@ -530,7 +530,7 @@ mod tests {
         };
         let before = BATCH_SIZES.count();
         for v in 0..5 {
-            // A job that nests a write transaction, as chat posts do.
+            // A job that nests a write transaction, as app writes on the hot path do.
             write(&pool, move |c: &mut SqliteConnection| {
                 crate::db::write_transaction(c, insert(v, 1))
             })

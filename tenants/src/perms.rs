@@ -1,6 +1,6 @@
 //! Owner-only file modes for everything under the data directory.
 //!
-//! The data directory holds practice databases (accounts, chat, mail), wrapped secrets,
+//! The data directory holds practice databases (accounts, app content, mail), wrapped secrets,
 //! outbox mail and search indexes: nothing in it is for other users of the machine.
 //! Directories are created 0700 and files 0600, whatever the umask the process was started
 //! with:

@@ -3,7 +3,7 @@
 //! diesel keeps a prepared statement per connection only for queries that say they are
 //! safe to cache; its `UPDATE` and upsert builders, `sql_query` and the savepoints of its
 //! transaction manager do not, so SQLite parses and plans them again on every execution
-//! (in a profile of the chat writer about a third of its time). A [`Prepared`] statement
+//! (in a profile of a busy message writer about a third of its time). A [`Prepared`] statement
 //! is keyed by its SQL type, so diesel's statement cache keeps it.
 //!
 //! ```ignore

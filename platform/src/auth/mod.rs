@@ -18,9 +18,12 @@ use std::time::Instant;
 use kollegium_tenants::SharedClock;
 use openidconnect::core::CoreProviderMetadata;
 
+use crate::app::AppContext;
+
 pub use session::{Member, MemberAdmin};
 
-/// Settings under which the platform keeps its sessions.
+/// The workspace's settings as the binary composes them (from the configuration); each
+/// piece takes its part ([`SessionSettings`], [`crate::chat::state::ChatSettings`]).
 #[derive(Debug, Clone)]
 pub struct PlatformSettings {
     /// A platform session unused this long ends; no longer than the IdP's idle limit.
@@ -37,34 +40,67 @@ pub struct PlatformSettings {
 
 impl Default for PlatformSettings {
     fn default() -> Self {
+        let session = SessionSettings::default();
+        let chat = crate::chat::state::ChatSettings::default();
         Self {
-            session_idle_secs: 30 * 60,
-            session_absolute_secs: 12 * 3600,
-            login_state_ttl_secs: 600,
-            post_burst: 20.0,
-            posts_per_sec: 1.0,
+            session_idle_secs: session.session_idle_secs,
+            session_absolute_secs: session.session_absolute_secs,
+            login_state_ttl_secs: session.login_state_ttl_secs,
+            post_burst: chat.post_burst,
+            posts_per_sec: chat.posts_per_sec,
         }
     }
 }
 
-/// Registered once with `app_data`.
-pub struct PlatformState {
+/// Settings under which the platform keeps its sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// A platform session unused this long ends; no longer than the IdP's idle limit.
+    pub session_idle_secs: i64,
+    /// A platform session ends this long after sign-in, however busy.
+    pub session_absolute_secs: i64,
+    /// A pending sign-in (state, nonce, PKCE verifier) is valid this long.
+    pub login_state_ttl_secs: i64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: 30 * 60,
+            session_absolute_secs: 12 * 3600,
+            login_state_ttl_secs: 600,
+        }
+    }
+}
+
+impl From<&PlatformSettings> for SessionSettings {
+    fn from(s: &PlatformSettings) -> Self {
+        Self {
+            session_idle_secs: s.session_idle_secs,
+            session_absolute_secs: s.session_absolute_secs,
+            login_state_ttl_secs: s.login_state_ttl_secs,
+        }
+    }
+}
+
+/// The sign-in's state: sessions and their cache, token refresh locks, the IdPs' discovery
+/// cache and the server-to-server client. Registered once with `app_data`; it holds no
+/// app's state.
+pub struct SignIn {
     pub clock: SharedClock,
     /// Server-to-server client (`*.<base>` resolves to this node).
     pub http: reqwest::Client,
-    pub settings: PlatformSettings,
-    /// Live chat delivery to open WebSocket connections.
-    pub live: crate::chat::live::Hub,
+    pub settings: SessionSettings,
+    /// What the apps share: told when sessions end.
+    shared: Arc<AppContext>,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
-    /// One discovery fetch per issuer at a time (see [`PlatformState::metadata_lock`]).
+    /// One discovery fetch per issuer at a time (see [`SignIn::metadata_lock`]).
     metadata_locks: [tokio::sync::Mutex<()>; METADATA_STRIPES],
     /// Discovery (with key set) fetches from the IdPs since start.
     metadata_fetches: AtomicU64,
-    posting: Mutex<HashMap<(String, i64), (f64, Instant)>>,
-    search: Arc<crate::search::SearchService>,
     /// Recently read sessions (see [`cache`]).
     pub(crate) sessions: cache::SessionCache,
-    /// Token refreshes run one at a time per session (see [`PlatformState::refresh_lock`]).
+    /// Token refreshes run one at a time per session (see [`SignIn::refresh_lock`]).
     refresh_locks: [tokio::sync::Mutex<()>; REFRESH_STRIPES],
 }
 
@@ -81,18 +117,16 @@ fn stripe(key: impl std::hash::Hash, stripes: usize) -> usize {
     (h.finish() % stripes as u64) as usize
 }
 
-impl PlatformState {
-    pub fn new(clock: SharedClock, http: reqwest::Client, settings: PlatformSettings) -> Self {
+impl SignIn {
+    pub fn new(shared: Arc<AppContext>, http: reqwest::Client, settings: SessionSettings) -> Self {
         Self {
-            clock,
+            clock: shared.clock.clone(),
             http,
             settings,
-            live: crate::chat::live::Hub::default(),
+            shared,
             metadata: Mutex::new(HashMap::new()),
             metadata_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             metadata_fetches: AtomicU64::new(0),
-            posting: Mutex::new(HashMap::new()),
-            search: Arc::new(crate::search::SearchService::new()),
             sessions: cache::SessionCache::default(),
             refresh_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
@@ -125,71 +159,14 @@ impl PlatformState {
         self.metadata_fetches.load(Ordering::Relaxed)
     }
 
-    /// The chat search service (index cache and the indexer's doorbell), for the worker.
-    pub fn search(&self) -> Arc<crate::search::SearchService> {
-        self.search.clone()
-    }
-
-    /// Tells the search indexer that `slug` queued index changes (after the commit).
-    pub fn search_kick(&self, slug: &kollegium_tenants::Slug) {
-        self.search.kick(slug);
-    }
-
     pub fn now(&self) -> kollegium_tenants::UnixTime {
         self.clock.now()
     }
 
-    /// Publishes committed chat events to the practice's live connections, and has the
-    /// search index follow message changes (about 1 s later).
-    pub fn publish(&self, slug: &str, events: Vec<crate::chat::live::Event>) {
-        use crate::chat::live::EventKind;
-        let mut changed = false;
-        for ev in events {
-            changed |= matches!(
-                ev.kind,
-                EventKind::Posted(_) | EventKind::Edited(_) | EventKind::Deleted { .. }
-            );
-            self.live.publish(slug, ev);
-        }
-        if changed {
-            self.search.kick_str(slug);
-        }
-    }
-
-    /// After sessions ended: forgets their cached copies and closes their live connections.
+    /// After sessions ended: forgets their cached copies, closes their live connections
+    /// and tells every app.
     pub fn sessions_ended(&self, slug: &str, sessions: &[i64]) {
         self.sessions.forget(slug, sessions);
-        for s in sessions {
-            self.live.publish(
-                slug,
-                crate::chat::live::Event {
-                    room: 0,
-                    audience: crate::chat::live::Audience::Session(*s),
-                    kind: crate::chat::live::EventKind::SessionEnded,
-                },
-            );
-        }
-    }
-
-    /// Whether a member may post now (token bucket per practice and member).
-    pub fn allow_post(&self, slug: &str, member: i64) -> bool {
-        let Ok(mut buckets) = self.posting.lock() else {
-            return true;
-        };
-        if buckets.len() > 100_000 {
-            buckets.clear();
-        }
-        let entry = buckets
-            .entry((slug.to_owned(), member))
-            .or_insert((self.settings.post_burst, Instant::now()));
-        let refill = entry.1.elapsed().as_secs_f64() * self.settings.posts_per_sec;
-        entry.0 = (entry.0 + refill).min(self.settings.post_burst);
-        entry.1 = Instant::now();
-        if entry.0 >= 1.0 {
-            entry.0 -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.shared.sessions_ended(slug, sessions);
     }
 }

@@ -10,7 +10,7 @@ use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{ErrorPage, Layout, WebContext};
 use sha2::{Digest, Sha256};
 
-use super::PlatformState;
+use super::SignIn;
 use super::binding;
 use super::rp::{self, RpError};
 use super::session::{self, Member};
@@ -165,7 +165,7 @@ fn store_pending(
 async fn login(
     req: HttpRequest,
     tenant: Tenant,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
     q: web::Query<LoginQuery>,
 ) -> HttpResponse {
@@ -286,7 +286,7 @@ fn take_pending(
 async fn callback(
     req: HttpRequest,
     tenant: Tenant,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
     q: web::Query<CallbackQuery>,
 ) -> HttpResponse {
@@ -380,7 +380,7 @@ async fn callback(
 
 async fn logout(
     member: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
 ) -> HttpResponse {
     let now = state.now();
@@ -442,7 +442,7 @@ pub struct LogoutToken {
 /// OIDC back-channel logout: the IdP tells us a session ended.
 async fn backchannel(
     tenant: Tenant,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
     form: web::Form<LogoutToken>,
 ) -> HttpResponse {

@@ -16,7 +16,7 @@ use openidconnect::{
     RefreshToken, RequestTokenError, Scope, StandardErrorResponse, TokenResponse,
 };
 
-use super::PlatformState;
+use super::SignIn;
 use crate::PLATFORM_DB;
 use crate::members::Claims;
 
@@ -96,14 +96,14 @@ pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpErr
 
 /// The IdP's discovery document with its key set (`discover_async` fetches both), cached
 /// for [`METADATA_TTL`].
-async fn metadata(state: &PlatformState, issuer: &str) -> Result<CoreProviderMetadata, RpError> {
+async fn metadata(state: &SignIn, issuer: &str) -> Result<CoreProviderMetadata, RpError> {
     metadata_younger_than(state, issuer, METADATA_TTL).await
 }
 
 /// The cached discovery document and keys if fetched less than `max_age` ago, else fetched
 /// now. Requests that miss the cache together wait for one fetch.
 async fn metadata_younger_than(
-    state: &PlatformState,
+    state: &SignIn,
     issuer: &str,
     max_age: Duration,
 ) -> Result<CoreProviderMetadata, RpError> {
@@ -145,7 +145,7 @@ pub struct Started {
 /// Starts a sign-in. No `offline_access`: the workspace's refresh token is bound to the
 /// member's IdP session and ends with it (idle and absolute limits included).
 pub async fn start(
-    state: &PlatformState,
+    state: &SignIn,
     reg: &Registration,
     prompt_login: bool,
 ) -> Result<Started, RpError> {
@@ -190,7 +190,7 @@ pub struct Signed {
 }
 
 async fn userinfo(
-    state: &PlatformState,
+    state: &SignIn,
     meta: &CoreProviderMetadata,
     access_token: &str,
 ) -> Result<Claims, RpError> {
@@ -221,7 +221,7 @@ async fn userinfo(
 /// Completes a sign-in: exchanges the code (with the PKCE verifier), verifies the ID token
 /// (signature, issuer, audience, nonce) and reads the practice claims from userinfo.
 pub async fn finish(
-    state: &PlatformState,
+    state: &SignIn,
     reg: &Registration,
     code: String,
     verifier: String,
@@ -299,7 +299,7 @@ fn token_error<RE: std::error::Error + 'static>(
 
 /// Refreshes the tokens of a session and re-reads the claims (roles may have changed).
 pub async fn refresh(
-    state: &PlatformState,
+    state: &SignIn,
     reg: &Registration,
     refresh_token: String,
 ) -> Result<Refreshed, RpError> {
@@ -330,7 +330,7 @@ pub async fn refresh(
 /// `scope`, for server-to-server calls such as the member directory; and its lifetime in
 /// seconds.
 pub async fn client_token(
-    state: &PlatformState,
+    state: &SignIn,
     reg: &Registration,
     scope: &str,
 ) -> Result<(String, i64), RpError> {
@@ -358,11 +358,7 @@ pub async fn client_token(
 /// `end_session_endpoint` (OIDC RP-Initiated Logout) is not among the core metadata the
 /// `openidconnect` crate keeps, so it is read from the discovery document itself; it must
 /// lie under the issuer.
-pub async fn end_session_url(
-    state: &PlatformState,
-    reg: &Registration,
-    id_token: &str,
-) -> Option<String> {
+pub async fn end_session_url(state: &SignIn, reg: &Registration, id_token: &str) -> Option<String> {
     let doc: serde_json::Value = state
         .http
         .get(format!("{}/.well-known/openid-configuration", reg.issuer))
@@ -426,7 +422,7 @@ pub struct LogoutNotice {
 /// Verifies a back-channel logout token (OIDC Back-Channel Logout 1.0 §2.6): signature
 /// by a key of the IdP's JWKS, issuer, audience, event claim, sid or sub, no nonce.
 pub async fn verify_logout_token(
-    state: &PlatformState,
+    state: &SignIn,
     reg: &Registration,
     token: &str,
     now: i64,

@@ -17,7 +17,7 @@ use kollegium_tenants::web::{ErrorPage, Scheme, WebContext};
 use kollegium_tenants::{Tenant, UnixTime};
 use sha2::{Digest, Sha256};
 
-use super::PlatformState;
+use super::SignIn;
 use super::rp::{self, RpError, Signed};
 use crate::PLATFORM_DB;
 use crate::members::{self, Member as MemberRow};
@@ -126,7 +126,7 @@ impl SessionRow {
     /// the IdP session it came from may be), if it must.
     pub fn limit_reached(
         &self,
-        settings: &super::PlatformSettings,
+        settings: &super::SessionSettings,
         now: UnixTime,
     ) -> Option<&'static str> {
         if now - self.last_seen_at > settings.session_idle_secs {
@@ -350,9 +350,9 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         .cloned()
         .ok_or_else(sign_in)?;
     let state = req
-        .app_data::<web::Data<PlatformState>>()
+        .app_data::<web::Data<SignIn>>()
         .cloned()
-        .ok_or_else(|| internal("PlatformState missing"))?;
+        .ok_or_else(|| internal("SignIn missing"))?;
     let ctx = req
         .app_data::<web::Data<WebContext>>()
         .cloned()
@@ -362,7 +362,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         .map(|c| c.value().to_owned())
         .ok_or_else(sign_in)?;
     let now = state.now();
-    let settings = state.settings.clone();
+    let settings = state.settings;
     let slug = tenant.slug().as_str().to_owned();
     if token.is_empty() || token.len() > 100 {
         return Err(sign_in());
@@ -563,7 +563,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
 
 /// Ends a session from async code.
 async fn end_blocking(
-    state: &PlatformState,
+    state: &SignIn,
     tenant: &Tenant,
     id: i64,
     reason: &'static str,

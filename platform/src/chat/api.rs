@@ -12,8 +12,9 @@ use super::live::{self, ApiMessage};
 use super::messages;
 use super::rooms::{self, Visibility};
 use super::routes::{PageError, actor, edit_window, with_db, write_db};
+use super::state::ChatState;
 use super::{ChatError, MessageId, PAGE_SIZE, RoomId};
-use crate::auth::{Member, PlatformState};
+use crate::auth::Member;
 use crate::members::{self, MemberId};
 
 /// Largest JSON body accepted (a 10,000-character message fits several times).
@@ -182,7 +183,7 @@ struct NewRoom {
 
 async fn create_room(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     body: web::Json<NewRoom>,
 ) -> ApiResult {
     let f = body.into_inner();
@@ -213,7 +214,7 @@ async fn create_room(
     Ok(HttpResponse::Created().json(serde_json::json!({ "id": id.0 })))
 }
 
-async fn direct(m: Member, state: web::Data<PlatformState>, other: web::Path<i64>) -> ApiResult {
+async fn direct(m: Member, state: web::Data<ChatState>, other: web::Path<i64>) -> ApiResult {
     let (me, now, other) = (m.id(), state.now(), MemberId(other.into_inner()));
     let id = with_db(&m, move |c| Ok(rooms::direct(c, me, other, now)?)).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "id": id.0 })))
@@ -239,7 +240,7 @@ async fn people(m: Member) -> ApiResult {
     Ok(HttpResponse::Ok().json(serde_json::json!({ "members": out })))
 }
 
-async fn room(m: Member, state: web::Data<PlatformState>, id: web::Path<i64>) -> ApiResult {
+async fn room(m: Member, state: web::Data<ChatState>, id: web::Path<i64>) -> ApiResult {
     let (room_id, me, now) = (RoomId(id.into_inner()), m.id(), state.now());
     let v = with_db(&m, move |c| {
         let r = rooms::readable(c, room_id, me, now)?;
@@ -278,7 +279,7 @@ struct RoomPatch {
 
 async fn patch_room(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     body: web::Json<RoomPatch>,
 ) -> ApiResult {
@@ -303,7 +304,7 @@ async fn patch_room(
 async fn membership(
     req: HttpRequest,
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     path: web::Path<(i64, i64)>,
 ) -> ApiResult {
     let (room_id, member) = path.into_inner();
@@ -329,7 +330,7 @@ struct PageQuery {
 
 async fn list_messages(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     q: web::Query<PageQuery>,
 ) -> ApiResult {
@@ -372,7 +373,7 @@ fn view_for(
 
 async fn post_message(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     body: web::Json<NewMessage>,
 ) -> ApiResult {
@@ -427,7 +428,7 @@ enum Change {
 
 async fn change_message(
     m: &Member,
-    state: &PlatformState,
+    state: &ChatState,
     room_id: RoomId,
     msg_id: MessageId,
     change: Change,
@@ -451,7 +452,7 @@ async fn change_message(
 
 async fn patch_message(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     path: web::Path<(i64, i64)>,
     body: web::Json<MessagePatch>,
 ) -> ApiResult {
@@ -463,7 +464,7 @@ async fn patch_message(
 
 async fn delete_message(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     path: web::Path<(i64, i64)>,
 ) -> ApiResult {
     let (r, id) = path.into_inner();
@@ -473,7 +474,7 @@ async fn delete_message(
 
 async fn react(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     path: web::Path<(i64, i64)>,
     body: web::Json<Reaction>,
 ) -> ApiResult {
@@ -484,11 +485,7 @@ async fn react(
     change_message(&m, &state, RoomId(r), MessageId(id), change, now).await
 }
 
-async fn read_by(
-    m: Member,
-    state: web::Data<PlatformState>,
-    path: web::Path<(i64, i64)>,
-) -> ApiResult {
+async fn read_by(m: Member, state: web::Data<ChatState>, path: web::Path<(i64, i64)>) -> ApiResult {
     let (r, id) = path.into_inner();
     let (room_id, me, now) = (RoomId(r), m.id(), state.now());
     let names = with_db(&m, move |c| {
@@ -511,7 +508,7 @@ struct Read {
 
 async fn mark_read(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     body: web::Json<Read>,
 ) -> ApiResult {

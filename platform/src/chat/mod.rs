@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod live;
 pub mod messages;
 pub mod retention;
@@ -12,6 +13,7 @@ pub mod rooms;
 pub mod routes;
 pub mod search;
 pub mod search_routes;
+pub mod state;
 pub mod ws;
 
 use crate::members::MemberId;

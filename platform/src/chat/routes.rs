@@ -11,11 +11,11 @@ use kollegium_tenants::{UnixTime, kv};
 use super::actions::{self, MessageAction, RoomChange};
 use super::messages::{self, View};
 use super::rooms::{self, Summary, Visibility};
+use super::state::ChatState;
 use super::{Actor, ChatError, MessageId, REACTIONS, RoomId};
 use crate::PLATFORM_DB;
-use crate::auth::{Member, PlatformState};
+use crate::auth::Member;
 use crate::members::{self, MemberId};
-use crate::portal::layout;
 
 /// Default time, in seconds, in which authors may edit or delete their messages.
 pub const DEFAULT_EDIT_WINDOW_SECS: i64 = 15 * 60;
@@ -152,20 +152,7 @@ async fn list(m: Member, csrf: CsrfToken) -> PageResult {
 }
 
 fn nav(m: &Member, csrf: &CsrfToken) -> Layout {
-    let mut l = layout(m, csrf);
-    l.nav = vec![
-        kollegium_tenants::web::layout::NavItem {
-            label: "Start".into(),
-            href: "/".into(),
-            active: false,
-        },
-        kollegium_tenants::web::layout::NavItem {
-            label: "Chat".into(),
-            href: "/chat".into(),
-            active: true,
-        },
-    ];
-    l
+    crate::shell::page(m, csrf, super::live::APP)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -177,11 +164,7 @@ pub struct NewRoom {
     private: Option<String>,
 }
 
-async fn create(
-    m: Member,
-    state: web::Data<PlatformState>,
-    form: web::Form<NewRoom>,
-) -> PageResult {
+async fn create(m: Member, state: web::Data<ChatState>, form: web::Form<NewRoom>) -> PageResult {
     let f = form.into_inner();
     let (me, now) = (m.id(), state.now());
     let vis = if f.private.is_some() {
@@ -204,7 +187,7 @@ async fn create(
     Ok(see_other(&format!("/chat/{}", id.0)))
 }
 
-async fn direct(m: Member, state: web::Data<PlatformState>, other: web::Path<i64>) -> PageResult {
+async fn direct(m: Member, state: web::Data<ChatState>, other: web::Path<i64>) -> PageResult {
     let (me, now, other) = (m.id(), state.now(), MemberId(other.into_inner()));
     let id = with_db(&m, move |c| Ok(rooms::direct(c, me, other, now)?)).await?;
     Ok(see_other(&format!("/chat/{}", id.0)))
@@ -261,7 +244,7 @@ pub struct RoomQuery {
 async fn room(
     m: Member,
     csrf: CsrfToken,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     q: web::Query<RoomQuery>,
 ) -> PageResult {
@@ -378,7 +361,7 @@ pub struct Post {
 
 async fn post(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     form: web::Form<Post>,
 ) -> PageResult {
@@ -404,7 +387,7 @@ pub struct Edit {
 
 async fn act(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     path: web::Path<(i64, i64, String)>,
     form: web::Form<Edit>,
 ) -> PageResult {
@@ -443,7 +426,7 @@ pub struct Settings {
 
 async fn settings(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     form: web::Form<Settings>,
 ) -> PageResult {
@@ -476,7 +459,7 @@ pub struct Members {
 
 async fn members_form(
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     id: web::Path<i64>,
     form: web::Form<Members>,
 ) -> PageResult {

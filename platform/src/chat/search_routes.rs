@@ -5,12 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use kollegium_tenants::web::layout::NavItem;
 use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
 
 use super::search::{self, Hit, QueryError, SearchText};
-use crate::auth::{Member, PlatformState};
-use crate::portal::layout;
+use super::state::ChatState;
+use crate::auth::Member;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct SearchQuery {
@@ -20,20 +19,7 @@ pub struct SearchQuery {
 
 /// The layout of chat pages (navigation with "Chat" active).
 pub fn chat_layout(m: &Member, csrf: &CsrfToken) -> Layout {
-    let mut l = layout(m, csrf);
-    l.nav = vec![
-        NavItem {
-            label: "Start".into(),
-            href: "/".into(),
-            active: false,
-        },
-        NavItem {
-            label: "Chat".into(),
-            href: "/chat".into(),
-            active: true,
-        },
-    ];
-    l
+    crate::shell::page(m, csrf, super::live::APP)
 }
 
 /// A result as the page shows it.
@@ -59,7 +45,7 @@ enum Outcome {
     Hits(Vec<Hit>),
 }
 
-async fn run(m: &Member, state: &PlatformState, raw: &str) -> Result<Outcome, String> {
+async fn run(m: &Member, state: &ChatState, raw: &str) -> Result<Outcome, String> {
     let text = match SearchText::parse(raw) {
         Ok(Some(t)) => t,
         Ok(None) => return Ok(Outcome::Empty),
@@ -76,7 +62,7 @@ async fn run(m: &Member, state: &PlatformState, raw: &str) -> Result<Outcome, St
 async fn page(
     m: Member,
     csrf: CsrfToken,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     q: web::Query<SearchQuery>,
 ) -> HttpResponse {
     let raw = q.into_inner().q;
@@ -129,11 +115,7 @@ struct JsonHits {
     results: Vec<Hit>,
 }
 
-async fn api(
-    m: Member,
-    state: web::Data<PlatformState>,
-    q: web::Query<SearchQuery>,
-) -> HttpResponse {
+async fn api(m: Member, state: web::Data<ChatState>, q: web::Query<SearchQuery>) -> HttpResponse {
     let raw = q.into_inner().q;
     match run(&m, &state, &raw).await {
         Ok(Outcome::Empty) => HttpResponse::Ok().json(JsonHits {

@@ -444,3 +444,85 @@ fn mentions_are_stored_as_a_json_list_of_integers() {
     assert_eq!(messages::parse_mentions("[3,12]"), ids.to_vec());
     assert_eq!(messages::parse_mentions("kaputt"), Vec::<MemberId>::new());
 }
+
+#[test]
+fn the_export_holds_every_room_with_members_and_messages_as_json_and_text() {
+    let (_d, mut c) = db();
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let team = rooms::create_group(
+        &mut c,
+        a,
+        "Team",
+        "Dienstplan",
+        Visibility::Open,
+        &[b],
+        1_000,
+    )
+    .unwrap();
+    let labor =
+        rooms::create_group(&mut c, a, "Labor", "", Visibility::Private, &[], 1_000).unwrap();
+    let team_room = rooms::readable(&mut c, team, a, 1_001).unwrap();
+    messages::post(
+        &mut c,
+        &team_room,
+        a,
+        "Guten **Morgen**",
+        None,
+        1_795_000_000,
+    )
+    .unwrap();
+    let (gone, _) =
+        messages::post(&mut c, &team_room, b, "Geheimnis", None, 1_795_000_060).unwrap();
+    messages::delete(&mut c, &gone, actor(b), 900, 1_795_000_100).unwrap();
+    let labor_room = rooms::readable(&mut c, labor, a, 1_001).unwrap();
+    messages::post(
+        &mut c,
+        &labor_room,
+        a,
+        "Proben sind da",
+        None,
+        1_795_000_200,
+    )
+    .unwrap();
+
+    let part = crate::app::export(crate::app::apps(), &mut c)
+        .unwrap()
+        .into_iter()
+        .find(|p| p.app == "chat")
+        .unwrap();
+    let rooms_json = part.json["rooms"].as_array().unwrap();
+    assert_eq!(rooms_json.len(), 2);
+    let t = &rooms_json[0];
+    assert_eq!(
+        (t["name"].as_str(), t["topic"].as_str()),
+        (Some("Team"), Some("Dienstplan"))
+    );
+    assert_eq!(t["members"], serde_json::json!(["anna Name", "bernd Name"]));
+    let msgs = t["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0]["author"], "anna Name");
+    assert_eq!(msgs[0]["body"], "Guten **Morgen**");
+    assert_eq!(msgs[0]["created_at"], 1_795_000_000);
+    assert_eq!(msgs[1]["deleted"], true);
+    assert_eq!(
+        msgs[1]["body"], "",
+        "a deleted message's text is not exported"
+    );
+    assert_eq!(rooms_json[1]["messages"][0]["body"], "Proben sind da");
+
+    let text = &part.readable;
+    assert!(
+        text.contains("## Team\nThema: Dienstplan\nMitglieder: anna Name, bernd Name\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[2026-11-18 11:06 UTC] anna Name: Guten **Morgen**\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bernd Name: (gelöscht)\n") && !text.contains("Geheimnis"),
+        "{text}"
+    );
+    assert!(text.contains("## Labor\n"), "{text}");
+    assert!(text.contains("anna Name: Proben sind da\n"), "{text}");
+}

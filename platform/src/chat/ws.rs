@@ -1,4 +1,6 @@
-//! The chat WebSocket (`GET /api/chat/ws`): live events of every room the member may read.
+//! The page's WebSocket (`GET /api/chat/ws`): the workspace's one live channel
+//! ([`crate::live`]) with the events of every app addressed to the member (today chat's,
+//! of every room the member may read), and chat's client frames.
 //!
 //! Handshake: the platform session (cookie) and an `Origin` equal to the practice's own
 //! origin, else 401/403 before any upgrade. Frames from the client are small JSON texts:
@@ -24,9 +26,10 @@ use super::live::{self, ApiMessage};
 use super::messages;
 use super::rooms;
 use super::routes::{PageError, internal};
+use super::state::ChatState;
 use super::{ChatError, MessageId, RoomId};
 use crate::PLATFORM_DB;
-use crate::auth::{Member, PlatformState};
+use crate::auth::Member;
 
 /// Largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
@@ -57,7 +60,7 @@ pub(super) async fn connect(
     req: HttpRequest,
     body: web::Payload,
     m: Member,
-    state: web::Data<PlatformState>,
+    state: web::Data<ChatState>,
     ctx: web::Data<WebContext>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let own = ctx.settings.practice_origin(m.tenant.slug().as_str());
@@ -69,7 +72,7 @@ pub(super) async fn connect(
         return Ok(refuse(403, "Verbindung von fremder Herkunft abgelehnt."));
     }
     let Some(events) = state
-        .live
+        .live()
         .subscribe(m.tenant.slug().as_str(), m.id().0, m.session_id)
     else {
         return Ok(refuse(503, "Live-Verbindung derzeit nicht möglich."));
@@ -102,7 +105,7 @@ async fn session_valid_until(m: &Member) -> Result<Option<i64>, PageError> {
 /// Handles one client frame; returns the replies.
 async fn handle(
     m: &Member,
-    state: &PlatformState,
+    state: &ChatState,
     frame: ClientFrame,
 ) -> Result<Vec<String>, PageError> {
     let (me, now, t) = (m.id(), state.now(), m.tenant.clone());
@@ -193,8 +196,7 @@ async fn deliver(
 ) -> Result<(), Stop> {
     match r {
         live::Received::Event(p) => {
-            let ev = &p.event;
-            if matches!(ev.kind, live::EventKind::SessionEnded) && ev.audience.includes(me, sid) {
+            if p.ends(me, sid) {
                 return Err(Stop::Close(close(RECONNECT, "session ended")));
             }
             if let Some(text) = p.text_for(me, sid) {
@@ -214,7 +216,7 @@ async fn deliver(
 
 async fn run(
     m: Member,
-    state: std::sync::Arc<PlatformState>,
+    state: std::sync::Arc<ChatState>,
     mut session: actix_ws::Session,
     mut stream: actix_ws::MessageStream,
     mut events: live::Subscription,

@@ -28,7 +28,7 @@ use kollegium_tenants::web::WebContext;
 use kollegium_tenants::{Tenant, UnixTime};
 
 use crate::PLATFORM_DB;
-use crate::auth::PlatformState;
+use crate::auth::SignIn;
 use crate::auth::rp::{self, Registration, RpError};
 use crate::schema::members;
 
@@ -146,7 +146,7 @@ pub fn apply(
 /// Reads the member directory of practices and applies it; keeps one access token per
 /// practice. One per node, shared by the directory worker and the mention worker.
 pub struct DirectorySync {
-    platform: web::Data<PlatformState>,
+    platform: web::Data<SignIn>,
     tokens: Mutex<HashMap<String, (String, UnixTime)>>,
 }
 
@@ -157,7 +157,7 @@ impl std::fmt::Debug for DirectorySync {
 }
 
 impl DirectorySync {
-    pub fn new(platform: web::Data<PlatformState>) -> Self {
+    pub fn new(platform: web::Data<SignIn>) -> Self {
         Self {
             platform,
             tokens: Mutex::new(HashMap::new()),

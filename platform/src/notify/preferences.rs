@@ -4,13 +4,11 @@
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use kollegium_tenants::web::layout::NavItem;
 use kollegium_tenants::web::{CsrfToken, Layout, WebError};
 
 use crate::PLATFORM_DB;
-use crate::auth::{Member, PlatformState};
+use crate::auth::{Member, SignIn};
 use crate::members::{self, MemberId};
-use crate::portal::layout;
 
 /// Delays a member can choose for mention mails: (seconds, label).
 pub const DELAYS: &[(i64, &str)] = &[
@@ -74,20 +72,7 @@ struct Page {
 }
 
 fn nav(m: &Member, csrf: &CsrfToken) -> Layout {
-    let mut l = layout(m, csrf);
-    l.nav = vec![
-        NavItem {
-            label: "Start".into(),
-            href: "/".into(),
-            active: false,
-        },
-        NavItem {
-            label: "Chat".into(),
-            href: "/chat".into(),
-            active: true,
-        },
-    ];
-    l
+    crate::shell::page(m, csrf, crate::chat::live::APP)
 }
 
 fn render(status: u16, page: &Page) -> Result<HttpResponse, WebError> {
@@ -132,7 +117,7 @@ async fn show(m: Member, csrf: CsrfToken, q: web::Query<Query>) -> Result<HttpRe
 async fn save(
     m: Member,
     csrf: CsrfToken,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     form: web::Form<Form>,
 ) -> Result<HttpResponse, WebError> {
     let prefs = match Preferences::parse(&form) {

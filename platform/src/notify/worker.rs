@@ -66,6 +66,11 @@ impl MentionWorker {
     pub async fn stop(self, grace: Duration) {
         self.0.stop(grace).await;
     }
+
+    /// The plain worker handle, for the app's list of jobs.
+    pub fn into_worker(self) -> Worker {
+        self.0
+    }
 }
 
 /// Mails the due mentions of one practice and pokes the mail worker if it queued mail.

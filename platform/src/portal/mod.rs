@@ -1,5 +1,6 @@
-//! The practice start page (`/`): greeting, the chat tile with unread messages and
-//! mentions, and a tile per third-party tool the practice IdP lets the member launch.
+//! The practice start page (`/`): greeting, a tile per workspace app (each app renders its
+//! own, e.g. chat's unread messages and mentions; a failing tile is left out), and a tile per
+//! third-party tool the practice IdP lets the member launch.
 
 pub mod tools;
 
@@ -7,12 +8,11 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::kv;
-use kollegium_tenants::web::layout::NavItem;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext, WebError};
 
 use crate::PLATFORM_DB;
-use crate::auth::{Member, PlatformState, session};
-use crate::chat::rooms;
+use crate::app::{self, Tile};
+use crate::auth::{Member, SignIn, session};
 
 #[derive(Template)]
 #[template(path = "pages/portal.html")]
@@ -21,20 +21,14 @@ struct PortalPage {
     practice_name: String,
     name: String,
     welcome: Option<String>,
-    unread: i64,
-    mentions: i64,
+    app_tiles: Vec<Tile>,
     tools: Vec<tools::Tool>,
     tools_unavailable: bool,
 }
 
-/// The layout of workspace pages for a signed-in member.
+/// The layout of the start page (see [`crate::shell::page`]).
 pub fn layout(m: &Member, csrf: &CsrfToken) -> Layout {
-    let mut l = Layout::practice(m.tenant.display_name());
-    l.csrf_token = Some(csrf.0.clone());
-    l.user_name = Some(m.member.display_name.clone());
-    l.account_href = Some("/id/account".into());
-    l.logout_href = Some("/auth/logout".into());
-    l
+    crate::shell::page(m, csrf, app::START)
 }
 
 fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> WebError {
@@ -47,22 +41,20 @@ fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> WebEr
 async fn home(
     m: Member,
     csrf: CsrfToken,
-    state: web::Data<PlatformState>,
+    state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
 ) -> Result<HttpResponse, WebError> {
     let (t, me, sid) = (m.tenant.clone(), m.id(), m.session_id);
-    let (welcome, rooms, token) = web::block(move || -> Result<_, WebError> {
+    let (welcome, app_tiles, token) = web::block(move || -> Result<_, WebError> {
         let mut conn = t.conn(&PLATFORM_DB)?;
         let welcome =
             kv::get(&mut conn, "welcome_text").map_err(internal("reading practice settings"))?;
-        let rooms = rooms::list_for(&mut conn, me).map_err(internal("listing chat rooms"))?;
+        let tiles = app::tiles(app::apps(), &mut conn, me);
         let token = session::access_token(&mut conn, &t, sid)
             .map_err(internal("reading the session's access token"))?;
-        Ok((welcome, rooms, token))
+        Ok((welcome, tiles, token))
     })
     .await??;
-    let unread = rooms.iter().map(|r| r.unread).sum();
-    let mentions = rooms.iter().map(|r| r.mentions).sum();
     let issuer = format!(
         "{}/id",
         ctx.settings.practice_origin(m.tenant.slug().as_str())
@@ -79,26 +71,12 @@ async fn home(
             (Vec::new(), true)
         }
     };
-    let mut layout = layout(&m, &csrf);
-    layout.nav = vec![
-        NavItem {
-            label: "Start".into(),
-            href: "/".into(),
-            active: true,
-        },
-        NavItem {
-            label: "Chat".into(),
-            href: "/chat".into(),
-            active: false,
-        },
-    ];
     let page = PortalPage {
-        layout,
+        layout: layout(&m, &csrf),
         practice_name: m.tenant.display_name().to_owned(),
         name: m.member.display_name.clone(),
         welcome,
-        unread,
-        mentions,
+        app_tiles,
         tools,
         tools_unavailable,
     };

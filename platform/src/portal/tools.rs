@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::auth::PlatformState;
+use crate::auth::SignIn;
 
 /// How long the start page waits for the IdP.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
@@ -89,7 +89,7 @@ pub fn parse(body: &[u8]) -> Result<Vec<Tool>, ToolsError> {
 
 /// The tools the member can launch, from the practice IdP at `issuer`.
 pub async fn fetch(
-    state: &PlatformState,
+    state: &SignIn,
     issuer: &str,
     access_token: &str,
 ) -> Result<Vec<Tool>, ToolsError> {

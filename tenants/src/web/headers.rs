@@ -142,7 +142,7 @@ pub async fn plumbing(
         .extensions()
         .get::<RouteClass>()
         .copied()
-        .unwrap_or(RouteClass::Node);
+        .unwrap_or(RouteClass::NODE);
     let elapsed = started.elapsed();
     if let Some(ctx) = &ctx {
         ctx.metrics.record(class.as_str(), status.as_u16(), elapsed);

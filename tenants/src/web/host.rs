@@ -50,39 +50,48 @@ pub fn classify_host(host: Option<&str>, base: &str) -> HostKind {
     }
 }
 
-/// Coarse class of a request, used for metrics and logs.
+/// Coarse class of a request, used for metrics and logs (`class="…"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteClass {
-    Node,
-    Idp,
-    Platform,
-    Dav,
-    Static,
-    UnknownHost,
-}
+pub struct RouteClass(&'static str);
 
 impl RouteClass {
+    /// Requests to the base domain itself.
+    pub const NODE: Self = Self("node");
+    /// Practice paths no registered [`PathClass`] claims (the workspace).
+    pub const PRACTICE: Self = Self("platform");
+    /// Embedded assets (`/static/…`).
+    pub const STATIC: Self = Self("static");
+    /// Hosts that are neither the base domain nor a practice.
+    pub const UNKNOWN_HOST: Self = Self("unknown_host");
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Node => "node",
-            Self::Idp => "idp",
-            Self::Platform => "platform",
-            Self::Dav => "dav",
-            Self::Static => "static",
-            Self::UnknownHost => "unknown_host",
-        }
+        self.0
     }
 
-    fn of_practice_path(path: &str) -> Self {
-        if path == "/id" || path.starts_with("/id/") {
-            Self::Idp
-        } else if path == "/dav" || path.starts_with("/dav/") {
-            Self::Dav
-        } else if path.starts_with("/static/") {
-            Self::Static
-        } else {
-            Self::Platform
+    fn of_practice_path(path: &str, classes: &[PathClass]) -> Self {
+        if path.starts_with("/static/") {
+            return Self::STATIC;
         }
+        classes
+            .iter()
+            .find(|c| c.matches(path))
+            .map_or(Self::PRACTICE, |c| Self(c.class))
+    }
+}
+
+/// A path prefix on practice origins and the class its requests are counted under,
+/// registered by its owner at composition time (the IdP's `/id`, an app's own prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathClass {
+    /// `/id` matches `/id` and `/id/…`, not `/idx`.
+    pub prefix: &'static str,
+    pub class: &'static str,
+}
+
+impl PathClass {
+    fn matches(&self, path: &str) -> bool {
+        path.strip_prefix(self.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -105,21 +114,21 @@ pub async fn resolve(
     let kind = classify_host(host_header(&req).as_deref(), &ctx.settings.base_domain);
     match kind {
         HostKind::Other => {
-            req.extensions_mut().insert(RouteClass::UnknownHost);
+            req.extensions_mut().insert(RouteClass::UNKNOWN_HOST);
             Ok(req.into_response(ErrorPage::not_found().response()))
         }
         HostKind::Node => {
             let path = req.path().to_owned();
             if path.starts_with("/static/") {
-                req.extensions_mut().insert(RouteClass::Static);
+                req.extensions_mut().insert(RouteClass::STATIC);
                 return Ok(next.call(req).await?.map_into_boxed_body());
             }
-            req.extensions_mut().insert(RouteClass::Node);
+            req.extensions_mut().insert(RouteClass::NODE);
             Ok(req.into_response(node_response(&ctx, &path)))
         }
         HostKind::Practice(slug) => {
-            req.extensions_mut()
-                .insert(RouteClass::of_practice_path(req.path()));
+            let class = RouteClass::of_practice_path(req.path(), &ctx.settings.path_classes);
+            req.extensions_mut().insert(class);
             let store = ctx.store.clone();
             let found = match store.cached_tenant(&slug) {
                 Some(hit) => Ok(hit),
@@ -201,5 +210,31 @@ mod tests {
             HostKind::Other
         );
         assert_eq!(classify_host(None, b), HostKind::Other);
+    }
+
+    #[test]
+    fn practice_paths_take_the_class_their_owner_registered() {
+        let classes = [
+            PathClass {
+                prefix: "/id",
+                class: "idp",
+            },
+            PathClass {
+                prefix: "/files/sync",
+                class: "files",
+            },
+        ];
+        let class = |p| RouteClass::of_practice_path(p, &classes).as_str();
+        assert_eq!(class("/id"), "idp");
+        assert_eq!(class("/id/login"), "idp");
+        assert_eq!(class("/idx"), "platform");
+        assert_eq!(class("/files/sync/a.txt"), "files");
+        assert_eq!(class("/files"), "platform");
+        assert_eq!(class("/static/app.css"), "static");
+        assert_eq!(class("/"), "platform");
+        assert_eq!(
+            RouteClass::of_practice_path("/id/x", &[]).as_str(),
+            "platform"
+        );
     }
 }

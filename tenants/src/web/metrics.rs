@@ -1,9 +1,13 @@
 //! Prometheus metrics of the node, rendered as text on the operator listener.
+//!
+//! Request counts and latencies and the store's gauges are built in; gauges and counters
+//! of the apps and the sign-in are registered by their owners at composition time
+//! ([`Metrics::register`]): `tenants` names no app.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
@@ -69,22 +73,82 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    registered: RwLock<Vec<Gauge>>,
 }
 
-/// Gauges read at scrape time.
+/// The store's gauges, read at scrape time.
 #[derive(Debug, Default)]
 pub struct Gauges {
     pub open_practices: usize,
     pub open_databases: usize,
     pub open_connections: usize,
     pub practices_known: i64,
-    /// Open live (WebSocket) connections.
-    pub live_connections: usize,
-    /// Discovery and key-set fetches of the workspace from the practices' IdPs (a counter).
-    pub idp_metadata_fetches: u64,
+}
+
+/// Whether a registered value is a gauge or a counter (Prometheus `# TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaugeKind {
+    Gauge,
+    Counter,
+}
+
+impl GaugeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Gauge => "gauge",
+            Self::Counter => "counter",
+        }
+    }
+}
+
+/// A value its owner registers, read at every scrape.
+pub struct Gauge {
+    /// Full metric name (`kollegium_…`).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: GaugeKind,
+    pub read: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Gauge {
+    pub fn new(
+        name: &'static str,
+        help: &'static str,
+        kind: GaugeKind,
+        read: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name,
+            help,
+            kind,
+            read: Box::new(read),
+        }
+    }
+}
+
+impl std::fmt::Debug for Gauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gauge")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Metrics {
+    /// Adds gauges to what `/metrics` shows, after the built-in ones, in order. A name
+    /// already registered is replaced (a process may compose several servers in tests).
+    pub fn register(&self, gauges: impl IntoIterator<Item = Gauge>) {
+        let Ok(mut r) = self.registered.write() else {
+            tracing::error!("metrics registry lock poisoned; gauges not registered");
+            return;
+        };
+        for g in gauges {
+            r.retain(|old| old.name != g.name);
+            r.push(g);
+        }
+    }
+
     pub fn record(&self, class: &'static str, status: u16, elapsed: Duration) {
         if let Ok(mut r) = self.requests.lock() {
             *r.entry((class, status)).or_insert(0) += 1;
@@ -155,21 +219,19 @@ impl Metrics {
                 "Practices in the registry (not deleted).",
                 g.practices_known,
             ),
-            (
-                "kollegium_live_connections",
-                "Open chat WebSocket connections.",
-                g.live_connections as i64,
-            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
-        let name = "kollegium_idp_metadata_fetches_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Discovery and key-set fetches of the workspace from the practices' \
-             identity providers.\n# TYPE {name} counter\n{name} {}",
-            g.idp_metadata_fetches
-        );
+        if let Ok(r) = self.registered.read() {
+            for g in r.iter() {
+                let (name, help, kind) = (g.name, g.help, g.kind.as_str());
+                let v = (g.read)();
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
         crate::group_commit::BATCH_SIZES.render(
             &mut out,
             "kollegium_group_commit_batch_size",
@@ -201,6 +263,38 @@ mod tests {
         assert!(text.contains("kollegium_http_request_duration_seconds_count 3"));
         assert!(text.contains("kollegium_practices_known 5"));
         assert!(text.contains("# TYPE kollegium_group_commit_batch_size histogram"));
+    }
+
+    #[test]
+    fn owners_register_gauges_and_counters() {
+        let m = Metrics::default();
+        let n = std::sync::Arc::new(AtomicU64::new(3));
+        let read = n.clone();
+        m.register([
+            Gauge::new(
+                "kollegium_widgets",
+                "Widgets.",
+                GaugeKind::Gauge,
+                move || read.load(Ordering::Relaxed) as i64,
+            ),
+            Gauge::new("kollegium_spins_total", "Spins.", GaugeKind::Counter, || 7),
+        ]);
+        n.store(4, Ordering::Relaxed);
+        let text = m.render(&Gauges::default());
+        assert!(
+            text.contains("# HELP kollegium_widgets Widgets.\n# TYPE kollegium_widgets gauge\nkollegium_widgets 4\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE kollegium_spins_total counter\nkollegium_spins_total 7\n"));
+        m.register([Gauge::new(
+            "kollegium_spins_total",
+            "Spins.",
+            GaugeKind::Counter,
+            || 8,
+        )]);
+        let text = m.render(&Gauges::default());
+        assert_eq!(text.matches("kollegium_spins_total 8").count(), 1, "{text}");
+        assert!(!text.contains("kollegium_spins_total 7"));
     }
 
     #[test]

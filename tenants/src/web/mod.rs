@@ -20,7 +20,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 pub use client_addr::{ClientAddr, TrustedProxies};
 pub use csrf::CsrfToken;
 pub use errors::{ErrorPage, WebError};
-pub use host::RouteClass;
+pub use host::{PathClass, RouteClass};
 pub use layout::Layout;
 pub use next::{LocalPath, safe_next};
 
@@ -79,6 +79,10 @@ pub struct WebSettings {
     /// a token in the query is ignored (URLs end up in logs, history and `Referer`). No
     /// route needs it today: empty.
     pub csrf_query_token_paths: Vec<&'static str>,
+    /// Path prefixes on practice origins with the class their requests are counted under
+    /// (metrics, logs), registered by their owners at composition time; the rest is
+    /// `platform`.
+    pub path_classes: Vec<PathClass>,
 }
 
 impl WebSettings {

@@ -90,9 +90,9 @@ mod tests {
     fn local_paths_are_kept() {
         for ok in [
             "/",
-            "/chat",
-            "/chat/12?x=1#m5",
-            "/chat/search?q=a%2Fb",
+            "/room",
+            "/room/12?x=1#m5",
+            "/room/search?q=a%2Fb",
             "/id/authorize?client_id=platform&redirect_uri=https%3A%2F%2Fa.example%2Fcb",
             "/files/v1.2/notes.txt",
             "/a/b/",

@@ -1,0 +1,395 @@
+//! The workspace app seam: what an app (chat, and later tasks, files, vault, news)
+//! contributes, and the one list of apps that drives routing, navigation, the start page,
+//! workers, metrics, static assets, provisioning, export and the reactions to a member's
+//! session ending or a member being deactivated.
+//!
+//! An app is one module under `platform/src/<app>/` with a type implementing
+//! [`WorkspaceApp`] and one line in [`APPS`]. Every hook has a default that contributes
+//! nothing, so an app implements only what it has. Apps share the [`AppContext`] (clock,
+//! live channel, search service); what an app keeps for itself it builds in
+//! [`WorkspaceApp::start`] and registers as its own `app_data`, which no other app reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::SqliteConnection;
+use kollegium_tenants::provision::{BoxError, NewPractice};
+use kollegium_tenants::web::assets::Source;
+use kollegium_tenants::web::metrics::Gauge;
+use kollegium_tenants::web::{PathClass, WebContext};
+use kollegium_tenants::worker::Worker;
+use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
+
+use crate::auth::PlatformSettings;
+use crate::directory::DirectorySync;
+use crate::members::MemberId;
+use crate::search::SearchService;
+
+/// Every app of the workspace, in no particular order ([`NavEntry::order`] orders the
+/// navigation). Adding an app is one line here.
+pub static APPS: &[&dyn WorkspaceApp] = &[&crate::chat::app::Chat];
+
+/// The list of apps (see [`APPS`]).
+pub fn apps() -> &'static [&'static dyn WorkspaceApp] {
+    APPS
+}
+
+/// What the apps share, built once per node: time, the one live channel, the search
+/// service. Registered with `app_data` as `web::Data<AppContext>`.
+pub struct AppContext {
+    pub clock: SharedClock,
+    /// The one live channel: events of every app, by topic, over the page's WebSocket.
+    pub live: crate::live::Hub,
+    /// The practices' search indexes and the indexer's doorbell.
+    pub search: Arc<SearchService>,
+}
+
+impl AppContext {
+    pub fn new(clock: SharedClock) -> Self {
+        Self {
+            clock,
+            live: crate::live::Hub::default(),
+            search: Arc::new(SearchService::new()),
+        }
+    }
+
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// After sessions ended: their live connections close, then every app reacts.
+    pub fn sessions_ended(&self, slug: &str, sessions: &[i64]) {
+        self.live.end_sessions(slug, sessions);
+        for app in apps() {
+            app.session_ended(self, slug, sessions);
+        }
+    }
+
+    /// After members were deactivated (left the practice): every app reacts.
+    pub fn members_deactivated(&self, slug: &str, members: &[MemberId]) {
+        for app in apps() {
+            app.member_deactivated(self, slug, members);
+        }
+    }
+}
+
+/// An app's entry in the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NavEntry {
+    pub label: &'static str,
+    pub href: &'static str,
+    /// Position in the navigation, ascending; the start page is 0.
+    pub order: u16,
+}
+
+/// A start-page tile as the app rendered it for one member (HTML from the app's own
+/// askama template, escaped there).
+#[derive(Debug, Clone)]
+pub struct Tile {
+    pub app: &'static str,
+    pub html: String,
+}
+
+/// An app's part of a practice export: its data as JSON and a form a person can read.
+#[derive(Debug, Clone)]
+pub struct AppExport {
+    pub app: &'static str,
+    pub json: serde_json::Value,
+    /// Plain text (UTF-8), one section of the practice's readable export.
+    pub readable: String,
+}
+
+/// What an app's search documents are, for the shared search (item 5 of issue 11 builds
+/// the one index on it; today chat's indexer stands behind it).
+pub trait SearchSource: Sync {
+    /// The kind its documents carry (`chat_message`).
+    fn kind(&self) -> &'static str;
+    /// Its index's directory under the practice's `index/`.
+    fn index_dir(&self) -> &'static str;
+}
+
+/// What an app keeps for the node's lifetime, from [`WorkspaceApp::start`].
+#[derive(Default)]
+pub struct Started {
+    /// Registers the app's own state with `app_data` on every worker's `App`.
+    pub data: Option<AppData>,
+    /// Gauges and counters shown on `/metrics`.
+    pub gauges: Vec<Gauge>,
+}
+
+/// An app's state as the composition registers it, without knowing its type.
+#[derive(Clone)]
+pub struct AppData(Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>);
+
+impl AppData {
+    pub fn new<T: Send + Sync + 'static>(data: web::Data<T>) -> Self {
+        Self(Arc::new(move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(data.clone());
+        }))
+    }
+
+    pub(crate) fn register(&self, cfg: &mut web::ServiceConfig) {
+        (self.0)(cfg);
+    }
+}
+
+/// What the node gives an app's background work.
+pub struct Node<'a> {
+    pub store: &'a Arc<TenantStore>,
+    pub web: &'a web::Data<WebContext>,
+    pub shared: &'a Arc<AppContext>,
+    pub directory: &'a Arc<DirectorySync>,
+}
+
+/// A running background job of an app.
+pub enum Job {
+    /// A worker with a doorbell ([`Jobs::kick`]), stopped after the work in hand.
+    Worker(Worker),
+    /// A periodic task, aborted at stop.
+    Task(tokio::task::JoinHandle<()>),
+}
+
+/// The workspace app seam. Every method but [`Self::id`] has a default that contributes
+/// nothing.
+pub trait WorkspaceApp: Sync {
+    /// Short, stable id (`chat`): live topics, job names, export sections, logs.
+    fn id(&self) -> &'static str;
+
+    /// Its entry in the navigation of every workspace page.
+    fn nav(&self) -> Option<NavEntry> {
+        None
+    }
+
+    /// Registers its routes (fixed paths before `{param}` ones of the same prefix).
+    fn configure(&self, _cfg: &mut web::ServiceConfig) {}
+
+    /// Its static assets (scripts, styles), served content-hashed and immutable-cached.
+    fn assets(&self) -> &'static [Source] {
+        &[]
+    }
+
+    /// Path prefixes of its own that metrics and logs count apart (`/dav` of a files app);
+    /// everything else counts as `platform`.
+    fn path_classes(&self) -> &'static [PathClass] {
+        &[]
+    }
+
+    /// Builds what it keeps for the node's lifetime (its own state, its gauges); runs once
+    /// per node at composition. Nothing per practice may be created here.
+    fn start(&self, _shared: &Arc<AppContext>, _settings: &PlatformSettings) -> Started {
+        Started::default()
+    }
+
+    /// Its start-page tile for one member, read with the practice's connection (`None`: no
+    /// tile). An error leaves the tile out; the page still renders.
+    fn tile(
+        &self,
+        _conn: &mut SqliteConnection,
+        _member: MemberId,
+    ) -> Result<Option<Tile>, BoxError> {
+        Ok(None)
+    }
+
+    /// Its step when a practice is created, on the new `platform.sqlite` (its tables are
+    /// created by the migrations; this is for rows it needs from the start).
+    fn provision(
+        &self,
+        _conn: &mut SqliteConnection,
+        _p: &NewPractice<'_>,
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    /// Starts its background jobs, named for [`Jobs::kick`].
+    fn spawn_jobs(&self, _node: &Node<'_>) -> Vec<(&'static str, Job)> {
+        Vec::new()
+    }
+
+    /// Its documents in the shared search.
+    fn search_source(&self) -> Option<&'static dyn SearchSource> {
+        None
+    }
+
+    /// The kinds of things its live topics (`Topic { app: id(), id }`) name, e.g. `room`.
+    fn live_topics(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Its part of the practice export (`None`: it keeps no data).
+    fn export(&self, _conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
+        Ok(None)
+    }
+
+    /// Sessions of a practice ended (logout, back-channel logout, limits). The live
+    /// connections of those sessions are closed by the channel already.
+    fn session_ended(&self, _shared: &AppContext, _slug: &str, _sessions: &[i64]) {}
+
+    /// Members of a practice were deactivated (the IdP's directory no longer lists them
+    /// as active). Their rows stay; they must leave every audience.
+    fn member_deactivated(&self, _shared: &AppContext, _slug: &str, _members: &[MemberId]) {}
+}
+
+/// The id the start page has in the navigation.
+pub const START: &str = "start";
+
+/// The navigation of workspace pages: the start page, then every app's entry by order, each
+/// with the id of its app ([`START`] for the start page). Built once.
+pub fn navigation() -> &'static [(&'static str, NavEntry)] {
+    static NAV: std::sync::LazyLock<Vec<(&'static str, NavEntry)>> =
+        std::sync::LazyLock::new(|| {
+            let start = NavEntry {
+                label: "Start",
+                href: "/",
+                order: 0,
+            };
+            let mut nav = vec![(START, start)];
+            nav.extend(apps().iter().filter_map(|a| a.nav().map(|e| (a.id(), e))));
+            nav.sort_by_key(|(_, e)| e.order);
+            nav
+        });
+    &NAV
+}
+
+/// The start-page tiles of `apps` for `member`; an app whose tile fails is left out (and
+/// logged), the others still show.
+pub fn tiles(
+    apps: &[&dyn WorkspaceApp],
+    conn: &mut SqliteConnection,
+    member: MemberId,
+) -> Vec<Tile> {
+    apps.iter()
+        .filter_map(|app| match app.tile(conn, member) {
+            Ok(tile) => tile,
+            Err(e) => {
+                tracing::error!(app = app.id(), error = %e, "start-page tile failed; left out");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The practice export of `apps` (each app's part; a failing app fails the export).
+pub fn export(
+    apps: &[&dyn WorkspaceApp],
+    conn: &mut SqliteConnection,
+) -> Result<Vec<AppExport>, BoxError> {
+    let mut out = Vec::new();
+    for app in apps {
+        if let Some(part) = app.export(conn)? {
+            out.push(part);
+        }
+    }
+    Ok(out)
+}
+
+/// Every app's static assets, for the node's asset registry.
+pub fn assets() -> Vec<Source> {
+    apps()
+        .iter()
+        .flat_map(|a| a.assets().iter().copied())
+        .collect()
+}
+
+/// The apps' running background jobs.
+#[derive(Default)]
+pub struct Jobs(Vec<(String, Job)>);
+
+impl Jobs {
+    /// Starts every app's jobs; each is named `<app>.<job>`.
+    pub fn spawn(node: &Node<'_>) -> Self {
+        let mut jobs = Vec::new();
+        for app in apps() {
+            for (name, job) in app.spawn_jobs(node) {
+                jobs.push((format!("{}.{name}", app.id()), job));
+            }
+        }
+        Self(jobs)
+    }
+
+    /// Rings the doorbell of job `name` (`chat.mentions`): it runs a round now. False if
+    /// there is no such worker.
+    pub fn kick(&self, name: &str) -> bool {
+        match self.0.iter().find(|(n, _)| n == name) {
+            Some((_, Job::Worker(w))) => {
+                w.kick();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops every job: workers after the work in hand (aborted after `grace`), tasks at once.
+    pub async fn stop(self, grace: Duration) {
+        for (_, job) in self.0 {
+            match job {
+                Job::Worker(w) => w.stop(grace).await,
+                Job::Task(t) => t.abort(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Broken;
+    impl WorkspaceApp for Broken {
+        fn id(&self) -> &'static str {
+            "broken"
+        }
+        fn tile(&self, _: &mut SqliteConnection, _: MemberId) -> Result<Option<Tile>, BoxError> {
+            Err("the tile's query failed".into())
+        }
+    }
+
+    struct Fine;
+    impl WorkspaceApp for Fine {
+        fn id(&self) -> &'static str {
+            "fine"
+        }
+        fn tile(&self, _: &mut SqliteConnection, m: MemberId) -> Result<Option<Tile>, BoxError> {
+            Ok(Some(Tile {
+                app: "fine",
+                html: format!("<p>{}</p>", m.0),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_failing_tile_is_left_out_and_the_others_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        let shown = tiles(&[&Broken, &Fine, &Broken], &mut conn, MemberId(7));
+        assert_eq!(shown.len(), 1);
+        assert_eq!((shown[0].app, shown[0].html.as_str()), ("fine", "<p>7</p>"));
+    }
+
+    #[test]
+    fn the_navigation_starts_with_the_start_page_and_lists_every_app_once_in_order() {
+        let nav = navigation();
+        assert_eq!(
+            nav[0],
+            (
+                START,
+                NavEntry {
+                    label: "Start",
+                    href: "/",
+                    order: 0
+                }
+            )
+        );
+        assert!(nav.windows(2).all(|w| w[0].1.order <= w[1].1.order));
+        for app in apps() {
+            if let Some(entry) = app.nav() {
+                assert_eq!(nav.iter().filter(|e| **e == (app.id(), entry)).count(), 1);
+            }
+        }
+        let mut ids: Vec<_> = apps().iter().map(|a| a.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), apps().len(), "app ids are unique");
+    }
+}
