@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use crate::catalog::{self, Entry};
+use kollegium_tenants::catalog::{self, Entry};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
 use crate::links::{self, LinkKind};
