@@ -68,6 +68,17 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
     );
     assert!(!html.contains(" UTC"), "no UTC time on the page");
     assert!(html.contains("data-tz=\"Europe/Berlin\""), "the script's zone");
+    // The search page's hits (the index is updated in the background).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let hits = page(&app, &carla, "/chat/search?q=Sommer").await;
+        if hits.contains("carla Test · ") {
+            assert!(hits.contains("carla Test · 01.07.2027, 14:30"), "{hits}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no hit: {hits}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The IdP's account page: Carla's session, signed in in summer.
     let account = page(&app, &carla, "/id/account").await;
     assert!(account.contains("01.07.2027, 14:30"), "{account}");

@@ -566,9 +566,9 @@ mod tests {
         let listed = l.members[0].listed().unwrap();
         assert_eq!((listed.preferred_username, listed.name), ("anna", "Anna"));
         for bad in [
-            br#"{"members":[{"sub":"a","active":true,"roles":"mfa"}]}"#,
+            &br#"{"members":[{"sub":"a","active":true,"roles":"mfa"}]}"#[..],
             br#"{"members":[{"sub":"a","active":true,"preferred_username":7}]}"#,
-            &b"not json"[..],
+            b"not json",
             br#"{"launchables":[]}"#,
             br#"{"members":[{"sub":"a"}]}"#,
             br#"{"members":[{"sub":"a","active":"yes"}]}"#,
