@@ -129,7 +129,9 @@ async fn member_rows(app: &TestApp, slug: &str, sub: &str) -> (i64, i64, Option<
             .filter(members::sub.eq(&sub))
             .select(members::last_login_at)
             .first(&mut *conn)
-            .unwrap();
+            .optional()
+            .unwrap()
+            .flatten();
         (with_sub, all, last_login)
     })
     .await
