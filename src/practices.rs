@@ -57,7 +57,9 @@ pub fn create(
 pub enum Change<'a> {
     Suspend,
     Resume,
-    Delete { confirm: &'a str },
+    Delete {
+        confirm: &'a str,
+    },
     /// The practice's time zone (every time its users see is shown in it).
     SetTimeZone(&'a kollegium_tenants::time::Zone),
 }

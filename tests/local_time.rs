@@ -33,7 +33,10 @@ async fn page(app: &TestApp, p: &Person, path: &str) -> String {
 /// The times a chat page shows in its messages' `<time>` elements.
 fn times(html: &str) -> Vec<String> {
     // Not the empty message the script fills for live ones (in a `<template>`).
-    let list = html.split("<template id=\"message-template\">").next().unwrap();
+    let list = html
+        .split("<template id=\"message-template\">")
+        .next()
+        .unwrap();
     list.split("<time class=\"message-time\">")
         .skip(1)
         .map(|s| s.split("</time>").next().unwrap().to_owned())
@@ -74,7 +77,10 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
         ]
     );
     assert!(!html.contains(" UTC"), "no UTC time on the page");
-    assert!(html.contains("data-tz=\"Europe/Berlin\""), "the script's zone");
+    assert!(
+        html.contains("data-tz=\"Europe/Berlin\""),
+        "the script's zone"
+    );
     // The search page's hits (the index is updated in the background).
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -139,7 +145,12 @@ fn the_cli_sets_a_practices_time_zone_and_refuses_unknown_ones() {
 
     // Unknown zones, offsets and POSIX rules: a usage error that says what is wanted;
     // nothing changes.
-    for bad in ["Mars/Olympus_Mons", "+01:00", "CET-1CEST,M3.5.0,M10.5.0/3", ""] {
+    for bad in [
+        "Mars/Olympus_Mons",
+        "+01:00",
+        "CET-1CEST,M3.5.0,M10.5.0/3",
+        "",
+    ] {
         let out = run(&["practice", "set-time-zone", "praxis-wien", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
         assert!(
@@ -150,7 +161,12 @@ fn the_cli_sets_a_practices_time_zone_and_refuses_unknown_ones() {
     }
     assert_eq!(zone_of(&run), "Europe/Vienna");
     // An unknown practice.
-    let out = run(&["practice", "set-time-zone", "praxis-nirgends", "Europe/Berlin"]);
+    let out = run(&[
+        "practice",
+        "set-time-zone",
+        "praxis-nirgends",
+        "Europe/Berlin",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no practice"), "{}", stderr(&out));
 }

@@ -79,7 +79,10 @@ async fn wait_mail(smtp: &SmtpSink, address: &str, subject_part: &str) -> Mail {
     loop {
         if let Some(m) = smtp.messages().into_iter().find(|m| {
             m.envelope_to.iter().any(|t| t == address)
-                && m.subject.as_deref().unwrap_or_default().contains(subject_part)
+                && m.subject
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(subject_part)
         }) {
             return m;
         }
@@ -201,8 +204,14 @@ async fn a_colleague_created_at_the_idp_can_be_added_and_mentioned_before_the_fi
     let (_, v) = bernd
         .api(&app, Method::GET, &format!("/api/chat/rooms/{room}"), None)
         .await;
-    assert_eq!(usernames(v["members"].as_array().unwrap()), ["bernd", "emil"]);
-    assert_eq!(entry(v["members"].as_array().unwrap(), "emil")["roles"], json!(["MFA"]));
+    assert_eq!(
+        usernames(v["members"].as_array().unwrap()),
+        ["bernd", "emil"]
+    );
+    assert_eq!(
+        entry(v["members"].as_array().unwrap(), "emil")["roles"],
+        json!(["MFA"])
+    );
     // The room page offers Anna (with her role) to add and lists Emil with his.
     let page = bernd
         .http
@@ -213,7 +222,10 @@ async fn a_colleague_created_at_the_idp_can_be_added_and_mentioned_before_the_fi
         .text()
         .await
         .unwrap();
-    assert!(page.contains("emil Neu (@emil) <span class=\"muted member-roles\">· MFA</span>"), "{page}");
+    assert!(
+        page.contains("emil Neu (@emil) <span class=\"muted member-roles\">· MFA</span>"),
+        "{page}"
+    );
     assert!(page.contains(">anna Test · MFA</option>"), "{page}");
     post(&app, &bernd, room, "@emil bitte die Proben abholen").await;
 
@@ -221,7 +233,11 @@ async fn a_colleague_created_at_the_idp_can_be_added_and_mentioned_before_the_fi
     clock.advance(15 * 60);
     app.server().mentions.kick();
     let mail = wait_mail(&smtp, "emil@praxis-a.example", "erwähnt").await;
-    assert!(mail.text().contains(&format!("/chat/{room}#m")), "{}", mail.text());
+    assert!(
+        mail.text().contains(&format!("/chat/{room}#m")),
+        "{}",
+        mail.text()
+    );
     assert!(!mail.raw.contains("Proben"), "no content in the mail");
 
     // His first sign-in: his member, not a second one; the room and the mention are there.
@@ -238,7 +254,10 @@ async fn a_colleague_created_at_the_idp_can_be_added_and_mentioned_before_the_fi
         .unwrap_or_else(|| panic!("Emil does not see the room: {rooms}"));
     assert_eq!(labor["mentions"], 1);
     let (_, me) = emil.api(&app, Method::GET, "/api/chat/members", None).await;
-    assert_eq!(entry(me["members"].as_array().unwrap(), "emil")["id"], emil_id);
+    assert_eq!(
+        entry(me["members"].as_array().unwrap(), "emil")["id"],
+        emil_id
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,7 +178,11 @@ pub fn set_status(
 
 /// Sets the practice's time zone (a zone [`Zone::parse`] accepted). Returns whether the
 /// practice exists.
-pub fn set_time_zone(conn: &mut SqliteConnection, slug: &Slug, zone: &Zone) -> Result<bool, DbError> {
+pub fn set_time_zone(
+    conn: &mut SqliteConnection,
+    slug: &Slug,
+    zone: &Zone,
+) -> Result<bool, DbError> {
     let n = diesel::update(practices::table.find(slug.as_str()))
         .set(practices::time_zone.eq(zone.name()))
         .execute(conn)?;

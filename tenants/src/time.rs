@@ -227,7 +227,10 @@ mod tests {
 
     #[test]
     fn names_are_canonical_and_unknown_ones_refused() {
-        assert_eq!(Zone::parse("europe/berlin").unwrap().name(), "Europe/Berlin");
+        assert_eq!(
+            Zone::parse("europe/berlin").unwrap().name(),
+            "Europe/Berlin"
+        );
         assert_eq!(Zone::parse(" UTC ").unwrap().name(), "UTC");
         let long = "A".repeat(100);
         for bad in [

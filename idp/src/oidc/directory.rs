@@ -83,7 +83,7 @@ pub fn entries(conn: &mut SqliteConnection) -> QueryResult<Vec<Entry>> {
             Entry {
                 sub,
                 active,
-                person: active.then(|| Person {
+                person: active.then_some(Person {
                     preferred_username: username,
                     name,
                     email,

@@ -3,8 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use kollegium_tenants::{Tenant, catalog};
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+use kollegium_tenants::{Tenant, catalog};
 
 use super::login::LOCKED;
 use crate::error::{IdpError, IdpResult};

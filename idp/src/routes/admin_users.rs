@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use kollegium_tenants::catalog::{self, Entry};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event};
 use crate::links::{self, LinkKind};
@@ -15,6 +14,7 @@ use crate::state::IdpState;
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx, oidc, sessions, throttle};
+use kollegium_tenants::catalog::{self, Entry};
 
 /// Repeated-key form fields (`roles=a&roles=b`), which `web::Form` cannot express.
 pub struct Pairs(pub Vec<(String, String)>);

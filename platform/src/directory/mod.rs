@@ -476,13 +476,17 @@ mod tests {
         };
         apply(&mut c, &l("Bernd Alt"), 100, 100).unwrap();
         let bernd = by_sub(&mut c, "sub-bernd").id;
-        let name = |c: &mut SqliteConnection| members::by_id(c, bernd).unwrap().unwrap().display_name;
+        let name =
+            |c: &mut SqliteConnection| members::by_id(c, bernd).unwrap().unwrap().display_name;
         // Renamed at the IdP: the next listing carries the new name.
         let a = apply(&mut c, &l("Bernd Neu"), 200, 201).unwrap();
         assert_eq!((a.updated, a.added), (1, 0));
         assert_eq!(name(&mut c), "Bernd Neu");
         // A listing requested before that one (a slow round) does not undo it.
-        assert_eq!(apply(&mut c, &l("Bernd Alt"), 150, 202).unwrap(), Applied::default());
+        assert_eq!(
+            apply(&mut c, &l("Bernd Alt"), 150, 202).unwrap(),
+            Applied::default()
+        );
         assert_eq!(name(&mut c), "Bernd Neu");
         // Claims of a sign-in at 300 are fresher than a listing requested at 250.
         members::upsert(
