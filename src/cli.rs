@@ -96,6 +96,13 @@ pub enum PracticeCommand {
     Suspend { slug: String },
     /// Resume a suspended practice
     Resume { slug: String },
+    /// Set the practice's time zone (IANA name, default Europe/Berlin): every time its
+    /// users see is shown in it
+    SetTimeZone {
+        slug: String,
+        /// e.g. Europe/Berlin
+        zone: String,
+    },
     /// Add a new signing key; the old one stays published until its tokens have expired
     RotateKeys { slug: String },
     /// Delete a practice's data; the slug stays reserved

@@ -163,6 +163,7 @@ fn print_practice(p: &Practice, origin: &str) {
     println!("created:    {}", clock::format_utc(p.created_at));
     println!("changed:    {}", clock::format_utc(p.status_changed_at));
     println!("placement:  {}", p.placement);
+    println!("time zone:  {}", p.time_zone);
     println!("url:        {origin}/");
 }
 
@@ -279,6 +280,17 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
         }
         PracticeCommand::Resume { slug } => {
             lifecycle(&store, now, &slug, Change::Resume, "Resumed")
+        }
+        PracticeCommand::SetTimeZone { slug, zone } => {
+            let zone = kollegium_tenants::time::Zone::parse(&zone)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            lifecycle(
+                &store,
+                now,
+                &slug,
+                Change::SetTimeZone(&zone),
+                &format!("Time zone {zone} set for"),
+            )
         }
         PracticeCommand::RotateKeys { slug } => {
             let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;

@@ -57,7 +57,11 @@ pub fn create(
 pub enum Change<'a> {
     Suspend,
     Resume,
-    Delete { confirm: &'a str },
+    Delete {
+        confirm: &'a str,
+    },
+    /// The practice's time zone (every time its users see is shown in it).
+    SetTimeZone(&'a kollegium_tenants::time::Zone),
 }
 
 pub fn change(
@@ -81,6 +85,7 @@ pub fn change(
         Change::Suspend => provision::suspend(&mut node, slug),
         Change::Resume => provision::resume(&mut node, slug),
         Change::Delete { confirm } => provision::delete(&mut node, slug, confirm),
+        Change::SetTimeZone(zone) => provision::set_time_zone(&mut node, slug, zone),
     }
 }
 

@@ -9,7 +9,6 @@
 //! secret into a log line, an event or an e-mail, and never answer one practice's request
 //! with another practice's data (every query runs on the requesting practice's database).
 
-pub mod catalog;
 pub mod demo;
 pub mod devices;
 pub mod error;

@@ -2,9 +2,9 @@
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::catalog;
 use kollegium_tenants::secrets::random_token;
 
-use crate::catalog;
 use crate::schema::users;
 
 /// Typed user id (row id in this practice's `idp.sqlite`).

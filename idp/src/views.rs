@@ -66,7 +66,8 @@ pub fn layout(
     l
 }
 
-/// A Unix time for display.
-pub fn when(t: i64) -> String {
-    kollegium_tenants::clock::format_utc(t)
+/// A Unix time for display: the practice's local time, German format
+/// (`06.12.2026, 14:05`).
+pub fn when(tenant: &Tenant, t: i64) -> String {
+    tenant.local_time(t)
 }

@@ -1,5 +1,8 @@
 //! Members of the practice as the platform knows them: a copy of the IdP's claims,
-//! refreshed at every login and token refresh. The platform never reads the IdP's tables.
+//! refreshed at every login and token refresh, and of the IdP's member directory, which
+//! also lists colleagues who have never signed in (their row exists before their first
+//! session, so they can be added to rooms and mentioned; their first sign-in takes the row
+//! over, matched by `sub`). The platform never reads the IdP's tables.
 //!
 //! A member whose account the IdP reports disabled or deleted (the member directory, see
 //! [`crate::directory`]) is marked deactivated: they are left out of room audiences,
@@ -7,7 +10,7 @@
 //! A sign-in or token refresh with fresh claims clears the mark (the IdP let them in).
 
 use diesel::prelude::*;
-use kollegium_tenants::UnixTime;
+use kollegium_tenants::{UnixTime, catalog};
 
 use crate::schema::members;
 
@@ -81,6 +84,16 @@ impl Member {
     pub fn is_deactivated(&self) -> bool {
         self.deactivated_at.is_some()
     }
+    /// The labels of the member's roles (the shared catalogue), e.g. `["Ärzt:in", "MFA"]`.
+    pub fn role_labels(&self) -> Vec<String> {
+        catalog::labels(catalog::ROLES, &self.roles)
+    }
+}
+
+/// Role labels from the stored `roles` column (a JSON list of catalogue ids).
+pub fn role_labels_of(roles_json: &str) -> Vec<String> {
+    let ids: Vec<String> = serde_json::from_str(roles_json).unwrap_or_default();
+    catalog::labels(catalog::ROLES, &ids)
 }
 
 impl From<Row> for Member {
@@ -108,17 +121,26 @@ fn json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// Inserts or refreshes a member from claims (a sign-in or token refresh the IdP allowed),
-/// which also clears a deactivation mark.
-pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryResult<Member> {
-    let name = if c.name.trim().is_empty() {
-        &c.preferred_username
+/// The user name and display name as the workspace keeps them: the name falls back to the
+/// user name, and neither may carry bidirectional controls (shown to every colleague, as
+/// room names and messages).
+fn names(preferred_username: &str, name: &str) -> (String, String) {
+    let name = if name.trim().is_empty() {
+        preferred_username
     } else {
-        &c.name
+        name
     };
-    // Shown to every colleague: no bidirectional controls (as in room names and messages).
-    let name = crate::markdown::neutralize_bidi(name).into_owned();
-    let username = crate::markdown::neutralize_bidi(&c.preferred_username).into_owned();
+    (
+        crate::markdown::neutralize_bidi(preferred_username).into_owned(),
+        crate::markdown::neutralize_bidi(name).into_owned(),
+    )
+}
+
+/// Inserts or refreshes a member from claims (a sign-in or token refresh the IdP allowed),
+/// which also clears a deactivation mark. A colleague first known from the member directory
+/// keeps their row (matched by `sub`): their first sign-in completes it.
+pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryResult<Member> {
+    let (username, name) = names(&c.preferred_username, &c.name);
     diesel::insert_into(members::table)
         .values((
             members::sub.eq(&c.sub),
@@ -150,6 +172,95 @@ pub fn upsert(conn: &mut SqliteConnection, c: &Claims, now: UnixTime) -> QueryRe
         .returning(Row::as_returning())
         .get_result(conn)
         .map(Member::from)
+}
+
+/// An active colleague as the IdP's member directory lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    pub sub: &'a str,
+    pub preferred_username: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    /// Role ids of the shared catalogue.
+    pub roles: &'a [String],
+}
+
+/// The directory's fields of a member as stored: what [`from_directory`] and
+/// [`refresh_from_directory`] write, and what the directory sync compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedFields {
+    pub username: String,
+    pub display_name: String,
+    pub email: String,
+    /// JSON list of role ids, in the IdP's order (as the `roles` claim).
+    pub roles: String,
+    pub is_admin: bool,
+}
+
+impl Listed<'_> {
+    pub fn fields(&self) -> ListedFields {
+        let (username, display_name) = names(self.preferred_username, self.name);
+        ListedFields {
+            username,
+            display_name,
+            email: self.email.trim().to_owned(),
+            roles: json(self.roles),
+            // As the sign-in reads the claims: `admin` among the roles.
+            is_admin: self.roles.iter().any(|r| r == "admin"),
+        }
+    }
+}
+
+/// Creates the member of a colleague the directory lists who has not signed in yet: a row
+/// without a session (`last_login_at` empty), so pickers and mentions offer them. Nothing
+/// happens if a row with this `sub` exists (a first sign-in got there first). `listed_at`
+/// is when the listing was requested. Returns whether a row was created.
+pub fn from_directory(
+    conn: &mut SqliteConnection,
+    l: &Listed<'_>,
+    listed_at: UnixTime,
+    now: UnixTime,
+) -> QueryResult<bool> {
+    let f = l.fields();
+    diesel::insert_into(members::table)
+        .values((
+            members::sub.eq(l.sub),
+            members::username.eq(&f.username),
+            members::display_name.eq(&f.display_name),
+            members::email.eq(&f.email),
+            members::roles.eq(&f.roles),
+            members::is_admin.eq(f.is_admin),
+            members::created_at.eq(now),
+            // No claims yet: the listing is the newest word on this member.
+            members::updated_at.eq(listed_at),
+            members::listed_at.eq(listed_at),
+        ))
+        .on_conflict(members::sub)
+        .do_nothing()
+        .execute(conn)
+        .map(|n| n == 1)
+}
+
+/// Brings a member's user name, display name, e-mail, roles and admin flag in line with
+/// the directory (a change at the IdP, e.g. a new display name, before the member's next
+/// sign-in or token refresh).
+pub fn refresh_from_directory(
+    conn: &mut SqliteConnection,
+    id: MemberId,
+    f: &ListedFields,
+    listed_at: UnixTime,
+) -> QueryResult<()> {
+    diesel::update(members::table.find(id.0))
+        .set((
+            members::username.eq(&f.username),
+            members::display_name.eq(&f.display_name),
+            members::email.eq(&f.email),
+            members::roles.eq(&f.roles),
+            members::is_admin.eq(f.is_admin),
+            members::listed_at.eq(listed_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
 
 pub fn by_id(conn: &mut SqliteConnection, id: MemberId) -> QueryResult<Option<Member>> {

@@ -20,6 +20,7 @@ diesel::table! {
         updated_at -> BigInt,
         last_login_at -> Nullable<BigInt>,
         deactivated_at -> Nullable<BigInt>,
+        listed_at -> Nullable<BigInt>,
     }
 }
 

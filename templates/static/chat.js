@@ -56,10 +56,29 @@
     return (n < 10 ? "0" : "") + n;
   }
 
-  function formatUtc(t) {
-    var d = new Date(t * 1000);
-    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) +
-      " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + " UTC";
+  // Times as the server renders them: the practice's time zone (data-tz), German format
+  // "06.12.2026, 14:05", whatever zone and language the browser has.
+  var timeParts = (function () {
+    var zone = list && list.dataset.tz ? list.dataset.tz : "Europe/Berlin";
+    var options = {
+      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+    };
+    try {
+      return new Intl.DateTimeFormat("de-DE", options);
+    } catch (e) {
+      options.timeZone = undefined;
+      return new Intl.DateTimeFormat("de-DE", options);
+    }
+  })();
+
+  function formatLocal(t) {
+    var p = {};
+    timeParts.formatToParts(new Date(t * 1000)).forEach(function (x) {
+      p[x.type] = x.value;
+    });
+    return pad(Number(p.day)) + "." + pad(Number(p.month)) + "." + p.year + ", " +
+      pad(Number(p.hour) % 24) + ":" + pad(Number(p.minute));
   }
 
   // ---- room page -------------------------------------------------------------------
@@ -113,7 +132,7 @@
     li.classList.toggle("mentioned", !!m.mentions_me);
     retarget(li, m.id);
     li.querySelector(".message-author").textContent = m.author;
-    li.querySelector(".message-time").textContent = formatUtc(m.created_at);
+    li.querySelector(".message-time").textContent = formatLocal(m.created_at);
     var meta = li.querySelector(".message-meta");
     if (m.mentions_me) {
       var badge = document.createElement("span");

@@ -5,13 +5,16 @@
 //! key and per-practice secrets, `Host` → practice resolution, per-practice storage
 //! handles and database pools (opened lazily, closed when idle, LRU-capped), and the
 //! request plumbing shared by the apps (security headers, CSRF, error pages, request ids,
-//! metrics, static assets, base layout).
+//! metrics, static assets, base layout), and what every app shares about a practice: the
+//! catalogues of roles, specialties and KV regions (`catalog`) and the practice's local
+//! time (`time`).
 //!
 //! It must never know about a practice's users, content or logs: no table here has a
 //! practice's people or data, and nothing here reads `idp.sqlite` or `platform.sqlite`
 //! beyond opening and migrating them for the app that owns them. It must never import
 //! `kollegium-idp` or `kollegium-platform`.
 
+pub mod catalog;
 pub mod cause;
 pub mod clock;
 pub mod db;
@@ -27,6 +30,7 @@ pub mod registry;
 pub mod secrets;
 pub mod slug;
 pub mod store;
+pub mod time;
 pub mod web;
 pub mod worker;
 

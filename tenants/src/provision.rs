@@ -301,6 +301,18 @@ pub fn resume(node: &mut Node<'_>, slug: &Slug) -> Result<(), ProvisionError> {
     )?)
 }
 
+/// Sets the time zone of a live practice (active or suspended): its pages show times in it
+/// from the next registry lookup on.
+pub fn set_time_zone(
+    node: &mut Node<'_>,
+    slug: &Slug,
+    zone: &crate::time::Zone,
+) -> Result<(), ProvisionError> {
+    require(node, slug)?;
+    registry::set_time_zone(node.registry, slug, zone)?;
+    Ok(())
+}
+
 /// Deletes a practice's data and keeps a tombstone so the slug is not silently reused.
 /// `confirm` must repeat the slug.
 pub fn delete(node: &mut Node<'_>, slug: &Slug, confirm: &str) -> Result<(), ProvisionError> {

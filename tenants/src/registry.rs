@@ -10,6 +10,7 @@ use diesel_migrations::embed_migrations;
 use crate::clock::UnixTime;
 use crate::db::{self, DbError, DbKind};
 use crate::slug::Slug;
+use crate::time::Zone;
 
 pub mod schema {
     diesel::table! {
@@ -20,6 +21,7 @@ pub mod schema {
             created_at -> BigInt,
             status_changed_at -> BigInt,
             placement -> Text,
+            time_zone -> Text,
         }
     }
 }
@@ -72,6 +74,7 @@ struct PracticeRow {
     created_at: i64,
     status_changed_at: i64,
     placement: String,
+    time_zone: String,
 }
 
 /// A practice as the registry knows it.
@@ -83,6 +86,8 @@ pub struct Practice {
     pub created_at: UnixTime,
     pub status_changed_at: UnixTime,
     pub placement: String,
+    /// Where the practice's users are: every time they are shown is in this zone.
+    pub time_zone: Zone,
 }
 
 impl TryFrom<PracticeRow> for Practice {
@@ -95,6 +100,7 @@ impl TryFrom<PracticeRow> for Practice {
             created_at: r.created_at,
             status_changed_at: r.status_changed_at,
             placement: r.placement,
+            time_zone: Zone::stored(&r.time_zone),
         })
     }
 }
@@ -168,4 +174,40 @@ pub fn set_status(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Sets the practice's time zone (a zone [`Zone::parse`] accepted). Returns whether the
+/// practice exists.
+pub fn set_time_zone(
+    conn: &mut SqliteConnection,
+    slug: &Slug,
+    zone: &Zone,
+) -> Result<bool, DbError> {
+    let n = diesel::update(practices::table.find(slug.as_str()))
+        .set(practices::time_zone.eq(zone.name()))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_practice_has_berlin_time_until_it_chooses_another_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(dir.path()).unwrap();
+        let slug = Slug::parse("praxis-a").unwrap();
+        insert(&mut conn, &slug, "Praxis A", 1_000).unwrap();
+        let p = find(&mut conn, "praxis-a").unwrap().unwrap();
+        assert_eq!(p.time_zone.name(), "Europe/Berlin");
+        let vienna = Zone::parse("Europe/Vienna").unwrap();
+        assert!(set_time_zone(&mut conn, &slug, &vienna).unwrap());
+        let p = find(&mut conn, "praxis-a").unwrap().unwrap();
+        assert_eq!(p.time_zone, vienna);
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["time_zone"], "Europe/Vienna");
+        let other = Slug::parse("praxis-b").unwrap();
+        assert!(!set_time_zone(&mut conn, &other, &vienna).unwrap());
+    }
 }

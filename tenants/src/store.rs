@@ -16,6 +16,7 @@ use crate::db::{ConnCounter, DbError, DbKind, DbPool, PooledConn};
 use crate::registry::{self, Practice, PracticeStatus};
 use crate::secrets::{NodeKey, PracticeSecret, SecretsError};
 use crate::slug::Slug;
+use crate::time::Zone;
 
 /// Tunables of the store.
 #[derive(Debug, Clone)]
@@ -74,6 +75,8 @@ pub struct Tenant {
     open: Arc<OpenPractice>,
     display_name: Arc<str>,
     status: PracticeStatus,
+    /// From the registry row, so a page shows local times without another query.
+    zone: Zone,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -93,6 +96,14 @@ impl Tenant {
     }
     pub fn status(&self) -> PracticeStatus {
         self.status
+    }
+    /// The practice's time zone: every time shown to its users is in it.
+    pub fn time_zone(&self) -> &Zone {
+        &self.zone
+    }
+    /// `t` as the practice's local time, German format (`06.12.2026, 14:05`).
+    pub fn local_time(&self, t: crate::UnixTime) -> String {
+        self.zone.format(t)
     }
     /// `data/tenants/<slug>/`
     pub fn dir(&self) -> &Path {
@@ -317,6 +328,7 @@ impl TenantStore {
             open,
             display_name: Arc::from(practice.display_name.as_str()),
             status: practice.status,
+            zone: practice.time_zone,
         }))
     }
 
@@ -341,6 +353,7 @@ impl TenantStore {
             open: Arc::clone(&entry.open),
             display_name: Arc::from(practice.display_name.as_str()),
             status: practice.status,
+            zone: practice.time_zone,
         }))
     }
 
@@ -390,15 +403,18 @@ impl TenantStore {
     /// Handles to the practices open right now, without marking them used, for background
     /// jobs that must not keep idle practices open. Blocking only on internal locks.
     pub fn open_tenants(&self) -> Vec<Tenant> {
-        let names: HashMap<String, (String, PracticeStatus)> = self
+        let names: HashMap<String, (String, PracticeStatus, Zone)> = self
             .cache
             .lock()
             .map(|c| {
                 c.iter()
                     .filter_map(|(k, v)| {
-                        v.practice
-                            .as_ref()
-                            .map(|p| (k.clone(), (p.display_name.clone(), p.status)))
+                        v.practice.as_ref().map(|p| {
+                            (
+                                k.clone(),
+                                (p.display_name.clone(), p.status, p.time_zone.clone()),
+                            )
+                        })
                     })
                     .collect()
             })
@@ -408,14 +424,14 @@ impl TenantStore {
         };
         open.iter()
             .map(|(slug, e)| {
-                let (name, status) = names
-                    .get(slug)
-                    .cloned()
-                    .unwrap_or_else(|| (slug.clone(), PracticeStatus::Active));
+                let (name, status, zone) = names.get(slug).cloned().unwrap_or_else(|| {
+                    (slug.clone(), PracticeStatus::Active, Zone::default_zone())
+                });
                 Tenant {
                     open: Arc::clone(&e.open),
                     display_name: Arc::from(name.as_str()),
                     status,
+                    zone,
                 }
             })
             .collect()
@@ -424,22 +440,29 @@ impl TenantStore {
     /// A handle to `slug` if the practice is open right now, without marking it used (for
     /// background jobs that must neither open a practice nor keep it open).
     pub fn open_tenant(&self, slug: &Slug) -> Option<Tenant> {
-        let (name, status) = self
+        let (name, status, zone) = self
             .cache
             .lock()
             .ok()
             .and_then(|c| {
                 c.get(slug.as_str())
                     .and_then(|v| v.practice.as_ref())
-                    .map(|p| (p.display_name.clone(), p.status))
+                    .map(|p| (p.display_name.clone(), p.status, p.time_zone.clone()))
             })
-            .unwrap_or_else(|| (slug.to_string(), PracticeStatus::Active));
+            .unwrap_or_else(|| {
+                (
+                    slug.to_string(),
+                    PracticeStatus::Active,
+                    Zone::default_zone(),
+                )
+            });
         let open = self.open.lock().ok()?;
         let entry = open.get(slug.as_str())?;
         Some(Tenant {
             open: Arc::clone(&entry.open),
             display_name: Arc::from(name.as_str()),
             status,
+            zone,
         })
     }
 

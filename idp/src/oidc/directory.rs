@@ -1,11 +1,14 @@
 //! `GET /id/api/members`: the member directory for the practice workspace, so that it
-//! learns which of the people it knows from sign-ins have left (account disabled or
-//! deleted) without ever reading `idp.sqlite`.
+//! knows every colleague, including those who have never signed in to it (to add them to
+//! a room or mention them), and learns who has left (account disabled or deleted), without
+//! ever reading `idp.sqlite`.
 //!
 //! The answer lists every account of the practice by `sub` (the subject its ID tokens
 //! carry) with `active`: `true` only for an active account (it can sign in); invited and
 //! disabled accounts are listed as inactive; deleted accounts are absent. A relying party
-//! treats absent and inactive alike.
+//! treats absent and inactive alike. Active accounts also carry what the workspace shows
+//! and mails to, with the names of the ID token's claims: `preferred_username`, `name`,
+//! `email` and `roles` (catalogue ids); inactive ones carry nothing more than `sub`.
 //!
 //! Authorisation: a bearer access token of this practice (issuer, keys, not expired,
 //! recorded, not revoked) from the `client_credentials` grant of the practice's enabled
@@ -33,6 +36,20 @@ pub struct Entry {
     pub sub: String,
     /// The account can sign in (status active). Invited and disabled: `false`.
     pub active: bool,
+    /// Who the colleague is, for an active account only.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
+}
+
+/// What the workspace shows of an active colleague (as in the ID token's claims).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Person {
+    pub preferred_username: String,
+    pub name: String,
+    pub email: String,
+    /// Role ids of the shared catalogue, and `admin` for a practice admin (as the ID
+    /// token's `roles` claim).
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,15 +59,37 @@ struct Answer {
 
 /// Every account of the practice, oldest first.
 pub fn entries(conn: &mut SqliteConnection) -> QueryResult<Vec<Entry>> {
-    let rows: Vec<(String, String)> = users::table
+    type Row = (String, String, String, String, String, String, bool);
+    let rows: Vec<Row> = users::table
         .order(users::id)
-        .select((users::sub, users::status))
+        .select((
+            users::sub,
+            users::status,
+            users::username,
+            users::display_name,
+            users::email,
+            users::roles,
+            users::is_admin,
+        ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(sub, status)| Entry {
-            sub,
-            active: status == UserStatus::Active.as_str(),
+        .map(|(sub, status, username, name, email, roles, is_admin)| {
+            let active = status == UserStatus::Active.as_str();
+            let mut roles: Vec<String> = serde_json::from_str(&roles).unwrap_or_default();
+            if is_admin {
+                roles.push("admin".into());
+            }
+            Entry {
+                sub,
+                active,
+                person: active.then_some(Person {
+                    preferred_username: username,
+                    name,
+                    email,
+                    roles,
+                }),
+            }
         })
         .collect())
 }
@@ -122,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn only_active_accounts_are_active_and_deleted_ones_are_absent() {
+    fn only_active_accounts_are_active_with_their_profile_and_deleted_ones_are_absent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("idp.sqlite");
         let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
@@ -133,6 +172,11 @@ mod tests {
                 .unwrap()
         };
         let (anna, bernd, carla, dora) = (id("anna"), id("bernd"), id("carla"), id("dora"));
+        let mut p = profile("anna");
+        p.roles = vec!["mfa".into(), "arzt".into()];
+        users::update_profile(&mut conn, anna, &p.validate().unwrap(), 1)
+            .unwrap()
+            .unwrap();
         for u in [anna, bernd, dora] {
             users::set_password(&mut conn, u, "hash", true, 2).unwrap();
         }
@@ -149,17 +193,58 @@ mod tests {
             [
                 Entry {
                     sub: a,
-                    active: true
+                    active: true,
+                    person: Some(Person {
+                        preferred_username: "anna".into(),
+                        name: "anna Test".into(),
+                        email: "anna@a.example".into(),
+                        roles: vec!["arzt".into(), "mfa".into()],
+                    }),
                 },
                 Entry {
                     sub: b,
-                    active: false
+                    active: false,
+                    person: None,
                 },
                 Entry {
                     sub: c,
-                    active: false
+                    active: false,
+                    person: None,
                 },
             ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod shape {
+    use super::*;
+
+    #[test]
+    fn an_active_entry_carries_the_claims_names_and_an_inactive_one_only_its_sub() {
+        let active = Entry {
+            sub: "s1".into(),
+            active: true,
+            person: Some(Person {
+                preferred_username: "anna".into(),
+                name: "Anna Test".into(),
+                email: "anna@a.example".into(),
+                roles: vec!["mfa".into()],
+            }),
+        };
+        assert_eq!(
+            serde_json::to_value(&active).unwrap(),
+            serde_json::json!({"sub": "s1", "active": true, "preferred_username": "anna",
+                "name": "Anna Test", "email": "anna@a.example", "roles": ["mfa"]})
+        );
+        let gone = Entry {
+            sub: "s2".into(),
+            active: false,
+            person: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&gone).unwrap(),
+            serde_json::json!({"sub": "s2", "active": false})
         );
     }
 }

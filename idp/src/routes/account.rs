@@ -4,9 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
+use kollegium_tenants::{Tenant, catalog};
 
 use super::attempt::{self, Attempt, Reserved};
-use crate::catalog;
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
 use crate::passwords::{self, PolicyError, Verified};
@@ -27,13 +27,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(s: &Session, current: i64) -> Self {
+    fn of(s: &Session, current: i64, tenant: &Tenant) -> Self {
         Self {
             id: s.id,
             agent: sessions::describe_agent(&s.user_agent),
             ip: s.ip.clone(),
-            last_seen: when(s.last_seen_at),
-            created: when(s.created_at),
+            last_seen: when(tenant, s.last_seen_at),
+            created: when(tenant, s.created_at),
             current: s.id == current,
         }
     }
@@ -97,7 +97,7 @@ async fn render(
             has_totp: u.has_totp(),
             sessions: list
                 .iter()
-                .map(|x| SessionView::of(x, s.session.id))
+                .map(|x| SessionView::of(x, s.session.id, &s.tenant))
                 .collect(),
             error,
             notice,

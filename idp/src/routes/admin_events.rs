@@ -64,7 +64,7 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<Filter>) -> IdpResult<
     let rows = evs
         .iter()
         .map(|e| EventRow {
-            at: when(e.at),
+            at: when(&a.0.tenant, e.at),
             label: events::label(&e.kind).to_owned(),
             user: name(e.user_id),
             actor: name(e.actor_id),

@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
-use crate::catalog::{self, Entry};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
@@ -16,6 +15,7 @@ use crate::user_admin::{self, Done, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
 use crate::{IDP_DB, mail_ctx, sessions};
+use kollegium_tenants::catalog::{self, Entry};
 
 /// Repeated-key form fields (`roles=a&roles=b`), which `web::Form` cannot express.
 pub struct Pairs(pub Vec<(String, String)>);

@@ -56,7 +56,7 @@ async fn list(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
                     consent::describe(sc).map_or_else(|| sc.to_owned(), |(l, _)| l.to_owned())
                 })
                 .collect(),
-            since: when(at),
+            since: when(&s.tenant, at),
         })
         .collect();
     page(&AppsPage {

@@ -225,6 +225,8 @@ struct Person {
     id: i64,
     username: String,
     name: String,
+    /// Role labels (the shared catalogue), e.g. `["Ärzt:in"]`.
+    roles: Vec<String>,
 }
 
 async fn people(m: Member) -> ApiResult {
@@ -233,6 +235,7 @@ async fn people(m: Member) -> ApiResult {
         .into_iter()
         .map(|p| Person {
             id: p.id.0,
+            roles: p.role_labels(),
             username: p.username,
             name: p.display_name,
         })
@@ -252,10 +255,11 @@ async fn room(m: Member, state: web::Data<ChatState>, id: web::Path<i64>) -> Api
         let people: Vec<Person> = rooms::member_list(c, room_id)
             .map_err(super::routes::internal)?
             .into_iter()
-            .map(|(id, username, name)| Person {
-                id: id.0,
-                username,
-                name,
+            .map(|p| Person {
+                id: p.id.0,
+                username: p.username,
+                name: p.display_name,
+                roles: p.roles,
             })
             .collect();
         Ok(serde_json::json!({

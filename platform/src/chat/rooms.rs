@@ -278,21 +278,38 @@ pub fn audience(conn: &mut SqliteConnection, room: &Room) -> QueryResult<Vec<Mem
     Ok(ids.into_iter().map(MemberId).collect())
 }
 
+/// One member of a room's member list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomMember {
+    pub id: MemberId,
+    pub username: String,
+    pub display_name: String,
+    /// Labels of the member's roles (the shared catalogue), e.g. `["Ärzt:in"]`.
+    pub roles: Vec<String>,
+}
+
 /// Members listed in a room (those who joined and are not deactivated).
-pub fn member_list(
-    conn: &mut SqliteConnection,
-    room: RoomId,
-) -> QueryResult<Vec<(MemberId, String, String)>> {
+pub fn member_list(conn: &mut SqliteConnection, room: RoomId) -> QueryResult<Vec<RoomMember>> {
     room_members::table
         .inner_join(members::table)
         .filter(room_members::room_id.eq(room.0))
         .filter(members::deactivated_at.is_null())
         .order(members::display_name)
-        .select((members::id, members::username, members::display_name))
-        .load::<(i64, String, String)>(conn)
+        .select((
+            members::id,
+            members::username,
+            members::display_name,
+            members::roles,
+        ))
+        .load::<(i64, String, String, String)>(conn)
         .map(|v| {
             v.into_iter()
-                .map(|(id, u, d)| (MemberId(id), u, d))
+                .map(|(id, username, display_name, roles)| RoomMember {
+                    id: MemberId(id),
+                    username,
+                    display_name,
+                    roles: crate::members::role_labels_of(&roles),
+                })
                 .collect()
         })
 }

@@ -5,6 +5,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 use diesel::SqliteConnection;
+use kollegium_tenants::time::Zone;
 use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
 use kollegium_tenants::{UnixTime, kv};
 
@@ -123,7 +124,8 @@ struct ListPage {
     layout: Layout,
     me: i64,
     rooms: Vec<Summary>,
-    people: Vec<(i64, String)>,
+    /// Colleagues to write to: id, name, role labels.
+    people: Vec<(i64, String, String)>,
     error: Option<String>,
     is_admin: bool,
 }
@@ -136,7 +138,10 @@ async fn list(m: Member, csrf: CsrfToken) -> PageResult {
             .map_err(internal)?
             .into_iter()
             .filter(|p| p.id != me)
-            .map(|p| (p.id.0, p.display_name))
+            .map(|p| {
+                let roles = p.role_labels().join(", ");
+                (p.id.0, p.display_name, roles)
+            })
             .collect();
         Ok((rooms, people))
     })
@@ -209,12 +214,14 @@ struct RoomPage {
     me: i64,
     editable_since: UnixTime,
     is_admin: bool,
-    members: Vec<(MemberId, String, String)>,
+    members: Vec<rooms::RoomMember>,
     read_by_last: Vec<String>,
     /// Private group room (members are managed here).
     private: bool,
-    /// Practice members who could be added.
-    candidates: Vec<(i64, String)>,
+    /// Practice members who could be added: id, name, role labels.
+    candidates: Vec<(i64, String, String)>,
+    /// The practice's time zone (times on the page and, via `data-tz`, in the script).
+    zone: Zone,
     edit_window: i64,
     now: UnixTime,
     /// The newest message id on the page (where live updates continue).
@@ -231,7 +238,7 @@ impl RoomPage {
         !v.deleted && (self.is_admin || self.can_edit(v))
     }
     fn when(&self, t: &i64) -> String {
-        kollegium_tenants::clock::format_utc(*t)
+        self.zone.format(*t)
     }
 }
 
@@ -305,8 +312,11 @@ async fn room(
     };
     let candidates = everyone
         .into_iter()
-        .filter(|p| !people.iter().any(|(id, _, _)| *id == p.id))
-        .map(|p| (p.id.0, p.display_name))
+        .filter(|p| !people.iter().any(|x| x.id == p.id))
+        .map(|p| {
+            let roles = p.role_labels().join(", ");
+            (p.id.0, p.display_name, roles)
+        })
         .collect();
     let newest = list
         .last()
@@ -332,6 +342,7 @@ async fn room(
         layout: nav(&m, &csrf).with_script("chat.js"),
         private: !room.is_open() && !room.is_direct(),
         candidates,
+        zone: m.tenant.time_zone().clone(),
         edit_window: window,
         now,
         newest,

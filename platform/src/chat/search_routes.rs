@@ -92,7 +92,7 @@ async fn page(
         hits: hits
             .into_iter()
             .map(|hit| ShownHit {
-                when: kollegium_tenants::clock::format_utc(hit.created_at),
+                when: m.tenant.local_time(hit.created_at),
                 hit,
             })
             .collect(),

@@ -1,7 +1,10 @@
-//! Who has left the practice: the platform asks its practice's IdP for the member
-//! directory (`GET <issuer>/api/members`) and marks members whose account is disabled or
-//! deleted there as deactivated (`members.deactivated_at`); members listed as active lose
-//! the mark. It never reads `idp.sqlite`.
+//! Who is in the practice: the platform asks its practice's IdP for the member directory
+//! (`GET <issuer>/api/members`). Every active account becomes a member, including
+//! colleagues who have never signed in (a row without a session, so pickers and `@`
+//! mentions offer them; their first sign-in takes the row over, matched by `sub`), and
+//! members' names, e-mail addresses and roles follow the IdP. Members whose account is
+//! disabled or deleted there are marked deactivated (`members.deactivated_at`); members
+//! listed as active lose the mark. It never reads `idp.sqlite`.
 //!
 //! The request is server-to-server, with an access token of the platform's own
 //! registration (`client_credentials`, scope [`SCOPE`], which the IdP grants only to its
@@ -30,7 +33,8 @@ use kollegium_tenants::{Tenant, UnixTime};
 use crate::PLATFORM_DB;
 use crate::auth::SignIn;
 use crate::auth::rp::{self, Registration, RpError};
-use crate::schema::members;
+use crate::members::{self, MemberId};
+use crate::schema;
 
 /// The IdP's scope for the member directory.
 pub const SCOPE: &str = "directory";
@@ -63,11 +67,34 @@ pub enum DirectoryError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// One account as the IdP's directory lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// One account as the IdP's directory lists it. An active account also carries the names
+/// of the ID token's claims; an answer without them (an older IdP) only marks members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Entry {
     pub sub: String,
     pub active: bool,
+    pub preferred_username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// Role ids of the shared catalogue (and `admin` for a practice admin).
+    pub roles: Option<Vec<String>>,
+}
+
+impl Entry {
+    /// Who the colleague is, if the entry is active and says so (a user name at least).
+    pub fn listed(&self) -> Option<members::Listed<'_>> {
+        let username = self.preferred_username.as_deref()?;
+        if !self.active || username.trim().is_empty() {
+            return None;
+        }
+        Some(members::Listed {
+            sub: &self.sub,
+            preferred_username: username,
+            name: self.name.as_deref().unwrap_or_default(),
+            email: self.email.as_deref().unwrap_or_default(),
+            roles: self.roles.as_deref().unwrap_or_default(),
+        })
+    }
 }
 
 /// The directory as read from the IdP.
@@ -90,57 +117,112 @@ pub struct Applied {
     pub deactivated: usize,
     /// Members whose mark was cleared.
     pub reactivated: usize,
+    /// Colleagues who are members now without having signed in.
+    pub added: usize,
+    /// Members whose names, e-mail or roles changed.
+    pub updated: usize,
 }
 
-/// Marks the members the listing does not show as active, clears the mark of those it
-/// does, in one transaction. `fetched_at` is when the listing was requested: a member
-/// created or refreshed from fresh claims since then (a first sign-in racing the request)
-/// is newer than the listing and keeps its state.
+/// Applies a listing in one transaction: marks the members the listing does not show as
+/// active, clears the mark of those it does, creates a member for every active colleague
+/// it describes who has none yet, and brings names, e-mail and roles in line.
+///
+/// `fetched_at` is when the listing was requested: a member created or refreshed from
+/// fresh claims since then (a first sign-in racing the request) is newer than the listing
+/// and keeps its state; so does a member an even newer listing described.
 pub fn apply(
     conn: &mut SqliteConnection,
     listing: &Listing,
     fetched_at: UnixTime,
     now: UnixTime,
 ) -> QueryResult<Applied> {
-    let active: HashSet<&str> = listing
+    let active: HashMap<&str, &Entry> = listing
         .members
         .iter()
         .filter(|e| e.active)
-        .map(|e| e.sub.as_str())
+        .map(|e| (e.sub.as_str(), e))
         .collect();
     conn.immediate_transaction(|conn| {
-        let known: Vec<(i64, String, i64, Option<i64>)> = members::table
-            .select((
-                members::id,
-                members::sub,
-                members::updated_at,
-                members::deactivated_at,
-            ))
+        let known: Vec<Known> = schema::members::table
+            .select(Known::as_select())
             .load(conn)?;
+        let mut applied = Applied::default();
         let mut gone = Vec::new();
         let mut back = Vec::new();
-        for (id, sub, updated_at, deactivated_at) in known {
-            match (active.contains(sub.as_str()), deactivated_at) {
-                (true, Some(_)) => back.push(id),
-                (false, None) if updated_at < fetched_at => gone.push(id),
+        let mut seen: HashSet<&str> = HashSet::new();
+        for k in &known {
+            let entry = active.get(k.sub.as_str()).copied();
+            if let Some(e) = entry {
+                seen.insert(e.sub.as_str());
+            }
+            match (entry.is_some(), k.deactivated_at) {
+                (true, Some(_)) => back.push(k.id),
+                (false, None) if k.updated_at < fetched_at => gone.push(k.id),
                 _ => {}
+            }
+            let Some(listed) = entry.and_then(Entry::listed) else {
+                continue;
+            };
+            let newer = k.updated_at < fetched_at && k.listed_at.is_none_or(|l| l < fetched_at);
+            let fields = listed.fields();
+            if newer && fields != k.fields() {
+                members::refresh_from_directory(conn, MemberId(k.id), &fields, fetched_at)?;
+                applied.updated += 1;
+            }
+        }
+        // In the listing's order (oldest account first), each `sub` once.
+        for e in &listing.members {
+            if !e.active || !seen.insert(e.sub.as_str()) {
+                continue;
+            }
+            if let Some(listed) = e.listed()
+                && members::from_directory(conn, &listed, fetched_at, now)?
+            {
+                applied.added += 1;
             }
         }
         if !gone.is_empty() {
-            diesel::update(members::table.filter(members::id.eq_any(&gone)))
-                .set(members::deactivated_at.eq(now))
+            diesel::update(schema::members::table.filter(schema::members::id.eq_any(&gone)))
+                .set(schema::members::deactivated_at.eq(now))
                 .execute(conn)?;
         }
         if !back.is_empty() {
-            diesel::update(members::table.filter(members::id.eq_any(&back)))
-                .set(members::deactivated_at.eq(None::<i64>))
+            diesel::update(schema::members::table.filter(schema::members::id.eq_any(&back)))
+                .set(schema::members::deactivated_at.eq(None::<i64>))
                 .execute(conn)?;
         }
-        Ok(Applied {
-            deactivated: gone.len(),
-            reactivated: back.len(),
-        })
+        applied.deactivated = gone.len();
+        applied.reactivated = back.len();
+        Ok(applied)
     })
+}
+
+/// A member as the sync compares it with the listing.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = schema::members)]
+struct Known {
+    id: i64,
+    sub: String,
+    username: String,
+    display_name: String,
+    email: String,
+    roles: String,
+    is_admin: bool,
+    updated_at: i64,
+    deactivated_at: Option<i64>,
+    listed_at: Option<i64>,
+}
+
+impl Known {
+    fn fields(&self) -> members::ListedFields {
+        members::ListedFields {
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            email: self.email.clone(),
+            roles: self.roles.clone(),
+            is_admin: self.is_admin,
+        }
+    }
 }
 
 /// Reads the member directory of practices and applies it; keeps one access token per
@@ -184,7 +266,8 @@ impl DirectorySync {
                 .sessions
                 .forget_practice(tenant.slug().as_str());
             tracing::info!(practice = %tenant.slug(), deactivated = applied.deactivated,
-                reactivated = applied.reactivated, "member directory applied");
+                reactivated = applied.reactivated, added = applied.added,
+                updated = applied.updated, "member directory applied");
         }
         Ok(applied)
     }
@@ -289,9 +372,140 @@ mod tests {
                 .map(|(s, a)| Entry {
                     sub: format!("sub-{s}"),
                     active: *a,
+                    ..Entry::default()
                 })
                 .collect(),
         }
+    }
+
+    /// An active colleague as the IdP lists them (with name, e-mail and roles).
+    fn colleague(name: &str, display: &str, roles: &[&str]) -> Entry {
+        Entry {
+            sub: format!("sub-{name}"),
+            active: true,
+            preferred_username: Some(name.into()),
+            name: Some(display.into()),
+            email: Some(format!("{name}@a.example")),
+            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+        }
+    }
+
+    fn rows(conn: &mut SqliteConnection) -> i64 {
+        schema::members::table.count().get_result(conn).unwrap()
+    }
+
+    fn by_sub(conn: &mut SqliteConnection, sub: &str) -> members::Member {
+        let id: i64 = schema::members::table
+            .filter(schema::members::sub.eq(sub))
+            .select(schema::members::id)
+            .first(conn)
+            .unwrap();
+        members::by_id(conn, MemberId(id)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn colleagues_who_never_signed_in_become_members_and_their_first_sign_in_takes_the_row() {
+        let (_d, mut c) = db();
+        let anna = member(&mut c, "anna", 100);
+        let l = Listing {
+            members: vec![
+                colleague("anna", "Anna Test", &["arzt"]),
+                colleague("emil", "Emil Neu", &["mfa", "admin"]),
+                // Invited, disabled: no row.
+                Entry {
+                    sub: "sub-ida".into(),
+                    active: false,
+                    ..Entry::default()
+                },
+                // An active entry that says nothing about the person: no row.
+                Entry {
+                    sub: "sub-olaf".into(),
+                    active: true,
+                    ..Entry::default()
+                },
+            ],
+        };
+        let a = apply(&mut c, &l, 200, 201).unwrap();
+        assert_eq!((a.added, a.updated, a.deactivated), (1, 1, 0));
+        assert_eq!(rows(&mut c), 2);
+        let emil = by_sub(&mut c, "sub-emil");
+        assert_eq!(
+            (emil.username.as_str(), emil.display_name.as_str()),
+            ("emil", "Emil Neu")
+        );
+        assert_eq!(emil.email, "emil@a.example");
+        assert_eq!(emil.role_labels(), ["MFA"]);
+        assert!(emil.is_admin && !emil.is_deactivated());
+        // Offered in the lists like everyone else.
+        let names: Vec<String> = members::list(&mut c)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.username)
+            .collect();
+        assert_eq!(names, ["anna", "emil"]);
+        // Anna's claims said nothing about her name and roles; the listing, newer, does.
+        let a_row = members::by_id(&mut c, anna).unwrap().unwrap();
+        assert_eq!(a_row.display_name, "Anna Test");
+        assert_eq!(a_row.role_labels(), ["Ärzt:in"]);
+        // The same listing again changes nothing.
+        assert_eq!(apply(&mut c, &l, 300, 301).unwrap(), Applied::default());
+        // Emil signs in for the first time: his row, not a second one.
+        let signed = members::upsert(
+            &mut c,
+            &Claims {
+                sub: "sub-emil".into(),
+                preferred_username: "emil".into(),
+                name: "Emil Neu".into(),
+                email: "emil@a.example".into(),
+                roles: vec!["mfa".into(), "admin".into()],
+                is_admin: true,
+                ..Claims::default()
+            },
+            400,
+        )
+        .unwrap();
+        assert_eq!(signed.id, emil.id);
+        assert_eq!(rows(&mut c), 2);
+    }
+
+    #[test]
+    fn a_changed_name_at_the_idp_reaches_the_member_but_an_older_listing_never_wins() {
+        let (_d, mut c) = db();
+        let l = |display: &str| Listing {
+            members: vec![colleague("bernd", display, &["mfa"])],
+        };
+        apply(&mut c, &l("Bernd Alt"), 100, 100).unwrap();
+        let bernd = by_sub(&mut c, "sub-bernd").id;
+        let name =
+            |c: &mut SqliteConnection| members::by_id(c, bernd).unwrap().unwrap().display_name;
+        // Renamed at the IdP: the next listing carries the new name.
+        let a = apply(&mut c, &l("Bernd Neu"), 200, 201).unwrap();
+        assert_eq!((a.updated, a.added), (1, 0));
+        assert_eq!(name(&mut c), "Bernd Neu");
+        // A listing requested before that one (a slow round) does not undo it.
+        assert_eq!(
+            apply(&mut c, &l("Bernd Alt"), 150, 202).unwrap(),
+            Applied::default()
+        );
+        assert_eq!(name(&mut c), "Bernd Neu");
+        // Claims of a sign-in at 300 are fresher than a listing requested at 250.
+        members::upsert(
+            &mut c,
+            &Claims {
+                sub: "sub-bernd".into(),
+                preferred_username: "bernd".into(),
+                name: "Bernd Claims".into(),
+                ..Claims::default()
+            },
+            300,
+        )
+        .unwrap();
+        apply(&mut c, &l("Bernd Neu"), 250, 301).unwrap();
+        assert_eq!(name(&mut c), "Bernd Claims");
+        // A later listing is fresher than those claims. Bidirectional controls are
+        // neutralised, as in names from claims.
+        apply(&mut c, &l("Bernd \u{202e}Neu"), 400, 401).unwrap();
+        assert_eq!(name(&mut c), "Bernd \u{FFFD}Neu");
     }
 
     #[test]
@@ -349,8 +563,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.members.len(), 2);
+        let l = Listing::parse(
+            br#"{"members":[{"sub":"a","active":true,"preferred_username":"anna","name":"Anna","email":"a@x.example","roles":["mfa"]}]}"#,
+        )
+        .unwrap();
+        let listed = l.members[0].listed().unwrap();
+        assert_eq!((listed.preferred_username, listed.name), ("anna", "Anna"));
         for bad in [
-            &b"not json"[..],
+            &br#"{"members":[{"sub":"a","active":true,"roles":"mfa"}]}"#[..],
+            br#"{"members":[{"sub":"a","active":true,"preferred_username":7}]}"#,
+            b"not json",
             br#"{"launchables":[]}"#,
             br#"{"members":[{"sub":"a"}]}"#,
             br#"{"members":[{"sub":"a","active":"yes"}]}"#,

@@ -478,6 +478,7 @@ mod tests {
                 .map(|n| crate::directory::Entry {
                     sub: format!("sub-{n}"),
                     active: true,
+                    ..Default::default()
                 })
                 .collect(),
         };
@@ -490,6 +491,7 @@ mod tests {
             members: vec![crate::directory::Entry {
                 sub: "sub-zoe".into(),
                 active: true,
+                ..Default::default()
             }],
         };
         crate::directory::apply(&mut c, &back, 2_000, 2_000).unwrap();

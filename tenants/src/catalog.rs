@@ -1,5 +1,10 @@
 //! Catalogues with stable ids: roles, KV regions (the 17 Kassenärztliche Vereinigungen)
-//! and specialties (Fachrichtungen). Ids are what claims carry; labels are German.
+//! and specialties (Fachrichtungen). Ids are what claims and the member directory carry
+//! and what is stored; labels are German and are what users see.
+//!
+//! One catalogue for every part of the system: the IdP validates profiles against it, the
+//! workspace shows its labels (member lists, pickers; later board sharing by role and news
+//! audiences) and the operator targets broadcasts with its ids.
 
 /// An entry of a catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -83,8 +88,19 @@ pub fn find<'a>(list: &'a [Entry], id: &str) -> Option<&'a Entry> {
     list.iter().find(|e| e.id == id)
 }
 
+/// The label of `id`, or the id itself if the catalogue does not know it (an id from a
+/// newer catalogue is still shown, not dropped).
 pub fn label(list: &[Entry], id: &str) -> String {
     find(list, id).map_or_else(|| id.to_owned(), |e| e.label.to_owned())
+}
+
+/// The labels of `ids`, in catalogue order. Ids the catalogue does not know are left out
+/// (such as `admin`, which the `roles` claim carries for a practice admin).
+pub fn labels(list: &[Entry], ids: &[String]) -> Vec<String> {
+    list.iter()
+        .filter(|e| ids.iter().any(|i| i == e.id))
+        .map(|e| e.label.to_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -101,5 +117,17 @@ mod tests {
             assert_eq!(ids.len(), list.len());
         }
         assert_eq!(label(KV_REGIONS, "kv-nordrhein"), "KV Nordrhein");
+        assert_eq!(label(ROLES, "unbekannt"), "unbekannt");
+    }
+
+    #[test]
+    fn labels_follow_the_catalogue_order() {
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(labels(ROLES, &ids(&["mfa", "arzt"])), ["Ärzt:in", "MFA"]);
+        assert_eq!(
+            labels(ROLES, &ids(&["admin", "praxisinhaber", "mfa", "mfa"])),
+            ["Praxisinhaber:in", "MFA"]
+        );
+        assert!(labels(ROLES, &[]).is_empty());
     }
 }

@@ -1,0 +1,11 @@
+-- Colleagues before their first sign-in: the IdP's member directory also gives each active
+-- account's user name, display name, e-mail and roles, and the workspace keeps a member row
+-- for every active colleague, including those who have never signed in (`last_login_at`
+-- empty, no session), so they can be added to rooms and mentioned. Their first sign-in
+-- takes the row over (matched by `sub`).
+--
+-- When the directory last described this member (the time its listing was requested);
+-- NULL: known from sign-ins only. A listing changes a member's names, e-mail and roles only
+-- if it is newer than both this and the claims of the last sign-in or refresh
+-- (`updated_at`), so an older listing never undoes fresher data.
+ALTER TABLE members ADD COLUMN listed_at INTEGER;
