@@ -3,8 +3,8 @@
 //! and what is stored; labels are German and are what users see.
 //!
 //! One catalogue for every part of the system: the IdP validates profiles against it, the
-//! workspace shows its labels (member lists, pickers; later board sharing by role and news
-//! audiences) and the operator targets broadcasts with its ids.
+//! workspace's apps show its labels and share or target by its ids, and the operator
+//! targets broadcasts with its ids.
 
 /// An entry of a catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -362,11 +362,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = pool(&dir);
         let hold = hold_writer(&pool).await;
-        let mut tasks = Vec::new();
+        let mut handles = Vec::new();
         for v in 0..200 {
-            tasks.push(spawn_write(&pool, insert(v, 1)));
+            handles.push(spawn_write(&pool, insert(v, 1)));
         }
-        for (v, t) in tasks.into_iter().enumerate() {
+        for (v, t) in handles.into_iter().enumerate() {
             assert_eq!(t.await.unwrap().unwrap(), v as i64);
         }
         hold.await.unwrap();
