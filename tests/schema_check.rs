@@ -284,19 +284,19 @@ fn idp_declared() -> Vec<(&'static str, Vec<Declared>)> {
     t
 }
 
-#[test]
-fn the_platform_schema_matches_its_migrations() {
-    let declared = platform_declared();
-    assert_covers(
-        &declared,
-        include_str!("../platform/src/schema.rs"),
-        "platform/src/schema.rs",
-    );
+/// Checks one database kind: its `table!` declarations cover its schema file and agree with
+/// what its migrations create, and tenants' shared tables fit it too.
+fn check_kind(
+    declared: Vec<(&'static str, Vec<Declared>)>,
+    schema_rs: &str,
+    schema_path: &str,
+    kind: &DbKind,
+) {
+    assert_covers(&declared, schema_rs, schema_path);
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = migrated(dir.path(), &kollegium_platform::PLATFORM_DB);
+    let mut conn = migrated(dir.path(), kind);
     let diff = differences(&declared, &actual(&mut conn));
-    assert!(diff.is_empty(), "platform.sqlite:\n{}", diff.join("\n"));
-    // The shared mail queue declaration fits this database too.
+    assert!(diff.is_empty(), "{}:\n{}", kind.file, diff.join("\n"));
     let shared = shared_tables();
     let diff = differences(&shared, &actual(&mut conn))
         .into_iter()
@@ -304,32 +304,29 @@ fn the_platform_schema_matches_its_migrations() {
         .collect::<Vec<_>>();
     assert!(
         diff.is_empty(),
-        "platform.sqlite (tenants' tables):\n{}",
+        "{} (tenants' tables):\n{}",
+        kind.file,
         diff.join("\n")
     );
 }
 
 #[test]
+fn the_platform_schema_matches_its_migrations() {
+    check_kind(
+        platform_declared(),
+        include_str!("../platform/src/schema.rs"),
+        "platform/src/schema.rs",
+        &kollegium_platform::PLATFORM_DB,
+    );
+}
+
+#[test]
 fn the_idp_schema_matches_its_migrations() {
-    let declared = idp_declared();
-    assert_covers(
-        &declared,
+    check_kind(
+        idp_declared(),
         include_str!("../idp/src/schema.rs"),
         "idp/src/schema.rs",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = migrated(dir.path(), &kollegium_idp::IDP_DB);
-    let diff = differences(&declared, &actual(&mut conn));
-    assert!(diff.is_empty(), "idp.sqlite:\n{}", diff.join("\n"));
-    let shared = shared_tables();
-    let diff = differences(&shared, &actual(&mut conn))
-        .into_iter()
-        .filter(|d| !d.starts_with("table "))
-        .collect::<Vec<_>>();
-    assert!(
-        diff.is_empty(),
-        "idp.sqlite (tenants' tables):\n{}",
-        diff.join("\n")
+        &kollegium_idp::IDP_DB,
     );
 }
 
