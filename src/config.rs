@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     pub chat_post_burst: f64,
     /// Chat messages per second a member may send after a burst.
     pub chat_posts_per_sec: f64,
+    /// Seconds between asking the allocator to give freed heap back to the system
+    /// (glibc's `malloc_trim`); 0 turns it off.
+    pub memory_trim_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -121,6 +124,7 @@ impl Default for LimitsConfig {
             db_pool_size: 4,
             chat_post_burst: 20.0,
             chat_posts_per_sec: 1.0,
+            memory_trim_secs: 5,
         }
     }
 }

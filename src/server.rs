@@ -45,6 +45,9 @@ pub struct RunningServer {
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
     mail: MailWorker,
+    /// Gives freed heap back to the system on an interval; stops when dropped.
+    #[allow(dead_code)]
+    trimmer: Option<kollegium_tenants::memory::Trimmer>,
     /// The apps' background jobs (tests kick `chat.mentions` after moving the clock).
     pub jobs: kollegium_platform::app::Jobs,
     /// Reads the practices' member directories (tests sync a practice with it).
@@ -159,6 +162,8 @@ pub async fn start(
     let mut platform =
         kollegium_platform::Platform::new(store.clock().clone(), http, &config.platform_settings());
     metrics.register(platform.take_gauges());
+    let trim_stats = Arc::new(kollegium_tenants::memory::TrimStats::default());
+    metrics.register(trim_stats.gauges());
     let platform = Arc::new(platform);
     let backchannel = kollegium_idp::oidc::backchannel::spawn_worker(
         store.clone(),
@@ -231,6 +236,10 @@ pub async fn start(
             }
         }
     });
+    let trimmer = kollegium_tenants::memory::Trimmer::spawn(
+        Duration::from_secs(config.limits.memory_trim_secs),
+        trim_stats,
+    );
     let mail = MailWorker::spawn(
         store.clone(),
         Arc::new(mailer),
@@ -262,6 +271,7 @@ pub async fn start(
         operator: operator_handle,
         joins,
         reaper,
+        trimmer,
         mail,
         jobs,
         directory,

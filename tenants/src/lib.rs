@@ -23,6 +23,7 @@ pub mod group_commit;
 pub mod http;
 pub mod kv;
 pub mod mail;
+pub mod memory;
 pub mod perms;
 pub mod prepared;
 pub mod provision;

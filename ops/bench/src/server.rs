@@ -322,6 +322,11 @@ impl ServerProcess {
         self.pid
     }
 
+    /// The file the server's output goes to.
+    pub fn log_file(&self) -> &std::path::Path {
+        &self.log
+    }
+
     /// The last lines of the server's output.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -108,6 +108,9 @@ struct Measured {
     quiet: Resources,
     quiet_wait_s: f64,
     quiet_open_connections: usize,
+    /// With `KOLLEGIUM_BENCH_HEAP_PROBE=1`: the allocator's view at the quiet point and the
+    /// RSS after `malloc_trim(0)` (how much of the RSS is freed heap the allocator keeps).
+    heap: Option<HeapProbe>,
     gauges: BTreeMap<String, f64>,
     chain: String,
     cold: Loads,
@@ -253,6 +256,7 @@ pub async fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
         "quiet_point": m.quiet,
         "quiet_point_wait_s": m.quiet_wait_s,
         "quiet_point_connections_left": m.quiet_open_connections,
+        "heap_probe": m.heap,
         "fsync_probe_before_cold": m.fsync_before.fsync,
         "fsync_probe_after_cold": m.fsync_after.fsync,
         "server_gauges_after_touch": m.gauges,
@@ -331,6 +335,11 @@ async fn measure(
     // The quiet point: no connection of the driver, idle ones of the server closed.
     let (waited, left) = server.quiet_point(KEEP_ALIVE_AND_MARGIN).await?;
     let quiet = server.resources()?;
+    let heap = if std::env::var_os("KOLLEGIUM_BENCH_HEAP_PROBE").is_some() {
+        Some(heap_probe(server)?)
+    } else {
+        None
+    };
 
     // Let every registry cache entry expire, then load the most recently touched practices
     // again (still open while they are within the LRU cap).
@@ -345,6 +354,7 @@ async fn measure(
         quiet,
         quiet_wait_s: waited.as_secs_f64(),
         quiet_open_connections: left,
+        heap,
         gauges,
         chain,
         cold,
@@ -366,4 +376,76 @@ async fn touch(server: &ServerProcess, slug: &str) -> anyhow::Result<PageLoad> {
         );
     }
     Ok(load)
+}
+
+/// The allocator's arenas at the quiet point (glibc's `malloc_stats`, which the server
+/// prints to its log) and the RSS once the allocator gave back what it can
+/// (`malloc_trim(0)`), both called in the server through gdb. A diagnosis, off by default:
+/// it changes the process it measures, so it runs after the quiet-point reading.
+#[derive(serde::Serialize)]
+struct HeapProbe {
+    /// Per arena: bytes taken from the system and bytes in use, summed over arenas.
+    arenas: usize,
+    system_mb: f64,
+    in_use_mb: f64,
+    rss_after_trim: Resources,
+}
+
+fn heap_probe(server: &ServerProcess) -> anyhow::Result<HeapProbe> {
+    let before = std::fs::read_to_string(server.log_file())
+        .unwrap_or_default()
+        .len();
+    let out = std::process::Command::new("gdb")
+        .args(["-p", &server.pid().to_string(), "-batch", "-nx"])
+        .args(["-ex", "call (void) malloc_stats()"])
+        .args(["-ex", "call (int) malloc_trim(0)"])
+        .output()
+        .map_err(|e| anyhow::anyhow!("gdb (apt-get install gdb): {e}"))?;
+    if !out.status.success() {
+        bail!("gdb: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(server.log_file()).unwrap_or_default();
+    let stats = text.get(before..).unwrap_or_default();
+    let (mut arenas, mut system, mut in_use) = (0usize, 0u64, 0u64);
+    let mut in_total = false;
+    for line in stats.lines() {
+        let line = line.trim();
+        if line.starts_with("Arena ") {
+            arenas += 1;
+            in_total = false;
+        } else if line.starts_with("Total (incl. mmap)") {
+            in_total = true;
+        }
+        if in_total {
+            continue;
+        }
+        let num = |l: &str| {
+            l.rsplit(' ')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        };
+        if line.starts_with("system bytes") {
+            system += num(line).unwrap_or(0);
+        } else if line.starts_with("in use bytes") {
+            in_use += num(line).unwrap_or(0);
+        }
+    }
+    let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let probe = HeapProbe {
+        arenas,
+        system_mb: mb(system),
+        in_use_mb: mb(in_use),
+        rss_after_trim: server.resources()?,
+    };
+    println!(
+        "  heap probe: {} arenas, {:.1} MB from the system, {:.1} MB in use; RSS after \
+         malloc_trim {:.1} MB (anon {:.1})",
+        probe.arenas,
+        probe.system_mb,
+        probe.in_use_mb,
+        probe.rss_after_trim.rss_mb,
+        probe.rss_after_trim.rss_anon_mb
+    );
+    Ok(probe)
 }
