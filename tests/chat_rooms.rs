@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::chat_live::*;
+use crate::apps::chat_api::*;
 use crate::harness::TestApp;
 
 use crate::harness::CHAT_PW as PW;
@@ -21,16 +21,12 @@ async fn without_read_receipts_a_read_marker_reaches_only_the_readers_own_socket
     let room = new_room(&app, &anna, "Team", false, &[]).await;
     // Bernd switches read receipts off in his personal settings.
     let r = bernd
-        .http
-        .post(app.url("praxis-a", "/chat/settings"))
-        .form(&[
-            ("csrf_token", bernd.csrf.as_str()),
-            ("mention_mail", "on"),
-            ("delay", "900"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .send_form(
+            &app,
+            "/chat/settings",
+            &[("mention_mail", "on"), ("delay", "900")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let msg = post(&app, &anna, room, "Bitte lesen").await;
     let mut a = member_socket(&app, &anna).await;
@@ -93,19 +89,13 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
     let bernd = person(&app, "praxis-a", "bernd", false).await;
     let room = new_room(&app, &anna, "Team", false, &[]).await;
     let mut b = member_socket(&app, &bernd).await;
-    let settings = |fields: Vec<(&'static str, &'static str)>| {
-        let mut all = vec![("csrf_token", anna.csrf.clone())];
-        all.extend(fields.into_iter().map(|(k, v)| (k, v.to_owned())));
-        anna.http
-            .post(app.url("praxis-a", &format!("/chat/{room}/settings")))
-            .form(&all)
-            .send()
+    let settings_path = format!("/chat/{room}/settings");
+    let settings = |fields: &'static [(&'static str, &'static str)]| {
+        anna.send_form(&app, &settings_path, fields)
     };
 
     // Rename and set a topic through the room page's settings form.
-    let r = settings(vec![("name", "Empfang"), ("topic", "Dienstplan & Urlaub")])
-        .await
-        .unwrap();
+    let r = settings(&[("name", "Empfang"), ("topic", "Dienstplan & Urlaub")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], format!("/chat/{room}"));
     let ev = expect(&mut b, "room").await;
@@ -121,24 +111,10 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
     assert_eq!(s, 200);
     assert_eq!(v["title"], "Empfang");
     assert_eq!(v["topic"], "Dienstplan & Urlaub");
-    let html = bernd
-        .get(app.url("praxis-a", &format!("/chat/{room}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = bernd.page(&app, &format!("/chat/{room}")).await;
     assert!(html.contains("<h1># Empfang</h1>"), "{html}");
     assert!(html.contains("Dienstplan &#38; Urlaub"), "{html}");
-    let list = bernd
-        .get(app.url("praxis-a", "/chat"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = bernd.page(&app, "/chat").await;
     assert!(list.contains("# Empfang") && !list.contains("# Team"));
     // The JSON API renames too.
     let (s, v) = anna
@@ -167,44 +143,26 @@ async fn room_settings_rename_and_archive_live_and_archived_rooms_refuse_posts()
     // Archive: shown as archived, no send form, posting refused clearly on both paths.
     let before = post(&app, &bernd, room, "Vor dem Archiv").await;
     let before_id = before["id"].as_i64().unwrap();
-    let r = settings(vec![
+    let r = settings(&[
         ("name", "Empfang"),
         ("topic", "Nur Dienstplan"),
         ("archived", "on"),
     ])
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status(), 303);
     expect(&mut b, "room").await;
-    let html = bernd
-        .get(app.url("praxis-a", &format!("/chat/{room}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = bernd.page(&app, &format!("/chat/{room}")).await;
     assert!(html.contains("Dieser Raum ist archiviert."));
     assert!(!html.contains("id=\"composer\""));
-    let list = bernd
-        .get(app.url("praxis-a", "/chat"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = bernd.page(&app, "/chat").await;
     assert!(list.contains("Archiviert"));
     let r = bernd
-        .http
-        .post(app.url("praxis-a", &format!("/chat/{room}/messages")))
-        .form(&[
-            ("csrf_token", bernd.csrf.as_str()),
-            ("body", "Noch jemand da?"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .send_form(
+            &app,
+            &format!("/chat/{room}/messages"),
+            &[("body", "Noch jemand da?")],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("Der Raum ist archiviert."));
     let (s, v) = bernd
@@ -287,16 +245,12 @@ async fn an_open_room_page_shows_a_new_name_and_topic_without_reload() {
         .await
         .unwrap();
     let r = anna
-        .http
-        .post(app.url("praxis-a", &format!("/chat/{room}/settings")))
-        .form(&[
-            ("csrf_token", anna.csrf.as_str()),
-            ("name", "Empfang"),
-            ("topic", "Dienstplan & Urlaub"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .send_form(
+            &app,
+            &format!("/chat/{room}/settings"),
+            &[("name", "Empfang"), ("topic", "Dienstplan & Urlaub")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let read = "var t = document.getElementById('room-topic'); \
         return [document.querySelector('.room-head h1').textContent, t.hidden ? null : t.textContent, window.__same];";
@@ -311,16 +265,12 @@ async fn an_open_room_page_shows_a_new_name_and_topic_without_reload() {
     assert_eq!(seen, json!(["# Empfang", "Dienstplan & Urlaub", "page"]));
     // Clearing the topic hides it again.
     let r = anna
-        .http
-        .post(app.url("praxis-a", &format!("/chat/{room}/settings")))
-        .form(&[
-            ("csrf_token", anna.csrf.as_str()),
-            ("name", "Empfang"),
-            ("topic", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .send_form(
+            &app,
+            &format!("/chat/{room}/settings"),
+            &[("name", "Empfang"), ("topic", "")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     for _ in 0..50 {
         seen = b.execute(read, vec![]).await.unwrap();

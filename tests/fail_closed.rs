@@ -7,7 +7,7 @@ use diesel::connection::SimpleConnection;
 use kollegium_idp::oidc::jwt;
 use serde_json::json;
 
-use crate::chat_live::person;
+use crate::apps::chat_api::person;
 use crate::harness::{TestApp, client};
 use crate::workspace_auth::{logout_token_signer, status_of};
 
@@ -195,8 +195,8 @@ async fn a_chat_edit_window_that_cannot_be_read_refuses_the_edit() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     let anna = person(&app, "praxis-a", "anna", false).await;
-    let room = crate::chat_live::new_room(&app, &anna, "Team", false, &[]).await;
-    let msg = crate::chat_live::post(&app, &anna, room, "Erster Entwurf").await["id"].clone();
+    let room = crate::apps::chat_api::new_room(&app, &anna, "Team", false, &[]).await;
+    let msg = crate::apps::chat_api::post(&app, &anna, room, "Erster Entwurf").await["id"].clone();
     let path = format!("/api/chat/rooms/{room}/messages/{msg}");
     let edit = || {
         anna.api(

@@ -12,8 +12,8 @@ use kollegium_tenants::clock::ManualClock;
 use kollegium_tenants::time::Zone;
 use serde_json::Value;
 
+use crate::apps::chat_api::{Person, new_room, person, post};
 use crate::browser::{browser, driver, sign_in, wait_live};
-use crate::chat_live::{Person, new_room, person, post};
 use crate::harness::{CHAT_PW, TestApp, cli_in, stderr, stdout};
 
 const A: &str = "praxis-a";

@@ -3,6 +3,7 @@
 // Test code: panicking on a broken expectation is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod apps;
 mod harness;
 mod smtp;
 
@@ -21,13 +22,14 @@ mod edge_answers;
 mod fail_closed;
 mod idp_accounts;
 mod idp_admin;
+mod idp_admin_forms;
 mod idp_clients;
 mod idp_devices;
 mod idp_lockout;
 mod idp_mfa;
 mod idp_mfa_guard;
-mod idp_more;
 mod idp_owner_guard;
+mod idp_password_rehash;
 mod idp_security;
 mod idp_sessions;
 mod local_time;
@@ -40,8 +42,10 @@ mod oidc_egress;
 mod oidc_flow;
 mod oidc_misuse;
 mod oidc_recheck;
+mod oidc_request_params;
 mod oidc_signing;
 mod oidc_support;
+mod oidc_token_lifetimes;
 mod plumbing;
 mod portal;
 mod routing;

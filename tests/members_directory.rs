@@ -13,7 +13,7 @@ use kollegium_tenants::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::chat_live::{Person, member_id, new_room, person, post};
+use crate::apps::chat_api::{Person, member_id, new_room, person, post};
 use crate::harness::{TestApp, client, form_csrf, use_smtp};
 use crate::oidc_support::{self, claims, pkce, post_form, register, tool};
 use crate::smtp::{Mail, SmtpSink};

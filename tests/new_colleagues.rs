@@ -12,7 +12,7 @@ use kollegium_tenants::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::chat_live::{Person, new_room, person, post};
+use crate::apps::chat_api::{Person, new_room, person, post};
 use crate::harness::{TestApp, client_with_jar, meta_csrf, use_smtp};
 use crate::mail::use_link;
 use crate::smtp::{Mail, SmtpSink};

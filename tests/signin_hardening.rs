@@ -289,7 +289,7 @@ async fn idp_requests(app: &TestApp) -> (u64, u64) {
 async fn forged_back_channel_posts_do_not_make_the_node_fetch_its_keys_each_time() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    let anna = crate::chat_live::person(&app, "praxis-a", "anna", false).await;
+    let anna = crate::apps::chat_api::person(&app, "praxis-a", "anna", false).await;
     let (requests, fetches) = idp_requests(&app).await;
     // Anyone can post "logout tokens" naming made-up keys; 40 of them, 20 at once.
     let forged = |i: usize| {

@@ -13,7 +13,9 @@ use kollegium_tenants::{Clock, SystemClock};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::chat_live::{close_code, expect, member_socket, new_room, person, post, send, socket};
+use crate::apps::chat_api::{
+    close_code, expect, member_socket, new_room, person, post, send, socket,
+};
 use crate::harness::{CHAT_PW, TestApp, client, client_with_jar, meta_csrf, raw_client};
 
 /// A server whose clock the test moves.
