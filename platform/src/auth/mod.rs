@@ -169,4 +169,10 @@ impl SignIn {
         self.sessions.forget(slug, sessions);
         self.shared.sessions_ended(slug, sessions);
     }
+
+    /// After members left the practice (the directory no longer lists them as active):
+    /// every app reacts.
+    pub fn members_deactivated(&self, slug: &str, members: &[crate::members::MemberId]) {
+        self.shared.members_deactivated(slug, members);
+    }
 }

@@ -111,10 +111,15 @@ impl Listing {
 }
 
 /// What applying a listing changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
     /// Members newly marked deactivated.
     pub deactivated: usize,
+    /// Who they are: the apps are told ([`crate::app::AppContext::members_deactivated`]).
+    pub left: Vec<MemberId>,
+    /// Their workspace sessions, ended in the same transaction (their live connections
+    /// close and their cached copies go when the caller reports them).
+    pub ended_sessions: Vec<i64>,
     /// Members whose mark was cleared.
     pub reactivated: usize,
     /// Colleagues who are members now without having signed in.
@@ -185,6 +190,17 @@ pub fn apply(
             diesel::update(schema::members::table.filter(schema::members::id.eq_any(&gone)))
                 .set(schema::members::deactivated_at.eq(now))
                 .execute(conn)?;
+            // Someone who left the practice keeps no open session in its workspace.
+            let open: Vec<i64> = schema::sessions::table
+                .filter(schema::sessions::member_id.eq_any(&gone))
+                .filter(schema::sessions::ended_at.is_null())
+                .select(schema::sessions::id)
+                .load(conn)?;
+            for id in &open {
+                crate::auth::session::end(conn, *id, "member deactivated", now)?;
+            }
+            applied.ended_sessions = open;
+            applied.left = gone.iter().copied().map(MemberId).collect();
         }
         if !back.is_empty() {
             diesel::update(schema::members::table.filter(schema::members::id.eq_any(&back)))
@@ -265,6 +281,13 @@ impl DirectorySync {
             self.platform
                 .sessions
                 .forget_practice(tenant.slug().as_str());
+            let slug = tenant.slug().as_str();
+            if !applied.ended_sessions.is_empty() {
+                self.platform.sessions_ended(slug, &applied.ended_sessions);
+            }
+            if !applied.left.is_empty() {
+                self.platform.members_deactivated(slug, &applied.left);
+            }
             tracing::info!(practice = %tenant.slug(), deactivated = applied.deactivated,
                 reactivated = applied.reactivated, added = applied.added,
                 updated = applied.updated, "member directory applied");
@@ -506,6 +529,72 @@ mod tests {
         // neutralised, as in names from claims.
         apply(&mut c, &l("Bernd \u{202e}Neu"), 400, 401).unwrap();
         assert_eq!(name(&mut c), "Bernd \u{FFFD}Neu");
+    }
+
+    /// An open workspace session of `member` (raw row; the sign-in is not under test).
+    fn open_session(conn: &mut SqliteConnection, member: MemberId, token: &str) -> i64 {
+        use crate::schema::sessions as s;
+        diesel::insert_into(s::table)
+            .values((
+                s::token_hash.eq(token),
+                s::member_id.eq(member.0),
+                s::id_token.eq("x"),
+                s::access_token.eq("x"),
+                s::access_expires_at.eq(10_000),
+                s::created_at.eq(100),
+                s::last_seen_at.eq(100),
+            ))
+            .execute(conn)
+            .unwrap();
+        s::table
+            .filter(s::token_hash.eq(token))
+            .select(s::id)
+            .first(conn)
+            .unwrap()
+    }
+
+    fn ended(conn: &mut SqliteConnection, id: i64) -> Option<(i64, Option<String>)> {
+        use crate::schema::sessions as s;
+        let (at, why): (Option<i64>, Option<String>) = s::table
+            .find(id)
+            .select((s::ended_at, s::end_reason))
+            .first(conn)
+            .unwrap();
+        at.map(|at| (at, why))
+    }
+
+    #[test]
+    fn a_member_who_left_keeps_no_open_session_and_is_reported_once() {
+        let (_d, mut c) = db();
+        let anna = member(&mut c, "anna", 100);
+        let bernd = member(&mut c, "bernd", 100);
+        let a1 = open_session(&mut c, anna, "a1");
+        let b1 = open_session(&mut c, bernd, "b1");
+        let b2 = open_session(&mut c, bernd, "b2");
+        let a = apply(
+            &mut c,
+            &listing(&[("anna", true), ("bernd", false)]),
+            200,
+            201,
+        )
+        .unwrap();
+        assert_eq!(a.deactivated, 1);
+        assert_eq!(a.left, vec![bernd]);
+        let mut ended_ids = a.ended_sessions.clone();
+        ended_ids.sort_unstable();
+        assert_eq!(ended_ids, vec![b1, b2]);
+        let why = Some("member deactivated".to_owned());
+        assert_eq!(ended(&mut c, b1), Some((201, why.clone())));
+        assert_eq!(ended(&mut c, b2), Some((201, why)));
+        assert_eq!(ended(&mut c, a1), None, "anna is still listed");
+        // The next round changes nothing and reports nobody again.
+        let again = apply(
+            &mut c,
+            &listing(&[("anna", true), ("bernd", false)]),
+            300,
+            301,
+        );
+        assert_eq!(again.unwrap(), Applied::default());
     }
 
     #[test]
