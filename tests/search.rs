@@ -318,6 +318,7 @@ async fn the_search_page_needs_a_sign_in_and_never_crosses_practices() {
 /// message the database does not have.
 fn legacy_index(dir: &std::path::Path, room: u64) {
     use kollegium_platform::search::index::{TOKENIZER, analyzer};
+    use tantivy::doc;
     use tantivy::schema::{
         FAST, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
     };
@@ -338,7 +339,7 @@ fn legacy_index(dir: &std::path::Path, room: u64) {
     let index = tantivy::Index::create_in_dir(dir, b.build()).unwrap();
     index.tokenizers().register(TOKENIZER, analyzer());
     let mut w: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
-    w.add_document(tantivy::doc!(
+    w.add_document(doc!(
         id => 9_999u64,
         room_f => room,
         author => 1u64,

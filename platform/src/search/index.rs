@@ -88,8 +88,11 @@ pub fn on_disk(dir: &Path) -> std::io::Result<OnDisk> {
     let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Ok(OnDisk::Stale);
     };
-    Ok(match serde_json::to_value(schema().0) {
-        Ok(ours) if meta.get("schema") == Some(&ours) => OnDisk::Current,
+    // This version's schema as tantivy stores it, built once.
+    static OURS: std::sync::LazyLock<Option<serde_json::Value>> =
+        std::sync::LazyLock::new(|| serde_json::to_value(schema().0).ok());
+    Ok(match OURS.as_ref() {
+        Some(ours) if meta.get("schema") == Some(ours) => OnDisk::Current,
         _ => OnDisk::Stale,
     })
 }

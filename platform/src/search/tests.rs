@@ -497,6 +497,7 @@ fn a_failed_batch_stays_queued_and_the_next_one_starts_with_a_fresh_writer() {
 /// An index as the version before the one search wrote it: chat's own schema, one
 /// document that is not in the database.
 fn legacy_index(dir: &std::path::Path, room: i64, body: &str) {
+    use tantivy::doc;
     use tantivy::schema::{
         FAST, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
     };
@@ -519,7 +520,7 @@ fn legacy_index(dir: &std::path::Path, room: i64, body: &str) {
         .tokenizers()
         .register(super::index::TOKENIZER, super::index::analyzer());
     let mut w: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
-    w.add_document(tantivy::doc!(
+    w.add_document(doc!(
         id => 999u64,
         room_f => room as u64,
         author => 1u64,
