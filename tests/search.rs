@@ -91,10 +91,18 @@ async fn the_search_page_lists_readable_hits_of_every_kind_labelled_linked_and_i
         .say(&anna, "praxis-a", &labor, "Geheimbefund Okapi")
         .await;
     let open = app
-        .say(&anna, "praxis-a", &team, "Das Okapi im Wartezimmer <b>fett</b>")
+        .say(
+            &anna,
+            "praxis-a",
+            &team,
+            "Das Okapi im Wartezimmer <b>fett</b>",
+        )
         .await;
 
-    let html = until(&app, &anna, "praxis-a", "okapi", |h| h.contains("2 Treffer")).await;
+    let html = until(&app, &anna, "praxis-a", "okapi", |h| {
+        h.contains("2 Treffer")
+    })
+    .await;
     assert!(html.contains(&link(&labor, &secret)), "{html}");
     assert!(html.contains(&link(&team, &open)), "{html}");
     // Labelled by kind, titled by room, highlighted and escaped.
@@ -128,7 +136,13 @@ async fn the_search_page_lists_readable_hits_of_every_kind_labelled_linked_and_i
     assert_eq!(status, 200);
     assert!(html.contains("2 Treffer"));
     assert!(html.contains("value=\"chat-message\" selected"));
-    let (status, html) = page(&app, &anna, "praxis-a", &format!("/chat/search?{}", q("okapi"))).await;
+    let (status, html) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/chat/search?{}", q("okapi")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(html.contains("2 Treffer") && html.contains("action=\"/chat/search\""));
     assert!(html.contains("href=\"/search?q=okapi\""), "{html}");
@@ -144,7 +158,10 @@ async fn the_search_page_lists_readable_hits_of_every_kind_labelled_linked_and_i
         .await;
     assert_eq!(r.status(), 303);
     let (_, html) = page(&app, &bernd, "praxis-a", &format!("/search?{}", q("okapi"))).await;
-    assert!(html.contains("Keine Treffer") && !html.contains("Wartezimmer"), "{html}");
+    assert!(
+        html.contains("Keine Treffer") && !html.contains("Wartezimmer"),
+        "{html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,13 +171,19 @@ async fn the_search_page_refuses_bad_input_clearly_and_takes_any_words() {
     let anna = app.signed_in("praxis-a", "anna", false).await;
     let team = new_room(&app, &anna, "praxis-a", "Team", false).await;
     let id = app.say(&anna, "praxis-a", &team, "Zebra am Empfang").await;
-    until(&app, &anna, "praxis-a", "zebra", |h| h.contains("1 Treffer")).await;
+    until(&app, &anna, "praxis-a", "zebra", |h| {
+        h.contains("1 Treffer")
+    })
+    .await;
 
     // Empty: the form, no results, no error.
     for path in ["/search", "/search?q=", "/search?q=+++", "/search?kind="] {
         let (status, html) = page(&app, &anna, "praxis-a", path).await;
         assert_eq!(status, 200, "{path}");
-        assert!(html.contains("<h1>Suche</h1>") && !html.contains("Treffer"), "{path}");
+        assert!(
+            html.contains("<h1>Suche</h1>") && !html.contains("Treffer"),
+            "{path}"
+        );
         assert!(!html.contains("role=\"alert\""), "{path}");
     }
     // Too long: a clear 400, the query not echoed in full.
@@ -179,10 +202,18 @@ async fn the_search_page_refuses_bad_input_clearly_and_takes_any_words() {
     assert_eq!(status, 200);
     // An unknown kind: 400 with a German message, nothing searched.
     for kind in ["bogus", "chat_message", "CHAT-MESSAGE", "card%00", "%FF"] {
-        let (status, html) =
-            page(&app, &anna, "praxis-a", &format!("/search?q=zebra&kind={kind}")).await;
+        let (status, html) = page(
+            &app,
+            &anna,
+            "praxis-a",
+            &format!("/search?q=zebra&kind={kind}"),
+        )
+        .await;
         assert_eq!(status, 400, "{kind}");
-        assert!(html.contains("Diesen Bereich gibt es in der Suche nicht."), "{kind}");
+        assert!(
+            html.contains("Diesen Bereich gibt es in der Suche nicht."),
+            "{kind}"
+        );
         assert!(!html.contains("<mark>"), "{kind}");
     }
     // A query string that is not one query: 400, a clear message, never a 500.
@@ -214,7 +245,13 @@ async fn the_search_page_refuses_bad_input_clearly_and_takes_any_words() {
         assert_eq!(status, 200, "{hostile}");
         assert!(!html.contains("Fehler"), "{hostile}");
     }
-    let (_, html) = page(&app, &anna, "praxis-a", &format!("/search?{}", q("\"Zebra\" AND ("))).await;
+    let (_, html) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/search?{}", q("\"Zebra\" AND (")),
+    )
+    .await;
     assert!(html.contains(&link(&team, &id)), "{html}");
 }
 
@@ -237,8 +274,14 @@ async fn the_search_page_needs_a_sign_in_and_never_crosses_practices() {
     let b_msg = app
         .say(&olga, "praxis-b", &b_room, "Tapir Notiz aus B")
         .await;
-    until(&app, &anna, "praxis-a", "tapir", |h| h.contains("1 Treffer")).await;
-    let html = until(&app, &olga, "praxis-b", "tapir", |h| h.contains("1 Treffer")).await;
+    until(&app, &anna, "praxis-a", "tapir", |h| {
+        h.contains("1 Treffer")
+    })
+    .await;
+    let html = until(&app, &olga, "praxis-b", "tapir", |h| {
+        h.contains("1 Treffer")
+    })
+    .await;
     // Each practice sees its own hit only (ids may coincide; the text tells them apart).
     assert!(html.contains("Notiz aus B") && !html.contains("Befund aus A"));
     assert!(html.contains(&link(&b_room, &b_msg)));
@@ -277,7 +320,10 @@ async fn the_search_page_needs_a_sign_in_and_never_crosses_practices() {
     let b_host = format!("{}:{}", b_host.host_str().unwrap(), b_host.port().unwrap());
     for (target, host) in [
         (app.url("praxis-b", "/search?q=tapir"), None),
-        (app.url("praxis-a", "/search?q=tapir"), Some(b_host.as_str())),
+        (
+            app.url("praxis-a", "/search?q=tapir"),
+            Some(b_host.as_str()),
+        ),
         (
             app.url("praxis-a", "/search?q=tapir&kind=chat-message&room=1"),
             Some(b_host.as_str()),
@@ -359,7 +405,10 @@ async fn an_index_an_earlier_version_left_is_rebuilt_from_the_database() {
     let first = app
         .say(&anna, "praxis-a", &room, "Nashorn Befund eins")
         .await;
-    until(&app, &anna, "praxis-a", "nashorn", |h| h.contains("1 Treffer")).await;
+    until(&app, &anna, "praxis-a", "nashorn", |h| {
+        h.contains("1 Treffer")
+    })
+    .await;
     let index = app.data_dir().join("tenants/praxis-a/index");
     let room_id: u64 = room.parse().unwrap();
 
@@ -369,7 +418,10 @@ async fn an_index_an_earlier_version_left_is_rebuilt_from_the_database() {
         legacy_index(&index.join("chat"), room_id);
     })
     .await;
-    let html = until(&app, &anna, "praxis-a", "nashorn", |h| h.contains("1 Treffer")).await;
+    let html = until(&app, &anna, "praxis-a", "nashorn", |h| {
+        h.contains("1 Treffer")
+    })
+    .await;
     assert!(html.contains(&link(&room, &first)), "{html}");
     assert!(!html.contains("Phantom"));
     assert!(index.join("search/meta.json").exists());
@@ -379,17 +431,32 @@ async fn an_index_an_earlier_version_left_is_rebuilt_from_the_database() {
     let second = app
         .say(&anna, "praxis-a", &room, "Nashorn Befund zwei")
         .await;
-    until(&app, &anna, "praxis-a", "nashorn", |h| h.contains("2 Treffer")).await;
+    until(&app, &anna, "praxis-a", "nashorn", |h| {
+        h.contains("2 Treffer")
+    })
+    .await;
     app.restart_after(|_| {
         std::fs::remove_dir_all(index.join("search")).unwrap();
         legacy_index(&index.join("search"), room_id);
     })
     .await;
-    let html = until(&app, &anna, "praxis-a", "nashorn", |h| h.contains("2 Treffer")).await;
+    let html = until(&app, &anna, "praxis-a", "nashorn", |h| {
+        h.contains("2 Treffer")
+    })
+    .await;
     assert!(html.contains(&link(&room, &first)) && html.contains(&link(&room, &second)));
     assert!(!html.contains("Phantom"));
-    let (_, html) = page(&app, &anna, "praxis-a", &format!("/search?{}", q("phantom"))).await;
+    let (_, html) = page(
+        &app,
+        &anna,
+        "praxis-a",
+        &format!("/search?{}", q("phantom")),
+    )
+    .await;
     assert!(html.contains("Keine Treffer"));
     let meta = std::fs::read_to_string(index.join("search/meta.json")).unwrap();
-    assert!(meta.contains("\"kind\"") && meta.contains("\"key\""), "{meta}");
+    assert!(
+        meta.contains("\"kind\"") && meta.contains("\"key\""),
+        "{meta}"
+    );
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 use actix_web::web;
 use diesel::{QueryResult, SqliteConnection};
 use kollegium_tenants::provision::{BoxError, NewPractice};
+use kollegium_tenants::time::Zone;
 use kollegium_tenants::web::assets::Source;
 use kollegium_tenants::web::metrics::Gauge;
 use kollegium_tenants::web::{PathClass, WebContext};
-use kollegium_tenants::time::Zone;
 use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
 
@@ -120,8 +120,7 @@ pub trait SearchSource: Sync {
 
     /// (b) The permission keys `member` may read now (chat: the rooms they may read). The
     /// query matches only documents of this kind with one of them.
-    fn readable(&self, conn: &mut SqliteConnection, member: MemberId)
-    -> QueryResult<Vec<PermKey>>;
+    fn readable(&self, conn: &mut SqliteConnection, member: MemberId) -> QueryResult<Vec<PermKey>>;
 
     /// (c) Of `ids` (the index's hits of this kind, best first), those that exist and that
     /// `member` may read according to the database now, in the same order; `readable` is
@@ -419,7 +418,10 @@ mod tests {
         for kind in kinds {
             assert_eq!(search_source(kind).map(|s| s.kind()), Some(kind));
         }
-        assert_eq!(search_source("chat-message").map(|s| s.label()), Some("Chat"));
+        assert_eq!(
+            search_source("chat-message").map(|s| s.label()),
+            Some("Chat")
+        );
         assert!(search_source("").is_none() && search_source("bogus").is_none());
     }
 

@@ -187,7 +187,10 @@ pub fn hits(
     now: UnixTime,
 ) -> Result<Vec<Hit>, SearchError> {
     let keys: Vec<PermKey> = allowed.iter().map(|r| room_key(*r)).collect();
-    let scope = Scope { kind: KIND, keys: &keys };
+    let scope = Scope {
+        kind: KIND,
+        keys: &keys,
+    };
     let found = index.search(text.as_str(), &[scope], MAX_RESULTS, now)?;
     let ids: Vec<i64> = found
         .docs
@@ -252,11 +255,7 @@ impl SearchSource for Messages {
             .collect())
     }
 
-    fn readable(
-        &self,
-        conn: &mut SqliteConnection,
-        member: MemberId,
-    ) -> QueryResult<Vec<PermKey>> {
+    fn readable(&self, conn: &mut SqliteConnection, member: MemberId) -> QueryResult<Vec<PermKey>> {
         Ok(readable_rooms(conn, member)?
             .into_iter()
             .map(room_key)

@@ -113,8 +113,12 @@ fn remove_legacy(dir: &Path) {
         let old = root.join(name);
         if old.exists() {
             match std::fs::remove_dir_all(&old) {
-                Ok(()) => tracing::info!(dir = %old.display(), "removed an index of an earlier version"),
-                Err(e) => tracing::warn!(dir = %old.display(), error = %e, "removing an index of an earlier version failed"),
+                Ok(()) => {
+                    tracing::info!(dir = %old.display(), "removed an index of an earlier version")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %old.display(), error = %e, "removing an index of an earlier version failed")
+                }
             }
         }
     }
@@ -622,7 +626,10 @@ impl SearchIndex {
                         Occur::Should,
                         in_field(f.body, IndexRecordOption::WithFreqsAndPositions),
                     ),
-                    (Occur::Should, in_field(f.title, IndexRecordOption::WithFreqs)),
+                    (
+                        Occur::Should,
+                        in_field(f.title, IndexRecordOption::WithFreqs),
+                    ),
                 ]));
                 (Occur::Must, either)
             })
@@ -641,8 +648,10 @@ impl SearchIndex {
                         .iter()
                         .map(|k| Term::from_field_text(f.key, &k.to_string())),
                 ));
-                let q: Box<dyn Query> =
-                    Box::new(BooleanQuery::new(vec![(Occur::Must, kind), (Occur::Must, keys)]));
+                let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, kind),
+                    (Occur::Must, keys),
+                ]));
                 (Occur::Should, q)
             })
             .collect();
@@ -682,10 +691,7 @@ impl SearchIndex {
                 }
             };
             let id = ids.get_val(addr.doc_id) as i64;
-            let Some(ord) = kinds
-                .as_ref()
-                .and_then(|k| k.term_ords(addr.doc_id).next())
-            else {
+            let Some(ord) = kinds.as_ref().and_then(|k| k.term_ords(addr.doc_id).next()) else {
                 continue;
             };
             kind_text.clear();

@@ -23,8 +23,8 @@
 pub mod doc;
 pub mod find;
 pub mod index;
-pub mod queue;
 pub mod page;
+pub mod queue;
 pub mod worker;
 
 use std::collections::HashSet;

@@ -129,8 +129,12 @@ pub async fn respond(
             })
             .collect(),
     };
-    let everywhere = (view.only.is_some() && searched)
-        .then(|| format!("/search?{}", serde_urlencoded::to_string([("q", &q)]).unwrap_or_default()));
+    let everywhere = (view.only.is_some() && searched).then(|| {
+        format!(
+            "/search?{}",
+            serde_urlencoded::to_string([("q", &q)]).unwrap_or_default()
+        )
+    });
     let page = SearchPage {
         layout: layout(m, csrf, view),
         view,

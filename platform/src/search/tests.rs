@@ -619,7 +619,10 @@ fn documents_carry_kind_and_key_and_stay_apart_from_other_kinds() {
     both.sort();
     assert_eq!(
         both,
-        vec![DocRef::new("chat-message", id), DocRef::new("test-card", id)]
+        vec![
+            DocRef::new("chat-message", id),
+            DocRef::new("test-card", id)
+        ]
     );
     // A key opens only documents of its own kind, and only with the same key.
     assert!(search(&[cards(&in_room)]).is_empty());
@@ -674,7 +677,12 @@ fn the_chat_source_gives_documents_keys_a_recheck_and_a_rendering() {
     rooms::set_membership(&mut c, &r, anna, b, false, 2_000).unwrap();
     let keys_b = MESSAGES.readable(&mut c, b).unwrap();
     assert!(!keys_b.contains(&room_key(private.0)));
-    assert!(MESSAGES.confirm(&mut c, b, &keys_b, &[id]).unwrap().is_empty());
+    assert!(
+        MESSAGES
+            .confirm(&mut c, b, &keys_b, &[id])
+            .unwrap()
+            .is_empty()
+    );
     assert!(find(&mut c, &idx, b, "laborbefund").is_empty());
     let keys_a = MESSAGES.readable(&mut c, a).unwrap();
     let confirmed = MESSAGES.confirm(&mut c, a, &keys_a, &[id, 999]).unwrap();
@@ -697,6 +705,11 @@ fn the_chat_source_gives_documents_keys_a_recheck_and_a_rendering() {
     let msg = messages::by_id(&mut c, MessageId(id)).unwrap().unwrap();
     messages::delete(&mut c, &msg, anna, 900, 2_100).unwrap();
     assert_eq!(idx.num_docs().unwrap(), 1);
-    assert!(MESSAGES.confirm(&mut c, a, &keys_a, &[id]).unwrap().is_empty());
+    assert!(
+        MESSAGES
+            .confirm(&mut c, a, &keys_a, &[id])
+            .unwrap()
+            .is_empty()
+    );
     assert!(MESSAGES.documents(&mut c, &[id]).unwrap().is_empty());
 }
