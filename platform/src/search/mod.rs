@@ -25,6 +25,7 @@ pub mod find;
 pub mod index;
 pub mod page;
 pub mod queue;
+pub mod snippet;
 pub mod worker;
 
 use std::collections::HashSet;
