@@ -168,7 +168,7 @@ async fn the_data_directory_is_owner_only_and_wider_modes_are_fixed_at_start() {
     let practice = data.join("tenants/praxis-a");
     wait_for("an outbox file", || !app.outbox("praxis-a").is_empty()).await;
     wait_for("search index files", || {
-        std::fs::read_dir(practice.join("index/chat")).is_ok_and(|mut d| d.next().is_some())
+        std::fs::read_dir(practice.join("index/search")).is_ok_and(|mut d| d.next().is_some())
     })
     .await;
     for f in [

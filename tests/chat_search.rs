@@ -223,7 +223,7 @@ async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
     assert!(api(&app, &anna, "praxis-a", "yilmaz").await.is_empty());
     assert!(
         app.data_dir()
-            .join("tenants/praxis-a/index/chat/meta.json")
+            .join("tenants/praxis-a/index/search/meta.json")
             .exists()
     );
 }

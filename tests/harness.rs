@@ -232,7 +232,14 @@ impl TestApp {
 
     /// Stops the server gracefully and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
+        self.restart_after(|_| {}).await;
+    }
+
+    /// Stops the server gracefully, runs `between` on the data directory (no server runs
+    /// then), and starts a new one on it.
+    pub async fn restart_after(&mut self, between: impl FnOnce(&Path)) {
         self.server.take().unwrap().stop().await.unwrap();
+        between(&self.config.data_dir);
         let server = kollegium::start(
             &self.config,
             self.clock.clone(),

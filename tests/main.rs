@@ -50,6 +50,7 @@ mod plumbing;
 mod portal;
 mod routing;
 mod schema_check;
+mod search;
 mod signin_hardening;
 mod smtp_tls;
 mod tenancy;

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
-use diesel::SqliteConnection;
+use diesel::{QueryResult, SqliteConnection};
 use kollegium_tenants::provision::{BoxError, NewPractice};
+use kollegium_tenants::time::Zone;
 use kollegium_tenants::web::assets::Source;
 use kollegium_tenants::web::metrics::Gauge;
 use kollegium_tenants::web::{PathClass, WebContext};
@@ -24,7 +25,8 @@ use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
 use crate::auth::PlatformSettings;
 use crate::directory::DirectorySync;
 use crate::members::MemberId;
-use crate::search::SearchService;
+use crate::search::index::Entry;
+use crate::search::{Confirmed, Kind, PermKey, SearchService, Shown};
 
 /// Every app of the workspace, in no particular order ([`NavEntry::order`] orders the
 /// navigation). Adding an app is one line here.
@@ -100,13 +102,51 @@ pub struct AppExport {
     pub readable: String,
 }
 
-/// What an app's search documents are, for the shared search (item 5 of issue 11 builds
-/// the one index on it; today chat's indexer stands behind it).
+/// An app's documents in the one search of the workspace ([`crate::search`]): one index per
+/// practice holds the documents of every app, each with its kind and the permission key
+/// the app checks. The indexer asks the app for its documents (a), a search asks which keys
+/// the reader may read (b), has the app re-check the hits against its database (c) and
+/// render them (d). Every method reads with the practice's connection and is blocking.
 pub trait SearchSource: Sync {
-    /// The kind its documents carry (`chat_message`).
-    fn kind(&self) -> &'static str;
-    /// Its index's directory under the practice's `index/`.
-    fn index_dir(&self) -> &'static str;
+    /// The kind its documents carry (`chat-message`); stored in the index, so stable.
+    fn kind(&self) -> Kind;
+
+    /// How the search page labels its hits and names it in the filter (German: `Chat`).
+    fn label(&self) -> &'static str;
+
+    /// (a) The documents of `ids` as they are now, for the indexer. An id without a
+    /// document (deleted, purged, empty, never there) is removed from the index.
+    fn documents(&self, conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<Entry>>;
+
+    /// (b) The permission keys `member` may read now (chat: the rooms they may read). The
+    /// query matches only documents of this kind with one of them.
+    fn readable(&self, conn: &mut SqliteConnection, member: MemberId) -> QueryResult<Vec<PermKey>>;
+
+    /// (c) Of `ids` (the index's hits of this kind, best first), those that exist and that
+    /// `member` may read according to the database now, in the same order; `readable` is
+    /// what [`Self::readable`] answered for this search. A stale index never shows a
+    /// deleted document or one whose key the reader lost.
+    fn confirm(
+        &self,
+        conn: &mut SqliteConnection,
+        member: MemberId,
+        readable: &[PermKey],
+        ids: &[i64],
+    ) -> QueryResult<Vec<Confirmed>>;
+
+    /// (d) A confirmed hit as the search page shows it: title, snippet (`snippet_html`,
+    /// escaped, matches marked), link and time in the practice's time zone `zone`.
+    fn render(&self, hit: Confirmed, snippet_html: String, zone: &Zone) -> Shown;
+}
+
+/// Every app's search source.
+pub fn search_sources() -> impl Iterator<Item = &'static dyn SearchSource> {
+    apps().iter().filter_map(|a| a.search_source())
+}
+
+/// The search source of documents of `kind`, if an app has one.
+pub fn search_source(kind: &str) -> Option<&'static dyn SearchSource> {
+    search_sources().find(|s| s.kind() == kind)
 }
 
 /// What an app keeps for the node's lifetime, from [`WorkspaceApp::start`].
@@ -365,6 +405,24 @@ mod tests {
         let shown = tiles(&[&Broken, &Fine, &Broken], &mut conn, MemberId(7));
         assert_eq!(shown.len(), 1);
         assert_eq!((shown[0].app, shown[0].html.as_str()), ("fine", "<p>7</p>"));
+    }
+
+    #[test]
+    fn every_search_kind_has_one_source_and_unknown_kinds_none() {
+        let kinds: Vec<_> = search_sources().map(|s| s.kind()).collect();
+        assert!(kinds.contains(&"chat-message"));
+        let mut unique = kinds.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), kinds.len(), "search kinds are unique");
+        for kind in kinds {
+            assert_eq!(search_source(kind).map(|s| s.kind()), Some(kind));
+        }
+        assert_eq!(
+            search_source("chat-message").map(|s| s.label()),
+            Some("Chat")
+        );
+        assert!(search_source("").is_none() && search_source("bogus").is_none());
     }
 
     #[test]

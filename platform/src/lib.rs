@@ -118,12 +118,13 @@ impl Platform {
 }
 
 /// Registers the workspace routes on a practice origin: the sign-in's, every app's (from
-/// the app list), then the start page.
+/// the app list), the one search page (`/search`), then the start page.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     auth::routes::configure(cfg);
     for a in apps() {
         a.configure(cfg);
     }
+    search::page::configure(cfg);
     portal::configure(cfg);
 }
 

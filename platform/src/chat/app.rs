@@ -24,18 +24,6 @@ use crate::schema::{members, messages, room_members, rooms as rooms_t};
 #[derive(Debug, Clone, Copy)]
 pub struct Chat;
 
-/// Chat messages in the shared search (today chat's own index under `index/chat/`).
-struct Messages;
-
-impl SearchSource for Messages {
-    fn kind(&self) -> &'static str {
-        "chat_message"
-    }
-    fn index_dir(&self) -> &'static str {
-        "chat"
-    }
-}
-
 const ASSETS: &[Source] = &[Source {
     name: "chat.js",
     content_type: "text/javascript; charset=utf-8",
@@ -121,7 +109,7 @@ impl WorkspaceApp for Chat {
     }
 
     fn search_source(&self) -> Option<&'static dyn SearchSource> {
-        Some(&Messages)
+        Some(&super::search::MESSAGES)
     }
 
     fn live_topics(&self) -> &'static [&'static str] {

@@ -1,5 +1,11 @@
-//! The chat index of one practice: schema, German-friendly tokenizer, batch writes, and
-//! queries restricted to a set of rooms.
+//! The search index of one practice: one tantivy index for the documents of every app,
+//! each carrying its kind and permission key ([`super::doc`]); schema, German-friendly
+//! tokenizer, batch writes, and queries restricted to what a reader may read.
+//!
+//! One index per practice, not one per app (see `ARCHITECTURE.md`, "One search"): every
+//! open index costs memory maps, descriptors and, while written, a writer with its threads,
+//! and every commit costs tantivy a new segment however small the batch, so one index per
+//! app would multiply both by the number of apps for each practice.
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
@@ -9,13 +15,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tantivy::collector::TopDocs;
-use tantivy::columnar::ColumnValues;
+use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::directory::MmapDirectory;
 use tantivy::directory::error::LockError;
 use tantivy::indexer::IndexWriterOptions;
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{
@@ -27,9 +33,10 @@ use tantivy::{
 };
 
 use super::SearchError;
+use super::doc::{DocRef, Kind, PermKey};
 use kollegium_tenants::{Tenant, UnixTime};
 
-/// Name under which the chat tokenizer is registered.
+/// Name under which the text tokenizer is registered.
 pub const TOKENIZER: &str = "kollegium_de";
 /// Smallest writer heap tantivy accepts (15 MB), for its one indexing thread. tantivy
 /// sizes each new segment's term table from it (2^19 slots, zeroed) and frees it when the
@@ -40,48 +47,121 @@ const WRITER_HEAP_BYTES: usize = 15_000_000;
 pub const CACHE_CAP: usize = 16;
 /// Terms of a query used at most.
 const MAX_TERMS: usize = 16;
-/// Characters of a snippet.
-const SNIPPET_CHARS: usize = 160;
+/// Bytes of a document's text the highlighter looks at (its fragment is the whole text, so
+/// every match is marked; chat messages have at most 10,000 characters).
+const HIGHLIGHT_BYTES: usize = 64 * 1024;
 
-/// `data/tenants/<slug>/index/chat/`
-pub fn chat_dir(tenant: &Tenant) -> PathBuf {
-    tenant.index_dir().join("chat")
+/// The index's directory under the practice's `index/`.
+pub const DIR: &str = "search";
+/// Where earlier versions kept an index (chat's own, `index/chat/`): removed when the index
+/// is built anew in [`DIR`].
+pub const LEGACY_DIRS: &[&str] = &["chat"];
+
+/// `data/tenants/<slug>/index/search/`
+pub fn dir(tenant: &Tenant) -> PathBuf {
+    tenant.index_dir().join(DIR)
 }
 
-/// Whether an index was ever created in `dir`.
+/// What a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisk {
+    /// No index (never built, or lost).
+    Missing,
+    /// An index with this version's schema.
+    Current,
+    /// An index of another schema (an earlier version), or one whose metadata cannot be
+    /// read: the index is a cache, so it is rebuilt from the database.
+    Stale,
+}
+
+/// What `dir` holds, judged by its `meta.json` (the schema tantivy stored with it). An
+/// error only if the file exists but cannot be read (nothing is judged stale on a passing
+/// I/O error).
+pub fn on_disk(dir: &Path) -> std::io::Result<OnDisk> {
+    let bytes = match std::fs::read(dir.join("meta.json")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OnDisk::Missing),
+        Err(e) => return Err(e),
+    };
+    let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(OnDisk::Stale);
+    };
+    // This version's schema as tantivy stores it, built once.
+    static OURS: std::sync::LazyLock<Option<serde_json::Value>> =
+        std::sync::LazyLock::new(|| serde_json::to_value(schema().0).ok());
+    Ok(match OURS.as_ref() {
+        Some(ours) if meta.get("schema") == Some(ours) => OnDisk::Current,
+        _ => OnDisk::Stale,
+    })
+}
+
+/// Whether a usable index (this version's schema) is in `dir`. A missing or stale one is
+/// (re)built from the database by the indexer.
 pub fn exists(dir: &Path) -> bool {
-    dir.join("meta.json").exists()
+    matches!(on_disk(dir), Ok(OnDisk::Current))
+}
+
+/// Removes what earlier versions left next to `dir` ([`LEGACY_DIRS`]): those indexes are
+/// caches of the database like this one.
+fn remove_legacy(dir: &Path) {
+    let Some(root) = dir.parent() else {
+        return;
+    };
+    for name in LEGACY_DIRS {
+        let old = root.join(name);
+        if old.exists() {
+            match std::fs::remove_dir_all(&old) {
+                Ok(()) => {
+                    tracing::info!(dir = %old.display(), "removed an index of an earlier version")
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %old.display(), error = %e, "removing an index of an earlier version failed")
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
+    /// `<kind>:<id>`, the term a document is replaced and removed by.
+    uid: Field,
+    kind: Field,
     id: Field,
-    room: Field,
+    /// The permission key (`room:5`).
+    key: Field,
     author: Field,
+    title: Field,
     body: Field,
     created_at: Field,
 }
 
 fn schema() -> (Schema, Fields) {
-    let mut b = Schema::builder();
-    let id = b.add_u64_field("id", INDEXED | FAST);
-    let room = b.add_u64_field("room", INDEXED | FAST);
-    let author = b.add_u64_field("author", INDEXED | FAST);
-    let body = b.add_text_field(
-        "body",
+    let text = |option| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(TOKENIZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        ),
-    );
+                .set_index_option(option),
+        )
+    };
+    let mut b = Schema::builder();
+    let uid = b.add_text_field("uid", STRING);
+    let kind = b.add_text_field("kind", STRING | FAST);
+    let id = b.add_u64_field("id", FAST);
+    let key = b.add_text_field("key", STRING);
+    let author = b.add_u64_field("author", INDEXED | FAST);
+    let title = b.add_text_field("title", text(IndexRecordOption::WithFreqsAndPositions));
+    let body = b.add_text_field("body", text(IndexRecordOption::WithFreqsAndPositions));
     let created_at = b.add_i64_field("created_at", INDEXED | FAST);
     (
         b.build(),
         Fields {
+            uid,
+            kind,
             id,
-            room,
+            key,
             author,
+            title,
             body,
             created_at,
         },
@@ -98,164 +178,89 @@ pub fn analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// A message as the index holds it.
+/// A document as the index holds it, produced by its app
+/// ([`crate::app::SearchSource::documents`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    pub kind: Kind,
     pub id: i64,
-    pub room: i64,
-    pub author: Option<i64>,
+    /// What a reader must be allowed to read to see it (chat: its room).
+    pub key: PermKey,
+    /// Searched like the text; empty if the kind has none (chat messages).
+    pub title: String,
     pub body: String,
+    pub author: Option<i64>,
     pub created_at: UnixTime,
+}
+
+impl Entry {
+    pub fn doc(&self) -> DocRef {
+        DocRef::new(self.kind, self.id)
+    }
 }
 
 /// One change to the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// (Re)index a message.
+    /// (Re)index a document.
     Put(Entry),
-    /// Remove a message (deleted, purged, or never there).
-    Remove(i64),
+    /// Remove a document (deleted, purged, or never there).
+    Remove(DocRef),
 }
 
 impl Change {
-    pub fn id(&self) -> i64 {
+    /// The document the change is about.
+    pub fn doc(&self) -> DocRef {
         match self {
-            Self::Put(e) => e.id,
-            Self::Remove(id) => *id,
+            Self::Put(e) => e.doc(),
+            Self::Remove(d) => *d,
         }
     }
+
+    /// Its id in the owning app (see [`Self::doc`] for the kind).
+    pub fn id(&self) -> i64 {
+        self.doc().id
+    }
+}
+
+/// What a query may match of one kind: documents with one of `keys`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub kind: Kind,
+    pub keys: &'a [PermKey],
 }
 
 /// Hits of a query, best first, and what highlights them.
 pub struct Found {
-    pub ids: Vec<i64>,
+    pub docs: Vec<DocRef>,
     generator: Option<SnippetGenerator>,
 }
 
 impl Found {
+    /// No hits.
+    pub fn empty() -> Self {
+        Self {
+            docs: Vec::new(),
+            generator: None,
+        }
+    }
+
     /// A snippet of `body` as HTML: every character escaped, matched words in `<mark>`.
-    /// Short messages are shown whole; of long ones, a window around the first match.
+    /// Short texts are shown whole; of long ones, a window around the first match.
     pub fn snippet_html(&self, body: &str) -> String {
-        let marks: Vec<std::ops::Range<usize>> = match &self.generator {
-            Some(g) => {
-                // The generator sees the whole body as one fragment, so it marks every match.
-                let s = g.snippet(body);
-                let base = s.fragment_range().start;
-                s.highlighted()
-                    .iter()
-                    .map(|h| h.start + base..h.end + base)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        let (from, to) = window(body, marks.first().map_or(0, |r| r.start));
-        let shifted: Vec<_> = marks
-            .iter()
-            .filter(|r| r.start >= from && r.end <= to)
-            .map(|r| r.start - from..r.end - from)
-            .collect();
-        let mut html = String::new();
-        if from > 0 {
-            html.push('…');
-        }
-        html.push_str(&highlight(&body[from..to], &shifted));
-        if to < body.len() {
-            html.push('…');
-        }
-        html
+        super::snippet::html(self.generator.as_ref(), body)
     }
-}
-
-/// Byte bounds of at most [`SNIPPET_CHARS`] characters of `body` around `at`: some context
-/// before it, cut at spaces where one is near.
-fn window(body: &str, at: usize) -> (usize, usize) {
-    if body.chars().count() <= SNIPPET_CHARS {
-        return (0, body.len());
-    }
-    let at = if body.is_char_boundary(at) { at } else { 0 };
-    const BEFORE: usize = 50;
-    let mut from = body[..at]
-        .char_indices()
-        .rev()
-        .nth(BEFORE - 1)
-        .map_or(0, |(i, _)| i);
-    if from > 0
-        && let Some(sp) = body[from..at].find(char::is_whitespace)
-        && sp < 20
-    {
-        from += sp + 1;
-        while !body.is_char_boundary(from) {
-            from += 1;
-        }
-    }
-    let mut to = body[from..]
-        .char_indices()
-        .nth(SNIPPET_CHARS)
-        .map_or(body.len(), |(i, _)| from + i);
-    if to < body.len()
-        && let Some(sp) = body[from..to].rfind(char::is_whitespace)
-        && from + sp > at
-        && to - (from + sp) < 20
-    {
-        to = from + sp;
-    }
-    (from, to)
-}
-
-/// HTML-escapes `s` completely (text and attribute safe).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `fragment` escaped, with the byte `ranges` wrapped in `<mark>`.
-fn highlight(fragment: &str, ranges: &[std::ops::Range<usize>]) -> String {
-    let mut ranges: Vec<_> = ranges
-        .iter()
-        .filter(|r| {
-            r.start < r.end
-                && r.end <= fragment.len()
-                && fragment.is_char_boundary(r.start)
-                && fragment.is_char_boundary(r.end)
-        })
-        .cloned()
-        .collect();
-    ranges.sort_by_key(|r| r.start);
-    let mut out = String::new();
-    let mut at = 0;
-    for r in ranges {
-        if r.start < at {
-            continue; // overlapping ranges: keep the first
-        }
-        out.push_str(&escape(&fragment[at..r.start]));
-        out.push_str("<mark>");
-        out.push_str(&escape(&fragment[r.clone()]));
-        out.push_str("</mark>");
-        at = r.end;
-    }
-    out.push_str(&escape(&fragment[at..]));
-    out
 }
 
 type Writer = IndexWriter<TantivyDocument>;
 
-/// One practice's open chat index: its reader and, once something was written, its writer.
+/// One practice's open search index: its reader and, once something was written, its writer.
 ///
 /// tantivy allows one writer per index directory (a lock file). The writer is opened by
 /// the first [`Self::apply`] and kept for the next batches; a search never opens one. It
 /// goes when the cache lets go of the index ([`Self::retire`]), when a batch fails, and
 /// with the index.
-pub struct ChatIndex {
+pub struct SearchIndex {
     index: Index,
     reader: IndexReader,
     f: Fields,
@@ -269,16 +274,16 @@ pub struct ChatIndex {
     fail_next_commit: AtomicBool,
 }
 
-impl std::fmt::Debug for ChatIndex {
+impl std::fmt::Debug for SearchIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatIndex")
+        f.debug_struct("SearchIndex")
             .field("retired", &self.retired.load(Ordering::Relaxed))
             .field("writers_opened", &self.writers_opened())
             .finish_non_exhaustive()
     }
 }
 
-impl Drop for ChatIndex {
+impl Drop for SearchIndex {
     /// Normally the cache retired the index before (off the async threads); this closes a
     /// writer that is left all the same.
     fn drop(&mut self) {
@@ -297,19 +302,27 @@ impl Drop for ChatIndex {
 /// Blocking.
 fn close(w: Writer) {
     if let Err(e) = w.wait_merging_threads() {
-        tracing::warn!(error = %e, "closing the chat index writer failed");
+        tracing::warn!(error = %e, "closing the search index writer failed");
     }
 }
 
-impl ChatIndex {
+impl SearchIndex {
     /// Opens the index in `dir`, creating it (and the directory) if `create`. `None` if
-    /// there is no index and `create` is false.
+    /// there is no usable index and `create` is false. Creating replaces an index of
+    /// another schema (it is a cache: the caller queues everything for it) and removes the
+    /// indexes earlier versions kept beside it.
     pub fn open(dir: &Path, create: bool) -> Result<Option<Self>, SearchError> {
-        if !exists(dir) {
-            if !create {
-                return Ok(None);
+        match on_disk(dir)? {
+            OnDisk::Current => {}
+            OnDisk::Missing | OnDisk::Stale if !create => return Ok(None),
+            found => {
+                if found == OnDisk::Stale {
+                    tracing::info!(dir = %dir.display(), "replacing a search index of another schema");
+                    std::fs::remove_dir_all(dir)?;
+                }
+                kollegium_tenants::perms::create_dir_all(dir)?;
+                remove_legacy(dir);
             }
-            kollegium_tenants::perms::create_dir_all(dir)?;
         }
         let (schema, f) = schema();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
@@ -427,12 +440,16 @@ impl ChatIndex {
     fn write(&self, w: &mut Writer, changes: &[Change]) -> Result<(), SearchError> {
         let f = self.f;
         for c in changes {
-            w.delete_term(Term::from_field_u64(f.id, c.id() as u64));
+            let uid = c.doc().uid();
+            w.delete_term(Term::from_field_text(f.uid, &uid));
             if let Change::Put(e) = c {
                 w.add_document(doc!(
+                    f.uid => uid,
+                    f.kind => e.kind,
                     f.id => e.id as u64,
-                    f.room => e.room as u64,
+                    f.key => e.key.to_string(),
                     f.author => e.author.unwrap_or(0) as u64,
+                    f.title => e.title.as_str(),
                     f.body => e.body.as_str(),
                     f.created_at => e.created_at,
                 ))?;
@@ -471,21 +488,20 @@ impl ChatIndex {
         out
     }
 
-    /// Messages in `rooms` that contain every word of `text`, best first (relevance with
-    /// a boost for recent messages), at most `limit`.
+    /// Documents within `scopes` (of those kinds, with one of their keys) that contain
+    /// every word of `text` in their title or text, best first (relevance with a boost for
+    /// recent documents), at most `limit`.
     pub fn search(
         &self,
         text: &str,
-        rooms: &[i64],
+        scopes: &[Scope<'_>],
         limit: usize,
         now: UnixTime,
     ) -> Result<Found, SearchError> {
         let terms = Self::terms(text);
-        if terms.is_empty() || rooms.is_empty() || limit == 0 {
-            return Ok(Found {
-                ids: Vec::new(),
-                generator: None,
-            });
+        let scopes: Vec<&Scope<'_>> = scopes.iter().filter(|s| !s.keys.is_empty()).collect();
+        if terms.is_empty() || scopes.is_empty() || limit == 0 {
+            return Ok(Found::empty());
         }
         // Another process step (the worker) may have committed since the last search.
         self.reader.reload()?;
@@ -493,19 +509,48 @@ impl ChatIndex {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = terms
             .iter()
             .map(|t| {
-                let q: Box<dyn Query> = Box::new(TermQuery::new(
-                    Term::from_field_text(f.body, t),
-                    IndexRecordOption::WithFreqsAndPositions,
+                let in_field = |field: Field, option| -> Box<dyn Query> {
+                    Box::new(TermQuery::new(Term::from_field_text(field, t), option))
+                };
+                let either: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                    (
+                        Occur::Should,
+                        in_field(f.body, IndexRecordOption::WithFreqsAndPositions),
+                    ),
+                    (
+                        Occur::Should,
+                        in_field(f.title, IndexRecordOption::WithFreqs),
+                    ),
+                ]));
+                (Occur::Must, either)
+            })
+            .collect();
+        // What the reader may read: per kind, one of the keys its app listed. A filter
+        // only: it adds nothing to the score.
+        let allowed: Vec<(Occur, Box<dyn Query>)> = scopes
+            .iter()
+            .map(|s| {
+                let kind: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.kind, s.kind),
+                    IndexRecordOption::Basic,
                 ));
-                (Occur::Must, q)
+                let keys: Box<dyn Query> = Box::new(TermSetQuery::new(
+                    s.keys
+                        .iter()
+                        .map(|k| Term::from_field_text(f.key, &k.to_string())),
+                ));
+                let q: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, kind),
+                    (Occur::Must, keys),
+                ]));
+                (Occur::Should, q)
             })
             .collect();
         clauses.push((
             Occur::Must,
-            Box::new(TermSetQuery::new(
-                rooms
-                    .iter()
-                    .map(|r| Term::from_field_u64(f.room, *r as u64)),
+            Box::new(ConstScoreQuery::new(
+                Box::new(BooleanQuery::new(allowed)),
+                0.0,
             )),
         ));
         let query = BooleanQuery::new(clauses);
@@ -519,33 +564,43 @@ impl ChatIndex {
             move |doc: DocId, score: Score| {
                 let t = created.as_ref().map_or(now, |c| c.get_val(doc));
                 let age_days = (now - t).max(0) as f32 / 86_400.0;
-                // Today counts double, a week ago one and a half, old messages once.
+                // Today counts double, a week ago one and a half, old documents once.
                 score * (1.0 + 1.0 / (1.0 + age_days / 7.0))
             }
         });
         let hits: Vec<(Score, DocAddress)> = searcher.search(&query, &collector)?;
-        let mut ids = Vec::with_capacity(hits.len());
-        let mut columns = HashMap::new();
+        let mut docs = Vec::with_capacity(hits.len());
+        type Columns = (Arc<dyn ColumnValues<u64>>, Option<StrColumn>);
+        let mut columns: HashMap<u32, Columns> = HashMap::new();
+        let mut kind_text = String::new();
         for (_, addr) in hits {
-            let col = match columns.entry(addr.segment_ord) {
+            let (ids, kinds) = match columns.entry(addr.segment_ord) {
                 MapEntry::Occupied(e) => e.into_mut(),
-                MapEntry::Vacant(v) => v.insert(
-                    searcher
-                        .segment_reader(addr.segment_ord)
-                        .fast_fields()
-                        .u64("id")?
-                        .first_or_default_col(0),
-                ),
+                MapEntry::Vacant(v) => {
+                    let fast = searcher.segment_reader(addr.segment_ord).fast_fields();
+                    v.insert((fast.u64("id")?.first_or_default_col(0), fast.str("kind")?))
+                }
             };
-            let id = col.get_val(addr.doc_id) as i64;
+            let id = ids.get_val(addr.doc_id) as i64;
+            let Some(ord) = kinds.as_ref().and_then(|k| k.term_ords(addr.doc_id).next()) else {
+                continue;
+            };
+            kind_text.clear();
+            if let Some(k) = kinds {
+                k.ord_to_str(ord, &mut kind_text)?;
+            }
+            // The kind as the scopes name it (a hit is always of one of them).
+            let Some(kind) = scopes.iter().map(|s| s.kind).find(|k| *k == kind_text) else {
+                continue;
+            };
             if id > 0 {
-                ids.push(id);
+                docs.push(DocRef::new(kind, id));
             }
         }
         let mut generator = SnippetGenerator::create(&searcher, &query, f.body)?;
-        generator.set_max_num_chars(4 * crate::chat::MAX_MESSAGE_CHARS + 1);
+        generator.set_max_num_chars(HIGHLIGHT_BYTES);
         Ok(Found {
-            ids,
+            docs,
             generator: Some(generator),
         })
     }
@@ -558,15 +613,15 @@ impl ChatIndex {
 }
 
 struct Cached {
-    index: Arc<ChatIndex>,
+    index: Arc<SearchIndex>,
     used: Instant,
 }
 
-/// A small LRU of open chat indexes, keyed by directory. Entries unused for a while are
+/// A small LRU of open search indexes, keyed by directory. Entries unused for a while are
 /// dropped by [`Indexes::evict_idle`] (memory maps, descriptors and the writer with its
 /// threads go with them).
 ///
-/// Whatever leaves the cache is [retired](ChatIndex::retire) after the cache's lock was
+/// Whatever leaves the cache is [retired](SearchIndex::retire) after the cache's lock was
 /// released: its writer is closed then, even while a search still holds the handle, so
 /// the next handle of the same directory can open one.
 pub struct Indexes {
@@ -590,9 +645,9 @@ impl Indexes {
         }
     }
 
-    /// The index in `dir` (see [`ChatIndex::open`]). Blocking; may close the writer of the
+    /// The index in `dir` (see [`SearchIndex::open`]). Blocking; may close the writer of the
     /// index it pushes out of the cache.
-    pub fn get(&self, dir: &Path, create: bool) -> Result<Option<Arc<ChatIndex>>, SearchError> {
+    pub fn get(&self, dir: &Path, create: bool) -> Result<Option<Arc<SearchIndex>>, SearchError> {
         if let Ok(mut open) = self.open.lock()
             && let Some(c) = open.get_mut(dir)
         {
@@ -600,7 +655,7 @@ impl Indexes {
             return Ok(Some(c.index.clone()));
         }
         // Open outside the lock: it touches the disk.
-        let Some(fresh) = ChatIndex::open(dir, create)? else {
+        let Some(fresh) = SearchIndex::open(dir, create)? else {
             return Ok(None);
         };
         let fresh = Arc::new(fresh);
@@ -645,7 +700,7 @@ impl Indexes {
 
     /// Drops indexes unused for `idle`, closing their writers. Returns how many. Blocking.
     pub fn evict_idle(&self, idle: Duration) -> usize {
-        let gone: Vec<Arc<ChatIndex>> = match self.open.lock() {
+        let gone: Vec<Arc<SearchIndex>> = match self.open.lock() {
             Ok(mut open) => {
                 let stale: Vec<PathBuf> = open
                     .iter()
@@ -667,7 +722,7 @@ impl Indexes {
 
     /// Drops every index, closing the writers (the worker stops). Blocking.
     pub fn close_all(&self) {
-        let gone: Vec<Arc<ChatIndex>> = match self.open.lock() {
+        let gone: Vec<Arc<SearchIndex>> = match self.open.lock() {
             Ok(mut open) => open.drain().map(|(_, c)| c.index).collect(),
             Err(_) => Vec::new(),
         };
@@ -685,7 +740,7 @@ impl Indexes {
 }
 
 /// Retires indexes that left the cache (called without the cache's lock).
-fn retire(gone: impl IntoIterator<Item = Arc<ChatIndex>>) {
+fn retire(gone: impl IntoIterator<Item = Arc<SearchIndex>>) {
     for index in gone {
         index.retire();
     }

@@ -1,13 +1,18 @@
-//! Full-text search over a practice's chat messages.
+//! The one search of the workspace: full-text search over the documents of every app
+//! (chat messages now; cards, files, news later).
 //!
-//! Each practice has its own tantivy index under `data/tenants/<slug>/index/chat/`, so one
-//! practice's index can never answer for another. The index is a cache of
-//! `platform.sqlite`: chat code queues changed message ids in `search_queue` (same
-//! transaction as the change) and pokes the [`SearchService`]; the node's
-//! [`worker::SearchWorker`] writes the index in batches and deletes queue rows only after
-//! the index commit. Searches filter by the rooms the reader may read at query time and
-//! re-check every hit against the database, so a stale index never shows a deleted
-//! message or a room the reader may not read.
+//! Each practice has one tantivy index under `data/tenants/<slug>/index/search/` for all
+//! its apps, so one practice's index can never answer for another; its documents carry
+//! their kind and the permission key the owning app checks ([`doc`]). The index is a
+//! cache of `platform.sqlite`: chat code queues changed message ids in `search_queue`
+//! (same transaction as the change) and pokes the [`SearchService`]; the node's
+//! [`worker::SearchWorker`] asks the owning app for the documents
+//! ([`crate::app::SearchSource::documents`]), writes the index in batches and deletes queue
+//! rows only after the index commit. An index of an earlier version (in `index/chat/`, or
+//! of another schema) is rebuilt from the database. Searches ([`find`]) match only what
+//! each app says the reader may read and have the app re-check every hit against the
+//! database, so a stale index never shows a deleted message or a room the reader may not
+//! read; the search page is [`page`].
 //!
 //! Open indexes are cached for a few practices only. An index that was written to keeps
 //! its writer (the smallest heap tantivy allows, one indexing and one merge thread) for
@@ -15,8 +20,12 @@
 //! out, rebuilt), after a failed batch, and when the worker stops. Searching never opens
 //! a writer.
 
+pub mod doc;
+pub mod find;
 pub mod index;
+pub mod page;
 pub mod queue;
+pub mod snippet;
 pub mod worker;
 
 use std::collections::HashSet;
@@ -25,7 +34,8 @@ use std::sync::Mutex;
 use kollegium_tenants::Slug;
 use tokio::sync::Notify;
 
-pub use index::{ChatIndex, Indexes};
+pub use doc::{Confirmed, DocRef, Kind, PermKey, Shown};
+pub use index::{Indexes, SearchIndex};
 
 /// Why indexing or searching failed (never shown to users as is).
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +54,7 @@ pub enum SearchError {
     Join(String),
     /// tantivy's directory lock: another handle of the same index still holds its writer
     /// (it is being closed). Nothing was written; the changes stay queued.
-    #[error("the chat index is locked by another writer; the batch is retried later")]
+    #[error("the search index is locked by another writer; the batch is retried later")]
     WriterBusy,
 }
 

@@ -8,8 +8,10 @@ use diesel::sql_types::BigInt;
 use kollegium_tenants::UnixTime;
 use kollegium_tenants::prepared::{FixedSql, Prepared};
 
-use super::index::{Change, Entry};
-use crate::schema::{messages, search_queue};
+use super::doc::DocRef;
+use super::index::Change;
+use crate::app::SearchSource;
+use crate::schema::search_queue;
 
 /// Whether anything waits in the queue.
 pub fn pending(conn: &mut SqliteConnection) -> QueryResult<bool> {
@@ -20,34 +22,16 @@ pub fn pending(conn: &mut SqliteConnection) -> QueryResult<bool> {
         .map(|o| o.is_some())
 }
 
-type MessageState = (i64, i64, Option<i64>, String, i64, Option<i64>);
-
+/// The changes that bring the index to the current state of `ids` (chat messages, the only
+/// kind `search_queue` holds): the owning app's documents, a removal for the others.
 fn states(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<HashMap<i64, Change>> {
-    let rows: Vec<MessageState> = messages::table
-        .filter(messages::id.eq_any(ids))
-        .select((
-            messages::id,
-            messages::room_id,
-            messages::author_id,
-            messages::body,
-            messages::created_at,
-            messages::deleted_at,
-        ))
-        .load(conn)?;
-    let mut out: HashMap<i64, Change> = ids.iter().map(|id| (*id, Change::Remove(*id))).collect();
-    for (id, room, author, body, created_at, deleted_at) in rows {
-        if deleted_at.is_none() && !body.trim().is_empty() {
-            out.insert(
-                id,
-                Change::Put(Entry {
-                    id,
-                    room,
-                    author,
-                    body,
-                    created_at,
-                }),
-            );
-        }
+    let source = &crate::chat::search::MESSAGES;
+    let mut out: HashMap<i64, Change> = ids
+        .iter()
+        .map(|id| (*id, Change::Remove(DocRef::new(source.kind(), *id))))
+        .collect();
+    for entry in source.documents(conn, ids)? {
+        out.insert(entry.id, Change::Put(entry));
     }
     Ok(out)
 }

@@ -6,12 +6,12 @@ use diesel::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::index::{Change, ChatIndex, Indexes};
+use super::index::{Change, Indexes, Scope, SearchIndex};
 use super::{SearchError, queue};
 use crate::PLATFORM_DB;
 use crate::chat::messages;
 use crate::chat::rooms::{self, Visibility};
-use crate::chat::search::{SearchText, hits, readable_rooms};
+use crate::chat::search::{KIND, SearchText, hits, readable_rooms, room_key};
 use crate::chat::{Actor, MessageId};
 use crate::members::{self, Claims, MemberId};
 use crate::schema::{messages as messages_t, reactions, rooms as rooms_t, search_queue};
@@ -34,14 +34,14 @@ fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
     members::upsert(conn, &c, 1_000).unwrap().id
 }
 
-fn index(dir: &tempfile::TempDir) -> ChatIndex {
-    ChatIndex::open(&dir.path().join("index").join("chat"), true)
+fn index(dir: &tempfile::TempDir) -> SearchIndex {
+    SearchIndex::open(&dir.path().join("index").join("search"), true)
         .unwrap()
         .unwrap()
 }
 
 /// What the worker does per round, without a `Tenant`.
-fn drain(conn: &mut SqliteConnection, idx: &ChatIndex) -> usize {
+fn drain(conn: &mut SqliteConnection, idx: &SearchIndex) -> usize {
     let batch = queue::next_batch(conn, 500).unwrap();
     idx.apply(&batch).unwrap();
     queue::ack(conn, &batch).unwrap();
@@ -53,7 +53,7 @@ fn post(c: &mut SqliteConnection, room: crate::chat::RoomId, who: MemberId, body
     messages::post(c, &r, who, body, None, 2_000).unwrap().0.id
 }
 
-fn find(c: &mut SqliteConnection, idx: &ChatIndex, me: MemberId, q: &str) -> Vec<i64> {
+fn find(c: &mut SqliteConnection, idx: &SearchIndex, me: MemberId, q: &str) -> Vec<i64> {
     let allowed = readable_rooms(c, me).unwrap();
     let text = SearchText::parse(q).unwrap().unwrap();
     hits(c, idx, &allowed, me, &text, 3_000)
@@ -336,13 +336,18 @@ fn long_messages_get_a_fragment_with_ellipses() {
     assert!(s.starts_with("…Wort ") && s.ends_with("Ende Ende…"), "{s}");
     assert!(s.chars().count() < 200, "{s}");
     // Without a match in the text (the index is behind an edit): the start.
-    let found = idx.search("wort", &allowed, 5, 3_000).unwrap();
+    let keys: Vec<_> = allowed.iter().map(|r| room_key(*r)).collect();
+    let scope = Scope {
+        kind: KIND,
+        keys: &keys,
+    };
+    let found = idx.search("wort", &[scope], 5, 3_000).unwrap();
     let s = found.snippet_html("Ganz anderer Text ohne Treffer");
     assert_eq!(s, "Ganz anderer Text ohne Treffer");
 }
 
-fn chat_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    dir.path().join("index").join("chat")
+fn search_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("index").join("search")
 }
 
 #[test]
@@ -376,14 +381,14 @@ fn batches_reuse_one_writer_and_searches_open_none() {
 
     // A second handle that only searches (the read path) opens no writer, so it does not
     // compete for the lock.
-    let reader = ChatIndex::open(&chat_dir(&d), false).unwrap().unwrap();
+    let reader = SearchIndex::open(&search_dir(&d), false).unwrap().unwrap();
     assert_eq!(find(&mut c, &reader, a, "beta"), vec![ids[1]]);
     assert_eq!(reader.writers_opened(), 0);
     assert!(!reader.has_writer());
     // Reopening the index after the writer closed shows everything committed.
     drop(idx);
     drop(reader);
-    let again = ChatIndex::open(&chat_dir(&d), false).unwrap().unwrap();
+    let again = SearchIndex::open(&search_dir(&d), false).unwrap().unwrap();
     assert_eq!(again.num_docs().unwrap(), 3);
 }
 
@@ -410,11 +415,11 @@ fn a_second_writer_for_a_directory_is_a_clear_error_until_the_first_goes() {
 fn evicted_forgotten_or_pushed_out_indexes_let_the_next_handle_write() {
     let (d, mut c) = db();
     let (other, _) = db();
-    let dir = chat_dir(&d);
+    let dir = search_dir(&d);
     let indexes = Indexes::new(1);
     let a = member(&mut c, "anna");
     let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
-    let write = |c: &mut SqliteConnection, word: &str| -> Arc<ChatIndex> {
+    let write = |c: &mut SqliteConnection, word: &str| -> Arc<SearchIndex> {
         post(c, room, a, &format!("Wort {word}"));
         let idx = indexes.get(&dir, true).unwrap().unwrap();
         assert_eq!(drain(c, &idx), 1);
@@ -435,7 +440,7 @@ fn evicted_forgotten_or_pushed_out_indexes_let_the_next_handle_write() {
     let newer = write(&mut c, "drei");
 
     // Pushed out by the cache cap (another practice's index comes in).
-    assert!(indexes.get(&chat_dir(&other), true).unwrap().is_some());
+    assert!(indexes.get(&search_dir(&other), true).unwrap().is_some());
     assert_eq!(indexes.len(), 1);
     assert!(!newer.has_writer());
 
@@ -487,4 +492,224 @@ fn a_failed_batch_stays_queued_and_the_next_one_starts_with_a_fresh_writer() {
     assert_eq!(find(&mut c, &idx, a, "fehler").len(), 3);
     assert_eq!(find(&mut c, &idx, a, "vor"), vec![first]);
     assert_eq!(find(&mut c, &idx, a, "nach"), vec![third]);
+}
+
+/// An index as the version before the one search wrote it: chat's own schema, one
+/// document that is not in the database.
+fn legacy_index(dir: &std::path::Path, room: i64, body: &str) {
+    use tantivy::doc;
+    use tantivy::schema::{
+        FAST, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
+    };
+    let mut b = Schema::builder();
+    let id = b.add_u64_field("id", INDEXED | FAST);
+    let room_f = b.add_u64_field("room", INDEXED | FAST);
+    let author = b.add_u64_field("author", INDEXED | FAST);
+    let body_f = b.add_text_field(
+        "body",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(super::index::TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        ),
+    );
+    let created = b.add_i64_field("created_at", INDEXED | FAST);
+    std::fs::create_dir_all(dir).unwrap();
+    let index = tantivy::Index::create_in_dir(dir, b.build()).unwrap();
+    index
+        .tokenizers()
+        .register(super::index::TOKENIZER, super::index::analyzer());
+    let mut w: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+    w.add_document(doc!(
+        id => 999u64,
+        room_f => room as u64,
+        author => 1u64,
+        body_f => body,
+        created => 2_000i64,
+    ))
+    .unwrap();
+    w.commit().unwrap();
+}
+
+#[test]
+fn an_index_of_an_earlier_version_is_rebuilt_from_the_database() {
+    use super::index::{OnDisk, exists, on_disk};
+    let (d, mut c) = db();
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let kept = post(&mut c, room, a, "Befund aus der Datenbank");
+    // The old place (`index/chat/`) and an index of the old schema in the new place.
+    let old_place = d.path().join("index").join("chat");
+    let dir = search_dir(&d);
+    legacy_index(&old_place, room.0, "Phantom Befund im alten Index");
+    legacy_index(&dir, room.0, "Phantom Befund im alten Index");
+    assert_eq!(on_disk(&dir).unwrap(), OnDisk::Stale);
+    assert!(!exists(&dir));
+    assert_eq!(
+        on_disk(&d.path().join("index").join("nothing")).unwrap(),
+        OnDisk::Missing
+    );
+    // Searching neither uses nor trips over it.
+    assert!(SearchIndex::open(&dir, false).unwrap().is_none());
+    let indexes = Indexes::new(4);
+    assert!(indexes.get(&dir, false).unwrap().is_none());
+
+    // What the indexer does for an index that is not there: queue everything, create it.
+    queue::requeue_all(&mut c, 3_000).unwrap();
+    let idx = indexes.get(&dir, true).unwrap().unwrap();
+    assert_eq!(on_disk(&dir).unwrap(), OnDisk::Current);
+    assert!(exists(&dir));
+    assert!(!old_place.exists(), "the old place is removed");
+    assert_eq!(idx.num_docs().unwrap(), 0);
+    drain(&mut c, &idx);
+    assert_eq!(idx.num_docs().unwrap(), 1);
+    assert_eq!(find(&mut c, &idx, a, "befund"), vec![kept]);
+    assert!(find(&mut c, &idx, a, "phantom").is_empty());
+
+    // A damaged metadata file counts as stale too.
+    drop(idx);
+    indexes.close_all();
+    std::fs::write(dir.join("meta.json"), b"{ not json").unwrap();
+    assert_eq!(on_disk(&dir).unwrap(), OnDisk::Stale);
+    assert!(SearchIndex::open(&dir, false).unwrap().is_none());
+}
+
+#[test]
+fn documents_carry_kind_and_key_and_stay_apart_from_other_kinds() {
+    use super::doc::{DocRef, PermKey};
+    use super::index::Entry;
+    let (d, mut c) = db();
+    let idx = index(&d);
+    let a = member(&mut c, "anna");
+    let room = rooms::create_group(&mut c, a, "Team", "", Visibility::Open, &[], 1_000).unwrap();
+    let id = post(&mut c, room, a, "Impfstoff bestellen");
+    drain(&mut c, &idx);
+    // A document of another kind with the same id and words, found by its title too.
+    let card = Entry {
+        kind: "test-card",
+        id,
+        key: PermKey::new("board", 1),
+        title: "Impfstoff".into(),
+        body: "bestellen bis Freitag".into(),
+        author: None,
+        created_at: 2_000,
+    };
+    idx.apply(&[Change::Put(card)]).unwrap();
+    assert_eq!(idx.num_docs().unwrap(), 2);
+
+    let in_room = vec![room_key(room.0)];
+    let board = vec![PermKey::new("board", 1)];
+    fn chat(keys: &[PermKey]) -> Scope<'_> {
+        Scope { kind: KIND, keys }
+    }
+    fn cards(keys: &[PermKey]) -> Scope<'_> {
+        Scope {
+            kind: "test-card",
+            keys,
+        }
+    }
+    let search = |scopes: &[Scope<'_>]| {
+        idx.search("impfstoff bestellen", scopes, 10, 3_000)
+            .unwrap()
+            .docs
+    };
+    assert_eq!(search(&[chat(&in_room)]), vec![DocRef::new(KIND, id)]);
+    assert_eq!(search(&[cards(&board)]), vec![DocRef::new("test-card", id)]);
+    let mut both = search(&[chat(&in_room), cards(&board)]);
+    both.sort();
+    assert_eq!(
+        both,
+        vec![
+            DocRef::new("chat-message", id),
+            DocRef::new("test-card", id)
+        ]
+    );
+    // A key opens only documents of its own kind, and only with the same key.
+    assert!(search(&[cards(&in_room)]).is_empty());
+    assert!(search(&[chat(&board)]).is_empty());
+    assert!(search(&[chat(&[room_key(room.0 + 1)])]).is_empty());
+    assert!(search(&[chat(&[])]).is_empty());
+    assert!(search(&[]).is_empty());
+
+    // Removing the message leaves the card with the same id.
+    idx.apply(&[Change::Remove(DocRef::new(KIND, id))]).unwrap();
+    assert_eq!(idx.num_docs().unwrap(), 1);
+    assert_eq!(search(&[cards(&board)]), vec![DocRef::new("test-card", id)]);
+    assert!(search(&[chat(&in_room)]).is_empty());
+}
+
+#[test]
+fn the_chat_source_gives_documents_keys_a_recheck_and_a_rendering() {
+    use crate::app::SearchSource;
+    use crate::chat::search::MESSAGES;
+    let (d, mut c) = db();
+    let idx = index(&d);
+    let (a, b) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+    let private =
+        rooms::create_group(&mut c, a, "Labor", "", Visibility::Private, &[b], 1_000).unwrap();
+    let id = post(&mut c, private, a, "Laborbefund Meier");
+
+    // (a) the document of an id, nothing for an unknown one.
+    let docs = MESSAGES.documents(&mut c, &[id, 999]).unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(
+        (docs[0].kind, docs[0].id, docs[0].title.as_str()),
+        (KIND, id, "")
+    );
+    assert_eq!(docs[0].key.to_string(), format!("room:{}", private.0));
+    assert_eq!(docs[0].body, "Laborbefund Meier");
+    drain(&mut c, &idx);
+
+    // (b) the rooms one may read.
+    let keys_b = MESSAGES.readable(&mut c, b).unwrap();
+    assert!(keys_b.contains(&room_key(private.0)));
+    assert_eq!(
+        MESSAGES.confirm(&mut c, b, &keys_b, &[id]).unwrap().len(),
+        1
+    );
+
+    // (c) Bernd leaves the room: the index still holds the message, the re-check drops it.
+    let r = rooms::by_id(&mut c, private).unwrap().unwrap();
+    let anna = Actor {
+        id: a,
+        is_admin: false,
+    };
+    rooms::set_membership(&mut c, &r, anna, b, false, 2_000).unwrap();
+    let keys_b = MESSAGES.readable(&mut c, b).unwrap();
+    assert!(!keys_b.contains(&room_key(private.0)));
+    assert!(
+        MESSAGES
+            .confirm(&mut c, b, &keys_b, &[id])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(find(&mut c, &idx, b, "laborbefund").is_empty());
+    let keys_a = MESSAGES.readable(&mut c, a).unwrap();
+    let confirmed = MESSAGES.confirm(&mut c, a, &keys_a, &[id, 999]).unwrap();
+    assert_eq!(confirmed.len(), 1);
+    let hit = confirmed[0].clone();
+    assert_eq!(hit.title, "# Labor");
+    assert_eq!(hit.link, format!("/chat/{}#m{id}", private.0));
+    assert_eq!(hit.author.as_deref(), Some("anna Name"));
+    assert_eq!(hit.text, "Laborbefund Meier");
+
+    // (d) rendered with the practice's time: 2,000 s after the epoch is 01:33 in Berlin.
+    let zone = kollegium_tenants::time::Zone::parse("Europe/Berlin").unwrap();
+    let shown = MESSAGES.render(hit, "<mark>Laborbefund</mark> Meier".into(), &zone);
+    assert_eq!((shown.kind, shown.label), (KIND, "Chat"));
+    assert_eq!(shown.when, "01.01.1970, 01:33");
+    assert_eq!(shown.title, "# Labor");
+    assert_eq!(shown.snippet_html, "<mark>Laborbefund</mark> Meier");
+
+    // Deleted, index not yet updated: gone for everyone.
+    let msg = messages::by_id(&mut c, MessageId(id)).unwrap().unwrap();
+    messages::delete(&mut c, &msg, anna, 900, 2_100).unwrap();
+    assert_eq!(idx.num_docs().unwrap(), 1);
+    assert!(
+        MESSAGES
+            .confirm(&mut c, a, &keys_a, &[id])
+            .unwrap()
+            .is_empty()
+    );
+    assert!(MESSAGES.documents(&mut c, &[id]).unwrap().is_empty());
 }

@@ -77,7 +77,7 @@ pub fn index_round(
     batch: i64,
     now: UnixTime,
 ) -> Result<Round, SearchError> {
-    let dir = index::chat_dir(tenant);
+    let dir = index::dir(tenant);
     let fresh = !index::exists(&dir);
     let changes = {
         let mut conn = tenant.conn(&PLATFORM_DB)?;
@@ -290,7 +290,7 @@ async fn sweep_candidates(ctx: &Ctx, first: bool) -> Result<Vec<String>, SearchE
             if !tenant.is_open(&PLATFORM_DB) {
                 continue;
             }
-            let dir = index::chat_dir(&tenant);
+            let dir = index::dir(&tenant);
             let mut conn = tenant.conn(&PLATFORM_DB)?;
             if needs_work(&mut conn, &dir)? {
                 out.push(tenant.slug().to_string());
@@ -325,6 +325,6 @@ fn peek(practice: &Path) -> Option<bool> {
         return Some(false);
     }
     let mut conn = db::open_connection(&path).ok()?;
-    let index_dir = practice.join("index").join("chat");
+    let index_dir = practice.join("index").join(index::DIR);
     needs_work(&mut conn, &index_dir).ok()
 }

@@ -1,0 +1,204 @@
+//! The search page "Suche", `GET /search?q=…&kind=…`: hits of every kind the member may
+//! read, each labelled with its kind ("Chat"), with the matched words highlighted and a
+//! link to the hit. Server-rendered, works without JavaScript. `/chat/search` is the same
+//! page filtered to chat ([`View`]).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
+
+use super::Shown;
+use super::find::{self, MAX_QUERY_CHARS, MAX_RESULTS, QueryError, SearchText};
+use crate::app::{AppContext, SearchSource, search_sources};
+use crate::auth::Member;
+use crate::error::{Internal, log_5xx};
+
+/// Which search a page is: the whole workspace's, or one app's filtered view.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Where the form sends the query.
+    pub action: &'static str,
+    /// The form's label.
+    pub heading: &'static str,
+    /// The app whose navigation entry is marked (none for the whole search).
+    pub active: &'static str,
+    /// The one kind searched, or every kind the apps have (with a filter).
+    pub only: Option<&'static str>,
+    /// A link back to the app: (href, text).
+    pub back: Option<(&'static str, &'static str)>,
+}
+
+/// `/search`: every kind.
+pub const ALL: View = View {
+    action: "/search",
+    heading: "Alles durchsuchen, was Sie lesen dürfen",
+    active: "search",
+    only: None,
+    back: None,
+};
+
+/// A kind in the page's filter.
+struct KindOption {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/search.html")]
+struct SearchPage<'a> {
+    layout: Layout,
+    view: &'a View,
+    q: String,
+    kinds: Vec<KindOption>,
+    searched: bool,
+    error: Option<String>,
+    hits: Vec<Shown>,
+    max: usize,
+    /// The same query over every kind (on a filtered view).
+    everywhere: Option<String>,
+    /// The labels of the kinds searched ("Chat").
+    covers: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct Params {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// What a request asked for.
+enum Outcome {
+    /// No query yet: the form.
+    Empty,
+    /// A query the page refuses, with the reason shown.
+    Refused(String),
+    Hits(Vec<Shown>),
+}
+
+/// The search page of `view` for `query` (the request's query string). Refused input (too
+/// long, unknown kind, an unreadable query string) is a 400 with the reason in German;
+/// query syntax is no input error (every query is words).
+pub async fn respond(
+    m: &Member,
+    csrf: &CsrfToken,
+    ctx: &AppContext,
+    query: &str,
+    view: &View,
+) -> HttpResponse {
+    let params = serde_urlencoded::from_str::<Params>(query);
+    let (params, outcome) = match params {
+        Ok(p) => {
+            let outcome = run(m, ctx, &p, view).await;
+            (p, outcome)
+        }
+        Err(_) => (
+            Params::default(),
+            Ok(Outcome::Refused(
+                "Die Suchanfrage ist ungültig. Bitte geben Sie Ihre Suchbegriffe erneut ein."
+                    .to_owned(),
+            )),
+        ),
+    };
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            log_5xx("search failed", &e);
+            return ErrorPage::new(500).response();
+        }
+    };
+    let (status, searched, error, hits) = match outcome {
+        Outcome::Empty => (StatusCode::OK, false, None, Vec::new()),
+        Outcome::Refused(e) => (StatusCode::BAD_REQUEST, false, Some(e), Vec::new()),
+        Outcome::Hits(h) => (StatusCode::OK, true, None, h),
+    };
+    // An over-long query is not echoed back in full.
+    let q: String = params.q.chars().take(MAX_QUERY_CHARS).collect();
+    let kind = params.kind.as_str();
+    let kinds = match view.only {
+        Some(_) => Vec::new(),
+        None => search_sources()
+            .map(|s| KindOption {
+                value: s.kind(),
+                label: s.label(),
+                selected: s.kind() == kind,
+            })
+            .collect(),
+    };
+    let everywhere = (view.only.is_some() && searched).then(|| {
+        format!(
+            "/search?{}",
+            serde_urlencoded::to_string([("q", &q)]).unwrap_or_default()
+        )
+    });
+    let page = SearchPage {
+        layout: layout(m, csrf, view),
+        view,
+        q,
+        kinds,
+        searched,
+        error,
+        hits,
+        max: MAX_RESULTS,
+        everywhere,
+        covers: search_sources()
+            .map(|s| s.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    match page.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type(ContentType::html())
+            .body(body),
+        Err(e) => {
+            log_5xx(
+                "search failed",
+                &Internal::new("rendering the search page", e),
+            );
+            ErrorPage::new(500).response()
+        }
+    }
+}
+
+fn layout(m: &Member, csrf: &CsrfToken, view: &View) -> Layout {
+    crate::shell::page(m, csrf, view.active)
+}
+
+async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Outcome, Internal> {
+    let kind = view.only.unwrap_or(p.kind.as_str());
+    let sources: Vec<&'static dyn SearchSource> = match find::sources(kind) {
+        Ok(s) => s,
+        Err(e) => return Ok(Outcome::Refused(e.to_string())),
+    };
+    let text = match SearchText::parse(&p.q) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(Outcome::Empty),
+        Err(e @ (QueryError::TooLong | QueryError::UnknownKind)) => {
+            return Ok(Outcome::Refused(e.to_string()));
+        }
+    };
+    let (tenant, service, me, now) = (m.tenant.clone(), ctx.search.clone(), m.id(), ctx.now());
+    let hits = web::block(move || find::find(&tenant, &service, me, &text, &sources, now))
+        .await
+        .map_err(|e| Internal::new("searching", e))?
+        .map_err(|e| Internal::new("searching", e))?;
+    Ok(Outcome::Hits(hits))
+}
+
+async fn page(
+    req: HttpRequest,
+    m: Member,
+    csrf: CsrfToken,
+    ctx: web::Data<AppContext>,
+) -> HttpResponse {
+    respond(&m, &csrf, &ctx, req.query_string(), &ALL).await
+}
+
+/// Registers `/search`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/search", web::get().to(page));
+}
