@@ -14,6 +14,7 @@ use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
+use kollegium_tenants::web::shell::{self as web_shell, Shell};
 use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
@@ -73,6 +74,20 @@ fn path_classes() -> Vec<PathClass> {
 /// Static assets beyond the shell's own, from their owners (the workspace's apps).
 fn app_assets() -> Vec<Source> {
     kollegium_platform::app::assets()
+}
+
+/// The practice origin's one shell, composed from its owners: the workspace's navigation
+/// (the start page and the app list), the IdP's administration (for admins), the
+/// workspace's search field, and "Mein Konto" in the user menu.
+pub fn shell() -> Shell {
+    let mut nav = kollegium_platform::shell::entries();
+    nav.extend(kollegium_idp::views::shell_nav());
+    Shell {
+        home: kollegium_platform::shell::home().to_owned(),
+        nav,
+        search: Some(kollegium_platform::shell::search_field()),
+        user_menu: kollegium_idp::views::shell_user_menu(),
+    }
 }
 
 /// Opens the node (key, registry) of `config.data_dir`: owner-only modes for everything
@@ -139,6 +154,7 @@ pub async fn start(
     settings.path_classes = path_classes();
     let limits = settings.limits.clone();
     assets::register(&app_assets());
+    web_shell::install(shell());
     let metrics = Arc::new(Metrics::default());
     let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
     let mail_signal = Arc::new(MailSignal::new());

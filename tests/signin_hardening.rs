@@ -195,7 +195,7 @@ async fn using_the_workspace_keeps_the_idp_session_from_idling_out() {
         assert_eq!(visit(&anna, app.url("praxis-a", "/")).await.0, 200);
     }
     // The IdP session is still open: its own pages need no login.
-    assert_eq!(visit(&anna, app.url("praxis-a", "/id/")).await.0, 200);
+    assert_eq!(visit(&anna, app.url("praxis-a", "/id/account")).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
