@@ -13,8 +13,8 @@ use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
-use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
 use kollegium_tenants::web::shell::{self as web_shell, Shell};
+use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
 use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 

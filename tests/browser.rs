@@ -394,7 +394,13 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
     let desk = browser_on(&d, "desk", Screen::Window(1366, 900)).await;
     sign_in(&desk, &app, "anna", "/chat").await;
     let mut heights = Vec::new();
-    for path in ["/", "/chat", "/id/account", "/id/admin/users", "/id/admin/events"] {
+    for path in [
+        "/",
+        "/chat",
+        "/id/account",
+        "/id/admin/users",
+        "/id/admin/events",
+    ] {
         let v = topbar(&desk, &app, path).await;
         assert_eq!(v["width"], 1366, "{path}: {v}");
         let height = v["height"].as_f64().unwrap();
@@ -415,7 +421,9 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
         "the same top bar on workspace, account and admin pages: {heights:?}"
     );
     // The search field sends its words to the workspace's search.
-    desk.goto(&app.url("praxis-a", "/id/admin/users")).await.unwrap();
+    desk.goto(&app.url("praxis-a", "/id/admin/users"))
+        .await
+        .unwrap();
     desk.find(Locator::Css("form.topsearch input[name=q]"))
         .await
         .unwrap()
@@ -435,7 +443,13 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
     // 390 × 844: the compact menu, still one row.
     let phone = browser_on(&d, "phone", Screen::Phone(390, 844)).await;
     sign_in(&phone, &app, "anna", "/chat").await;
-    for path in ["/", "/chat", "/id/account", "/id/admin/users", "/id/admin/devices"] {
+    for path in [
+        "/",
+        "/chat",
+        "/id/account",
+        "/id/admin/users",
+        "/id/admin/devices",
+    ] {
         let v = topbar(&phone, &app, path).await;
         assert_eq!(v["width"], 390, "{path}: {v}");
         assert!(
@@ -448,7 +462,10 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
             json!(["brand", "navmenu", "usermenu"]),
             "{path}: {v}"
         );
-        assert_eq!(v["overflow"], false, "{path}: nothing wider than the phone: {v}");
+        assert_eq!(
+            v["overflow"], false,
+            "{path}: nothing wider than the phone: {v}"
+        );
         screenshot(&phone, &format!("phone{}", path.replace('/', "_"))).await;
     }
     // The menu opens without any script and lists the navigation and the search field.
@@ -471,7 +488,11 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
     )
     .await;
     assert_eq!(menu["open"], true, "{menu}");
-    assert_eq!(menu["links"], json!(["Start", "Chat", "Verwaltung"]), "{menu}");
+    assert_eq!(
+        menu["links"],
+        json!(["Start", "Chat", "Verwaltung"]),
+        "{menu}"
+    );
     assert_eq!(menu["search"], true, "{menu}");
     assert_eq!(menu["inside"], true, "the menu fits the screen: {menu}");
     screenshot(&phone, "phone_menu").await;

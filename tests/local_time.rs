@@ -132,8 +132,13 @@ async fn the_idps_pages_say_today_and_yesterday_by_the_practices_calendar() {
     let yesterday = SUMMER - 86_400 + 2 * 3600 + 33 * 60;
     let earlier = SUMMER - 3 * 86_400;
     app.idp_db(A, move |c| {
-        let who = kollegium_idp::users::by_login(c, "chefin").unwrap().unwrap();
-        for (at, kind) in [(yesterday, EventKind::Logout), (earlier, EventKind::LoginFailed)] {
+        let who = kollegium_idp::users::by_login(c, "chefin")
+            .unwrap()
+            .unwrap();
+        for (at, kind) in [
+            (yesterday, EventKind::Logout),
+            (earlier, EventKind::LoginFailed),
+        ] {
             let e = Event {
                 user: Some(who.id),
                 ..Event::new(kind)
@@ -153,7 +158,9 @@ async fn the_idps_pages_say_today_and_yesterday_by_the_practices_calendar() {
     // The user list: when each account was last active.
     let users = page_of(&app, &chefin, "/id/admin/users").await;
     assert!(
-        users.contains("<td data-label=\"Zuletzt aktiv\"><span class=\"when\">heute 14:30</span></td>"),
+        users.contains(
+            "<td data-label=\"Zuletzt aktiv\"><span class=\"when\">heute 14:30</span></td>"
+        ),
         "{users}"
     );
 }

@@ -155,7 +155,10 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     }
     // The start page names only apps that exist.
     let html = page(&app, &bernd, "praxis-a", "/").await;
-    assert!(html.contains("Hier finden Sie Chat und die verbundenen Anwendungen"), "{html}");
+    assert!(
+        html.contains("Hier finden Sie Chat und die verbundenen Anwendungen"),
+        "{html}"
+    );
     for promise in ["Aufgaben", "Dateien", "Tresor"] {
         assert!(!html.contains(promise), "{promise}: {html}");
     }
@@ -474,7 +477,8 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
     let html = page(&app, &admin, "praxis-a", "/id/account").await;
     assert!(html.contains("<form method=\"post\" action=\"/id/logout\">"));
     // The user menu says who is signed in, with the role's label, on both kinds of page.
-    let who = "<p class=\"usermenu-who\"><strong>anna Test</strong><span class=\"muted\">MFA</span></p>";
+    let who =
+        "<p class=\"usermenu-who\"><strong>anna Test</strong><span class=\"muted\">MFA</span></p>";
     assert!(html.contains(who), "{html}");
     assert!(page(&app, &admin, "praxis-a", "/").await.contains(who));
 

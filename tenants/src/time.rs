@@ -100,8 +100,7 @@ impl Zone {
     /// `t` as people say it, seen at `now`: `heute 04:21` and `gestern 17:03` for today and
     /// yesterday (local calendar days), otherwise date and time (`06.12.2026, 04:21`).
     pub fn format_relative(&self, t: UnixTime, now: UnixTime) -> String {
-        let (Ok(ts), Ok(now_ts)) = (Timestamp::from_second(t), Timestamp::from_second(now))
-        else {
+        let (Ok(ts), Ok(now_ts)) = (Timestamp::from_second(t), Timestamp::from_second(now)) else {
             return self.format(t);
         };
         let (d, today) = (self.tz.to_datetime(ts), self.tz.to_datetime(now_ts).date());
@@ -248,7 +247,10 @@ mod tests {
         let z = berlin();
         // Now: 6 December 2026, 09:00 in Berlin (08:00 UTC).
         let now = utc(2026, 12, 6, 8, 0);
-        assert_eq!(z.format_relative(utc(2026, 12, 6, 3, 21), now), "heute 04:21");
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 6, 3, 21), now),
+            "heute 04:21"
+        );
         // 23:30 UTC on the 5th is already the 6th in Berlin.
         assert_eq!(
             z.format_relative(utc(2026, 12, 5, 23, 30), now),
@@ -268,7 +270,10 @@ mod tests {
             "04.12.2026, 23:59"
         );
         // Later today (an expiry) is today; tomorrow has its date.
-        assert_eq!(z.format_relative(utc(2026, 12, 6, 20, 0), now), "heute 21:00");
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 6, 20, 0), now),
+            "heute 21:00"
+        );
         assert_eq!(
             z.format_relative(utc(2026, 12, 7, 8, 0), now),
             "07.12.2026, 09:00"

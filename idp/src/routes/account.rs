@@ -197,8 +197,16 @@ async fn change_password(
 ) -> IdpResult<HttpResponse> {
     const WRONG_CURRENT: &str = "Das bisherige Passwort ist falsch.";
     let form = form.into_inner();
-    let fail =
-        |msg: String| render(&s, &csrf, state.now(), Some(msg), None, StatusCode::BAD_REQUEST);
+    let fail = |msg: String| {
+        render(
+            &s,
+            &csrf,
+            state.now(),
+            Some(msg),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+    };
     if form.current.len() > 1024 {
         return fail(WRONG_CURRENT.into()).await;
     }

@@ -38,11 +38,7 @@ struct DevicesPage {
     mfa_policy: &'static str,
 }
 
-async fn list(
-    a: IdpAdmin,
-    csrf: CsrfToken,
-    state: web::Data<IdpState>,
-) -> IdpResult<HttpResponse> {
+async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
     let (t, now) = (a.0.tenant.clone(), state.now());
     let (rows, dp, mp) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;

@@ -254,7 +254,10 @@ mod tests {
         assert_eq!(list(&[]), "");
         assert_eq!(list(&["Chat"]), "Chat");
         assert_eq!(list(&["Chat", "Aufgaben"]), "Chat und Aufgaben");
-        assert_eq!(list(&["Chat", "Aufgaben", "Dateien"]), "Chat, Aufgaben und Dateien");
+        assert_eq!(
+            list(&["Chat", "Aufgaben", "Dateien"]),
+            "Chat, Aufgaben und Dateien"
+        );
     }
 
     #[test]
