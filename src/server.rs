@@ -322,3 +322,42 @@ impl RunningServer {
         self.wait().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kollegium_tenants::web::shell::Audience;
+
+    use super::*;
+
+    #[test]
+    fn the_shell_is_the_workspaces_navigation_then_the_administration_for_admins() {
+        let s = shell();
+        assert_eq!(s.home, "/");
+        let nav: Vec<_> = s
+            .nav
+            .iter()
+            .map(|e| (e.label.as_str(), e.href.as_str(), e.audience))
+            .collect();
+        let mut expected: Vec<_> = kollegium_platform::app::navigation()
+            .iter()
+            .map(|(_, e)| (e.label, e.href, Audience::Everyone))
+            .collect();
+        expected.push(("Verwaltung", "/id/admin/users", Audience::Admins));
+        assert_eq!(nav, expected);
+        let menu: Vec<_> = s
+            .user_menu
+            .iter()
+            .map(|e| (e.label.as_str(), e.href.as_str(), e.audience))
+            .collect();
+        assert_eq!(menu, [("Mein Konto", "/id/account", Audience::Everyone)]);
+        let search = s.search.unwrap();
+        assert_eq!(
+            (
+                search.action.as_str(),
+                search.name.as_str(),
+                search.label.as_str()
+            ),
+            ("/search", "q", "Suche")
+        );
+    }
+}
