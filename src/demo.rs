@@ -187,7 +187,7 @@ fn seed_workspace(
 /// What `demo` prints once the server listens.
 pub fn banner(practice_origin: &str, operator: std::net::SocketAddr) -> String {
     format!(
-        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisinhaber:in, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
+        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisleitung, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
         pw = kollegium_idp::demo::DEMO_PASSWORD
     )
 }

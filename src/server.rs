@@ -13,6 +13,7 @@ use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
 use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
+use kollegium_tenants::web::shell::{self as web_shell, Shell};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
 use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
@@ -76,6 +77,20 @@ fn path_classes() -> Vec<PathClass> {
 /// Static assets beyond the shell's own, from their owners (the workspace's apps).
 fn app_assets() -> Vec<Source> {
     kollegium_platform::app::assets()
+}
+
+/// The practice origin's one shell, composed from its owners: the workspace's navigation
+/// (the start page and the app list), the IdP's administration (for admins), the
+/// workspace's search field, and "Mein Konto" in the user menu.
+pub fn shell() -> Shell {
+    let mut nav = kollegium_platform::shell::entries();
+    nav.extend(kollegium_idp::views::shell_nav());
+    Shell {
+        home: kollegium_platform::shell::home().to_owned(),
+        nav,
+        search: Some(kollegium_platform::shell::search_field()),
+        user_menu: kollegium_idp::views::shell_user_menu(),
+    }
 }
 
 /// Opens the node (key, registry) of `config.data_dir`: owner-only modes for everything
@@ -142,6 +157,7 @@ pub async fn start(
     settings.path_classes = path_classes();
     let limits = settings.limits.clone();
     assets::register(&app_assets());
+    web_shell::install(shell());
     let metrics = Arc::new(Metrics::default());
     let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
     let mail_signal = Arc::new(MailSignal::new());
@@ -314,5 +330,44 @@ impl RunningServer {
         self.main.stop(true).await;
         self.operator.stop(true).await;
         self.wait().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kollegium_tenants::web::shell::Audience;
+
+    use super::*;
+
+    #[test]
+    fn the_shell_is_the_workspaces_navigation_then_the_administration_for_admins() {
+        let s = shell();
+        assert_eq!(s.home, "/");
+        let nav: Vec<_> = s
+            .nav
+            .iter()
+            .map(|e| (e.label.as_str(), e.href.as_str(), e.audience))
+            .collect();
+        let mut expected: Vec<_> = kollegium_platform::app::navigation()
+            .iter()
+            .map(|(_, e)| (e.label, e.href, Audience::Everyone))
+            .collect();
+        expected.push(("Verwaltung", "/id/admin/users", Audience::Admins));
+        assert_eq!(nav, expected);
+        let menu: Vec<_> = s
+            .user_menu
+            .iter()
+            .map(|e| (e.label.as_str(), e.href.as_str(), e.audience))
+            .collect();
+        assert_eq!(menu, [("Mein Konto", "/id/account", Audience::Everyone)]);
+        let search = s.search.unwrap();
+        assert_eq!(
+            (
+                search.action.as_str(),
+                search.name.as_str(),
+                search.label.as_str()
+            ),
+            ("/search", "q", "Suche")
+        );
     }
 }

@@ -69,20 +69,44 @@ pub async fn driver() -> Driver {
 
 /// A fresh headless Chromium with its own profile.
 pub async fn browser(d: &Driver, name: &str) -> Client {
+    browser_on(d, name, Screen::Window(1200, 900)).await
+}
+
+/// The screen a browser renders for.
+#[derive(Debug, Clone, Copy)]
+pub enum Screen {
+    /// A desktop window of this size (headless: the viewport is the window).
+    Window(u32, u32),
+    /// A phone's viewport (Chromium's device emulation, 3 device pixels per CSS pixel).
+    Phone(u32, u32),
+}
+
+/// A fresh headless Chromium with its own profile, rendering for `screen`.
+pub async fn browser_on(d: &Driver, name: &str, screen: Screen) -> Client {
     let profile = d._profiles.path().join(name);
+    let mut options = json!({
+        "binary": CHROMIUM,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+            format!("--user-data-dir={}", profile.display()),
+        ],
+    });
+    match screen {
+        Screen::Window(w, h) => {
+            options["args"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!(format!("--window-size={w},{h}")));
+        }
+        Screen::Phone(w, h) => {
+            options["mobileEmulation"] =
+                json!({ "deviceMetrics": { "width": w, "height": h, "pixelRatio": 3.0 } });
+        }
+    }
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": CHROMIUM,
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1200,900",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
+    caps.insert("goog:chromeOptions".into(), options);
     // Both of rustls's crypto back ends are linked into the test binary; pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();
     ClientBuilder::rustls()
@@ -322,4 +346,170 @@ async fn two_browsers_chat_live_and_hostile_markup_stays_inert() {
 
     anna.close().await.unwrap();
     bernd.close().await.unwrap();
+}
+
+/// The top bar of the current page: its height, how far its visible parts are apart
+/// vertically (0 when they sit in one row), which parts are visible, how many rows the
+/// navigation's entries take, and whether the page is wider than the viewport.
+const TOPBAR: &str = "var bar = document.querySelector('.topbar'); \
+    var shown = function (e) { return e.getClientRects().length > 0; }; \
+    var kids = Array.from(bar.querySelector('.topbar-inner').children).filter(shown); \
+    var mids = kids.map(function (e) { var r = e.getBoundingClientRect(); return r.top + r.height / 2; }); \
+    var rows = new Set(Array.from(document.querySelectorAll('.mainnav li')).filter(shown).map(function (e) { return Math.round(e.getBoundingClientRect().top); })); \
+    return { height: bar.getBoundingClientRect().height, width: window.innerWidth, \
+      spread: Math.max.apply(null, mids) - Math.min.apply(null, mids), \
+      parts: kids.map(function (e) { return e.className; }), navRows: rows.size, \
+      overflow: document.documentElement.scrollWidth > window.innerWidth };";
+
+/// One row of the top bar: a 2 rem control plus its padding, well under two rows.
+const ONE_ROW: f64 = 64.0;
+
+/// Saves a screenshot when `KOLLEGIUM_SCREENSHOTS` names a directory (for people checking
+/// the layout by eye; nothing is saved otherwise).
+async fn screenshot(b: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("KOLLEGIUM_SCREENSHOTS") {
+        let png = b.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+async fn topbar(b: &Client, app: &TestApp, path: &str) -> Value {
+    b.goto(&app.url("praxis-a", path)).await.unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("header.topbar .usermenu"))
+        .await
+        .unwrap();
+    js(b, TOPBAR).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin_pages() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", PW, true).await;
+    let d = driver().await;
+
+    // 1366 × 900: every part of the shell in one row, the same on every kind of page.
+    let desk = browser_on(&d, "desk", Screen::Window(1366, 900)).await;
+    sign_in(&desk, &app, "anna", "/chat").await;
+    let mut heights = Vec::new();
+    for path in [
+        "/",
+        "/chat",
+        "/id/account",
+        "/id/admin/users",
+        "/id/admin/events",
+    ] {
+        let v = topbar(&desk, &app, path).await;
+        assert_eq!(v["width"], 1366, "{path}: {v}");
+        let height = v["height"].as_f64().unwrap();
+        assert!(height <= ONE_ROW, "{path}: the top bar is one row: {v}");
+        assert!(v["spread"].as_f64().unwrap() <= 4.0, "{path}: {v}");
+        assert_eq!(v["navRows"], 1, "{path}: the navigation does not wrap: {v}");
+        assert_eq!(
+            v["parts"],
+            json!(["brand", "mainnav", "topsearch", "usermenu"]),
+            "{path}: {v}"
+        );
+        assert_eq!(v["overflow"], false, "{path}: {v}");
+        heights.push(height);
+        screenshot(&desk, &format!("desktop{}", path.replace('/', "_"))).await;
+    }
+    assert!(
+        heights.windows(2).all(|w| (w[0] - w[1]).abs() < 0.5),
+        "the same top bar on workspace, account and admin pages: {heights:?}"
+    );
+    // The search field sends its words to the workspace's search.
+    desk.goto(&app.url("praxis-a", "/id/admin/users"))
+        .await
+        .unwrap();
+    desk.find(Locator::Css("form.topsearch input[name=q]"))
+        .await
+        .unwrap()
+        .send_keys("Labor\n")
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if desk.current_url().await.unwrap().path() == "/search" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = desk.current_url().await.unwrap();
+    assert_eq!((url.path(), url.query()), ("/search", Some("q=Labor")));
+    desk.close().await.unwrap();
+
+    // 390 × 844: the compact menu, still one row.
+    let phone = browser_on(&d, "phone", Screen::Phone(390, 844)).await;
+    sign_in(&phone, &app, "anna", "/chat").await;
+    for path in [
+        "/",
+        "/chat",
+        "/id/account",
+        "/id/admin/users",
+        "/id/admin/devices",
+    ] {
+        let v = topbar(&phone, &app, path).await;
+        assert_eq!(v["width"], 390, "{path}: {v}");
+        assert!(
+            v["height"].as_f64().unwrap() <= ONE_ROW,
+            "{path}: the top bar is one row: {v}"
+        );
+        assert!(v["spread"].as_f64().unwrap() <= 4.0, "{path}: {v}");
+        assert_eq!(
+            v["parts"],
+            json!(["brand", "navmenu", "usermenu"]),
+            "{path}: {v}"
+        );
+        assert_eq!(
+            v["overflow"], false,
+            "{path}: nothing wider than the phone: {v}"
+        );
+        screenshot(&phone, &format!("phone{}", path.replace('/', "_"))).await;
+    }
+    // The menu opens without any script and lists the navigation and the search field.
+    phone
+        .goto(&app.url("praxis-a", "/id/admin/users"))
+        .await
+        .unwrap();
+    phone
+        .find(Locator::Css("details.navmenu > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let menu = js(
+        &phone,
+        "var m = document.querySelector('details.navmenu'); var p = m.querySelector('.navmenu-panel').getBoundingClientRect(); \
+         return { open: m.open, links: Array.from(m.querySelectorAll('.navmenu-list a')).filter(function (a) { return a.getClientRects().length > 0; }).map(function (a) { return a.textContent; }), \
+           search: m.querySelector('input[name=q]').getClientRects().length > 0, inside: p.left >= 0 && p.right <= window.innerWidth };",
+    )
+    .await;
+    assert_eq!(menu["open"], true, "{menu}");
+    assert_eq!(
+        menu["links"],
+        json!(["Start", "Chat", "Verwaltung"]),
+        "{menu}"
+    );
+    assert_eq!(menu["search"], true, "{menu}");
+    assert_eq!(menu["inside"], true, "the menu fits the screen: {menu}");
+    screenshot(&phone, "phone_menu").await;
+    // The administration's tables are lists: one block per row, each value labelled; times
+    // stay on one line.
+    let table = js(
+        &phone,
+        "var td = document.querySelector('table.list-sm tbody td'); var head = document.querySelector('table.list-sm thead').getBoundingClientRect(); \
+         var when = Array.from(document.querySelectorAll('.when')); \
+         return { display: getComputedStyle(td).display, label: getComputedStyle(td, '::before').content, head: head.height, \
+           whens: when.length, oneLine: when.every(function (w) { return w.getClientRects().length === 1; }) };",
+    )
+    .await;
+    assert_eq!(table["display"], "block", "{table}");
+    assert_eq!(table["label"], "\"Name\"", "{table}");
+    assert!(table["head"].as_f64().unwrap() <= 1.0, "{table}");
+    assert!(table["whens"].as_i64().unwrap() >= 1, "{table}");
+    assert_eq!(table["oneLine"], true, "{table}");
+    phone.close().await.unwrap();
 }

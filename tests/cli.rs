@@ -396,15 +396,29 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "demo login failed");
-    let home = c
-        .get(format!("{url}id/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(home.contains("Dr. Ines Inhaber") && home.contains("Benutzerverwaltung"));
+    // The IdP's address leads to the one start page, the workspace's (signing in there).
+    let mut at = format!("{url}id/");
+    let mut hops = 0;
+    let home = loop {
+        let r = c.get(&at).send().await.unwrap();
+        if !r.status().is_redirection() {
+            assert_eq!(r.status(), 200, "{at}");
+            break r.text().await.unwrap();
+        }
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        at = match loc.strip_prefix('/') {
+            Some(path) => format!("{url}{path}"),
+            None => loc,
+        };
+        hops += 1;
+        assert!(hops < 10, "too many redirects at {at}");
+    };
+    assert!(home.contains("Guten Tag, Dr. Ines Inhaber"), "{home}");
+    // The owner is an admin: the shell has the administration.
+    assert!(
+        home.contains("<li><a href=\"/id/admin/users\">Verwaltung</a></li>"),
+        "{home}"
+    );
     assert!(
         home.contains("Dienstplan (Demo)"),
         "the demo third-party tool has a tile"

@@ -115,7 +115,10 @@ async fn behind_a_trusted_proxy_each_forwarded_address_is_throttled_on_its_own()
         .text()
         .await
         .unwrap();
-    assert!(account.contains("<td>198.51.100.2</td>"), "{account}");
+    assert!(
+        account.contains("<td data-label=\"Adresse\">198.51.100.2</td>"),
+        "{account}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

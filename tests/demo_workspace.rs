@@ -88,6 +88,12 @@ async fn demo_users_find_their_rooms_and_messages() {
     // The start page counts what others wrote.
     let home = page(&app, &inhaber, DEMO, "/").await;
     assert!(home.contains("Guten Tag, Dr. Ines Inhaber"));
+    // The owner's role has one name, in the shell as on the IdP's pages.
+    let who = "<strong>Dr. Ines Inhaber</strong><span class=\"muted\">Praxisleitung";
+    assert!(home.contains(who), "{home}");
+    let account = page(&app, &inhaber, DEMO, "/id/account").await;
+    assert!(account.contains(who), "{account}");
+    assert!(!home.contains("Praxisinhaber") && !account.contains("Praxisinhaber"));
 
     let mfa = client();
     app.sign_in(&mfa, DEMO, "mfa", pw).await;

@@ -195,9 +195,9 @@ async fn disabling_ends_sessions_at_once_and_delete_needs_confirmation() {
         .text()
         .await
         .unwrap();
-    assert!(log.contains("<td>Benutzer deaktiviert</td>"));
+    assert!(log.contains("<td data-label=\"Ereignis\">Benutzer deaktiviert</td>"));
     assert!(
-        !log.contains("<td>Benutzer gelöscht</td>"),
+        !log.contains("<td data-label=\"Ereignis\">Benutzer gelöscht</td>"),
         "the filter shows only the chosen kind"
     );
     let all = admin
@@ -209,8 +209,8 @@ async fn disabling_ends_sessions_at_once_and_delete_needs_confirmation() {
         .await
         .unwrap();
     assert!(
-        all.contains("<td>Benutzer gelöscht</td>")
-            && all.contains("<td>Anmeldung erfolgreich</td>")
+        all.contains("<td data-label=\"Ereignis\">Benutzer gelöscht</td>")
+            && all.contains("<td data-label=\"Ereignis\">Anmeldung erfolgreich</td>")
     );
     assert!(!log.contains("Wolkenkratzer"), "no password in the log");
 }

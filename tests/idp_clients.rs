@@ -74,11 +74,10 @@ async fn admins_register_rotate_and_disable_clients() {
     let again = admin.get(&list).send().await.unwrap().text().await.unwrap();
     assert!(again.contains(&id) && !again.contains(&secret));
     // The tile appears on the start page.
-    let home = admin
-        .get(app.url("praxis-a", "/id/"))
-        .send()
+    // The one start page (the workspace's; the IdP's address leads there).
+    let home = app
+        .follow(&admin, "praxis-a", app.url("praxis-a", "/id/"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -136,11 +135,10 @@ async fn admins_register_rotate_and_disable_clients() {
             .status(),
         303
     );
-    let home = admin
-        .get(app.url("praxis-a", "/id/"))
-        .send()
+    // The one start page (the workspace's; the IdP's address leads there).
+    let home = app
+        .follow(&admin, "praxis-a", app.url("praxis-a", "/id/"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -223,7 +223,7 @@ async fn on_a_shared_practice_pc_nothing_of_the_previous_user_remains() {
     logout(&app, &pc, "praxis-a").await;
     let r = app.login(&pc, "praxis-a", "ben", PW).await;
     assert_eq!(r.status(), 303);
-    for path in ["/id/account", "/id/", "/id/account/totp"] {
+    for path in ["/id/account", "/id/account/apps", "/id/account/totp"] {
         let html = pc
             .get(app.url("praxis-a", path))
             .send()

@@ -92,9 +92,12 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
         assert!(std::time::Instant::now() < deadline, "no hit: {hits}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The IdP's account page: Anna's session, signed in in summer.
+    // The IdP's account page: Anna's session, signed in today (in summer), said so.
     let account = page(&app, &anna, "/id/account").await;
-    assert!(account.contains("01.07.2027, 14:30"), "{account}");
+    assert!(
+        account.contains("<span class=\"when\">heute 14:30</span>"),
+        "{account}"
+    );
     assert!(!account.contains(" UTC"));
 
     // The practice sets New York time: its pages follow (summer time there is UTC-4).
@@ -111,7 +114,61 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
     );
     assert!(html.contains("data-tz=\"America/New_York\""));
     let account = page(&app, &anna, "/id/account").await;
-    assert!(account.contains("01.07.2027, 08:30"), "{account}");
+    assert!(
+        account.contains("<span class=\"when\">heute 08:30</span>"),
+        "{account}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idps_pages_say_today_and_yesterday_by_the_practices_calendar() {
+    use kollegium_idp::events::{self, Event, EventKind};
+    let clock = Arc::new(ManualClock::new(SUMMER));
+    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    app.create_practice(A).await;
+    let chefin = app.signed_in(A, "chefin", true).await;
+    // Events from yesterday (17:03 in Berlin) and from three days ago, as the IdP records
+    // them.
+    let yesterday = SUMMER - 86_400 + 2 * 3600 + 33 * 60;
+    let earlier = SUMMER - 3 * 86_400;
+    app.idp_db(A, move |c| {
+        let who = kollegium_idp::users::by_login(c, "chefin")
+            .unwrap()
+            .unwrap();
+        for (at, kind) in [
+            (yesterday, EventKind::Logout),
+            (earlier, EventKind::LoginFailed),
+        ] {
+            let e = Event {
+                user: Some(who.id),
+                ..Event::new(kind)
+            };
+            events::record(c, at, &e).unwrap();
+        }
+    })
+    .await;
+    let log = page_of(&app, &chefin, "/id/admin/events").await;
+    for shown in ["heute 14:30", "gestern 17:03", "28.06.2027, 14:30"] {
+        assert!(
+            log.contains(&format!("<span class=\"when\">{shown}</span>")),
+            "{shown}: {log}"
+        );
+    }
+    assert!(!log.contains(" UTC"));
+    // The user list: when each account was last active.
+    let users = page_of(&app, &chefin, "/id/admin/users").await;
+    assert!(
+        users.contains(
+            "<td data-label=\"Zuletzt aktiv\"><span class=\"when\">heute 14:30</span></td>"
+        ),
+        "{users}"
+    );
+}
+
+async fn page_of(app: &TestApp, c: &reqwest::Client, path: &str) -> String {
+    let r = c.get(app.url(A, path)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
 }
 
 #[test]

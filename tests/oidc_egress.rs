@@ -31,7 +31,9 @@ async fn tarpit() -> (u16, Arc<AtomicUsize>) {
 
 /// Logs `c` out at the IdP through its own logout form.
 async fn idp_logout(app: &TestApp, c: &reqwest::Client, slug: &str) {
-    let r = app.post_form(c, slug, "/id/", "/id/logout", &[]).await;
+    let r = app
+        .post_form(c, slug, "/id/account", "/id/logout", &[])
+        .await;
     assert_eq!(r.status(), 303, "IdP logout");
 }
 

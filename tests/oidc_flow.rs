@@ -644,11 +644,10 @@ async fn a_start_page_tile_signs_the_user_in_to_the_tool_without_a_prompt() {
     assert_eq!(exchange(&app, "praxis-a", creds, &code, None).await.0, 200);
 
     // The tile is on the start page and sends the browser to the tool's login initiation.
-    let home = c
-        .get(app.url("praxis-a", "/id/"))
-        .send()
+    // The one start page (the workspace's; the IdP's address leads there).
+    let home = app
+        .follow(&c, "praxis-a", app.url("praxis-a", "/id/"))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

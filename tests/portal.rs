@@ -147,12 +147,21 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     assert!(html.contains("können gerade nicht angezeigt werden"));
     assert!(html.contains("Keine ungelesenen Nachrichten"));
 
-    // The IdP's own start page leads back to the workspace.
-    let idp_home = page(&app, &bernd, "praxis-a", "/id/").await;
+    // One start page: the IdP's own address leads to the workspace's.
+    for path in ["/id/", "/id"] {
+        let r = bernd.get(app.url("praxis-a", path)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/", "{path}");
+    }
+    // The start page names only apps that exist.
+    let html = page(&app, &bernd, "praxis-a", "/").await;
     assert!(
-        idp_home.contains("<a class=\"tile\" href=\"/\">"),
-        "{idp_home}"
+        html.contains("Hier finden Sie Chat und die verbundenen Anwendungen"),
+        "{html}"
     );
+    for promise in ["Aufgaben", "Dateien", "Tresor"] {
+        assert!(!html.contains(promise), "{promise}: {html}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,41 +360,150 @@ fn nav_entries(html: &str) -> Vec<(String, String, bool)> {
         .collect()
 }
 
+/// The links of the user menu: (label, href, active) per entry.
+fn user_menu(html: &str) -> Vec<(String, String, bool)> {
+    let Some(start) = html.find("<div class=\"usermenu-panel\">") else {
+        return Vec::new();
+    };
+    let panel = &html[start..start + html[start..].find("</div>").unwrap()];
+    panel
+        .split("<a href=\"")
+        .skip(1)
+        .map(|item| {
+            let href = item.split('"').next().unwrap().to_owned();
+            let head = item.split('>').next().unwrap();
+            let label = item.split_once('>').unwrap().1.split('<').next().unwrap();
+            (
+                label.to_owned(),
+                href,
+                head.contains("aria-current=\"page\""),
+            )
+        })
+        .collect()
+}
+
+/// The shell's search field: a GET form to `/search` with the field `q`, labelled "Suche".
+fn has_search_field(html: &str) -> bool {
+    html.contains("<form class=\"topsearch\" role=\"search\" method=\"get\" action=\"/search\">")
+        && html.contains("<label class=\"visually-hidden\" for=\"topsearch-q\">Suche</label>")
+        && html.contains("<input id=\"topsearch-q\" type=\"search\" name=\"q\"")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_workspace_page_shows_the_app_lists_navigation_with_its_own_entry_active() {
+async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     let admin = app.signed_in("praxis-a", "anna", true).await;
     let team = room(&app, &admin, "praxis-a", "Team").await;
-    let expected: Vec<(&str, &str)> = kollegium_platform::app::navigation()
+    let workspace: Vec<(&str, &str)> = kollegium_platform::app::navigation()
         .iter()
         .map(|(_, e)| (e.label, e.href))
         .collect();
-    assert_eq!(expected[..2], [("Start", "/"), ("Chat", "/chat")]);
+    assert_eq!(workspace[..2], [("Start", "/"), ("Chat", "/chat")]);
+    // Admins: the app list, then the administration as one entry.
+    let mut expected = workspace.clone();
+    expected.push(("Verwaltung", "/id/admin/users"));
     let room_page = format!("/chat/{team}");
+    // (page, its active navigation entry, whether "Mein Konto" is the active one)
     let pages = [
-        ("/", "/"),
-        ("/chat", "/chat"),
-        (room_page.as_str(), "/chat"),
-        ("/chat/search?q=Team", "/chat"),
-        ("/chat/settings", "/chat"),
-        ("/chat/admin", "/chat"),
+        ("/", Some("/"), false),
+        ("/chat", Some("/chat"), false),
+        (room_page.as_str(), Some("/chat"), false),
+        ("/chat/search?q=Team", Some("/chat"), false),
+        ("/chat/settings", Some("/chat"), false),
+        ("/chat/admin", Some("/chat"), false),
+        ("/id/account", None, true),
+        ("/id/account/totp", None, true),
+        ("/id/account/apps", None, true),
+        ("/id/admin/users", Some("/id/admin/users"), false),
+        ("/id/admin/users/new", Some("/id/admin/users"), false),
+        ("/id/admin/devices", Some("/id/admin/users"), false),
+        ("/id/admin/clients", Some("/id/admin/users"), false),
+        ("/id/admin/events", Some("/id/admin/users"), false),
     ];
-    for (path, active) in pages {
+    for (path, active, account) in pages {
         let html = page(&app, &admin, "praxis-a", path).await;
         let nav = nav_entries(&html);
         let shown: Vec<(&str, &str)> = nav
             .iter()
             .map(|(l, h, _)| (l.as_str(), h.as_str()))
             .collect();
-        assert_eq!(shown, expected, "{path}: the navigation of the app list");
+        assert_eq!(shown, expected, "{path}: the one navigation");
         let marked: Vec<&str> = nav
             .iter()
             .filter(|(_, _, a)| *a)
             .map(|(_, h, _)| h.as_str())
             .collect();
-        assert_eq!(marked, [active], "{path}: exactly its own entry is active");
+        assert_eq!(
+            marked,
+            active.into_iter().collect::<Vec<_>>(),
+            "{path}: exactly its own entry is active"
+        );
+        assert_eq!(
+            user_menu(&html),
+            [("Mein Konto".to_owned(), "/id/account".to_owned(), account)],
+            "{path}: \"Mein Konto\" lives in the user menu"
+        );
+        assert!(has_search_field(&html), "{path}: the search field");
+        assert!(
+            html.contains("<a class=\"brand\" href=\"/\">"),
+            "{path}: the brand leads to the one start page"
+        );
+        // No second start page, no second menu.
+        assert!(!html.contains("href=\"/id/\""), "{path}");
+        assert!(!html.contains(">Anmeldung<"), "{path}");
+        assert_eq!(html.matches("class=\"mainnav\"").count(), 1, "{path}");
+        // The sections of the administration are one entry's sub-navigation.
+        if path.starts_with("/id/admin") {
+            assert!(
+                html.contains("<nav class=\"subnav\" aria-label=\"Verwaltung\">"),
+                "{path}"
+            );
+            let sub = &html[html.find("<nav class=\"subnav\"").unwrap()..];
+            for href in [
+                "/id/admin/users",
+                "/id/admin/devices",
+                "/id/admin/clients",
+                "/id/admin/events",
+            ] {
+                assert!(sub.contains(&format!("href=\"{href}\"")), "{path}: {href}");
+            }
+        }
     }
+    // Signing out from a workspace page ends the workspace session; from an IdP page, the
+    // IdP's (as before).
+    let html = page(&app, &admin, "praxis-a", "/chat").await;
+    assert!(html.contains("<form method=\"post\" action=\"/auth/logout\">"));
+    let html = page(&app, &admin, "praxis-a", "/id/account").await;
+    assert!(html.contains("<form method=\"post\" action=\"/id/logout\">"));
+    // The user menu says who is signed in, with the role's label, on both kinds of page.
+    let who =
+        "<p class=\"usermenu-who\"><strong>anna Test</strong><span class=\"muted\">MFA</span></p>";
+    assert!(html.contains(who), "{html}");
+    assert!(page(&app, &admin, "praxis-a", "/").await.contains(who));
+
+    // Everyone else: the same shell without the administration, which stays closed.
+    let bernd = app.signed_in("praxis-a", "bernd", false).await;
+    for path in ["/", "/chat", "/id/account"] {
+        let html = page(&app, &bernd, "praxis-a", path).await;
+        let shown: Vec<(String, String)> = nav_entries(&html)
+            .into_iter()
+            .map(|(l, h, _)| (l, h))
+            .collect();
+        let want: Vec<(String, String)> = workspace
+            .iter()
+            .map(|(l, h)| ((*l).to_owned(), (*h).to_owned()))
+            .collect();
+        assert_eq!(shown, want, "{path}");
+        assert!(!html.contains("/id/admin"), "{path}");
+        assert!(has_search_field(&html), "{path}");
+    }
+    let r = bernd
+        .get(app.url("praxis-a", "/id/admin/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // The app's script, registered by the app list, is served content-hashed and cached.
     let html = page(&app, &admin, "praxis-a", "/chat").await;
     let src = html

@@ -154,4 +154,12 @@ async fn base_slash_slug_redirects_without_revealing_existence() {
         !text.contains("praxis-a"),
         "the node page lists no practices"
     );
+    // It names what exists (the apps of the shell), and promises nothing else.
+    assert!(
+        text.contains("Der gemeinsame Arbeitsplatz für Praxisteams: Chat und die verbundenen"),
+        "{text}"
+    );
+    for promise in ["Aufgaben", "Dateien", "Tresor"] {
+        assert!(!text.contains(promise), "{promise}: {text}");
+    }
 }

@@ -195,7 +195,10 @@ async fn using_the_workspace_keeps_the_idp_session_from_idling_out() {
         assert_eq!(visit(&anna, app.url("praxis-a", "/")).await.0, 200);
     }
     // The IdP session is still open: its own pages need no login.
-    assert_eq!(visit(&anna, app.url("praxis-a", "/id/")).await.0, 200);
+    assert_eq!(
+        visit(&anna, app.url("praxis-a", "/id/account")).await.0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,7 +333,7 @@ async fn forged_back_channel_posts_do_not_make_the_node_fetch_its_keys_each_time
     );
     // The real thing still works: logging out at the IdP ends the workspace session.
     let r = app
-        .post_form(&anna.http, "praxis-a", "/id/", "/id/logout", &[])
+        .post_form(&anna.http, "praxis-a", "/id/account", "/id/logout", &[])
         .await;
     assert_eq!(r.status(), 303);
     let mut ended = false;
@@ -407,7 +410,7 @@ async fn a_practice_made_under_another_public_port_signs_in_and_logs_out() {
     assert_eq!(visit(&anna, app.url("praxis-a", "/")).await.0, 200);
     // The back-channel notice reaches the workspace at its current address.
     let r = app
-        .post_form(&anna, "praxis-a", "/id/", "/id/logout", &[])
+        .post_form(&anna, "praxis-a", "/id/account", "/id/logout", &[])
         .await;
     assert_eq!(r.status(), 303);
     let mut ended = false;

@@ -302,7 +302,7 @@ async fn back_channel_logout_ends_the_workspace_session_and_closes_its_socket() 
 
     // Anna logs out at the IdP (its own logout form), not at the workspace.
     let r = app
-        .post_form(&anna, "praxis-a", "/id/", "/id/logout", &[])
+        .post_form(&anna, "praxis-a", "/id/account", "/id/logout", &[])
         .await;
     assert_eq!(r.status(), 303);
     // The IdP tells the workspace over the back channel; the socket closes at once then.

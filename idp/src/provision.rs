@@ -39,7 +39,7 @@ pub fn owner_profile(email: &str) -> Profile {
             "inhaber".into()
         },
         email: email.to_owned(),
-        display_name: "Praxisinhaber:in".into(),
+        display_name: "Praxisleitung".into(),
         is_admin: true,
         roles: vec!["praxisinhaber".into()],
         ..Profile::default()

@@ -349,6 +349,16 @@ pub fn list_open(conn: &mut SqliteConnection, user: UserId) -> QueryResult<Vec<S
         .map(|v| v.into_iter().map(Session::from).collect())
 }
 
+/// When each account last used a signed-in session (the newest `last_seen_at` of its
+/// sessions that reached the active stage, ended or not): `(user id, time)`.
+pub fn last_seen(conn: &mut SqliteConnection) -> QueryResult<Vec<(i64, Option<UnixTime>)>> {
+    sessions::table
+        .filter(sessions::stage.eq(Stage::Active.as_str()))
+        .group_by(sessions::user_id)
+        .select((sessions::user_id, diesel::dsl::max(sessions::last_seen_at)))
+        .load(conn)
+}
+
 /// A short, human description of a user agent ("Firefox auf Windows").
 pub fn describe_agent(ua: &str) -> String {
     let browser = if ua.contains("Edg/") {

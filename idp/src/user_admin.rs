@@ -71,7 +71,7 @@ pub enum ActionError {
     #[error("Diese Aktion gibt es nicht.")]
     Unknown,
     #[error(
-        "Das Konto der Praxisinhaber:in und das eigene Konto können nicht deaktiviert oder \
+        "Das Konto der Praxisleitung und das eigene Konto können nicht deaktiviert oder \
          gelöscht werden."
     )]
     OwnerOrSelf,
@@ -79,7 +79,7 @@ pub enum ActionError {
     OwnSecondFactor,
     /// Only the owner resets the owner's password or second factor (no take-over by a
     /// co-admin).
-    #[error("Das kann nur die Praxisinhaber:in selbst.")]
+    #[error("Das kann nur die Praxisleitung selbst.")]
     OwnerOnly,
     #[error("Zum Löschen bitte den Benutzernamen eingeben.")]
     ConfirmDelete,

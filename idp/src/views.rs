@@ -1,10 +1,11 @@
-//! Rendering helpers and the IdP's page layout.
+//! Rendering helpers and the IdP's pages in the practice origin's shell.
 
 use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 use askama::Template;
 use kollegium_tenants::Tenant;
-use kollegium_tenants::web::layout::NavItem;
+use kollegium_tenants::catalog;
+use kollegium_tenants::web::shell::{self, Audience, Entry, Viewer};
 use kollegium_tenants::web::{CsrfToken, Layout};
 
 use crate::error::IdpResult;
@@ -34,40 +35,93 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The layout of IdP pages; `active` is the href of the current section.
+/// The IdP's sections in the practice origin's shell: the binary puts them into the shell
+/// (the administration as one navigation entry for admins, "Mein Konto" in the user menu).
+pub mod section {
+    /// "Mein Konto" (`/id/account…`).
+    pub const ACCOUNT: &str = "account";
+    /// "Verwaltung" (`/id/admin/…`), for practice administrators.
+    pub const ADMIN: &str = "admin";
+}
+
+/// The IdP's entries of the shell's navigation: "Verwaltung", for admins only.
+pub fn shell_nav() -> Vec<Entry> {
+    vec![Entry::new(
+        section::ADMIN,
+        "Verwaltung",
+        "/id/admin/users",
+        Audience::Admins,
+    )]
+}
+
+/// The IdP's entries of the shell's user menu: "Mein Konto".
+pub fn shell_user_menu() -> Vec<Entry> {
+    vec![Entry::new(
+        section::ACCOUNT,
+        "Mein Konto",
+        "/id/account",
+        Audience::Everyone,
+    )]
+}
+
+/// Where "Abmelden" posts on the IdP's pages.
+pub const LOGOUT: &str = "/id/logout";
+
+/// The pages of the administration, shown as its sections on each of them.
+const ADMIN_PAGES: &[(&str, &str)] = &[
+    ("Benutzer", "/id/admin/users"),
+    ("Geräte", "/id/admin/devices"),
+    ("Anwendungen", "/id/admin/clients"),
+    ("Sicherheitsprotokoll", "/id/admin/events"),
+];
+
+/// The pages of "Mein Konto".
+const ACCOUNT_PAGES: &[(&str, &str)] = &[
+    ("Übersicht", "/id/account"),
+    ("Zwei-Faktor-Anmeldung", "/id/account/totp"),
+    ("Verbundene Anwendungen", "/id/account/apps"),
+];
+
+/// The layout of IdP pages; `active` is the href of the current page's section (e.g.
+/// `/id/admin/users`, `/id/account`). With a signed-in session the page has the practice
+/// origin's shell; without one (sign-in, setup links, consent before sign-in) the minimal
+/// bar.
 pub fn layout(
     tenant: &Tenant,
     session: Option<&IdpSession>,
     csrf: &CsrfToken,
     active: &str,
 ) -> Layout {
-    let mut l = Layout::practice(tenant.display_name());
-    l.csrf_token = Some(csrf.0.clone());
-    if let Some(s) = session {
-        let mut nav = vec![("Start", "/id/"), ("Mein Konto", "/id/account")];
-        if s.user.is_admin {
-            nav.push(("Benutzerverwaltung", "/id/admin/users"));
-            nav.push(("Geräte", "/id/admin/devices"));
-            nav.push(("Anwendungen", "/id/admin/clients"));
-            nav.push(("Protokoll", "/id/admin/events"));
-        }
-        l.nav = nav
-            .into_iter()
-            .map(|(label, href)| NavItem {
-                label: label.to_owned(),
-                href: href.to_owned(),
-                active: href == active,
-            })
-            .collect();
-        l.user_name = Some(s.user.display_name.clone());
-        l.account_href = Some("/id/account".into());
-        l.logout_href = Some("/id/logout".into());
+    let Some(s) = session else {
+        let mut l = Layout::practice(tenant.display_name());
+        l.csrf_token = Some(csrf.0.clone());
+        return l;
+    };
+    let viewer = Viewer {
+        name: &s.user.display_name,
+        is_admin: s.user.is_admin,
+        roles: catalog::labels(catalog::ROLES, &s.user.roles),
+        logout_href: LOGOUT,
+    };
+    let area = if active.starts_with("/id/admin") && s.user.is_admin {
+        Some((section::ADMIN, "Verwaltung", ADMIN_PAGES))
+    } else if active.starts_with("/id/account") {
+        Some((section::ACCOUNT, "Mein Konto", ACCOUNT_PAGES))
+    } else {
+        None
+    };
+    let shell = shell::installed();
+    match area {
+        Some((id, label, pages)) => shell
+            .layout(tenant.display_name(), csrf, &viewer, id)
+            .with_subnav(label, pages, active),
+        None => shell.layout(tenant.display_name(), csrf, &viewer, ""),
     }
-    l
 }
 
-/// A Unix time for display: the practice's local time, German format
-/// (`06.12.2026, 14:05`).
-pub fn when(tenant: &Tenant, t: i64) -> String {
-    tenant.local_time(t)
+/// A Unix time for display, seen at `now`: the practice's local time in German, `heute
+/// 04:21`, `gestern 17:03`, otherwise `06.12.2026, 04:21` (the one formatter of
+/// [`kollegium_tenants::time`]).
+pub fn when(tenant: &Tenant, t: i64, now: i64) -> String {
+    tenant.local_time_at(t, now)
 }

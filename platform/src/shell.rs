@@ -1,35 +1,54 @@
-//! The one page builder of the workspace: every workspace page's layout (practice name,
-//! member menu, CSRF token) with the navigation from the app list
-//! ([`crate::app::navigation`]) and the current app's entry marked. No page builds a
-//! navigation of its own.
+//! The one page builder of the workspace: every workspace page's layout comes from the
+//! practice origin's shell ([`kollegium_tenants::web::shell`]), with the page's app marked.
+//! The workspace contributes its part of the navigation ([`entries`]: the start page and
+//! every app of the app list, [`crate::app::navigation`]); the binary composes it with the
+//! IdP's sections. No page builds a navigation of its own.
 
-use kollegium_tenants::web::layout::NavItem;
-use kollegium_tenants::web::{CsrfToken, Layout};
+use kollegium_tenants::web::shell::{self, Audience, Entry, Viewer};
+use kollegium_tenants::web::{CsrfToken, Layout, SearchField};
 
 use crate::auth::Member;
+
+/// Where "Abmelden" posts on workspace pages (ends the workspace session and, through the
+/// IdP's end-session endpoint, the sign-in).
+pub const LOGOUT: &str = "/auth/logout";
 
 /// The layout of a workspace page for a signed-in member; `active` is the id of the app
 /// the page belongs to ([`crate::app::START`] for the start page).
 pub fn page(m: &Member, csrf: &CsrfToken, active: &str) -> Layout {
-    let mut l = Layout::practice(m.tenant.display_name());
-    l.csrf_token = Some(csrf.0.clone());
-    l.user_name = Some(m.member.display_name.clone());
-    l.account_href = Some("/id/account".into());
-    l.logout_href = Some("/auth/logout".into());
-    l.nav = nav(active);
-    l
+    let viewer = Viewer {
+        name: &m.member.display_name,
+        is_admin: m.member.is_admin,
+        roles: m.member.role_labels(),
+        logout_href: LOGOUT,
+    };
+    shell::installed().layout(m.tenant.display_name(), csrf, &viewer, active)
 }
 
-/// The navigation entries with `active` marked.
-pub fn nav(active: &str) -> Vec<NavItem> {
+/// The workspace's entries of the shell's navigation: the start page, then every app's entry
+/// by order, each with its app's id as section.
+pub fn entries() -> Vec<Entry> {
     crate::app::navigation()
         .iter()
-        .map(|(id, e)| NavItem {
-            label: e.label.to_owned(),
-            href: e.href.to_owned(),
-            active: *id == active,
-        })
+        .map(|(id, e)| Entry::new(id, e.label, e.href, Audience::Everyone))
         .collect()
+}
+
+/// The practice's one start page (the workspace's, [`crate::app::START`]).
+pub fn home() -> &'static str {
+    crate::app::navigation()
+        .iter()
+        .find(|(id, _)| *id == crate::app::START)
+        .map_or("/", |(_, e)| e.href)
+}
+
+/// The search field of the shell: the workspace's search over every app (`/search?q=`).
+pub fn search_field() -> SearchField {
+    SearchField {
+        action: "/search".into(),
+        name: "q".into(),
+        label: "Suche".into(),
+    }
 }
 
 #[cfg(test)]
@@ -37,21 +56,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_navigation_comes_from_the_app_list_with_one_entry_active() {
-        let items = nav("chat");
+    fn the_workspaces_entries_come_from_the_app_list() {
+        let got: Vec<_> = entries()
+            .into_iter()
+            .map(|e| (e.section, e.label, e.href))
+            .collect();
         let expected: Vec<_> = crate::app::navigation()
             .iter()
-            .map(|(_, e)| (e.label, e.href))
-            .collect();
-        let got: Vec<_> = items
-            .iter()
-            .map(|i| (i.label.as_str(), i.href.as_str()))
+            .map(|(id, e)| (id.to_string(), e.label.to_owned(), e.href.to_owned()))
             .collect();
         assert_eq!(got, expected);
-        assert_eq!(got[..2], [("Start", "/"), ("Chat", "/chat")]);
-        let active: Vec<_> = items.iter().filter(|i| i.active).map(|i| &i.href).collect();
-        assert_eq!(active, ["/chat"]);
-        let start = nav(crate::app::START);
-        assert!(start[0].active && start.iter().filter(|i| i.active).count() == 1);
+        assert_eq!(
+            got[..2],
+            [
+                ("start".into(), "Start".into(), "/".into()),
+                ("chat".into(), "Chat".into(), "/chat".into())
+            ]
+        );
+        assert!(entries().iter().all(|e| e.audience == Audience::Everyone));
+        assert_eq!(home(), "/");
     }
 }

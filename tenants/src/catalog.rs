@@ -18,7 +18,7 @@ const fn e(id: &'static str, label: &'static str) -> Entry {
 }
 
 pub const ROLES: &[Entry] = &[
-    e("praxisinhaber", "Praxisinhaber:in"),
+    e("praxisinhaber", "Praxisleitung"),
     e("arzt", "Ärzt:in"),
     e("mfa", "MFA"),
     e("abrechnung", "Abrechnung"),
@@ -126,7 +126,7 @@ mod tests {
         assert_eq!(labels(ROLES, &ids(&["mfa", "arzt"])), ["Ärzt:in", "MFA"]);
         assert_eq!(
             labels(ROLES, &ids(&["admin", "praxisinhaber", "mfa", "mfa"])),
-            ["Praxisinhaber:in", "MFA"]
+            ["Praxisleitung", "MFA"]
         );
         assert!(labels(ROLES, &[]).is_empty());
     }

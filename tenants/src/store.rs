@@ -105,6 +105,11 @@ impl Tenant {
     pub fn local_time(&self, t: crate::UnixTime) -> String {
         self.zone.format(t)
     }
+    /// `t` as the practice's local time seen at `now`: `heute 04:21`, `gestern 17:03`,
+    /// otherwise `06.12.2026, 04:21` ([`Zone::format_relative`]).
+    pub fn local_time_at(&self, t: crate::UnixTime, now: crate::UnixTime) -> String {
+        self.zone.format_relative(t, now)
+    }
     /// `data/tenants/<slug>/`
     pub fn dir(&self) -> &Path {
         &self.open.dir

@@ -97,6 +97,23 @@ impl Zone {
         )
     }
 
+    /// `t` as people say it, seen at `now`: `heute 04:21` and `gestern 17:03` for today and
+    /// yesterday (local calendar days), otherwise date and time (`06.12.2026, 04:21`).
+    pub fn format_relative(&self, t: UnixTime, now: UnixTime) -> String {
+        let (Ok(ts), Ok(now_ts)) = (Timestamp::from_second(t), Timestamp::from_second(now)) else {
+            return self.format(t);
+        };
+        let (d, today) = (self.tz.to_datetime(ts), self.tz.to_datetime(now_ts).date());
+        let day = if d.date() == today {
+            "heute"
+        } else if today.yesterday().is_ok_and(|y| y == d.date()) {
+            "gestern"
+        } else {
+            return self.format(t);
+        };
+        format!("{day} {:02}:{:02}", d.hour(), d.minute())
+    }
+
     /// `t` as local date in German format: `06.12.2026`.
     pub fn format_date(&self, t: UnixTime) -> String {
         let mut s = self.format(t);
@@ -222,6 +239,56 @@ mod tests {
         assert_eq!(
             berlin().format(utc(2026, 6, 30, 21, 59)),
             "30.06.2026, 23:59"
+        );
+    }
+
+    #[test]
+    fn today_and_yesterday_are_said_in_words_by_the_local_calendar() {
+        let z = berlin();
+        // Now: 6 December 2026, 09:00 in Berlin (08:00 UTC).
+        let now = utc(2026, 12, 6, 8, 0);
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 6, 3, 21), now),
+            "heute 04:21"
+        );
+        // 23:30 UTC on the 5th is already the 6th in Berlin.
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 5, 23, 30), now),
+            "heute 00:30"
+        );
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 5, 16, 3), now),
+            "gestern 17:03"
+        );
+        // Yesterday starts at local midnight (23:00 UTC in winter).
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 4, 23, 0), now),
+            "gestern 00:00"
+        );
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 4, 22, 59), now),
+            "04.12.2026, 23:59"
+        );
+        // Later today (an expiry) is today; tomorrow has its date.
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 6, 20, 0), now),
+            "heute 21:00"
+        );
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 7, 8, 0), now),
+            "07.12.2026, 09:00"
+        );
+        // Across a year: 1 January's yesterday is 31 December.
+        let new_year = utc(2027, 1, 1, 9, 0);
+        assert_eq!(
+            z.format_relative(utc(2026, 12, 31, 12, 0), new_year),
+            "gestern 13:00"
+        );
+        // Another zone, another calendar: 03:00 UTC is still the 5th in New York.
+        let ny = Zone::parse("America/New_York").unwrap();
+        assert_eq!(
+            ny.format_relative(utc(2026, 12, 6, 3, 0), utc(2026, 12, 6, 15, 0)),
+            "gestern 22:00"
         );
     }
 

@@ -27,13 +27,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(s: &Session, current: i64, tenant: &Tenant) -> Self {
+    fn of(s: &Session, current: i64, tenant: &Tenant, now: i64) -> Self {
         Self {
             id: s.id,
             agent: sessions::describe_agent(&s.user_agent),
             ip: s.ip.clone(),
-            last_seen: when(tenant, s.last_seen_at),
-            created: when(tenant, s.created_at),
+            last_seen: when(tenant, s.last_seen_at, now),
+            created: when(tenant, s.created_at, now),
             current: s.id == current,
         }
     }
@@ -65,6 +65,7 @@ pub struct Notice {
 async fn render(
     s: &IdpSession,
     csrf: &CsrfToken,
+    now: i64,
     error: Option<String>,
     notice: Option<&'static str>,
     status: StatusCode,
@@ -97,7 +98,7 @@ async fn render(
             has_totp: u.has_totp(),
             sessions: list
                 .iter()
-                .map(|x| SessionView::of(x, s.session.id, &s.tenant))
+                .map(|x| SessionView::of(x, s.session.id, &s.tenant, now))
                 .collect(),
             error,
             notice,
@@ -105,7 +106,12 @@ async fn render(
     )
 }
 
-async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Notice>) -> IdpResult<HttpResponse> {
+async fn show(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    q: web::Query<Notice>,
+) -> IdpResult<HttpResponse> {
     let notice = match q.done.as_deref() {
         Some("password") => {
             Some("Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet.")
@@ -114,7 +120,7 @@ async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Notice>) -> IdpResul
         Some("sessions") => Some("Die Sitzung wurde beendet."),
         _ => None,
     };
-    render(&s, &csrf, None, notice, StatusCode::OK).await
+    render(&s, &csrf, state.now(), None, notice, StatusCode::OK).await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -145,6 +151,7 @@ async fn save_profile(
             return render(
                 &s,
                 &csrf,
+                state.now(),
                 Some(e.to_string()),
                 None,
                 StatusCode::BAD_REQUEST,
@@ -190,7 +197,16 @@ async fn change_password(
 ) -> IdpResult<HttpResponse> {
     const WRONG_CURRENT: &str = "Das bisherige Passwort ist falsch.";
     let form = form.into_inner();
-    let fail = |msg: String| render(&s, &csrf, Some(msg), None, StatusCode::BAD_REQUEST);
+    let fail = |msg: String| {
+        render(
+            &s,
+            &csrf,
+            state.now(),
+            Some(msg),
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+    };
     if form.current.len() > 1024 {
         return fail(WRONG_CURRENT.into()).await;
     }
@@ -211,7 +227,7 @@ async fn change_password(
         Ok(Reserved { keys, .. }) => keys,
         Err(refusal) => {
             let msg = refusal.message().into();
-            return render(&s, &csrf, Some(msg), None, refusal.status()).await;
+            return render(&s, &csrf, now, Some(msg), None, refusal.status()).await;
         }
     };
     let wrong = state

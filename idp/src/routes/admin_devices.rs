@@ -38,8 +38,8 @@ struct DevicesPage {
     mfa_policy: &'static str,
 }
 
-async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
-    let t = a.0.tenant.clone();
+async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
+    let (t, now) = (a.0.tenant.clone(), state.now());
     let (rows, dp, mp) = web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let all = devices::list(&mut conn)?;
@@ -58,8 +58,8 @@ async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
                 name: d.name.clone().unwrap_or_default(),
                 agent: sessions::describe_agent(&d.user_agent),
                 ip: d.ip.clone(),
-                created: when(&t, d.created_at),
-                last_seen: when(&t, d.last_seen_at),
+                created: when(&t, d.created_at, now),
+                last_seen: when(&t, d.last_seen_at, now),
                 status: d.status.label(),
                 pending: d.status == DeviceStatus::Pending,
                 approved: d.status == DeviceStatus::Approved,

@@ -8,6 +8,7 @@ use crate::IDP_DB;
 use crate::error::IdpResult;
 use crate::events::{self, Filter};
 use crate::sessions::IdpAdmin;
+use crate::state::IdpState;
 use crate::users;
 use crate::views::{layout, page, when};
 
@@ -41,8 +42,13 @@ impl EventsPage {
 
 const PAGE: i64 = 100;
 
-async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<Filter>) -> IdpResult<HttpResponse> {
-    let f = q.into_inner();
+async fn list(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    q: web::Query<Filter>,
+) -> IdpResult<HttpResponse> {
+    let (f, now) = (q.into_inner(), state.now());
     let t = a.0.tenant.clone();
     let f2 = f.clone();
     let (evs, people) = web::block(move || -> IdpResult<_> {
@@ -64,7 +70,7 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<Filter>) -> IdpResult<
     let rows = evs
         .iter()
         .map(|e| EventRow {
-            at: when(&a.0.tenant, e.at),
+            at: when(&a.0.tenant, e.at, now),
             label: events::label(&e.kind).to_owned(),
             user: name(e.user_id),
             actor: name(e.actor_id),

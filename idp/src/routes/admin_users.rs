@@ -13,7 +13,7 @@ use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
 use crate::user_admin::{self, Done, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
-use crate::views::{layout, page, page_status, see_other};
+use crate::views::{layout, page, page_status, see_other, when};
 use crate::{IDP_DB, mail_ctx, sessions};
 use kollegium_tenants::catalog::{self, Entry};
 
@@ -69,6 +69,8 @@ pub struct Row {
     pub locked: bool,
     pub is_admin: bool,
     pub has_totp: bool,
+    /// The last use of any of the account's sessions, in local time (`heute 08:12`).
+    pub last_seen: Option<String>,
 }
 
 #[derive(Template)]
@@ -146,7 +148,7 @@ fn guarded(a: &IdpAdmin, u: &User) -> bool {
 }
 
 const OWNER_ONLY: &str = "Die E-Mail-Adresse, den Link zum Zurücksetzen des Passworts und \
-    die Zwei-Faktor-Anmeldung der Praxisinhaber:in kann nur sie oder er selbst ändern.";
+    die Zwei-Faktor-Anmeldung der Praxisleitung kann nur sie oder er selbst ändern.";
 
 fn profile_of(u: &User) -> Profile {
     Profile {
@@ -174,8 +176,17 @@ async fn list(
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let now = state.now();
-    let all =
-        web::block(move || -> IdpResult<_> { Ok(users::list(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    let (all, seen) = web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        Ok((users::list(&mut conn)?, sessions::last_seen(&mut conn)?))
+    })
+    .await??;
+    let last_seen = |id: UserId| {
+        seen.iter()
+            .find(|(u, _)| *u == id.0)
+            .and_then(|(_, at)| *at)
+            .map(|at| when(&a.0.tenant, at, now))
+    };
     let rows = all
         .iter()
         .map(|u| Row {
@@ -188,6 +199,7 @@ async fn list(
             locked: u.is_locked(now),
             is_admin: u.is_admin,
             has_totp: u.has_totp(),
+            last_seen: last_seen(u.id),
         })
         .collect();
     let notice = q.done.as_deref().map(|d| match d {

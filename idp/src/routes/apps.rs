@@ -28,8 +28,12 @@ struct AppsPage {
     apps: Vec<AppRow>,
 }
 
-async fn list(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
-    let (t, uid) = (s.tenant.clone(), s.user.id);
+async fn list(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+) -> IdpResult<HttpResponse> {
+    let (t, uid, now) = (s.tenant.clone(), s.user.id, state.now());
     let rows = web::block(move || -> IdpResult<Vec<(String, String, String, i64)>> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(consents::table
@@ -56,11 +60,11 @@ async fn list(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
                     consent::describe(sc).map_or_else(|| sc.to_owned(), |(l, _)| l.to_owned())
                 })
                 .collect(),
-            since: when(&s.tenant, at),
+            since: when(&s.tenant, at, now),
         })
         .collect();
     page(&AppsPage {
-        layout: layout(&s.tenant, Some(&s), &csrf, "/id/account"),
+        layout: layout(&s.tenant, Some(&s), &csrf, "/id/account/apps"),
         apps,
     })
 }

@@ -1,15 +1,12 @@
-//! The IdP start page (`/id/`): greeting and a tile per third-party tool.
+//! `/id/`: the practice origin has one start page, the shell's (the workspace's, with a
+//! tile per third-party tool from [`tiles`] through `/id/api/launchables`); the IdP's own
+//! address leads there.
 
 use actix_web::{HttpResponse, web};
-use askama::Template;
 use diesel::prelude::*;
-use kollegium_tenants::web::{CsrfToken, Layout};
+use kollegium_tenants::web::shell;
 
-use crate::IDP_DB;
-use crate::error::IdpResult;
 use crate::schema::clients;
-use crate::sessions::IdpSession;
-use crate::views::{layout, page};
 
 /// A launchable tool on the start page.
 #[derive(Debug, Clone)]
@@ -17,15 +14,6 @@ pub struct Tile {
     pub client_id: String,
     pub name: String,
     pub href: String,
-}
-
-#[derive(Template)]
-#[template(path = "pages/idp/home.html")]
-struct HomePage {
-    layout: Layout,
-    name: String,
-    tiles: Vec<Tile>,
-    is_admin: bool,
 }
 
 /// Enabled third-party clients with a launch address, as tiles (the IdP starts the login).
@@ -64,21 +52,12 @@ fn path_segment(s: &str) -> String {
         .collect()
 }
 
-async fn home(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
-    let t = s.tenant.clone();
-    let tiles =
-        web::block(move || -> IdpResult<_> { Ok(tiles(&mut *t.conn(&IDP_DB)?)?) }).await??;
-    page(&HomePage {
-        layout: layout(&s.tenant, Some(&s), &csrf, "/id/"),
-        name: s.user.display_name.clone(),
-        tiles,
-        is_admin: s.user.is_admin,
-    })
+/// The start page is the shell's: a 303 there (signed in or not; it signs in).
+async fn home() -> HttpResponse {
+    crate::views::see_other(&shell::installed().home)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/id/", web::get().to(home)).route(
-        "/id",
-        web::get().to(|| async { crate::views::see_other("/id/") }),
-    );
+    cfg.route("/id/", web::get().to(home))
+        .route("/id", web::get().to(home));
 }

@@ -187,7 +187,7 @@ async fn status_page(
     page_status(
         status,
         &StatusPage {
-            layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+            layout: layout(&s.tenant, Some(s), csrf, "/id/account/totp"),
             has_totp: s.user.has_totp(),
             required,
             recovery_left: left,
@@ -210,7 +210,7 @@ fn account_ctx<'a>(s: &'a IdpSession, csrf: &CsrfToken) -> EnrolCtx<'a> {
         tenant: &s.tenant,
         user: &s.user,
         session_id: s.session.id,
-        layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+        layout: layout(&s.tenant, Some(s), csrf, "/id/account/totp"),
         forced: false,
         action: "/id/account/totp/confirm",
         next: "/id/account/totp".into(),
@@ -259,7 +259,7 @@ async fn confirm_account(
     .await??;
     match result {
         Confirmed::Codes(codes) => page(&CodesPage {
-            layout: layout(&s.tenant, Some(&s), &csrf, "/id/account"),
+            layout: layout(&s.tenant, Some(&s), &csrf, "/id/account/totp"),
             codes,
             continue_href: "/id/account/totp".into(),
         }),

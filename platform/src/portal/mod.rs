@@ -21,6 +21,8 @@ struct PortalPage {
     practice_name: String,
     name: String,
     welcome: Option<String>,
+    /// What the workspace offers, in words (`Chat`): only apps that exist.
+    offers: String,
     app_tiles: Vec<Tile>,
     tools: Vec<tools::Tool>,
     tools_unavailable: bool,
@@ -76,6 +78,9 @@ async fn home(
         practice_name: m.tenant.display_name().to_owned(),
         name: m.member.display_name.clone(),
         welcome,
+        offers: kollegium_tenants::web::shell::german_list(
+            &kollegium_tenants::web::shell::installed().offers(),
+        ),
         app_tiles,
         tools,
         tools_unavailable,

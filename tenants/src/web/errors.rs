@@ -113,16 +113,19 @@ impl ErrorPage {
     }
 }
 
-/// The landing page of the node itself (`<base>/`): says what this is, lists nothing.
+/// The landing page of the node itself (`<base>/`): says what this is, lists no practice.
+/// It names only what exists: the apps of the installed shell ([`super::shell::offers`]).
 #[derive(Template)]
 #[template(path = "pages/node_home.html")]
 struct NodeHome {
     layout: Layout,
+    offers: String,
 }
 
 pub fn node_home() -> HttpResponse {
     match (NodeHome {
         layout: Layout::plain(),
+        offers: super::shell::german_list(&super::shell::installed().offers()),
     })
     .render()
     {

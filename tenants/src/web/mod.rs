@@ -1,6 +1,6 @@
 //! Request plumbing shared by the identity provider and the platform: host routing to a
-//! [`Tenant`], security headers, CSRF protection, error pages, request ids, metrics and
-//! static assets.
+//! [`Tenant`], security headers, CSRF protection, error pages, request ids, metrics,
+//! static assets and the shell every page of a practice origin shares ([`shell`]).
 
 pub mod assets;
 pub mod client_addr;
@@ -11,6 +11,7 @@ pub mod host;
 pub mod layout;
 pub mod metrics;
 pub mod next;
+pub mod shell;
 
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ pub use client_addr::{ClientAddr, TrustedProxies};
 pub use csrf::CsrfToken;
 pub use errors::{ErrorPage, WebError};
 pub use host::{PathClass, RouteClass};
-pub use layout::Layout;
+pub use layout::{Layout, NavItem, SearchField};
 pub use next::{LocalPath, safe_next};
 
 use crate::store::{Tenant, TenantStore};
