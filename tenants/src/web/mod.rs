@@ -3,6 +3,7 @@
 //! static assets and the shell every page of a practice origin shares ([`shell`]).
 
 pub mod assets;
+pub mod blocking;
 pub mod client_addr;
 pub mod csrf;
 pub mod errors;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 
+pub use blocking::block;
 pub use client_addr::{ClientAddr, TrustedProxies};
 pub use csrf::CsrfToken;
 pub use errors::{ErrorPage, WebError};
