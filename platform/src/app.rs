@@ -22,7 +22,7 @@ use kollegium_tenants::web::{PathClass, WebContext};
 use kollegium_tenants::worker::Worker;
 use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
 
-use crate::auth::PlatformSettings;
+use crate::PlatformSettings;
 use crate::directory::DirectorySync;
 use crate::members::MemberId;
 use crate::search::index::Entry;

@@ -21,6 +21,7 @@ pub mod portal;
 pub mod provision;
 pub mod schema;
 pub mod search;
+pub mod settings;
 pub mod shell;
 
 use std::sync::Arc;
@@ -38,8 +39,9 @@ pub static PLATFORM_DB: DbKind = DbKind {
 };
 
 pub use app::{AppContext, WorkspaceApp, apps};
-pub use auth::{PlatformSettings, SignIn};
+pub use auth::SignIn;
 pub use provision::PlatformProvisioner;
+pub use settings::PlatformSettings;
 
 /// Paths POSTed without cookies (the IdP's back-channel logout).
 pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;

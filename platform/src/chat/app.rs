@@ -13,10 +13,10 @@ use kollegium_tenants::web::metrics::{Gauge, GaugeKind};
 
 use super::state::{ChatSettings, ChatState};
 use super::{live, rooms};
+use crate::PlatformSettings;
 use crate::app::{
     AppContext, AppData, AppExport, Job, NavEntry, Node, SearchSource, Started, Tile, WorkspaceApp,
 };
-use crate::auth::PlatformSettings;
 use crate::members::MemberId;
 use crate::schema::{members, messages, room_members, rooms as rooms_t};
 
