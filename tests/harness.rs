@@ -200,7 +200,7 @@ impl TestApp {
         };
         store.invalidate(&input.slug);
         // As request code does after queuing mail (the owner's setup mail with SMTP).
-        self.server().context.mail.poke(&input.slug);
+        self.server().context.jobs.poke(&input.slug, &kollegium_idp::IDP_DB);
         result
     }
 

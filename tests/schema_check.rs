@@ -227,6 +227,7 @@ fn differences(
 fn shared_tables() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_tenants::kv::schema => [settings]);
     t.extend(tables!(kollegium_tenants::mail::schema => [mail_queue]));
+    t.extend(tables!(kollegium_tenants::jobs::schema => [jobs]));
     t
 }
 
@@ -258,10 +259,10 @@ fn assert_covers(declared: &[(&'static str, Vec<Declared>)], src: &str, file: &s
 fn platform_declared() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_platform::schema => [
         members, login_states, sessions, rooms, room_members, messages, reactions,
-        mention_notices, search_queue, mail_queue,
+        mention_notices, jobs, mail_queue,
     ]);
-    // The platform's own `mail_queue` declaration is checked above; `settings` is the
-    // shared one.
+    // The platform's own `mail_queue` and `jobs` declarations are checked above;
+    // `settings` is the shared one.
     t.extend(
         shared_tables()
             .into_iter()
@@ -274,7 +275,7 @@ fn idp_declared() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_idp::schema => [
         users, recovery_codes, action_tokens, devices, sessions, throttle, clients,
         signing_keys, grants, auth_codes, refresh_tokens, access_tokens, consents,
-        session_clients, backchannel_queue, mail_queue, security_events,
+        session_clients, jobs, mail_queue, security_events,
     ]);
     t.extend(
         shared_tables()
@@ -403,4 +404,25 @@ fn schema_sources_are_read_for_their_tables() {
     let src = "diesel::table! {\n    a (id) {\n        id -> BigInt,\n    }\n}\n\n\
                diesel::table! {\n    b_c (x, y) {\n    }\n}\n";
     assert_eq!(tables_in_source(src), ["a", "b_c"]);
+}
+
+/// Both databases with jobs create the `jobs` table with the very SQL of
+/// `kollegium_tenants::jobs::JOBS_SQL`.
+#[test]
+fn the_jobs_table_is_the_same_in_every_database_with_jobs() {
+    for (file, up) in [
+        (
+            "platform",
+            include_str!("../platform/migrations/2027-01-05-000001_jobs/up.sql"),
+        ),
+        (
+            "idp",
+            include_str!("../idp/migrations/2027-01-05-000001_jobs/up.sql"),
+        ),
+    ] {
+        assert!(
+            up.contains(kollegium_tenants::jobs::JOBS_SQL),
+            "{file}'s jobs migration differs from JOBS_SQL"
+        );
+    }
 }

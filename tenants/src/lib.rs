@@ -21,6 +21,7 @@ pub mod db;
 pub mod email;
 pub mod group_commit;
 pub mod http;
+pub mod jobs;
 pub mod kv;
 pub mod mail;
 pub mod perms;
