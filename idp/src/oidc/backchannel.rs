@@ -427,7 +427,7 @@ impl Delivery {
         }
         self.lanes.release(&job.slug, &job.due);
         // The practice may have notices that waited for room in its backlog.
-        self.web.jobs.poke_str(&job.slug, &IDP_DB);
+        self.web.jobs.poke_kind(&job.slug, &IDP_DB, JOB_KIND);
     }
 
     /// Starts delivery of the claimed notices of one practice (without waiting for them).

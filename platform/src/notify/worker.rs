@@ -163,7 +163,11 @@ pub async fn run_practice(
     })
     .await??;
     if round.mails > 0 {
-        web.jobs.poke(tenant.slug(), &PLATFORM_DB);
+        web.jobs.poke_kind(
+            tenant.slug().as_str(),
+            &PLATFORM_DB,
+            kollegium_tenants::mail::JOB_KIND,
+        );
         tracing::info!(practice = %tenant.slug(), mails = round.mails,
             notices = round.notices, "mention mails queued");
     }

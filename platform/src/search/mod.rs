@@ -74,7 +74,7 @@ impl SearchService {
 
     /// Same as [`Self::kick`], for a slug already known to be valid (from a `Tenant`).
     pub fn kick_str(&self, slug: &str) {
-        self.jobs.poke_str(slug, &PLATFORM_DB);
+        self.jobs.poke_kind(slug, &PLATFORM_DB, queue::JOB_KIND);
     }
 
     /// The cache of open indexes.

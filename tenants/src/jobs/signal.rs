@@ -8,11 +8,14 @@ use tokio::sync::Notify;
 use crate::db::DbKind;
 use crate::slug::Slug;
 
+/// A poked practice database and, if only one kind queued jobs, that kind.
+pub type Poked = (String, &'static str, Option<&'static str>);
+
 /// Poked with the practice and database after a transaction that queued jobs committed;
 /// the worker wakes and runs that database's due jobs at once. Cheap and non-blocking.
 #[derive(Debug, Default)]
 pub struct JobSignal {
-    dirty: Mutex<HashSet<(String, &'static str)>>,
+    dirty: Mutex<HashSet<Poked>>,
     notify: Notify,
 }
 
@@ -28,14 +31,24 @@ impl JobSignal {
 
     /// [`Self::poke`] for a slug already known to be valid (from a `Tenant`).
     pub fn poke_str(&self, slug: &str, db: &DbKind) {
+        self.mark((slug.to_owned(), db.name, None));
+    }
+
+    /// Wakes only the kind `kind` of `db` of `slug` (code on a busy path that queued jobs of
+    /// one kind: the other kinds are not looked at for it).
+    pub fn poke_kind(&self, slug: &str, db: &DbKind, kind: &'static str) {
+        self.mark((slug.to_owned(), db.name, Some(kind)));
+    }
+
+    fn mark(&self, poked: Poked) {
         if let Ok(mut d) = self.dirty.lock() {
-            d.insert((slug.to_owned(), db.name));
+            d.insert(poked);
         }
         self.notify.notify_one();
     }
 
-    /// The practices and databases poked since the last call.
-    pub fn take(&self) -> Vec<(String, &'static str)> {
+    /// The practice databases (and kinds) poked since the last call.
+    pub fn take(&self) -> Vec<Poked> {
         self.dirty
             .lock()
             .map(|mut d| d.drain().collect())
@@ -64,7 +77,10 @@ mod tests {
         s.poke(&p, &A);
         s.poke(&p, &A);
         s.notified().await; // the stored permit: returns at once
-        assert_eq!(s.take(), vec![("praxis-a".to_owned(), "a")]);
+        assert_eq!(s.take(), vec![("praxis-a".to_owned(), "a", None)]);
         assert!(s.take().is_empty());
+        s.poke_kind("praxis-a", &A, "search");
+        s.poke_kind("praxis-a", &A, "search");
+        assert_eq!(s.take(), vec![("praxis-a".to_owned(), "a", Some("search"))]);
     }
 }

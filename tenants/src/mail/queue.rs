@@ -48,7 +48,7 @@ fn one_line(s: &str) -> String {
 /// transaction of the change the mail reports, and poke the [`crate::jobs::JobSignal`]
 /// after the commit.
 pub fn enqueue(conn: &mut SqliteConnection, now: UnixTime, mail: &NewMail<'_>) -> QueryResult<i64> {
-    let id = diesel::insert_into(mail_queue::table)
+    let id: i64 = diesel::insert_into(mail_queue::table)
         .values((
             mail_queue::kind.eq(mail.kind),
             mail_queue::recipient.eq(mail.recipient.trim()),
