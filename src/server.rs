@@ -180,8 +180,7 @@ pub async fn start(
         sweep_secs: mail_settings.sweep_secs.min(15),
         ..jobs::WorkerSettings::default()
     };
-    MailJobs::new(Arc::new(mailer), mail_settings, store.clock().clone())
-        .register(&mut job_kinds);
+    MailJobs::new(Arc::new(mailer), mail_settings, store.clock().clone()).register(&mut job_kinds);
     let backchannel = kollegium_idp::oidc::backchannel::BackchannelJobs::new(
         store.clone(),
         context.clone(),

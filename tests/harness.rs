@@ -200,7 +200,10 @@ impl TestApp {
         };
         store.invalidate(&input.slug);
         // As request code does after queuing mail (the owner's setup mail with SMTP).
-        self.server().context.jobs.poke(&input.slug, &kollegium_idp::IDP_DB);
+        self.server()
+            .context
+            .jobs
+            .poke(&input.slug, &kollegium_idp::IDP_DB);
         result
     }
 

@@ -154,8 +154,16 @@ pub fn mark(
     let Some(job) = &d.job else { return Ok(()) };
     match error {
         None => jobs::queue::complete(conn, job).map(|_| ()),
-        Some(e) => jobs::queue::fail(conn, job, &policy(), e, Some(backoff(d.attempts)), false, now)
-            .map(|_| ()),
+        Some(e) => jobs::queue::fail(
+            conn,
+            job,
+            &policy(),
+            e,
+            Some(backoff(d.attempts)),
+            false,
+            now,
+        )
+        .map(|_| ()),
     }
 }
 

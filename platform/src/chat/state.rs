@@ -91,11 +91,9 @@ impl ChatState {
         if mentions {
             // Mention notices were queued with their jobs: the job worker learns when
             // they are due.
-            self.shared.jobs.poke_kind(
-                slug,
-                &crate::PLATFORM_DB,
-                crate::notify::worker::JOB_KIND,
-            );
+            self.shared
+                .jobs
+                .poke_kind(slug, &crate::PLATFORM_DB, crate::notify::worker::JOB_KIND);
         }
     }
 

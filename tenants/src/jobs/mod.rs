@@ -244,7 +244,10 @@ impl Registry {
     }
 
     fn db(&self, name: &str) -> Option<&'static DbKind> {
-        self.kinds.iter().find(|(d, _)| d.name == name).map(|(d, _)| *d)
+        self.kinds
+            .iter()
+            .find(|(d, _)| d.name == name)
+            .map(|(d, _)| *d)
     }
 
     fn handler(&self, db: &str, kind: &str) -> Option<Arc<dyn Handler>> {

@@ -141,9 +141,8 @@ pub fn fail(
 ) -> QueryResult<bool> {
     let attempts = job.attempts + 1;
     let failed = give_up || attempts >= policy.max_attempts.max(1);
-    let delay = after.unwrap_or_else(|| {
-        backoff(attempts, policy.retry_initial_secs, policy.retry_max_secs)
-    });
+    let delay = after
+        .unwrap_or_else(|| backoff(attempts, policy.retry_initial_secs, policy.retry_max_secs));
     diesel::update(jobs::table.find(job.id))
         .set((
             jobs::attempts.eq(attempts),
@@ -243,8 +242,14 @@ mod tests {
         enqueue(&mut c, "search", "chat-message:1", Some("{}"), 0, 150, 150).unwrap();
         assert_eq!(count(&mut c), 2);
         let again = due(&mut c, "search", 100, 10).unwrap();
-        assert_eq!((again.len(), again[0].revision, again[0].run_after), (1, 1, 100));
-        assert!(!complete(&mut c, &read[0]).unwrap(), "the old revision keeps it");
+        assert_eq!(
+            (again.len(), again[0].revision, again[0].run_after),
+            (1, 1, 100)
+        );
+        assert!(
+            !complete(&mut c, &read[0]).unwrap(),
+            "the old revision keeps it"
+        );
         assert!(complete(&mut c, &again[0]).unwrap());
         assert!(due(&mut c, "search", 1_000, 10).unwrap().is_empty());
         assert_eq!(due(&mut c, "mail", 1_000, 10).unwrap().len(), 1);
@@ -279,12 +284,24 @@ mod tests {
         for _ in 0..3 {
             let batch = due(&mut c, "k", now, 10).unwrap();
             assert_eq!(batch.len(), 1);
-            let a = apply(&mut c, &batch, &[(batch[0].id, Outcome::retry("relay down"))], &policy, now)
-                .unwrap();
-            let (attempts, run_after, err, failed): (i64, i64, Option<String>, Option<i64>) = jobs::table
-                .select((jobs::attempts, jobs::run_after, jobs::last_error, jobs::failed_at))
-                .first(&mut c)
-                .unwrap();
+            let a = apply(
+                &mut c,
+                &batch,
+                &[(batch[0].id, Outcome::retry("relay down"))],
+                &policy,
+                now,
+            )
+            .unwrap();
+            let (attempts, run_after, err, failed): (i64, i64, Option<String>, Option<i64>) =
+                jobs::table
+                    .select((
+                        jobs::attempts,
+                        jobs::run_after,
+                        jobs::last_error,
+                        jobs::failed_at,
+                    ))
+                    .first(&mut c)
+                    .unwrap();
             assert_eq!(attempts, batch[0].attempts + 1);
             assert_eq!(err.as_deref(), Some("relay down"));
             delays.push(run_after - now);
@@ -316,12 +333,25 @@ mod tests {
         let outcomes = vec![
             (id("a"), Outcome::Done),
             (id("b"), Outcome::GiveUp("bad address".into())),
-            (id("c"), Outcome::Retry { error: "later".into(), after: Some(3600) }),
+            (
+                id("c"),
+                Outcome::Retry {
+                    error: "later".into(),
+                    after: Some(3600),
+                },
+            ),
             (id("d"), Outcome::Keep),
             (9_999, Outcome::Done),
         ];
         let a = apply(&mut c, &batch, &outcomes, &Policy::default(), 100).unwrap();
-        assert_eq!(a, Applied { done: 1, retried: 1, failed: 1 });
+        assert_eq!(
+            a,
+            Applied {
+                done: 1,
+                retried: 1,
+                failed: 1
+            }
+        );
         let left: Vec<(String, i64, Option<i64>)> = jobs::table
             .order(jobs::key)
             .select((jobs::key, jobs::run_after, jobs::failed_at))
@@ -349,7 +379,9 @@ mod tests {
             type Payload = Notice;
         }
         let mut c = db();
-        let p = Notice { uri: "https://tool.example/bc".into() };
+        let p = Notice {
+            uri: "https://tool.example/bc".into(),
+        };
         enqueue_typed::<Logout>(&mut c, "n1", &p, 1, 100).unwrap();
         let j = due(&mut c, Logout::KIND, 100, 1).unwrap().remove(0);
         assert_eq!((j.priority, j.payload::<Notice>().unwrap()), (1, p));

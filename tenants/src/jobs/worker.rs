@@ -321,9 +321,10 @@ impl Loop {
                 continue;
             }
             self.units.remove(&unit);
-            let (Some(db), Some(handler)) =
-                (ctx.registry.db(unit.1), ctx.registry.handler(unit.1, unit.2))
-            else {
+            let (Some(db), Some(handler)) = (
+                ctx.registry.db(unit.1),
+                ctx.registry.handler(unit.1, unit.2),
+            ) else {
                 continue;
             };
             self.running.insert(unit.clone(), false);
@@ -656,7 +657,10 @@ mod tests {
     }
 
     fn tenant(n: &Node, slug: &str) -> Tenant {
-        n.store.tenant(&Slug::parse(slug).unwrap()).unwrap().unwrap()
+        n.store
+            .tenant(&Slug::parse(slug).unwrap())
+            .unwrap()
+            .unwrap()
     }
 
     fn enqueue(n: &Node, slug: &str, kind: &str, key: &str, run_after: UnixTime) {
@@ -713,7 +717,10 @@ mod tests {
             enqueue(&n, slug, "good", "z", 1_000_000);
             signal.poke(&Slug::parse(slug).unwrap(), &TEST_DB);
         }
-        until("the good kind ran in both practices", || good.seen().len() == 2).await;
+        until("the good kind ran in both practices", || {
+            good.seen().len() == 2
+        })
+        .await;
         until("the failures are recorded", || {
             ["praxis-a", "praxis-b"]
                 .iter()

@@ -60,7 +60,15 @@ pub fn enqueue(conn: &mut SqliteConnection, now: UnixTime, mail: &NewMail<'_>) -
         ))
         .returning(mail_queue::id)
         .get_result(conn)?;
-    crate::jobs::enqueue(conn, super::worker::JOB_KIND, &id.to_string(), None, 0, now, now)?;
+    crate::jobs::enqueue(
+        conn,
+        super::worker::JOB_KIND,
+        &id.to_string(),
+        None,
+        0,
+        now,
+        now,
+    )?;
     Ok(id)
 }
 
@@ -235,7 +243,8 @@ mod tests {
             Err(diesel::result::Error::RollbackTransaction)
         });
         assert!(r.is_err());
-        let jobs = crate::jobs::queue::due(&mut c, super::super::worker::JOB_KIND, 100, 10).unwrap();
+        let jobs =
+            crate::jobs::queue::due(&mut c, super::super::worker::JOB_KIND, 100, 10).unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].key, a.to_string());
         assert_eq!(undelivered(&mut c, &[a, a + 1]).unwrap().len(), 1);

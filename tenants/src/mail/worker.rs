@@ -81,7 +81,10 @@ impl MailJobs {
 
     /// Registers the kind for each database kind that carries mail.
     pub fn register(self: &Arc<Self>, registry: &mut crate::jobs::Registry) {
-        tracing::info!(outbox = self.mailer.uses_outbox(), "mail delivery registered");
+        tracing::info!(
+            outbox = self.mailer.uses_outbox(),
+            "mail delivery registered"
+        );
         for db in self.settings.kinds.clone() {
             registry.register(db, self.clone());
         }
@@ -106,8 +109,11 @@ impl Handler for MailJobs {
     }
 
     fn run(&self, tenant: Tenant, db: &'static DbKind, jobs: Vec<Job>) -> BoxFuture<Outcomes> {
-        let (mailer, settings, clock) =
-            (self.mailer.clone(), self.settings.clone(), self.clock.clone());
+        let (mailer, settings, clock) = (
+            self.mailer.clone(),
+            self.settings.clone(),
+            self.clock.clone(),
+        );
         Box::pin(async move { deliver_batch(&mailer, &settings, &clock, tenant, db, jobs).await })
     }
 }
@@ -132,12 +138,14 @@ async fn deliver_batch(
     let ids: Vec<(i64, Option<i64>)> = jobs.iter().map(|j| (j.id, j.key.parse().ok())).collect();
     let t = tenant.clone();
     let wanted: Vec<i64> = ids.iter().filter_map(|(_, m)| *m).collect();
-    let mails = match blocking(move || Ok(queue::undelivered(&mut *t.conn(db)?, &wanted)?)).await
-    {
+    let mails = match blocking(move || Ok(queue::undelivered(&mut *t.conn(db)?, &wanted)?)).await {
         Ok(m) => m,
         Err(e) => {
             let why = e.to_string();
-            return jobs.iter().map(|j| (j.id, Outcome::retry(why.clone()))).collect();
+            return jobs
+                .iter()
+                .map(|j| (j.id, Outcome::retry(why.clone())))
+                .collect();
         }
     };
     let mut out = Vec::with_capacity(jobs.len());
@@ -256,4 +264,3 @@ async fn deliver_one(
         }
     }
 }
-
