@@ -109,6 +109,8 @@ fn policy() -> Policy {
         retry_max_secs: 3600,
         max_attempts: MAX_ATTEMPTS,
         gather: Duration::ZERO,
+        // Dispatching is quick; the deliveries have their own lanes.
+        concurrency: 2,
     }
 }
 

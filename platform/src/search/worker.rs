@@ -193,6 +193,9 @@ impl Handler for SearchJobs {
             retry_initial_secs: 5,
             retry_max_secs: 600,
             max_attempts: 100,
+            // One commit at a time node-wide, as the single indexer did: the commits are
+            // CPU-bound and must not crowd out the request threads.
+            concurrency: 1,
         }
     }
 

@@ -160,6 +160,8 @@ pub struct Policy {
     /// Pause after a poke before the batch is read, so a burst becomes one batch (search:
     /// each index commit costs ~10 ms of CPU however small).
     pub gather: Duration,
+    /// Rounds of this kind running at once, node-wide (each in another practice).
+    pub concurrency: usize,
 }
 
 impl Default for Policy {
@@ -170,6 +172,7 @@ impl Default for Policy {
             retry_max_secs: 3600,
             max_attempts: 20,
             gather: Duration::ZERO,
+            concurrency: 2,
         }
     }
 }

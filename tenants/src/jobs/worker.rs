@@ -14,7 +14,7 @@
 //! is due: a node holds thousands of idle practices, and a sweep must open none of them.
 //!
 //! Per practice, database and kind one round runs at a time (a task of its own, at most
-//! `concurrency` at once node-wide): read a batch of due jobs, hand it to the kind's handler
+//! `concurrency` at once node-wide, and at most the kind's own `Policy::concurrency`): read a batch of due jobs, hand it to the kind's handler
 //! (a task of its own, so a panic fails only that batch), record the outcomes; a full batch
 //! is followed by the next. Jobs are at least once: a job is deleted after its handler said
 //! it succeeded.
@@ -123,6 +123,8 @@ struct Ctx {
     stopping: Arc<AtomicBool>,
     stats: Arc<JobStats>,
     limit: Semaphore,
+    /// Per kind: its rounds running at once ([`super::Policy::concurrency`]).
+    kind_limits: HashMap<&'static str, Semaphore>,
 }
 
 impl JobWorker {
@@ -136,7 +138,13 @@ impl JobWorker {
         let stats = Arc::new(JobStats::default());
         let s = stats.clone();
         let worker = Worker::spawn("jobs", move |c| {
+            let kind_limits = registry
+                .kinds
+                .iter()
+                .map(|(_, h)| (h.kind(), Semaphore::new(h.policy().concurrency.max(1))))
+                .collect();
             let ctx = Arc::new(Ctx {
+                kind_limits,
                 store,
                 registry,
                 signal,
@@ -436,6 +444,13 @@ async fn round(
     if poked && !policy.gather.is_zero() {
         tokio::time::sleep(policy.gather).await;
     }
+    let _kind_permit = match ctx.kind_limits.get(kind) {
+        Some(s) => match s.acquire().await {
+            Ok(p) => Some(p),
+            Err(_) => return None,
+        },
+        None => None,
+    };
     let Ok(_permit) = ctx.limit.acquire().await else {
         return None;
     };

@@ -105,6 +105,8 @@ impl Handler for MailJobs {
             // Mail is given up by age (`give_up_after_secs`), not by count.
             max_attempts: i64::MAX,
             gather: std::time::Duration::ZERO,
+            // A slow relay for one practice holds one lane; the others go on.
+            concurrency: 2,
         }
     }
 
