@@ -33,6 +33,10 @@ pub struct StartOptions {
     /// Let actix stop on SIGINT/SIGTERM by itself. The CLI installs its own handlers
     /// before start-up and calls [`RunningServer::stop`]; tests stop through the handle.
     pub handle_signals: bool,
+    /// How often the job worker compares due times with the clock (`None`: every second).
+    /// Tests that move a manual clock set it long and kick the worker after moving it, so
+    /// the rounds they run themselves do not race it.
+    pub job_tick: Option<Duration>,
 }
 
 /// A started server.
@@ -176,10 +180,13 @@ pub async fn start(
     // the apps' kinds).
     let mut job_kinds = jobs::Registry::new();
     let mail_settings = config.mail_worker_settings(mail_kinds());
-    let job_settings = jobs::WorkerSettings {
+    let mut job_settings = jobs::WorkerSettings {
         sweep_secs: mail_settings.sweep_secs.min(15),
         ..jobs::WorkerSettings::default()
     };
+    if let Some(tick) = opts.job_tick {
+        job_settings.tick = tick;
+    }
     MailJobs::new(Arc::new(mailer), mail_settings, store.clock().clone()).register(&mut job_kinds);
     let backchannel = kollegium_idp::oidc::backchannel::BackchannelJobs::new(
         store.clone(),

@@ -464,6 +464,15 @@ async fn round(
         }
         let (store, s, limit) = (ctx.store.clone(), slug.clone(), policy.batch);
         let read = tokio::task::spawn_blocking(move || -> Result<Read, WorkError> {
+            // A database that is not open is peeked at first and opened only when a job in
+            // it is due (a poke for a practice nobody uses opens nothing).
+            if !store.open_tenant(&s).is_some_and(|t| t.is_open(db)) {
+                match peek(&practice_dir(store.data_dir(), &s), db) {
+                    Some(None) => return Ok(Read::Idle(None)),
+                    Some(Some(t)) if t > now => return Ok(Read::Idle(Some(t))),
+                    _ => {}
+                }
+            }
             let Some(tenant) = store.tenant(&s)? else {
                 return Ok(Read::Gone);
             };
