@@ -73,27 +73,16 @@ impl ChatState {
     /// Publishes committed chat events on the live channel, and has the search index
     /// follow message changes (about 1 s later).
     pub fn publish(&self, slug: &str, events: Vec<live::Event>) {
-        let (mut changed, mut mentions) = (false, false);
+        let mut changed = false;
         for ev in events {
             changed |= matches!(
                 ev.kind,
                 EventKind::Posted(_) | EventKind::Edited(_) | EventKind::Deleted { .. }
             );
-            mentions |= matches!(
-                &ev.kind,
-                EventKind::Posted(m) | EventKind::Edited(m) if m.mentions_all || !m.mentions.is_empty()
-            );
             ev.publish(&self.shared.live, slug);
         }
         if changed {
             self.shared.search.kick_str(slug);
-        }
-        if mentions {
-            // Mention notices were queued with their jobs: the job worker learns when
-            // they are due.
-            self.shared
-                .jobs
-                .poke_kind(slug, &crate::PLATFORM_DB, crate::notify::worker::JOB_KIND);
         }
     }
 

@@ -113,6 +113,7 @@ enum WorkError {
 pub struct JobWorker {
     worker: Worker,
     stats: Arc<JobStats>,
+    kicked: Arc<AtomicBool>,
 }
 
 struct Ctx {
@@ -122,6 +123,8 @@ struct Ctx {
     settings: WorkerSettings,
     stopping: Arc<AtomicBool>,
     stats: Arc<JobStats>,
+    /// Set by [`JobWorker::kick`]: look at every live practice now.
+    kicked: Arc<AtomicBool>,
     limit: Semaphore,
     /// Per kind: its rounds running at once ([`super::Policy::concurrency`]).
     kind_limits: HashMap<&'static str, Semaphore>,
@@ -137,6 +140,8 @@ impl JobWorker {
     ) -> Self {
         let stats = Arc::new(JobStats::default());
         let s = stats.clone();
+        let kicked = Arc::new(AtomicBool::new(false));
+        let k = kicked.clone();
         let worker = Worker::spawn("jobs", move |c| {
             let kind_limits = registry
                 .kinds
@@ -152,10 +157,15 @@ impl JobWorker {
                 settings,
                 stopping: c.stopping,
                 stats: s,
+                kicked: k,
             });
             run(ctx, c.wake)
         });
-        Self { worker, stats }
+        Self {
+            worker,
+            stats,
+            kicked,
+        }
     }
 
     /// The worker's counters (for `/metrics` and tests).
@@ -163,8 +173,10 @@ impl JobWorker {
         self.stats.clone()
     }
 
-    /// Looks at the clock now (e.g. after a test moved it): due jobs run at once.
+    /// Looks at every live practice and the clock now (e.g. after a test moved it): due
+    /// jobs run at once, also in practices that are not open (peeked at first).
     pub fn kick(&self) {
+        self.kicked.store(true, Ordering::SeqCst);
         self.worker.kick();
     }
 
@@ -226,7 +238,21 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>) {
     };
     while !ctx.stopping.load(Ordering::SeqCst) {
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = wake.notified() => {
+                if ctx.kicked.swap(false, Ordering::SeqCst) {
+                    let now = ctx.store.clock().now();
+                    match sweep_candidates(&ctx.store, None).await {
+                        Ok(found) => {
+                            for slug in found {
+                                for db in ctx.registry.dbs() {
+                                    l.places.insert((slug.clone(), db.name), now);
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "job sweep failed"),
+                    }
+                }
+            }
             _ = ctx.signal.notified() => {}
             _ = tick.tick() => {}
             _ = sweep.tick() => {
