@@ -135,6 +135,7 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
             clock,
             StartOptions {
                 handle_signals: false,
+                job_tick: None,
             },
         )
         .await?;

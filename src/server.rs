@@ -9,7 +9,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use kollegium_tenants::mail::{MailSignal, MailWorker, Mailer};
+use kollegium_tenants::jobs::{self, JobSignal, JobWorker};
+use kollegium_tenants::mail::{MailJobs, Mailer};
 use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
 use kollegium_tenants::web::metrics::{Gauges, Metrics};
@@ -33,6 +34,10 @@ pub struct StartOptions {
     /// Let actix stop on SIGINT/SIGTERM by itself. The CLI installs its own handlers
     /// before start-up and calls [`RunningServer::stop`]; tests stop through the handle.
     pub handle_signals: bool,
+    /// How often the job worker compares due times with the clock (`None`: every second).
+    /// Tests that move a manual clock set it long and kick the worker after moving it, so
+    /// the rounds they run themselves do not race it.
+    pub job_tick: Option<Duration>,
 }
 
 /// A started server.
@@ -45,24 +50,24 @@ pub struct RunningServer {
     operator: ServerHandle,
     joins: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     reaper: tokio::task::JoinHandle<()>,
-    mail: MailWorker,
     /// Gives freed heap back to the system on an interval; stops when dropped.
     #[allow(dead_code)]
     trimmer: Option<kollegium_tenants::memory::Trimmer>,
-    /// The apps' background jobs (tests kick `chat.mentions` after moving the clock).
+    /// The node's one job worker: mail, search indexing, mention mails, back-channel
+    /// logout (tests kick it after moving the clock).
+    pub job_worker: JobWorker,
+    /// The apps' own periodic work (chat retention).
     pub jobs: kollegium_platform::app::Jobs,
     /// Reads the practices' member directories (tests sync a practice with it).
     pub directory: Arc<kollegium_platform::directory::DirectorySync>,
     /// Applies the member directory of open practices periodically (tests kick it).
     pub directory_worker: kollegium_platform::directory::worker::DirectoryWorker,
     shutdown_grace: Duration,
-    backchannel: tokio::task::JoinHandle<()>,
     /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
     pub search: Arc<kollegium_platform::search::SearchService>,
-    search_worker: kollegium_platform::search::worker::SearchWorker,
 }
 
-/// Practice database kinds with a `mail_queue` table, delivered by the mail worker.
+/// Practice database kinds with a `mail_queue` table, whose mail jobs the job worker runs.
 pub fn mail_kinds() -> Vec<&'static DbKind> {
     vec![&kollegium_idp::IDP_DB, &kollegium_platform::PLATFORM_DB]
 }
@@ -160,12 +165,12 @@ pub async fn start(
     web_shell::install(shell());
     let metrics = Arc::new(Metrics::default());
     let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
-    let mail_signal = Arc::new(MailSignal::new());
+    let job_signal = Arc::new(JobSignal::new());
     let context = web::Data::new(WebContext {
         settings,
         store: store.clone(),
         metrics: metrics.clone(),
-        mail: mail_signal.clone(),
+        jobs: job_signal.clone(),
     });
 
     let idp = web::Data::new(
@@ -175,23 +180,54 @@ pub async fn start(
     );
     let http = kollegium_tenants::http::node_client(&config.base_domain, addr.ip())
         .context("cannot build the server-to-server HTTP client")?;
-    let mut platform =
-        kollegium_platform::Platform::new(store.clock().clone(), http, &config.platform_settings());
+    let mut platform = kollegium_platform::Platform::new(
+        store.clock().clone(),
+        http,
+        &config.platform_settings(),
+        job_signal.clone(),
+    );
     metrics.register(platform.take_gauges());
     let trim_stats = Arc::new(kollegium_tenants::memory::TrimStats::default());
     metrics.register(trim_stats.gauges());
     let platform = Arc::new(platform);
-    let backchannel = kollegium_idp::oidc::backchannel::spawn_worker(
-        store.clone(),
-        context.clone(),
-        idp.clone(),
-        addr.ip(),
-    );
     let directory = Arc::new(kollegium_platform::directory::DirectorySync::new(
         platform.sign_in.clone(),
     ));
     let search = platform.search();
     let shared = platform.shared.clone().into_inner();
+
+    // The kinds of background job, each registered by its owner: mail (every database
+    // with a `mail_queue`), the IdP's back-channel logout, the workspace's (search index,
+    // the apps' kinds).
+    let mut job_kinds = jobs::Registry::new();
+    let mail_settings = config.mail_worker_settings(mail_kinds());
+    let mut job_settings = jobs::WorkerSettings {
+        sweep_secs: mail_settings.sweep_secs.min(15),
+        ..jobs::WorkerSettings::default()
+    };
+    if let Some(tick) = opts.job_tick {
+        job_settings.tick = tick;
+    }
+    MailJobs::new(Arc::new(mailer), mail_settings, store.clock().clone()).register(&mut job_kinds);
+    let backchannel = kollegium_idp::oidc::backchannel::BackchannelJobs::new(
+        store.clone(),
+        context.clone(),
+        idp.clone(),
+        addr.ip(),
+    )
+    .context("cannot build the back-channel logout HTTP clients")?;
+    job_kinds.register(&kollegium_idp::IDP_DB, backchannel);
+    let node = kollegium_platform::app::Node {
+        store: &store,
+        web: &context,
+        shared: &shared,
+        directory: &directory,
+    };
+    kollegium_platform::app::register_job_kinds(
+        &mut job_kinds,
+        &node,
+        kollegium_platform::search::worker::WorkerSettings::default(),
+    );
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -256,12 +292,8 @@ pub async fn start(
         Duration::from_secs(config.limits.memory_trim_secs),
         trim_stats,
     );
-    let mail = MailWorker::spawn(
-        store.clone(),
-        Arc::new(mailer),
-        mail_signal,
-        config.mail_worker_settings(mail_kinds()),
-    );
+    let job_worker = JobWorker::spawn(store.clone(), job_kinds, job_signal, job_settings);
+    metrics.register(job_worker.stats().gauges());
     let jobs = kollegium_platform::app::Jobs::spawn(&kollegium_platform::app::Node {
         store: &store,
         web: &context,
@@ -271,11 +303,6 @@ pub async fn start(
     let directory_worker = kollegium_platform::directory::worker::DirectoryWorker::spawn(
         context.clone(),
         directory.clone(),
-    );
-    let search_worker = kollegium_platform::search::worker::SearchWorker::spawn(
-        store.clone(),
-        search.clone(),
-        kollegium_platform::search::worker::WorkerSettings::default(),
     );
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
@@ -288,14 +315,12 @@ pub async fn start(
         joins,
         reaper,
         trimmer,
-        mail,
+        job_worker,
         jobs,
         directory,
         directory_worker,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
-        backchannel,
         search,
-        search_worker,
     })
 }
 
@@ -308,9 +333,7 @@ impl RunningServer {
         self.reaper.abort();
         self.jobs.stop(self.shutdown_grace).await;
         self.directory_worker.stop(self.shutdown_grace).await;
-        self.mail.stop(self.shutdown_grace).await;
-        self.backchannel.abort();
-        self.search_worker.stop(self.shutdown_grace).await;
+        self.job_worker.stop(self.shutdown_grace).await;
         self.store.close_all();
         tracing::info!("kollegium stopped; databases closed");
         Ok(())

@@ -122,7 +122,7 @@ async fn a_mention_is_mailed_after_the_delay_with_a_link_but_without_the_text() 
     // Due: the running worker, kicked instead of waiting for its tick, queues the mail and
     // the mail worker delivers it to the SMTP server.
     clock.advance(60);
-    assert!(app.server().jobs.kick("chat.mentions"));
+    app.server().job_worker.kick();
     let mail = wait_mail(&smtp, "bernd@praxis-a.example", 20).await;
     assert_eq!(
         mail.subject.as_deref(),
@@ -166,7 +166,7 @@ async fn a_mention_due_after_a_restart_is_found_in_the_closed_practice() {
             .is_open(&kollegium_tenants::Slug::parse("praxis-a").unwrap())
     );
     clock.advance(15 * 60);
-    assert!(app.server().jobs.kick("chat.mentions"));
+    app.server().job_worker.kick();
     let mail = wait_mail(&smtp, "bernd@praxis-a.example", 20).await;
     assert!(
         mail.text()

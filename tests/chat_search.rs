@@ -208,9 +208,13 @@ async fn search_finds_new_messages_follows_edits_and_forgets_deleted_ones() {
         let t = tenant.clone();
         let left: i64 = tokio::task::spawn_blocking(move || {
             use diesel::prelude::*;
-            use kollegium_platform::schema::search_queue;
+            use kollegium_platform::schema::jobs;
             let mut conn = t.conn(&kollegium_platform::PLATFORM_DB).unwrap();
-            search_queue::table.count().get_result(&mut *conn).unwrap()
+            jobs::table
+                .filter(jobs::kind.eq(kollegium_platform::search::queue::JOB_KIND))
+                .count()
+                .get_result(&mut *conn)
+                .unwrap()
         })
         .await
         .unwrap();

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kollegium::config::Config;
 use kollegium::server::StartOptions;
@@ -77,6 +78,10 @@ pub fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// The job worker's tick in tests with a manual clock: it never looks at the clock by
+/// itself within a test.
+const MANUAL_CLOCK_JOB_TICK: Duration = Duration::from_secs(3600);
+
 pub struct TestApp {
     /// Keeps the temporary directory alive as long as the app.
     pub _dir: TempDir,
@@ -86,6 +91,8 @@ pub struct TestApp {
     pub operator_port: u16,
     pub client: reqwest::Client,
     pub clock: SharedClock,
+    /// The job worker's tick (long with a manual clock).
+    job_tick: Option<Duration>,
 }
 
 pub fn test_config(data_dir: &Path) -> Config {
@@ -116,11 +123,21 @@ impl TestApp {
     }
 
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        Self::spawn_with_clock(Arc::new(SystemClock), adjust).await
+        Self::start_with(Arc::new(SystemClock), None, adjust).await
     }
 
-    /// A server whose time is `clock` (e.g. a `ManualClock` the test moves).
+    /// A server whose time is `clock` (e.g. a `ManualClock` the test moves). Its job worker
+    /// does not look at the clock by itself: after moving it, kick the worker
+    /// (`server().job_worker.kick()`) or run the round in the test.
     pub async fn spawn_with_clock(clock: SharedClock, adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(clock, Some(MANUAL_CLOCK_JOB_TICK), adjust).await
+    }
+
+    async fn start_with(
+        clock: SharedClock,
+        job_tick: Option<Duration>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(&dir.path().join("data"));
         adjust(&mut config);
@@ -129,6 +146,7 @@ impl TestApp {
             clock.clone(),
             StartOptions {
                 handle_signals: false,
+                job_tick,
             },
         )
         .await
@@ -143,6 +161,7 @@ impl TestApp {
             operator_port,
             client: client(),
             clock,
+            job_tick,
         }
     }
 
@@ -200,7 +219,10 @@ impl TestApp {
         };
         store.invalidate(&input.slug);
         // As request code does after queuing mail (the owner's setup mail with SMTP).
-        self.server().context.mail.poke(&input.slug);
+        self.server()
+            .context
+            .jobs
+            .poke(&input.slug, &kollegium_idp::IDP_DB);
         result
     }
 
@@ -245,6 +267,7 @@ impl TestApp {
             self.clock.clone(),
             StartOptions {
                 handle_signals: false,
+                job_tick: self.job_tick,
             },
         )
         .await

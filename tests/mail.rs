@@ -222,6 +222,30 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_when_it_returns() {
         app.outbox("praxis-a").is_empty(),
         "no fallback to the outbox"
     );
+    // Each mail's job counted its failed attempts and waits for its retry.
+    let jobs = app
+        .idp_db("praxis-a", |c| {
+            use diesel::prelude::*;
+            use kollegium_idp::schema::jobs as j;
+            j::table
+                .filter(j::kind.eq(kollegium_tenants::mail::JOB_KIND))
+                .order(j::key)
+                .select((j::key, j::attempts, j::last_error, j::failed_at))
+                .load::<(String, i64, Option<String>, Option<i64>)>(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(
+        jobs.iter().map(|j| j.0.as_str()).collect::<Vec<_>>(),
+        ["1", "2"]
+    );
+    assert!(
+        jobs.iter()
+            .all(|(_, attempts, error, failed)| *attempts >= 1
+                && error.is_some()
+                && failed.is_none()),
+        "{jobs:?}"
+    );
 
     smtp.restart();
     let mails = smtp.wait_for(2, 30).await;
@@ -245,6 +269,19 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_when_it_returns() {
         2,
         "a delivered mail is not sent again"
     );
+    // Delivered: the jobs are gone.
+    let left = app
+        .idp_db("praxis-a", |c| {
+            use diesel::prelude::*;
+            use kollegium_idp::schema::jobs as j;
+            j::table
+                .filter(j::kind.eq(kollegium_tenants::mail::JOB_KIND))
+                .count()
+                .get_result::<i64>(c)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(left, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

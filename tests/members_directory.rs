@@ -252,7 +252,7 @@ async fn a_colleague_disabled_at_the_idp_gets_no_alle_mail_and_leaves_the_room_u
     assert_eq!(room_members(&app, &anna, room).await, everyone);
     post(&app, &anna, room, "@alle Teamsitzung verschoben").await;
     clock.advance(15 * 60);
-    assert!(app.server().jobs.kick("chat.mentions"));
+    app.server().job_worker.kick();
     wait_mails(&smtp, "carla@praxis-a.example", 1).await;
     wait_mails(&smtp, "bernd@praxis-a.example", 2).await;
     wait_mails(&smtp, "dora@praxis-a.example", 2).await;

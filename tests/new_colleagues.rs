@@ -231,7 +231,7 @@ async fn a_colleague_created_at_the_idp_can_be_added_and_mentioned_before_the_fi
 
     // The mention mail goes to the address the IdP has for him.
     clock.advance(15 * 60);
-    assert!(app.server().jobs.kick("chat.mentions"));
+    app.server().job_worker.kick();
     let mail = wait_mail(&smtp, "emil@praxis-a.example", "erwähnt").await;
     assert!(
         mail.text().contains(&format!("/chat/{room}#m")),

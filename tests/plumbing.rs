@@ -398,6 +398,8 @@ async fn metrics_count_requests_and_health_answers() {
     assert_eq!(value("kollegium_practices_known"), 2.0);
     assert_eq!(value("kollegium_open_practices"), 1.0);
     assert_eq!(value("kollegium_open_practice_databases"), 1.0);
+    // The job worker's counters: nothing given up.
+    assert_eq!(value("kollegium_jobs_failed_total"), 0.0);
     // The operator listener is not the main listener: practices are not served there.
     let r = client()
         .get(format!("http://praxis-a.localhost:{}/", app.operator_port))

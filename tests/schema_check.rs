@@ -227,6 +227,7 @@ fn differences(
 fn shared_tables() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_tenants::kv::schema => [settings]);
     t.extend(tables!(kollegium_tenants::mail::schema => [mail_queue]));
+    t.extend(tables!(kollegium_tenants::jobs::schema => [jobs]));
     t
 }
 
@@ -258,10 +259,10 @@ fn assert_covers(declared: &[(&'static str, Vec<Declared>)], src: &str, file: &s
 fn platform_declared() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_platform::schema => [
         members, login_states, sessions, rooms, room_members, messages, reactions,
-        mention_notices, search_queue, mail_queue,
+        mention_notices, jobs, mail_queue,
     ]);
-    // The platform's own `mail_queue` declaration is checked above; `settings` is the
-    // shared one.
+    // The platform's own `mail_queue` and `jobs` declarations are checked above;
+    // `settings` is the shared one.
     t.extend(
         shared_tables()
             .into_iter()
@@ -274,7 +275,7 @@ fn idp_declared() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_idp::schema => [
         users, recovery_codes, action_tokens, devices, sessions, throttle, clients,
         signing_keys, grants, auth_codes, refresh_tokens, access_tokens, consents,
-        session_clients, backchannel_queue, mail_queue, security_events,
+        session_clients, jobs, mail_queue, security_events,
     ]);
     t.extend(
         shared_tables()
@@ -403,4 +404,145 @@ fn schema_sources_are_read_for_their_tables() {
     let src = "diesel::table! {\n    a (id) {\n        id -> BigInt,\n    }\n}\n\n\
                diesel::table! {\n    b_c (x, y) {\n    }\n}\n";
     assert_eq!(tables_in_source(src), ["a", "b_c"]);
+}
+
+/// Both databases with jobs create the `jobs` table with the very SQL of
+/// `kollegium_tenants::jobs::JOBS_SQL`.
+#[test]
+fn the_jobs_table_is_the_same_in_every_database_with_jobs() {
+    for (file, up) in [
+        (
+            "platform",
+            include_str!("../platform/migrations/2027-01-05-000001_jobs/up.sql"),
+        ),
+        (
+            "idp",
+            include_str!("../idp/migrations/2027-01-05-000001_jobs/up.sql"),
+        ),
+    ] {
+        assert!(
+            up.contains(kollegium_tenants::jobs::JOBS_SQL),
+            "{file}'s jobs migration differs from JOBS_SQL"
+        );
+    }
+}
+
+/// A database of kind `crate_dir` migrated with the migration files up to, not including,
+/// `before`.
+fn migrated_before(dir: &Path, crate_dir: &str, before: &str) -> SqliteConnection {
+    use diesel::connection::SimpleConnection;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(crate_dir)
+        .join("migrations");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.as_str() < before)
+        .collect();
+    names.sort();
+    let mut conn = kollegium_tenants::db::open_connection(&dir.join("db.sqlite")).unwrap();
+    for n in names {
+        let sql = std::fs::read_to_string(root.join(n).join("up.sql")).unwrap();
+        conn.batch_execute(&sql).unwrap();
+    }
+    conn.batch_execute("PRAGMA foreign_keys = OFF").unwrap();
+    conn
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct JobRow {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    payload: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    attempts: i64,
+    #[diesel(sql_type = BigInt)]
+    run_after: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    failed_at: Option<i64>,
+}
+
+fn job_rows(conn: &mut SqliteConnection) -> Vec<JobRow> {
+    diesel::sql_query(
+        "SELECT kind, key, payload, attempts, run_after, failed_at FROM jobs ORDER BY kind, key",
+    )
+    .load(conn)
+    .unwrap()
+}
+
+const JOBS_MIGRATION: &str = "2027-01-05-000001_jobs";
+
+/// Pending work of the old queues becomes jobs; what was done stays out.
+#[test]
+fn the_jobs_migration_moves_pending_work_into_jobs() {
+    use diesel::connection::SimpleConnection;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = migrated_before(dir.path(), "platform", JOBS_MIGRATION);
+    c.batch_execute(
+        "INSERT INTO search_queue (message_id, queued_at) VALUES (7, 100);
+         INSERT INTO mention_notices (id, member_id, room_id, message_id, due_at, done_at)
+             VALUES (1, 1, 1, 7, 500, NULL), (2, 1, 1, 7, 400, 450);
+         INSERT INTO mail_queue (id, kind, recipient, subject, body_text, body_html, created_at,
+                 attempts, next_attempt_at, sent_at, failed_at)
+             VALUES (3, 'mention', 'a@b.example', 's', 't', 'h', 90, 2, 160, NULL, NULL),
+                    (4, 'mention', 'a@b.example', 's', '', '', 90, 1, 90, 95, NULL);",
+    )
+    .unwrap();
+    let up = format!("{JOBS_MIGRATION}/up.sql");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    c.batch_execute(&std::fs::read_to_string(root.join("platform/migrations").join(&up)).unwrap())
+        .unwrap();
+    let row = |kind: &str, key: &str, attempts, run_after| JobRow {
+        kind: kind.into(),
+        key: key.into(),
+        payload: None,
+        attempts,
+        run_after,
+        failed_at: None,
+    };
+    assert_eq!(
+        job_rows(&mut c),
+        vec![
+            row("chat.mention", "1", 0, 500),
+            row("mail", "3", 2, 160),
+            row("search", "chat-message:7", 0, 100),
+        ]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = migrated_before(dir.path(), "idp", JOBS_MIGRATION);
+    c.batch_execute(
+        "INSERT INTO backchannel_queue (id, client_id, uri, logout_token, attempts,
+                 next_attempt_at, created_at, delivered_at, last_error)
+             VALUES (1, 'tool', 'https://tool.example/bc', '{\"sid\":\"s\"}', 2, 300, 100, NULL, 'HTTP 500'),
+                    (2, 'tool', 'https://tool.example/bc', '{}', 1, 300, 100, 150, NULL),
+                    (3, 'tool', 'https://tool.example/bc', '{}', 8, 900, 100, NULL, 'timeout');",
+    )
+    .unwrap();
+    c.batch_execute(&std::fs::read_to_string(root.join("idp/migrations").join(&up)).unwrap())
+        .unwrap();
+    let rows = job_rows(&mut c);
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.key.as_str(), r.attempts, r.run_after, r.failed_at))
+            .collect::<Vec<_>>(),
+        vec![("notice:1", 2, 300, None), ("notice:3", 8, 900, Some(900))]
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.kind == kollegium_idp::oidc::backchannel::JOB_KIND)
+    );
+    let notice: kollegium_idp::oidc::backchannel::Notice =
+        serde_json::from_str(rows[0].payload.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        notice,
+        kollegium_idp::oidc::backchannel::Notice {
+            client_id: "tool".into(),
+            uri: "https://tool.example/bc".into(),
+            claims: "{\"sid\":\"s\"}".into(),
+        }
+    );
 }

@@ -49,7 +49,7 @@ fn render(t: &impl Template) -> QueryResult<String> {
 }
 
 /// Puts a rendered mail into the practice's queue (the shared `mail_queue` table; see
-/// `kollegium_tenants::mail`). The caller pokes the node's `MailSignal` after commit.
+/// `kollegium_tenants::mail`). The caller pokes the node's `JobSignal` after commit.
 pub fn enqueue(
     conn: &mut SqliteConnection,
     now: UnixTime,

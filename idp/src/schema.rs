@@ -198,16 +198,18 @@ diesel::table! {
 }
 
 diesel::table! {
-    backchannel_queue (id) {
+    jobs (id) {
         id -> BigInt,
-        client_id -> Text,
-        uri -> Text,
-        logout_token -> Text,
+        kind -> Text,
+        key -> Text,
+        payload -> Nullable<Text>,
+        priority -> BigInt,
+        revision -> BigInt,
         attempts -> BigInt,
-        next_attempt_at -> BigInt,
-        created_at -> BigInt,
-        delivered_at -> Nullable<BigInt>,
+        run_after -> BigInt,
         last_error -> Nullable<Text>,
+        failed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
     }
 }
 
@@ -256,7 +258,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     consents,
     session_clients,
-    backchannel_queue,
+    jobs,
     mail_queue,
     security_events,
 );

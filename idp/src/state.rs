@@ -69,7 +69,7 @@ pub struct IdpState {
     pub clock: SharedClock,
     pub hasher: Arc<Hasher>,
     pub settings: IdpSettings,
-    /// OIDC provider runtime: signing key cache, back-channel outbox.
+    /// OIDC provider runtime: signing key cache.
     pub oidc: crate::oidc::Runtime,
     /// Where the server may send requests on an admin's word (back-channel logout).
     pub egress: Arc<crate::oidc::egress::Egress>,

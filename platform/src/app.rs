@@ -27,6 +27,7 @@ use crate::directory::DirectorySync;
 use crate::members::MemberId;
 use crate::search::index::Entry;
 use crate::search::{Confirmed, Kind, PermKey, SearchService, Shown};
+use kollegium_tenants::jobs::{Handler as JobHandler, JobSignal, Registry};
 
 /// Every app of the workspace, in no particular order ([`NavEntry::order`] orders the
 /// navigation). Adding an app is one line here.
@@ -45,14 +46,18 @@ pub struct AppContext {
     pub live: crate::live::Hub,
     /// The practices' search indexes and the indexer's doorbell.
     pub search: Arc<SearchService>,
+    /// The node's job signal: poke it with the practice after a transaction that queued
+    /// background jobs (`kollegium_tenants::jobs`) committed.
+    pub jobs: Arc<JobSignal>,
 }
 
 impl AppContext {
-    pub fn new(clock: SharedClock) -> Self {
+    pub fn new(clock: SharedClock, jobs: Arc<JobSignal>) -> Self {
         Self {
             clock,
             live: crate::live::Hub::default(),
-            search: Arc::new(SearchService::new()),
+            search: Arc::new(SearchService::new(jobs.clone())),
+            jobs,
         }
     }
 
@@ -241,8 +246,16 @@ pub trait WorkspaceApp: Sync {
         Ok(())
     }
 
-    /// Starts its background jobs, named for [`Jobs::kick`].
+    /// Starts its periodic background work of its own, named for [`Jobs::kick`]. Work that
+    /// follows a change is a kind of job instead ([`Self::job_kinds`]).
     fn spawn_jobs(&self, _node: &Node<'_>) -> Vec<(&'static str, Job)> {
+        Vec::new()
+    }
+
+    /// Its kinds of background job in `platform.sqlite`'s `jobs` table
+    /// (`kollegium_tenants::jobs`): the composition registers them with the node's one job
+    /// worker. Each kind's stored name starts with the app's id (`chat.mention`).
+    fn job_kinds(&self, _node: &Node<'_>) -> Vec<Arc<dyn JobHandler>> {
         Vec::new()
     }
 
@@ -329,6 +342,28 @@ pub fn assets() -> Vec<Source> {
         .iter()
         .flat_map(|a| a.assets().iter().copied())
         .collect()
+}
+
+/// Registers the workspace's kinds of background job (the shared search index's and every
+/// app's) for `platform.sqlite`.
+pub fn register_job_kinds(
+    registry: &mut Registry,
+    node: &Node<'_>,
+    search: crate::search::worker::WorkerSettings,
+) {
+    crate::search::worker::register(
+        registry,
+        crate::search::worker::SearchJobs::new(
+            node.shared.search.clone(),
+            node.shared.clock.clone(),
+            search,
+        ),
+    );
+    for app in apps() {
+        for kind in app.job_kinds(node) {
+            registry.register(&crate::PLATFORM_DB, kind);
+        }
+    }
 }
 
 /// The apps' running background jobs.

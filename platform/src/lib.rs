@@ -57,8 +57,15 @@ pub struct Platform {
 }
 
 impl Platform {
-    pub fn new(clock: SharedClock, http: reqwest::Client, settings: &PlatformSettings) -> Self {
-        let shared = Arc::new(AppContext::new(clock));
+    /// `jobs` is the node's job signal (`kollegium_tenants::jobs`), which the apps poke
+    /// after queuing background jobs.
+    pub fn new(
+        clock: SharedClock,
+        http: reqwest::Client,
+        settings: &PlatformSettings,
+        jobs: Arc<kollegium_tenants::jobs::JobSignal>,
+    ) -> Self {
+        let shared = Arc::new(AppContext::new(clock, jobs));
         let sign_in = web::Data::new(auth::SignIn::new(
             shared.clone(),
             http,

@@ -114,9 +114,18 @@ diesel::table! {
 }
 
 diesel::table! {
-    search_queue (message_id) {
-        message_id -> BigInt,
-        queued_at -> BigInt,
+    jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        key -> Text,
+        payload -> Nullable<Text>,
+        priority -> BigInt,
+        revision -> BigInt,
+        attempts -> BigInt,
+        run_after -> BigInt,
+        last_error -> Nullable<Text>,
+        failed_at -> Nullable<BigInt>,
+        created_at -> BigInt,
     }
 }
 
@@ -151,6 +160,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     reactions,
     mention_notices,
-    search_queue,
+    jobs,
     mail_queue,
 );

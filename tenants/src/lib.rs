@@ -5,7 +5,9 @@
 //! key and per-practice secrets, `Host` → practice resolution, per-practice storage
 //! handles and database pools (opened lazily, closed when idle, LRU-capped), and the
 //! request plumbing shared by the apps (security headers, CSRF, error pages, request ids,
-//! metrics, static assets, base layout), and what every app shares about a practice: the
+//! metrics, static assets, base layout), the background-job mechanism every app's follow-up
+//! work runs on (`jobs`: the table, the signal, the one node worker; the kinds are registered
+//! by their owners), and what every app shares about a practice: the
 //! catalogues of roles, specialties and KV regions (`catalog`) and the practice's local
 //! time (`time`).
 //!
@@ -21,6 +23,7 @@ pub mod db;
 pub mod email;
 pub mod group_commit;
 pub mod http;
+pub mod jobs;
 pub mod kv;
 pub mod mail;
 pub mod memory;

@@ -1,4 +1,4 @@
-//! The handle of a node background worker (mail, mentions, directory, search): one tokio
+//! The handle of a node background worker (the job worker, the directory worker): one tokio
 //! task with a stop flag and a doorbell, stopped after the work in hand or aborted after a
 //! grace period.
 

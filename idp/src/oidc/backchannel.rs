@@ -1,11 +1,14 @@
 //! Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when a browser session
 //! ends, every client that received tokens within it is told so by a signed logout token.
 //!
-//! Notices are queued in the practice's `backchannel_queue` (same transaction as the
-//! logout) and delivered concurrently by the node's worker: the practices' own workspaces
-//! on a lane of their own, third-party endpoints bounded node-wide, per practice and per
-//! endpoint, so a slow endpoint delays neither another practice nor a workspace logout.
-//! Third-party addresses pass the egress rules ([`super::egress`]) at every attempt.
+//! Notices are background jobs of kind [`JOB_KIND`] in the practice's `jobs` table
+//! ([`kollegium_tenants::jobs`], same transaction as the logout), the workspace's own ones
+//! with a higher priority. The node's job worker hands due notices to [`BackchannelJobs`],
+//! which delivers them concurrently: the practices' own workspaces on a lane of their own,
+//! third-party endpoints bounded node-wide, per practice and per endpoint, so a slow
+//! endpoint delays neither another practice nor a workspace logout. Each delivery records
+//! its own outcome. Third-party addresses pass the egress rules ([`super::egress`]) at
+//! every attempt.
 
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
@@ -13,11 +16,12 @@ use kollegium_tenants::UnixTime;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::web;
+use kollegium_tenants::jobs::{self, BoxFuture, Handler, Job, JobType, Outcomes, Policy};
 use kollegium_tenants::web::WebContext;
-use kollegium_tenants::{Slug, Tenant, TenantStore};
+use kollegium_tenants::{DbKind, Tenant, TenantStore};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -26,20 +30,44 @@ use super::jwt::{self, Signer256};
 use crate::IDP_DB;
 use crate::state::IdpState;
 
-use crate::schema::{backchannel_queue, clients, session_clients, sessions, users};
+use crate::schema::{clients, session_clients, sessions, users};
 
-/// Queues a logout notice for each client that had the session. The logout token itself
-/// is built and signed at delivery; the queue row holds its claims.
+/// The kind of a back-channel logout notice's job.
+pub const JOB_KIND: &str = "idp.backchannel-logout";
+
+/// What a notice's job carries: where to and the claims of its logout token (the token
+/// itself is built and signed at delivery).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub client_id: String,
+    pub uri: String,
+    /// `{"sid", "sub", "aud"}` as JSON.
+    pub claims: String,
+}
+
+/// The job type of a notice.
+pub struct LogoutNotice;
+impl JobType for LogoutNotice {
+    const KIND: &'static str = JOB_KIND;
+    type Payload = Notice;
+}
+
+/// Queues a logout notice for each client that had the session (one job per session and
+/// client; the practice's own workspace first).
 pub fn session_ended(
     conn: &mut SqliteConnection,
     session_id: i64,
     now: UnixTime,
 ) -> QueryResult<()> {
-    let targets: Vec<(String, Option<String>)> = session_clients::table
+    let targets: Vec<(String, Option<String>, bool)> = session_clients::table
         .inner_join(clients::table.on(clients::client_id.eq(session_clients::client_id)))
         .filter(session_clients::session_id.eq(session_id))
         .filter(clients::backchannel_logout_uri.is_not_null())
-        .select((clients::client_id, clients::backchannel_logout_uri))
+        .select((
+            clients::client_id,
+            clients::backchannel_logout_uri,
+            clients::first_party,
+        ))
         .load(conn)?;
     if targets.is_empty() {
         return Ok(());
@@ -49,18 +77,16 @@ pub fn session_ended(
         .filter(sessions::id.eq(session_id))
         .select((sessions::sid, users::sub))
         .first(conn)?;
-    for (client_id, uri) in targets {
+    for (client_id, uri, first_party) in targets {
         let Some(uri) = uri else { continue };
         let claims = serde_json::json!({ "sid": sid, "sub": sub, "aud": client_id }).to_string();
-        diesel::insert_into(backchannel_queue::table)
-            .values((
-                backchannel_queue::client_id.eq(&client_id),
-                backchannel_queue::uri.eq(&uri),
-                backchannel_queue::logout_token.eq(&claims),
-                backchannel_queue::next_attempt_at.eq(now),
-                backchannel_queue::created_at.eq(now),
-            ))
-            .execute(conn)?;
+        let key = format!("{sid}:{client_id}");
+        let notice = Notice {
+            client_id,
+            uri,
+            claims,
+        };
+        jobs::enqueue_typed::<LogoutNotice>(conn, &key, &notice, i64::from(first_party), now)?;
     }
     Ok(())
 }
@@ -69,41 +95,23 @@ pub fn session_ended(
 
 /// Attempts per notice before it is given up (kept in the table with its last error).
 pub const MAX_ATTEMPTS: i64 = 8;
-/// How often the worker looks at practices with pending notices.
-pub const TICK: Duration = Duration::from_secs(3);
-/// How often the worker also sweeps every open practice (notices queued by code paths that
-/// did not call [`Outbox::note`], e.g. idle timeouts).
-pub const SWEEP: Duration = Duration::from_secs(15);
-
-/// Practices with notices to deliver, and a wake-up for the worker.
-#[derive(Debug, Default)]
-pub struct Outbox {
-    pending: Mutex<HashSet<String>>,
-    wake: tokio::sync::Notify,
-}
-
-impl Outbox {
-    /// Marks a practice as having queued notices and wakes the worker.
-    pub fn note(&self, slug: &str) {
-        self.remember(slug);
-        self.wake.notify_one();
-    }
-    fn remember(&self, slug: &str) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(slug.to_owned());
-        }
-    }
-    fn take(&self) -> Vec<String> {
-        self.pending
-            .lock()
-            .map(|mut p| p.drain().collect())
-            .unwrap_or_default()
-    }
-}
 
 /// Seconds to wait before attempt `attempts + 1`.
 pub fn backoff(attempts: i64) -> i64 {
     (10_i64 << attempts.clamp(0, 12)).min(3600)
+}
+
+/// How the job worker runs notices.
+fn policy() -> Policy {
+    Policy {
+        batch: DUE_BATCH,
+        retry_initial_secs: 10,
+        retry_max_secs: 3600,
+        max_attempts: MAX_ATTEMPTS,
+        gather: Duration::ZERO,
+        // Dispatching is quick; the deliveries have their own lanes.
+        concurrency: 2,
+    }
 }
 
 /// A notice due for delivery.
@@ -116,78 +124,49 @@ pub struct Due {
     pub claims: String,
     /// For the practice's own workspace: delivered on its own lane, before anything else.
     pub first_party: bool,
+    /// Its job as read.
+    job: Option<Job>,
 }
 
-/// Due notices, the first-party client's first, then oldest first.
-pub fn due(conn: &mut SqliteConnection, now: UnixTime, limit: i64) -> QueryResult<Vec<Due>> {
-    let rows: Vec<(i64, String, String, i64, String, Option<bool>)> = backchannel_queue::table
-        .left_join(clients::table.on(clients::client_id.eq(backchannel_queue::client_id)))
-        .filter(backchannel_queue::delivered_at.is_null())
-        .filter(backchannel_queue::attempts.lt(MAX_ATTEMPTS))
-        .filter(backchannel_queue::next_attempt_at.le(now))
-        .order((clients::first_party.desc(), backchannel_queue::id))
-        .limit(limit)
-        .select((
-            backchannel_queue::id,
-            backchannel_queue::client_id,
-            backchannel_queue::uri,
-            backchannel_queue::attempts,
-            backchannel_queue::logout_token,
-            clients::first_party.nullable(),
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, client_id, uri, attempts, claims, first)| Due {
-            id,
-            client_id,
-            uri,
-            attempts,
-            claims,
-            first_party: first.unwrap_or(false),
+impl Due {
+    /// The notice of a job (`None`: a payload this version cannot read).
+    fn of(job: Job) -> Option<Self> {
+        let n: Notice = job.payload().ok()?;
+        Some(Self {
+            id: job.id,
+            client_id: n.client_id,
+            uri: n.uri,
+            attempts: job.attempts,
+            claims: n.claims,
+            first_party: job.priority > 0,
+            job: Some(job),
         })
-        .collect())
-}
-
-/// Whether undelivered notices remain that will be tried again.
-pub fn pending(conn: &mut SqliteConnection) -> QueryResult<bool> {
-    let n: i64 = backchannel_queue::table
-        .filter(backchannel_queue::delivered_at.is_null())
-        .filter(backchannel_queue::attempts.lt(MAX_ATTEMPTS))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
+    }
 }
 
 /// Records the outcome of one attempt. `error` is a short reason, never the token. A
-/// notice leaves the queue only when delivered or after its last attempt (at least once).
+/// notice leaves the queue only when delivered or after its last attempt (at least once);
+/// only the attempt that read the job as it is records over it.
 pub fn mark(
     conn: &mut SqliteConnection,
     d: &Due,
     error: Option<&str>,
     now: UnixTime,
 ) -> QueryResult<()> {
-    // Only the attempt that read the row as it is records over it.
-    let q = backchannel_queue::table
-        .find(d.id)
-        .filter(backchannel_queue::attempts.eq(d.attempts));
+    let Some(job) = &d.job else { return Ok(()) };
     match error {
-        None => diesel::update(q)
-            .set((
-                backchannel_queue::delivered_at.eq(now),
-                backchannel_queue::attempts.eq(d.attempts + 1),
-                backchannel_queue::last_error.eq(None::<String>),
-            ))
-            .execute(conn)?,
-        Some(e) => diesel::update(q)
-            .set((
-                backchannel_queue::attempts.eq(d.attempts + 1),
-                backchannel_queue::next_attempt_at.eq(now + backoff(d.attempts)),
-                backchannel_queue::last_error.eq(e),
-            ))
-            .execute(conn)?,
-    };
-    Ok(())
+        None => jobs::queue::complete(conn, job).map(|_| ()),
+        Some(e) => jobs::queue::fail(
+            conn,
+            job,
+            &policy(),
+            e,
+            Some(backoff(d.attempts)),
+            false,
+            now,
+        )
+        .map(|_| ()),
+    }
 }
 
 /// Signs the logout token of a queued notice (OIDC Back-Channel Logout §2.4).
@@ -228,9 +207,6 @@ pub const PER_ENDPOINT: usize = 2;
 /// Third-party notices of one practice taken from its queue (in flight or waiting for a
 /// permit); the rest stay queued.
 pub const PRACTICE_BACKLOG: usize = 32;
-/// Rows read per practice and pass.
-const DUE_BATCH: i64 = 100;
-
 #[derive(Debug, Default)]
 struct InFlight {
     rows: HashSet<(String, i64)>,
@@ -352,6 +328,8 @@ impl Lanes {
 struct Delivery {
     lanes: Lanes,
     state: web::Data<IdpState>,
+    web: web::Data<WebContext>,
+    store: Arc<TenantStore>,
     /// To this node (first-party notices): `*.<base>` resolved to the main listener.
     node_http: reqwest::Client,
     /// To third-party endpoints: egress-checked resolution.
@@ -359,7 +337,7 @@ struct Delivery {
 }
 
 /// One notice on its way.
-struct Job {
+struct Delivering {
     tenant: Tenant,
     slug: String,
     issuer: String,
@@ -386,7 +364,7 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 impl Delivery {
-    async fn attempt(&self, job: &Job, now: UnixTime) -> Option<String> {
+    async fn attempt(&self, job: &Delivering, now: UnixTime) -> Option<String> {
         let Some(token) = job
             .signer
             .as_ref()
@@ -417,13 +395,14 @@ impl Delivery {
 
     /// Whether the notice is still as it was read (a pass that read it just before an
     /// earlier attempt was recorded must not send it again).
-    async fn still_due(&self, job: &Job) -> bool {
+    async fn still_due(&self, job: &Delivering) -> bool {
+        use kollegium_tenants::jobs::schema::jobs as j;
         let (t, d) = (job.tenant.clone(), job.due.clone());
         let found = web::block(move || -> Result<_, crate::error::IdpError> {
-            Ok(backchannel_queue::table
+            Ok(j::table
                 .find(d.id)
-                .filter(backchannel_queue::delivered_at.is_null())
-                .filter(backchannel_queue::attempts.eq(d.attempts))
+                .filter(j::failed_at.is_null())
+                .filter(j::attempts.eq(d.attempts))
                 .count()
                 .get_result::<i64>(&mut *t.conn(&IDP_DB)?)?)
         })
@@ -432,7 +411,7 @@ impl Delivery {
     }
 
     /// Delivers one notice once its permits are free, then records the outcome.
-    async fn run(self: Arc<Self>, job: Job) {
+    async fn run(self: Arc<Self>, job: Delivering) {
         let mut outcome = None;
         if let Some(held) = self.lanes.permits(&job.slug, &job.due).await
             && self.still_due(&job).await
@@ -458,30 +437,29 @@ impl Delivery {
         }
         self.lanes.release(&job.slug, &job.due);
         // The practice may have notices that waited for room in its backlog.
-        self.state.oidc.outbox.note(&job.slug);
+        self.web.jobs.poke_kind(&job.slug, &IDP_DB, JOB_KIND);
     }
-}
 
-/// Starts delivery of what is due for one practice (without waiting for it). Returns
-/// whether notices remain pending.
-async fn dispatch_practice(
-    tenant: Tenant,
-    store: &Arc<TenantStore>,
-    delivery: &Arc<Delivery>,
-    web: &WebContext,
-    tasks: &mut JoinSet<()>,
-) -> Result<bool, crate::error::IdpError> {
-    let slug = tenant.slug().as_str().to_owned();
-    let state = &delivery.state;
-    let now = state.now();
-    let t = tenant.clone();
-    let rows = web::block(move || -> Result<_, crate::error::IdpError> {
-        Ok(due(&mut *t.conn(&IDP_DB)?, now, DUE_BATCH)?)
-    })
-    .await??;
-    let claimed = delivery.lanes.claim(&slug, rows);
-    if !claimed.is_empty() {
-        let (t, st, sl, cache_state) = (tenant.clone(), store.clone(), slug.clone(), state.clone());
+    /// Starts delivery of the claimed notices of one practice (without waiting for them).
+    async fn dispatch(
+        self: &Arc<Self>,
+        tenant: Tenant,
+        rows: Vec<Due>,
+        tasks: &Mutex<JoinSet<()>>,
+    ) -> Result<(), crate::error::IdpError> {
+        let slug = tenant.slug().as_str().to_owned();
+        let state = &self.state;
+        let now = state.now();
+        let claimed = self.lanes.claim(&slug, rows);
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let (t, st, sl, cache_state) = (
+            tenant.clone(),
+            self.store.clone(),
+            slug.clone(),
+            state.clone(),
+        );
         let ids: Vec<String> = claimed.iter().map(|d| d.client_id.clone()).collect();
         // Each logout token is signed with its client's algorithm (as its ID tokens are).
         let signers = web::block(move || -> Result<_, crate::error::IdpError> {
@@ -509,113 +487,111 @@ async fn dispatch_practice(
         let signers = match signers {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
-                claimed
-                    .iter()
-                    .for_each(|d| delivery.lanes.release(&slug, d));
+                claimed.iter().for_each(|d| self.lanes.release(&slug, d));
                 return Err(e);
             }
             Err(e) => {
-                claimed
-                    .iter()
-                    .for_each(|d| delivery.lanes.release(&slug, d));
+                claimed.iter().for_each(|d| self.lanes.release(&slug, d));
                 return Err(e.into());
             }
         };
-        let issuer = super::issuer_of(web, &slug);
+        let issuer = super::issuer_of(&self.web, &slug);
+        let Ok(mut tasks) = tasks.lock() else {
+            claimed.iter().for_each(|d| self.lanes.release(&slug, d));
+            return Ok(());
+        };
+        while tasks.try_join_next().is_some() {}
         for d in claimed {
-            let job = Job {
+            let job = Delivering {
                 tenant: tenant.clone(),
                 slug: slug.clone(),
                 issuer: issuer.clone(),
                 signer: signers.get(&d.client_id).cloned(),
                 due: d,
             };
-            tasks.spawn(delivery.clone().run(job));
+            tasks.spawn(self.clone().run(job));
         }
+        Ok(())
     }
-    let t = tenant.clone();
-    web::block(move || -> Result<_, crate::error::IdpError> {
-        Ok(pending(&mut *t.conn(&IDP_DB)?)?)
-    })
-    .await?
 }
 
-/// The node's delivery worker: wakes on [`Outbox::note`], every [`TICK`] and when a
-/// delivery ends, sweeps the open practices every [`SWEEP`], and starts each due notice as
-/// a task of its own on its lane. Runs until aborted (which aborts the deliveries in
-/// flight; their notices stay queued). `node` is the main listener's address.
-pub fn spawn_worker(
-    store: Arc<TenantStore>,
-    web: web::Data<WebContext>,
-    state: web::Data<IdpState>,
-    node: IpAddr,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let clients = kollegium_tenants::http::node_client(&web.settings.base_domain, node)
-            .and_then(|n| Ok((n, super::egress::guarded_client(state.egress.clone())?)));
-        let (node_http, public_http) = match clients {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "back-channel logout worker cannot start");
-                return;
-            }
-        };
-        let delivery = Arc::new(Delivery {
-            lanes: Lanes::new(),
-            state: state.clone(),
-            node_http,
-            public_http,
-        });
-        let mut tasks = JoinSet::new();
-        let mut last_sweep = Instant::now();
-        loop {
-            tokio::select! {
-                () = state.oidc.outbox.wake.notified() => {}
-                () = tokio::time::sleep(TICK) => {}
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            }
-            let mut slugs: Vec<Option<Tenant>> = Vec::new();
-            for s in state.oidc.outbox.take() {
-                let Ok(slug) = Slug::parse(&s) else { continue };
-                let st = store.clone();
-                slugs.push(
-                    web::block(move || st.tenant(&slug))
-                        .await
-                        .ok()
-                        .and_then(Result::ok)
-                        .flatten(),
-                );
-            }
-            if last_sweep.elapsed() >= SWEEP {
-                last_sweep = Instant::now();
-                delivery.lanes.tidy();
-                // Practices whose IdP database is open; a logout queued in a closed one
-                // was remembered when it was queued.
-                slugs.extend(
-                    store
-                        .open_tenants()
-                        .into_iter()
-                        .filter(|t| t.is_open(&IDP_DB))
-                        .map(Some),
-                );
-            }
-            let mut seen = HashSet::new();
-            for tenant in slugs.into_iter().flatten() {
-                let slug = tenant.slug().as_str().to_owned();
-                if !seen.insert(slug.clone()) {
-                    continue;
-                }
-                match dispatch_practice(tenant, &store, &delivery, &web, &mut tasks).await {
-                    Ok(true) => state.oidc.outbox.remember(&slug),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::error!(practice = %slug, error = %e, "back-channel logout delivery failed");
-                        state.oidc.outbox.remember(&slug);
-                    }
-                }
+/// Rows read per practice and pass.
+const DUE_BATCH: i64 = 100;
+
+/// The back-channel logout kind of job, registered for `idp.sqlite` by the composition.
+/// Its batches return at once: each notice is delivered by a task of its own, which
+/// records its outcome (the job worker leaves the jobs as they are).
+pub struct BackchannelJobs {
+    delivery: Arc<Delivery>,
+    tasks: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl BackchannelJobs {
+    /// `node` is the main listener's address.
+    pub fn new(
+        store: Arc<TenantStore>,
+        web: web::Data<WebContext>,
+        state: web::Data<IdpState>,
+        node: IpAddr,
+    ) -> reqwest::Result<Arc<Self>> {
+        let node_http = kollegium_tenants::http::node_client(&web.settings.base_domain, node)?;
+        let public_http = super::egress::guarded_client(state.egress.clone())?;
+        Ok(Arc::new(Self {
+            delivery: Arc::new(Delivery {
+                lanes: Lanes::new(),
+                state,
+                web,
+                store,
+                node_http,
+                public_http,
+            }),
+            tasks: Arc::new(Mutex::new(JoinSet::new())),
+        }))
+    }
+}
+
+impl Handler for BackchannelJobs {
+    fn kind(&self) -> &'static str {
+        JOB_KIND
+    }
+
+    fn policy(&self) -> Policy {
+        policy()
+    }
+
+    fn run(&self, tenant: Tenant, _db: &'static DbKind, batch: Vec<Job>) -> BoxFuture<Outcomes> {
+        let delivery = self.delivery.clone();
+        let mut unreadable = Vec::new();
+        let mut rows = Vec::new();
+        for job in batch {
+            let id = job.id;
+            match Due::of(job) {
+                Some(d) => rows.push(d),
+                None => unreadable.push((id, jobs::Outcome::GiveUp("unreadable notice".into()))),
             }
         }
-    })
+        // First-party notices first (the batch is ordered by priority already).
+        rows.sort_by_key(|d| !d.first_party);
+        let tasks = self.tasks.clone();
+        Box::pin(async move {
+            let slug = tenant.slug().to_string();
+            if let Err(e) = delivery.dispatch(tenant, rows, &tasks).await {
+                tracing::error!(practice = %slug, error = %e, "back-channel logout delivery failed");
+            }
+            unreadable
+        })
+    }
+
+    fn sweep(&self) {
+        self.delivery.lanes.tidy();
+    }
+
+    fn stop(&self) {
+        // Deliveries in flight end with the node; their notices stay queued.
+        if let Ok(mut t) = self.tasks.lock() {
+            t.abort_all();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -632,6 +608,7 @@ mod tests {
             attempts: 0,
             claims: "{}".into(),
             first_party,
+            job: None,
         }
     }
 

@@ -120,7 +120,7 @@ fn read(req: &HttpRequest, body: &[u8]) -> Result<Params, PageError> {
     Params::parse(raw).map_err(|_| PageError::Malformed)
 }
 
-/// Ends the session, notes the practice for back-channel delivery, then redirects or
+/// Ends the session, pokes the job worker for the back-channel notices, then redirects or
 /// shows the "signed out" page.
 async fn finish(
     op: &Op,
@@ -147,7 +147,7 @@ async fn finish(
             Ok(())
         })
         .await??;
-        op.state.oidc.outbox.note(op.tenant.slug().as_str());
+        op.web.jobs.poke(op.tenant.slug(), &IDP_DB);
     }
     let mut res = match &lr.redirect {
         Some(to) => HttpResponse::SeeOther()

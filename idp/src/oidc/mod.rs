@@ -40,11 +40,10 @@ use kollegium_tenants::{Tenant, UnixTime};
 use crate::error::IdpError;
 use crate::state::IdpState;
 
-/// Node-wide OIDC state: cached signing keys and the back-channel outbox.
+/// Node-wide OIDC state: cached signing keys.
 #[derive(Debug, Default)]
 pub struct Runtime {
     pub keys: keys::KeyCache,
-    pub outbox: backchannel::Outbox,
 }
 
 /// What every OIDC handler needs: the practice, the IdP state and the web context.

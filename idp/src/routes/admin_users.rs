@@ -280,7 +280,7 @@ async fn create(
     .await??;
     match created {
         Ok(()) => {
-            ctx.mail.poke(a.0.tenant.slug());
+            ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
             Ok(see_other("/id/admin/users?done=invited"))
         }
         Err(e) => page_status(
@@ -403,7 +403,7 @@ async fn update(
     match res {
         Ok(()) => {
             if email_changed {
-                ctx.mail.poke(a.0.tenant.slug());
+                ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
             }
             Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0)))
         }
@@ -448,7 +448,7 @@ async fn action(
     })
     .await??;
     if action.mails() {
-        ctx.mail.poke(a.0.tenant.slug());
+        ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
     }
     Ok(match done {
         Done::Deleted => see_other("/id/admin/users?done=deleted"),

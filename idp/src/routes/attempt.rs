@@ -121,7 +121,7 @@ pub async fn reserve(
     })
     .await??;
     if mailed {
-        ctx.mail.poke(tenant.slug()); // the lockout notice was queued
+        ctx.jobs.poke(tenant.slug(), &crate::IDP_DB); // the lockout notice was queued
     }
     match gate {
         Gate::Locked { .. } => return Ok(Err(Refusal::Locked)),

@@ -252,7 +252,7 @@ async fn submit(
         Err(refusal) => return again(refusal),
     };
     if matches!(outcome.stage, Stage::Device) {
-        ctx.mail.poke(tenant.slug()); // admins may have been told about a new device
+        ctx.jobs.poke(tenant.slug(), &crate::IDP_DB); // admins may have been told about a new device
     }
     let mut res = see_other(&continue_at(outcome.stage, &next));
     let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, &token));
@@ -287,7 +287,7 @@ async fn logout(
         })
         .await??;
         // Tell relying parties now rather than at the next sweep.
-        state.oidc.outbox.note(&slug);
+        ctx.jobs.poke_str(&slug, &IDP_DB);
     }
     let mut res = see_other("/id/login?done=logout");
     let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));

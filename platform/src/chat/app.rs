@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::web;
 use askama::Template;
 use diesel::prelude::*;
+use kollegium_tenants::jobs::Handler as JobHandler;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 use kollegium_tenants::web::metrics::{Gauge, GaugeKind};
@@ -93,19 +94,21 @@ impl WorkspaceApp for Chat {
         }))
     }
 
+    fn job_kinds(&self, node: &Node<'_>) -> Vec<Arc<dyn JobHandler>> {
+        vec![crate::notify::MentionJobs::new(
+            node.web.clone(),
+            node.directory.clone(),
+        )]
+    }
+
     fn spawn_jobs(&self, node: &Node<'_>) -> Vec<(&'static str, Job)> {
-        let mentions =
-            crate::notify::MentionWorker::spawn(node.web.clone(), node.directory.clone());
         let retention = super::retention::spawn(
             node.store.clone(),
             node.shared.search.clone(),
             Duration::from_secs(60),
             Duration::from_secs(24 * 3600),
         );
-        vec![
-            ("mentions", Job::Worker(mentions.into_worker())),
-            ("retention", Job::Task(retention)),
-        ]
+        vec![("retention", Job::Task(retention))]
     }
 
     fn search_source(&self) -> Option<&'static dyn SearchSource> {

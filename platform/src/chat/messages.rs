@@ -210,14 +210,16 @@ fn queue_notices(
             .select((members::mention_mail, members::mention_mail_delay_secs))
             .first(conn)?;
         if wants {
-            diesel::insert_into(mention_notices::table)
+            let notice: i64 = diesel::insert_into(mention_notices::table)
                 .values((
                     mention_notices::member_id.eq(m.0),
                     mention_notices::room_id.eq(room.id),
                     mention_notices::message_id.eq(message.0),
                     mention_notices::due_at.eq(now + delay),
                 ))
-                .execute(conn)?;
+                .returning(mention_notices::id)
+                .get_result(conn)?;
+            crate::notify::worker::enqueue(conn, notice, now + delay, now)?;
         }
     }
     Ok(())

@@ -131,7 +131,10 @@ mod tests {
         let clock: kollegium_tenants::SharedClock =
             Arc::new(kollegium_tenants::clock::ManualClock::new(1_000));
         Arc::new(ChatState::new(
-            Arc::new(AppContext::new(clock)),
+            Arc::new(AppContext::new(
+                clock,
+                Arc::new(kollegium_tenants::jobs::JobSignal::new()),
+            )),
             ChatSettings {
                 post_burst: burst,
                 posts_per_sec: 1e-9,

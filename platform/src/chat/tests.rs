@@ -336,7 +336,7 @@ fn a_post_prepares_its_writes_once_per_connection() {
     for prefix in [
         "UPDATE rooms",
         "UPDATE room_members",
-        "INSERT INTO search_queue",
+        "INSERT INTO jobs (kind, key, payload, priority, run_after, created_at) VALUES ('search'",
         "SAVEPOINT kollegium_job",
         "RELEASE kollegium_job",
     ] {

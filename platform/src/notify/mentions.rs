@@ -40,6 +40,8 @@ pub struct Round {
     pub mails: usize,
     /// When the next open notice is due (`None`: none waits).
     pub next_due: Option<UnixTime>,
+    /// The notices stayed open because the member directory could not be read.
+    pub directory_unreadable: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,40 +1,33 @@
-//! The node's mention worker: one tokio task that turns due mention notices of every
-//! practice into mails ([`super::mentions::deliver_due`]) and pokes the mail worker.
-//!
-//! Which practices it looks at, every [`TICK`] and when kicked:
-//! - the practices open on this node (without keeping them open);
-//! - practices known to hold a notice that is due now (remembered from earlier rounds,
-//!   opened if they were closed meanwhile);
-//! - at start-up, every live practice whose `platform.sqlite` holds an open notice (read
-//!   straight from the file, without opening the practice).
+//! Mention mails as a kind of background job ([`kollegium_tenants::jobs`]): posting a
+//! mention queues a notice and its job of kind [`JOB_KIND`] (keyed by the notice's id, due
+//! after the member's delay) in the same transaction; the node's job worker hands due
+//! jobs to [`MentionJobs`], which turns the practice's due notices into mails
+//! ([`super::mentions::deliver_due`]) and pokes the job signal for the mail.
 //!
 //! Before a practice's due notices become mails, the member directory of its IdP is read
 //! ([`DirectorySync::sync`]), so nobody whose account was disabled or deleted meanwhile is
-//! mailed. If it cannot be read, the notices stay open and the next round tries again.
+//! mailed. If it cannot be read, the notices stay open and their jobs are retried.
 //!
-//! Time is the store's clock, so tests move it and call [`run_practice`] directly.
+//! Time is the store's clock, so tests move it and kick the job worker, or call
+//! [`run_practice`] directly.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use actix_web::web;
 use diesel::prelude::*;
-use kollegium_tenants::registry::{self, PracticeStatus};
-use kollegium_tenants::store::{StoreError, practice_dir};
+use kollegium_tenants::jobs::{BoxFuture, Handler, Job, Outcome, Outcomes, Policy};
+use kollegium_tenants::registry::PracticeStatus;
+use kollegium_tenants::store::StoreError;
 use kollegium_tenants::web::WebContext;
-use kollegium_tenants::worker::Worker;
-use kollegium_tenants::{Slug, Tenant, UnixTime, db};
-use tokio::sync::Notify;
+use kollegium_tenants::{DbKind, Slug, Tenant};
 
 use super::mentions::{self, MailCtx, NotifyError, Round};
 use crate::PLATFORM_DB;
 use crate::directory::DirectorySync;
 use crate::schema::mention_notices;
 
-/// Seconds between rounds when nobody kicks the worker.
-pub const TICK: Duration = Duration::from_secs(30);
+/// The kind of a mention notice's job.
+pub const JOB_KIND: &str = "chat.mention";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -46,31 +39,86 @@ pub enum WorkerError {
     Join(#[from] tokio::task::JoinError),
 }
 
-/// The running worker.
-pub struct MentionWorker(Worker);
+/// Queues the job of a mention notice (in the transaction that recorded the notice).
+pub fn enqueue(
+    conn: &mut SqliteConnection,
+    notice: i64,
+    due_at: kollegium_tenants::UnixTime,
+    now: kollegium_tenants::UnixTime,
+) -> QueryResult<()> {
+    kollegium_tenants::jobs::enqueue(conn, JOB_KIND, &notice.to_string(), None, 0, due_at, now)
+}
 
-impl MentionWorker {
-    /// Starts the worker on the current tokio runtime; its first round runs at once.
-    pub fn spawn(web: web::Data<WebContext>, directory: Arc<DirectorySync>) -> Self {
-        Self(Worker::spawn("mention", move |c| {
-            run(web, directory, c.stopping, c.wake)
-        }))
+/// The mention kind of job.
+pub struct MentionJobs {
+    web: web::Data<WebContext>,
+    directory: Arc<DirectorySync>,
+}
+
+impl MentionJobs {
+    pub fn new(web: web::Data<WebContext>, directory: Arc<DirectorySync>) -> Arc<Self> {
+        Arc::new(Self { web, directory })
+    }
+}
+
+impl Handler for MentionJobs {
+    fn kind(&self) -> &'static str {
+        JOB_KIND
     }
 
-    /// Runs a round now (e.g. after a test moved the clock).
-    pub fn kick(&self) {
-        self.0.kick();
+    fn policy(&self) -> Policy {
+        Policy {
+            batch: mentions::BATCH,
+            // An unreadable member directory: try again soon, for a day at least.
+            retry_initial_secs: 30,
+            retry_max_secs: 1800,
+            max_attempts: 60,
+            ..Policy::default()
+        }
     }
 
-    /// Stops the worker after the round in hand; aborts it after `grace`.
-    pub async fn stop(self, grace: Duration) {
-        self.0.stop(grace).await;
+    fn run(&self, tenant: Tenant, _db: &'static DbKind, jobs: Vec<Job>) -> BoxFuture<Outcomes> {
+        let (web, directory) = (self.web.clone(), self.directory.clone());
+        Box::pin(async move {
+            let outcome = match run_practice(&web, &directory, &tenant).await {
+                Ok(r) if !r.directory_unreadable => still_open(&tenant, &jobs).await,
+                Ok(_) => Err("member directory unreadable".to_owned()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(open) => jobs
+                    .iter()
+                    .map(|j| {
+                        let keep = j.key.parse::<i64>().is_ok_and(|n| open.contains(&n));
+                        (j.id, if keep { Outcome::Keep } else { Outcome::Done })
+                    })
+                    .collect(),
+                Err(e) => jobs
+                    .iter()
+                    .map(|j| (j.id, Outcome::retry(e.clone())))
+                    .collect(),
+            }
+        })
     }
+}
 
-    /// The plain worker handle, for the app's list of jobs.
-    pub fn into_worker(self) -> Worker {
-        self.0
-    }
+/// The notices of `jobs` that are still open (a round handles at most
+/// [`mentions::BATCH`] notices; the rest stay due).
+async fn still_open(tenant: &Tenant, jobs: &[Job]) -> Result<Vec<i64>, String> {
+    let ids: Vec<i64> = jobs.iter().filter_map(|j| j.key.parse().ok()).collect();
+    let t = tenant.clone();
+    tokio::task::spawn_blocking(move || -> Result<Vec<i64>, WorkerError> {
+        let mut conn = t.conn(&PLATFORM_DB)?;
+        Ok(mention_notices::table
+            .filter(mention_notices::id.eq_any(&ids))
+            .filter(mention_notices::done_at.is_null())
+            .select(mention_notices::id)
+            .load(&mut *conn)
+            .map_err(NotifyError::from)?)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// Mails the due mentions of one practice and pokes the mail worker if it queued mail.
@@ -104,6 +152,7 @@ pub async fn run_practice(
             "member directory unreadable; mention mails wait for the next round");
         return Ok(Round {
             next_due: next,
+            directory_unreadable: true,
             ..Round::default()
         });
     }
@@ -114,7 +163,11 @@ pub async fn run_practice(
     })
     .await??;
     if round.mails > 0 {
-        web.mail.poke(tenant.slug());
+        web.jobs.poke_kind(
+            tenant.slug().as_str(),
+            &PLATFORM_DB,
+            kollegium_tenants::mail::JOB_KIND,
+        );
         tracing::info!(practice = %tenant.slug(), mails = round.mails,
             notices = round.notices, "mention mails queued");
     }
@@ -137,121 +190,5 @@ pub async fn run_slug(
             Ok(Some(run_practice(web, directory, &t).await?))
         }
         _ => Ok(None),
-    }
-}
-
-/// When the next open notice of every live practice is due, read from the files.
-async fn startup_scan(web: &WebContext) -> Result<HashMap<String, UnixTime>, WorkerError> {
-    let store = web.store.clone();
-    tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
-        let all = store.with_registry(registry::list)?;
-        let mut out = HashMap::new();
-        for p in all
-            .into_iter()
-            .filter(|p| p.status != PracticeStatus::Deleted)
-        {
-            let Ok(slug) = Slug::parse(&p.slug) else {
-                continue;
-            };
-            let path = practice_dir(store.data_dir(), &slug).join(PLATFORM_DB.file);
-            if !path.exists() {
-                continue;
-            }
-            let next = db::open_connection(&path).ok().and_then(|mut c| {
-                mention_notices::table
-                    .filter(mention_notices::done_at.is_null())
-                    .select(diesel::dsl::min(mention_notices::due_at))
-                    .first::<Option<i64>>(&mut c)
-                    .ok()
-            });
-            match next {
-                Some(Some(t)) => {
-                    out.insert(p.slug, t);
-                }
-                Some(None) => {}
-                // Cannot tell (e.g. not migrated yet): look at it in the first round.
-                None => {
-                    out.insert(p.slug, 0);
-                }
-            }
-        }
-        Ok(out)
-    })
-    .await?
-}
-
-async fn run(
-    web: web::Data<WebContext>,
-    directory: Arc<DirectorySync>,
-    stopping: Arc<AtomicBool>,
-    wake: Arc<Notify>,
-) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending: HashMap<String, UnixTime> = match startup_scan(&web).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(error = %e, "mention worker could not scan the practices");
-            HashMap::new()
-        }
-    };
-    tracing::info!(waiting = pending.len(), "mention worker started");
-    while !stopping.load(Ordering::SeqCst) {
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tick.tick() => {}
-        }
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let now = web.store.clock().now();
-        let mut open: Vec<Tenant> = web.store.open_tenants();
-        // Practices whose workspace database is open; the others are peeked at when due.
-        open.retain(|t| t.status() == PracticeStatus::Active && t.is_open(&PLATFORM_DB));
-        let mut due: Vec<String> = pending
-            .iter()
-            .filter(|(slug, at)| **at <= now && !open.iter().any(|t| t.slug().as_str() == *slug))
-            .map(|(slug, _)| slug.clone())
-            .collect();
-        due.sort();
-        for t in &open {
-            if stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            let slug = t.slug().to_string();
-            match run_practice(&web, &directory, t).await {
-                Ok(r) => remember(&mut pending, slug, r.next_due),
-                Err(e) => {
-                    tracing::warn!(practice = %slug, error = %e, "mention round failed");
-                }
-            }
-        }
-        for slug in due {
-            if stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            match run_slug(&web, &directory, &slug).await {
-                Ok(Some(r)) => remember(&mut pending, slug, r.next_due),
-                // Gone or suspended: a later round (or the start-up scan) finds it again.
-                Ok(None) => {
-                    pending.remove(&slug);
-                }
-                Err(e) => {
-                    tracing::warn!(practice = %slug, error = %e, "mention round failed");
-                }
-            }
-        }
-    }
-    tracing::info!("mention worker stopped");
-}
-
-fn remember(pending: &mut HashMap<String, UnixTime>, slug: String, next: Option<UnixTime>) {
-    match next {
-        Some(t) => {
-            pending.insert(slug, t);
-        }
-        None => {
-            pending.remove(&slug);
-        }
     }
 }

@@ -4,11 +4,12 @@
 //! Each practice has one tantivy index under `data/tenants/<slug>/index/search/` for all
 //! its apps, so one practice's index can never answer for another; its documents carry
 //! their kind and the permission key the owning app checks ([`doc`]). The index is a
-//! cache of `platform.sqlite`: chat code queues changed message ids in `search_queue`
-//! (same transaction as the change) and pokes the [`SearchService`]; the node's
-//! [`worker::SearchWorker`] asks the owning app for the documents
-//! ([`crate::app::SearchSource::documents`]), writes the index in batches and deletes queue
-//! rows only after the index commit. An index of an earlier version (in `index/chat/`, or
+//! cache of `platform.sqlite`: app code queues changed documents as jobs of kind `search`
+//! in the practice's `jobs` table ([`queue`], same transaction as the change) and kicks the
+//! [`SearchService`] (the node's job signal); the node's job worker hands them to
+//! [`worker::SearchJobs`], which asks the owning app for the documents
+//! ([`crate::app::SearchSource::documents`]), writes the index in batches and deletes the
+//! jobs only after the index commit. An index of an earlier version (in `index/chat/`, or
 //! of another schema) is rebuilt from the database. Searches ([`find`]) match only what
 //! each app says the reader may read and have the app re-check every hit against the
 //! database, so a stale index never shows a deleted message or a room the reader may not
@@ -28,11 +29,12 @@ pub mod queue;
 pub mod snippet;
 pub mod worker;
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use kollegium_tenants::Slug;
-use tokio::sync::Notify;
+use kollegium_tenants::jobs::JobSignal;
+
+use crate::PLATFORM_DB;
 
 pub use doc::{Confirmed, DocRef, Kind, PermKey, Shown};
 pub use index::{Indexes, SearchIndex};
@@ -58,31 +60,23 @@ pub enum SearchError {
     WriterBusy,
 }
 
-/// What request code and the search worker share: the doorbell (which practices have
-/// queued changes) and the cache of open indexes.
+/// What request code and the indexer share: the doorbell (the node's job signal) and the
+/// cache of open indexes.
 #[derive(Debug)]
 pub struct SearchService {
-    dirty: Mutex<HashSet<String>>,
-    notify: Notify,
+    jobs: Arc<JobSignal>,
     indexes: Indexes,
 }
 
-impl Default for SearchService {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl SearchService {
-    pub fn new() -> Self {
+    pub fn new(jobs: Arc<JobSignal>) -> Self {
         Self {
-            dirty: Mutex::new(HashSet::new()),
-            notify: Notify::new(),
+            jobs,
             indexes: Indexes::new(index::CACHE_CAP),
         }
     }
 
-    /// Marks `slug` as having queued index changes and wakes the worker. Cheap and
+    /// Wakes the job worker for the practice's queued index changes. Cheap and
     /// non-blocking; call it after the transaction that queued the change committed.
     pub fn kick(&self, slug: &Slug) {
         self.kick_str(slug.as_str());
@@ -90,23 +84,7 @@ impl SearchService {
 
     /// Same as [`Self::kick`], for a slug already known to be valid (from a `Tenant`).
     pub fn kick_str(&self, slug: &str) {
-        if let Ok(mut d) = self.dirty.lock() {
-            d.insert(slug.to_owned());
-        }
-        self.notify.notify_one();
-    }
-
-    /// The slugs kicked since the last call.
-    pub fn take(&self) -> Vec<String> {
-        self.dirty
-            .lock()
-            .map(|mut d| d.drain().collect())
-            .unwrap_or_default()
-    }
-
-    /// Waits for the next kick (returns at once if one came since the last wait).
-    pub async fn notified(&self) {
-        self.notify.notified().await;
+        self.jobs.poke_kind(slug, &PLATFORM_DB, queue::JOB_KIND);
     }
 
     /// The cache of open indexes.

@@ -14,7 +14,7 @@ use crate::chat::rooms::{self, Visibility};
 use crate::chat::search::{KIND, SearchText, hits, readable_rooms, room_key};
 use crate::chat::{Actor, MessageId};
 use crate::members::{self, Claims, MemberId};
-use crate::schema::{messages as messages_t, reactions, rooms as rooms_t, search_queue};
+use crate::schema::{jobs, messages as messages_t, reactions, rooms as rooms_t};
 
 fn db() -> (tempfile::TempDir, SqliteConnection) {
     let dir = tempfile::tempdir().unwrap();
@@ -64,11 +64,17 @@ fn find(c: &mut SqliteConnection, idx: &SearchIndex, me: MemberId, q: &str) -> V
 }
 
 fn queued(c: &mut SqliteConnection) -> Vec<i64> {
-    search_queue::table
-        .select(search_queue::message_id)
-        .order(search_queue::message_id)
+    let keys: Vec<String> = jobs::table
+        .filter(jobs::kind.eq(queue::JOB_KIND))
+        .select(jobs::key)
         .load(c)
-        .unwrap()
+        .unwrap();
+    let mut ids: Vec<i64> = keys
+        .iter()
+        .map(|k| k.strip_prefix("chat-message:").unwrap().parse().unwrap())
+        .collect();
+    ids.sort();
+    ids
 }
 
 #[test]

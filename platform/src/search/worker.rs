@@ -1,40 +1,26 @@
-//! The node's search indexer: one tokio task that moves queued chat changes into the
-//! practices' indexes.
+//! The search index's kind of background job ([`kollegium_tenants::jobs`]): the node's job
+//! worker hands the due `search` jobs of a practice to [`SearchJobs`], which moves them
+//! into the practice's index in one commit.
 //!
-//! Which practices it looks at:
-//! - practices kicked through the [`SearchService`] (a post, edit or delete just queued a
-//!   change), after a short pause that gathers a burst into one commit;
-//! - a periodic sweep: every live practice at start-up (read straight from the database
-//!   file, without opening idle practices), afterwards the practices open on this node, so
-//!   nothing queued is lost to a restart or a missed kick.
-//!
-//! Per practice and round: read a batch from `search_queue`, apply it in one commit with
-//! the index's writer (opened by the first batch and kept while the index is cached),
-//! then delete the queue rows that the commit covered. A failed batch keeps its rows.
+//! Per batch: read the messages' current state, apply it in one commit with the index's
+//! writer (opened by the first batch and kept while the index is cached), and only then
+//! report the jobs done (a job whose message changed meanwhile has a new revision and
+//! stays). A failed batch keeps its jobs (retried with backoff). A kick gathers for
+//! [`WorkerSettings::gather`] first, so a burst of posts becomes one commit.
 
-use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use diesel::prelude::*;
-use kollegium_tenants::registry::{self, PracticeStatus};
-use kollegium_tenants::store::practice_dir;
-use kollegium_tenants::worker::Worker;
-use kollegium_tenants::{Slug, Tenant, TenantStore, UnixTime, db};
-use tokio::sync::Notify;
+use kollegium_tenants::jobs::{BoxFuture, Handler, Job, Outcome, Outcomes, Policy};
+use kollegium_tenants::{DbKind, SharedClock, Tenant, UnixTime};
 
 use super::index::{self, Indexes};
 use super::{SearchError, SearchService, queue};
 use crate::PLATFORM_DB;
-use crate::schema::messages;
 
-/// Tunables of the worker.
+/// Tunables of indexing.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Seconds between sweeps for queued changes nobody kicked for.
-    pub sweep_secs: u64,
     /// Changes applied per practice in one commit. A full batch is followed by the next
     /// at once, so under a heavy stream this, not `gather`, sets the commit rate (2,000:
     /// about 3 commits/s at 6,000 posts/s; a batch of the longest messages reads ~20 MB).
@@ -44,14 +30,13 @@ pub struct WorkerSettings {
     /// this caps the commits at about 2 per second; with the commit itself a message is
     /// searchable within about half a second (the goal is about 1 s).
     pub gather: Duration,
-    /// Open indexes unused this long are closed.
+    /// Open indexes unused this long are closed (at the job worker's sweeps).
     pub idle_close: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
-            sweep_secs: 30,
             batch: 2_000,
             gather: Duration::from_millis(400),
             idle_close: Duration::from_secs(120),
@@ -70,18 +55,26 @@ pub enum Round {
     More(usize),
 }
 
-/// One indexing round for a practice: a batch from its queue into its index. Blocking.
-pub fn index_round(
+/// What applying a batch of jobs to the index did.
+enum Applied {
+    /// The changes are in the index (committed).
+    Committed(usize),
+    /// The index was unusable and was removed; the next round rebuilds it.
+    Dropped,
+}
+
+/// Applies `jobs` to the practice's index (building it from the database if it is missing)
+/// and commits. The jobs are not acknowledged here. Blocking.
+fn apply_jobs(
     tenant: &Tenant,
     indexes: &Indexes,
-    batch: i64,
+    jobs: Vec<Job>,
     now: UnixTime,
-) -> Result<Round, SearchError> {
+) -> Result<(Applied, queue::Batch), SearchError> {
     let dir = index::dir(tenant);
-    let fresh = !index::exists(&dir);
-    let changes = {
+    let batch = {
         let mut conn = tenant.conn(&PLATFORM_DB)?;
-        if fresh {
+        if !index::exists(&dir) {
             // A new practice, or an index that was lost (e.g. restored without it):
             // build it from the database.
             indexes.forget(&dir);
@@ -90,14 +83,11 @@ pub fn index_round(
                 tracing::info!(practice = %tenant.slug(), messages = n, "building chat index");
             }
         }
-        queue::next_batch(&mut conn, batch.max(1))?
+        queue::changes_of(&mut conn, jobs)?
     };
-    if changes.is_empty() && !fresh {
-        return Ok(Round::Idle);
-    }
     let idx = match indexes.get(&dir, true) {
         Ok(Some(i)) => i,
-        Ok(None) => return Ok(Round::Idle),
+        Ok(None) => return Ok((Applied::Dropped, batch)),
         Err(SearchError::Index(
             e @ (tantivy::TantivyError::SchemaError(_)
             | tantivy::TantivyError::DataCorruption(_)
@@ -108,22 +98,48 @@ pub fn index_round(
             tracing::warn!(practice = %tenant.slug(), error = %e, "chat index unusable; rebuilding");
             indexes.forget(&dir);
             std::fs::remove_dir_all(&dir)?;
-            return Ok(Round::More(0));
+            return Ok((Applied::Dropped, batch));
         }
         Err(e) => return Err(e),
     };
-    if changes.is_empty() {
+    if !batch.is_empty() {
+        idx.apply(&batch)?;
+    }
+    Ok((Applied::Committed(batch.len()), batch))
+}
+
+/// One indexing round for a practice outside the job worker (tests and tools): a batch of
+/// its queued changes into its index, acknowledged after the commit. Blocking.
+pub fn index_round(
+    tenant: &Tenant,
+    indexes: &Indexes,
+    batch: i64,
+    now: UnixTime,
+) -> Result<Round, SearchError> {
+    let fresh = !index::exists(&index::dir(tenant));
+    let jobs = {
+        let mut conn = tenant.conn(&PLATFORM_DB)?;
+        if fresh {
+            queue::requeue_all(&mut conn, now)?;
+        }
+        kollegium_tenants::jobs::queue::due(&mut conn, queue::JOB_KIND, i64::MAX, batch.max(1))?
+    };
+    if jobs.is_empty() && !fresh {
         return Ok(Round::Idle);
     }
-    idx.apply(&changes)?;
-    let mut conn = tenant.conn(&PLATFORM_DB)?;
-    queue::ack(&mut conn, &changes)?;
-    let n = changes.len();
-    Ok(if n as i64 >= batch {
-        Round::More(n)
-    } else {
-        Round::Done(n)
-    })
+    match apply_jobs(tenant, indexes, jobs, now)? {
+        (Applied::Dropped, _) => Ok(Round::More(0)),
+        (Applied::Committed(0), b) if b.jobs().next().is_none() => Ok(Round::Idle),
+        (Applied::Committed(n), b) => {
+            let jobs = b.jobs().count();
+            queue::ack(&mut *tenant.conn(&PLATFORM_DB)?, &b)?;
+            Ok(if jobs as i64 >= batch {
+                Round::More(n)
+            } else {
+                Round::Done(n)
+            })
+        }
+    }
 }
 
 /// Applies everything queued for a practice (tests and tools). Blocking.
@@ -142,189 +158,88 @@ pub fn drain(tenant: &Tenant, indexes: &Indexes, now: UnixTime) -> Result<usize,
     Ok(total)
 }
 
-/// Whether a practice has work for the indexer: queued changes, or live messages and no
-/// index yet.
-fn needs_work(conn: &mut SqliteConnection, dir: &Path) -> QueryResult<bool> {
-    if queue::pending(conn)? {
-        return Ok(true);
-    }
-    if index::exists(dir) {
-        return Ok(false);
-    }
-    messages::table
-        .filter(messages::deleted_at.is_null())
-        .select(messages::id)
-        .first::<i64>(conn)
-        .optional()
-        .map(|o| o.is_some())
-}
-
-/// The running worker; [`SearchWorker::stop`] ends it.
-pub struct SearchWorker(Worker);
-
-struct Ctx {
-    store: Arc<TenantStore>,
+/// The search kind of job, registered for `platform.sqlite` by the composition.
+pub struct SearchJobs {
     service: Arc<SearchService>,
+    clock: SharedClock,
     settings: WorkerSettings,
-    stopping: Arc<AtomicBool>,
 }
 
-impl SearchWorker {
-    /// Starts the worker on the current tokio runtime.
-    pub fn spawn(
-        store: Arc<TenantStore>,
+impl SearchJobs {
+    pub fn new(
         service: Arc<SearchService>,
+        clock: SharedClock,
         settings: WorkerSettings,
-    ) -> Self {
-        Self(Worker::spawn("search", move |c| {
-            let ctx = Ctx {
-                store,
-                service,
-                settings,
-                stopping: c.stopping,
-            };
-            run(ctx, c.wake)
-        }))
-    }
-
-    /// Asks the worker to stop after the round in hand; aborts it after `grace`.
-    pub async fn stop(self, grace: Duration) {
-        self.0.stop(grace).await;
-    }
-}
-
-async fn run(ctx: Ctx, wake: Arc<Notify>) {
-    let mut sweep = tokio::time::interval(Duration::from_secs(ctx.settings.sweep_secs.max(1)));
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first_sweep = true;
-    tracing::info!("search worker started");
-    while !ctx.stopping.load(Ordering::SeqCst) {
-        let mut candidates = BTreeSet::new();
-        tokio::select! {
-            _ = wake.notified() => continue,
-            _ = ctx.service.notified() => {
-                tokio::time::sleep(ctx.settings.gather).await;
-            }
-            _ = sweep.tick() => {
-                match sweep_candidates(&ctx, first_sweep).await {
-                    Ok(found) => {
-                        candidates.extend(found);
-                        first_sweep = false;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "search sweep failed"),
-                }
-                evict_idle(&ctx).await;
-            }
-        }
-        candidates.extend(ctx.service.take());
-        for slug in candidates {
-            if ctx.stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            index_practice(&ctx, &slug).await;
-        }
-    }
-    // Close the writers cleanly (merges in progress finish) before the node goes.
-    let service = ctx.service.clone();
-    if let Err(e) = tokio::task::spawn_blocking(move || service.indexes().close_all()).await {
-        tracing::warn!(error = %e, "closing chat indexes failed");
-    }
-    tracing::info!("search worker stopped");
-}
-
-/// Closes indexes unused for a while; closing a writer waits for its merges, so off the
-/// async threads.
-async fn evict_idle(ctx: &Ctx) {
-    let (service, idle) = (ctx.service.clone(), ctx.settings.idle_close);
-    match tokio::task::spawn_blocking(move || service.indexes().evict_idle(idle)).await {
-        Ok(0) => {}
-        Ok(closed) => tracing::debug!(closed, "closed idle chat indexes"),
-        Err(e) => tracing::warn!(error = %e, "closing idle chat indexes failed"),
-    }
-}
-
-/// Rounds for one practice until its queue is drained (or a round fails).
-async fn index_practice(ctx: &Ctx, slug: &str) {
-    let Ok(slug) = Slug::parse(slug) else {
-        return;
-    };
-    loop {
-        if ctx.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let (store, service, batch) = (ctx.store.clone(), ctx.service.clone(), ctx.settings.batch);
-        let s = slug.clone();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<Round, SearchError> {
-            let Some(tenant) = store.tenant(&s)? else {
-                return Ok(Round::Idle);
-            };
-            index_round(&tenant, service.indexes(), batch, store.clock().now())
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            service,
+            clock,
+            settings,
         })
-        .await
-        .map_err(|e| SearchError::Join(e.to_string()))
-        .and_then(|r| r);
-        match outcome {
-            Ok(Round::More(_)) => continue,
-            Ok(Round::Done(n)) => {
-                tracing::debug!(practice = %slug, changes = n, "chat index updated");
-                return;
-            }
-            Ok(Round::Idle) => return,
-            Err(e) => {
-                tracing::warn!(practice = %slug, error = %e, "chat indexing failed; retried at the next sweep");
-                return;
-            }
-        }
     }
 }
 
-/// Practices to look at in a sweep: every live one the first time (idle ones are peeked
-/// at without opening them), afterwards the open ones.
-async fn sweep_candidates(ctx: &Ctx, first: bool) -> Result<Vec<String>, SearchError> {
-    let store = ctx.store.clone();
-    tokio::task::spawn_blocking(move || -> Result<Vec<String>, SearchError> {
-        let mut out = Vec::new();
-        // Only practices whose workspace database is open: the others changed nothing since
-        // their last sweep (or are peeked at below on the first one).
-        for tenant in store.open_tenants() {
-            if !tenant.is_open(&PLATFORM_DB) {
-                continue;
-            }
-            let dir = index::dir(&tenant);
-            let mut conn = tenant.conn(&PLATFORM_DB)?;
-            if needs_work(&mut conn, &dir)? {
-                out.push(tenant.slug().to_string());
-            }
+impl Handler for SearchJobs {
+    fn kind(&self) -> &'static str {
+        queue::JOB_KIND
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            batch: self.settings.batch.max(1),
+            gather: self.settings.gather,
+            // The index is a cache: a failed commit (e.g. a writer still closing) is
+            // retried soon, and a message is never given up lightly.
+            retry_initial_secs: 5,
+            retry_max_secs: 600,
+            max_attempts: 100,
+            // One commit at a time node-wide, as the single indexer did: the commits are
+            // CPU-bound and must not crowd out the request threads.
+            concurrency: 1,
         }
-        if first {
-            let all = store.with_registry(registry::list)?;
-            for p in all {
-                if p.status == PracticeStatus::Deleted || out.contains(&p.slug) {
-                    continue;
+    }
+
+    fn run(&self, tenant: Tenant, _db: &'static DbKind, jobs: Vec<Job>) -> BoxFuture<Outcomes> {
+        let (service, now) = (self.service.clone(), self.clock.now());
+        Box::pin(async move {
+            let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+            let slug = tenant.slug().to_string();
+            let outcome = tokio::task::spawn_blocking(move || {
+                apply_jobs(&tenant, service.indexes(), jobs, now)
+            })
+            .await
+            .map_err(|e| SearchError::Join(e.to_string()))
+            .and_then(|r| r);
+            let each = match outcome {
+                Ok((Applied::Committed(n), _)) => {
+                    tracing::debug!(practice = %slug, changes = n, "chat index updated");
+                    Outcome::Done
                 }
-                let Ok(slug) = Slug::parse(&p.slug) else {
-                    continue;
-                };
-                let dir = practice_dir(store.data_dir(), &slug);
-                if peek(&dir) != Some(false) {
-                    out.push(p.slug);
+                // Rebuilt from the database in the next round, these jobs with it.
+                Ok((Applied::Dropped, _)) => Outcome::Keep,
+                Err(e) => {
+                    tracing::warn!(practice = %slug, error = %e, "chat indexing failed; retried later");
+                    Outcome::retry(e.to_string())
                 }
-            }
+            };
+            ids.into_iter().map(|id| (id, each.clone())).collect()
+        })
+    }
+
+    fn sweep(&self) {
+        match self.service.indexes().evict_idle(self.settings.idle_close) {
+            0 => {}
+            closed => tracing::debug!(closed, "closed idle chat indexes"),
         }
-        Ok(out)
-    })
-    .await
-    .map_err(|e| SearchError::Join(e.to_string()))?
+    }
+
+    fn stop(&self) {
+        // Close the writers cleanly (merges in progress finish) before the node goes.
+        self.service.indexes().close_all();
+    }
 }
 
-/// Whether an idle practice needs the indexer, read from its database file without opening
-/// the practice. `None`: cannot tell (e.g. not migrated yet); the caller opens it.
-fn peek(practice: &Path) -> Option<bool> {
-    let path = practice.join(PLATFORM_DB.file);
-    if !path.exists() {
-        return Some(false);
-    }
-    let mut conn = db::open_connection(&path).ok()?;
-    let index_dir = practice.join("index").join(index::DIR);
-    needs_work(&mut conn, &index_dir).ok()
+/// Registers the search kind for `platform.sqlite`.
+pub fn register(registry: &mut kollegium_tenants::jobs::Registry, jobs: Arc<SearchJobs>) {
+    registry.register(&PLATFORM_DB, jobs);
 }

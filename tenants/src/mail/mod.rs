@@ -1,33 +1,32 @@
 //! Mail delivery for every app of a practice.
 //!
 //! Apps never talk SMTP. They render a mail and insert it into the `mail_queue` table of
-//! their own practice database ([`queue::enqueue`]) in the same transaction as the change
-//! the mail is about, then poke the node's [`MailSignal`]. The node's delivery worker
-//! ([`worker`]) reads due mail from the queue of each practice and hands it to the
-//! [`Mailer`]: an SMTP relay (STARTTLS required, never a plain-text fallback; implicit TLS;
+//! their own practice database ([`queue::enqueue`], which also queues its delivery job) in
+//! the same transaction as the change the mail is about, then poke the node's
+//! [`crate::jobs::JobSignal`]. The node's job worker hands due mail jobs to [`MailJobs`]
+//! ([`worker`]), which gives each mail to the [`Mailer`]: an SMTP relay (STARTTLS required, never a plain-text fallback; implicit TLS;
 //! or plain; `smtp.ca_file` adds a trusted root for a private CA) or, without a configured
 //! relay, the practice's file outbox `data/tenants/<slug>/outbox/`. Failed deliveries are
 //! retried with exponential backoff; nothing is lost while the relay is down.
 //!
 //! Every database kind that carries mail has the identical table [`MAIL_QUEUE_SQL`]
-//! (`idp.sqlite` and `platform.sqlite`). The worker is given the list of those kinds.
+//! (`idp.sqlite` and `platform.sqlite`), and the `jobs` table; [`MailJobs::register`]
+//! registers the kind for each of them.
 //!
 //! Logs never contain a subject, a body, a link or a full address (the recipient's domain
 //! at most).
 
 mod message;
 pub mod queue;
-mod signal;
 mod transport;
 pub mod worker;
 
 pub use message::{MessageError, build_message, parse_from};
 pub use queue::{NewMail, QueuedMail};
-pub use signal::MailSignal;
 pub use transport::{
     DeliveryError, MailSettings, Mailer, MailerError, SmtpSettings, TlsMode, check_ca_file,
 };
-pub use worker::{MailWorker, WorkerSettings};
+pub use worker::{JOB_KIND, MailJobs, WorkerSettings};
 pub use zeroize::Zeroizing;
 
 /// The `mail_queue` table as every practice database kind that sends mail creates it.

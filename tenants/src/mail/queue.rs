@@ -43,9 +43,12 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
-/// Puts a mail into the queue, due now. Returns its id.
+/// Puts a mail into the queue, due now, with its delivery job ([`crate::jobs`], kind
+/// [`super::worker::JOB_KIND`], keyed by the mail's id). Returns its id. Call it in the
+/// transaction of the change the mail reports, and poke the [`crate::jobs::JobSignal`]
+/// after the commit.
 pub fn enqueue(conn: &mut SqliteConnection, now: UnixTime, mail: &NewMail<'_>) -> QueryResult<i64> {
-    diesel::insert_into(mail_queue::table)
+    let id: i64 = diesel::insert_into(mail_queue::table)
         .values((
             mail_queue::kind.eq(mail.kind),
             mail_queue::recipient.eq(mail.recipient.trim()),
@@ -56,7 +59,28 @@ pub fn enqueue(conn: &mut SqliteConnection, now: UnixTime, mail: &NewMail<'_>) -
             mail_queue::next_attempt_at.eq(now),
         ))
         .returning(mail_queue::id)
-        .get_result(conn)
+        .get_result(conn)?;
+    crate::jobs::enqueue(
+        conn,
+        super::worker::JOB_KIND,
+        &id.to_string(),
+        None,
+        0,
+        now,
+        now,
+    )?;
+    Ok(id)
+}
+
+/// The mails of `ids` that are neither delivered nor given up.
+pub fn undelivered(conn: &mut SqliteConnection, ids: &[i64]) -> QueryResult<Vec<QueuedMail>> {
+    mail_queue::table
+        .filter(mail_queue::id.eq_any(ids))
+        .filter(mail_queue::sent_at.is_null())
+        .filter(mail_queue::failed_at.is_null())
+        .order(mail_queue::id)
+        .select(QueuedMail::as_select())
+        .load(conn)
 }
 
 /// Undelivered mail whose next attempt is due, oldest first.
@@ -172,6 +196,7 @@ mod tests {
     fn db() -> SqliteConnection {
         let mut c = SqliteConnection::establish(":memory:").unwrap();
         c.batch_execute(crate::mail::MAIL_QUEUE_SQL).unwrap();
+        c.batch_execute(crate::jobs::JOBS_SQL).unwrap();
         c
     }
 
@@ -207,6 +232,24 @@ mod tests {
         mark_failed(&mut c, a, 170, "bad address").unwrap();
         assert_eq!(next_due(&mut c).unwrap(), None);
         assert!(due(&mut c, 1_000_000, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_queued_mail_has_its_job_and_rolls_back_with_it() {
+        let mut c = db();
+        let a = enqueue(&mut c, 100, &mail()).unwrap();
+        let r: QueryResult<i64> = c.transaction(|c| {
+            enqueue(c, 100, &mail())?;
+            Err(diesel::result::Error::RollbackTransaction)
+        });
+        assert!(r.is_err());
+        let jobs =
+            crate::jobs::queue::due(&mut c, super::super::worker::JOB_KIND, 100, 10).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].key, a.to_string());
+        assert_eq!(undelivered(&mut c, &[a, a + 1]).unwrap().len(), 1);
+        mark_sent(&mut c, a, 101).unwrap();
+        assert!(undelivered(&mut c, &[a]).unwrap().is_empty());
     }
 
     #[test]
@@ -260,6 +303,7 @@ mod tests {
             let path = dir.path().join(file);
             let mut c = crate::db::open_connection(&path).unwrap();
             c.batch_execute(crate::mail::MAIL_QUEUE_SQL).unwrap();
+            c.batch_execute(crate::jobs::JOBS_SQL).unwrap();
             let m = NewMail {
                 text: &text,
                 html: &html,

@@ -122,8 +122,8 @@ pub struct WebContext {
     pub settings: WebSettings,
     pub store: Arc<TenantStore>,
     pub metrics: Arc<metrics::Metrics>,
-    /// Poke after committing queued mail so the delivery worker sends it at once.
-    pub mail: Arc<crate::mail::MailSignal>,
+    /// Poke after committing queued jobs (mail, ...) so the job worker runs them at once.
+    pub jobs: Arc<crate::jobs::JobSignal>,
 }
 
 impl FromRequest for Tenant {
