@@ -116,7 +116,7 @@ async fn not_found() -> HttpResponse {
 
 async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
     let store = ctx.store.clone();
-    match web::block(move || store.with_registry(registry::count_live)).await {
+    match kollegium_tenants::web::block(move || store.with_registry(registry::count_live)).await {
         Ok(Ok(_)) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
         _ => HttpResponse::ServiceUnavailable()
             .content_type("text/plain")
@@ -126,7 +126,7 @@ async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
 
 async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> HttpResponse {
     let store = ctx.store.clone();
-    let known = web::block(move || store.with_registry(registry::count_live))
+    let known = kollegium_tenants::web::block(move || store.with_registry(registry::count_live))
         .await
         .ok()
         .and_then(Result::ok)

@@ -443,7 +443,7 @@ async fn load(req: HttpRequest) -> Result<Option<IdpSession>, IdpError> {
         return Ok(None);
     };
     let t = tenant.clone();
-    let found = web::block(move || -> Result<_, IdpError> {
+    let found = kollegium_tenants::web::block(move || -> Result<_, IdpError> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(validate(&mut conn, &token, &state.settings, state.now())?)
     })

@@ -413,7 +413,7 @@ async fn authorize(
     let now = op.now();
     let ttl = op.state.settings.code_ttl_secs;
     let (t, iss, sess) = (op.tenant.clone(), issuer.clone(), session.clone());
-    let outcome = web::block(move || -> IdpResult<_> {
+    let outcome = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let areq = match validate(&mut conn, params, &iss, now)? {
             Ok(r) => r,

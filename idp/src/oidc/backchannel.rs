@@ -398,7 +398,7 @@ impl Delivery {
     async fn still_due(&self, job: &Delivering) -> bool {
         use kollegium_tenants::jobs::schema::jobs as j;
         let (t, d) = (job.tenant.clone(), job.due.clone());
-        let found = web::block(move || -> Result<_, crate::error::IdpError> {
+        let found = kollegium_tenants::web::block(move || -> Result<_, crate::error::IdpError> {
             Ok(j::table
                 .find(d.id)
                 .filter(j::failed_at.is_null())
@@ -426,10 +426,11 @@ impl Delivery {
                 tracing::warn!(practice = %job.slug, attempt = job.due.attempts + 1, error = %e, "back-channel logout not delivered");
             }
             let (t, d) = (job.tenant.clone(), job.due.clone());
-            let marked = web::block(move || -> Result<_, crate::error::IdpError> {
-                Ok(mark(&mut *t.conn(&IDP_DB)?, &d, outcome.as_deref(), now)?)
-            })
-            .await;
+            let marked =
+                kollegium_tenants::web::block(move || -> Result<_, crate::error::IdpError> {
+                    Ok(mark(&mut *t.conn(&IDP_DB)?, &d, outcome.as_deref(), now)?)
+                })
+                .await;
             if !matches!(marked, Ok(Ok(()))) {
                 // Not recorded: the notice stays due and is sent again (at least once).
                 tracing::error!(practice = %job.slug, "back-channel logout outcome not recorded");
@@ -462,28 +463,29 @@ impl Delivery {
         );
         let ids: Vec<String> = claimed.iter().map(|d| d.client_id.clone()).collect();
         // Each logout token is signed with its client's algorithm (as its ID tokens are).
-        let signers = web::block(move || -> Result<_, crate::error::IdpError> {
-            let mut conn = t.conn(&IDP_DB)?;
-            let mut by_client = HashMap::new();
-            for id in ids {
-                if by_client.contains_key(&id) {
-                    continue;
+        let signers =
+            kollegium_tenants::web::block(move || -> Result<_, crate::error::IdpError> {
+                let mut conn = t.conn(&IDP_DB)?;
+                let mut by_client = HashMap::new();
+                for id in ids {
+                    if by_client.contains_key(&id) {
+                        continue;
+                    }
+                    let alg = super::clients::by_id(&mut conn, &id)?
+                        .map_or(jwt::Alg::Rs256, |c| c.signing_alg());
+                    let signer = super::keys::active_of(
+                        &mut conn,
+                        st.node_key(),
+                        &sl,
+                        &cache_state.oidc.keys,
+                        alg,
+                        now,
+                    )?;
+                    by_client.insert(id, signer);
                 }
-                let alg = super::clients::by_id(&mut conn, &id)?
-                    .map_or(jwt::Alg::Rs256, |c| c.signing_alg());
-                let signer = super::keys::active_of(
-                    &mut conn,
-                    st.node_key(),
-                    &sl,
-                    &cache_state.oidc.keys,
-                    alg,
-                    now,
-                )?;
-                by_client.insert(id, signer);
-            }
-            Ok(by_client)
-        })
-        .await;
+                Ok(by_client)
+            })
+            .await;
         let signers = match signers {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {

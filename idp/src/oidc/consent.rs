@@ -197,37 +197,39 @@ async fn decide(op: Op, s: IdpSession, body: web::Bytes) -> IdpResult<HttpRespon
     let now = op.now();
     let ttl = op.state.settings.code_ttl_secs;
     let (t, iss) = (op.tenant.clone(), issuer.clone());
-    let outcome = web::block(move || -> IdpResult<Result<(AuthRequest, Decided), Fail>> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let req = match authorize::validate(&mut conn, params, &iss, now)? {
-            Ok(r) => r,
-            Err(f) => return Ok(Err(f)),
-        };
-        // The same decision as the authorization endpoint, for the session as it is now:
-        // the consent page may have been open longer than `max_age` allows.
-        match authorize::decide(&mut conn, &req, Some(&s), now)? {
-            Ok(authorize::Next::Login { force }) => {
-                return Ok(Ok((req, Decided::Login { force })));
+    let outcome = kollegium_tenants::web::block(
+        move || -> IdpResult<Result<(AuthRequest, Decided), Fail>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let req = match authorize::validate(&mut conn, params, &iss, now)? {
+                Ok(r) => r,
+                Err(f) => return Ok(Err(f)),
+            };
+            // The same decision as the authorization endpoint, for the session as it is now:
+            // the consent page may have been open longer than `max_age` allows.
+            match authorize::decide(&mut conn, &req, Some(&s), now)? {
+                Ok(authorize::Next::Login { force }) => {
+                    return Ok(Ok((req, Decided::Login { force })));
+                }
+                Ok(authorize::Next::Consent | authorize::Next::Code) => {}
+                Err((error, description)) => {
+                    return Ok(Err(Fail::Client {
+                        redirect_uri: req.redirect_uri,
+                        state: req.state,
+                        error,
+                        description,
+                    }));
+                }
             }
-            Ok(authorize::Next::Consent | authorize::Next::Code) => {}
-            Err((error, description)) => {
-                return Ok(Err(Fail::Client {
-                    redirect_uri: req.redirect_uri,
-                    state: req.state,
-                    error,
-                    description,
-                }));
+            if !allow {
+                return Ok(Ok((req, Decided::Declined)));
             }
-        }
-        if !allow {
-            return Ok(Ok((req, Decided::Declined)));
-        }
-        let code = conn.immediate_transaction(|conn| -> QueryResult<String> {
-            remember(conn, s.user.id, &req.client.client_id, &req.scopes, now)?;
-            authorize::issue_code(conn, &req, &s, now, ttl)
-        })?;
-        Ok(Ok((req, Decided::Code(code))))
-    })
+            let code = conn.immediate_transaction(|conn| -> QueryResult<String> {
+                remember(conn, s.user.id, &req.client.client_id, &req.scopes, now)?;
+                authorize::issue_code(conn, &req, &s, now, ttl)
+            })?;
+            Ok(Ok((req, Decided::Code(code))))
+        },
+    )
     .await??;
     match outcome {
         Err(f) => Ok(f.response(&practice, &issuer)),

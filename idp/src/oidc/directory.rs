@@ -115,7 +115,7 @@ async fn members(req: HttpRequest, op: Op) -> Result<HttpResponse, OAuthError> {
     let issuer = op.issuer();
     let now = op.now();
     let t = op.tenant.clone();
-    let found = web::block(move || -> Result<Found, OAuthError> {
+    let found = kollegium_tenants::web::block(move || -> Result<Found, OAuthError> {
         let mut conn = t.conn(&IDP_DB)?;
         let Some(access) = check_access_token(&mut conn, &token, &issuer, now)? else {
             return Ok(Found::Invalid);

@@ -76,7 +76,7 @@ async fn configuration(op: Op) -> HttpResponse {
 async fn jwks(op: Op) -> Result<HttpResponse, OAuthError> {
     let now = op.now();
     let t = op.tenant.clone();
-    let doc = web::block(move || -> Result<Value, OAuthError> {
+    let doc = kollegium_tenants::web::block(move || -> Result<Value, OAuthError> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(super::keys::jwks(&mut conn, now)?)
     })

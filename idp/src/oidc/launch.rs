@@ -15,11 +15,12 @@ use crate::sessions::IdpSession;
 async fn launch(op: Op, _s: IdpSession, path: web::Path<String>) -> IdpResult<HttpResponse> {
     let id = path.into_inner();
     let t = op.tenant.clone();
-    let client =
-        web::block(move || -> IdpResult<_> { Ok(clients::enabled(&mut *t.conn(&IDP_DB)?, &id)?) })
-            .await??
-            .filter(|c| !c.first_party)
-            .ok_or(IdpError::NotFound)?;
+    let client = kollegium_tenants::web::block(move || -> IdpResult<_> {
+        Ok(clients::enabled(&mut *t.conn(&IDP_DB)?, &id)?)
+    })
+    .await??
+    .filter(|c| !c.first_party)
+    .ok_or(IdpError::NotFound)?;
     let to = match (&client.initiate_login_uri, &client.launch_url) {
         (Some(init), target) => {
             let issuer = op.issuer();

@@ -35,7 +35,7 @@ async fn launchables(req: HttpRequest, op: Op) -> Result<HttpResponse, OAuthErro
     let now = op.now();
     let t = op.tenant.clone();
     let iss = issuer.clone();
-    let found = web::block(move || -> Result<_, OAuthError> {
+    let found = kollegium_tenants::web::block(move || -> Result<_, OAuthError> {
         let mut conn = t.conn(&IDP_DB)?;
         let Some(access) = check_access_token(&mut conn, &token, &iss, now)? else {
             return Ok(None);

@@ -132,7 +132,7 @@ async fn finish(
     if let Some(s) = session {
         let now = op.now();
         let t = op.tenant.clone();
-        web::block(move || -> IdpResult<()> {
+        kollegium_tenants::web::block(move || -> IdpResult<()> {
             let mut conn = t.conn(&IDP_DB)?;
             sessions::end(&mut conn, s.session.id, "rp logout", now)?;
             events::record(
@@ -183,7 +183,7 @@ async fn end_session(
         Err(e) => return Ok(e.response(Some(&practice))),
     };
     let (issuer, now, t) = (op.issuer(), op.now(), op.tenant.clone());
-    let lr = web::block(move || -> IdpResult<_> {
+    let lr = kollegium_tenants::web::block(move || -> IdpResult<_> {
         Ok(validate(&mut *t.conn(&IDP_DB)?, params, &issuer, now)?)
     })
     .await??;
@@ -221,7 +221,7 @@ async fn confirm(
         return Ok(PageError::Malformed.response(Some(&practice)));
     };
     let (issuer, now, t) = (op.issuer(), op.now(), op.tenant.clone());
-    let lr = web::block(move || -> IdpResult<_> {
+    let lr = kollegium_tenants::web::block(move || -> IdpResult<_> {
         Ok(validate(&mut *t.conn(&IDP_DB)?, params, &issuer, now)?)
     })
     .await??;

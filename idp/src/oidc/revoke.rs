@@ -28,7 +28,7 @@ async fn revoke(req: HttpRequest, op: Op, body: web::Bytes) -> Result<HttpRespon
         .to_owned();
     let now = op.now();
     let t = op.tenant.clone();
-    web::block(move || -> Result<(), OAuthError> {
+    kollegium_tenants::web::block(move || -> Result<(), OAuthError> {
         let mut pooled = t.conn(&IDP_DB)?;
         let conn: &mut diesel::SqliteConnection = &mut pooled;
         let client = authenticate(conn, &creds)?;
@@ -82,7 +82,7 @@ async fn introspect(
     let issuer = op.issuer();
     let now = op.now();
     let t = op.tenant.clone();
-    let answer = web::block(move || -> Result<Value, OAuthError> {
+    let answer = kollegium_tenants::web::block(move || -> Result<Value, OAuthError> {
         let mut pooled = t.conn(&IDP_DB)?;
         let conn: &mut diesel::SqliteConnection = &mut pooled;
         let client = authenticate(conn, &creds)?;

@@ -584,7 +584,7 @@ async fn token(req: HttpRequest, op: Op, body: web::Bytes) -> OResult<HttpRespon
     let issuer = op.issuer();
     let now = op.now();
     let op2 = op.clone();
-    let out = web::block(move || -> OResult<Value> {
+    let out = kollegium_tenants::web::block(move || -> OResult<Value> {
         let mut conn = op2.tenant.conn(&IDP_DB)?;
         let client = authenticate(&mut conn, &creds)?;
         let signer = op2

@@ -116,7 +116,7 @@ async fn userinfo(req: HttpRequest, op: Op) -> Result<HttpResponse, OAuthError> 
     let issuer = op.issuer();
     let now = op.now();
     let t = op.tenant.clone();
-    let found = web::block(move || -> Result<_, OAuthError> {
+    let found = kollegium_tenants::web::block(move || -> Result<_, OAuthError> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(check_access_token(&mut conn, &token, &issuer, now)?)
     })

@@ -72,7 +72,7 @@ async fn render(
 ) -> IdpResult<HttpResponse> {
     let t = s.tenant.clone();
     let uid = s.user.id;
-    let list = web::block(move || -> IdpResult<_> {
+    let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
         Ok(sessions::list_open(&mut *t.conn(&IDP_DB)?, uid)?)
     })
     .await??;
@@ -160,7 +160,7 @@ async fn save_profile(
         }
     };
     let (t, uid, now) = (s.tenant.clone(), u.id, state.now());
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         users::update_profile(&mut conn, uid, &p, now)?
             .map_err(|e| IdpError::BadRequest(e.to_string()))?;
@@ -237,7 +237,7 @@ async fn change_password(
         .map_err(|e| IdpError::internal("checking the password", e))?
         == Verified::No;
     let (t, st, uid, at) = (s.tenant.clone(), state.clone(), s.user.id, ip.clone());
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         if wrong {
             let detail = "password_change";
@@ -270,7 +270,7 @@ async fn change_password(
         .await
         .map_err(|e| IdpError::internal("hashing a password", e))?;
     let (t, uid, sess) = (s.tenant.clone(), s.user.id, s.session.clone());
-    let token = web::block(move || -> IdpResult<String> {
+    let token = kollegium_tenants::web::block(move || -> IdpResult<String> {
         let mut conn = t.conn(&IDP_DB)?;
         users::set_password(&mut conn, uid, &hash, false, now)?;
         sessions::end_all(&mut conn, uid, Some(sess.id), "password changed", now)?;
@@ -306,7 +306,7 @@ async fn end_session(
     id: web::Path<i64>,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, now, id) = (s.tenant.clone(), s.user.id, state.now(), id.into_inner());
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         // Only the user's own sessions: someone else's id is simply not found.
         let target = sessions::by_id(&mut conn, id)?
@@ -333,7 +333,7 @@ async fn end_session(
 
 async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
     let (t, uid, keep, now) = (s.tenant.clone(), s.user.id, s.session.id, state.now());
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         sessions::end_all(&mut conn, uid, Some(keep), "revoked by user", now)?;
         events::record(

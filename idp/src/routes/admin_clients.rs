@@ -37,8 +37,10 @@ async fn render(
     form_name: String,
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
-    let list =
-        web::block(move || -> IdpResult<_> { Ok(clients::all(&mut *t.conn(&IDP_DB)?)?) }).await??;
+    let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
+        Ok(clients::all(&mut *t.conn(&IDP_DB)?)?)
+    })
+    .await??;
     page_status(
         status,
         &ClientsPage {
@@ -156,10 +158,12 @@ impl EditPage {
 /// A third-party client by id (the first-party workspace is not edited here).
 async fn editable(a: &IdpAdmin, id: String) -> IdpResult<Client> {
     let t = a.0.tenant.clone();
-    web::block(move || -> IdpResult<_> { Ok(clients::by_id(&mut *t.conn(&IDP_DB)?, &id)?) })
-        .await??
-        .filter(|c| !c.first_party)
-        .ok_or(IdpError::NotFound)
+    kollegium_tenants::web::block(move || -> IdpResult<_> {
+        Ok(clients::by_id(&mut *t.conn(&IDP_DB)?, &id)?)
+    })
+    .await??
+    .filter(|c| !c.first_party)
+    .ok_or(IdpError::NotFound)
 }
 
 async fn edit_form(
@@ -213,7 +217,7 @@ async fn edit(
         state.now(),
         client.client_id.clone(),
     );
-    let outcome = web::block(move || -> IdpResult<Result<(), String>> {
+    let outcome = kollegium_tenants::web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
         conn.immediate_transaction(|conn| {
             match clients::update(conn, &id, &c, now)? {
@@ -262,25 +266,26 @@ async fn create(
         return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await;
     }
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
-    let created = web::block(move || -> IdpResult<Result<clients::Created, String>> {
-        let mut conn = t.conn(&IDP_DB)?;
-        let created = match clients::create(&mut conn, &c, now)? {
-            Ok(x) => x,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-        events::record(
-            &mut conn,
-            now,
-            &Event {
-                actor: Some(admin),
-                client_id: Some(&created.client_id),
-                detail: &c.name,
-                ..Event::new(EventKind::ClientCreated)
-            },
-        )?;
-        Ok(Ok(created))
-    })
-    .await??;
+    let created =
+        kollegium_tenants::web::block(move || -> IdpResult<Result<clients::Created, String>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            let created = match clients::create(&mut conn, &c, now)? {
+                Ok(x) => x,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            events::record(
+                &mut conn,
+                now,
+                &Event {
+                    actor: Some(admin),
+                    client_id: Some(&created.client_id),
+                    detail: &c.name,
+                    ..Event::new(EventKind::ClientCreated)
+                },
+            )?;
+            Ok(Ok(created))
+        })
+        .await??;
     match created {
         Ok(c) => {
             let shown = Some((c.client_id.clone(), c.secret.unwrap_or_default()));
@@ -299,7 +304,7 @@ async fn act(
     let (id, what) = path.into_inner();
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let client_id = id.clone();
-    let secret = web::block(move || -> IdpResult<Option<String>> {
+    let secret = kollegium_tenants::web::block(move || -> IdpResult<Option<String>> {
         let mut conn = t.conn(&IDP_DB)?;
         let c = clients::by_id(&mut conn, &client_id)?.ok_or(IdpError::NotFound)?;
         if c.first_party && what != "rotate" {

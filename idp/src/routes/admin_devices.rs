@@ -40,7 +40,7 @@ struct DevicesPage {
 
 async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
     let (t, now) = (a.0.tenant.clone(), state.now());
-    let (rows, dp, mp) = web::block(move || -> IdpResult<_> {
+    let (rows, dp, mp) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let all = devices::list(&mut conn)?;
         let people = users::list(&mut conn)?;
@@ -94,7 +94,7 @@ async fn act(
     if name.chars().count() > 80 {
         return Err(IdpError::BadRequest("name too long".into()));
     }
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         let d = devices::by_id(&mut conn, id)?.ok_or(IdpError::NotFound)?;
         let kind = match what.as_str() {
@@ -159,7 +159,7 @@ async fn set_policy(
     let mp = MfaPolicy::parse(&form.mfa_policy)
         .ok_or_else(|| IdpError::BadRequest("mfa_policy".into()))?;
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
-    web::block(move || -> IdpResult<()> {
+    kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
         policy::set_devices(&mut conn, dp)?;
         policy::set_mfa(&mut conn, mp)?;

@@ -51,7 +51,7 @@ async fn list(
     let (f, now) = (q.into_inner(), state.now());
     let t = a.0.tenant.clone();
     let f2 = f.clone();
-    let (evs, people) = web::block(move || -> IdpResult<_> {
+    let (evs, people) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok((events::list(&mut conn, &f2, PAGE)?, users::list(&mut conn)?))
     })

@@ -176,7 +176,7 @@ async fn list(
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let now = state.now();
-    let (all, seen) = web::block(move || -> IdpResult<_> {
+    let (all, seen) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok((users::list(&mut conn)?, sessions::last_seen(&mut conn)?))
     })
@@ -255,7 +255,7 @@ async fn create(
         state.settings.invite_ttl_secs,
     );
     let p2 = p.clone();
-    let created = web::block(move || -> IdpResult<Result<(), String>> {
+    let created = kollegium_tenants::web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
         conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
             let id = match users::create_invited(conn, &p2, false, now)? {
@@ -292,7 +292,7 @@ async fn create(
 
 async fn load_user(a: &IdpAdmin, id: i64) -> IdpResult<User> {
     let t = a.0.tenant.clone();
-    web::block(move || -> IdpResult<User> {
+    kollegium_tenants::web::block(move || -> IdpResult<User> {
         users::by_id(&mut *t.conn(&IDP_DB)?, UserId(id))?.ok_or(IdpError::NotFound)
     })
     .await?
@@ -372,7 +372,7 @@ async fn update(
     let (t, admin, uid, p2) = (a.0.tenant.clone(), a.0.user.id, u.id, p.clone());
     let (before, mail) = (u.clone(), mail_ctx(&a.0.tenant, &ctx));
     let privileges_changed = u.is_admin != p.is_admin || u.roles != p.roles;
-    let res = web::block(move || -> IdpResult<Result<(), String>> {
+    let res = kollegium_tenants::web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
         conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
             if let Err(e) = users::update_profile(conn, uid, &p2, now)? {
@@ -440,7 +440,7 @@ async fn action(
         invite_secs: state.settings.invite_ttl_secs,
         reset_secs: state.settings.reset_ttl_secs,
     };
-    let done = web::block(move || -> IdpResult<Done> {
+    let done = kollegium_tenants::web::block(move || -> IdpResult<Done> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(user_admin::perform(
             &mut conn, now, admin, &u, action, &mail, ttls,

@@ -34,21 +34,22 @@ async fn list(
     state: web::Data<IdpState>,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, now) = (s.tenant.clone(), s.user.id, state.now());
-    let rows = web::block(move || -> IdpResult<Vec<(String, String, String, i64)>> {
-        let mut conn = t.conn(&IDP_DB)?;
-        Ok(consents::table
-            .inner_join(clients::table.on(clients::client_id.eq(consents::client_id)))
-            .filter(consents::user_id.eq(uid.0))
-            .order(clients::name)
-            .select((
-                consents::client_id,
-                clients::name,
-                consents::scopes,
-                consents::granted_at,
-            ))
-            .load(&mut *conn)?)
-    })
-    .await??;
+    let rows =
+        kollegium_tenants::web::block(move || -> IdpResult<Vec<(String, String, String, i64)>> {
+            let mut conn = t.conn(&IDP_DB)?;
+            Ok(consents::table
+                .inner_join(clients::table.on(clients::client_id.eq(consents::client_id)))
+                .filter(consents::user_id.eq(uid.0))
+                .order(clients::name)
+                .select((
+                    consents::client_id,
+                    clients::name,
+                    consents::scopes,
+                    consents::granted_at,
+                ))
+                .load(&mut *conn)?)
+        })
+        .await??;
     let apps = rows
         .into_iter()
         .map(|(client_id, name, scopes, at)| AppRow {
@@ -75,7 +76,7 @@ async fn revoke(
     id: web::Path<String>,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, now, client_id) = (s.tenant.clone(), s.user.id, state.now(), id.into_inner());
-    web::block(move || -> IdpResult<bool> {
+    kollegium_tenants::web::block(move || -> IdpResult<bool> {
         Ok(consent::revoke(
             &mut *t.conn(&IDP_DB)?,
             uid,

@@ -95,7 +95,7 @@ pub async fn reserve(
 ) -> IdpResult<Result<Reserved, Refusal>> {
     let mail = crate::mail_ctx(tenant, ctx);
     let (t, st, ip) = (tenant.clone(), state.clone(), ip.to_owned());
-    let (user, keys, gate, mailed) = web::block(move || -> IdpResult<_> {
+    let (user, keys, gate, mailed) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let (user, login) = match attempt {
             Attempt::Name(login) => (users::by_login(&mut conn, &login)?, login),

@@ -178,7 +178,7 @@ async fn submit(
         .cookie(sessions::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
     let (t, ip, st2) = (tenant.clone(), origin.ip.clone(), state.clone());
-    let result = web::block(
+    let result = kollegium_tenants::web::block(
         move || -> IdpResult<Result<(String, flow::Outcome), Refusal>> {
             let mut conn = t.conn(&IDP_DB)?;
             let user = match user {
@@ -271,7 +271,7 @@ async fn logout(
     if let Some(s) = any.0 {
         let now = state.now();
         let slug = tenant.slug().as_str().to_owned();
-        web::block(move || -> IdpResult<()> {
+        kollegium_tenants::web::block(move || -> IdpResult<()> {
             let mut conn = tenant.conn(&IDP_DB)?;
             sessions::end(&mut conn, s.session.id, "logout", now)?;
             events::record(
@@ -324,7 +324,7 @@ async fn device_wait(
     let now = state.now();
     let t = tenant.clone();
     let sess = s.session.clone();
-    let status = web::block(
+    let status = kollegium_tenants::web::block(
         move || -> IdpResult<(Option<DeviceStatus>, Option<String>)> {
             let mut conn = t.conn(&IDP_DB)?;
             let dev = match sess.device_id {

@@ -176,7 +176,7 @@ async fn totp_submit(
     // 2. Check and consume the code, then continue.
     let (t, st) = (tenant.clone(), state.clone());
     let sess = s.clone();
-    let result = web::block(move || -> IdpResult<_> {
+    let result = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let uid = sess.user.id;
         let check = mfa::check(
@@ -288,7 +288,7 @@ async fn enroll_submit(
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
     let sess = s.clone();
-    let result = web::block(move || -> IdpResult<_> {
+    let result = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = sess.tenant.conn(&IDP_DB)?;
         let confirmed = super::totp::confirm(
             &mut conn,

@@ -54,7 +54,7 @@ async fn lookup(
 ) -> IdpResult<Option<(links::ValidLink, User)>> {
     let t = tenant.clone();
     let now = state.now();
-    web::block(move || -> IdpResult<_> {
+    kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         let Some(link) = links::check(&mut conn, &token, now)? else {
             return Ok(None);
@@ -158,7 +158,7 @@ async fn submit(
     let t = tenant.clone();
     let p = profile.clone();
     let tok = token.clone();
-    let outcome = web::block(move || -> IdpResult<Result<(), String>> {
+    let outcome = kollegium_tenants::web::block(move || -> IdpResult<Result<(), String>> {
         let mut conn = t.conn(&IDP_DB)?;
         conn.immediate_transaction(|conn| -> IdpResult<Result<(), String>> {
             // Under the write lock: check again, then refuse before writing anything, so a

@@ -176,7 +176,7 @@ async fn status_page(
     status: StatusCode,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, is_admin) = (s.tenant.clone(), s.user.id, s.user.is_admin);
-    let (left, required) = web::block(move || -> IdpResult<_> {
+    let (left, required) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok((
             mfa::recovery_left(&mut conn, uid)?,
@@ -252,7 +252,7 @@ async fn confirm_account(
     let now = state.now();
     let ip = Origin::of(&req).ip;
     let (t, user, sid) = (s.tenant.clone(), s.user.clone(), s.session.id);
-    let result = web::block(move || -> IdpResult<_> {
+    let result = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
         confirm(&mut conn, &t, &user, sid, &form, &ip, now)
     })
@@ -311,7 +311,7 @@ async fn disable(
         return Err(IdpError::TooManyRequests);
     };
     let (t, is_admin) = (s.tenant.clone(), s.user.is_admin);
-    let required = web::block(move || -> IdpResult<bool> {
+    let required = kollegium_tenants::web::block(move || -> IdpResult<bool> {
         Ok(policy::mfa(&mut *t.conn(&IDP_DB)?)?.requires(is_admin))
     })
     .await??;
@@ -331,7 +331,7 @@ async fn disable(
         .await
         .map_err(|e| IdpError::internal("checking the password", e))?;
     let (t, user, st) = (s.tenant.clone(), s.user.clone(), state.clone());
-    let ok = web::block(move || -> IdpResult<bool> {
+    let ok = kollegium_tenants::web::block(move || -> IdpResult<bool> {
         let mut conn = t.conn(&IDP_DB)?;
         let code = if pw == Verified::No {
             Check::Wrong

@@ -172,7 +172,7 @@ async fn login(
     let next = safe_next(q.next.as_deref());
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
     let t = tenant.clone();
-    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return failed(&e),
         Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
@@ -198,7 +198,7 @@ async fn login(
         browser_hash: binding::hash(&browser),
         client_key: address_key(&req),
     };
-    let stored = web::block(move || -> Result<(), Internal> {
+    let stored = kollegium_tenants::web::block(move || -> Result<(), Internal> {
         let mut conn = platform_conn(&tenant)?;
         store_pending(&mut conn, pending, now, ttl, MAX_PENDING_PER_ADDRESS)
             .map_err(|e| Internal::new("storing a pending sign-in", e))
@@ -306,7 +306,7 @@ async fn callback(
     let ttl = state.settings.login_state_ttl_secs;
     let t = tenant.clone();
     let (h, bh) = (state_hash(&st), binding::hash(&browser));
-    let pending = web::block(move || -> Result<Pending, Internal> {
+    let pending = kollegium_tenants::web::block(move || -> Result<Pending, Internal> {
         let mut conn = platform_conn(&t)?;
         take_pending(&mut conn, &h, &bh, now, ttl)
             .map_err(|e| Internal::new("taking out a pending sign-in", e))
@@ -343,7 +343,7 @@ async fn callback(
     let verifier = String::from_utf8_lossy(&verifier).into_owned();
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
     let t = tenant.clone();
-    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return failed(&e),
         Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
@@ -353,7 +353,7 @@ async fn callback(
         Err(e) => return failed(&e),
     };
     let t = tenant.clone();
-    let created = web::block(move || -> Result<String, Internal> {
+    let created = kollegium_tenants::web::block(move || -> Result<String, Internal> {
         let mut conn = platform_conn(&t)?;
         conn.immediate_transaction(|conn| {
             let m = members::upsert(conn, &signed.claims, now)?;
@@ -385,7 +385,7 @@ async fn logout(
 ) -> HttpResponse {
     let now = state.now();
     let (t, sid) = (member.tenant.clone(), member.session_id);
-    let ended = web::block(move || -> Result<(), Internal> {
+    let ended = kollegium_tenants::web::block(move || -> Result<(), Internal> {
         let mut conn = platform_conn(&t)?;
         session::end(&mut conn, sid, "logout", now)
             .map_err(|e| Internal::new("ending the workspace session", e))
@@ -402,7 +402,7 @@ async fn logout(
     state.sessions_ended(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
     let t = member.tenant.clone();
-    let target = match web::block(move || rp::registration(&t, &origin)).await {
+    let target = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(reg)) => rp::end_session_url(&state, &reg, &member.id_token).await,
         _ => None,
     };
@@ -460,7 +460,7 @@ async fn backchannel(
     };
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
     let t = tenant.clone();
-    let reg = match web::block(move || rp::registration(&t, &origin)).await {
+    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
         Ok(Ok(reg)) => reg,
         Ok(Err(RpError::NotRegistered)) => return bad(),
         Ok(Err(e)) => return unavailable(&Internal::new("reading the registration", e)),
@@ -477,7 +477,7 @@ async fn backchannel(
         Err(e) => return unavailable(&Internal::new("verifying a logout token", e)),
     };
     let t = tenant.clone();
-    let ended = web::block(move || -> Result<Vec<i64>, Internal> {
+    let ended = kollegium_tenants::web::block(move || -> Result<Vec<i64>, Internal> {
         let mut conn = platform_conn(&t)?;
         session::end_for_logout(&mut conn, notice.sid.as_deref(), notice.sub.as_deref(), now)
             .map_err(|e| Internal::new("ending sessions for a back-channel logout", e))

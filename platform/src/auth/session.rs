@@ -377,7 +377,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
         None => {
             let read_at = state.sessions.epoch();
             let (t, h) = (tenant.clone(), token_hash.clone());
-            let found = web::block(move || -> Result<Stored, AuthError> {
+            let found = kollegium_tenants::web::block(move || -> Result<Stored, AuthError> {
                 let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
                 let Some(mut s) = by_token_hash(&mut conn, &h).map_err(internal)? else {
                     return Ok(Stored::None);
@@ -428,7 +428,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     // session may have ended): look again.
     let (t, sid) = (tenant.clone(), session.id);
     let read_at = state.sessions.epoch();
-    let current = web::block(
+    let current = kollegium_tenants::web::block(
         move || -> Result<Option<(SessionRow, MemberRow)>, AuthError> {
             let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
             let Some(s) = by_id(&mut conn, sid).map_err(internal)? else {
@@ -463,7 +463,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     };
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
     let t = tenant.clone();
-    let outcome = match web::block(move || rp::registration(&t, &origin))
+    let outcome = match kollegium_tenants::web::block(move || rp::registration(&t, &origin))
         .await
         .map_err(internal)?
     {
@@ -525,7 +525,7 @@ async fn load(req: HttpRequest) -> Result<Member, AuthError> {
     let t = tenant.clone();
     let sub = member.sub.clone();
     let stored_id_token = id_token.clone();
-    let member = web::block(move || -> Result<Option<MemberRow>, AuthError> {
+    let member = kollegium_tenants::web::block(move || -> Result<Option<MemberRow>, AuthError> {
         let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
         conn.immediate_transaction(|conn| {
             diesel::update(sessions::table.find(sid))
@@ -570,7 +570,7 @@ async fn end_blocking(
     now: UnixTime,
 ) -> Result<(), AuthError> {
     let t = tenant.clone();
-    web::block(move || -> Result<(), AuthError> {
+    kollegium_tenants::web::block(move || -> Result<(), AuthError> {
         let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
         end(&mut conn, id, reason, now).map_err(internal)
     })

@@ -126,7 +126,7 @@ async fn with_db<T: Send + 'static>(
     f: impl FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
 ) -> Result<T, HttpResponse> {
     let t = a.0.tenant.clone();
-    let r = web::block(move || -> Result<T, String> {
+    let r = kollegium_tenants::web::block(move || -> Result<T, String> {
         let mut conn = t.conn(&PLATFORM_DB).map_err(|e| e.to_string())?;
         f(&mut conn).map_err(|e| e.to_string())
     })

@@ -81,7 +81,7 @@ pub(super) async fn with_db<T: Send + 'static>(
     f: impl FnOnce(&mut SqliteConnection) -> Result<T, PageError> + Send + 'static,
 ) -> Result<T, PageError> {
     let t = m.tenant.clone();
-    web::block(move || {
+    kollegium_tenants::web::block(move || {
         let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
         f(&mut conn)
     })

@@ -44,10 +44,11 @@ async fn run(m: &Member, state: &ChatState, raw: &str) -> Result<Outcome, Intern
         Err(e) => return Ok(Outcome::Refused(e)),
     };
     let (tenant, service, me, now) = (m.tenant.clone(), state.search(), m.id(), state.now());
-    let hits = web::block(move || search::find(&tenant, &service, me, &text, now))
-        .await
-        .map_err(|e| Internal::new("chat search", e))?
-        .map_err(|e| Internal::new("chat search", e))?;
+    let hits =
+        kollegium_tenants::web::block(move || search::find(&tenant, &service, me, &text, now))
+            .await
+            .map_err(|e| Internal::new("chat search", e))?
+            .map_err(|e| Internal::new("chat search", e))?;
     Ok(Outcome::Hits(hits))
 }
 

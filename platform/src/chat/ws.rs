@@ -94,7 +94,7 @@ fn close(code: impl Into<CloseCode>, why: &str) -> Option<CloseReason> {
 /// The session's access-token expiry, or `None` once the session has ended.
 async fn session_valid_until(m: &Member) -> Result<Option<i64>, PageError> {
     let (t, sid) = (m.tenant.clone(), m.session_id);
-    web::block(move || {
+    kollegium_tenants::web::block(move || {
         let mut conn = t.conn(&PLATFORM_DB).map_err(internal)?;
         crate::auth::session::valid_until(&mut conn, sid).map_err(internal)
     })
@@ -112,41 +112,44 @@ async fn handle(
     match frame {
         ClientFrame::Ping => Ok(vec![serde_json::json!({"type": "pong"}).to_string()]),
         ClientFrame::Subscribe { room, after } => {
-            let out = web::block(move || -> Result<serde_json::Value, PageError> {
-                let mut c = t.conn(&PLATFORM_DB).map_err(internal)?;
-                let room_id = RoomId(room);
-                match rooms::readable(&mut c, room_id, me, now) {
-                    Ok(_) => {}
-                    Err(ChatError::RoomNotFound) => {
-                        return Ok(serde_json::json!({
-                            "type": "error", "room": room, "error": "not_found",
-                            "message": ChatError::RoomNotFound.to_string(),
-                        }));
+            let out =
+                kollegium_tenants::web::block(move || -> Result<serde_json::Value, PageError> {
+                    let mut c = t.conn(&PLATFORM_DB).map_err(internal)?;
+                    let room_id = RoomId(room);
+                    match rooms::readable(&mut c, room_id, me, now) {
+                        Ok(_) => {}
+                        Err(ChatError::RoomNotFound) => {
+                            return Ok(serde_json::json!({
+                                "type": "error", "room": room, "error": "not_found",
+                                "message": ChatError::RoomNotFound.to_string(),
+                            }));
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) => return Err(e.into()),
-                }
-                let list = match after {
-                    Some(a) => messages::since(&mut c, room_id, MessageId(a), CATCH_UP_LIMIT + 1)
-                        .map_err(internal)?,
-                    None => Vec::new(),
-                };
-                let complete = list.len() as i64 <= CATCH_UP_LIMIT;
-                let list = &list[..list.len().min(CATCH_UP_LIMIT as usize)];
-                let views: Vec<ApiMessage> = messages::views(&mut c, list, me)
-                    .map_err(internal)?
-                    .into_iter()
-                    .map(ApiMessage::from)
-                    .collect();
-                Ok(serde_json::json!({
-                    "type": "catchup", "room": room, "messages": views, "complete": complete,
-                }))
-            })
-            .await
-            .map_err(internal)??;
+                    let list = match after {
+                        Some(a) => {
+                            messages::since(&mut c, room_id, MessageId(a), CATCH_UP_LIMIT + 1)
+                                .map_err(internal)?
+                        }
+                        None => Vec::new(),
+                    };
+                    let complete = list.len() as i64 <= CATCH_UP_LIMIT;
+                    let list = &list[..list.len().min(CATCH_UP_LIMIT as usize)];
+                    let views: Vec<ApiMessage> = messages::views(&mut c, list, me)
+                        .map_err(internal)?
+                        .into_iter()
+                        .map(ApiMessage::from)
+                        .collect();
+                    Ok(serde_json::json!({
+                        "type": "catchup", "room": room, "messages": views, "complete": complete,
+                    }))
+                })
+                .await
+                .map_err(internal)??;
             Ok(vec![out.to_string()])
         }
         ClientFrame::Read { room, upto } => {
-            let res = web::block(move || -> Result<_, PageError> {
+            let res = kollegium_tenants::web::block(move || -> Result<_, PageError> {
                 let mut c = t.conn(&PLATFORM_DB).map_err(internal)?;
                 Ok(actions::mark_read(
                     &mut c,

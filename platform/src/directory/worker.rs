@@ -70,7 +70,7 @@ async fn in_use(t: &Tenant, now: UnixTime) -> bool {
 
     use crate::schema::sessions;
     let t = t.clone();
-    web::block(move || {
+    kollegium_tenants::web::block(move || {
         let Ok(mut c) = t.conn(&PLATFORM_DB) else {
             return true;
         };

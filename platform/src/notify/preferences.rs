@@ -136,7 +136,7 @@ async fn save(
         }
     };
     let (t, id): (_, MemberId) = (m.tenant.clone(), m.id());
-    web::block(move || -> Result<(), WebError> {
+    kollegium_tenants::web::block(move || -> Result<(), WebError> {
         let mut conn = t.conn(&PLATFORM_DB)?;
         members::set_preferences(
             &mut conn,

@@ -182,10 +182,12 @@ async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Ou
         }
     };
     let (tenant, service, me, now) = (m.tenant.clone(), ctx.search.clone(), m.id(), ctx.now());
-    let hits = web::block(move || find::find(&tenant, &service, me, &text, &sources, now))
-        .await
-        .map_err(|e| Internal::new("searching", e))?
-        .map_err(|e| Internal::new("searching", e))?;
+    let hits = kollegium_tenants::web::block(move || {
+        find::find(&tenant, &service, me, &text, &sources, now)
+    })
+    .await
+    .map_err(|e| Internal::new("searching", e))?
+    .map_err(|e| Internal::new("searching", e))?;
     Ok(Outcome::Hits(hits))
 }
 

@@ -40,8 +40,7 @@ pub fn pending(conn: &mut SqliteConnection) -> QueryResult<bool> {
 /// The changes that bring the index to the current state of `docs`: the owning apps'
 /// documents, a removal for the others.
 fn states(conn: &mut SqliteConnection, docs: &[DocRef]) -> QueryResult<HashMap<DocRef, Change>> {
-    let mut out: HashMap<DocRef, Change> =
-        docs.iter().map(|d| (*d, Change::Remove(*d))).collect();
+    let mut out: HashMap<DocRef, Change> = docs.iter().map(|d| (*d, Change::Remove(*d))).collect();
     let mut by_kind: HashMap<&'static str, Vec<i64>> = HashMap::new();
     for d in docs {
         by_kind.entry(d.kind).or_default().push(d.id);

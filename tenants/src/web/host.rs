@@ -132,7 +132,7 @@ pub async fn resolve(
             let store = ctx.store.clone();
             let found = match store.cached_tenant(&slug) {
                 Some(hit) => Ok(hit),
-                None => web::block(move || store.tenant(&slug))
+                None => crate::web::block(move || store.tenant(&slug))
                     .await
                     .map_err(|_| ())
                     .and_then(|r| {
