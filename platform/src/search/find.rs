@@ -93,7 +93,17 @@ pub fn candidates(
                 .collect();
             index.search(text.as_str(), &scopes, MAX_RESULTS, now)?
         }
-        None => Found::empty(),
+        None => {
+            // No usable index (lost, of an earlier version, or never built since a
+            // restart): queue its rebuild from the database, once, and answer without
+            // hits meanwhile.
+            if !super::queue::pending(conn)? {
+                let queued = super::queue::requeue_all(conn, now)?;
+                tracing::info!(practice = %tenant.slug(), queued, "search index missing; rebuilding");
+            }
+            search.kick_str(tenant.slug().as_str());
+            Found::empty()
+        }
     };
     Ok(Candidates { found, readable })
 }
