@@ -216,6 +216,9 @@ struct Loop {
     units: HashMap<Unit, UnixTime>,
     /// Rounds in progress, and whether a poke came meanwhile.
     running: HashMap<Unit, bool>,
+    /// Units poked while their round ran: they start again as poked rounds (gathering
+    /// first), so a steady stream of pokes is batched instead of running a round per poke.
+    repoked: HashSet<Unit>,
     looking: HashSet<Place>,
     tasks: JoinSet<Report>,
 }
@@ -233,6 +236,7 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>) {
         places: HashMap::new(),
         units: HashMap::new(),
         running: HashMap::new(),
+        repoked: HashSet::new(),
         looking: HashSet::new(),
         tasks: JoinSet::new(),
     };
@@ -318,8 +322,9 @@ impl Loop {
             }
             Ok(Report::Ran(unit, next)) => {
                 let poked_meanwhile = self.running.remove(&unit).unwrap_or(false);
-                let now = self.ctx.store.clock().now();
-                let next = if poked_meanwhile { Some(now) } else { next };
+                if poked_meanwhile {
+                    self.repoked.insert(unit.clone());
+                }
                 if let Some(t) = next {
                     let e = self.units.entry(unit).or_insert(t);
                     *e = (*e).min(t);
@@ -342,6 +347,9 @@ impl Loop {
             .filter(|(_, at)| **at <= now)
             .map(|(u, _)| (u.clone(), false))
             .collect();
+        for unit in self.repoked.drain() {
+            starts.insert(unit, true);
+        }
         for (slug, db, kind) in ctx.signal.take() {
             for h in ctx.registry.of(db) {
                 if kind.is_none_or(|k| k == h.kind()) {

@@ -248,3 +248,59 @@ async fn a_sweep_opens_no_practice_whose_jobs_are_not_due() {
     assert!(good.seen().is_empty());
     worker.stop(Duration::from_secs(5)).await;
 }
+
+/// A kind that gathers after a poke and takes a while per batch (as a search commit does),
+/// recording the size of every batch.
+struct Slow {
+    batches: Mutex<Vec<usize>>,
+}
+
+impl Handler for Slow {
+    fn kind(&self) -> &'static str {
+        "slow"
+    }
+    fn policy(&self) -> Policy {
+        Policy {
+            gather: Duration::from_millis(200),
+            ..Policy::default()
+        }
+    }
+    fn run(&self, _tenant: Tenant, _db: &'static DbKind, jobs: Vec<Job>) -> BoxFuture<Outcomes> {
+        self.batches.lock().unwrap().push(jobs.len());
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            jobs.iter().map(|j| (j.id, Outcome::Done)).collect()
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_of_pokes_is_gathered_into_few_batches() {
+    let n = node(&["praxis-a"]);
+    let slow = Arc::new(Slow {
+        batches: Mutex::new(Vec::new()),
+    });
+    let mut registry = Registry::new();
+    registry.register(&TEST_DB, slow.clone());
+    let signal = Arc::new(JobSignal::new());
+    let worker = JobWorker::spawn(n.store.clone(), registry, signal.clone(), settings());
+    // A change every 10 ms for 1.2 s, each poking the kind, as posts poke the indexer.
+    for i in 0..120 {
+        enqueue(&n, "praxis-a", "slow", &format!("k{i}"), 1_000_000);
+        signal.poke_kind("praxis-a", &TEST_DB, "slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    until("every job ran", || {
+        slow.batches.lock().unwrap().iter().sum::<usize>() == 120
+    })
+    .await;
+    let batches = slow.batches.lock().unwrap().clone();
+    // Gathering 200 ms per round gives about 7 batches; a round per poke (what a poke
+    // during a round used to cause) gives one per 40 ms batch, about 30.
+    assert!(
+        batches.len() <= 14,
+        "{} batches: {batches:?}",
+        batches.len()
+    );
+    worker.stop(Duration::from_secs(5)).await;
+}
