@@ -23,6 +23,7 @@ use std::time::Duration;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use kollegium_tenants::web::assets::Source;
 use tokio::sync::oneshot;
 
 /// argon2id cost parameters.
@@ -331,6 +332,16 @@ static COMMON_WORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
         .filter(|c| c.chars().count() >= MIN_WORD)
         .collect()
 });
+
+/// The strength meter under new-password fields: a guide while typing, the server decides.
+pub const METER: &str = "password-meter.js";
+
+/// The IdP's own assets, registered at composition time.
+pub const ASSETS: &[Source] = &[Source {
+    name: METER,
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../templates/static/password-meter.js"),
+}];
 
 pub const MIN_CHARS: usize = 10;
 pub const MAX_BYTES: usize = 1024;

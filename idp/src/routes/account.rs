@@ -80,7 +80,7 @@ async fn render(
     page_status(
         status,
         &AccountPage {
-            layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+            layout: layout(&s.tenant, Some(s), csrf, "/id/account").with_script(passwords::METER),
             display_name: u.display_name.clone(),
             username: u.username.clone(),
             email: u.email.clone(),

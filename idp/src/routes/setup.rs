@@ -87,7 +87,7 @@ async fn show(
         return invalid(&tenant, &csrf);
     };
     page(&SetupPage {
-        layout: layout(&tenant, None, &csrf, ""),
+        layout: layout(&tenant, None, &csrf, "").with_script(passwords::METER),
         practice_name: tenant.display_name().to_owned(),
         token,
         kind: kind_str(link.kind),
@@ -128,7 +128,7 @@ async fn submit(
         page_status(
             StatusCode::BAD_REQUEST,
             &SetupPage {
-                layout: layout(&tenant, None, &csrf, ""),
+                layout: layout(&tenant, None, &csrf, "").with_script(passwords::METER),
                 practice_name: tenant.display_name().to_owned(),
                 token: token.clone(),
                 kind: kind_str(link.kind),
