@@ -32,7 +32,10 @@ async fn assert_meter(app: &TestApp, html: &str) {
     );
     assert!(r.text().await.unwrap().contains("Passwortstärke"));
     // No inline script: the meter is the page's only script element and it has a source.
-    assert_eq!(html.matches("<script").count(), html.matches(marker).count());
+    assert_eq!(
+        html.matches("<script").count(),
+        html.matches(marker).count()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,7 +69,11 @@ async fn mein_konto_refuses_praxis2026_and_the_old_password_stays() {
                 "praxis-a",
                 "/id/account",
                 "/id/account/password",
-                &[("current", PW), ("password", weak), ("password_repeat", weak)],
+                &[
+                    ("current", PW),
+                    ("password", weak),
+                    ("password_repeat", weak),
+                ],
             )
             .await;
         assert_eq!(r.status(), 400, "{weak}");
@@ -85,7 +92,11 @@ async fn mein_konto_refuses_praxis2026_and_the_old_password_stays() {
             "praxis-a",
             "/id/account",
             "/id/account/password",
-            &[("current", PW), ("password", GOOD), ("password_repeat", GOOD)],
+            &[
+                ("current", PW),
+                ("password", GOOD),
+                ("password_repeat", GOOD),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303, "a good passphrase is taken");

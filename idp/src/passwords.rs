@@ -547,8 +547,7 @@ fn cores(password: &str) -> Vec<String> {
             let from = if strip_front { start } else { 0 };
             let to = if strip_back { end } else { folded.len() };
             for reading in leet(&folded[from..to]) {
-                let trimmed =
-                    reading.trim_matches(|c: char| !c.is_alphabetic());
+                let trimmed = reading.trim_matches(|c: char| !c.is_alphabetic());
                 let core: String = trimmed.chars().filter(|c| c.is_alphanumeric()).collect();
                 if !core.is_empty() && !out.contains(&core) {
                     out.push(core);
