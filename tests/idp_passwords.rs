@@ -176,3 +176,63 @@ async fn a_reset_link_refuses_praxis2026_and_stays_usable() {
         401
     );
 }
+
+/// The meter's text for `pw` typed into an empty field.
+async fn meter_says(b: &fantoccini::Client, pw: &str) -> String {
+    use fantoccini::Locator;
+    let field = b.find(Locator::Css("input#password")).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(pw).await.unwrap();
+    b.find(Locator::Css("#pw-meter"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meter_rates_while_typing_in_a_real_browser() {
+    use crate::browser::{browser, driver};
+    let (app, _clock) = app_at(T0).await;
+    app.create_practice("praxis-a").await;
+    let anna = app.create_user("praxis-a", "anna", PW, false).await;
+    let now = app.clock.now();
+    let token = app
+        .idp_db("praxis-a", move |c| {
+            links::issue(c, anna, LinkKind::Reset, now, 3600).unwrap()
+        })
+        .await;
+    let d = driver().await;
+    let b = browser(&d, "meter").await;
+    b.goto(&app.url("praxis-a", &format!("/id/setup/{token}")))
+        .await
+        .unwrap();
+    b.execute(
+        "window.__violations = []; document.addEventListener('securitypolicyviolation', \
+         function (e) { window.__violations.push(e.violatedDirective); }); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    for (pw, want) in [
+        ("kurz", "schwach (zu kurz"),
+        ("Praxis2026!", "schwach (naheliegende"),
+        ("passwort1234", "schwach (naheliegende"),
+        ("P@ssw0rt-2027", "schwach (naheliegende"),
+        ("birkenwegx", "mittel"),
+        (GOOD, "stark"),
+    ] {
+        let said = meter_says(&b, pw).await;
+        assert!(
+            said.starts_with(&format!("Passwortstärke: {want}")),
+            "{pw}: {said}"
+        );
+    }
+    let violations = b
+        .execute("return window.__violations;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(violations, serde_json::json!([]), "no CSP violation");
+    b.close().await.unwrap();
+}
