@@ -79,9 +79,12 @@ fn path_classes() -> Vec<PathClass> {
     classes
 }
 
-/// Static assets beyond the shell's own, from their owners (the workspace's apps).
+/// Static assets beyond the shell's own, from their owners (the workspace's apps, the
+/// IdP's password meter).
 fn app_assets() -> Vec<Source> {
-    kollegium_platform::app::assets()
+    let mut all = kollegium_platform::app::assets();
+    all.extend_from_slice(kollegium_idp::passwords::ASSETS);
+    all
 }
 
 /// The practice origin's one shell, composed from its owners: the workspace's navigation

@@ -30,6 +30,7 @@ mod idp_mfa;
 mod idp_mfa_guard;
 mod idp_owner_guard;
 mod idp_password_rehash;
+mod idp_passwords;
 mod idp_security;
 mod idp_sessions;
 mod local_time;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use kollegium_tenants::web::assets::Source;
 use tokio::sync::oneshot;
 
 /// argon2id cost parameters.
@@ -309,6 +310,7 @@ impl Hasher {
     }
 }
 
+/// The ~10,000 most common passwords (English lists), as they are.
 static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
     include_str!("../data/common-passwords.txt")
         .lines()
@@ -316,10 +318,54 @@ static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The words common passwords are made of: the German list and the cores of the English
+/// one (`password1` → `password`), normalised like a new password's core. Cores shorter
+/// than [`MIN_WORD`] are left out: they would match fragments of good passphrases.
+static COMMON_WORDS: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let german = include_str!("../data/common-passwords-de.txt").lines();
+    let english = include_str!("../data/common-passwords.txt").lines();
+    german
+        .chain(english)
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        // The reading with digits and symbols stripped at both ends (`1` as `i`, as `l`).
+        .flat_map(|l| cores(l).into_iter().take(2))
+        .filter(|c| c.chars().count() >= MIN_WORD)
+        .collect()
+});
+
+/// The strength meter under new-password fields: a guide while typing, the server decides.
+pub const METER: &str = "password-meter.js";
+
+/// The IdP's own assets, registered at composition time.
+pub const ASSETS: &[Source] = &[Source {
+    name: METER,
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../templates/static/password-meter.js"),
+}];
+
 pub const MIN_CHARS: usize = 10;
 pub const MAX_BYTES: usize = 1024;
 
-/// Why a new password was refused (German, shown to the user).
+/// Shortest word of a practice's or person's context (and of the common-word cores) the
+/// check looks for; shorter ones (initials, "dr") are everywhere.
+const MIN_WORD: usize = 3;
+
+/// Longest core the word-by-word check looks at: longer ones are passphrases.
+const MAX_SEGMENTED: usize = 64;
+
+/// Words every practice's passwords are checked against (normalised: lower case, umlauts
+/// written out).
+const TRADE_WORDS: &[&str] = &[
+    "praxis",
+    "arztpraxis",
+    "arzt",
+    "aerztin",
+    "aerzte",
+    "doktor",
+    "kollegium",
+];
+
+/// Why a new password was refused (German, shown to the user; never the password itself).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("Das Passwort muss mindestens {MIN_CHARS} Zeichen lang sein.")]
@@ -330,15 +376,97 @@ pub enum PolicyError {
         "Dieses Passwort gehört zu den am häufigsten verwendeten Passwörtern. Bitte wählen Sie ein anderes."
     )]
     Common,
+    #[error(
+        "Das Passwort ist ein häufig verwendetes Wort mit Ziffern oder Zeichen davor oder dahinter (wie „Passwort123“ oder „Sommer2026!“). Solche Passwörter werden bei Angriffen zuerst ausprobiert. Bitte wählen Sie ein anderes, zum Beispiel mehrere Wörter, die nichts miteinander zu tun haben."
+    )]
+    CommonWord,
+    #[error(
+        "Das Passwort besteht nur aus naheliegenden Wörtern – dem Namen der Praxis, Ihrem Namen, „Praxis“, „Arzt“ oder einer Jahreszahl – und Ziffern oder Zeichen. Solche Passwörter werden bei Angriffen zuerst ausprobiert. Bitte wählen Sie ein anderes, zum Beispiel mehrere Wörter, die nichts miteinander zu tun haben."
+    )]
+    ContextWords,
     #[error("Das Passwort darf Ihren Benutzernamen oder Ihre E-Mail-Adresse nicht enthalten.")]
     ContainsIdentity,
     #[error("Die beiden Passwörter stimmen nicht überein.")]
     Mismatch,
 }
 
+/// What is known about the practice and the person where a password is set: words that
+/// must not make up the password (with digits and symbols around them), and the user's
+/// name and e-mail local part, which must not appear in it at all.
+#[derive(Debug, Clone, Default)]
+pub struct PasswordContext {
+    identity: Vec<String>,
+    words: HashSet<String>,
+}
+
+impl PasswordContext {
+    /// The context of a person of a practice at time `now` (Unix seconds): the practice's
+    /// name and slug, the user name, display name and e-mail address, the trade's words
+    /// ("praxis", "arzt", "kollegium", …) and the current and neighbouring years.
+    pub fn person(
+        practice_name: &str,
+        practice_slug: &str,
+        username: &str,
+        display_name: &str,
+        email: &str,
+        now: i64,
+    ) -> Self {
+        let local = email.split('@').next().unwrap_or("");
+        let mut ctx = Self::default().identity(username).identity(local);
+        for w in TRADE_WORDS {
+            ctx = ctx.words(w);
+        }
+        let year = year_of(now);
+        for y in year - 1..=year + 1 {
+            ctx = ctx.words(&y.to_string());
+        }
+        ctx.words(practice_name)
+            .words(practice_slug)
+            .words(display_name)
+    }
+
+    /// Adds a name that must not appear in the password at all (and is a context word).
+    pub fn identity(mut self, name: &str) -> Self {
+        let id = name.trim().to_lowercase();
+        if id.chars().count() >= MIN_WORD {
+            self.identity.push(id);
+        }
+        self.words(name)
+    }
+
+    /// Adds `text` (a name: split at spaces, hyphens, dots, …, and also taken whole) to the
+    /// words that must not make up the password.
+    pub fn words(mut self, text: &str) -> Self {
+        let folded = fold(&text.to_lowercase());
+        let parts = folded
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|p| !p.is_empty());
+        let whole: String = folded.chars().filter(|c| c.is_alphanumeric()).collect();
+        for w in parts.map(str::to_owned).chain([whole]) {
+            if w.chars().count() < MIN_WORD {
+                continue;
+            }
+            for v in leet(&w) {
+                self.words.insert(v);
+            }
+        }
+        self
+    }
+}
+
 /// Checks a new password against the policy. `identity` holds the user name and the
-/// e-mail local part.
+/// e-mail local part; see [`check_new_password`] for the check with the whole context.
 pub fn check_policy(password: &str, identity: &[&str]) -> Result<(), PolicyError> {
+    let ctx = identity
+        .iter()
+        .fold(PasswordContext::default(), |c, id| c.identity(id));
+    check_new_password(password, &ctx)
+}
+
+/// Checks a new password against the policy: length, the common-password lists (also as a
+/// word with digits and symbols around it, in leetspeak), the words of `ctx` and the
+/// user's identity.
+pub fn check_new_password(password: &str, ctx: &PasswordContext) -> Result<(), PolicyError> {
     if password.len() > MAX_BYTES {
         return Err(PolicyError::TooLong);
     }
@@ -349,13 +477,145 @@ pub fn check_policy(password: &str, identity: &[&str]) -> Result<(), PolicyError
     if COMMON.contains(lower.as_str()) || COMMON.contains(password) {
         return Err(PolicyError::Common);
     }
-    for id in identity {
-        let id = id.trim().to_lowercase();
-        if id.chars().count() >= 3 && lower.contains(&id) {
+    for id in &ctx.identity {
+        if lower.contains(id.as_str()) {
             return Err(PolicyError::ContainsIdentity);
         }
     }
+    let cores = cores(password);
+    if cores.iter().any(|c| made_of_context(c, &ctx.words)) {
+        return Err(PolicyError::ContextWords);
+    }
+    if cores.iter().any(|c| COMMON_WORDS.contains(c)) {
+        return Err(PolicyError::CommonWord);
+    }
     Ok(())
+}
+
+/// Lower case with umlauts and ß written out (`Fußball` → `fussball`).
+fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().flat_map(char::to_lowercase) {
+        match c {
+            'ä' => out.push_str("ae"),
+            'ö' => out.push_str("oe"),
+            'ü' => out.push_str("ue"),
+            'ß' => out.push_str("ss"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` with leetspeak undone: `0→o, 3→e, 4→a, 5→s, @→a, $→s`, and `1` once as `i`, once
+/// as `l` (both are returned; the same string twice if `s` has no `1`).
+fn leet(s: &str) -> [String; 2] {
+    let map = |one: char| {
+        s.chars()
+            .map(|c| match c {
+                '0' => 'o',
+                '1' => one,
+                '3' => 'e',
+                '4' => 'a',
+                '5' => 's',
+                '@' => 'a',
+                '$' => 's',
+                c => c,
+            })
+            .collect()
+    };
+    [map('i'), map('l')]
+}
+
+/// What a password is made of, normalised: folded, with the leading and trailing digits
+/// and symbols either stripped or read as leetspeak (`$chatz2026!` → `schatz`), leetspeak
+/// undone inside, separators (`-`, `_`, `.`, spaces, …) dropped. Several readings, each
+/// non-empty and distinct.
+fn cores(password: &str) -> Vec<String> {
+    let folded = fold(password);
+    let start = folded
+        .find(|c: char| c.is_alphabetic())
+        .unwrap_or(folded.len());
+    let end = folded
+        .rfind(|c: char| c.is_alphabetic())
+        .map(|i| i + folded[i..].chars().next().map_or(1, char::len_utf8))
+        .unwrap_or(start)
+        .max(start);
+    let mut out = Vec::new();
+    for strip_front in [true, false] {
+        for strip_back in [true, false] {
+            let from = if strip_front { start } else { 0 };
+            let to = if strip_back { end } else { folded.len() };
+            for reading in leet(&folded[from..to]) {
+                let trimmed = reading.trim_matches(|c: char| !c.is_alphabetic());
+                let core: String = trimmed.chars().filter(|c| c.is_alphanumeric()).collect();
+                if !core.is_empty() && !out.contains(&core) {
+                    out.push(core);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether `core` is nothing but words of `context` (and digits), with at most one common
+/// word among them: `praxisschmidt2026`, `annapraxis`, `sommerpraxis`.
+fn made_of_context(core: &str, context: &HashSet<String>) -> bool {
+    let chars: Vec<char> = core.chars().collect();
+    let n = chars.len();
+    if n == 0 || n > MAX_SEGMENTED {
+        return false;
+    }
+    // best[i]: fewest common words needed to make up chars[..i] (None: impossible), and
+    // whether a context word was used on that way.
+    let mut best: Vec<Option<(u8, bool)>> = vec![None; n + 1];
+    best[0] = Some((0, false));
+    for i in 0..n {
+        let Some((cost, ctx_used)) = best[i] else {
+            continue;
+        };
+        let mut relax = |j: usize, c: u8, used: bool| {
+            let cand = (c, used);
+            let better = match best[j] {
+                None => true,
+                Some((bc, bu)) => c < bc || (c == bc && used && !bu),
+            };
+            if better {
+                best[j] = Some(cand);
+            }
+        };
+        // A run of digits.
+        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+        for j in i + 1..=i + digits {
+            relax(j, cost, ctx_used);
+        }
+        let mut word = String::new();
+        for (j, c) in chars.iter().enumerate().skip(i) {
+            word.push(*c);
+            if j + 1 - i < MIN_WORD {
+                continue;
+            }
+            if context.contains(&word) {
+                relax(j + 1, cost, true);
+            } else if COMMON_WORDS.contains(&word) && cost == 0 {
+                relax(j + 1, 1, ctx_used);
+            }
+        }
+    }
+    matches!(best[n], Some((c, true)) if c <= 1)
+}
+
+/// The (UTC) calendar year of Unix time `t`.
+fn year_of(t: i64) -> i64 {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
 }
 
 #[cfg(test)]
@@ -526,5 +786,145 @@ mod tests {
         );
         assert_eq!(check_policy("äöüßäöüßäö", &[]), Ok(()));
         assert!(COMMON.len() >= 9_990);
+    }
+
+    /// 6 December 2026, 12:00 UTC.
+    const NOW: i64 = 1_796_558_400;
+
+    /// Anna Schmidt of "Praxis Dr. Sommer" (`praxis-sommer`).
+    fn anna() -> PasswordContext {
+        PasswordContext::person(
+            "Praxis Dr. Sommer",
+            "praxis-sommer",
+            "aschmidt",
+            "Anna Schmidt",
+            "a.schmidt@praxis-sommer.example",
+            NOW,
+        )
+    }
+
+    #[test]
+    fn years_of_unix_times() {
+        assert_eq!(year_of(0), 1970);
+        assert_eq!(year_of(NOW), 2026);
+        assert_eq!(year_of(1_798_761_599), 2026, "31.12.2026 23:59:59");
+        assert_eq!(year_of(1_798_761_600), 2027, "01.01.2027 00:00:00");
+        assert_eq!(year_of(951_782_400), 2000, "29.02.2000");
+        assert_eq!(year_of(-1), 1969);
+    }
+
+    #[test]
+    fn cores_strip_digits_and_symbols_and_undo_leetspeak() {
+        let has = |pw: &str, core: &str| {
+            let got = cores(pw);
+            assert!(got.iter().any(|c| c == core), "{pw}: {got:?}");
+        };
+        has("passwort1234", "passwort");
+        has("Praxis2026!", "praxis");
+        has("!!2026Praxis", "praxis");
+        has("P@ssw0rt-1", "passwort");
+        has("$chatz2026!", "schatz");
+        has("H4ll0_W3lt!", "hallowelt");
+        has("1ch-l1ebe-d1ch", "ichliebedich");
+        has("Fu55b4ll", "fussball");
+        has("Fußball!!2026", "fussball");
+        has("ÄRZTIN-2026", "aerztin");
+        assert!(cores("1234567890").iter().all(|c| c != "passwort"));
+        assert!(cores("!!!???").iter().all(|c| !c.is_empty()));
+    }
+
+    #[test]
+    fn german_passwords_and_patterns_are_refused() {
+        for pw in [
+            "passwort1234",
+            "Passwort!2026",
+            "P@ssw0rt123",
+            "hallo123456",
+            "Schatz2026!!",
+            "$chatzi12345",
+            "fussball1904",
+            "Fußball2026!",
+            "ichliebedich",
+            "1chl1ebed1ch!",
+            "qwertz12345",
+            "Sommer2026!",
+            "Geheim!!1234",
+        ] {
+            assert_eq!(
+                check_new_password(pw, &PasswordContext::default()),
+                Err(PolicyError::CommonWord),
+                "{pw}"
+            );
+        }
+        // The English list's words too, with digits around them.
+        assert_eq!(
+            check_new_password("Password2026!", &PasswordContext::default()),
+            Err(PolicyError::CommonWord)
+        );
+    }
+
+    #[test]
+    fn the_practice_and_the_person_are_no_password() {
+        let ctx = anna();
+        for pw in [
+            "Praxis2026!",
+            "praxis-2025",
+            "2027Praxis!",
+            "Pr4x1s-2026!",
+            "Anna1987!!",
+            "Schmidt2026!",
+            "Anna-Schmidt-1987",
+            "Sommer-Praxis-2026",
+            "PraxisSommer!",
+            "praxis-sommer1",
+            "Arzt-Praxis-12",
+            "Kollegium2026",
+            "Aerztin2026!",
+            "Ärztin-2026!",
+            // One common word with them is still too little.
+            "Passwort-Praxis-2026",
+            "Hallo-Anna-2026",
+        ] {
+            assert_eq!(
+                check_new_password(pw, &ctx),
+                Err(PolicyError::ContextWords),
+                "{pw}"
+            );
+        }
+        // The user name and the e-mail local part may not appear at all.
+        assert_eq!(
+            check_new_password("Wolke-aschmidt-Tee", &ctx),
+            Err(PolicyError::ContainsIdentity)
+        );
+        assert_eq!(
+            check_new_password("x-a.schmidt-Regen", &ctx),
+            Err(PolicyError::ContainsIdentity)
+        );
+        // The examples, whatever the context.
+        for ctx in [ctx, PasswordContext::default()] {
+            assert!(check_new_password("passwort1234", &ctx).is_err());
+        }
+    }
+
+    #[test]
+    fn good_passphrases_pass() {
+        let ctx = anna();
+        for pw in [
+            "Sonnenblume-Kaffee-42",
+            "Kirschbaum-Laterne-77",
+            "Neues-Passwort-Wiese-77",
+            "Wasserturm-Regenbogen-77",
+            "Anna geht gern im Wald spazieren",
+            "Praxis-Leuchtturm-Zebra-Gitarre",
+            "korrekt Pferd Batterie Heftklammer",
+            "äöüßäöüßäö",
+        ] {
+            assert_eq!(check_new_password(pw, &ctx), Ok(()), "{pw}");
+        }
+        // The messages say why, never what.
+        for e in [PolicyError::CommonWord, PolicyError::ContextWords] {
+            let msg = e.to_string();
+            assert!(msg.contains("Bitte wählen Sie ein anderes"), "{msg}");
+        }
     }
 }

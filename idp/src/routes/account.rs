@@ -9,7 +9,7 @@ use kollegium_tenants::{Tenant, catalog};
 use super::attempt::{self, Attempt, Reserved};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
-use crate::passwords::{self, PolicyError, Verified};
+use crate::passwords::{self, PasswordContext, PolicyError, Verified};
 use crate::sessions::{self, IdpSession, Origin, Session, Stage};
 use crate::state::IdpState;
 use crate::throttle;
@@ -80,7 +80,7 @@ async fn render(
     page_status(
         status,
         &AccountPage {
-            layout: layout(&s.tenant, Some(s), csrf, "/id/account"),
+            layout: layout(&s.tenant, Some(s), csrf, "/id/account").with_script(passwords::METER),
             display_name: u.display_name.clone(),
             username: u.username.clone(),
             email: u.email.clone(),
@@ -261,7 +261,15 @@ async fn change_password(
     if form.password != form.password_repeat {
         return fail(PolicyError::Mismatch.to_string()).await;
     }
-    if let Err(e) = passwords::check_policy(&form.password, &s.user.identity_words()) {
+    let context = PasswordContext::person(
+        s.tenant.display_name(),
+        s.tenant.slug().as_str(),
+        &s.user.username,
+        &s.user.display_name,
+        &s.user.email,
+        now,
+    );
+    if let Err(e) = passwords::check_new_password(&form.password, &context) {
         return fail(e.to_string()).await;
     }
     let hash = state

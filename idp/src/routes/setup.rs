@@ -10,7 +10,7 @@ use kollegium_tenants::web::{CsrfToken, Layout};
 use crate::error::IdpResult;
 use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
-use crate::passwords::{self, PolicyError};
+use crate::passwords::{self, PasswordContext, PolicyError};
 use crate::sessions;
 use crate::state::IdpState;
 use crate::users::{self, Profile, User, UserStatus};
@@ -87,7 +87,7 @@ async fn show(
         return invalid(&tenant, &csrf);
     };
     page(&SetupPage {
-        layout: layout(&tenant, None, &csrf, ""),
+        layout: layout(&tenant, None, &csrf, "").with_script(passwords::METER),
         practice_name: tenant.display_name().to_owned(),
         token,
         kind: kind_str(link.kind),
@@ -128,7 +128,7 @@ async fn submit(
         page_status(
             StatusCode::BAD_REQUEST,
             &SetupPage {
-                layout: layout(&tenant, None, &csrf, ""),
+                layout: layout(&tenant, None, &csrf, "").with_script(passwords::METER),
                 practice_name: tenant.display_name().to_owned(),
                 token: token.clone(),
                 kind: kind_str(link.kind),
@@ -145,8 +145,15 @@ async fn submit(
     if form.password != form.password_repeat {
         return again(PolicyError::Mismatch.to_string(), &profile);
     }
-    let email_local = profile.email.split('@').next().unwrap_or("").to_owned();
-    if let Err(e) = passwords::check_policy(&form.password, &[&profile.username, &email_local]) {
+    let context = PasswordContext::person(
+        tenant.display_name(),
+        tenant.slug().as_str(),
+        &profile.username,
+        &profile.display_name,
+        &profile.email,
+        state.now(),
+    );
+    if let Err(e) = passwords::check_new_password(&form.password, &context) {
         return again(e.to_string(), &profile);
     }
     let hash = state
