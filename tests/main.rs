@@ -32,6 +32,7 @@ mod idp_owner_guard;
 mod idp_password_rehash;
 mod idp_security;
 mod idp_sessions;
+mod idp_unlock;
 mod local_time;
 mod mail;
 mod mail_admin;
