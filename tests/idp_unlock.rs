@@ -6,7 +6,6 @@
 use std::time::{Duration, Instant};
 
 use kollegium_idp::users::UserId;
-use kollegium_tenants::Clock;
 
 use crate::harness::{TestApp, client, form_csrf};
 use crate::idp_mfa::PW;
@@ -25,7 +24,9 @@ fn user_page(id: UserId) -> String {
 async fn lock_out(app: &TestApp, slug: &str, login: &str) {
     let c = client();
     for i in 0..5 {
-        let r = app.login(&c, slug, login, &format!("falsch-geraten-{i}")).await;
+        let r = app
+            .login(&c, slug, login, &format!("falsch-geraten-{i}"))
+            .await;
         assert_eq!(r.status(), 401);
     }
     let r = app.login(&c, slug, login, "falsch-geraten-5").await;
@@ -59,7 +60,10 @@ async fn link_mail(app: &TestApp, slug: &str) -> crate::smtp::Mail {
         {
             return m;
         }
-        assert!(Instant::now() < deadline, "no mail with a link in the outbox");
+        assert!(
+            Instant::now() < deadline,
+            "no mail with a link in the outbox"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -119,9 +123,7 @@ async fn the_admin_sees_gesperrt_and_unlocks_and_the_user_signs_in() {
 
     lock_out(&app, "praxis-a", "anna").await;
     let until = app.user("praxis-a", anna).await.locked_until.unwrap();
-    let local = app
-        .tenant("praxis-a")
-        .local_time_at(until, app.clock.now());
+    let local = app.tenant("praxis-a").local_time_at(until, app.clock.now());
     let mark = format!("Gesperrt bis <span class=\"when\">{local}</span>");
 
     // The list and the user page show the lock, until when in local time, and the button.
@@ -146,8 +148,7 @@ async fn the_admin_sees_gesperrt_and_unlocks_and_the_user_signs_in() {
     assert!(!list.contains("Gesperrt bis") && !list.contains(&unlock));
     let unlocks: Vec<_> = app
         .idp_db("praxis-a", |c| {
-            kollegium_idp::events::list(c, &kollegium_idp::events::Filter::default(), 1000)
-                .unwrap()
+            kollegium_idp::events::list(c, &kollegium_idp::events::Filter::default(), 1000).unwrap()
         })
         .await
         .into_iter()
@@ -158,7 +159,10 @@ async fn the_admin_sees_gesperrt_and_unlocks_and_the_user_signs_in() {
     assert_eq!(unlocks[0].actor_id, Some(chefin.0));
 
     // Anna signs in, from the address that locked her out.
-    assert_eq!(app.login(&client(), "praxis-a", "anna", PW).await.status(), 303);
+    assert_eq!(
+        app.login(&client(), "praxis-a", "anna", PW).await.status(),
+        303
+    );
     // Other confirmations of the page: a saved change says so; an unknown one says nothing.
     let html = get_html(&app, &admin, "praxis-a", &format!("{page}?done=saved")).await;
     assert!(html.contains("Gespeichert."));
@@ -285,7 +289,9 @@ async fn one_persons_typos_do_not_slow_colleagues_at_the_same_address() {
     }
     let c = client();
     for i in 0..5 {
-        let r = app.login(&c, "praxis-a", "anna", &format!("vertippt-{i}")).await;
+        let r = app
+            .login(&c, "praxis-a", "anna", &format!("vertippt-{i}"))
+            .await;
         assert_eq!(r.status(), 401);
     }
     for name in ["ben", "carla"] {
@@ -297,5 +303,8 @@ async fn one_persons_typos_do_not_slow_colleagues_at_the_same_address() {
     }
     // Anna's own pair keeps counting: her next attempt is locked out, theirs are not.
     assert_eq!(app.login(&c, "praxis-a", "anna", PW).await.status(), 429);
-    assert_eq!(app.login(&client(), "praxis-a", "ben", PW).await.status(), 303);
+    assert_eq!(
+        app.login(&client(), "praxis-a", "ben", PW).await.status(),
+        303
+    );
 }

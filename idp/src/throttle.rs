@@ -165,7 +165,11 @@ fn other_accounts_failed(
     now: UnixTime,
 ) -> QueryResult<i64> {
     throttle::table
-        .filter(throttle::key.like(like_prefix(&keys.address_failures_prefix())).escape('\\'))
+        .filter(
+            throttle::key
+                .like(like_prefix(&keys.address_failures_prefix()))
+                .escape('\\'),
+        )
         .filter(throttle::key.ne(keys.address_failures()))
         .filter(throttle::last_failure_at.ge(now - window))
         .filter(throttle::failures.gt(0))
@@ -183,17 +187,6 @@ fn like_escape(s: &str) -> String {
 /// A `LIKE` pattern (escaped with `\`) matching every key that starts with `prefix`.
 fn like_prefix(prefix: &str) -> String {
     format!("{}%", like_escape(prefix))
-}
-
-/// Failures counted on `key` within the window.
-fn recent(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<i64> {
-    Ok(throttle::table
-        .find(key)
-        .filter(throttle::last_failure_at.ge(now - window))
-        .select(throttle::failures)
-        .first::<i64>(conn)
-        .optional()?
-        .unwrap_or(0))
 }
 
 /// Records that a reserved attempt failed (wrong password or code), for the address's
@@ -356,6 +349,22 @@ pub fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Failures counted on `key` within the window.
+    fn recent(
+        conn: &mut SqliteConnection,
+        key: &str,
+        window: i64,
+        now: UnixTime,
+    ) -> QueryResult<i64> {
+        Ok(throttle::table
+            .find(key)
+            .filter(throttle::last_failure_at.ge(now - window))
+            .select(throttle::failures)
+            .first::<i64>(conn)
+            .optional()?
+            .unwrap_or(0))
+    }
 
     #[test]
     fn logins_in_flight_from_one_address_are_not_delayed_but_its_failures_are() {
@@ -638,8 +647,14 @@ mod tests {
         // password) forgets carla's failures there too.
         assert!(proceeds(begin(&mut conn, &anna, &s, 122).unwrap()));
         succeeded(&mut conn, &anna, 1).unwrap();
-        assert_eq!(other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(), 1);
+        assert_eq!(
+            other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(),
+            1
+        );
         unlock(&mut conn, UserId(3), "carla", "carla@praxis.example").unwrap();
-        assert_eq!(other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(), 0);
+        assert_eq!(
+            other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(),
+            0
+        );
     }
 }

@@ -433,7 +433,10 @@ async fn update(
             if email_changed {
                 ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
             }
-            Ok(see_other(&format!("/id/admin/users/{}?done={SAVED}", u.id.0)))
+            Ok(see_other(&format!(
+                "/id/admin/users/{}?done={SAVED}",
+                u.id.0
+            )))
         }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
