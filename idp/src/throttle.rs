@@ -621,10 +621,10 @@ mod tests {
         let zero = Gate::Proceed {
             delay: Duration::ZERO,
         };
-        // Anna mistypes up to just below her pair's lock, and after each failure ben signs
-        // in from the same address: never slowed down.
+        // Anna mistypes up to just below her pair's lock (one attempt left), and after each
+        // failure ben signs in from the same address: never slowed down.
         let mut own = Vec::new();
-        for t in 0..s.lockout_threshold {
+        for t in 0..s.lockout_threshold - 1 {
             let Gate::Proceed { delay } = begin(&mut conn, &anna, &s, 100 + t).unwrap() else {
                 panic!("anna locked too early");
             };
@@ -633,7 +633,7 @@ mod tests {
             assert_eq!(begin(&mut conn, &ben, &s, 100 + t).unwrap(), zero, "{t}");
             succeeded(&mut conn, &ben, 1).unwrap();
         }
-        // Her own attempts are slowed down (her pair), escalating.
+        // Her own attempts are slowed down (her pair).
         let n = s.delay_after as usize;
         assert!(own[..=n].iter().all(Duration::is_zero), "{own:?}");
         assert!(own[n + 1] > Duration::ZERO, "{own:?}");
