@@ -33,6 +33,7 @@ mod idp_password_rehash;
 mod idp_passwords;
 mod idp_security;
 mod idp_sessions;
+mod idp_unlock;
 mod local_time;
 mod mail;
 mod mail_admin;

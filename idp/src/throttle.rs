@@ -26,6 +26,12 @@
 //! 500 ms, later ones up to 4 s). Reservations in flight still count towards the address's
 //! lockout, so a flood of parallel guesses is still cut off.
 //!
+//! And it counts the *other accounts* that failed from the address, not failed attempts:
+//! one person's typos slow down that person's own account (its pair), never the
+//! colleagues signing in from the same practice address; a guesser trying name after name
+//! from there is slowed down, and stopped by the address's lock. A completed login takes
+//! its account off the address's list.
+//!
 //! An attempt refused because a lock is in force is not counted: otherwise each refused
 //! guess would keep the count fresh, and one guess per lockout period would keep an account
 //! locked for ever. A lock that has run out clears its count, so the first attempt after it
@@ -58,9 +64,15 @@ pub struct Keys {
 const PAIR_SEP: char = '|';
 
 impl Keys {
-    /// The key counting the address's failed attempts (for its delay).
+    /// The start of the keys counting, per account, the failed attempts from the address
+    /// (for its delay).
+    fn address_failures_prefix(&self) -> String {
+        format!("failed-{}{PAIR_SEP}", self.address)
+    }
+
+    /// The key counting this account's failed attempts from the address.
     fn address_failures(&self) -> String {
-        format!("failed-{}", self.address)
+        format!("{}{}", self.address_failures_prefix(), self.account)
     }
 
     pub fn new(user: Option<UserId>, login: &str, ip: &str) -> Self {
@@ -144,19 +156,41 @@ fn bump(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> Q
         .get_result(conn)
 }
 
-/// Failures counted on `key` within the window.
-fn recent(conn: &mut SqliteConnection, key: &str, window: i64, now: UnixTime) -> QueryResult<i64> {
-    Ok(throttle::table
-        .find(key)
+/// How many accounts other than the one of `keys` failed from its address within the
+/// window.
+fn other_accounts_failed(
+    conn: &mut SqliteConnection,
+    keys: &Keys,
+    window: i64,
+    now: UnixTime,
+) -> QueryResult<i64> {
+    throttle::table
+        .filter(
+            throttle::key
+                .like(like_prefix(&keys.address_failures_prefix()))
+                .escape('\\'),
+        )
+        .filter(throttle::key.ne(keys.address_failures()))
         .filter(throttle::last_failure_at.ge(now - window))
-        .select(throttle::failures)
-        .first::<i64>(conn)
-        .optional()?
-        .unwrap_or(0))
+        .filter(throttle::failures.gt(0))
+        .count()
+        .get_result(conn)
+}
+
+/// `s` escaped (with `\`) for a `LIKE` pattern.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// A `LIKE` pattern (escaped with `\`) matching every key that starts with `prefix`.
+fn like_prefix(prefix: &str) -> String {
+    format!("{}%", like_escape(prefix))
 }
 
 /// Records that a reserved attempt failed (wrong password or code), for the address's
-/// delay.
+/// delay (which counts the accounts failing there, see the module comment).
 pub fn failed(
     conn: &mut SqliteConnection,
     keys: &Keys,
@@ -249,12 +283,12 @@ pub fn begin(
         });
     }
     // This attempt is number `pair` of its pair, the ones before it failed (or are
-    // guesses in flight); the address counts its failed attempts only, and does not slow
-    // a known device.
+    // guesses in flight); the address counts the other accounts that failed there (not
+    // attempts in flight, not this account's own typos), and does not slow a known device.
     let addr_failed = if keys.known_device {
         0
     } else {
-        recent(conn, &keys.address_failures(), window, now)?
+        other_accounts_failed(conn, keys, window, now)?
     };
     let prior = (pair - 1).max(addr_failed);
     let delay = if prior > s.delay_after {
@@ -282,12 +316,13 @@ fn release(conn: &mut SqliteConnection, key: &str, n: i64) -> QueryResult<()> {
 /// one). What other addresses counted against the account stays.
 pub fn succeeded(conn: &mut SqliteConnection, keys: &Keys, attempts: i64) -> QueryResult<()> {
     diesel::delete(throttle::table.find(&keys.pair)).execute(conn)?;
+    diesel::delete(throttle::table.find(keys.address_failures())).execute(conn)?;
     release(conn, &keys.account, attempts)?;
     release(conn, &keys.address, attempts)
 }
 
-/// Admin unlock: forgets everything counted against the account, from every address
-/// and device.
+/// Admin unlock (and a password set through a link): forgets everything counted against
+/// the account, from every address and device, and its failures in the addresses' delays.
 pub fn unlock(
     conn: &mut SqliteConnection,
     user: UserId,
@@ -301,14 +336,10 @@ pub fn unlock(
     ];
     diesel::delete(throttle::table.filter(throttle::key.eq_any(&accounts))).execute(conn)?;
     for account in &accounts {
-        let prefix = format!("pair:{account}{PAIR_SEP}");
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_prefix(&format!("pair:{account}{PAIR_SEP}"));
+        diesel::delete(throttle::table.filter(throttle::key.like(pattern).escape('\\')))
+            .execute(conn)?;
+        let pattern = format!("failed-%{}", like_escape(&format!("{PAIR_SEP}{account}")));
         diesel::delete(throttle::table.filter(throttle::key.like(pattern).escape('\\')))
             .execute(conn)?;
     }
@@ -318,6 +349,22 @@ pub fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Failures counted on `key` within the window.
+    fn recent(
+        conn: &mut SqliteConnection,
+        key: &str,
+        window: i64,
+        now: UnixTime,
+    ) -> QueryResult<i64> {
+        Ok(throttle::table
+            .find(key)
+            .filter(throttle::last_failure_at.ge(now - window))
+            .select(throttle::failures)
+            .first::<i64>(conn)
+            .optional()?
+            .unwrap_or(0))
+    }
 
     #[test]
     fn logins_in_flight_from_one_address_are_not_delayed_but_its_failures_are() {
@@ -341,9 +388,8 @@ mod tests {
         for k in &team {
             succeeded(&mut conn, k, 1).unwrap();
         }
-        // Failed attempts from the address do count: beyond `delay_after` they delay
-        // everyone there, escalating.
-        let guesser = Keys::new(None, "gibt-es-nicht", "192.0.2.7");
+        // Failed attempts from the address on name after name do count: beyond
+        // `delay_after` names they delay everyone there, escalating.
         let mut delays = Vec::new();
         for i in 0..(s.delay_after + 3) {
             let Gate::Proceed { delay } = begin(&mut conn, &team[0], &s, 200 + i).unwrap() else {
@@ -351,6 +397,7 @@ mod tests {
             };
             delays.push(delay);
             succeeded(&mut conn, &team[0], 1).unwrap();
+            let guesser = Keys::new(None, &format!("gibt-es-nicht-{i}"), "192.0.2.7");
             begin(&mut conn, &guesser, &s, 200 + i).unwrap();
             failed(&mut conn, &guesser, &s, 200 + i).unwrap();
         }
@@ -561,6 +608,53 @@ mod tests {
         assert_eq!(
             recent(&mut conn, &other.pair, s.lockout_secs, 100).unwrap(),
             1
+        );
+    }
+
+    #[test]
+    fn one_accounts_typos_do_not_slow_colleagues_at_the_same_address() {
+        let (_dir, mut conn) = conn();
+        let s = IdpSettings::default();
+        let nat = "192.0.2.7";
+        let anna = Keys::new(Some(UserId(1)), "anna", nat);
+        let ben = Keys::new(Some(UserId(2)), "ben", nat);
+        let zero = Gate::Proceed {
+            delay: Duration::ZERO,
+        };
+        // Anna mistypes up to just below her pair's lock (one attempt left), and after each
+        // failure ben signs in from the same address: never slowed down.
+        let mut own = Vec::new();
+        for t in 0..s.lockout_threshold - 1 {
+            let Gate::Proceed { delay } = begin(&mut conn, &anna, &s, 100 + t).unwrap() else {
+                panic!("anna locked too early");
+            };
+            own.push(delay);
+            failed(&mut conn, &anna, &s, 100 + t).unwrap();
+            assert_eq!(begin(&mut conn, &ben, &s, 100 + t).unwrap(), zero, "{t}");
+            succeeded(&mut conn, &ben, 1).unwrap();
+        }
+        // Her own attempts are slowed down (her pair).
+        let n = s.delay_after as usize;
+        assert!(own[..=n].iter().all(Duration::is_zero), "{own:?}");
+        assert!(own[n + 1] > Duration::ZERO, "{own:?}");
+        // Two colleagues mistyping at once do not slow a third either.
+        let carla = Keys::new(Some(UserId(3)), "carla", nat);
+        begin(&mut conn, &carla, &s, 120).unwrap();
+        failed(&mut conn, &carla, &s, 120).unwrap();
+        assert_eq!(begin(&mut conn, &ben, &s, 121).unwrap(), zero);
+        succeeded(&mut conn, &ben, 1).unwrap();
+        // Anna gets it right: she no longer counts at the address; an unlock (or a new
+        // password) forgets carla's failures there too.
+        assert!(proceeds(begin(&mut conn, &anna, &s, 122).unwrap()));
+        succeeded(&mut conn, &anna, 1).unwrap();
+        assert_eq!(
+            other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(),
+            1
+        );
+        unlock(&mut conn, UserId(3), "carla", "carla@praxis.example").unwrap();
+        assert_eq!(
+            other_accounts_failed(&mut conn, &ben, s.lockout_secs, 123).unwrap(),
+            0
         );
     }
 }

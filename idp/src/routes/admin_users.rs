@@ -66,7 +66,8 @@ pub struct Row {
     pub email: String,
     pub roles: String,
     pub status: &'static str,
-    pub locked: bool,
+    /// The end of a lock after failed sign-ins, in local time (`heute 14:05`).
+    pub locked_until: Option<String>,
     pub is_admin: bool,
     pub has_totp: bool,
     /// The last use of any of the account's sessions, in local time (`heute 08:12`).
@@ -89,7 +90,8 @@ struct FormPage {
     id: Option<i64>,
     p: Profile,
     status: &'static str,
-    locked: bool,
+    /// The end of a lock after failed sign-ins, in local time (`heute 14:05`).
+    locked_until: Option<String>,
     has_totp: bool,
     is_owner: bool,
     /// The owner, seen by another admin: e-mail, password link and second factor are the
@@ -100,6 +102,8 @@ struct FormPage {
     specialties: &'static [Entry],
     kv_regions: &'static [Entry],
     error: Option<String>,
+    /// What the last action did ("Gespeichert.", "Entsperrt. …").
+    notice: Option<String>,
 }
 
 impl FormPage {
@@ -128,7 +132,7 @@ fn form_page(
         id,
         p,
         status: user.map_or("", |u| u.status.label()),
-        locked: user.is_some_and(|u| u.is_locked(now)),
+        locked_until: user.and_then(|u| locked_until(&a.0.tenant, u, now)),
         has_totp: user.is_some_and(User::has_totp),
         is_owner: user.is_some_and(|u| u.is_owner),
         owner_guarded: user.is_some_and(|u| guarded(a, u)),
@@ -137,7 +141,15 @@ fn form_page(
         specialties: catalog::SPECIALTIES,
         kv_regions: catalog::KV_REGIONS,
         error,
+        notice: None,
     }
+}
+
+/// When the lock of `u` after failed sign-ins ends, in local time; `None` if not locked.
+fn locked_until(tenant: &kollegium_tenants::Tenant, u: &User, now: i64) -> Option<String> {
+    u.locked_until
+        .filter(|_| u.is_locked(now))
+        .map(|until| when(tenant, until, now))
 }
 
 /// Whether `u` is the owner and `a` someone else: only the owner changes the owner's
@@ -196,7 +208,7 @@ async fn list(
             email: u.email.clone(),
             roles: u.role_labels().join(", "),
             status: u.status.label(),
-            locked: u.is_locked(now),
+            locked_until: locked_until(&a.0.tenant, u, now),
             is_admin: u.is_admin,
             has_totp: u.has_totp(),
             last_seen: last_seen(u.id),
@@ -298,22 +310,38 @@ async fn load_user(a: &IdpAdmin, id: i64) -> IdpResult<User> {
     .await?
 }
 
+/// `?done=` after a change on the user page: what it did.
+const SAVED: &str = "saved";
+const UNLOCKED: &str = "unlocked";
+
 async fn edit_form(
     a: IdpAdmin,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
     id: web::Path<i64>,
+    q: web::Query<Notice>,
 ) -> IdpResult<HttpResponse> {
     let u = load_user(&a, id.into_inner()).await?;
-    page(&form_page(
-        &a,
-        &csrf,
-        Some(u.id.0),
-        profile_of(&u),
-        Some(&u),
-        state.now(),
-        None,
-    ))
+    let notice = q.done.as_deref().and_then(|d| match d {
+        SAVED => Some("Gespeichert.".to_owned()),
+        UNLOCKED => Some(format!(
+            "Entsperrt. {} kann sich wieder anmelden.",
+            u.display_name
+        )),
+        _ => None,
+    });
+    page(&FormPage {
+        notice,
+        ..form_page(
+            &a,
+            &csrf,
+            Some(u.id.0),
+            profile_of(&u),
+            Some(&u),
+            state.now(),
+            None,
+        )
+    })
 }
 
 async fn update(
@@ -405,7 +433,10 @@ async fn update(
             if email_changed {
                 ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
             }
-            Ok(see_other(&format!("/id/admin/users/{}?done=saved", u.id.0)))
+            Ok(see_other(&format!(
+                "/id/admin/users/{}?done={SAVED}",
+                u.id.0
+            )))
         }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
@@ -452,7 +483,14 @@ async fn action(
     }
     Ok(match done {
         Done::Deleted => see_other("/id/admin/users?done=deleted"),
-        Done::Saved => see_other(&format!("/id/admin/users/{id}?done=saved")),
+        Done::Saved => {
+            let done = if action == UserAction::Unlock {
+                UNLOCKED
+            } else {
+                SAVED
+            };
+            see_other(&format!("/id/admin/users/{id}?done={done}"))
+        }
     })
 }
 

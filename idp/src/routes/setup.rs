@@ -15,7 +15,7 @@ use crate::sessions;
 use crate::state::IdpState;
 use crate::users::{self, Profile, User, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
-use crate::{IDP_DB, oidc};
+use crate::{IDP_DB, oidc, sessions, throttle};
 
 #[derive(Template)]
 #[template(path = "pages/idp/setup.html")]
@@ -183,6 +183,10 @@ async fn submit(
                 return Err(crate::error::IdpError::invariant("link consumed twice"));
             }
             users::set_password(conn, user.id, &hash, link.kind != LinkKind::Setup, now)?;
+            // Whoever sets a password through a link holds the account's mailbox: the
+            // failures counted against the account (from every address) end with the old
+            // password, so the new one works at once.
+            throttle::unlock(conn, user.id, &user.username, &user.email)?;
             if link.kind == LinkKind::Reset {
                 sessions::end_all(conn, user.id, None, "password reset", now)?;
                 oidc::grants::revoke_all_for_user(conn, user.id, "password reset", now)?;
