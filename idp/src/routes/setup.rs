@@ -11,7 +11,6 @@ use crate::error::IdpResult;
 use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::passwords::{self, PasswordContext, PolicyError};
-use crate::sessions;
 use crate::state::IdpState;
 use crate::users::{self, Profile, User, UserStatus};
 use crate::views::{layout, page, page_status, see_other};
