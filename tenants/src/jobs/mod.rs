@@ -6,7 +6,7 @@
 //!   table ([`JOBS_SQL`], created by a migration of the owning crate). Code that changes
 //!   something writes the job with [`queue::enqueue`] on its own connection, in the same
 //!   transaction as the change: a rolled-back change leaves no job, a committed one always
-//!   has its job. A job is `(kind, key)`: the key names what changed (`chat-message:42`), so
+//!   has its job. A job is `(kind, key)`: the key names what changed (e.g. `<document kind>:42`), so
 //!   a change queued twice while the first is pending is one job (its `revision` grows).
 //! - **The signal.** After the commit the code pokes the node's [`JobSignal`] with the
 //!   practice and database; the worker runs that database's due jobs at once.

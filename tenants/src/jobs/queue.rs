@@ -14,7 +14,7 @@ const MAX_ERROR_CHARS: usize = 500;
 /// The upsert every enqueue runs: a pending job of the same `(kind, key)` is the same job;
 /// queued again, it gets the new payload, the earlier due time and a new revision (so a
 /// run that read the old revision does not delete it). Owners with a hot path may prepare
-/// the same statement with [`crate::prepared`] (chat's search queue does).
+/// the same statement with [`crate::prepared`] (an app's queue on a hot path does).
 pub const ENQUEUE_SQL: &str = "INSERT INTO jobs (kind, key, payload, priority, run_after, created_at) \
      VALUES (?, ?, ?, ?, ?, ?) \
      ON CONFLICT (kind, key) WHERE failed_at IS NULL DO UPDATE SET \
@@ -221,12 +221,12 @@ mod tests {
     fn enqueue_in_a_rolled_back_transaction_leaves_no_job() {
         let mut c = db();
         let r: QueryResult<()> = c.transaction(|c| {
-            enqueue(c, "search", "chat-message:1", None, 0, 100, 100)?;
+            enqueue(c, "search", "doc:1", None, 0, 100, 100)?;
             Err(diesel::result::Error::RollbackTransaction)
         });
         assert!(r.is_err());
         assert_eq!(count(&mut c), 0);
-        c.transaction(|c| enqueue(c, "search", "chat-message:1", None, 0, 100, 100))
+        c.transaction(|c| enqueue(c, "search", "doc:1", None, 0, 100, 100))
             .unwrap();
         assert_eq!(count(&mut c), 1);
     }
@@ -234,12 +234,12 @@ mod tests {
     #[test]
     fn a_key_queued_twice_is_one_job_whose_new_revision_survives_the_old_run() {
         let mut c = db();
-        enqueue(&mut c, "search", "chat-message:1", None, 0, 100, 100).unwrap();
-        enqueue(&mut c, "mail", "chat-message:1", None, 0, 100, 100).unwrap();
+        enqueue(&mut c, "search", "doc:1", None, 0, 100, 100).unwrap();
+        enqueue(&mut c, "mail", "doc:1", None, 0, 100, 100).unwrap();
         let read = due(&mut c, "search", 100, 10).unwrap();
         assert_eq!(read.len(), 1);
         // Changed again while the handler ran: one job, a new revision, due at the earlier time.
-        enqueue(&mut c, "search", "chat-message:1", Some("{}"), 0, 150, 150).unwrap();
+        enqueue(&mut c, "search", "doc:1", Some("{}"), 0, 150, 150).unwrap();
         assert_eq!(count(&mut c), 2);
         let again = due(&mut c, "search", 100, 10).unwrap();
         assert_eq!(

@@ -124,7 +124,7 @@ impl Shell {
 
 impl Shell {
     /// What every member finds in the navigation besides the start page (the apps' labels,
-    /// e.g. `["Chat"]`): the words pages use to say what the workspace offers, so they name
+    /// e.g. one label per app): the words pages use to say what the workspace offers, so they name
     /// only what exists.
     pub fn offers(&self) -> Vec<String> {
         self.nav
@@ -252,12 +252,9 @@ mod tests {
         assert!(Shell::default().offers().is_empty());
         let list = |v: &[&str]| german_list(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(list(&[]), "");
-        assert_eq!(list(&["Chat"]), "Chat");
-        assert_eq!(list(&["Chat", "Aufgaben"]), "Chat und Aufgaben");
-        assert_eq!(
-            list(&["Chat", "Aufgaben", "Dateien"]),
-            "Chat, Aufgaben und Dateien"
-        );
+        assert_eq!(list(&["Alpha"]), "Alpha");
+        assert_eq!(list(&["Alpha", "Beta"]), "Alpha und Beta");
+        assert_eq!(list(&["Alpha", "Beta", "Gamma"]), "Alpha, Beta und Gamma");
     }
 
     #[test]
