@@ -26,6 +26,7 @@ use crate::http::PageLoad;
 use crate::report::{Goal, Report};
 use crate::server::{self, Listen, Resources, ServerProcess, Workdir};
 use crate::stats::{Grouped, Samples};
+use crate::syscalls::{self, FsyncCounter};
 
 const DEFAULT_PRACTICES: usize = 1000;
 /// Goal: resident memory of the server with 1,000 touched practices.
@@ -118,6 +119,9 @@ struct Measured {
     revisit: Loads,
     fsync_before: Probe,
     fsync_after: Probe,
+    /// fsync + fdatasync calls of the server during the touch pass (each practice once cold,
+    /// once warm), `None` without `perf`.
+    server_fsyncs: Option<u64>,
 }
 
 pub async fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
@@ -205,6 +209,13 @@ pub async fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
             );
         }
     }
+    match m.server_fsyncs {
+        Some(n) => println!(
+            "      server fsync + fdatasync calls in the touch pass: {n} ({:.2} per practice, cold + warm load)",
+            n as f64 / slugs.len().max(1) as f64
+        ),
+        None => println!("      server fsync calls in the touch pass: not counted (perf missing)"),
+    }
     m.warm.print("warm, right after");
     m.revisit.print("warm, registry cache expired");
     println!("  shutdown after SIGTERM: {:.2} s", shutdown.as_secs_f64());
@@ -259,6 +270,10 @@ pub async fn run(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
         "heap_probe": m.heap,
         "fsync_probe_before_cold": m.fsync_before.fsync,
         "fsync_probe_after_cold": m.fsync_after.fsync,
+        "server_fsyncs_touch_pass": m.server_fsyncs,
+        "server_fsyncs_per_practice_cold_and_warm": m
+            .server_fsyncs
+            .map(|n| n as f64 / slugs.len().max(1) as f64),
         "server_gauges_after_touch": m.gauges,
         "cold": m.cold.json(),
         "cold_page_load_mean_ms_per_tenth": m.cold.total.trend(10),
@@ -311,6 +326,8 @@ async fn measure(
     let (mut cold, mut warm) = (Loads::default(), Loads::default());
     let mut chain = String::new();
     let fsync_before = cond.before("the touch pass");
+    let counter = FsyncCounter::attach(server.pid());
+    tokio::time::sleep(syscalls::ATTACH).await;
     for (i, slug) in slugs.iter().enumerate() {
         let first = touch(server, slug).await?;
         if i == 0 {
@@ -322,6 +339,7 @@ async fn measure(
             println!("  {} touched", i + 1);
         }
     }
+    let server_fsyncs = counter.and_then(FsyncCounter::stop);
     let touched = server.resources()?;
     let fsync_after = cond.after("the touch pass", &fsync_before);
     let gauges = server.gauges().await?;
@@ -362,6 +380,7 @@ async fn measure(
         revisit: again,
         fsync_before,
         fsync_after,
+        server_fsyncs,
     })
 }
 
