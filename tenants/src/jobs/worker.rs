@@ -476,8 +476,6 @@ async fn round(
     let policy = handler.policy();
     let kind = handler.kind();
     if poked && !policy.gather.is_zero() {
-        // Pokes of this unit during the pause need no wake: the round reads after it.
-        let _pause = ctx.signal.gathering(slug, db.name, kind);
         tokio::time::sleep(policy.gather).await;
     }
     let _kind_permit = match ctx.kind_limits.get(kind) {
