@@ -110,14 +110,14 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
     }
 }
 
-/// Serves; `demo`: the demo mode, with the roster tool's port.
-fn serve(config: Config, demo: Option<u16>) -> Result<(), Failure> {
+/// Serves; `roster_port`: the demo mode, with the roster tool's port.
+fn serve(config: Config, roster_port: Option<u16>) -> Result<(), Failure> {
     runtime()?.block_on(async move {
         let clock: kollegium_tenants::SharedClock = Arc::new(SystemClock);
         // The roster tool's port is taken before the server starts, so a busy port is
         // known (and reported) before anything is served.
-        let roster_listener = demo.map(demo::bind_roster).transpose()?;
-        if demo.is_some() {
+        let roster_listener = roster_port.map(demo::bind_roster).transpose()?;
+        if roster_port.is_some() {
             let store = open_store(&config, clock.clone())?;
             let port = config.listen_addr().map_err(anyhow::Error::from)?.port();
             if demo::ensure_demo(
