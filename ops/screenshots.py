@@ -64,6 +64,12 @@ class WebDriver:
                 "deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0}}
         caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}}
         self.session = self.call("POST", "/session", caps)["sessionId"]
+        if kind == "window":
+            # The window includes the browser's frame: size it so the page sees width x height.
+            inner_w, inner_h = self.js("return [window.innerWidth, window.innerHeight];")
+            rect = self.cmd("GET", "/window/rect")
+            self.cmd("POST", "/window/rect", {"width": rect["width"] + width - inner_w,
+                                              "height": rect["height"] + height - inner_h})
 
     def cmd(self, method, path, body=None):
         return self.call(method, f"/session/{self.session}{path}", body)
