@@ -211,10 +211,13 @@ async fn the_demo_roster_tool_signs_members_in_through_the_practice() {
     let owner = client();
     app.sign_in(&owner, DEMO, "inhaber", PW).await;
     let home = page(&app, &owner, DEMO, "/").await;
-    assert!(home.contains(&format!("href=\"{tool}/\"")), "{home}");
+    let tile = app.url(DEMO, "/id/launch/dienstplan-demo");
+    assert!(home.contains(&format!("href=\"{tile}\"")), "{home}");
+    let r = owner.get(&tile).send().await.unwrap();
+    assert_eq!(location(&r), format!("{tool}/"), "the tile leads to the tool");
     // One click: the tool sends the browser to the practice IdP, which asks once whether
     // the tool may learn who the member is; no password (the practice session counts).
-    let (status, at, html) = browse(&owner, &format!("{tool}/")).await;
+    let (status, at, html) = browse(&owner, &tile).await;
     assert_eq!(status, 200);
     assert!(at.contains("/id/authorize"), "{at}");
     let (status, html) = consent(&owner, &at, &html, "allow").await;
