@@ -182,7 +182,12 @@ async fn demo_practice(app: &TestApp) -> String {
     let room = list
         .split("<a href=\"/chat/")
         .skip(1)
-        .find(|item| item.split("</a>").next().unwrap_or("").contains("Allgemein"))
+        .find(|item| {
+            item.split("</a>")
+                .next()
+                .unwrap_or("")
+                .contains("Allgemein")
+        })
         .and_then(|item| item.split('"').next())
         .expect("Allgemein listed")
         .to_owned();
@@ -239,7 +244,10 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         ("admin: new user", "/id/admin/users/new".into()),
         ("admin: a user", user),
         ("admin: clients", "/id/admin/clients".into()),
-        ("admin: a client", "/id/admin/clients/dienstplan-demo".into()),
+        (
+            "admin: a client",
+            "/id/admin/clients/dienstplan-demo".into(),
+        ),
         ("admin: devices and settings", "/id/admin/devices".into()),
         ("admin: security log", "/id/admin/events".into()),
         ("error page, signed in", "/chat/999999".into()),

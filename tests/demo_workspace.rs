@@ -188,7 +188,10 @@ async fn log_in_at(c: &reqwest::Client, at: &str, html: &str, user: &str) -> (St
 
 /// Sends the IdP's consent form with `decision`; follows where it leads.
 async fn consent(c: &reqwest::Client, at: &str, html: &str, decision: &str) -> (u16, String) {
-    assert!(html.contains("Dienstplan (Demo) möchte Sie anmelden"), "{html}");
+    assert!(
+        html.contains("Dienstplan (Demo) möchte Sie anmelden"),
+        "{html}"
+    );
     let mut form = consent_fields(html);
     form.push(("decision".into(), decision.into()));
     let url = reqwest::Url::parse(at)
@@ -214,7 +217,11 @@ async fn the_demo_roster_tool_signs_members_in_through_the_practice() {
     let tile = app.url(DEMO, "/id/launch/dienstplan-demo");
     assert!(home.contains(&format!("href=\"{tile}\"")), "{home}");
     let r = owner.get(&tile).send().await.unwrap();
-    assert_eq!(location(&r), format!("{tool}/"), "the tile leads to the tool");
+    assert_eq!(
+        location(&r),
+        format!("{tool}/"),
+        "the tile leads to the tool"
+    );
     // One click: the tool sends the browser to the practice IdP, which asks once whether
     // the tool may learn who the member is; no password (the practice session counts).
     let (status, at, html) = browse(&owner, &tile).await;
@@ -226,7 +233,12 @@ async fn the_demo_roster_tool_signs_members_in_through_the_practice() {
         html.contains("Dienstplan (Demo) — angemeldet als Dr. Ines Inhaber"),
         "{html}"
     );
-    for claim in ["Praxisleitung", "Allgemeinmedizin", "KV Nordrhein", "Praxis Dr. Demo"] {
+    for claim in [
+        "Praxisleitung",
+        "Allgemeinmedizin",
+        "KV Nordrhein",
+        "Praxis Dr. Demo",
+    ] {
         assert!(html.contains(claim), "{claim}: {html}");
     }
 
@@ -240,18 +252,27 @@ async fn the_demo_roster_tool_signs_members_in_through_the_practice() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let (_, _, html) = browse(&owner, &format!("{tool}/")).await;
-    assert!(html.contains("angemeldet als Dr. Ines Inhaber"), "still signed in");
+    assert!(
+        html.contains("angemeldet als Dr. Ines Inhaber"),
+        "still signed in"
+    );
     let r = owner
         .post(format!("{tool}/logout"))
         .form(&[("csrf_token", token.as_str())])
         .send()
         .await
         .unwrap();
-    assert_eq!((r.status().as_u16(), location(&r)), (303, "/abgemeldet".into()));
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/abgemeldet".into())
+    );
     let r = owner.get(format!("{tool}/")).send().await.unwrap();
     assert_eq!((r.status().as_u16(), location(&r)), (303, "/login".into()));
     let (_, _, html) = browse(&owner, &format!("{tool}/abgemeldet")).await;
-    assert!(html.contains("Sie sind vom Dienstplan abgemeldet"), "{html}");
+    assert!(
+        html.contains("Sie sind vom Dienstplan abgemeldet"),
+        "{html}"
+    );
     // Signing in again asks nothing: consent is remembered, the practice session holds.
     let (status, _, html) = browse(&owner, &format!("{tool}/login")).await;
     assert_eq!(status, 200);
@@ -265,7 +286,10 @@ async fn the_demo_roster_tool_signs_members_in_through_the_practice() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("angemeldet als Mia Fachmann"), "{html}");
     assert!(html.contains("<dt>Rolle</dt><dd>MFA</dd>"), "{html}");
-    assert!(!html.contains("Dr. Ines Inhaber"), "another member's session");
+    assert!(
+        !html.contains("Dr. Ines Inhaber"),
+        "another member's session"
+    );
     roster.stop().await;
 }
 

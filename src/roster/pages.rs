@@ -152,11 +152,7 @@ impl RosterError {
                 "Die Anmeldung über die Praxis ist gerade nicht möglich. Bitte versuchen Sie es gleich noch einmal.",
                 true,
             ),
-            Self::Render(_) => (
-                "Fehler",
-                "Die Seite konnte nicht angezeigt werden.",
-                false,
-            ),
+            Self::Render(_) => ("Fehler", "Die Seite konnte nicht angezeigt werden.", false),
         }
     }
 }

@@ -66,8 +66,7 @@ impl Sessions {
         let mut map = self.lock();
         map.retain(|_, e| e.live());
         while map.len() >= MAX_SESSIONS {
-            let Some(oldest) = map.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone())
-            else {
+            let Some(oldest) = map.iter().min_by_key(|(_, e)| e.at).map(|(k, _)| k.clone()) else {
                 break;
             };
             map.remove(&oldest);
@@ -93,9 +92,9 @@ impl Sessions {
     /// sign-in answer counts once). A session that is not pending is left alone.
     pub fn take_pending(&self, id: &str, state: &str) -> Option<Pending> {
         let mut map = self.lock();
-        let matches = map.get(id).is_some_and(|e| {
-            e.live() && matches!(&e.stage, Stage::Pending(p) if p.state == state)
-        });
+        let matches = map
+            .get(id)
+            .is_some_and(|e| e.live() && matches!(&e.stage, Stage::Pending(p) if p.state == state));
         if !matches {
             return None;
         }
