@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::RosterSettings;
 use super::oidc::{Person, RelyingParty};
-use super::sessions::{Ended, Sessions};
+use super::sessions::{Sessions, SignOut};
 
 /// The session cookie (host-only, HttpOnly, SameSite=Lax).
 pub const COOKIE: &str = "dienstplan_demo";
@@ -314,17 +314,17 @@ async fn callback(req: HttpRequest, state: web::Data<State>) -> Answer {
 }
 
 #[derive(Debug, Deserialize)]
-struct SignOut {
+struct SignOutForm {
     #[serde(default)]
     csrf_token: String,
 }
 
 /// Ends the tool's session (the practice session stays).
-async fn logout(req: HttpRequest, state: web::Data<State>, form: web::Form<SignOut>) -> Answer {
+async fn logout(req: HttpRequest, state: web::Data<State>, form: web::Form<SignOutForm>) -> Answer {
     let id = session(&req).unwrap_or_default();
     match state.sessions.end(&id, &form.csrf_token) {
-        Ended::WrongToken => Err(RosterError::Forbidden),
-        Ended::Ended | Ended::NoSession => {
+        SignOut::WrongToken => Err(RosterError::Forbidden),
+        SignOut::Done | SignOut::NoSession => {
             let mut gone = session_cookie("");
             gone.make_removal();
             Ok(HttpResponse::SeeOther()

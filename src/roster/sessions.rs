@@ -39,8 +39,8 @@ impl Entry {
 
 /// The outcome of a sign-out request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Ended {
-    Ended,
+pub enum SignOut {
+    Done,
     NoSession,
     WrongToken,
 }
@@ -125,17 +125,17 @@ impl Sessions {
     }
 
     /// Ends signed-in session `id` if `token` is its form token.
-    pub fn end(&self, id: &str, token: &str) -> Ended {
+    pub fn end(&self, id: &str, token: &str) -> SignOut {
         let mut map = self.lock();
         match map.get(id) {
             Some(e) if matches!(e.stage, Stage::Signed(_)) && e.live() => {
                 if e.csrf.as_bytes() != token.as_bytes() {
-                    return Ended::WrongToken;
+                    return SignOut::WrongToken;
                 }
                 map.remove(id);
-                Ended::Ended
+                SignOut::Done
             }
-            _ => Ended::NoSession,
+            _ => SignOut::NoSession,
         }
     }
 }
@@ -172,11 +172,11 @@ mod tests {
         let id = s.sign_in(person());
         let (p, token) = s.person(&id).unwrap();
         assert_eq!(p.name, "Dr. Ines Inhaber");
-        assert_eq!(s.end(&id, "wrong"), Ended::WrongToken);
+        assert_eq!(s.end(&id, "wrong"), SignOut::WrongToken);
         assert!(s.person(&id).is_some(), "still signed in");
-        assert_eq!(s.end(&id, &token), Ended::Ended);
+        assert_eq!(s.end(&id, &token), SignOut::Done);
         assert!(s.person(&id).is_none());
-        assert_eq!(s.end(&id, &token), Ended::NoSession);
+        assert_eq!(s.end(&id, &token), SignOut::NoSession);
     }
 
     #[test]
