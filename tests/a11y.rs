@@ -165,17 +165,10 @@ async fn sign_in(b: &Client, app: &TestApp, user: &str) {
         .unwrap();
 }
 
-/// The demo practice with something on every page: a mention of the owner and a reaction.
-async fn demo_practice(app: &TestApp) -> String {
-    let (argon2, store, web) = (
-        app.config.idp.argon2,
-        app.server().store.clone(),
-        app.server().context.settings.clone(),
-    );
-    tokio::task::spawn_blocking(move || kollegium::demo::ensure_demo(argon2, &store, &web))
-        .await
-        .unwrap()
-        .unwrap();
+/// The demo practice (with its roster tool) and something on every page: a mention of the
+/// owner and a reaction. Returns the room "Allgemein" and the tool.
+async fn demo_practice(app: &TestApp) -> (String, kollegium::roster::RunningRoster) {
+    let roster = crate::demo_workspace::demo_with_roster(app).await;
     let mfa = client();
     app.sign_in(&mfa, DEMO, "mfa", PW).await;
     let list = crate::chat_notify::page(app, &mfa, DEMO, "/chat").await;
@@ -205,13 +198,13 @@ async fn demo_practice(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(r.status(), 303, "reacting");
-    room
+    (room, roster)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_kind_passes_axe_core_without_serious_violations() {
     let app = TestApp::spawn().await;
-    let room = demo_practice(&app).await;
+    let (room, roster) = demo_practice(&app).await;
     let d = driver().await;
     let b = browser_on(&d, "a11y", Screen::Window(1366, 900)).await;
     let mut found = Vec::new();
@@ -257,6 +250,38 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         found.extend(audit(&b, what).await);
     }
 
+    // The roster tool's sign-in in a real browser (whose CSP must let the consent form's
+    // answer go to the tool): the tile, the consent page, the tool's page.
+    open(&b, &app.url(DEMO, "/id/launch/dienstplan-demo")).await;
+    found.extend(audit(&b, "consent page").await);
+    b.find(Locator::Css("button[name=decision][value=allow]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("table"))
+        .await
+        .expect("the consent leads to the roster tool");
+    let text = b
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "Dienstplan (Demo) — angemeldet als Dr. Ines Inhaber");
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&roster.origin())
+    );
+    found.extend(audit(&b, "roster tool").await);
+
     // The dark colour scheme: the pages with every kind of control and badge.
     color_scheme(&b, "dark").await;
     pages.retain(|(what, _)| {
@@ -278,6 +303,7 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         found.extend(audit(&b, &format!("{what} (dark)")).await);
     }
     b.close().await.unwrap();
+    roster.stop().await;
     assert!(
         found.is_empty(),
         "axe-core found {} serious or critical violations:\n\n{}\n",

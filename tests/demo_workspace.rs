@@ -133,7 +133,7 @@ const PW: &str = kollegium_idp::demo::DEMO_PASSWORD;
 
 /// The demo practice and its roster tool on a free loopback port, started as `kollegium
 /// demo` starts them (the demo's fixed port 9000 cannot serve parallel tests).
-async fn demo_with_roster(app: &TestApp) -> RunningRoster {
+pub async fn demo_with_roster(app: &TestApp) -> RunningRoster {
     seed_demo(app).await;
     let (listener, warning) = kollegium::demo::bind_roster(0).unwrap();
     assert!(warning.is_none());

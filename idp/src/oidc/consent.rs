@@ -172,6 +172,14 @@ pub fn page(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static("no-store"),
     );
+    // The decision is answered with a redirect to the tool (its registered address):
+    // without it in `form-action`, browsers refuse to follow.
+    if let Some(csp) = kollegium_tenants::web::headers::csp_with_form_target(&req.redirect_uri)
+        .and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok())
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
     Ok(res)
 }
 
