@@ -139,6 +139,16 @@ async fn link(b: &Client, css: &str, text: &str) -> String {
 /// Signs in through the IdP's login form, the way a person does, ending on the start page.
 async fn sign_in(b: &Client, app: &TestApp, user: &str) {
     b.goto(&app.url(DEMO, "/")).await.unwrap();
+    log_in(b, user).await;
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("header.topbar .usermenu"))
+        .await
+        .unwrap();
+}
+
+/// Answers the IdP's login form the browser shows (or is about to show) as `user`.
+async fn log_in(b: &Client, user: &str) {
     let login = b
         .wait()
         .at_most(Duration::from_secs(10))
@@ -156,11 +166,6 @@ async fn sign_in(b: &Client, app: &TestApp, user: &str) {
         .await
         .unwrap()
         .click()
-        .await
-        .unwrap();
-    b.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("header.topbar .usermenu"))
         .await
         .unwrap();
 }
@@ -281,6 +286,26 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
             .starts_with(&roster.origin())
     );
     found.extend(audit(&b, "roster tool").await);
+    // Later, without a practice session: the IdP's login form ends at the tool (consent is
+    // remembered), which the login page's policy must allow as well.
+    let later = browser_on(&d, "later", Screen::Window(1366, 900)).await;
+    later.goto(&format!("{}/", roster.origin())).await.unwrap();
+    log_in(&later, "inhaber").await;
+    later
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("table"))
+        .await
+        .expect("the login form leads back to the roster tool");
+    let text = later
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "Dienstplan (Demo) — angemeldet als Dr. Ines Inhaber");
+    later.close().await.unwrap();
 
     // The dark colour scheme: the pages with every kind of control and badge.
     color_scheme(&b, "dark").await;

@@ -183,6 +183,27 @@ pub fn page(
     Ok(res)
 }
 
+/// The page policy for a sign-in step whose form continues at `next`: when `next` is an
+/// authorization request of an enabled client with one of its registered redirect URIs,
+/// [`CSP`](kollegium_tenants::web::headers::CSP) with that address's origin in
+/// `form-action` (the form's answer may end in a redirect to the tool, which browsers
+/// otherwise refuse to follow); else `None` (the default policy).
+pub fn form_target_csp(conn: &mut SqliteConnection, next: &str) -> QueryResult<Option<String>> {
+    let Some(query) = next.strip_prefix("/id/authorize?") else {
+        return Ok(None);
+    };
+    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(query) else {
+        return Ok(None);
+    };
+    let value = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (Some(client_id), Some(redirect)) = (value("client_id"), value("redirect_uri")) else {
+        return Ok(None);
+    };
+    Ok(super::clients::enabled(conn, client_id)?
+        .filter(|c| c.has_redirect_uri(redirect))
+        .and_then(|_| kollegium_tenants::web::headers::csp_with_form_target(redirect)))
+}
+
 /// What a consent decision comes to.
 enum Decided {
     Code(String),
