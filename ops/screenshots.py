@@ -116,7 +116,7 @@ def start_demo(binary, data_dir):
     proc = subprocess.Popen([binary, "--data-dir", data_dir, "demo"], env=env,
                             stdout=subprocess.PIPE, text=True)
     urls = {}
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while time.time() < deadline:
         line = proc.stdout.readline()
         if not line:
