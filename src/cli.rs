@@ -21,8 +21,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the main and the operator listener
     Serve,
-    /// Create the demo practice if missing, print URLs and logins, serve
-    Demo,
+    /// Create the demo practice if missing, print URLs and logins, serve (with the sample
+    /// tool "Dienstplan (Demo)" on loopback)
+    Demo {
+        /// Port of the sample tool "Dienstplan (Demo)" on loopback (a free one if taken)
+        #[arg(
+            long,
+            value_name = "PORT",
+            env = "KOLLEGIUM_DEMO_ROSTER_PORT",
+            default_value_t = crate::demo::ROSTER_PORT
+        )]
+        roster_port: u16,
+    },
     /// Create and manage practices
     #[command(subcommand)]
     Practice(PracticeCommand),

@@ -223,7 +223,7 @@ pub struct Loaded {
 }
 
 /// Environment variables that are not configuration keys.
-const ENV_IGNORED: &[&str] = &["config", "bench_keep"];
+const ENV_IGNORED: &[&str] = &["config", "bench_keep", "demo_roster_port"];
 
 impl Config {
     /// Loads defaults, the TOML file (if given or `./kollegium.toml` exists), the

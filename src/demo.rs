@@ -1,6 +1,12 @@
-//! `kollegium demo`: the demo practice with fixed sample data, on loopback only.
+//! `kollegium demo`: the demo practice with fixed sample data, on loopback only, and its
+//! sample third-party tool "Dienstplan (Demo)" (`crate::roster`).
 
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Arc;
+
+use anyhow::Context;
 use diesel::SqliteConnection;
+use kollegium_idp::oidc::clients::{self, NewClient, RedirectUri};
 use kollegium_tenants::provision::{
     BoxError, CreatePractice, NewPractice, ProvisionHook, ProvisionReport,
 };
@@ -11,6 +17,10 @@ use crate::config::Config;
 pub const DEMO_SLUG: &str = "praxis-demo";
 pub const DEMO_NAME: &str = "Praxis Dr. Demo";
 pub const DEMO_OWNER: &str = "inhaber@praxis-demo.example";
+/// The demo roster tool's client id at the demo practice's IdP (`kollegium_idp::demo`).
+pub const ROSTER_CLIENT_ID: &str = "dienstplan-demo";
+/// The demo roster tool's default port (`kollegium demo --roster-port`).
+pub const ROSTER_PORT: u16 = 9000;
 
 /// Demo mode serves fixed, published passwords: it must never be reachable from outside.
 pub fn check_loopback(config: &Config) -> Result<(), String> {
@@ -184,10 +194,111 @@ fn seed_workspace(
     Ok(())
 }
 
+/// Binds the demo roster tool's listener on loopback, on `port` or, if that port is taken
+/// (another demo, another program), on a free one: the demo client's addresses follow the
+/// port the tool got. Returns the listener and a warning when it fell back.
+pub fn bind_roster(port: u16) -> anyhow::Result<(TcpListener, Option<String>)> {
+    match TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+        Ok(l) => Ok((l, None)),
+        Err(e) if port != 0 => {
+            let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .context("cannot listen for the demo roster tool on loopback")?;
+            let got = l.local_addr()?.port();
+            Ok((
+                l,
+                Some(format!(
+                    "the demo roster tool cannot listen on port {port} ({e}); it uses port {got} \
+                     (choose one with --roster-port)"
+                )),
+            ))
+        }
+        Err(e) => Err(e).context("cannot listen for the demo roster tool on loopback"),
+    }
+}
+
+/// Points the demo client at the roster tool's origin (redirect URI `<origin>/callback`,
+/// start-page tile `<origin>/`) and gives it a new secret, which only the running tool
+/// keeps (a client secret is stored hashed and shown once, as for any tool). Other
+/// settings an admin changed (name, scopes, signing algorithm) stay. `None`: the demo
+/// practice has no such client (any more).
+pub fn register_roster(store: &TenantStore, origin: &str) -> anyhow::Result<Option<String>> {
+    let slug = Slug::parse(DEMO_SLUG)?;
+    let Some(tenant) = store.tenant(&slug)? else {
+        return Ok(None);
+    };
+    let now = store.clock().now();
+    let mut conn = tenant.conn(&kollegium_idp::IDP_DB)?;
+    let Some(client) = clients::by_id(&mut conn, ROSTER_CLIENT_ID)? else {
+        return Ok(None);
+    };
+    let redirect = format!("{origin}/callback");
+    let mut input = NewClient::parse(&client.name, &[redirect], true)?;
+    input.post_logout_uris = parse_all(&client.post_logout_uris())?;
+    input.backchannel_logout_uri = client
+        .backchannel_logout_uri
+        .as_deref()
+        .map(RedirectUri::parse)
+        .transpose()?;
+    input.initiate_login_uri = client
+        .initiate_login_uri
+        .as_deref()
+        .map(RedirectUri::parse)
+        .transpose()?;
+    input.launch_url = Some(RedirectUri::parse(&format!("{origin}/"))?);
+    input.allowed_scopes = Some(client.allowed_scopes());
+    input.signing_alg = client.signing_alg();
+    clients::update(&mut conn, ROSTER_CLIENT_ID, &input, now)??;
+    Ok(clients::rotate_secret(&mut conn, ROSTER_CLIENT_ID, now)?)
+}
+
+fn parse_all(uris: &[String]) -> Result<Vec<RedirectUri>, clients::ClientError> {
+    uris.iter().map(|u| RedirectUri::parse(u)).collect()
+}
+
+/// Starts the demo roster tool on `listener` as a relying party of the demo practice
+/// (registered for the listener's port first). `http` resolves the practice's host name
+/// to this node (`kollegium_tenants::http::node_client`). `None`: the demo practice has no
+/// roster client, so there is nothing to sign in to.
+pub async fn start_roster(
+    store: Arc<TenantStore>,
+    web: &kollegium_tenants::web::WebSettings,
+    http: reqwest::Client,
+    listener: TcpListener,
+) -> anyhow::Result<Option<crate::roster::RunningRoster>> {
+    let origin = crate::roster::origin(listener.local_addr()?.port());
+    let at = origin.clone();
+    let registered = tokio::task::spawn_blocking(move || register_roster(&store, &at)).await??;
+    let Some(secret) = registered else {
+        tracing::warn!(
+            "the demo practice has no client {ROSTER_CLIENT_ID:?}: the roster tool is not started"
+        );
+        return Ok(None);
+    };
+    let practice = web.practice_origin(DEMO_SLUG);
+    let roster = crate::roster::serve(
+        listener,
+        crate::roster::RosterSettings {
+            issuer: format!("{practice}/id"),
+            client_id: ROSTER_CLIENT_ID.to_owned(),
+            client_secret: secret,
+            practice_url: format!("{practice}/"),
+            http,
+        },
+    )?;
+    Ok(Some(roster))
+}
+
 /// What `demo` prints once the server listens.
-pub fn banner(practice_origin: &str, operator: std::net::SocketAddr) -> String {
+pub fn banner(
+    practice_origin: &str,
+    operator: std::net::SocketAddr,
+    roster: Option<&str>,
+) -> String {
+    let roster = roster.map_or_else(String::new, |r| {
+        format!("  Dienstplan:     {r}/  (sample tool: signs in through the practice)\n")
+    });
     format!(
-        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisleitung, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
+        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n{roster}  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisleitung, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
         pw = kollegium_idp::demo::DEMO_PASSWORD
     )
 }

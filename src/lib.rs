@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod practices;
+pub mod roster;
 pub mod server;
 
 pub use config::Config;

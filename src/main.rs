@@ -97,23 +97,27 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
             print!("{}", config.redacted_toml());
             Ok(())
         }
-        Command::Serve => serve(config, false),
-        Command::Demo => {
+        Command::Serve => serve(config, None),
+        Command::Demo { roster_port } => {
             demo::check_loopback(&config).map_err(Failure::Usage)?;
             // Demo tools run on this machine: their back-channel addresses are loopback.
             let mut config = config;
             config.idp.allow_private_endpoints = true;
-            serve(config, true)
+            serve(config, Some(roster_port))
         }
         Command::Practice(cmd) => practice(cmd, &config),
         Command::Client(cmd) => client(cmd, &config),
     }
 }
 
-fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
+/// Serves; `roster_port`: the demo mode, with the roster tool's port.
+fn serve(config: Config, roster_port: Option<u16>) -> Result<(), Failure> {
     runtime()?.block_on(async move {
         let clock: kollegium_tenants::SharedClock = Arc::new(SystemClock);
-        if demo_mode {
+        // The roster tool's port is taken before the server starts, so a busy port is
+        // known (and reported) before anything is served.
+        let roster_listener = roster_port.map(demo::bind_roster).transpose()?;
+        if roster_port.is_some() {
             let store = open_store(&config, clock.clone())?;
             let port = config.listen_addr().map_err(anyhow::Error::from)?.port();
             if demo::ensure_demo(
@@ -139,9 +143,27 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
             },
         )
         .await?;
-        if demo_mode {
+        let mut roster = None;
+        if let Some((listener, warning)) = roster_listener {
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+                eprintln!("warning: {w}");
+            }
+            let http = kollegium_tenants::http::node_client(&config.base_domain, server.addr.ip())
+                .map_err(anyhow::Error::from)?;
+            roster = demo::start_roster(
+                server.store.clone(),
+                &server.context.settings,
+                http,
+                listener,
+            )
+            .await?;
             let origin = server.context.settings.practice_origin(demo::DEMO_SLUG);
-            println!("{}", demo::banner(&origin, server.operator_addr));
+            let tool = roster.as_ref().map(|r| r.origin());
+            println!(
+                "{}",
+                demo::banner(&origin, server.operator_addr, tool.as_deref())
+            );
         } else {
             println!(
                 "Kollegium listening on {} (operator: {})",
@@ -151,6 +173,9 @@ fn serve(config: Config, demo_mode: bool) -> Result<(), Failure> {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight requests"),
             _ = int.recv() => tracing::info!("SIGINT: finishing in-flight requests"),
+        }
+        if let Some(r) = roster {
+            r.stop().await;
         }
         server.stop().await?;
         Ok(())

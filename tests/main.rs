@@ -7,6 +7,7 @@ mod apps;
 mod harness;
 mod smtp;
 
+mod a11y;
 mod at_rest;
 mod bench_paths;
 mod browser;

@@ -172,7 +172,36 @@ pub fn page(
         actix_web::http::header::CACHE_CONTROL,
         actix_web::http::header::HeaderValue::from_static("no-store"),
     );
+    // The decision is answered with a redirect to the tool (its registered address):
+    // without it in `form-action`, browsers refuse to follow.
+    if let Some(csp) = kollegium_tenants::web::headers::csp_with_form_target(&req.redirect_uri)
+        .and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok())
+    {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, csp);
+    }
     Ok(res)
+}
+
+/// The page policy for a sign-in step whose form continues at `next`: when `next` is an
+/// authorization request of an enabled client with one of its registered redirect URIs,
+/// [`CSP`](kollegium_tenants::web::headers::CSP) with that address's origin in
+/// `form-action` (the form's answer may end in a redirect to the tool, which browsers
+/// otherwise refuse to follow); else `None` (the default policy).
+pub fn form_target_csp(conn: &mut SqliteConnection, next: &str) -> QueryResult<Option<String>> {
+    let Some(query) = next.strip_prefix("/id/authorize?") else {
+        return Ok(None);
+    };
+    let Ok(pairs) = serde_urlencoded::from_str::<Vec<(String, String)>>(query) else {
+        return Ok(None);
+    };
+    let value = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let (Some(client_id), Some(redirect)) = (value("client_id"), value("redirect_uri")) else {
+        return Ok(None);
+    };
+    Ok(super::clients::enabled(conn, client_id)?
+        .filter(|c| c.has_redirect_uri(redirect))
+        .and_then(|_| kollegium_tenants::web::headers::csp_with_form_target(redirect)))
 }
 
 /// What a consent decision comes to.

@@ -99,7 +99,19 @@ async fn form(
         _ => None,
     };
     let login = q.login_hint.as_deref().and_then(hint).unwrap_or_default();
-    page(&login_page(&tenant, &csrf, next, login, None, notice))
+    // A sign-in for a tool may end in a redirect to it: its address in `form-action`.
+    let (t, n) = (tenant.clone(), next.clone());
+    let csp = kollegium_tenants::web::block(move || -> IdpResult<Option<String>> {
+        let mut conn = t.conn(&IDP_DB)?;
+        Ok(crate::oidc::consent::form_target_csp(&mut conn, &n)?)
+    })
+    .await??;
+    let mut res = page(&login_page(&tenant, &csrf, next, login, None, notice))?;
+    if let Some(v) = csp.and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok()) {
+        res.headers_mut()
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    }
+    Ok(res)
 }
 
 /// Where a login in `stage` continues.

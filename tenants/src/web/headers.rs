@@ -18,6 +18,24 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
 form-action 'self'";
 
+/// [`CSP`] with form submissions also allowed to end at `origin`: browsers apply
+/// `form-action` to the redirects that follow a form submission, so a form whose answer
+/// redirects to another origin (the IdP's consent form, answered with a redirect to the
+/// relying party) needs that origin. `None` unless `uri` starts with a plain
+/// `http(s)://host[:port]` origin (nothing that could change the policy's meaning).
+pub fn csp_with_form_target(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    if scheme != "https" && scheme != "http" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+    if host.is_empty() || !host.chars().all(plain) {
+        return None;
+    }
+    Some(format!("{CSP} {scheme}://{host}"))
+}
+
 const PERMISSIONS: &str = "accelerometer=(), camera=(), geolocation=(), gyroscope=(), \
 magnetometer=(), microphone=(), payment=(), usb=(), interest-cohort=()";
 
@@ -158,4 +176,30 @@ pub async fn plumbing(
         "handled"
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_target_is_a_plain_origin_or_nothing() {
+        assert_eq!(
+            csp_with_form_target("http://localhost:9000/callback?x=1").as_deref(),
+            Some(format!("{CSP} http://localhost:9000").as_str())
+        );
+        assert_eq!(
+            csp_with_form_target("https://tool.example/cb").as_deref(),
+            Some(format!("{CSP} https://tool.example").as_str())
+        );
+        for bad in [
+            "https://tool.example; script-src *",
+            "https://tool example/cb",
+            "javascript:alert(1)",
+            "https:///cb",
+            "ftp://tool.example/",
+        ] {
+            assert_eq!(csp_with_form_target(bad), None, "{bad}");
+        }
+    }
 }
