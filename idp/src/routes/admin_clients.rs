@@ -17,6 +17,11 @@ use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
 use crate::views::{layout, page_status, see_other};
 
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
+
+const CLIENTS: &str = "/id/admin/clients";
+
 #[derive(Template)]
 #[template(path = "pages/idp/admin_clients.html")]
 struct ClientsPage {
@@ -26,6 +31,7 @@ struct ClientsPage {
     /// (client id, secret) right after creation or rotation: shown once.
     secret: Option<(String, String)>,
     form_name: String,
+    notice: Option<&'static str>,
 }
 
 async fn render(
@@ -49,12 +55,69 @@ async fn render(
             error,
             secret,
             form_name,
+            notice: None,
         },
     )
 }
 
-async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
-    render(&a, &csrf, StatusCode::OK, None, None, String::new()).await
+async fn list(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    q: web::Query<DoneQuery>,
+) -> IdpResult<HttpResponse> {
+    let t = a.0.tenant.clone();
+    let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
+        Ok(clients::all(&mut *t.conn(&IDP_DB)?)?)
+    })
+    .await??;
+    crate::views::page(&ClientsPage {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, CLIENTS),
+        clients: list,
+        error: None,
+        secret: None,
+        form_name: String::new(),
+        notice: q.notice(),
+    })
+}
+
+/// "Wirklich …?" before renewing a secret or deactivating a tool
+/// (`GET /id/admin/clients/{id}/{action}`); enabling needs no question.
+async fn confirm(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    path: web::Path<(String, String)>,
+) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let client = editable(&a, id).await?;
+    let (title, question, consequence, button) = match what.as_str() {
+        "rotate" if client.confidential => (
+            "Geheimnis erneuern?",
+            format!("Wollen Sie das Geheimnis von „{}“ wirklich erneuern?", client.name),
+            "Das bisherige Geheimnis gilt sofort nicht mehr: Die Anwendung kann niemanden \
+             anmelden, bis das neue Geheimnis dort eingetragen ist. Es wird nur einmal \
+             angezeigt.",
+            "Ja, Geheimnis erneuern",
+        ),
+        "disable" => (
+            "Anwendung deaktivieren?",
+            format!("Wollen Sie „{}“ wirklich deaktivieren?", client.name),
+            "Niemand aus der Praxis kann sich dann über diese Anwendung anmelden; ihre \
+             Kachel verschwindet von der Startseite. Sie können sie später wieder aktivieren.",
+            "Ja, deaktivieren",
+        ),
+        "enable" => return Ok(see_other(CLIENTS)),
+        _ => return Err(IdpError::NotFound),
+    };
+    Confirm {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, CLIENTS),
+        title: title.into(),
+        question,
+        consequence: consequence.into(),
+        action: format!("{CLIENTS}/{}/{what}", client.client_id),
+        button: button.into(),
+        cancel: CLIENTS.into(),
+    }
+    .response()
 }
 
 fn uris(p: &Pairs, key: &str) -> Vec<String> {
@@ -240,7 +303,7 @@ async fn edit(
     })
     .await??;
     match outcome {
-        Ok(()) => Ok(see_other("/id/admin/clients")),
+        Ok(()) => Ok(see_other(&Done::ClientSaved.at(CLIENTS))),
         Err(e) => refuse(client, e),
     }
 }
@@ -304,6 +367,11 @@ async fn act(
     let (id, what) = path.into_inner();
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let client_id = id.clone();
+    let done = if what == "enable" {
+        Done::ClientEnabled
+    } else {
+        Done::ClientDisabled
+    };
     let secret = kollegium_tenants::web::block(move || -> IdpResult<Option<String>> {
         let mut conn = t.conn(&IDP_DB)?;
         let c = clients::by_id(&mut conn, &client_id)?.ok_or(IdpError::NotFound)?;
@@ -351,7 +419,7 @@ async fn act(
             )
             .await
         }
-        None => Ok(see_other("/id/admin/clients")),
+        None => Ok(see_other(&done.at(CLIENTS))),
     }
 }
 
@@ -360,5 +428,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/id/admin/clients", web::post().to(create))
         .route("/id/admin/clients/{id}", web::get().to(edit_form))
         .route("/id/admin/clients/{id}", web::post().to(edit))
+        .route("/id/admin/clients/{id}/{action}", web::get().to(confirm))
         .route("/id/admin/clients/{id}/{action}", web::post().to(act));
 }
