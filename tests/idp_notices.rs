@@ -65,7 +65,9 @@ async fn the_user_page_says_what_each_action_did() {
         ("email", "anna@praxis-a.example"),
         ("roles", "mfa"),
     ];
-    let r = app.post_form(&admin, "praxis-a", &page, &page, &fields).await;
+    let r = app
+        .post_form(&admin, "praxis-a", &page, &page, &fields)
+        .await;
     assert_eq!(notice(&after(&app, &admin, r).await), "Gespeichert.");
 
     // Codes that are not ours show nothing, and never the address's text.
@@ -82,7 +84,10 @@ async fn the_user_page_says_what_each_action_did() {
             &[("confirm", "anna")],
         )
         .await;
-    assert_eq!(notice(&after(&app, &admin, r).await), "Das Konto wurde gelöscht.");
+    assert_eq!(
+        notice(&after(&app, &admin, r).await),
+        "Das Konto wurde gelöscht."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,9 +154,7 @@ async fn account_devices_and_tools_confirm_their_actions() {
             &[],
         )
         .await;
-    assert!(
-        notice(&after(&app, &admin, r).await).starts_with("Die Anwendung wurde deaktiviert.")
-    );
+    assert!(notice(&after(&app, &admin, r).await).starts_with("Die Anwendung wurde deaktiviert."));
     let r = app
         .post_form(
             &admin,
@@ -185,13 +188,22 @@ async fn deactivating_an_account_and_renewing_a_secret_ask_first() {
     assert!(ask.contains("Konto deaktivieren?"));
     assert!(ask.contains("anna Test"), "names whom: {ask}");
     assert!(ask.contains(&format!("action=\"{page}/disable\"")));
-    assert!(ask.contains(&format!("href=\"{page}\"")), "Abbrechen leads back");
+    assert!(
+        ask.contains(&format!("href=\"{page}\"")),
+        "Abbrechen leads back"
+    );
     // Looking at the question changed nothing.
     let (_, still) = html(&admin, &app, &page).await;
     assert!(!still.contains("<span class=\"chip\">Deaktiviert</span>"));
     // The question's own button does it.
     let r = app
-        .post_form(&admin, "praxis-a", &format!("{page}/disable"), &format!("{page}/disable"), &[])
+        .post_form(
+            &admin,
+            "praxis-a",
+            &format!("{page}/disable"),
+            &format!("{page}/disable"),
+            &[],
+        )
         .await;
     assert!(notice(&after(&app, &admin, r).await).starts_with("Konto deaktiviert."));
     // A refused action says so before asking: one's own account.
@@ -228,9 +240,16 @@ async fn deactivating_an_account_and_renewing_a_secret_ask_first() {
     assert!(ask.contains("Geheimnis erneuern?"), "{ask}");
     assert!(ask.contains("Zeiterfassung"));
     assert!(ask.contains("gilt sofort nicht mehr"));
-    let r = app.post_form(&admin, "praxis-a", &rotate, &rotate, &[]).await;
+    let r = app
+        .post_form(&admin, "praxis-a", &rotate, &rotate, &[])
+        .await;
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("Dieses Geheimnis wird nur jetzt angezeigt"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Dieses Geheimnis wird nur jetzt angezeigt")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,9 +263,18 @@ async fn the_questions_are_for_admins_of_this_practice_only() {
     let disable = format!("/id/admin/users/{}/disable", anna.0);
 
     // Not signed in: to the login page.
-    let r = client().get(app.url("praxis-a", &disable)).send().await.unwrap();
+    let r = client()
+        .get(app.url("praxis-a", &disable))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
-    assert!(r.headers()["location"].to_str().unwrap().starts_with("/id/login"));
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/id/login")
+    );
     // A colleague without admin rights.
     let c = signed_in(&app, "anna").await;
     assert_eq!(html(&c, &app, &disable).await.0, 403);
@@ -257,11 +285,7 @@ async fn the_questions_are_for_admins_of_this_practice_only() {
     assert_eq!(app.login(&b, "praxis-b", "boss", PW).await.status(), 303);
     let r = b.get(app.url("praxis-a", &disable)).send().await.unwrap();
     assert_eq!(r.status(), 303);
-    let r = b
-        .get(app.url("praxis-b", &disable))
-        .send()
-        .await
-        .unwrap();
+    let r = b.get(app.url("praxis-b", &disable)).send().await.unwrap();
     assert_eq!(r.status(), 404, "anna is not an account of praxis-b");
     // Malformed, unknown and oversized.
     let admin = signed_in(&app, "chefin").await;
@@ -275,7 +299,12 @@ async fn the_questions_are_for_admins_of_this_practice_only() {
         "/id/account/sessions/999999/end".to_owned(),
         "/id/account/sessions/x/end".to_owned(),
     ] {
-        assert_eq!(html(&admin, &app, &path).await.0, 404, "{}", &path[..60.min(path.len())]);
+        assert_eq!(
+            html(&admin, &app, &path).await.0,
+            404,
+            "{}",
+            &path[..60.min(path.len())]
+        );
     }
     // The action itself still needs the form's token.
     let r = admin

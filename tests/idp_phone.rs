@@ -62,7 +62,10 @@ async fn on_a_phone_the_admin_sub_navigation_wraps_instead_of_scrolling() {
         assert!(v["links"].as_i64().unwrap() >= 3, "{path}: {v}");
         assert_eq!(v["inside"], true, "{path}: every section in view: {v}");
         assert_eq!(v["scrolls"], false, "{path}: no sideways scrolling: {v}");
-        assert_eq!(v["page"], false, "{path}: nothing wider than the phone: {v}");
+        assert_eq!(
+            v["page"], false,
+            "{path}: nothing wider than the phone: {v}"
+        );
     }
     phone.close().await.unwrap();
 }

@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::apps::chat_api::{Person, close_code, expect, member_socket, new_room, send};
 use crate::harness::{CHAT_PW as PW, LocalhostResolver, TestApp, client, meta_csrf};
 
-const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
 
 /// A browser with its own user agent and cookie jar, signed in to the workspace.
@@ -41,7 +42,11 @@ async fn browser(app: &TestApp, user: &str, agent: &str) -> Person {
 }
 
 async fn account(app: &TestApp, c: &reqwest::Client) -> String {
-    let r = c.get(app.url("praxis-a", "/id/account")).send().await.unwrap();
+    account_at(app, c, "/id/account").await
+}
+
+async fn account_at(app: &TestApp, c: &reqwest::Client, path: &str) -> String {
+    let r = c.get(app.url("praxis-a", path)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     r.text().await.unwrap()
 }
@@ -90,11 +95,8 @@ async fn sessions_are_told_apart_by_device_name_browser_and_system() {
     };
     let r = name(&ids[0], "  Empfang-PC ").await;
     assert_eq!(r.status(), 303);
-    assert_eq!(
-        r.headers()["location"],
-        "/id/account?done=device-named"
-    );
-    let page = account(&app, &reception).await;
+    assert_eq!(r.headers()["location"], "/id/account?done=device-named");
+    let page = account_at(&app, &reception, "/id/account?done=device-named").await;
     assert!(page.contains("Der Gerätename wurde gespeichert."));
     let mine = page
         .split("<tr")
@@ -135,7 +137,11 @@ async fn sessions_are_told_apart_by_device_name_browser_and_system() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403, "no CSRF cookie, no session: refused before anything");
+    assert_eq!(
+        r.status(),
+        403,
+        "no CSRF cookie, no session: refused before anything"
+    );
     let page = account(&app, &reception).await;
     for never in ["Fremd", "Ohne Token", "Anonym", "xxxxxxxxxx"] {
         assert!(!page.contains(never), "{never}");
@@ -194,7 +200,7 @@ async fn ending_the_other_sessions_closes_their_socket_and_refuses_their_post_at
         started.elapsed()
     );
     // This browser stays signed in, at the IdP and in the workspace.
-    let page = account(&app, &desk).await;
+    let page = account_at(&app, &desk, "/id/account?done=others-ended").await;
     assert!(page.contains("Alle anderen Sitzungen wurden beendet."));
     assert_eq!(session_ids(&page).len(), 1);
     let (status, _) = desk

@@ -115,7 +115,9 @@ pub fn detail_label(kind: &str, detail: &str) -> String {
         (Some(EventKind::LoginFailed), "totp_disable") => {
             Some("falsches Passwort beim Abschalten der Zwei-Faktor-Anmeldung")
         }
-        (Some(EventKind::SetupCompleted), "owner") => Some("Praxisleitung, bei der Einrichtung der Praxis"),
+        (Some(EventKind::UserInvited), "owner") => {
+            Some("Praxisleitung, bei der Einrichtung der Praxis")
+        }
         (Some(EventKind::UserUpdated), "email") => Some("E-Mail-Adresse geändert"),
         (Some(EventKind::UserUpdated), "profile") => Some("eigenes Profil"),
         (Some(EventKind::SessionRevoked), "all others") => Some("alle anderen Sitzungen"),
@@ -274,11 +276,19 @@ mod tests {
     fn stored_codes_read_as_german_words() {
         let cases = [
             ("login_ok", "active", "angemeldet"),
-            ("setup_completed", "owner", "Praxisleitung, bei der Einrichtung der Praxis"),
+            (
+                "user_invited",
+                "owner",
+                "Praxisleitung, bei der Einrichtung der Praxis",
+            ),
             ("user_updated", "email", "E-Mail-Adresse geändert"),
             ("session_revoked", "all others", "alle anderen Sitzungen"),
             ("device_removed", "device 3", "Gerät Nr. 3"),
-            ("device_renamed", "device 3: Empfang-PC", "Gerät Nr. 3: Empfang-PC"),
+            (
+                "device_renamed",
+                "device 3: Empfang-PC",
+                "Gerät Nr. 3: Empfang-PC",
+            ),
             (
                 "settings_changed",
                 "device_policy=approval mfa_policy=admins",
@@ -287,7 +297,11 @@ mod tests {
             ),
             ("consent_given", "openid profile", "Anmeldung, Profil"),
             ("lockout", "Adresse", "Adresse"),
-            ("device_pending", "Firefox 133 auf Linux", "Firefox 133 auf Linux"),
+            (
+                "device_pending",
+                "Firefox 133 auf Linux",
+                "Firefox 133 auf Linux",
+            ),
             ("login_ok", "", ""),
         ];
         for (kind, detail, want) in cases {

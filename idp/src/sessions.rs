@@ -424,7 +424,9 @@ pub fn describe_agent(ua: &str) -> String {
     ];
     let browser = BROWSERS
         .iter()
-        .find(|(marker, _)| ua.contains(marker) && (*marker != "Version/" || ua.contains("Safari/")))
+        .find(|(marker, _)| {
+            ua.contains(marker) && (*marker != "Version/" || ua.contains("Safari/"))
+        })
         .map(|(marker, name)| match version_after(ua, marker) {
             Some(v) => format!("{name} {v}"),
             None => (*name).to_owned(),
@@ -621,10 +623,16 @@ mod tests {
 
     #[test]
     fn device_names_are_trimmed_and_bounded() {
-        assert_eq!(parse_device_name("  Empfang-PC "), Ok(Some("Empfang-PC".into())));
+        assert_eq!(
+            parse_device_name("  Empfang-PC "),
+            Ok(Some("Empfang-PC".into()))
+        );
         assert_eq!(parse_device_name("   "), Ok(None));
         assert!(parse_device_name(&"x".repeat(61)).is_err());
         assert!(parse_device_name("a\u{7}b").is_err());
-        assert_eq!(parse_device_name(&"ü".repeat(60)).map(|n| n.is_some()), Ok(true));
+        assert_eq!(
+            parse_device_name(&"ü".repeat(60)).map(|n| n.is_some()),
+            Ok(true)
+        );
     }
 }

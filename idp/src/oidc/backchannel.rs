@@ -101,20 +101,22 @@ pub const SETTLE: Duration = Duration::from_millis(1500);
 /// ever; a workspace that cannot be reached only makes the page wait the bound.
 pub async fn settle(web: &WebContext, tenant: &Tenant, now: UnixTime) {
     use kollegium_tenants::jobs::schema::jobs as j;
-    web.jobs.poke_kind(tenant.slug().as_str(), &IDP_DB, JOB_KIND);
+    web.jobs
+        .poke_kind(tenant.slug().as_str(), &IDP_DB, JOB_KIND);
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
         let t = tenant.clone();
-        let pending = kollegium_tenants::web::block(move || -> Result<i64, crate::error::IdpError> {
-            Ok(j::table
-                .filter(j::kind.eq(JOB_KIND))
-                .filter(j::priority.gt(0))
-                .filter(j::failed_at.is_null())
-                .filter(j::run_after.le(now))
-                .count()
-                .get_result::<i64>(&mut *t.conn(&IDP_DB)?)?)
-        })
-        .await;
+        let pending =
+            kollegium_tenants::web::block(move || -> Result<i64, crate::error::IdpError> {
+                Ok(j::table
+                    .filter(j::kind.eq(JOB_KIND))
+                    .filter(j::priority.gt(0))
+                    .filter(j::failed_at.is_null())
+                    .filter(j::run_after.le(now))
+                    .count()
+                    .get_result::<i64>(&mut *t.conn(&IDP_DB)?)?)
+            })
+            .await;
         if !matches!(pending, Ok(Ok(n)) if n > 0) || tokio::time::Instant::now() >= deadline {
             return;
         }

@@ -32,7 +32,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(s: &Session, device_names: &[(i64, String)], current: i64, tenant: &Tenant, now: i64) -> Self {
+    fn of(
+        s: &Session,
+        device_names: &[(i64, String)],
+        current: i64,
+        tenant: &Tenant,
+        now: i64,
+    ) -> Self {
         // A name given on this session wins; else the approved device's own name.
         let device_name = || {
             s.device_id.and_then(|d| {
@@ -452,7 +458,15 @@ async fn name_device(
         Ok(n) => n,
         Err(why) => {
             let now = state.now();
-            return render(&s, &csrf, now, Some(why.into()), None, StatusCode::BAD_REQUEST).await;
+            return render(
+                &s,
+                &csrf,
+                now,
+                Some(why.into()),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
     };
     let (t, uid, id) = (s.tenant.clone(), s.user.id, id.into_inner());
@@ -485,5 +499,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/id/account/sessions/{id}/end", web::get().to(confirm_end))
         .route("/id/account/sessions/{id}/end", web::post().to(end_session))
-        .route("/id/account/sessions/{id}/name", web::post().to(name_device));
+        .route(
+            "/id/account/sessions/{id}/name",
+            web::post().to(name_device),
+        );
 }

@@ -60,11 +60,7 @@ async fn render(
     )
 }
 
-async fn list(
-    a: IdpAdmin,
-    csrf: CsrfToken,
-    q: web::Query<DoneQuery>,
-) -> IdpResult<HttpResponse> {
+async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<DoneQuery>) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
         Ok(clients::all(&mut *t.conn(&IDP_DB)?)?)
@@ -92,7 +88,10 @@ async fn confirm(
     let (title, question, consequence, button) = match what.as_str() {
         "rotate" if client.confidential => (
             "Geheimnis erneuern?",
-            format!("Wollen Sie das Geheimnis von „{}“ wirklich erneuern?", client.name),
+            format!(
+                "Wollen Sie das Geheimnis von „{}“ wirklich erneuern?",
+                client.name
+            ),
             "Das bisherige Geheimnis gilt sofort nicht mehr: Die Anwendung kann niemanden \
              anmelden, bis das neue Geheimnis dort eingetragen ist. Es wird nur einmal \
              angezeigt.",

@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
@@ -14,8 +16,6 @@ use crate::state::IdpState;
 use crate::user_admin::{self, Done as Performed, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other, when};
-use super::confirm::Confirm;
-use super::done::{Done, DoneQuery};
 use crate::{IDP_DB, mail_ctx, sessions};
 use kollegium_tenants::catalog::{self, Entry};
 
@@ -502,7 +502,10 @@ async fn confirm(
     let (title, question, consequence, button) = match action {
         UserAction::Disable => (
             "Konto deaktivieren?",
-            format!("Wollen Sie das Konto von {} wirklich deaktivieren?", u.display_name),
+            format!(
+                "Wollen Sie das Konto von {} wirklich deaktivieren?",
+                u.display_name
+            ),
             "Alle Sitzungen dieses Kontos enden sofort, auch im Arbeitsplatz. Die Person kann              sich nicht mehr anmelden, bis Sie das Konto wieder aktivieren. Nachrichten und              Daten bleiben erhalten.",
             "Ja, deaktivieren",
         ),

@@ -100,13 +100,17 @@ impl Done {
             Self::Invited => "Die Einladung wurde verschickt.",
             Self::Deleted => "Das Konto wurde gelöscht.",
             Self::Unlocked => "Entsperrt. Die Anmeldung ist wieder möglich.",
-            Self::LinkSent => "Link gesendet: Die Person bekommt eine E-Mail mit einem Link \
-                               zum Zurücksetzen des Passworts.",
+            Self::LinkSent => {
+                "Link gesendet: Die Person bekommt eine E-Mail mit einem Link \
+                               zum Zurücksetzen des Passworts."
+            }
             Self::InvitationResent => "Die Einladung wurde erneut gesendet.",
             Self::Disabled => "Konto deaktiviert. Alle Sitzungen dieses Kontos wurden beendet.",
             Self::Enabled => "Konto aktiviert. Die Anmeldung ist wieder möglich.",
-            Self::TotpReset => "Die Zwei-Faktor-Anmeldung wurde zurückgesetzt. Bei der nächsten \
-                                Anmeldung reicht das Passwort.",
+            Self::TotpReset => {
+                "Die Zwei-Faktor-Anmeldung wurde zurückgesetzt. Bei der nächsten \
+                                Anmeldung reicht das Passwort."
+            }
             Self::ProfileSaved => "Ihr Profil wurde gespeichert.",
             Self::PasswordChanged => {
                 "Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet."

@@ -163,7 +163,6 @@ struct StatusPage {
     error: Option<&'static str>,
 }
 
-
 async fn status_page(
     s: &IdpSession,
     csrf: &CsrfToken,

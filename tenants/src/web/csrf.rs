@@ -228,7 +228,13 @@ mod tests {
 
     #[test]
     fn secret_fields_are_recognised() {
-        for name in ["password", "password_repeat", "current", "code", "client_secret"] {
+        for name in [
+            "password",
+            "password_repeat",
+            "current",
+            "code",
+            "client_secret",
+        ] {
             assert!(is_secret_field(name), "{name}");
         }
         for name in ["display_name", "name", "body", "email", "roles"] {

@@ -212,7 +212,9 @@ fn came_from(req: &HttpRequest, origin: &str) -> Option<String> {
     if path == req.uri().path_and_query().map_or("", |p| p.as_str()) {
         return None;
     }
-    LocalPath::parse(path, 2048).ok().map(LocalPath::into_string)
+    LocalPath::parse(path, 2048)
+        .ok()
+        .map(LocalPath::into_string)
 }
 
 /// An error page on a practice origin, rendered again in the practice's shell: with the
