@@ -39,7 +39,7 @@ async fn a_csrf_token_in_the_query_string_is_not_accepted() {
         r.text()
             .await
             .unwrap()
-            .contains("Formular abgelaufen"),
+            .contains("Das Formular ist abgelaufen"),
         "the CSRF page"
     );
     let r = c

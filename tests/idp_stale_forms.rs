@@ -70,7 +70,7 @@ async fn a_stale_form_explains_itself_in_the_shell_and_keeps_the_input() {
     let page = r.text().await.unwrap();
     assert!(page.contains("Formular abgelaufen"), "{page}");
     assert!(
-        page.contains(&format!("{practice} hat das Formular")),
+        page.contains(&format!("{practice} hat es aus Sicherheitsgründen nicht")),
         "in the practice's name"
     );
     assert!(!page.contains("Forbidden"));

@@ -159,8 +159,9 @@ impl ErrorPage {
             layout: Layout::practice(practice),
             title: "Formular abgelaufen",
             message: format!(
-                "{practice} hat das Formular aus Sicherheitsgründen nicht angenommen: Es war zu \
-                 lange geöffnet, oder Sie haben sich zwischendurch ab- und wieder angemeldet.{kept}"
+                "Das Formular ist abgelaufen: {practice} hat es aus Sicherheitsgründen nicht \
+                 angenommen, weil es zu lange geöffnet war oder Sie sich zwischendurch ab- und \
+                 wieder angemeldet haben.{kept}"
             )
             .into(),
             resend,
