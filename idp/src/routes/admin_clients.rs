@@ -34,13 +34,30 @@ struct ClientsPage {
     notice: Option<&'static str>,
 }
 
+/// What the list page shows besides the tools.
+#[derive(Debug, Default)]
+struct Shown {
+    error: Option<String>,
+    secret: Option<(String, String)>,
+    form_name: String,
+    notice: Option<&'static str>,
+}
+
+impl Shown {
+    fn error(e: String, form_name: String) -> Self {
+        Self {
+            error: Some(e),
+            form_name,
+            ..Self::default()
+        }
+    }
+}
+
 async fn render(
     a: &IdpAdmin,
     csrf: &CsrfToken,
     status: StatusCode,
-    error: Option<String>,
-    secret: Option<(String, String)>,
-    form_name: String,
+    shown: Shown,
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
@@ -52,28 +69,20 @@ async fn render(
         &ClientsPage {
             layout: layout(&a.0.tenant, Some(&a.0), csrf, "/id/admin/clients"),
             clients: list,
-            error,
-            secret,
-            form_name,
-            notice: None,
+            error: shown.error,
+            secret: shown.secret,
+            form_name: shown.form_name,
+            notice: shown.notice,
         },
     )
 }
 
 async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<DoneQuery>) -> IdpResult<HttpResponse> {
-    let t = a.0.tenant.clone();
-    let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
-        Ok(clients::all(&mut *t.conn(&IDP_DB)?)?)
-    })
-    .await??;
-    crate::views::page(&ClientsPage {
-        layout: layout(&a.0.tenant, Some(&a.0), &csrf, CLIENTS),
-        clients: list,
-        error: None,
-        secret: None,
-        form_name: String::new(),
+    let shown = Shown {
         notice: q.notice(),
-    })
+        ..Shown::default()
+    };
+    render(&a, &csrf, StatusCode::OK, shown).await
 }
 
 /// "Wirklich …?" before renewing a secret or deactivating a tool
@@ -322,10 +331,10 @@ async fn create(
         .collect::<String>();
     let c = match parse_form(&p) {
         Ok(c) => c,
-        Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+        Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await,
     };
     if let Err(e) = check_egress(&state, &c).await {
-        return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await;
+        return render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await;
     }
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let created =
@@ -351,9 +360,13 @@ async fn create(
     match created {
         Ok(c) => {
             let shown = Some((c.client_id.clone(), c.secret.unwrap_or_default()));
-            render(&a, &csrf, StatusCode::OK, None, shown, String::new()).await
+            let shown = Shown {
+                secret: shown,
+                ..Shown::default()
+            };
+            render(&a, &csrf, StatusCode::OK, shown).await
         }
-        Err(e) => render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+        Err(e) => render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await,
     }
 }
 
@@ -408,15 +421,11 @@ async fn act(
     .await??;
     match secret {
         Some(s) => {
-            render(
-                &a,
-                &csrf,
-                StatusCode::OK,
-                None,
-                Some((id, s)),
-                String::new(),
-            )
-            .await
+            let shown = Shown {
+                secret: Some((id, s)),
+                ..Shown::default()
+            };
+            render(&a, &csrf, StatusCode::OK, shown).await
         }
         None => Ok(see_other(&done.at(CLIENTS))),
     }
