@@ -166,6 +166,8 @@ pub async fn start(
     let limits = settings.limits.clone();
     assets::register(&app_assets());
     web_shell::install(shell());
+    // Pages rendered without their owner's help (error pages) find the member by the IdP.
+    web_shell::install_signed_in(Arc::new(kollegium_idp::views::signed_in));
     let metrics = Arc::new(Metrics::default());
     let mailer = Mailer::new(&config.mail_settings()).context("configuration key `smtp`")?;
     let job_signal = Arc::new(JobSignal::new());
@@ -378,7 +380,7 @@ mod tests {
             .iter()
             .map(|(_, e)| (e.label, e.href, Audience::Everyone))
             .collect();
-        expected.push(("Verwaltung", "/id/admin/users", Audience::Admins));
+        expected.push(("Praxisverwaltung", "/id/admin/users", Audience::Admins));
         assert_eq!(nav, expected);
         let menu: Vec<_> = s
             .user_menu

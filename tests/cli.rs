@@ -416,7 +416,7 @@ async fn demo_creates_the_demo_practice_prints_its_url_and_reuses_data() {
     assert!(home.contains("Guten Tag, Dr. Ines Inhaber"), "{home}");
     // The owner is an admin: the shell has the administration.
     assert!(
-        home.contains("<li><a href=\"/id/admin/users\">Verwaltung</a></li>"),
+        home.contains("<li><a href=\"/id/admin/users\">Praxisverwaltung</a></li>"),
         "{home}"
     );
     assert!(

@@ -21,7 +21,8 @@ async fn devices_with(app: &TestApp, admin: &reqwest::Client, action: &str) -> V
         .text()
         .await
         .unwrap();
-    html.split("action=\"/id/admin/devices/")
+    // Buttons post the action; destructive ones lead to their question first (same path).
+    html.split("=\"/id/admin/devices/")
         .skip(1)
         .filter_map(|p| p.split_once('"').map(|(a, _)| a.to_owned()))
         .filter_map(|a| a.strip_suffix(&format!("/{action}")).map(str::to_owned))

@@ -419,7 +419,7 @@ async fn policy_everyone_forces_enrolment_at_next_login() {
         .text()
         .await
         .unwrap();
-    assert!(html.contains("Zwei-Faktor zurücksetzen"));
+    assert!(html.contains("Zwei-Faktor-Anmeldung zurücksetzen"));
     let r = app
         .post_form(
             &admin,

@@ -102,7 +102,7 @@ async fn my_sessions_can_be_ended_one_by_one_or_all_others() {
         .await
         .unwrap();
     let ids: Vec<String> = html
-        .split("action=\"/id/account/sessions/")
+        .split("href=\"/id/account/sessions/")
         .skip(1)
         .filter_map(|p| p.split_once("/end\"").map(|(id, _)| id.to_owned()))
         .collect();
@@ -150,7 +150,7 @@ async fn my_sessions_can_be_ended_one_by_one_or_all_others() {
         .await
         .unwrap();
     let ben_id = html_b
-        .split("action=\"/id/account/sessions/")
+        .split("href=\"/id/account/sessions/")
         .nth(1)
         .unwrap()
         .split_once("/end\"")

@@ -402,7 +402,7 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
     assert_eq!(workspace[..2], [("Start", "/"), ("Chat", "/chat")]);
     // Admins: the app list, then the administration as one entry.
     let mut expected = workspace.clone();
-    expected.push(("Verwaltung", "/id/admin/users"));
+    expected.push(("Praxisverwaltung", "/id/admin/users"));
     let room_page = format!("/chat/{team}");
     // (page, its active navigation entry, whether "Mein Konto" is the active one)
     let pages = [
@@ -456,7 +456,7 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
         // The sections of the administration are one entry's sub-navigation.
         if path.starts_with("/id/admin") {
             assert!(
-                html.contains("<nav class=\"subnav\" aria-label=\"Verwaltung\">"),
+                html.contains("<nav class=\"subnav\" aria-label=\"Praxisverwaltung\">"),
                 "{path}"
             );
             let sub = &html[html.find("<nav class=\"subnav\"").unwrap()..];

@@ -259,3 +259,12 @@ pub fn touch(conn: &mut SqliteConnection, id: i64, now: UnixTime) -> QueryResult
         .execute(conn)
         .map(|_| ())
 }
+
+/// The named devices of `user`: `(device id, name)`.
+pub fn names_of(conn: &mut SqliteConnection, user: UserId) -> QueryResult<Vec<(i64, String)>> {
+    devices::table
+        .filter(devices::user_id.eq(user.0))
+        .filter(devices::name.is_not_null())
+        .select((devices::id, devices::name.assume_not_null()))
+        .load(conn)
+}

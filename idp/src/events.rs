@@ -95,6 +95,83 @@ pub fn label(kind: &str) -> &str {
     EventKind::parse(kind).map_or(kind, |k| k.label())
 }
 
+/// The detail of a stored event in German words for the admins' log: the codes some
+/// events keep (a login's stage, what was changed, a policy's values, a device's number)
+/// are named; free text (a device's name, a lock's scope) is shown as it is.
+pub fn detail_label(kind: &str, detail: &str) -> String {
+    use crate::policy::{DevicePolicy, MfaPolicy};
+    let fixed = match (EventKind::parse(kind), detail) {
+        (_, "") => Some(""),
+        (Some(EventKind::LoginOk), "active") => Some("angemeldet"),
+        (Some(EventKind::LoginOk), "totp") => Some("Passwort richtig, Code aus der App folgt"),
+        (Some(EventKind::LoginOk), "enroll") => {
+            Some("Passwort richtig, Zwei-Faktor-Anmeldung wird eingerichtet")
+        }
+        (Some(EventKind::LoginOk), "device") => Some("Passwort richtig, Gerät wartet auf Freigabe"),
+        (Some(EventKind::LoginFailed), "totp") => Some("falscher Code aus der App"),
+        (Some(EventKind::LoginFailed), "password_change") => {
+            Some("falsches bisheriges Passwort beim Ändern des Passworts")
+        }
+        (Some(EventKind::LoginFailed), "totp_disable") => {
+            Some("falsches Passwort beim Abschalten der Zwei-Faktor-Anmeldung")
+        }
+        (Some(EventKind::UserInvited), "owner") => {
+            Some("Praxisleitung, bei der Einrichtung der Praxis")
+        }
+        (Some(EventKind::UserUpdated), "email") => Some("E-Mail-Adresse geändert"),
+        (Some(EventKind::UserUpdated), "profile") => Some("eigenes Profil"),
+        (Some(EventKind::SessionRevoked), "all others") => Some("alle anderen Sitzungen"),
+        (Some(EventKind::Logout), "rp-initiated") => Some("über eine verbundene Anwendung"),
+        (Some(EventKind::ClientUpdated), "edited") => Some("bearbeitet"),
+        (Some(EventKind::ClientUpdated), "enable") => Some("aktiviert"),
+        (Some(EventKind::ClientUpdated), "disable") => Some("deaktiviert"),
+        (Some(EventKind::ClientSecretRotated), "rotate") => Some(""),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return f.to_owned();
+    }
+    match EventKind::parse(kind) {
+        Some(EventKind::SettingsChanged) => {
+            let value = |key: &str| {
+                detail
+                    .split_whitespace()
+                    .find_map(|p| p.strip_prefix(key)?.strip_prefix('='))
+            };
+            let devices = value("device_policy").and_then(DevicePolicy::parse);
+            let mfa = value("mfa_policy").and_then(MfaPolicy::parse);
+            match (devices, mfa) {
+                (Some(d), Some(m)) => format!(
+                    "Gerätefreigabe: {}; Zwei-Faktor-Anmeldung: {}",
+                    d.label(),
+                    m.label()
+                ),
+                _ => detail.to_owned(),
+            }
+        }
+        Some(EventKind::ConsentGiven) => detail
+            .split_whitespace()
+            .map(|sc| crate::oidc::consent::describe(sc).map_or(sc, |(l, _)| l))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => match detail.strip_prefix("device ") {
+            Some(rest) => {
+                let (no, name) = rest.split_once(": ").unwrap_or((rest, ""));
+                if no.bytes().all(|b| b.is_ascii_digit()) && !no.is_empty() {
+                    if name.is_empty() {
+                        format!("Gerät Nr. {no}")
+                    } else {
+                        format!("Gerät Nr. {no}: {name}")
+                    }
+                } else {
+                    detail.to_owned()
+                }
+            }
+            None => detail.to_owned(),
+        },
+    }
+}
+
 /// One event to record: `Event { user: Some(u), ..Event::new(EventKind::Lockout) }`.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
@@ -193,7 +270,44 @@ pub fn count_kind(conn: &mut SqliteConnection, kind: &str) -> QueryResult<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::{EventKind, Filter, KINDS, label};
+    use super::{EventKind, Filter, KINDS, detail_label, label};
+
+    #[test]
+    fn stored_codes_read_as_german_words() {
+        let cases = [
+            ("login_ok", "active", "angemeldet"),
+            (
+                "user_invited",
+                "owner",
+                "Praxisleitung, bei der Einrichtung der Praxis",
+            ),
+            ("user_updated", "email", "E-Mail-Adresse geändert"),
+            ("session_revoked", "all others", "alle anderen Sitzungen"),
+            ("device_removed", "device 3", "Gerät Nr. 3"),
+            (
+                "device_renamed",
+                "device 3: Empfang-PC",
+                "Gerät Nr. 3: Empfang-PC",
+            ),
+            (
+                "settings_changed",
+                "device_policy=approval mfa_policy=admins",
+                "Gerätefreigabe: Neue Geräte brauchen eine Freigabe; \
+                 Zwei-Faktor-Anmeldung: Pflicht für Administrator:innen",
+            ),
+            ("consent_given", "openid profile", "Anmeldung, Profil"),
+            ("lockout", "Adresse", "Adresse"),
+            (
+                "device_pending",
+                "Firefox 133 auf Linux",
+                "Firefox 133 auf Linux",
+            ),
+            ("login_ok", "", ""),
+        ];
+        for (kind, detail, want) in cases {
+            assert_eq!(detail_label(kind, detail), want, "{kind} {detail}");
+        }
+    }
 
     #[test]
     fn kinds_keep_their_stored_values_and_labels() {

@@ -20,6 +20,14 @@ impl MfaPolicy {
             Self::Everyone => "everyone",
         }
     }
+    /// German label, as the admins' form and log name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Optional => "Freiwillig",
+            Self::Admins => "Pflicht für Administrator:innen",
+            Self::Everyone => "Pflicht für alle",
+        }
+    }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "optional" => Some(Self::Optional),
@@ -49,6 +57,13 @@ impl DevicePolicy {
         match self {
             Self::Off => "off",
             Self::Approval => "approval",
+        }
+    }
+    /// German label, as the admins' form and log name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Off => "Aus – jedes Gerät darf sich anmelden",
+            Self::Approval => "Neue Geräte brauchen eine Freigabe",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {

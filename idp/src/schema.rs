@@ -81,6 +81,7 @@ diesel::table! {
         ip -> Text,
         ended_at -> Nullable<BigInt>,
         end_reason -> Nullable<Text>,
+        device_name -> Nullable<Text>,
     }
 }
 

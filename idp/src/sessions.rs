@@ -65,6 +65,7 @@ struct Row {
     user_agent: String,
     ip: String,
     ended_at: Option<i64>,
+    device_name: Option<String>,
 }
 
 /// A session record.
@@ -84,6 +85,8 @@ pub struct Session {
     pub user_agent: String,
     pub ip: String,
     pub ended_at: Option<UnixTime>,
+    /// The name its member gave this session's device ("Empfang-PC").
+    pub device_name: Option<String>,
 }
 
 impl From<Row> for Session {
@@ -101,6 +104,7 @@ impl From<Row> for Session {
             user_agent: r.user_agent,
             ip: r.ip,
             ended_at: r.ended_at,
+            device_name: r.device_name,
         }
     }
 }
@@ -359,27 +363,89 @@ pub fn last_seen(conn: &mut SqliteConnection) -> QueryResult<Vec<(i64, Option<Un
         .load(conn)
 }
 
-/// A short, human description of a user agent ("Firefox auf Windows").
+/// Longest device name a member gives a session.
+pub const MAX_DEVICE_NAME: usize = 60;
+
+/// A device name as typed: trimmed, at most [`MAX_DEVICE_NAME`] characters, no control
+/// characters. `Ok(None)`: the name is removed.
+pub fn parse_device_name(raw: &str) -> Result<Option<String>, &'static str> {
+    let name = raw.trim();
+    if name.chars().count() > MAX_DEVICE_NAME {
+        return Err("Der Gerätename darf höchstens 60 Zeichen lang sein.");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("Der Gerätename darf keine Steuerzeichen enthalten.");
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// Names the device of session `id` of `user` (its own device row too, if the session is on
+/// an approved device, so the name is there at the next sign-in and in the admins' list).
+/// `false`: no such session of this user.
+pub fn set_device_name(
+    conn: &mut SqliteConnection,
+    user: UserId,
+    id: i64,
+    name: Option<&str>,
+) -> QueryResult<bool> {
+    let Some(s) = by_id(conn, id)?.filter(|s| s.user == user && s.ended_at.is_none()) else {
+        return Ok(false);
+    };
+    diesel::update(sessions::table.find(id))
+        .set(sessions::device_name.eq(name))
+        .execute(conn)?;
+    if let Some(device) = s.device_id {
+        crate::devices::rename(conn, device, name.unwrap_or_default())?;
+    }
+    Ok(true)
+}
+
+/// The major version after `marker` in a user agent (`Chrome/131.0.0.0` → `131`).
+fn version_after(ua: &str, marker: &str) -> Option<String> {
+    let rest = &ua[ua.find(marker)? + marker.len()..];
+    let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!major.is_empty()).then_some(major)
+}
+
+/// A short, human description of a user agent: browser with its major version and the
+/// system ("Firefox 133 auf Windows", "Safari 17 auf iPhone").
 pub fn describe_agent(ua: &str) -> String {
-    let browser = if ua.contains("Edg/") {
-        "Edge"
-    } else if ua.contains("Firefox/") {
-        "Firefox"
-    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
-        "Chrome"
-    } else if ua.contains("Safari/") {
-        "Safari"
-    } else if ua.is_empty() {
-        "Unbekannter Browser"
-    } else {
-        "Anderes Programm"
+    // Order matters: Edge and Opera say "Chrome" too, Chrome says "Safari".
+    const BROWSERS: &[(&str, &str)] = &[
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("SamsungBrowser/", "Samsung Internet"),
+        ("Firefox/", "Firefox"),
+        ("FxiOS/", "Firefox"),
+        ("CriOS/", "Chrome"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+    ];
+    let browser = BROWSERS
+        .iter()
+        .find(|(marker, _)| {
+            ua.contains(marker) && (*marker != "Version/" || ua.contains("Safari/"))
+        })
+        .map(|(marker, name)| match version_after(ua, marker) {
+            Some(v) => format!("{name} {v}"),
+            None => (*name).to_owned(),
+        });
+    let browser = match browser {
+        Some(b) => b,
+        None if ua.is_empty() => "Unbekannter Browser".to_owned(),
+        None => "Anderes Programm".to_owned(),
     };
     let os = if ua.contains("Windows") {
         " auf Windows"
     } else if ua.contains("Android") {
         " auf Android"
-    } else if ua.contains("iPhone") || ua.contains("iPad") {
-        " auf iOS"
+    } else if ua.contains("iPhone") {
+        " auf iPhone"
+    } else if ua.contains("iPad") {
+        " auf iPad"
+    } else if ua.contains("CrOS") {
+        " auf ChromeOS"
     } else if ua.contains("Mac OS") {
         " auf macOS"
     } else if ua.contains("Linux") {
@@ -517,5 +583,56 @@ impl FromRequest for PendingLogin {
                 }),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_agents_read_as_browser_version_and_system() {
+        let cases = [
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+                "Chrome 131 auf Windows",
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86",
+                "Edge 131 auf Windows",
+            ),
+            (
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+                "Firefox 133 auf Linux",
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+                "Safari 17 auf iPhone",
+            ),
+            (
+                "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+                "Safari 17 auf macOS",
+            ),
+            ("", "Unbekannter Browser"),
+            ("curl/8.5.0", "Anderes Programm"),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(describe_agent(ua), want, "{ua}");
+        }
+    }
+
+    #[test]
+    fn device_names_are_trimmed_and_bounded() {
+        assert_eq!(
+            parse_device_name("  Empfang-PC "),
+            Ok(Some("Empfang-PC".into()))
+        );
+        assert_eq!(parse_device_name("   "), Ok(None));
+        assert!(parse_device_name(&"x".repeat(61)).is_err());
+        assert!(parse_device_name("a\u{7}b").is_err());
+        assert_eq!(
+            parse_device_name(&"ü".repeat(60)).map(|n| n.is_some()),
+            Ok(true)
+        );
     }
 }

@@ -5,11 +5,11 @@ use actix_web::http::header::ContentType;
 use askama::Template;
 use kollegium_tenants::Tenant;
 use kollegium_tenants::catalog;
-use kollegium_tenants::web::shell::{self, Audience, Entry, Viewer};
+use kollegium_tenants::web::shell::{self, Audience, Entry, SignedIn, Viewer};
 use kollegium_tenants::web::{CsrfToken, Layout};
 
 use crate::error::IdpResult;
-use crate::sessions::IdpSession;
+use crate::sessions::{AnySession, IdpSession, Stage};
 
 /// Renders a page.
 pub fn page(t: &impl Template) -> IdpResult<HttpResponse> {
@@ -44,14 +44,39 @@ pub mod section {
     pub const ADMIN: &str = "admin";
 }
 
-/// The IdP's entries of the shell's navigation: "Verwaltung", for admins only.
+/// The administration's one name, in the navigation and above its pages ("Verwaltung" alone
+/// would read like the role of the same name).
+pub const ADMIN_LABEL: &str = "Praxisverwaltung";
+
+/// The IdP's entries of the shell's navigation: "Praxisverwaltung", for admins only.
 pub fn shell_nav() -> Vec<Entry> {
     vec![Entry::new(
         section::ADMIN,
-        "Verwaltung",
+        ADMIN_LABEL,
         "/id/admin/users",
         Audience::Admins,
     )]
+}
+
+/// Who is signed in on a request, for pages rendered without the IdP's help (error pages
+/// in the shell): the IdP's session, as every IdP page reads it. The composition installs
+/// it ([`kollegium_tenants::web::shell::install_signed_in`]).
+pub fn signed_in(
+    req: &actix_web::HttpRequest,
+) -> futures_util::future::LocalBoxFuture<'static, Option<SignedIn>> {
+    let req = req.clone();
+    Box::pin(async move {
+        let s = <AnySession as actix_web::FromRequest>::extract(&req)
+            .await
+            .ok()?
+            .0?;
+        (s.session.stage == Stage::Active).then(|| SignedIn {
+            roles: catalog::labels(catalog::ROLES, &s.user.roles),
+            name: s.user.display_name,
+            is_admin: s.user.is_admin,
+            logout_href: LOGOUT.to_owned(),
+        })
+    })
 }
 
 /// The IdP's entries of the shell's user menu: "Mein Konto".
@@ -104,7 +129,7 @@ pub fn layout(
         logout_href: LOGOUT,
     };
     let area = if active.starts_with("/id/admin") && s.user.is_admin {
-        Some((section::ADMIN, "Verwaltung", ADMIN_PAGES))
+        Some((section::ADMIN, ADMIN_LABEL, ADMIN_PAGES))
     } else if active.starts_with("/id/account") {
         Some((section::ACCOUNT, "Mein Konto", ACCOUNT_PAGES))
     } else {

@@ -91,6 +91,39 @@ pub fn session_ended(
     Ok(())
 }
 
+/// How long a page that ended sessions waits for the workspace to have been told.
+pub const SETTLE: Duration = Duration::from_millis(1500);
+
+/// After a commit that ended sessions: wakes the job worker for the notices and waits (at
+/// most [`SETTLE`]) until the practice's own workspace has been told, so that when the
+/// page says "beendet", the other browser's workspace session and live connections are
+/// over too (a post from it is refused). Third-party tools are told in the background as
+/// ever; a workspace that cannot be reached only makes the page wait the bound.
+pub async fn settle(web: &WebContext, tenant: &Tenant, now: UnixTime) {
+    use kollegium_tenants::jobs::schema::jobs as j;
+    web.jobs
+        .poke_kind(tenant.slug().as_str(), &IDP_DB, JOB_KIND);
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let t = tenant.clone();
+        let pending =
+            kollegium_tenants::web::block(move || -> Result<i64, crate::error::IdpError> {
+                Ok(j::table
+                    .filter(j::kind.eq(JOB_KIND))
+                    .filter(j::priority.gt(0))
+                    .filter(j::failed_at.is_null())
+                    .filter(j::run_after.le(now))
+                    .count()
+                    .get_result::<i64>(&mut *t.conn(&IDP_DB)?)?)
+            })
+            .await;
+        if !matches!(pending, Ok(Ok(n)) if n > 0) || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---- queue ---------------------------------------------------------------------------
 
 /// Attempts per notice before it is given up (kept in the table with its last error).

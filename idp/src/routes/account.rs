@@ -7,6 +7,8 @@ use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 use kollegium_tenants::{Tenant, catalog};
 
 use super::attempt::{self, Attempt, Reserved};
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
 use crate::passwords::{self, PasswordContext, PolicyError, Verified};
@@ -19,6 +21,9 @@ use crate::{IDP_DB, devices, lockout, oidc};
 
 pub struct SessionView {
     pub id: i64,
+    /// The name its member gave the device ("Empfang-PC"), if any.
+    pub name: Option<String>,
+    /// Browser and system ("Firefox 133 auf Windows").
     pub agent: String,
     pub ip: String,
     pub last_seen: String,
@@ -27,9 +32,25 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    fn of(s: &Session, current: i64, tenant: &Tenant, now: i64) -> Self {
+    fn of(
+        s: &Session,
+        device_names: &[(i64, String)],
+        current: i64,
+        tenant: &Tenant,
+        now: i64,
+    ) -> Self {
+        // A name given on this session wins; else the approved device's own name.
+        let device_name = || {
+            s.device_id.and_then(|d| {
+                device_names
+                    .iter()
+                    .find(|(id, _)| *id == d)
+                    .map(|(_, n)| n.clone())
+            })
+        };
         Self {
             id: s.id,
+            name: s.device_name.clone().or_else(device_name),
             agent: sessions::describe_agent(&s.user_agent),
             ip: s.ip.clone(),
             last_seen: when(tenant, s.last_seen_at, now),
@@ -57,11 +78,6 @@ struct AccountPage {
     notice: Option<&'static str>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Notice {
-    done: Option<String>,
-}
-
 async fn render(
     s: &IdpSession,
     csrf: &CsrfToken,
@@ -72,8 +88,12 @@ async fn render(
 ) -> IdpResult<HttpResponse> {
     let t = s.tenant.clone();
     let uid = s.user.id;
-    let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
-        Ok(sessions::list_open(&mut *t.conn(&IDP_DB)?, uid)?)
+    let (list, names) = kollegium_tenants::web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        Ok((
+            sessions::list_open(&mut conn, uid)?,
+            devices::names_of(&mut conn, uid)?,
+        ))
     })
     .await??;
     let u = &s.user;
@@ -98,7 +118,7 @@ async fn render(
             has_totp: u.has_totp(),
             sessions: list
                 .iter()
-                .map(|x| SessionView::of(x, s.session.id, &s.tenant, now))
+                .map(|x| SessionView::of(x, &names, s.session.id, &s.tenant, now))
                 .collect(),
             error,
             notice,
@@ -110,17 +130,9 @@ async fn show(
     s: IdpSession,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
-    q: web::Query<Notice>,
+    q: web::Query<DoneQuery>,
 ) -> IdpResult<HttpResponse> {
-    let notice = match q.done.as_deref() {
-        Some("password") => {
-            Some("Ihr Passwort wurde geändert. Alle anderen Sitzungen wurden beendet.")
-        }
-        Some("profile") => Some("Ihr Profil wurde gespeichert."),
-        Some("sessions") => Some("Die Sitzung wurde beendet."),
-        _ => None,
-    };
-    render(&s, &csrf, state.now(), None, notice, StatusCode::OK).await
+    render(&s, &csrf, state.now(), None, q.notice(), StatusCode::OK).await
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -177,7 +189,7 @@ async fn save_profile(
         Ok(())
     })
     .await??;
-    Ok(see_other("/id/account?done=profile"))
+    Ok(see_other(&Done::ProfileSaved.at(ACCOUNT)))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -303,14 +315,59 @@ async fn change_password(
         )?)
     })
     .await??;
-    let mut res = see_other("/id/account?done=password");
+    oidc::backchannel::settle(&ctx, &s.tenant, now).await;
+    let mut res = see_other(&Done::PasswordChanged.at(ACCOUNT));
     let _ = res.add_cookie(&sessions::cookie(ctx.settings.scheme, &token));
     Ok(res)
+}
+
+const ACCOUNT: &str = "/id/account";
+
+/// Only the user's own open session: someone else's id is simply not found.
+async fn own_session(s: &IdpSession, id: i64) -> IdpResult<Session> {
+    let (t, uid) = (s.tenant.clone(), s.user.id);
+    kollegium_tenants::web::block(move || -> IdpResult<Session> {
+        sessions::by_id(&mut *t.conn(&IDP_DB)?, id)?
+            .filter(|x| x.user == uid && x.ended_at.is_none())
+            .ok_or(IdpError::NotFound)
+    })
+    .await?
+}
+
+/// "Wirklich beenden?" before ending one session (`GET /id/account/sessions/{id}/end`).
+async fn confirm_end(
+    s: IdpSession,
+    csrf: CsrfToken,
+    id: web::Path<i64>,
+) -> IdpResult<HttpResponse> {
+    let target = own_session(&s, id.into_inner()).await?;
+    let what = target
+        .device_name
+        .clone()
+        .unwrap_or_else(|| sessions::describe_agent(&target.user_agent));
+    let current = target.id == s.session.id;
+    Confirm {
+        layout: layout(&s.tenant, Some(&s), &csrf, ACCOUNT),
+        title: "Sitzung beenden?".into(),
+        question: if current {
+            format!("Wollen Sie diese Sitzung ({what}) wirklich beenden? Sie werden abgemeldet.")
+        } else {
+            format!("Wollen Sie die Sitzung „{what}“ wirklich beenden?")
+        },
+        consequence: "Der Browser dort ist sofort abgemeldet, auch im Arbeitsplatz; \
+                      ungesendete Eingaben dort gehen verloren."
+            .into(),
+        action: format!("/id/account/sessions/{}/end", target.id),
+        button: "Ja, beenden".into(),
+        cancel: ACCOUNT.into(),
+    }
+    .response()
 }
 
 async fn end_session(
     s: IdpSession,
     state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
     id: web::Path<i64>,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, now, id) = (s.tenant.clone(), s.user.id, state.now(), id.into_inner());
@@ -333,13 +390,36 @@ async fn end_session(
         Ok(())
     })
     .await??;
+    oidc::backchannel::settle(&ctx, &s.tenant, now).await;
     if id == s.session.id {
-        return Ok(see_other("/id/login?done=logout"));
+        let mut res = see_other("/id/login?done=logout");
+        let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
+        return Ok(res);
     }
-    Ok(see_other("/id/account?done=sessions"))
+    Ok(see_other(&Done::SessionEnded.at(ACCOUNT)))
 }
 
-async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
+/// "Wirklich alle anderen beenden?" (`GET /id/account/sessions/end-others`).
+async fn confirm_end_others(s: IdpSession, csrf: CsrfToken) -> IdpResult<HttpResponse> {
+    Confirm {
+        layout: layout(&s.tenant, Some(&s), &csrf, ACCOUNT),
+        title: "Alle anderen Sitzungen beenden?".into(),
+        question: "Wollen Sie wirklich alle Sitzungen außer dieser beenden?".into(),
+        consequence: "Alle anderen Browser, in denen Sie angemeldet sind, sind sofort \
+                      abgemeldet, auch im Arbeitsplatz. Diese Sitzung bleibt bestehen."
+            .into(),
+        action: "/id/account/sessions/end-others".into(),
+        button: "Ja, alle anderen beenden".into(),
+        cancel: ACCOUNT.into(),
+    }
+    .response()
+}
+
+async fn end_others(
+    s: IdpSession,
+    state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
+) -> IdpResult<HttpResponse> {
     let (t, uid, keep, now) = (s.tenant.clone(), s.user.id, s.session.id, state.now());
     kollegium_tenants::web::block(move || -> IdpResult<()> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -357,16 +437,70 @@ async fn end_others(s: IdpSession, state: web::Data<IdpState>) -> IdpResult<Http
         Ok(())
     })
     .await??;
-    Ok(see_other("/id/account?done=sessions"))
+    oidc::backchannel::settle(&ctx, &s.tenant, now).await;
+    Ok(see_other(&Done::OthersEnded.at(ACCOUNT)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DeviceNameForm {
+    name: String,
+}
+
+/// Names the device of one of the member's sessions ("Empfang-PC").
+async fn name_device(
+    s: IdpSession,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    id: web::Path<i64>,
+    form: web::Form<DeviceNameForm>,
+) -> IdpResult<HttpResponse> {
+    let name = match sessions::parse_device_name(&form.name) {
+        Ok(n) => n,
+        Err(why) => {
+            let now = state.now();
+            return render(
+                &s,
+                &csrf,
+                now,
+                Some(why.into()),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+    };
+    let (t, uid, id) = (s.tenant.clone(), s.user.id, id.into_inner());
+    let found = kollegium_tenants::web::block(move || -> IdpResult<bool> {
+        Ok(sessions::set_device_name(
+            &mut *t.conn(&IDP_DB)?,
+            uid,
+            id,
+            name.as_deref(),
+        )?)
+    })
+    .await??;
+    if !found {
+        return Err(IdpError::NotFound);
+    }
+    Ok(see_other(&Done::DeviceNamed.at(ACCOUNT)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/id/account", web::get().to(show))
         .route("/id/account/profile", web::post().to(save_profile))
         .route("/id/account/password", web::post().to(change_password))
-        .route("/id/account/sessions/{id}/end", web::post().to(end_session))
+        .route(
+            "/id/account/sessions/end-others",
+            web::get().to(confirm_end_others),
+        )
         .route(
             "/id/account/sessions/end-others",
             web::post().to(end_others),
+        )
+        .route("/id/account/sessions/{id}/end", web::get().to(confirm_end))
+        .route("/id/account/sessions/{id}/end", web::post().to(end_session))
+        .route(
+            "/id/account/sessions/{id}/name",
+            web::post().to(name_device),
         );
 }

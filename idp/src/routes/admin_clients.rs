@@ -17,6 +17,11 @@ use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
 use crate::views::{layout, page_status, see_other};
 
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
+
+const CLIENTS: &str = "/id/admin/clients";
+
 #[derive(Template)]
 #[template(path = "pages/idp/admin_clients.html")]
 struct ClientsPage {
@@ -26,15 +31,33 @@ struct ClientsPage {
     /// (client id, secret) right after creation or rotation: shown once.
     secret: Option<(String, String)>,
     form_name: String,
+    notice: Option<&'static str>,
+}
+
+/// What the list page shows besides the tools.
+#[derive(Debug, Default)]
+struct Shown {
+    error: Option<String>,
+    secret: Option<(String, String)>,
+    form_name: String,
+    notice: Option<&'static str>,
+}
+
+impl Shown {
+    fn error(e: String, form_name: String) -> Self {
+        Self {
+            error: Some(e),
+            form_name,
+            ..Self::default()
+        }
+    }
 }
 
 async fn render(
     a: &IdpAdmin,
     csrf: &CsrfToken,
     status: StatusCode,
-    error: Option<String>,
-    secret: Option<(String, String)>,
-    form_name: String,
+    shown: Shown,
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let list = kollegium_tenants::web::block(move || -> IdpResult<_> {
@@ -46,15 +69,63 @@ async fn render(
         &ClientsPage {
             layout: layout(&a.0.tenant, Some(&a.0), csrf, "/id/admin/clients"),
             clients: list,
-            error,
-            secret,
-            form_name,
+            error: shown.error,
+            secret: shown.secret,
+            form_name: shown.form_name,
+            notice: shown.notice,
         },
     )
 }
 
-async fn list(a: IdpAdmin, csrf: CsrfToken) -> IdpResult<HttpResponse> {
-    render(&a, &csrf, StatusCode::OK, None, None, String::new()).await
+async fn list(a: IdpAdmin, csrf: CsrfToken, q: web::Query<DoneQuery>) -> IdpResult<HttpResponse> {
+    let shown = Shown {
+        notice: q.notice(),
+        ..Shown::default()
+    };
+    render(&a, &csrf, StatusCode::OK, shown).await
+}
+
+/// "Wirklich …?" before renewing a secret or deactivating a tool
+/// (`GET /id/admin/clients/{id}/{action}`); enabling needs no question.
+async fn confirm(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    path: web::Path<(String, String)>,
+) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let client = editable(&a, id).await?;
+    let (title, question, consequence, button) = match what.as_str() {
+        "rotate" if client.confidential => (
+            "Geheimnis erneuern?",
+            format!(
+                "Wollen Sie das Geheimnis von „{}“ wirklich erneuern?",
+                client.name
+            ),
+            "Das bisherige Geheimnis gilt sofort nicht mehr: Die Anwendung kann niemanden \
+             anmelden, bis das neue Geheimnis dort eingetragen ist. Es wird nur einmal \
+             angezeigt.",
+            "Ja, Geheimnis erneuern",
+        ),
+        "disable" => (
+            "Anwendung deaktivieren?",
+            format!("Wollen Sie „{}“ wirklich deaktivieren?", client.name),
+            "Niemand aus der Praxis kann sich dann über diese Anwendung anmelden; ihre \
+             Kachel verschwindet von der Startseite. Sie können sie später wieder aktivieren.",
+            "Ja, deaktivieren",
+        ),
+        "enable" => return Ok(see_other(CLIENTS)),
+        _ => return Err(IdpError::NotFound),
+    };
+    Confirm {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, CLIENTS),
+        title: title.into(),
+        question,
+        consequence: consequence.into(),
+        action: format!("{CLIENTS}/{}/{what}", client.client_id),
+        button: button.into(),
+        cancel: CLIENTS.into(),
+    }
+    .response()
 }
 
 fn uris(p: &Pairs, key: &str) -> Vec<String> {
@@ -240,7 +311,7 @@ async fn edit(
     })
     .await??;
     match outcome {
-        Ok(()) => Ok(see_other("/id/admin/clients")),
+        Ok(()) => Ok(see_other(&Done::ClientSaved.at(CLIENTS))),
         Err(e) => refuse(client, e),
     }
 }
@@ -260,10 +331,10 @@ async fn create(
         .collect::<String>();
     let c = match parse_form(&p) {
         Ok(c) => c,
-        Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+        Err(e) => return render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await,
     };
     if let Err(e) = check_egress(&state, &c).await {
-        return render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await;
+        return render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await;
     }
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let created =
@@ -289,9 +360,13 @@ async fn create(
     match created {
         Ok(c) => {
             let shown = Some((c.client_id.clone(), c.secret.unwrap_or_default()));
-            render(&a, &csrf, StatusCode::OK, None, shown, String::new()).await
+            let shown = Shown {
+                secret: shown,
+                ..Shown::default()
+            };
+            render(&a, &csrf, StatusCode::OK, shown).await
         }
-        Err(e) => render(&a, &csrf, StatusCode::BAD_REQUEST, Some(e), None, name).await,
+        Err(e) => render(&a, &csrf, StatusCode::BAD_REQUEST, Shown::error(e, name)).await,
     }
 }
 
@@ -304,6 +379,11 @@ async fn act(
     let (id, what) = path.into_inner();
     let (t, admin, now) = (a.0.tenant.clone(), a.0.user.id, state.now());
     let client_id = id.clone();
+    let done = if what == "enable" {
+        Done::ClientEnabled
+    } else {
+        Done::ClientDisabled
+    };
     let secret = kollegium_tenants::web::block(move || -> IdpResult<Option<String>> {
         let mut conn = t.conn(&IDP_DB)?;
         let c = clients::by_id(&mut conn, &client_id)?.ok_or(IdpError::NotFound)?;
@@ -341,17 +421,13 @@ async fn act(
     .await??;
     match secret {
         Some(s) => {
-            render(
-                &a,
-                &csrf,
-                StatusCode::OK,
-                None,
-                Some((id, s)),
-                String::new(),
-            )
-            .await
+            let shown = Shown {
+                secret: Some((id, s)),
+                ..Shown::default()
+            };
+            render(&a, &csrf, StatusCode::OK, shown).await
         }
-        None => Ok(see_other("/id/admin/clients")),
+        None => Ok(see_other(&done.at(CLIENTS))),
     }
 }
 
@@ -360,5 +436,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/id/admin/clients", web::post().to(create))
         .route("/id/admin/clients/{id}", web::get().to(edit_form))
         .route("/id/admin/clients/{id}", web::post().to(edit))
+        .route("/id/admin/clients/{id}/{action}", web::get().to(confirm))
         .route("/id/admin/clients/{id}/{action}", web::post().to(act));
 }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use kollegium_tenants::web::{CsrfToken, Layout};
+use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
 use crate::IDP_DB;
 use crate::devices::{self, DeviceStatus};
@@ -14,6 +14,9 @@ use crate::sessions::{self, IdpAdmin};
 use crate::state::IdpState;
 use crate::users::{self, UserId};
 use crate::views::{layout, page, see_other, when};
+
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
 
 pub struct DeviceRow {
     pub id: i64,
@@ -36,9 +39,17 @@ struct DevicesPage {
     rows: Vec<DeviceRow>,
     device_policy: &'static str,
     mfa_policy: &'static str,
+    notice: Option<&'static str>,
 }
 
-async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpResult<HttpResponse> {
+const DEVICES: &str = "/id/admin/devices";
+
+async fn list(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    state: web::Data<IdpState>,
+    q: web::Query<DoneQuery>,
+) -> IdpResult<HttpResponse> {
     let (t, now) = (a.0.tenant.clone(), state.now());
     let (rows, dp, mp) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
@@ -74,7 +85,61 @@ async fn list(a: IdpAdmin, csrf: CsrfToken, state: web::Data<IdpState>) -> IdpRe
         rows,
         device_policy: dp.as_str(),
         mfa_policy: mp.as_str(),
+        notice: q.notice(),
     })
+}
+
+/// "Wirklich …?" before rejecting, suspending or removing a device
+/// (`GET /id/admin/devices/{id}/{action}`); other actions need no question.
+async fn confirm(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    path: web::Path<(i64, String)>,
+) -> IdpResult<HttpResponse> {
+    let (id, what) = path.into_inner();
+    let t = a.0.tenant.clone();
+    let (device, owner) = kollegium_tenants::web::block(move || -> IdpResult<_> {
+        let mut conn = t.conn(&IDP_DB)?;
+        let d = devices::by_id(&mut conn, id)?.ok_or(IdpError::NotFound)?;
+        let owner = users::by_id(&mut conn, d.user)?.map(|u| u.display_name);
+        Ok((d, owner.unwrap_or_default()))
+    })
+    .await??;
+    let named = device
+        .name
+        .clone()
+        .unwrap_or_else(|| sessions::describe_agent(&device.user_agent));
+    let (title, consequence, button) = match what.as_str() {
+        "reject" => (
+            "Gerät ablehnen?",
+            "Die Anmeldung von diesem Gerät aus wird abgelehnt; wer dort wartet, wird abgemeldet.",
+            "Ja, ablehnen",
+        ),
+        "suspend" => (
+            "Gerät sperren?",
+            "Alle Sitzungen auf diesem Gerät enden sofort, auch im Arbeitsplatz. Bis Sie es \
+             wieder freigeben, ist dort keine Anmeldung möglich.",
+            "Ja, sperren",
+        ),
+        "remove" => (
+            "Gerät entfernen?",
+            "Alle Sitzungen auf diesem Gerät enden sofort, auch im Arbeitsplatz. Meldet sich \
+             die Person dort wieder an, gilt es als neues Gerät.",
+            "Ja, entfernen",
+        ),
+        "approve" | "rename" => return Ok(see_other(DEVICES)),
+        _ => return Err(IdpError::NotFound),
+    };
+    Confirm {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, DEVICES),
+        title: title.into(),
+        question: format!("Gerät „{named}“ von {owner}: wirklich fortfahren?"),
+        consequence: consequence.into(),
+        action: format!("{DEVICES}/{id}/{what}"),
+        button: button.into(),
+        cancel: DEVICES.into(),
+    }
+    .response()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -85,6 +150,7 @@ pub struct NameForm {
 async fn act(
     a: IdpAdmin,
     state: web::Data<IdpState>,
+    ctx: web::Data<WebContext>,
     path: web::Path<(i64, String)>,
     form: web::Form<NameForm>,
 ) -> IdpResult<HttpResponse> {
@@ -94,7 +160,7 @@ async fn act(
     if name.chars().count() > 80 {
         return Err(IdpError::BadRequest("name too long".into()));
     }
-    kollegium_tenants::web::block(move || -> IdpResult<()> {
+    let done = kollegium_tenants::web::block(move || -> IdpResult<Done> {
         let mut conn = t.conn(&IDP_DB)?;
         let d = devices::by_id(&mut conn, id)?.ok_or(IdpError::NotFound)?;
         let kind = match what.as_str() {
@@ -127,6 +193,13 @@ async fn act(
             EventKind::DeviceRenamed => format!("device {id}: {}", name.trim()),
             _ => format!("device {id}"),
         };
+        let done = match kind {
+            EventKind::DeviceApproved => Done::DeviceApproved,
+            EventKind::DeviceRejected => Done::DeviceRejected,
+            EventKind::DeviceSuspended => Done::DeviceSuspended,
+            EventKind::DeviceRemoved => Done::DeviceRemoved,
+            _ => Done::DeviceRenamed,
+        };
         events::record(
             &mut conn,
             now,
@@ -137,10 +210,11 @@ async fn act(
                 ..Event::new(kind)
             },
         )?;
-        Ok(())
+        Ok(done)
     })
     .await??;
-    Ok(see_other("/id/admin/devices"))
+    crate::oidc::backchannel::settle(&ctx, &a.0.tenant, now).await;
+    Ok(see_other(&done.at(DEVICES)))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -176,11 +250,12 @@ async fn set_policy(
         Ok(())
     })
     .await??;
-    Ok(see_other("/id/admin/devices"))
+    Ok(see_other(&Done::PolicySaved.at(DEVICES)))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/id/admin/devices", web::get().to(list))
         .route("/id/admin/policies", web::post().to(set_policy))
+        .route("/id/admin/devices/{id}/{action}", web::get().to(confirm))
         .route("/id/admin/devices/{id}/{action}", web::post().to(act));
 }

@@ -51,11 +51,24 @@ async fn list(
     let (f, now) = (q.into_inner(), state.now());
     let t = a.0.tenant.clone();
     let f2 = f.clone();
-    let (evs, people) = kollegium_tenants::web::block(move || -> IdpResult<_> {
+    let (evs, people, tools) = kollegium_tenants::web::block(move || -> IdpResult<_> {
         let mut conn = t.conn(&IDP_DB)?;
-        Ok((events::list(&mut conn, &f2, PAGE)?, users::list(&mut conn)?))
+        Ok((
+            events::list(&mut conn, &f2, PAGE)?,
+            users::list(&mut conn)?,
+            crate::oidc::clients::all(&mut conn)?,
+        ))
     })
     .await??;
+    // Tools by name (the technical client id only for one since removed).
+    let tool = |id: &Option<String>| {
+        id.as_deref().map_or_else(String::new, |id| {
+            tools
+                .iter()
+                .find(|c| c.client_id == id)
+                .map_or_else(|| id.to_owned(), |c| c.name.clone())
+        })
+    };
     let name = |id: Option<i64>| {
         id.map_or_else(String::new, |id| {
             people
@@ -74,9 +87,9 @@ async fn list(
             label: events::label(&e.kind).to_owned(),
             user: name(e.user_id),
             actor: name(e.actor_id),
-            client: e.client_id.clone().unwrap_or_default(),
+            client: tool(&e.client_id),
             ip: e.ip.clone().unwrap_or_default(),
-            detail: e.detail.clone(),
+            detail: events::detail_label(&e.kind, &e.detail),
         })
         .collect();
     page(&EventsPage {

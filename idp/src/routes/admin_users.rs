@@ -6,12 +6,14 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
+use super::confirm::Confirm;
+use super::done::{Done, DoneQuery};
 use crate::error::{IdpError, IdpResult};
 use crate::events::{self, Event, EventKind};
 use crate::links::{self, LinkKind};
 use crate::sessions::IdpAdmin;
 use crate::state::IdpState;
-use crate::user_admin::{self, Done, LinkTtls, UserAction};
+use crate::user_admin::{self, Done as Performed, LinkTtls, UserAction};
 use crate::users::{self, Profile, User, UserId, UserStatus};
 use crate::views::{layout, page, page_status, see_other, when};
 use crate::{IDP_DB, mail_ctx, sessions};
@@ -175,16 +177,11 @@ fn profile_of(u: &User) -> Profile {
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Notice {
-    done: Option<String>,
-}
-
 async fn list(
     a: IdpAdmin,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
-    q: web::Query<Notice>,
+    q: web::Query<DoneQuery>,
 ) -> IdpResult<HttpResponse> {
     let t = a.0.tenant.clone();
     let now = state.now();
@@ -214,11 +211,7 @@ async fn list(
             last_seen: last_seen(u.id),
         })
         .collect();
-    let notice = q.done.as_deref().map(|d| match d {
-        "invited" => "Die Einladung wurde verschickt.".to_owned(),
-        "deleted" => "Der Benutzer wurde gelöscht.".to_owned(),
-        _ => "Gespeichert.".to_owned(),
-    });
+    let notice = q.notice().map(str::to_owned);
     page(&ListPage {
         layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/users"),
         rows,
@@ -293,7 +286,7 @@ async fn create(
     match created {
         Ok(()) => {
             ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
-            Ok(see_other("/id/admin/users?done=invited"))
+            Ok(see_other(&Done::Invited.at("/id/admin/users")))
         }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
@@ -310,25 +303,17 @@ async fn load_user(a: &IdpAdmin, id: i64) -> IdpResult<User> {
     .await?
 }
 
-/// `?done=` after a change on the user page: what it did.
-const SAVED: &str = "saved";
-const UNLOCKED: &str = "unlocked";
-
 async fn edit_form(
     a: IdpAdmin,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
     id: web::Path<i64>,
-    q: web::Query<Notice>,
+    q: web::Query<DoneQuery>,
 ) -> IdpResult<HttpResponse> {
     let u = load_user(&a, id.into_inner()).await?;
-    let notice = q.done.as_deref().and_then(|d| match d {
-        SAVED => Some("Gespeichert.".to_owned()),
-        UNLOCKED => Some(format!(
-            "Entsperrt. {} kann sich wieder anmelden.",
-            u.display_name
-        )),
-        _ => None,
+    let notice = q.done().map(|d| match d {
+        Done::Unlocked => format!("Entsperrt. {} kann sich wieder anmelden.", u.display_name),
+        d => d.text().to_owned(),
     });
     page(&FormPage {
         notice,
@@ -433,10 +418,12 @@ async fn update(
             if email_changed {
                 ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
             }
-            Ok(see_other(&format!(
-                "/id/admin/users/{}?done={SAVED}",
-                u.id.0
-            )))
+            if privileges_changed {
+                crate::oidc::backchannel::settle(&ctx, &a.0.tenant, now).await;
+            }
+            Ok(see_other(
+                &Done::Saved.at(&format!("/id/admin/users/{}", u.id.0)),
+            ))
         }
         Err(e) => page_status(
             StatusCode::BAD_REQUEST,
@@ -471,7 +458,7 @@ async fn action(
         invite_secs: state.settings.invite_ttl_secs,
         reset_secs: state.settings.reset_ttl_secs,
     };
-    let done = kollegium_tenants::web::block(move || -> IdpResult<Done> {
+    let done = kollegium_tenants::web::block(move || -> IdpResult<Performed> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(user_admin::perform(
             &mut conn, now, admin, &u, action, &mail, ttls,
@@ -481,17 +468,69 @@ async fn action(
     if action.mails() {
         ctx.jobs.poke(a.0.tenant.slug(), &crate::IDP_DB);
     }
+    // Deactivating or deleting ended the account's sessions: the workspace learns it now.
+    crate::oidc::backchannel::settle(&ctx, &a.0.tenant, now).await;
+    let told = match action {
+        UserAction::Disable => Done::Disabled,
+        UserAction::Enable => Done::Enabled,
+        UserAction::ResetTotp => Done::TotpReset,
+        UserAction::Unlock => Done::Unlocked,
+        UserAction::Reset => Done::LinkSent,
+        UserAction::Resend => Done::InvitationResent,
+        UserAction::Delete => Done::Deleted,
+    };
     Ok(match done {
-        Done::Deleted => see_other("/id/admin/users?done=deleted"),
-        Done::Saved => {
-            let done = if action == UserAction::Unlock {
-                UNLOCKED
-            } else {
-                SAVED
-            };
-            see_other(&format!("/id/admin/users/{id}?done={done}"))
-        }
+        Performed::Deleted => see_other(&told.at("/id/admin/users")),
+        Performed::Saved => see_other(&told.at(&format!("/id/admin/users/{id}"))),
     })
+}
+
+/// The question before an action (`GET /id/admin/users/{id}/{action}`): deactivating an
+/// account, resetting its second factor or deleting it is asked first; the other actions
+/// need no question and lead back to the account's page.
+async fn confirm(
+    a: IdpAdmin,
+    csrf: CsrfToken,
+    path: web::Path<(i64, String)>,
+) -> IdpResult<HttpResponse> {
+    let (id, name) = path.into_inner();
+    let action = UserAction::parse(&name).map_err(|_| IdpError::NotFound)?;
+    let u = load_user(&a, id).await?;
+    // Refused actions say so now, not after the question.
+    user_admin::check(action, a.0.user.id, &u, Some(u.username.as_str()))?;
+    let back = format!("/id/admin/users/{id}");
+    let (title, question, consequence, button) = match action {
+        UserAction::Disable => (
+            "Konto deaktivieren?",
+            format!(
+                "Wollen Sie das Konto von {} wirklich deaktivieren?",
+                u.display_name
+            ),
+            "Alle Sitzungen dieses Kontos enden sofort, auch im Arbeitsplatz. Die Person kann              sich nicht mehr anmelden, bis Sie das Konto wieder aktivieren. Nachrichten und              Daten bleiben erhalten.",
+            "Ja, deaktivieren",
+        ),
+        UserAction::ResetTotp => (
+            "Zwei-Faktor-Anmeldung zurücksetzen?",
+            format!(
+                "Wollen Sie die Zwei-Faktor-Anmeldung von {} wirklich zurücksetzen?",
+                u.display_name
+            ),
+            "Danach reicht für dieses Konto das Passwort, bis die Person die              Zwei-Faktor-Anmeldung neu einrichtet. Tun Sie das nur, wenn das Telefon und die              Wiederherstellungscodes verloren sind.",
+            "Ja, zurücksetzen",
+        ),
+        // Deleting asks for the user name on the account's page; the rest needs no question.
+        _ => return Ok(see_other(&back)),
+    };
+    Confirm {
+        layout: layout(&a.0.tenant, Some(&a.0), &csrf, "/id/admin/users"),
+        title: title.into(),
+        question,
+        consequence: consequence.into(),
+        action: format!("/id/admin/users/{id}/{}", action.as_str()),
+        button: button.into(),
+        cancel: back,
+    }
+    .response()
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -500,5 +539,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/id/admin/users/new", web::get().to(new_form))
         .route("/id/admin/users/{id}", web::get().to(edit_form))
         .route("/id/admin/users/{id}", web::post().to(update))
+        .route("/id/admin/users/{id}/{action}", web::get().to(confirm))
         .route("/id/admin/users/{id}/{action}", web::post().to(action));
 }

@@ -14,6 +14,8 @@ use crate::sessions::IdpSession;
 use crate::state::IdpState;
 use crate::views::{layout, page, see_other, when};
 
+use super::done::{Done, DoneQuery};
+
 pub struct AppRow {
     pub client_id: String,
     pub name: String,
@@ -26,12 +28,14 @@ pub struct AppRow {
 struct AppsPage {
     layout: Layout,
     apps: Vec<AppRow>,
+    notice: Option<&'static str>,
 }
 
 async fn list(
     s: IdpSession,
     csrf: CsrfToken,
     state: web::Data<IdpState>,
+    q: web::Query<DoneQuery>,
 ) -> IdpResult<HttpResponse> {
     let (t, uid, now) = (s.tenant.clone(), s.user.id, state.now());
     let rows =
@@ -67,6 +71,7 @@ async fn list(
     page(&AppsPage {
         layout: layout(&s.tenant, Some(&s), &csrf, "/id/account/apps"),
         apps,
+        notice: q.notice(),
     })
 }
 
@@ -85,7 +90,7 @@ async fn revoke(
         )?)
     })
     .await??;
-    Ok(see_other("/id/account/apps"))
+    Ok(see_other(&Done::AppRevoked.at("/id/account/apps")))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -7,6 +7,8 @@ pub mod admin_events;
 pub mod admin_users;
 pub mod apps;
 pub mod attempt;
+pub mod confirm;
+pub mod done;
 pub mod home;
 pub mod login;
 pub mod login_totp;

@@ -163,11 +163,6 @@ struct StatusPage {
     error: Option<&'static str>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-pub struct Done {
-    done: Option<String>,
-}
-
 async fn status_page(
     s: &IdpSession,
     csrf: &CsrfToken,
@@ -197,12 +192,12 @@ async fn status_page(
     )
 }
 
-async fn show(s: IdpSession, csrf: CsrfToken, q: web::Query<Done>) -> IdpResult<HttpResponse> {
-    let notice = match q.done.as_deref() {
-        Some("disabled") => Some("Die Zwei-Faktor-Anmeldung wurde deaktiviert."),
-        _ => None,
-    };
-    status_page(&s, &csrf, notice, None, StatusCode::OK).await
+async fn show(
+    s: IdpSession,
+    csrf: CsrfToken,
+    q: web::Query<super::done::DoneQuery>,
+) -> IdpResult<HttpResponse> {
+    status_page(&s, &csrf, q.notice(), None, StatusCode::OK).await
 }
 
 fn account_ctx<'a>(s: &'a IdpSession, csrf: &CsrfToken) -> EnrolCtx<'a> {
@@ -376,7 +371,9 @@ async fn disable(
     if !ok {
         return status_page(&s, &csrf, None, Some(WRONG), StatusCode::BAD_REQUEST).await;
     }
-    Ok(see_other("/id/account/totp?done=disabled"))
+    Ok(see_other(
+        &super::done::Done::TotpDisabled.at("/id/account/totp"),
+    ))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

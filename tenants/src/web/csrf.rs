@@ -20,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use futures_util::StreamExt;
 use subtle::ConstantTimeEq;
 
-use super::errors::{ErrorPage, WebError};
+use super::errors::{ErrorPage, Resend, WebError, is_secret_field};
 use super::{Scheme, WebContext};
 use crate::secrets::{hmac_sha256, random_token};
 use crate::store::Tenant;
@@ -100,12 +100,13 @@ pub(super) async fn protect(
     req.extensions_mut().insert(CsrfToken(expected.clone()));
 
     let mut req = req;
+    let mut form_body = None;
     if !is_safe(req.method()) && !ctx.settings.csrf_exempt.contains(&req.path()) {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let own = ctx.settings.practice_origin(tenant.slug().as_str());
-            if origin.as_bytes() != own.as_bytes() {
-                return Ok(req.into_response(ErrorPage::csrf().response()));
-            }
+        let own = ctx.settings.practice_origin(tenant.slug().as_str());
+        if let Some(origin) = req.headers().get(header::ORIGIN)
+            && origin.as_bytes() != own.as_bytes()
+        {
+            return Ok(req.into_response(ErrorPage::csrf().response()));
         }
         let mut supplied = req
             .headers()
@@ -138,30 +139,77 @@ pub(super) async fn protect(
             }
             let body = body.freeze();
             supplied = form_token(&body);
+            form_body = Some(body.clone());
             req = ServiceRequest::from_parts(http_req, Payload::from(body));
         }
         let ok =
             !fresh && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
         if !ok {
             tracing::warn!(practice = %tenant.slug(), "state-changing request without valid CSRF token refused");
-            return Ok(req.into_response(ErrorPage::csrf().response()));
+            // A form of our own page (same origin, said by the browser) keeps its input;
+            // anything else gets no fresh token for its fields.
+            let resend = form_body
+                .filter(|_| same_origin(&req, &own))
+                .and_then(|body| resend_of(&req, &body, &expected));
+            let page = ErrorPage::stale_form(tenant.display_name(), resend).response();
+            let mut res = req.into_response(page);
+            if fresh {
+                set_cookie(&mut res, name, cookie_value, ctx);
+            }
+            return Ok(res);
         }
     }
     let mut res = next.call(req).await?.map_into_boxed_body();
     // No cookie on a 404: an unknown practice's 404 has none, so a known practice's must
     // not either, or the cookie would tell which practices exist.
     if fresh && res.status() != StatusCode::NOT_FOUND {
-        let cookie = Cookie::build(name, cookie_value)
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(ctx.settings.scheme == Scheme::Https)
-            .finish();
-        if let Err(e) = res.response_mut().add_cookie(&cookie) {
-            tracing::error!(error = %e, "cannot set CSRF cookie");
-        }
+        set_cookie(&mut res, name, cookie_value, ctx);
     }
     Ok(res)
+}
+
+fn set_cookie(res: &mut ServiceResponse<BoxBody>, name: &str, value: String, ctx: &WebContext) {
+    let cookie = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(ctx.settings.scheme == Scheme::Https)
+        .finish();
+    if let Err(e) = res.response_mut().add_cookie(&cookie) {
+        tracing::error!(error = %e, "cannot set CSRF cookie");
+    }
+}
+
+/// Whether the browser says the request came from a page of `own` origin (`Origin`, or
+/// `Sec-Fetch-Site: same-origin` where no `Origin` was sent).
+fn same_origin(req: &ServiceRequest, own: &str) -> bool {
+    match req.headers().get(header::ORIGIN) {
+        Some(o) => o.as_bytes() == own.as_bytes(),
+        None => req
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"same-origin"),
+    }
+}
+
+/// Most fields a refused form keeps.
+const MAX_KEPT_FIELDS: usize = 64;
+
+/// The input of a refused form to send again with the fresh `token`: not for a form with a
+/// password or code in it (those are never echoed into a page).
+fn resend_of(req: &ServiceRequest, body: &[u8], token: &str) -> Option<Resend> {
+    let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?;
+    let fields: Vec<(String, String)> =
+        pairs.into_iter().filter(|(k, _)| k != FORM_FIELD).collect();
+    if fields.len() > MAX_KEPT_FIELDS || fields.iter().any(|(k, _)| is_secret_field(k)) {
+        return None;
+    }
+    let action = req.uri().path_and_query().map(|p| p.as_str().to_owned())?;
+    Some(Resend {
+        action,
+        fields,
+        csrf: token.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +224,21 @@ mod tests {
         );
         assert_eq!(form_token(b"a=1"), None);
         assert_eq!(query_token("csrf_token=x%2By").as_deref(), Some("x+y"));
+    }
+
+    #[test]
+    fn secret_fields_are_recognised() {
+        for name in [
+            "password",
+            "password_repeat",
+            "current",
+            "code",
+            "client_secret",
+        ] {
+            assert!(is_secret_field(name), "{name}");
+        }
+        for name in ["display_name", "name", "body", "email", "roles"] {
+            assert!(!is_secret_field(name), "{name}");
+        }
     }
 }

@@ -1,20 +1,74 @@
 //! Error pages (German) and the crate's web error type.
+//!
+//! Whoever renders an error page ([`ErrorPage::response`]) does so without the request;
+//! the page marks its response, and the plumbing ([`into_shell`]) renders it again in the
+//! practice's shell for a signed-in member (top bar, navigation, user menu), with a way
+//! back. An anonymous 404 stays exactly as for an unknown practice.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
-use actix_web::{HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use super::layout::Layout;
+use super::next::LocalPath;
+use super::shell;
+use super::{CsrfToken, WebContext};
+use crate::store::Tenant;
 
 /// A friendly error page.
-#[derive(Template)]
+#[derive(Template, Debug, Clone)]
 #[template(path = "pages/error.html")]
 pub struct ErrorPage {
     pub layout: Layout,
     pub status: u16,
     pub title: &'static str,
     pub message: std::borrow::Cow<'static, str>,
+    /// A refused form whose input is kept: sent again from the page with a fresh token.
+    pub resend: Option<Resend>,
+    /// The page the person came from on this origin ("Zurück").
+    pub back: Option<String>,
+}
+
+/// A form refused for its stale token, to send again: where to, the fields as posted and
+/// the fresh token. Never made for a form with a password or code in it
+/// ([`is_secret_field`]): those are not echoed into a page.
+#[derive(Debug, Clone)]
+pub struct Resend {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+    pub csrf: String,
+}
+
+impl Resend {
+    /// Longest value shown in the list of kept input.
+    const SHOWN: usize = 160;
+
+    /// The kept values worth showing (not empty), shortened for the list.
+    pub fn shown(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty() && *v != "on")
+            .map(|v| {
+                if v.chars().count() > Self::SHOWN {
+                    let cut: String = v.chars().take(Self::SHOWN).collect();
+                    format!("{cut}…")
+                } else {
+                    v.to_owned()
+                }
+            })
+            .collect()
+    }
+}
+
+/// Field names never echoed into a page: passwords, one-time codes, secrets, tokens.
+pub fn is_secret_field(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "current"
+        || ["password", "secret", "token", "code", "otp"]
+            .iter()
+            .any(|s| n.contains(s))
 }
 
 /// German title and explanation for a status code.
@@ -71,6 +125,8 @@ impl ErrorPage {
             status,
             title,
             message: message.into(),
+            resend: None,
+            back: None,
         }
     }
 
@@ -82,9 +138,33 @@ impl ErrorPage {
         Self::new(413)
     }
 
+    /// A form that did not come from this practice's own page (foreign origin).
     pub fn csrf() -> Self {
         Self {
+            title: "Formular abgelehnt",
             message: "Das Formular ist abgelaufen oder stammt nicht von dieser Praxis. Bitte laden Sie die Seite neu und versuchen Sie es erneut.".into(),
+            ..Self::new(403)
+        }
+    }
+
+    /// A form of this practice's own page with a stale token (open too long, or signed out
+    /// and in again meanwhile): says so, and keeps the input to send again.
+    pub fn stale_form(practice: &str, resend: Option<Resend>) -> Self {
+        let kept = if resend.is_some() {
+            " Ihre Eingaben sind nicht verloren: Prüfen Sie sie unten und senden Sie sie erneut."
+        } else {
+            " Bitte laden Sie die Seite neu und geben Sie Ihre Eingaben noch einmal ein."
+        };
+        Self {
+            layout: Layout::practice(practice),
+            title: "Formular abgelaufen",
+            message: format!(
+                "Das Formular ist abgelaufen: {practice} hat es aus Sicherheitsgründen nicht \
+                 angenommen, weil es zu lange geöffnet war oder Sie sich zwischendurch ab- und \
+                 wieder angemeldet haben.{kept}"
+            )
+            .into(),
+            resend,
             ..Self::new(403)
         }
     }
@@ -100,9 +180,13 @@ impl ErrorPage {
     pub fn response(&self) -> HttpResponse {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         match self.render() {
-            Ok(body) => HttpResponse::build(status)
-                .content_type(ContentType::html())
-                .body(body),
+            Ok(body) => {
+                let mut res = HttpResponse::build(status)
+                    .content_type(ContentType::html())
+                    .body(body);
+                res.extensions_mut().insert(Rendered(self.clone()));
+                res
+            }
             Err(e) => {
                 tracing::error!(error = %e, "error page failed to render");
                 HttpResponse::build(status)
@@ -111,6 +195,68 @@ impl ErrorPage {
             }
         }
     }
+}
+
+/// The page a response was rendered from, for [`into_shell`].
+#[derive(Debug, Clone)]
+struct Rendered(ErrorPage);
+
+/// Whether `res` is an error page that [`into_shell`] may render again.
+pub fn is_error_page(res: &HttpResponse) -> bool {
+    res.extensions().contains::<Rendered>()
+}
+
+/// A same-origin page the request came from (`Referer`), as a local path.
+fn came_from(req: &HttpRequest, origin: &str) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let path = referer.strip_prefix(origin)?;
+    if path == req.uri().path_and_query().map_or("", |p| p.as_str()) {
+        return None;
+    }
+    LocalPath::parse(path, 2048)
+        .ok()
+        .map(LocalPath::into_string)
+}
+
+/// An error page on a practice origin, rendered again in the practice's shell: with the
+/// navigation and user menu for a signed-in member, with the practice's name otherwise
+/// (but an anonymous 404 stays as it is: it must not tell a known practice from an
+/// unknown one), and with a way back to the page the person came from.
+pub async fn into_shell(req: &HttpRequest, res: HttpResponse) -> HttpResponse {
+    let rendered = res.extensions().get::<Rendered>().map(|r| r.0.clone());
+    let Some(mut page) = rendered else {
+        return res;
+    };
+    let (Some(tenant), Some(csrf)) = (
+        req.extensions().get::<Tenant>().cloned(),
+        req.extensions().get::<CsrfToken>().cloned(),
+    ) else {
+        return res;
+    };
+    let viewer = shell::signed_in(req).await;
+    if viewer.is_none() && page.status == 404 {
+        return res;
+    }
+    let practice = tenant.display_name();
+    page.layout = match &viewer {
+        Some(v) => shell::installed().layout(practice, &csrf, &v.viewer(), ""),
+        None => {
+            let mut l = Layout::practice(practice);
+            l.csrf_token = Some(csrf.0.clone());
+            l
+        }
+    };
+    if let Some(ctx) = req.app_data::<web::Data<WebContext>>() {
+        let origin = ctx.settings.practice_origin(tenant.slug().as_str());
+        page.back = came_from(req, &origin);
+    }
+    let mut new = page.response();
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    new
 }
 
 /// The landing page of the node itself (`<base>/`): says what this is, lists no practice.

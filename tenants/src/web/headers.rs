@@ -121,6 +121,12 @@ pub async fn plumbing(
         }
         res = ServiceResponse::new(req, new);
     }
+    if !json && super::errors::is_error_page(res.response()) {
+        // In the practice's shell for a signed-in member, with a way back.
+        let (req, page) = res.into_parts();
+        let page = super::errors::into_shell(&req, page).await;
+        res = ServiceResponse::new(req, page);
+    }
 
     let https = ctx
         .as_ref()

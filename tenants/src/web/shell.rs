@@ -11,6 +11,9 @@
 
 use std::sync::{Arc, LazyLock, RwLock};
 
+use actix_web::HttpRequest;
+use futures_util::future::LocalBoxFuture;
+
 use super::CsrfToken;
 use super::layout::{Layout, NavItem, SearchField, SubNav};
 
@@ -160,6 +163,50 @@ impl Layout {
         });
         self
     }
+}
+
+/// The signed-in person behind a request, as the composition finds them (pages rendered
+/// without their owner's help, such as error pages, need it for the shell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub name: String,
+    pub is_admin: bool,
+    pub roles: Vec<String>,
+    pub logout_href: String,
+}
+
+impl SignedIn {
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            name: &self.name,
+            is_admin: self.is_admin,
+            roles: self.roles.clone(),
+            logout_href: &self.logout_href,
+        }
+    }
+}
+
+/// Finds who is signed in on a request (installed by the composition: the IdP's session).
+pub type FindSignedIn =
+    Arc<dyn Fn(&HttpRequest) -> LocalBoxFuture<'static, Option<SignedIn>> + Send + Sync>;
+
+static SIGNED_IN: LazyLock<RwLock<Option<FindSignedIn>>> = LazyLock::new(|| RwLock::new(None));
+
+/// Installs how pages find the signed-in person (at composition time, like [`install`]).
+pub fn install_signed_in(find: FindSignedIn) {
+    match SIGNED_IN.write() {
+        Ok(mut s) => *s = Some(find),
+        Err(poisoned) => *poisoned.into_inner() = Some(find),
+    }
+}
+
+/// Who is signed in on `req`, if anyone (nobody before [`install_signed_in`]).
+pub async fn signed_in(req: &HttpRequest) -> Option<SignedIn> {
+    let find = match SIGNED_IN.read() {
+        Ok(s) => s.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }?;
+    find(req).await
 }
 
 static INSTALLED: LazyLock<RwLock<Arc<Shell>>> =
