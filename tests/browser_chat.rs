@@ -37,11 +37,25 @@ const IN_VIEW: &str = "var last = document.querySelector('#messages li.message:l
     return { last: last.top >= 0 && last.bottom <= h + 1, box: box.top >= 0 && box.bottom <= h + 1, \
       pageScroll: document.documentElement.scrollHeight <= h + 1 };";
 
+/// A room with 60 messages of Anna's (written straight to the database: the API's posting
+/// limit is for people).
 async fn long_room(app: &TestApp, anna: &Person) -> i64 {
     let room = new_room(app, anna, "Team", false, &[]).await;
-    for i in 1..=60 {
-        post(app, anna, room, &format!("Nachricht {i}")).await;
-    }
+    let first = post(app, anna, room, "Nachricht 1").await;
+    let author = first["author_id"].as_i64().unwrap();
+    let (tenant, now) = (app.tenant("praxis-a"), app.clock.now());
+    tokio::task::spawn_blocking(move || {
+        use kollegium_platform::chat::{RoomId, messages, rooms};
+        use kollegium_platform::members::MemberId;
+        let mut conn = tenant.conn(&kollegium_platform::PLATFORM_DB).unwrap();
+        let r = rooms::by_id(&mut conn, RoomId(room)).unwrap().unwrap();
+        for i in 2..=60 {
+            let body = format!("Nachricht {i}");
+            messages::post(&mut conn, &r, MemberId(author), &body, None, now).unwrap();
+        }
+    })
+    .await
+    .unwrap();
     room
 }
 

@@ -695,6 +695,7 @@
   // ---- opening the room ------------------------------------------------------------------
 
   if (pane) {
+    pane.classList.add("js");
     pane.addEventListener("scroll", function () {
       if (atBottom() && unseen > 0) {
         unseen = 0;

@@ -272,6 +272,9 @@ impl RoomPage {
     fn initials(&self, name: &str) -> String {
         initials(name)
     }
+    fn is_first_unread(&self, id: &i64) -> bool {
+        self.first_unread == Some(*id)
+    }
     fn is_moderator(&self, id: &MemberId) -> bool {
         self.moderators.contains(&id.0)
     }
