@@ -73,14 +73,22 @@ async fn a_long_room_opens_at_the_newest_message_enter_sends_and_new_messages_wa
     sign_in(&phone, &app, "anna", &format!("/chat/{room}")).await;
     wait_live(&phone).await;
     let v = js(&phone, IN_VIEW).await;
-    assert_eq!(v, json!({"last": true, "box": true, "pageScroll": true}), "phone");
+    assert_eq!(
+        v,
+        json!({"last": true, "box": true, "pageScroll": true}),
+        "phone"
+    );
     phone.close().await.unwrap();
 
     let b = browser(&d, "anna").await;
     sign_in(&b, &app, "anna", &format!("/chat/{room}")).await;
     wait_live(&b).await;
     let v = js(&b, IN_VIEW).await;
-    assert_eq!(v, json!({"last": true, "box": true, "pageScroll": true}), "desktop");
+    assert_eq!(
+        v,
+        json!({"last": true, "box": true, "pageScroll": true}),
+        "desktop"
+    );
     let last = js(&b, "return document.querySelector('#messages li.message:last-of-type .message-body').textContent;").await;
     assert_eq!(last, json!("Nachricht 60"));
 
@@ -89,7 +97,11 @@ async fn a_long_room_opens_at_the_newest_message_enter_sends_and_new_messages_wa
     area.send_keys(&format!("Erste Zeile{SHIFT}{ENTER}{RELEASE}zweite Zeile"))
         .await
         .unwrap();
-    let value = js(&b, "return document.querySelector('#composer textarea').value;").await;
+    let value = js(
+        &b,
+        "return document.querySelector('#composer textarea').value;",
+    )
+    .await;
     assert_eq!(value, json!("Erste Zeile\nzweite Zeile"));
     area.send_keys(ENTER).await.unwrap();
     let sent = until(
@@ -103,7 +115,11 @@ async fn a_long_room_opens_at_the_newest_message_enter_sends_and_new_messages_wa
     assert_eq!(js(&b, IN_VIEW).await["last"], true);
 
     // Scrolled up, a colleague's message does not move what the reader looks at.
-    js(&b, "document.getElementById('chat-pane').scrollTop = 400; return true;").await;
+    js(
+        &b,
+        "document.getElementById('chat-pane').scrollTop = 400; return true;",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = "var pane = document.getElementById('chat-pane'); \
         var ref = document.querySelector('#messages li.message:nth-of-type(20)'); \
@@ -119,10 +135,22 @@ async fn a_long_room_opens_at_the_newest_message_enter_sends_and_new_messages_wa
     assert_eq!(button, json!("↓ 1 neue Nachricht"));
     assert_eq!(js(&b, seen).await, before, "the page did not move");
     // The screen reader hears of it.
-    let said = js(&b, "return document.getElementById('chat-announce').textContent;").await;
-    assert!(said.as_str().unwrap().contains("bernd Test: Neu von Bernd"), "{said}");
+    let said = js(
+        &b,
+        "return document.getElementById('chat-announce').textContent;",
+    )
+    .await;
+    assert!(
+        said.as_str().unwrap().contains("bernd Test: Neu von Bernd"),
+        "{said}"
+    );
     // The button brings the reader down and goes away.
-    b.find(Locator::Css("#jump-new")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css("#jump-new"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let down = until(
         &b,
         "var p = document.getElementById('chat-pane'); return [document.getElementById('jump-new').hidden, p.scrollHeight - p.scrollTop - p.clientHeight < 48];",
@@ -141,9 +169,11 @@ async fn typing_at_in_offers_dr_ines_inhaber_and_the_keyboard_picks_her() {
     app.create_user("praxis-a", "ines", CHAT_PW, true).await;
     app.idp_db("praxis-a", |c| {
         use diesel::RunQueryDsl;
-        diesel::sql_query("UPDATE users SET display_name = 'Dr. Ines Inhaber' WHERE username = 'ines'")
-            .execute(c)
-            .unwrap();
+        diesel::sql_query(
+            "UPDATE users SET display_name = 'Dr. Ines Inhaber' WHERE username = 'ines'",
+        )
+        .execute(c)
+        .unwrap();
     })
     .await;
     let (ines, _) = client_with_jar();
@@ -200,7 +230,9 @@ async fn the_navigation_counts_follow_the_member_to_other_workspace_pages_live()
     assert_eq!(tile, json!(["1", "1", "page"]));
 
     // On the search page: counted from the start, and live.
-    b.goto(&app.url("praxis-a", "/search?q=Labor")).await.unwrap();
+    b.goto(&app.url("praxis-a", "/search?q=Labor"))
+        .await
+        .unwrap();
     wait_live(&b).await;
     let seen = until(&b, COUNTS, json!(["1", "@1", "(1)"])).await;
     assert_eq!(seen, json!(["1", "@1", "(1)"]));
@@ -209,7 +241,9 @@ async fn the_navigation_counts_follow_the_member_to_other_workspace_pages_live()
     let seen = until(&b, COUNTS, json!(["3", "@2", "(3)"])).await;
     assert_eq!(seen, json!(["3", "@2", "(3)"]));
     // Reading the room clears them, on the next page as well.
-    b.goto(&app.url("praxis-a", &format!("/chat/{room}"))).await.unwrap();
+    b.goto(&app.url("praxis-a", &format!("/chat/{room}")))
+        .await
+        .unwrap();
     wait_live(&b).await;
     let seen = until(&b, COUNTS, json!([null, null, "Team"])).await;
     assert_eq!(seen, json!([null, null, "Team"]));
@@ -253,7 +287,12 @@ async fn an_ended_session_keeps_the_draft_and_offers_to_sign_in_again() {
         ])
     );
     // Signing in again leads back to the room, with the draft in the box.
-    b.find(Locator::Css("#live-status a")).await.unwrap().click().await.unwrap();
+    b.find(Locator::Css("#live-status a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let login = b
         .wait()
         .at_most(Duration::from_secs(10))
@@ -272,7 +311,11 @@ async fn an_ended_session_keeps_the_draft_and_offers_to_sign_in_again() {
         .for_element(Locator::Css("#messages"))
         .await
         .unwrap();
-    let draft = js(&b, "return document.querySelector('#composer textarea').value;").await;
+    let draft = js(
+        &b,
+        "return document.querySelector('#composer textarea').value;",
+    )
+    .await;
     assert_eq!(draft, json!("Wichtiger Entwurf"));
     b.close().await.unwrap();
 }

@@ -47,10 +47,17 @@ async fn only_the_creator_moderators_and_admins_rename_or_archive_a_room() {
         .await;
     assert_eq!(r.status(), 403);
     let (_, v) = anna.api(&app, M::GET, &path, None).await;
-    assert_eq!((v["name"].as_str(), v["archived"].as_bool()), (Some("Team"), Some(false)));
+    assert_eq!(
+        (v["name"].as_str(), v["archived"].as_bool()),
+        (Some("Team"), Some(false))
+    );
     // The topic stays everyone's.
     let r = bernd
-        .send_form(&app, &settings, &[("name", "Team"), ("topic", "Dienstplan")])
+        .send_form(
+            &app,
+            &settings,
+            &[("name", "Team"), ("topic", "Dienstplan")],
+        )
         .await;
     assert_eq!(r.status(), 303);
     // His page offers no rename field and no archiving; Anna's does.
@@ -80,7 +87,9 @@ async fn only_the_creator_moderators_and_admins_rename_or_archive_a_room() {
         .await;
     assert_eq!(s, 204, "{v}");
     let html = bernd.page(&app, &format!("/chat/{room}")).await;
-    assert!(html.contains("id=\"rname\"") && html.contains("<span class=\"chip\">Moderation</span>"));
+    assert!(
+        html.contains("id=\"rname\"") && html.contains("<span class=\"chip\">Moderation</span>")
+    );
     // Taking it back ends it.
     let r = anna
         .send_form(&app, &members, &[("moderator", &b), ("on", "0")])
@@ -100,7 +109,10 @@ async fn only_the_creator_moderators_and_admins_rename_or_archive_a_room() {
         .await;
     assert_eq!(s, 204, "{v}");
     let (_, v) = anna.api(&app, M::GET, &path, None).await;
-    assert_eq!((v["name"].as_str(), v["archived"].as_bool()), (Some("Empfang"), Some(true)));
+    assert_eq!(
+        (v["name"].as_str(), v["archived"].as_bool()),
+        (Some("Empfang"), Some(true))
+    );
     // The creator may take it out of the archive again.
     let (s, v) = anna
         .api(&app, M::PATCH, &path, Some(json!({"archived": false})))
@@ -203,7 +215,10 @@ async fn allgemein_is_archived_by_admins_only() {
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains(DEFAULT_ROOM));
     let html = anna.page(&app, &format!("/chat/{general}")).await;
-    assert!(!html.contains("Raum archivieren"), "no archive control for her");
+    assert!(
+        !html.contains("Raum archivieren"),
+        "no archive control for her"
+    );
     let (_, v) = anna.api(&app, M::GET, &path, None).await;
     assert_eq!(v["archived"], false);
     // An admin may.

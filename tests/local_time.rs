@@ -73,11 +73,7 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
     let html = page(&app, &anna, &format!("/chat/{room}")).await;
     assert_eq!(
         times(&html),
-        [
-            "heute 14:30",
-            "06.12.2026, 14:05",
-            "01.01.2027, 00:30"
-        ]
+        ["heute 14:30", "06.12.2026, 14:05", "01.01.2027, 00:30"]
     );
     assert!(!html.contains(" UTC"), "no UTC time on the page");
     assert!(
@@ -109,11 +105,7 @@ async fn chat_and_idp_pages_show_the_practices_local_time() {
     let html = page(&app, &anna, &format!("/chat/{room}")).await;
     assert_eq!(
         times(&html),
-        [
-            "heute 08:30",
-            "06.12.2026, 08:05",
-            "31.12.2026, 18:30"
-        ]
+        ["heute 08:30", "06.12.2026, 08:05", "31.12.2026, 18:30"]
     );
     assert!(html.contains("data-tz=\"America/New_York\""));
     let account = page(&app, &anna, "/id/account").await;

@@ -513,7 +513,10 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
         .filter_map(|s| s.split('"').next())
         .collect();
     assert_eq!(srcs.len(), 2, "{srcs:?}");
-    for (src, name, says) in [(srcs[0], "live", "WebSocket"), (srcs[1], "chat", "K.live.on")] {
+    for (src, name, says) in [
+        (srcs[0], "live", "WebSocket"),
+        (srcs[1], "chat", "K.live.on"),
+    ] {
         assert!(
             src.starts_with(&format!("/static/{name}.")) && src.ends_with(".js") && src.len() > 20,
             "{src}"
@@ -527,7 +530,10 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
         assert!(r.text().await.unwrap().contains(says), "{src}");
     }
     let start = page(&app, &admin, "praxis-a", "/").await;
-    assert!(start.contains(&format!("<script src=\"{}\"", srcs[0])), "the start page has the live channel");
+    assert!(
+        start.contains(&format!("<script src=\"{}\"", srcs[0])),
+        "the start page has the live channel"
+    );
     // The app's gauge, registered through the app list, is on /metrics.
     let metrics = reqwest::get(app.operator_url("/metrics"))
         .await

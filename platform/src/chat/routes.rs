@@ -258,7 +258,10 @@ impl RoomPage {
     /// a few minutes, no divider between them): shown without name and avatar.
     fn continued(&self, i: &usize) -> bool {
         let i = *i;
-        let (Some(v), Some(prev)) = (self.messages.get(i), i.checked_sub(1).and_then(|p| self.messages.get(p))) else {
+        let (Some(v), Some(prev)) = (
+            self.messages.get(i),
+            i.checked_sub(1).and_then(|p| self.messages.get(p)),
+        ) else {
             return false;
         };
         Some(v.id) != self.first_unread
