@@ -531,3 +531,13 @@ fn the_export_holds_every_room_with_members_and_messages_as_json_and_text() {
     assert!(text.contains("## Labor\n"), "{text}");
     assert!(text.contains("anna Name: Proben sind da\n"), "{text}");
 }
+
+#[test]
+fn avatars_show_initials_without_titles() {
+    use super::routes::initials;
+    assert_eq!(initials("Dr. Ines Inhaber"), "II");
+    assert_eq!(initials("anna Test"), "AT");
+    assert_eq!(initials("Prof. Dr. med. Özlem Yılmaz-Berg"), "ÖY");
+    assert_eq!(initials("mfa"), "M");
+    assert_eq!(initials("  "), "?");
+}
