@@ -83,6 +83,7 @@ fn path_classes() -> Vec<PathClass> {
 /// IdP's password meter).
 fn app_assets() -> Vec<Source> {
     let mut all = kollegium_platform::app::assets();
+    all.extend_from_slice(kollegium_platform::live::ASSETS);
     all.extend_from_slice(kollegium_idp::passwords::ASSETS);
     all
 }

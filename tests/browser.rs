@@ -154,7 +154,7 @@ pub async fn wait_live(b: &Client) {
         .expect("the live connection opens");
 }
 
-async fn js(b: &Client, script: &str) -> Value {
+pub async fn js(b: &Client, script: &str) -> Value {
     b.execute(script, vec![]).await.unwrap()
 }
 
@@ -212,7 +212,14 @@ async fn two_browsers_chat_live_and_hostile_markup_stays_inert() {
     let anna = browser(&d, "anna").await;
     let bernd = browser(&d, "bernd").await;
     sign_in(&anna, &app, "anna", "/chat").await;
-    // Anna creates a room with a hostile name and topic through the page's form.
+    // Anna creates a room with a hostile name and topic through the page's form ("Neuer
+    // Raum" opens it).
+    anna.find(Locator::Css("#new-room > summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     anna.find(Locator::Css("input#name"))
         .await
         .unwrap()

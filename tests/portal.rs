@@ -504,24 +504,36 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    // The app's script, registered by the app list, is served content-hashed and cached.
+    // The app's script, registered by the app list, is served content-hashed and cached,
+    // after the live channel's script (the page's one socket), which every page has.
     let html = page(&app, &admin, "praxis-a", "/chat").await;
-    let src = html
+    let srcs: Vec<&str> = html
         .split("<script src=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap();
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .collect();
+    assert_eq!(srcs.len(), 2, "{srcs:?}");
+    for (src, name, says) in [
+        (srcs[0], "live", "WebSocket"),
+        (srcs[1], "chat", "K.live.on"),
+    ] {
+        assert!(
+            src.starts_with(&format!("/static/{name}.")) && src.ends_with(".js") && src.len() > 20,
+            "{src}"
+        );
+        let r = admin.get(app.url("praxis-a", src)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["cache-control"],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(r.text().await.unwrap().contains(says), "{src}");
+    }
+    let start = page(&app, &admin, "praxis-a", "/").await;
     assert!(
-        src.starts_with("/static/chat.") && src.ends_with(".js") && src.len() > 20,
-        "{src}"
+        start.contains(&format!("<script src=\"{}\"", srcs[0])),
+        "the start page has the live channel"
     );
-    let r = admin.get(app.url("praxis-a", src)).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
-    assert!(r.text().await.unwrap().contains("WebSocket"));
     // The app's gauge, registered through the app list, is on /metrics.
     let metrics = reqwest::get(app.operator_url("/metrics"))
         .await

@@ -66,6 +66,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         last_message_id -> Nullable<BigInt>,
+        is_default -> Bool,
     }
 }
 
@@ -75,6 +76,7 @@ diesel::table! {
         member_id -> BigInt,
         joined_at -> BigInt,
         last_read_id -> BigInt,
+        moderator -> Bool,
     }
 }
 

@@ -1,48 +1,32 @@
 // Live chat: enhances the server-rendered chat pages (they work without this script).
-// Room page: messages, edits, deletions, reactions and read receipts arrive over the
-// WebSocket; sending, reacting, editing and deleting use the JSON API; older messages
-// load when scrolling up. Room list: unread and mention counts update live.
+// Room page: opens at the newest message (or the first unread one), keeps the message box at
+// the bottom, shows "↓ n neue Nachrichten" instead of moving the page while the reader is
+// scrolled up; messages, edits, deletions, reactions and read receipts arrive over the
+// page's one live channel (live.js); sending, reacting, editing and deleting use the JSON
+// API; older messages load when scrolling up; replies and edits happen in place; "@" offers
+// colleagues. Room lists (overview and beside the room): unread and mention counts live.
 (function () {
   "use strict";
 
-  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
-  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var K = window.Kollegium;
   var list = document.getElementById("messages");
   var roomList = document.getElementById("room-list");
-  if (!list && !roomList) {
+  if (!K || !K.live || (!list && !roomList)) {
     return;
   }
+  var api = K.api;
   var me = Number((list || roomList).dataset.me);
   var room = list ? Number(list.dataset.room) : 0;
   var admin = list ? list.dataset.admin === "true" : false;
   var editWindow = list ? Number(list.dataset.editWindow) : 0;
+  var groupSecs = list ? Number(list.dataset.groupSecs || 300) : 300;
   var clockSkew = list ? Number(list.dataset.now) - Date.now() / 1000 : 0;
   var newest = list ? Number(list.dataset.newest) : 0;
   var template = document.getElementById("message-template");
   var status = document.getElementById("live-status");
-
-  function api(method, path, body) {
-    var init = {
-      method: method,
-      credentials: "same-origin",
-      headers: { "Accept": "application/json", "X-CSRF-Token": csrf }
-    };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    return fetch(path, init).then(function (r) {
-      if (r.status === 204) {
-        return null;
-      }
-      return r.json().then(function (data) {
-        if (!r.ok) {
-          throw new Error(data && data.message ? data.message : "Fehler " + r.status);
-        }
-        return data;
-      });
-    });
-  }
+  var pane = document.getElementById("chat-pane");
+  var jump = document.getElementById("jump-new");
+  var announce = document.getElementById("chat-announce");
 
   function showStatus(text) {
     if (!status) {
@@ -52,12 +36,18 @@
     status.hidden = !text;
   }
 
+  function showError(err) {
+    if (status) {
+      K.showError(status, err);
+    }
+  }
+
   function pad(n) {
     return (n < 10 ? "0" : "") + n;
   }
 
-  // Times as the server renders them: the practice's time zone (data-tz), German format
-  // "06.12.2026, 14:05", whatever zone and language the browser has.
+  // Times as the server renders them: the practice's time zone (data-tz), German format,
+  // "heute 14:05" and "gestern 17:03" for today and yesterday, else "06.12.2026, 14:05".
   var timeParts = (function () {
     var zone = list && list.dataset.tz ? list.dataset.tz : "Europe/Berlin";
     var options = {
@@ -72,20 +62,61 @@
     }
   })();
 
-  function formatLocal(t) {
+  function parts(t) {
     var p = {};
     timeParts.formatToParts(new Date(t * 1000)).forEach(function (x) {
       p[x.type] = x.value;
     });
-    return pad(Number(p.day)) + "." + pad(Number(p.month)) + "." + p.year + ", " +
-      pad(Number(p.hour) % 24) + ":" + pad(Number(p.minute));
+    return {
+      date: pad(Number(p.day)) + "." + pad(Number(p.month)) + "." + p.year,
+      time: pad(Number(p.hour) % 24) + ":" + pad(Number(p.minute))
+    };
   }
 
-  // ---- room page -------------------------------------------------------------------
+  function formatLocal(t) {
+    var p = parts(t);
+    return p.date + ", " + p.time;
+  }
 
   function nowSecs() {
     return Date.now() / 1000 + clockSkew;
   }
+
+  function formatRelative(t) {
+    var p = parts(t), now = nowSecs();
+    if (p.date === parts(now).date) {
+      return "heute " + p.time;
+    }
+    if (p.date === parts(now - 86400).date) {
+      return "gestern " + p.time;
+    }
+    return p.date + ", " + p.time;
+  }
+
+  // ---- scrolling -------------------------------------------------------------------------
+
+  function atBottom() {
+    return !pane || pane.scrollHeight - pane.scrollTop - pane.clientHeight < 48;
+  }
+
+  function toBottom() {
+    if (pane) {
+      pane.scrollTop = pane.scrollHeight;
+    }
+  }
+
+  var unseen = 0;
+
+  function showJump() {
+    if (!jump) {
+      return;
+    }
+    jump.querySelector(".count").textContent = unseen;
+    jump.lastChild.textContent = unseen === 1 ? " neue Nachricht" : " neue Nachrichten";
+    jump.hidden = unseen === 0;
+  }
+
+  // ---- room page -------------------------------------------------------------------------
 
   function lastId() {
     var items = list.querySelectorAll("li.message");
@@ -94,6 +125,21 @@
       max = Math.max(max, Number(items[i].dataset.id));
     }
     return max;
+  }
+
+  function initials(name) {
+    var words = String(name || "").split(/\s+/).filter(function (w) {
+      return w && w.charAt(w.length - 1) !== ".";
+    });
+    var first = function (w) {
+      var m = /[\p{L}\p{N}]/u.exec(w);
+      return m ? m[0].toUpperCase() : "";
+    };
+    var out = words.length ? first(words[0]) : "";
+    if (words.length > 1) {
+      out += first(words[words.length - 1]);
+    }
+    return out || "?";
   }
 
   function retarget(el, id) {
@@ -131,8 +177,11 @@
     li.dataset.created = m.created_at;
     li.classList.toggle("mentioned", !!m.mentions_me);
     retarget(li, m.id);
+    li.querySelector(".message-avatar").textContent = initials(m.author);
     li.querySelector(".message-author").textContent = m.author;
-    li.querySelector(".message-time").textContent = formatLocal(m.created_at);
+    var time = li.querySelector(".message-time");
+    time.textContent = formatRelative(m.created_at);
+    time.title = formatLocal(m.created_at);
     var meta = li.querySelector(".message-meta");
     if (m.mentions_me) {
       var badge = document.createElement("span");
@@ -149,12 +198,13 @@
       meta.appendChild(document.createTextNode(" "));
       meta.appendChild(ed);
     }
+    var main = li.querySelector(".message-main");
     if (m.deleted) {
-      Array.prototype.slice.call(li.children, 1).forEach(function (c) { c.remove(); });
+      Array.prototype.slice.call(main.children, 1).forEach(function (c) { c.remove(); });
       var p = document.createElement("p");
       p.className = "muted message-deleted";
       p.textContent = "Nachricht gelöscht.";
-      li.appendChild(p);
+      main.appendChild(p);
       return li;
     }
     var body = li.querySelector(".message-body");
@@ -165,11 +215,11 @@
       who.textContent = m.reply_author || "";
       q.appendChild(who);
       q.appendChild(document.createTextNode(": " + m.reply_excerpt));
-      li.insertBefore(q, body);
+      main.insertBefore(q, body);
     }
     // The server renders Markdown to a safe subset of HTML (no raw HTML, no scripts).
     body.innerHTML = m.html;
-    var pattern = li.querySelector("details.more form");
+    var pattern = li.querySelector("details.message-react form");
     var reactions = li.querySelector(".message-reactions");
     m.reactions.forEach(function (r) {
       reactions.appendChild(reactionForm(pattern, m.id, r));
@@ -191,6 +241,30 @@
     return li;
   }
 
+  // Messages of one author within a few minutes form a group (no name, no avatar again).
+  function regroup() {
+    var prev = null;
+    Array.prototype.forEach.call(list.children, function (li) {
+      if (!li.classList.contains("message")) {
+        prev = null;
+        return;
+      }
+      var cont = prev !== null && li.dataset.author !== "0" &&
+        li.dataset.author === prev.dataset.author &&
+        Number(li.dataset.created) - Number(prev.dataset.created) <= groupSecs &&
+        !li.querySelector(".message-deleted") && !prev.querySelector(".message-deleted") &&
+        !li.querySelector(".message-main > .reply-quote");
+      li.classList.toggle("continued", cont);
+      prev = li;
+    });
+  }
+
+  function plain(html) {
+    var d = document.createElement("div");
+    d.innerHTML = html;
+    return (d.textContent || "").replace(/\s+/g, " ").trim();
+  }
+
   function upsert(m, append) {
     if (m.room_id !== undefined && m.room_id !== room) {
       return;
@@ -203,13 +277,31 @@
         return; // do not close a form the user is typing in; the next load shows it
       }
       old.replaceWith(li);
+      regroup();
     } else if (append) {
+      var stay = atBottom();
+      var keep = pane ? pane.scrollTop : 0;
       list.appendChild(li);
       var empty = document.getElementById("no-messages");
       if (empty) {
         empty.remove();
       }
       newest = Math.max(newest, m.id);
+      regroup();
+      if (m.author_id === me || stay) {
+        toBottom();
+      } else {
+        if (pane) {
+          pane.scrollTop = keep;
+        }
+        unseen += 1;
+        showJump();
+      }
+      if (m.author_id !== me && announce) {
+        var text = plain(m.html);
+        announce.textContent = "Neue Nachricht von " + m.author + ": " +
+          (text.length > 140 ? text.slice(0, 140) + "…" : text);
+      }
     }
   }
 
@@ -242,24 +334,20 @@
     readBy.hidden = readers.length === 0;
   }
 
-  var socket = null;
-  var retry = 500;
   var lastRead = 0;
 
-  function send(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify(frame));
-    }
+  // Whether the reader sees the newest messages of room `r` right now.
+  function reading(r) {
+    return !!list && r === room && document.visibilityState === "visible" && atBottom();
   }
 
   function markRead() {
-    if (!list || document.visibilityState !== "visible") {
+    if (!list || !reading(room)) {
       return;
     }
     var upto = lastId();
-    if (upto > lastRead) {
+    if (upto > lastRead && K.live.send({ type: "read", room: room, upto: upto })) {
       lastRead = upto;
-      send({ type: "read", room: room, upto: upto });
     }
   }
 
@@ -319,7 +407,7 @@
     }
   }
 
-  // ---- room list ---------------------------------------------------------------------
+  // ---- room lists (the overview, and beside the room) ------------------------------------
 
   function bump(el, by) {
     if (!el) {
@@ -334,6 +422,9 @@
   function showLast(li, m) {
     var last = li.querySelector(".room-last");
     if (!last) {
+      if (list) {
+        return; // beside the room: names only
+      }
       last = document.createElement("span");
       last.className = "muted room-last";
       li.querySelector("a").appendChild(last);
@@ -343,6 +434,9 @@
   }
 
   function onListEvent(ev) {
+    if (!roomList) {
+      return;
+    }
     var li = roomList.querySelector('li[data-room="' + ev.room + '"]');
     if (ev.type === "message" && li) {
       showLast(li, ev.message);
@@ -351,9 +445,11 @@
       if (!li) {
         return; // a new room: shown at the next load
       }
-      bump(li.querySelector(".badge.unread"), 1);
-      if (ev.message.mentions_me) {
-        bump(li.querySelector(".badge.mentions"), 1);
+      if (!reading(ev.room)) {
+        bump(li.querySelector(".badge.unread"), 1);
+        if (ev.message.mentions_me) {
+          bump(li.querySelector(".badge.mentions"), 1);
+        }
       }
       roomList.insertBefore(li, roomList.firstChild);
     } else if (ev.type === "read" && ev.member === me && li) {
@@ -365,60 +461,93 @@
     }
   }
 
-  // ---- the socket --------------------------------------------------------------------
+  // ---- the live channel --------------------------------------------------------------------
 
-  function connect() {
-    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/chat/ws";
-    socket = new WebSocket(url);
-    socket.addEventListener("open", function () {
-      retry = 500;
-      (list || roomList).dataset.live = "open";
-      showStatus("");
-      if (list) {
-        send({ type: "subscribe", room: room, after: lastId() });
-      }
-    });
-    socket.addEventListener("message", function (e) {
-      var ev;
-      try {
-        ev = JSON.parse(e.data);
-      } catch (err) {
-        return;
-      }
-      if (ev.type === "resync") {
+  K.live.reading = reading;
+  K.live.on(function (ev) {
+    switch (ev.type) {
+      case "_open":
+        showStatus("");
         if (list) {
-          send({ type: "subscribe", room: room, after: lastId() });
+          K.live.send({ type: "subscribe", room: room, after: lastId() });
         }
         return;
-      }
-      if (ev.type === "session_ended") {
+      case "_closed":
+        if (ev.error) {
+          showError(ev.error);
+        } else {
+          showStatus("Verbindung unterbrochen – neuer Versuch …");
+        }
         return;
-      }
-      if (list) {
-        onRoomEvent(ev);
-      } else {
-        onListEvent(ev);
-      }
-    });
-    socket.addEventListener("close", function (e) {
-      socket = null;
-      (list || roomList).dataset.live = "closed";
-      if (e.code === 4001 || e.code === 1006) {
-        // Session check: a plain request tells whether we are still signed in.
-        api("GET", "/api/chat/rooms").then(function () {
-          setTimeout(connect, retry);
-        }).catch(function () {
-          showStatus("Sie sind abgemeldet. Bitte laden Sie die Seite neu.");
-        });
-      } else {
-        showStatus("Verbindung unterbrochen – neuer Versuch …");
-        setTimeout(connect, retry);
-      }
-      retry = Math.min(retry * 2, 15000);
-    });
+      case "resync":
+        if (list) {
+          K.live.send({ type: "subscribe", room: room, after: lastId() });
+        }
+        return;
+    }
+    if (list) {
+      onRoomEvent(ev);
+    }
+    onListEvent(ev);
+  });
+
+  if (!list || !template) {
+    return;
   }
 
-  // ---- forms ---------------------------------------------------------------------------
+  // ---- the composer ----------------------------------------------------------------------
+
+  var composer = document.getElementById("composer");
+  var area = composer ? composer.querySelector("textarea") : null;
+  var draftKey = "kollegium.draft." + room;
+
+  function saveDraft() {
+    try {
+      if (area.value) {
+        window.localStorage.setItem(draftKey, area.value);
+      } else {
+        window.localStorage.removeItem(draftKey);
+      }
+    } catch (e) {
+      // Storage may be off: the draft stays in the box.
+    }
+  }
+
+  function setReply(id, author, excerpt) {
+    var bar = document.getElementById("reply-bar");
+    if (bar) {
+      bar.remove();
+    }
+    if (!id) {
+      return;
+    }
+    bar = document.createElement("div");
+    bar.className = "reply-bar";
+    bar.id = "reply-bar";
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = "reply_to";
+    input.value = id;
+    var q = document.createElement("blockquote");
+    q.className = "reply-quote";
+    q.appendChild(document.createTextNode("Antwort an "));
+    var who = document.createElement("strong");
+    who.textContent = author;
+    q.appendChild(who);
+    q.appendChild(document.createTextNode(": " + excerpt));
+    var cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "secondary";
+    cancel.textContent = "Abbrechen";
+    cancel.addEventListener("click", function () {
+      setReply(null);
+      area.focus();
+    });
+    bar.appendChild(input);
+    bar.appendChild(q);
+    bar.appendChild(cancel);
+    composer.insertBefore(bar, composer.querySelector(".format-bar"));
+  }
 
   function messagePath(action) {
     var m = /\/chat\/(\d+)\/messages\/(\d+)\/(\w+)$/.exec(action);
@@ -436,15 +565,19 @@
     if (form.id === "composer") {
       var reply = data.get("reply_to");
       var body = { body: String(data.get("body") || "") };
+      if (!body.body.trim()) {
+        e.preventDefault();
+        return;
+      }
       if (reply) {
         body.reply_to = Number(reply);
       }
       request = api("POST", "/api/chat/rooms/" + room + "/messages", body).then(function (m) {
-        form.querySelector("textarea").value = "";
+        area.value = "";
+        saveDraft();
+        setReply(null);
         upsert(m, true);
-        if (reply) {
-          window.location.href = "/chat/" + room + "#m" + m.id;
-        }
+        toBottom();
       });
     } else {
       var p = messagePath(action);
@@ -462,10 +595,9 @@
       }
       if (request) {
         request = request.then(function (m) {
-          var open = form.closest("details[open]");
-          if (open) {
-            open.open = false;
-          }
+          form.closest("li.message").querySelectorAll("details[open]").forEach(function (d) {
+            d.open = false;
+          });
           if (m) {
             upsert(m, false);
           }
@@ -476,8 +608,46 @@
       return;
     }
     e.preventDefault();
-    request.then(function () { showStatus(""); }).catch(function (err) { showStatus(err.message); });
+    request.then(function () { showStatus(""); }).catch(showError);
   }
+
+  document.addEventListener("submit", onSubmit);
+
+  // Replying in place; editing in place (the open form replaces the text, "Abbrechen" closes).
+  list.addEventListener("click", function (e) {
+    var a = e.target.closest ? e.target.closest("a.message-reply") : null;
+    if (a && composer) {
+      e.preventDefault();
+      var li = a.closest("li.message");
+      var text = plain(li.querySelector(".message-body").innerHTML);
+      setReply(li.dataset.id, li.querySelector(".message-author").textContent,
+        text.length > 80 ? text.slice(0, 80) + "…" : text);
+      area.focus();
+      return;
+    }
+    var cancel = e.target.closest ? e.target.closest(".edit-cancel") : null;
+    if (cancel) {
+      cancel.closest("details").open = false;
+    }
+  });
+  list.addEventListener("toggle", function (e) {
+    var d = e.target;
+    if (d.classList && d.classList.contains("message-edit") && d.open) {
+      d.querySelector(".edit-cancel").hidden = false;
+      var t = d.querySelector("textarea");
+      t.focus();
+      t.setSelectionRange(t.value.length, t.value.length);
+    }
+  }, true);
+  list.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") {
+      var open = e.target.closest ? e.target.closest("details[open]") : null;
+      if (open) {
+        open.open = false;
+        open.querySelector("summary").focus();
+      }
+    }
+  });
 
   // ---- older messages --------------------------------------------------------------------
 
@@ -487,14 +657,16 @@
       return;
     }
     link.dataset.loading = "1";
-    var height = document.documentElement.scrollHeight;
+    var height = pane.scrollHeight;
+    var top = pane.scrollTop;
     api("GET", "/api/chat/rooms/" + room + "/messages?before=" + first.dataset.id).then(function (r) {
       for (var i = r.messages.length - 1; i >= 0; i--) {
         if (!document.getElementById("m" + r.messages[i].id)) {
           list.insertBefore(render(r.messages[i]), list.firstChild);
         }
       }
-      window.scrollBy(0, document.documentElement.scrollHeight - height);
+      regroup();
+      pane.scrollTop = top + pane.scrollHeight - height;
       delete link.dataset.loading;
       if (!r.more) {
         link.parentNode.remove();
@@ -503,38 +675,218 @@
       }
     }).catch(function (err) {
       delete link.dataset.loading;
-      showStatus(err.message);
+      showError(err);
     });
   }
 
-  if (list && template) {
-    document.addEventListener("submit", onSubmit);
-    var older = document.querySelector("#older a");
-    if (older) {
-      older.addEventListener("click", function (e) {
-        e.preventDefault();
+  var older = document.querySelector("#older a");
+  if (older && pane) {
+    older.addEventListener("click", function (e) {
+      e.preventDefault();
+      loadOlder(older);
+    });
+    pane.addEventListener("scroll", function () {
+      if (pane.scrollTop < 200 && document.body.contains(older)) {
         loadOlder(older);
-      });
-      if ("IntersectionObserver" in window) {
-        new IntersectionObserver(function (entries) {
-          if (entries.some(function (x) { return x.isIntersecting; }) && document.body.contains(older)) {
-            loadOlder(older);
-          }
-        }).observe(older);
       }
+    }, { passive: true });
+  }
+
+  // ---- opening the room ------------------------------------------------------------------
+
+  if (pane) {
+    pane.classList.add("js");
+    pane.addEventListener("scroll", function () {
+      if (atBottom() && unseen > 0) {
+        unseen = 0;
+        showJump();
+      }
+      markRead();
+    }, { passive: true });
+    var divider = document.getElementById("unread-divider");
+    var target = /^#m\d+$/.test(location.hash) ? document.getElementById(location.hash.slice(1)) : null;
+    toBottom();
+    if (target) {
+      pane.scrollTop = Math.max(0, target.offsetTop - pane.clientHeight / 3);
+    } else if (divider && divider.offsetTop < pane.scrollTop) {
+      // More unread than fits: start reading at the first unread one.
+      pane.scrollTop = Math.max(0, divider.offsetTop - 8);
     }
-    document.addEventListener("visibilitychange", markRead);
-    var composer = document.querySelector("#composer textarea");
-    if (composer) {
-      composer.addEventListener("keydown", function (e) {
-        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
-          e.preventDefault();
-          composer.form.requestSubmit();
+    if (jump) {
+      jump.addEventListener("click", function () {
+        pane.scrollTo({ top: pane.scrollHeight, behavior: "smooth" });
+        unseen = 0;
+        showJump();
+        if (area) {
+          area.focus({ preventScroll: true });
         }
       });
     }
   }
-  if ("WebSocket" in window) {
-    connect();
+  document.addEventListener("visibilitychange", markRead);
+
+  if (!area) {
+    return;
+  }
+
+  // The draft survives a reload and a new sign-in.
+  try {
+    var kept = window.localStorage.getItem(draftKey);
+    if (kept && !area.value) {
+      area.value = kept;
+    }
+  } catch (e) {
+    // Storage may be off.
+  }
+  area.addEventListener("input", saveDraft);
+
+  // ---- "@" offers colleagues -------------------------------------------------------------
+
+  var picker = document.getElementById("mention-picker");
+  var people = null;
+  var choices = [];
+  var active = 0;
+
+  function loadPeople() {
+    if (people) {
+      return Promise.resolve(people);
+    }
+    return api("GET", "/api/chat/members").then(function (r) {
+      people = r.members.filter(function (p) { return p.id !== me; });
+      people.push({ id: 0, username: "alle", name: "Alle im Raum", roles: [] });
+      return people;
+    });
+  }
+
+  function mentionQuery() {
+    var before = area.value.slice(0, area.selectionStart);
+    var m = /(^|\s)@([^\s@]{0,40})$/.exec(before);
+    return m ? m[2] : null;
+  }
+
+  function closePicker() {
+    picker.hidden = true;
+    choices = [];
+    area.removeAttribute("aria-activedescendant");
+    area.setAttribute("aria-expanded", "false");
+  }
+
+  function matches(p, q) {
+    if (!q) {
+      return true;
+    }
+    q = q.toLowerCase();
+    if (p.username.toLowerCase().indexOf(q) === 0) {
+      return true;
+    }
+    return p.name.toLowerCase().split(/[\s.\-]+/).some(function (w) { return w.indexOf(q) === 0; });
+  }
+
+  function showPicker() {
+    picker.textContent = "";
+    choices.forEach(function (p, i) {
+      var li = document.createElement("li");
+      li.id = "mention-" + i;
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", i === active ? "true" : "false");
+      var name = document.createElement("strong");
+      name.textContent = p.name;
+      li.appendChild(name);
+      li.appendChild(document.createTextNode(" @" + p.username + (p.roles && p.roles.length ? " · " + p.roles.join(", ") : "")));
+      li.addEventListener("mousedown", function (e) {
+        e.preventDefault();
+        choose(p);
+      });
+      picker.appendChild(li);
+    });
+    picker.hidden = choices.length === 0;
+    area.setAttribute("aria-expanded", choices.length ? "true" : "false");
+    if (choices.length) {
+      area.setAttribute("aria-activedescendant", "mention-" + active);
+    }
+  }
+
+  function choose(p) {
+    var caret = area.selectionStart;
+    var before = area.value.slice(0, caret).replace(/@([^\s@]{0,40})$/, "@" + p.username + " ");
+    area.value = before + area.value.slice(caret);
+    area.setSelectionRange(before.length, before.length);
+    closePicker();
+    saveDraft();
+    area.focus();
+  }
+
+  function updatePicker() {
+    var q = mentionQuery();
+    if (q === null) {
+      closePicker();
+      return;
+    }
+    loadPeople().then(function (all) {
+      if (mentionQuery() !== q) {
+        return;
+      }
+      choices = all.filter(function (p) { return matches(p, q); }).slice(0, 8);
+      active = 0;
+      showPicker();
+    }).catch(showError);
+  }
+
+  area.setAttribute("aria-autocomplete", "list");
+  area.setAttribute("aria-controls", "mention-picker");
+  area.addEventListener("input", updatePicker);
+  area.addEventListener("blur", function () { setTimeout(closePicker, 150); });
+  area.addEventListener("keydown", function (e) {
+    if (!picker.hidden && choices.length) {
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        active = (active + (e.key === "ArrowDown" ? 1 : choices.length - 1)) % choices.length;
+        showPicker();
+        return;
+      }
+      if (e.key === "Enter" || e.key === "Tab") {
+        e.preventDefault();
+        choose(choices[active]);
+        return;
+      }
+      if (e.key === "Escape") {
+        e.preventDefault();
+        closePicker();
+        return;
+      }
+    }
+    // Enter sends, Shift+Enter adds a line.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+
+  // ---- the formatting bar ------------------------------------------------------------------
+
+  var bar = document.getElementById("format-bar");
+  if (bar) {
+    bar.hidden = false;
+    bar.addEventListener("click", function (e) {
+      var b = e.target.closest("button");
+      if (!b) {
+        return;
+      }
+      var s = area.selectionStart, t = area.selectionEnd, v = area.value;
+      var insert;
+      if (b.dataset.wrap) {
+        insert = b.dataset.wrap + v.slice(s, t) + b.dataset.wrap;
+        area.value = v.slice(0, s) + insert + v.slice(t);
+        var at = s === t ? s + b.dataset.wrap.length : s + insert.length;
+        area.setSelectionRange(at, at);
+      } else {
+        insert = (s > 0 && !/\s/.test(v.charAt(s - 1)) ? " " : "") + b.dataset.insert;
+        area.value = v.slice(0, s) + insert + v.slice(t);
+        area.setSelectionRange(s + insert.length, s + insert.length);
+      }
+      area.focus();
+      saveDraft();
+      updatePicker();
+    });
   }
 })();

@@ -125,6 +125,24 @@ pub fn update_room(
     })
 }
 
+/// Names a moderator of a room or takes that back.
+pub fn set_moderator(
+    conn: &mut SqliteConnection,
+    room_id: RoomId,
+    who: Actor,
+    member: MemberId,
+    on: bool,
+    now: UnixTime,
+) -> Result<Vec<Event>, ChatError> {
+    conn.transaction(|conn| {
+        let room = rooms::readable(conn, room_id, who.id, now)?;
+        let before = live::audience(conn, &room)?;
+        rooms::set_moderator(conn, &room, who, member, on, now)?;
+        let after = live::audience(conn, &room)?;
+        Ok(vec![live::room_event(&room, &before, &after)])
+    })
+}
+
 /// A change of room settings.
 #[derive(Debug, Default)]
 pub struct RoomChange<'a> {

@@ -83,6 +83,8 @@ impl From<ChatError> for ApiError {
             ChatError::NotAuthor
             | ChatError::WindowClosed
             | ChatError::NotAllowed
+            | ChatError::NotManager
+            | ChatError::DefaultRoom
             | ChatError::Archived => "forbidden",
             _ => "invalid",
         };
@@ -166,7 +168,7 @@ async fn list_rooms(m: Member) -> ApiResult {
             last_at: s.last.as_ref().map(|l| l.2),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "rooms": out })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "rooms": out, "me": me.0 })))
 }
 
 #[derive(Debug, serde::Deserialize)]

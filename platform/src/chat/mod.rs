@@ -62,6 +62,12 @@ pub enum ChatError {
     Topic,
     #[error("Diese Aktion ist nur für Raummitglieder oder die Praxisleitung möglich.")]
     NotAllowed,
+    #[error(
+        "Nur wer den Raum angelegt hat, seine Moderator:innen und die Praxisleitung können ihn umbenennen oder archivieren."
+    )]
+    NotManager,
+    #[error("Den Raum „Allgemein“ kann nur die Praxisleitung archivieren.")]
+    DefaultRoom,
     #[error("Die Antwort bezieht sich auf eine Nachricht aus einem anderen Raum.")]
     ReplyElsewhere,
     #[error("Sie senden zu schnell. Bitte warten Sie einen Moment.")]
@@ -75,7 +81,12 @@ impl ChatError {
     pub fn status(&self) -> u16 {
         match self {
             Self::RoomNotFound | Self::MessageNotFound => 404,
-            Self::NotAuthor | Self::WindowClosed | Self::NotAllowed | Self::Archived => 403,
+            Self::NotAuthor
+            | Self::WindowClosed
+            | Self::NotAllowed
+            | Self::NotManager
+            | Self::DefaultRoom
+            | Self::Archived => 403,
             Self::TooLong => 413,
             Self::RateLimited => 429,
             Self::Db(_) => 500,

@@ -35,8 +35,11 @@ pub struct Room {
     pub topic: String,
     pub visibility: String,
     pub archived: bool,
+    pub created_by: Option<i64>,
     pub created_at: i64,
     pub last_message_id: Option<i64>,
+    /// The practice's general room ("Allgemein"): only admins may archive it.
+    pub is_default: bool,
 }
 
 impl Room {
@@ -152,8 +155,17 @@ pub fn create_group(
                 return Err(ChatError::NotAllowed);
             }
         }
+        // The first open room named "Allgemein" is the practice's general room.
+        let is_default = visibility == Visibility::Open
+            && name == DEFAULT_ROOM_NAME
+            && rooms::table
+                .filter(rooms::is_default.eq(true))
+                .count()
+                .get_result::<i64>(conn)?
+                == 0;
         let id: i64 = diesel::insert_into(rooms::table)
             .values((
+                rooms::is_default.eq(is_default),
                 rooms::kind.eq("group"),
                 rooms::name.eq(&name),
                 rooms::topic.eq(&topic),
@@ -468,7 +480,73 @@ pub fn direct_title(
         .map(|o| o.unwrap_or_else(|| "Unterhaltung".into()))
 }
 
-/// Changes name, topic and archive state (room members or admins; not for 1:1).
+/// The name of the practice's general room.
+pub const DEFAULT_ROOM_NAME: &str = "Allgemein";
+
+/// Whether `m` was named a moderator of the room.
+pub fn is_moderator(conn: &mut SqliteConnection, room: RoomId, m: MemberId) -> QueryResult<bool> {
+    let n: i64 = room_members::table
+        .filter(room_members::room_id.eq(room.0))
+        .filter(room_members::member_id.eq(m.0))
+        .filter(room_members::moderator.eq(true))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether `actor` may rename or archive the room and name its moderators: the room's
+/// creator, its moderators and the practice's admins (never for 1:1 conversations).
+pub fn may_manage(conn: &mut SqliteConnection, room: &Room, actor: Actor) -> QueryResult<bool> {
+    if room.is_direct() {
+        return Ok(false);
+    }
+    if actor.is_admin || room.created_by == Some(actor.id.0) {
+        return Ok(true);
+    }
+    is_moderator(conn, room.room_id(), actor.id)
+}
+
+/// Whether `actor` may archive the room (or take it out of the archive): as
+/// [`may_manage`], and the general room only for admins.
+pub fn may_archive(conn: &mut SqliteConnection, room: &Room, actor: Actor) -> QueryResult<bool> {
+    if room.is_default {
+        return Ok(actor.is_admin);
+    }
+    may_manage(conn, room, actor)
+}
+
+/// Names `member` a moderator of the room or takes that back (for those who
+/// [`may_manage`] it). In an open room, a member who never opened it joins it.
+pub fn set_moderator(
+    conn: &mut SqliteConnection,
+    room: &Room,
+    actor: Actor,
+    member: MemberId,
+    on: bool,
+    now: UnixTime,
+) -> Result<(), ChatError> {
+    if !may_manage(conn, room, actor)? {
+        return Err(ChatError::NotManager);
+    }
+    if !is_active(conn, member)? {
+        return Err(ChatError::NotAllowed);
+    }
+    if !is_member(conn, room.room_id(), member)? {
+        if !room.is_open() {
+            return Err(ChatError::NotAllowed);
+        }
+        let marker = open_room_marker(conn, room.room_id(), member)?;
+        join_with_marker(conn, room.room_id(), member, marker, now)?;
+    }
+    diesel::update(room_members::table.find((room.id, member.0)))
+        .set(room_members::moderator.eq(on))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Changes name, topic and archive state (not for 1:1). Room members and admins may change
+/// the topic; renaming and archiving are for those who [`may_manage`] the room, archiving
+/// the general room for admins only.
 pub fn update(
     conn: &mut SqliteConnection,
     room: &Room,
@@ -483,6 +561,16 @@ pub fn update(
     }
     let name = check_name(name)?;
     let topic = check_topic(topic)?;
+    if archived != room.archived && !may_archive(conn, room, actor)? {
+        return Err(if room.is_default && may_manage(conn, room, actor)? {
+            ChatError::DefaultRoom
+        } else {
+            ChatError::NotManager
+        });
+    }
+    if name != room.name && !may_manage(conn, room, actor)? {
+        return Err(ChatError::NotManager);
+    }
     diesel::update(rooms::table.find(room.id))
         .set((
             rooms::name.eq(name),
@@ -515,6 +603,25 @@ pub fn set_membership(
         diesel::delete(room_members::table.find((room.id, member.0))).execute(conn)?;
     }
     Ok(())
+}
+
+/// The member's read marker in a room (0 if they never joined it).
+pub fn last_read(conn: &mut SqliteConnection, room: RoomId, m: MemberId) -> QueryResult<i64> {
+    room_members::table
+        .find((room.0, m.0))
+        .select(room_members::last_read_id)
+        .first(conn)
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// Ids of the room's moderators.
+pub fn moderators(conn: &mut SqliteConnection, room: RoomId) -> QueryResult<Vec<i64>> {
+    room_members::table
+        .filter(room_members::room_id.eq(room.0))
+        .filter(room_members::moderator.eq(true))
+        .select(room_members::member_id)
+        .load(conn)
 }
 
 /// Moves the member's read marker forward (never back).

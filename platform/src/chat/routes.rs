@@ -228,6 +228,17 @@ struct RoomPage {
     newest: i64,
     /// An empty message of `me`, the pattern the script fills for live messages.
     proto: View,
+    /// The first unread message on the page (the "Neue Nachrichten" divider goes above it).
+    first_unread: Option<i64>,
+    /// Whether the reader may rename the room and name moderators.
+    can_manage: bool,
+    /// Whether the reader may archive the room (or take it out of the archive).
+    can_archive: bool,
+    /// Ids of the room's moderators.
+    moderators: Vec<i64>,
+    /// The reader's rooms, shown beside the room on wide screens.
+    rooms: Vec<Summary>,
+    group_secs: i64,
 }
 
 impl RoomPage {
@@ -238,8 +249,64 @@ impl RoomPage {
         !v.deleted && (self.is_admin || self.can_edit(v))
     }
     fn when(&self, t: &i64) -> String {
+        self.zone.format_relative(*t, self.now)
+    }
+    fn full_time(&self, t: &i64) -> String {
         self.zone.format(*t)
     }
+    /// Whether the message at `i` continues its author's previous one (same author, within
+    /// a few minutes, no divider between them): shown without name and avatar.
+    fn continued(&self, i: &usize) -> bool {
+        let i = *i;
+        let (Some(v), Some(prev)) = (
+            self.messages.get(i),
+            i.checked_sub(1).and_then(|p| self.messages.get(p)),
+        ) else {
+            return false;
+        };
+        Some(v.id) != self.first_unread
+            && !v.deleted
+            && !prev.deleted
+            && v.author_id.is_some()
+            && v.author_id == prev.author_id
+            && v.created_at - prev.created_at <= GROUP_SECS
+            && v.reply_to.is_none()
+    }
+    fn initials(&self, name: &str) -> String {
+        initials(name)
+    }
+    fn is_first_unread(&self, id: &i64) -> bool {
+        self.first_unread == Some(*id)
+    }
+    fn is_moderator(&self, id: &MemberId) -> bool {
+        self.moderators.contains(&id.0)
+    }
+}
+
+/// Messages of one author within this many seconds are shown as one group.
+pub const GROUP_SECS: i64 = 5 * 60;
+
+/// Initials for an avatar: the first letters of the first and last word ("Dr. Ines
+/// Inhaber" → "II"; titles ending in a dot are skipped).
+pub fn initials(name: &str) -> String {
+    let words: Vec<&str> = name
+        .split_whitespace()
+        .filter(|w| !w.ends_with('.'))
+        .collect();
+    let first = |w: &&str| w.chars().find(|c| c.is_alphanumeric());
+    let mut out = String::new();
+    if let Some(c) = words.first().and_then(first) {
+        out.extend(c.to_uppercase());
+    }
+    if words.len() > 1
+        && let Some(c) = words.last().and_then(first)
+    {
+        out.extend(c.to_uppercase());
+    }
+    if out.is_empty() {
+        out.push('?');
+    }
+    out
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -257,11 +324,24 @@ async fn room(
 ) -> PageResult {
     let (room_id, me, now) = (RoomId(id.into_inner()), m.id(), state.now());
     let q = q.into_inner();
-    let (room, title, list, reply, window, people, read_by_last, everyone) =
+    let who = actor(&m);
+    let (room, title, list, reply, window, people, read_by_last, everyone, extra) =
         with_db(&m, move |c| {
             let room = rooms::readable(c, room_id, me, now)?;
             let page = messages::page(c, room_id, q.before.map(MessageId)).map_err(internal)?;
             let views = messages::views(c, &page, me).map_err(internal)?;
+            let last_read = rooms::last_read(c, room_id, me).map_err(internal)?;
+            let first_unread = page
+                .iter()
+                .find(|x| x.id > last_read && x.author_id != Some(me.0) && x.deleted_at.is_none())
+                .map(|x| x.id);
+            let extra = RoomExtra {
+                first_unread: first_unread.filter(|_| q.before.is_none()),
+                can_manage: rooms::may_manage(c, &room, who).map_err(internal)?,
+                can_archive: rooms::may_archive(c, &room, who).map_err(internal)?,
+                moderators: rooms::moderators(c, room_id).map_err(internal)?,
+                rooms: rooms::list_for(c, me).map_err(internal)?,
+            };
             // Reading the newest page moves the read marker.
             if q.before.is_none()
                 && let Some(last) = page.last()
@@ -302,6 +382,7 @@ async fn room(
                 people,
                 read_by_last,
                 everyone,
+                extra,
             ))
         })
         .await?;
@@ -361,7 +442,22 @@ async fn room(
         is_admin: m.member.is_admin,
         members: people,
         read_by_last,
+        first_unread: extra.first_unread,
+        can_manage: extra.can_manage,
+        can_archive: extra.can_archive,
+        moderators: extra.moderators,
+        rooms: extra.rooms,
+        group_secs: GROUP_SECS,
     })
+}
+
+/// What the room page shows beside the messages.
+struct RoomExtra {
+    first_unread: Option<i64>,
+    can_manage: bool,
+    can_archive: bool,
+    moderators: Vec<i64>,
+    rooms: Vec<Summary>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -466,6 +562,9 @@ async fn settings(
 pub struct Members {
     add: Option<i64>,
     remove: Option<i64>,
+    /// Names this member a moderator (`on` = "1") or takes it back.
+    moderator: Option<i64>,
+    on: Option<String>,
 }
 
 async fn members_form(
@@ -476,6 +575,22 @@ async fn members_form(
 ) -> PageResult {
     let (room_id, who, now) = (RoomId(id.into_inner()), actor(&m), state.now());
     let f = form.into_inner();
+    if let Some(target) = f.moderator {
+        let on = f.on.as_deref() == Some("1");
+        let events = with_db(&m, move |c| {
+            Ok(actions::set_moderator(
+                c,
+                room_id,
+                who,
+                MemberId(target),
+                on,
+                now,
+            )?)
+        })
+        .await?;
+        state.publish(m.tenant.slug().as_str(), events);
+        return Ok(see_other(&format!("/chat/{}", room_id.0)));
+    }
     let mut change = Vec::new();
     if let Some(a) = f.add {
         change.push((MemberId(a), true));

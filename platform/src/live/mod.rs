@@ -14,7 +14,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytestring::ByteString;
+use kollegium_tenants::web::assets::Source;
 use tokio::sync::mpsc;
+
+/// The channel's script on every workspace page: it owns the page's one WebSocket, hands
+/// the events to the apps' scripts and keeps the shell's live counts.
+pub const SCRIPT: &str = "live.js";
+
+/// The channel's static assets.
+pub const ASSETS: &[Source] = &[Source {
+    name: SCRIPT,
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../../templates/static/live.js"),
+}];
 
 /// What an event is about: the publishing app and an id of that app's (room, board, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
