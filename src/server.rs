@@ -99,6 +99,9 @@ pub fn shell() -> Shell {
         nav,
         search: Some(kollegium_platform::shell::search_field()),
         user_menu: kollegium_idp::views::shell_user_menu(),
+        // The live channel on every signed-in page ("Mein Konto" and the administration too):
+        // the navigation's unread and mention counts follow the member everywhere.
+        scripts: vec![kollegium_platform::live::SCRIPT.to_owned()],
     }
 }
 

@@ -240,6 +240,14 @@ async fn the_navigation_counts_follow_the_member_to_other_workspace_pages_live()
     post(&app, &bernd, room, "@anna noch eine").await;
     let seen = until(&b, COUNTS, json!(["3", "@2", "(3)"])).await;
     assert_eq!(seen, json!(["3", "@2", "(3)"]));
+    // On "Mein Konto" (a page of the IdP, in the same shell): counted, and live.
+    b.goto(&app.url("praxis-a", "/id/account")).await.unwrap();
+    wait_live(&b).await;
+    let seen = until(&b, COUNTS, json!(["3", "@2", "(3)"])).await;
+    assert_eq!(seen, json!(["3", "@2", "(3)"]));
+    post(&app, &bernd, room, "@anna auch hier?").await;
+    let seen = until(&b, COUNTS, json!(["4", "@3", "(4)"])).await;
+    assert_eq!(seen, json!(["4", "@3", "(4)"]));
     // Reading the room clears them, on the next page as well.
     b.goto(&app.url("praxis-a", &format!("/chat/{room}")))
         .await

@@ -93,6 +93,20 @@ async fn bad_messages_get_clear_errors_and_foreign_messages_are_protected() {
     assert_eq!(anna.act(&room, &mid, "edit", &fix).await.status(), 303);
     let html = bernd.read(&room).await;
     assert!(html.contains("Korrigiert") && html.contains("(bearbeitet)") && html.contains("👍 1"));
+    // The reaction reads in words for a screen reader, and says whose it is.
+    assert!(
+        html.contains(r#"aria-label="Daumen hoch, 1 Reaktion, von Ihnen""#),
+        "Bernd's own reaction is not labelled in words"
+    );
+    assert!(
+        html.contains(r#"aria-label="Herz""#),
+        "the picker names its reactions"
+    );
+    let html = anna.read(&room).await;
+    assert!(
+        html.contains(r#"aria-label="Daumen hoch, 1 Reaktion""#),
+        "Anna sees Bernd's reaction in words, not as hers"
+    );
     assert_eq!(bernd.status("/chat/999999").await, 404);
     assert_eq!(bernd.status("/chat/keine-zahl").await, 404);
     // Unauthenticated and CSRF-less posts are refused.

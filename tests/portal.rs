@@ -384,7 +384,9 @@ fn user_menu(html: &str) -> Vec<(String, String, bool)> {
 
 /// The shell's search field: a GET form to `/search` with the field `q`, labelled "Suche".
 fn has_search_field(html: &str) -> bool {
-    html.contains("<form class=\"topsearch\" role=\"search\" method=\"get\" action=\"/search\">")
+    html.contains(
+        "<form class=\"topsearch\" role=\"search\" aria-label=\"Suche (Kopfzeile)\" method=\"get\" action=\"/search\">",
+    )
         && html.contains("<label class=\"visually-hidden\" for=\"topsearch-q\">Suche</label>")
         && html.contains("<input id=\"topsearch-q\" type=\"search\" name=\"q\"")
 }

@@ -14,8 +14,9 @@ use crate::auth::Member;
 pub const LOGOUT: &str = "/auth/logout";
 
 /// The layout of a workspace page for a signed-in member; `active` is the id of the app
-/// the page belongs to ([`crate::app::START`] for the start page). Every workspace page
-/// carries the live channel's script ([`crate::live::SCRIPT`]): one socket per page.
+/// the page belongs to ([`crate::app::START`] for the start page). The composition puts the
+/// live channel's script ([`crate::live::SCRIPT`]) into the shell, so every page of the
+/// practice origin, the IdP's included, holds the one socket.
 pub fn page(m: &Member, csrf: &CsrfToken, active: &str) -> Layout {
     let viewer = Viewer {
         name: &m.member.display_name,
@@ -23,9 +24,7 @@ pub fn page(m: &Member, csrf: &CsrfToken, active: &str) -> Layout {
         roles: m.member.role_labels(),
         logout_href: LOGOUT,
     };
-    shell::installed()
-        .layout(m.tenant.display_name(), csrf, &viewer, active)
-        .with_script(crate::live::SCRIPT)
+    shell::installed().layout(m.tenant.display_name(), csrf, &viewer, active)
 }
 
 /// The workspace's entries of the shell's navigation: the start page, then every app's entry

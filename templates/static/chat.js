@@ -165,7 +165,29 @@
     var b = f.querySelector("button");
     b.textContent = r.emoji + " " + r.count;
     b.className = "reaction" + (r.mine ? " mine" : "");
+    var label = reactionLabel(r);
+    b.setAttribute("aria-label", label);
+    b.setAttribute("title", label);
     return f;
+  }
+
+  // The reactions' names in words, from the page ("👍=Daumen hoch;…").
+  var reactionNames = {};
+  (list.dataset.reactionNames || "").split(";").forEach(function (pair) {
+    var i = pair.indexOf("=");
+    if (i > 0) {
+      reactionNames[pair.slice(0, i)] = pair.slice(i + 1);
+    }
+  });
+
+  // As the server words it: "Daumen hoch, 2 Reaktionen, auch von Ihnen".
+  function reactionLabel(r) {
+    var name = reactionNames[r.emoji] || r.emoji;
+    var count = r.count === 1 ? "1 Reaktion" : r.count + " Reaktionen";
+    if (r.mine) {
+      return name + ", " + count + (r.count === 1 ? ", von Ihnen" : ", auch von Ihnen");
+    }
+    return name + ", " + count;
   }
 
   // Builds the list item of a message from the page's pattern.

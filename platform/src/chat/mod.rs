@@ -37,6 +37,55 @@ pub const PAGE_SIZE: i64 = 50;
 /// Reactions that can be given.
 pub const REACTIONS: &[&str] = &["👍", "❤️", "😂", "😮", "😢", "🙏", "✅", "👀"];
 
+/// The reactions' names in words, for screen readers and tooltips (same order as
+/// [`REACTIONS`]).
+const REACTION_NAMES: &[&str] = &[
+    "Daumen hoch",
+    "Herz",
+    "Lachen",
+    "Staunen",
+    "Traurig",
+    "Danke",
+    "Erledigt",
+    "Gesehen",
+];
+
+/// A reaction's name in words ("Daumen hoch"); the emoji itself for one this version does
+/// not know.
+pub fn reaction_name(emoji: &str) -> &str {
+    REACTIONS
+        .iter()
+        .position(|e| *e == emoji)
+        .and_then(|i| REACTION_NAMES.get(i).copied())
+        .unwrap_or(emoji)
+}
+
+/// A given reaction as a screen reader reads its button: "Daumen hoch, 2 Reaktionen, auch
+/// von Ihnen".
+pub fn reaction_label(emoji: &str, count: i64, mine: bool) -> String {
+    let name = reaction_name(emoji);
+    let count_words = if count == 1 {
+        "1 Reaktion".to_owned()
+    } else {
+        format!("{count} Reaktionen")
+    };
+    match (mine, count) {
+        (true, 1) => format!("{name}, {count_words}, von Ihnen"),
+        (true, _) => format!("{name}, {count_words}, auch von Ihnen"),
+        (false, _) => format!("{name}, {count_words}"),
+    }
+}
+
+/// The reactions with their names, as the room page hands them to its script
+/// (`emoji=name` pairs separated by `;`).
+pub fn reaction_names_attr() -> String {
+    REACTIONS
+        .iter()
+        .map(|e| format!("{e}={}", reaction_name(e)))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// Why a chat action was refused; the message is German and shown to the user.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {

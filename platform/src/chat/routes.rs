@@ -275,6 +275,15 @@ impl RoomPage {
     fn initials(&self, name: &str) -> String {
         initials(name)
     }
+    fn reaction_label(&self, emoji: &str, count: &i64, mine: &bool) -> String {
+        super::reaction_label(emoji, *count, *mine)
+    }
+    fn reaction_name(&self, emoji: &str) -> String {
+        super::reaction_name(emoji).to_owned()
+    }
+    fn reaction_names(&self) -> String {
+        super::reaction_names_attr()
+    }
     fn is_first_unread(&self, id: &i64) -> bool {
         self.first_unread == Some(*id)
     }

@@ -541,3 +541,20 @@ fn avatars_show_initials_without_titles() {
     assert_eq!(initials("mfa"), "M");
     assert_eq!(initials("  "), "?");
 }
+
+#[test]
+fn reactions_read_in_words() {
+    use super::{reaction_label, reaction_name, reaction_names_attr};
+    assert_eq!(reaction_name("👍"), "Daumen hoch");
+    assert_eq!(reaction_name("🦄"), "🦄");
+    assert_eq!(
+        reaction_label("👍", 2, true),
+        "Daumen hoch, 2 Reaktionen, auch von Ihnen"
+    );
+    assert_eq!(
+        reaction_label("👍", 1, true),
+        "Daumen hoch, 1 Reaktion, von Ihnen"
+    );
+    assert_eq!(reaction_label("❤️", 3, false), "Herz, 3 Reaktionen");
+    assert!(reaction_names_attr().starts_with("👍=Daumen hoch;❤️=Herz;"));
+}

@@ -57,6 +57,9 @@ pub struct Shell {
     pub search: Option<SearchField>,
     /// Links of the user menu, above "Abmelden".
     pub user_menu: Vec<Entry>,
+    /// Registered assets (by name) every signed-in page of the shell loads, whoever renders
+    /// it: e.g. the workspace's live channel, which keeps the navigation's counts current.
+    pub scripts: Vec<String>,
 }
 
 impl Default for Shell {
@@ -67,6 +70,7 @@ impl Default for Shell {
             nav: Vec::new(),
             search: None,
             user_menu: Vec::new(),
+            scripts: Vec::new(),
         }
     }
 }
@@ -121,6 +125,9 @@ impl Shell {
         l.user_roles = (!viewer.roles.is_empty()).then(|| viewer.roles.join(" · "));
         l.menu = items(&self.user_menu, viewer, active);
         l.logout_href = Some(viewer.logout_href.to_owned());
+        for name in &self.scripts {
+            l = l.with_script(name);
+        }
         l
     }
 }
@@ -251,6 +258,7 @@ mod tests {
                 "/account",
                 Audience::Everyone,
             )],
+            scripts: vec!["live.js".into()],
         }
     }
 
@@ -281,6 +289,8 @@ mod tests {
         assert_eq!(l.logout_href.as_deref(), Some("/logout"));
         assert_eq!(l.csrf_token.as_deref(), Some("t"));
         assert_eq!(l.search, shell().search);
+        // The shell's scripts come with every signed-in page, whoever renders it.
+        assert_eq!(l.scripts.len(), 1);
     }
 
     #[test]
