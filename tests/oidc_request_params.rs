@@ -238,3 +238,95 @@ async fn an_id_token_hint_for_someone_else_asks_for_that_login() {
     let r = authorize(&app, &anna, "praxis-a", &bad).await;
     assert_eq!(query(&location(&r))["error"], "invalid_request");
 }
+
+/// The policy's `form-action` of a page, as a browser enforces it on the redirects after a
+/// form's answer.
+fn form_action(r: &reqwest::Response) -> String {
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    csp.split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("form-action"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sign_in_step_for_a_tool_lets_its_form_end_at_the_tool() {
+    let (app, _clock) = app_at(T0).await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    app.create_user("praxis-a", "anna", PASSWORD, false).await;
+    let x = register(&app, "praxis-a", tool("X", true, true)).await;
+    // Anna has a second factor: her sign-in goes password → code → tool.
+    let c = client();
+    assert_eq!(
+        app.login(&c, "praxis-a", "anna", PASSWORD).await.status(),
+        303
+    );
+    crate::idp_mfa::enrol(&app, &c, "praxis-a", T0).await;
+    crate::idp_mfa::logout(&app, &c, "praxis-a").await;
+
+    let r = authorize(&app, &c, "praxis-a", &auth_params(&x.client_id, "openid")).await;
+    let to = location(&r);
+    let r = c.get(app.url("praxis-a", &to)).send().await.unwrap();
+    assert_eq!(form_action(&r), "form-action 'self' https://tool.example");
+    let html = r.text().await.unwrap();
+    let next = input(&html, "next");
+    // A typo: the page shown again keeps the tool's address.
+    let post = |password: &'static str, html: String| {
+        let (c, url, next) = (c.clone(), app.url("praxis-a", "/id/login"), next.clone());
+        async move {
+            c.post(url)
+                .form(&[
+                    ("csrf_token", form_csrf(&html).as_str()),
+                    ("login", "anna"),
+                    ("password", password),
+                    ("next", next.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = post("falsch-falsch", html.clone()).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(form_action(&r), "form-action 'self' https://tool.example");
+    let r = post(PASSWORD, html).await;
+    assert_eq!(r.status(), 303);
+    let code_page = location(&r);
+    assert!(code_page.starts_with("/id/login/totp?"), "{code_page}");
+    // The code step: its answer redirects to the tool when consent is remembered.
+    let r = c.get(app.url("praxis-a", &code_page)).send().await.unwrap();
+    assert_eq!(form_action(&r), "form-action 'self' https://tool.example");
+    let html = r.text().await.unwrap();
+    let r = c
+        .post(app.url("praxis-a", "/id/login/totp"))
+        .form(&[
+            ("csrf_token", form_csrf(&html).as_str()),
+            ("code", "000000"),
+            ("next", next.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(form_action(&r), "form-action 'self' https://tool.example");
+
+    // Not for a redirect address the tool did not register, nor for another practice's
+    // tool, nor for a next that is no authorization request.
+    let forged = next.replace("tool.example", "evil.example");
+    for (slug, next) in [
+        ("praxis-a", forged.as_str()),
+        ("praxis-b", next.as_str()),
+        ("praxis-a", "/id/account"),
+    ] {
+        let r = client()
+            .get(app.url(slug, "/id/login"))
+            .query(&[("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{slug} {next}");
+        assert_eq!(form_action(&r), "form-action 'self'", "{slug} {next}");
+    }
+}

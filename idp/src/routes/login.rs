@@ -100,16 +100,39 @@ async fn form(
     };
     let login = q.login_hint.as_deref().and_then(hint).unwrap_or_default();
     // A sign-in for a tool may end in a redirect to it: its address in `form-action`.
-    let (t, n) = (tenant.clone(), next.clone());
+    let csp = tool_form_csp(&tenant, &next).await?;
+    with_csp(
+        page(&login_page(&tenant, &csrf, next, login, None, notice)),
+        csp.as_ref(),
+    )
+}
+
+/// The page policy of a sign-in step whose form continues at `next`: for a sign-in for a
+/// tool, its registered address joins `form-action` (a form's answer that ends in a redirect
+/// to the tool is otherwise refused by browsers, e.g. the code step with consent already
+/// given). `None`: the default policy.
+pub(crate) async fn tool_form_csp(
+    tenant: &Tenant,
+    next: &str,
+) -> IdpResult<Option<actix_web::http::header::HeaderValue>> {
+    let (t, n) = (tenant.clone(), next.to_owned());
     let csp = kollegium_tenants::web::block(move || -> IdpResult<Option<String>> {
         let mut conn = t.conn(&IDP_DB)?;
         Ok(crate::oidc::consent::form_target_csp(&mut conn, &n)?)
     })
     .await??;
-    let mut res = page(&login_page(&tenant, &csrf, next, login, None, notice))?;
-    if let Some(v) = csp.and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok()) {
+    Ok(csp.and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok()))
+}
+
+/// `res` with the page policy `csp`, if there is one.
+pub(crate) fn with_csp(
+    res: IdpResult<HttpResponse>,
+    csp: Option<&actix_web::http::header::HeaderValue>,
+) -> IdpResult<HttpResponse> {
+    let mut res = res?;
+    if let Some(v) = csp {
         res.headers_mut()
-            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+            .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v.clone());
     }
     Ok(res)
 }
@@ -134,17 +157,22 @@ async fn submit(
 ) -> IdpResult<HttpResponse> {
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
+    // The page shown again (a typo) may be the one whose form ends at the tool.
+    let csp = tool_form_csp(&tenant, &next).await?;
     let again = |refusal: Refusal| {
-        page_status(
-            refusal.status(),
-            &login_page(
-                &tenant,
-                &csrf,
-                next.clone(),
-                form.login.chars().take(MAX_LOGIN).collect(),
-                Some(refusal.message()),
-                None,
+        with_csp(
+            page_status(
+                refusal.status(),
+                &login_page(
+                    &tenant,
+                    &csrf,
+                    next.clone(),
+                    form.login.chars().take(MAX_LOGIN).collect(),
+                    Some(refusal.message()),
+                    None,
+                ),
             ),
+            csp.as_ref(),
         )
     };
     if form.login.trim().is_empty()

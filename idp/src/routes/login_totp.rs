@@ -12,7 +12,7 @@ use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{CsrfToken, Layout, WebContext};
 
 use super::attempt::{self, Attempt, Refusal, Reserved};
-use super::login::{NextQuery, continue_at};
+use super::login::{NextQuery, continue_at, tool_form_csp, with_csp};
 use super::safe_next;
 use super::totp::{CodesPage, ConfirmForm, Confirmed, EnrolCtx, enrol_page};
 use crate::devices;
@@ -63,7 +63,9 @@ async fn totp_form(
     if pending.0.session.stage != Stage::Totp {
         return Ok(see_other(&continue_at(pending.0.session.stage, &next)));
     }
-    page(&totp_page(&tenant, &csrf, next, None))
+    // The code's answer may end in a redirect to the tool the sign-in is for.
+    let csp = tool_form_csp(&tenant, &next).await?;
+    with_csp(page(&totp_page(&tenant, &csrf, next, None)), csp.as_ref())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -144,10 +146,14 @@ async fn totp_submit(
     let device_cookie = req
         .cookie(devices::cookie_name(ctx.settings.scheme))
         .map(|c| c.value().to_owned());
+    let csp = tool_form_csp(&tenant, &next).await?;
     let again = |refusal: Refusal| -> IdpResult<HttpResponse> {
-        let mut res = page_status(
-            refusal.status(),
-            &totp_page(&tenant, &csrf, next.clone(), Some(refusal.message())),
+        let mut res = with_csp(
+            page_status(
+                refusal.status(),
+                &totp_page(&tenant, &csrf, next.clone(), Some(refusal.message())),
+            ),
+            csp.as_ref(),
         )?;
         if refusal.ends_login() {
             let _ = res.add_cookie(&sessions::removal(ctx.settings.scheme));
