@@ -490,7 +490,7 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
     let menu = js(
         &phone,
         "var m = document.querySelector('details.navmenu'); var p = m.querySelector('.navmenu-panel').getBoundingClientRect(); \
-         return { open: m.open, links: Array.from(m.querySelectorAll('.navmenu-list a')).filter(function (a) { return a.getClientRects().length > 0; }).map(function (a) { return a.textContent; }), \
+         return { open: m.open, links: Array.from(m.querySelectorAll('.navmenu-list a')).filter(function (a) { return a.getClientRects().length > 0; }).map(function (a) { return a.innerText.trim(); }), \
            search: m.querySelector('input[name=q]').getClientRects().length > 0, inside: p.left >= 0 && p.right <= window.innerWidth };",
     )
     .await;
