@@ -308,3 +308,84 @@ async fn one_persons_typos_do_not_slow_colleagues_at_the_same_address() {
         303
     );
 }
+
+/// Types `user`'s password into the IdP's login form `b` shows.
+async fn browser_login(b: &fantoccini::Client, user: &str) {
+    use fantoccini::Locator;
+    let login = b
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("input#login"))
+        .await
+        .unwrap();
+    login.send_keys(user).await.unwrap();
+    let password = b.find(Locator::Css("input#password")).await.unwrap();
+    password.send_keys(PW).await.unwrap();
+    b.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The page's visible text, once it contains `what` (panics after 10 s).
+async fn text_with(b: &fantoccini::Client, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = crate::browser::js(b, "return document.body.innerText;").await;
+        let text = text.as_str().unwrap_or_default().to_owned();
+        if text.contains(what) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} on the page:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_browser_the_admin_unlocks_and_the_colleague_signs_in() {
+    use fantoccini::Locator;
+    let app = TestApp::spawn_with(|c| c.idp.max_delay_ms = 50).await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "chefin", PW, true).await;
+    let anna = app.create_user("praxis-a", "anna", PW, false).await;
+    lock_out(&app, "praxis-a", "anna").await;
+
+    let d = crate::browser::driver().await;
+    // The Praxisleitung opens the user list: anna is marked, with the button beside her.
+    let admin = crate::browser::browser(&d, "chefin").await;
+    admin
+        .goto(&app.url("praxis-a", "/id/admin/users"))
+        .await
+        .unwrap();
+    browser_login(&admin, "chefin").await;
+    let list = text_with(&admin, "Gesperrt bis").await;
+    assert!(list.contains("Entsperren"), "{list}");
+    admin
+        .find(Locator::Css(&format!(
+            "form[action=\"{}/unlock\"] button",
+            user_page(anna)
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let done = text_with(&admin, "Entsperrt.").await;
+    assert!(!done.contains("Gesperrt bis"), "{done}");
+
+    // Anna signs in in her own browser and lands in the workspace.
+    let b = crate::browser::browser(&d, "anna").await;
+    b.goto(&app.url("praxis-a", "/")).await.unwrap();
+    browser_login(&b, "anna").await;
+    let start = text_with(&b, "Chat").await;
+    assert!(!start.contains(LOCKED), "{start}");
+    let url = b.current_url().await.unwrap();
+    assert!(!url.path().starts_with("/id/login"), "{url}");
+    admin.close().await.unwrap();
+    b.close().await.unwrap();
+}
