@@ -382,7 +382,12 @@ async fn in_the_browser_the_admin_unlocks_and_the_colleague_signs_in() {
     let b = crate::browser::browser(&d, "anna").await;
     b.goto(&app.url("praxis-a", "/")).await.unwrap();
     browser_login(&b, "anna").await;
-    let start = text_with(&b, "Chat").await;
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("details.usermenu"))
+        .await
+        .expect("signed in: the user menu is there");
+    let start = text_with(&b, "anna").await;
     assert!(!start.contains(LOCKED), "{start}");
     let url = b.current_url().await.unwrap();
     assert!(!url.path().starts_with("/id/login"), "{url}");
