@@ -295,28 +295,8 @@ impl RoomPage {
 /// Messages of one author within this many seconds are shown as one group.
 pub const GROUP_SECS: i64 = 5 * 60;
 
-/// Initials for an avatar: the first letters of the first and last word ("Dr. Ines
-/// Inhaber" → "II"; titles ending in a dot are skipped).
-pub fn initials(name: &str) -> String {
-    let words: Vec<&str> = name
-        .split_whitespace()
-        .filter(|w| !w.ends_with('.'))
-        .collect();
-    let first = |w: &&str| w.chars().find(|c| c.is_alphanumeric());
-    let mut out = String::new();
-    if let Some(c) = words.first().and_then(first) {
-        out.extend(c.to_uppercase());
-    }
-    if words.len() > 1
-        && let Some(c) = words.last().and_then(first)
-    {
-        out.extend(c.to_uppercase());
-    }
-    if out.is_empty() {
-        out.push('?');
-    }
-    out
-}
+/// Initials for an avatar: the shell's, so the top bar and the messages agree.
+pub use kollegium_tenants::web::layout::initials;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct RoomQuery {

@@ -89,17 +89,36 @@ impl Layout {
         }
     }
 
-    /// First letter of the user's name for the avatar.
+    /// The user's initials for the avatar ([`initials`]), empty without a user.
     pub fn user_initial(&self) -> String {
-        self.user_name
-            .as_deref()
-            .and_then(|n| n.chars().next())
-            .map(|c| c.to_uppercase().collect())
-            .unwrap_or_default()
+        self.user_name.as_deref().map(initials).unwrap_or_default()
     }
 
     pub fn with_script(mut self, name: &str) -> Self {
         self.scripts.push(assets::href(name));
         self
     }
+}
+
+/// Initials for an avatar: the first letters of the first and the last word ("Dr. Ines
+/// Inhaber" → "II"; titles ending in a dot are skipped), `?` for a name without letters.
+pub fn initials(name: &str) -> String {
+    let words: Vec<&str> = name
+        .split_whitespace()
+        .filter(|w| !w.ends_with('.'))
+        .collect();
+    let first = |w: &&str| w.chars().find(|c| c.is_alphanumeric());
+    let mut out = String::new();
+    if let Some(c) = words.first().and_then(first) {
+        out.extend(c.to_uppercase());
+    }
+    if words.len() > 1
+        && let Some(c) = words.last().and_then(first)
+    {
+        out.extend(c.to_uppercase());
+    }
+    if out.is_empty() {
+        out.push('?');
+    }
+    out
 }
