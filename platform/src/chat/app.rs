@@ -25,11 +25,18 @@ use crate::schema::{members, messages, room_members, rooms as rooms_t};
 #[derive(Debug, Clone, Copy)]
 pub struct Chat;
 
-const ASSETS: &[Source] = &[Source {
-    name: "chat.js",
-    content_type: "text/javascript; charset=utf-8",
-    body: include_bytes!("../../../templates/static/chat.js"),
-}];
+const ASSETS: &[Source] = &[
+    Source {
+        name: "chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../templates/static/chat.js"),
+    },
+    Source {
+        name: "chat-composer.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../../templates/static/chat-composer.js"),
+    },
+];
 
 #[derive(Template)]
 #[template(path = "chat/tile.html")]

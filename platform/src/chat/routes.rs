@@ -409,7 +409,9 @@ async fn room(
         mentions_me: false,
     };
     html(&RoomPage {
-        layout: nav(&m, &csrf).with_script("chat.js"),
+        layout: nav(&m, &csrf)
+            .with_script("chat.js")
+            .with_script("chat-composer.js"),
         private: !room.is_open() && !room.is_direct(),
         candidates,
         zone: m.tenant.time_zone().clone(),
