@@ -179,7 +179,7 @@ def run(args):
                     wd.goto(origin + "/id/login")
                     wd.find("input#login")
                     saved.append(shoot(wd, args.out, "01-anmeldung", size))
-                    sign_in(wd, origin, "inhaber")
+                    sign_in(wd, origin, args.user)
                     saved.append(shoot(wd, args.out, "02-start", size))
                     room = room_path(wd, origin, "Allgemein")
                     saved.append(shoot(wd, args.out, "03-chat", size))
@@ -220,6 +220,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--binary", default="target/debug/kollegium")
     p.add_argument("--out", default="docs/screenshots")
+    p.add_argument("--user", default="inhaber",
+                   help="demo user to sign in as (inhaber, mfa, abrechnung); for mfa and "
+                        "abrechnung the administration page shows what they see: a refusal")
     p.add_argument("--chromium", default="/usr/bin/chromium")
     p.add_argument("--chromedriver", default="/usr/bin/chromedriver")
     run(p.parse_args())

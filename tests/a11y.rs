@@ -139,33 +139,10 @@ async fn link(b: &Client, css: &str, text: &str) -> String {
 /// Signs in through the IdP's login form, the way a person does, ending on the start page.
 async fn sign_in(b: &Client, app: &TestApp, user: &str) {
     b.goto(&app.url(DEMO, "/")).await.unwrap();
-    log_in(b, user).await;
+    crate::browser::log_in(b, user, PW).await;
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("header.topbar .usermenu"))
-        .await
-        .unwrap();
-}
-
-/// Answers the IdP's login form the browser shows (or is about to show) as `user`.
-async fn log_in(b: &Client, user: &str) {
-    let login = b
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("input#login"))
-        .await
-        .unwrap();
-    login.send_keys(user).await.unwrap();
-    b.find(Locator::Css("input#password"))
-        .await
-        .unwrap()
-        .send_keys(PW)
-        .await
-        .unwrap();
-    b.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
         .await
         .unwrap();
 }
@@ -290,7 +267,7 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
     // remembered), which the login page's policy must allow as well.
     let later = browser_on(&d, "later", Screen::Window(1366, 900)).await;
     later.goto(&format!("{}/", roster.origin())).await.unwrap();
-    log_in(&later, "inhaber").await;
+    crate::browser::log_in(&later, "inhaber", PW).await;
     later
         .wait()
         .at_most(Duration::from_secs(10))

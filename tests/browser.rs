@@ -117,9 +117,8 @@ pub async fn browser_on(d: &Driver, name: &str, screen: Screen) -> Client {
         .expect("a Chromium session")
 }
 
-/// Signs in through the IdP's login form, the way a person does, ending at `path`.
-pub async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
-    b.goto(&app.url("praxis-a", path)).await.unwrap();
+/// Answers the IdP's login form the browser shows (or is about to show) as `user`.
+pub async fn log_in(b: &Client, user: &str, password: &str) {
     let login = b
         .wait()
         .at_most(Duration::from_secs(10))
@@ -130,7 +129,7 @@ pub async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
     b.find(Locator::Css("input#password"))
         .await
         .unwrap()
-        .send_keys(PW)
+        .send_keys(password)
         .await
         .unwrap();
     b.find(Locator::Css("form button[type=submit]"))
@@ -139,6 +138,12 @@ pub async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
         .click()
         .await
         .unwrap();
+}
+
+/// Signs in through the IdP's login form, the way a person does, ending at `path`.
+pub async fn sign_in(b: &Client, app: &TestApp, user: &str, path: &str) {
+    b.goto(&app.url("praxis-a", path)).await.unwrap();
+    log_in(b, user, PW).await;
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("#messages, #room-list"))

@@ -301,19 +301,7 @@ async fn an_ended_session_keeps_the_draft_and_offers_to_sign_in_again() {
         .click()
         .await
         .unwrap();
-    let login = b
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("input#login"))
-        .await
-        .unwrap();
-    login.send_keys("anna").await.unwrap();
-    b.find(Locator::Css("input#password"))
-        .await
-        .unwrap()
-        .send_keys(&format!("{CHAT_PW}{ENTER}"))
-        .await
-        .unwrap();
+    crate::browser::log_in(&b, "anna", CHAT_PW).await;
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("#messages"))

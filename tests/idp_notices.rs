@@ -125,26 +125,7 @@ async fn account_devices_and_tools_confirm_their_actions() {
         "Die Einstellungen wurden gespeichert."
     );
 
-    let r = app
-        .post_form(
-            &admin,
-            "praxis-a",
-            "/id/admin/clients",
-            "/id/admin/clients",
-            &[
-                ("name", "Dienstplan"),
-                ("kind", "confidential"),
-                ("redirect_uris", "https://dienstplan.example/cb"),
-            ],
-        )
-        .await;
-    let listed = r.text().await.unwrap();
-    let id = listed
-        .split("href=\"/id/admin/clients/")
-        .nth(1)
-        .and_then(|p| p.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = new_tool(&app, &admin, "Dienstplan", "https://dienstplan.example/cb").await;
     let r = app
         .post_form(
             &admin,
@@ -211,26 +192,7 @@ async fn deactivating_an_account_and_renewing_a_secret_ask_first() {
     assert_eq!(status, 400);
 
     // Renewing a tool's secret.
-    let r = app
-        .post_form(
-            &admin,
-            "praxis-a",
-            "/id/admin/clients",
-            "/id/admin/clients",
-            &[
-                ("name", "Zeiterfassung"),
-                ("kind", "confidential"),
-                ("redirect_uris", "https://zeit.example/cb"),
-            ],
-        )
-        .await;
-    let listed = r.text().await.unwrap();
-    let id = listed
-        .split("href=\"/id/admin/clients/")
-        .nth(1)
-        .and_then(|p| p.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = new_tool(&app, &admin, "Zeiterfassung", "https://zeit.example/cb").await;
     let rotate = format!("/id/admin/clients/{id}/rotate");
     let (_, list) = html(&admin, &app, "/id/admin/clients").await;
     assert!(list.contains(&format!("href=\"{rotate}\"")));
@@ -316,4 +278,28 @@ async fn the_questions_are_for_admins_of_this_practice_only() {
     assert_eq!(r.status(), 403);
     let (_, page) = html(&admin, &app, &format!("/id/admin/users/{}", anna.0)).await;
     assert!(!page.contains("<span class=\"chip\">Deaktiviert</span>"));
+}
+
+/// Registers a confidential tool through the admin form; returns its id from the list.
+async fn new_tool(app: &TestApp, admin: &reqwest::Client, name: &str, redirect: &str) -> String {
+    let r = app
+        .post_form(
+            admin,
+            "praxis-a",
+            "/id/admin/clients",
+            "/id/admin/clients",
+            &[
+                ("name", name),
+                ("kind", "confidential"),
+                ("redirect_uris", redirect),
+            ],
+        )
+        .await;
+    let listed = r.text().await.unwrap();
+    listed
+        .split("href=\"/id/admin/clients/")
+        .nth(1)
+        .and_then(|p| p.split('"').next())
+        .unwrap()
+        .to_owned()
 }

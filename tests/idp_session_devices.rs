@@ -142,8 +142,23 @@ async fn sessions_are_told_apart_by_device_name_browser_and_system() {
         403,
         "no CSRF cookie, no session: refused before anything"
     );
+    // Another practice's member names "the same" session id at her practice: not anna's.
+    app.create_practice("praxis-b").await;
+    app.create_user("praxis-b", "eve", PW, false).await;
+    let eve = client();
+    assert_eq!(app.login(&eve, "praxis-b", "eve", PW).await.status(), 303);
+    let r = app
+        .post_form(
+            &eve,
+            "praxis-b",
+            "/id/account",
+            &format!("/id/account/sessions/{}/name", ids[1]),
+            &[("name", "Praxis B")],
+        )
+        .await;
+    assert!(matches!(r.status().as_u16(), 303 | 404), "{}", r.status());
     let page = account(&app, &reception).await;
-    for never in ["Fremd", "Ohne Token", "Anonym", "xxxxxxxxxx"] {
+    for never in ["Fremd", "Ohne Token", "Anonym", "xxxxxxxxxx", "Praxis B"] {
         assert!(!page.contains(never), "{never}");
     }
 }

@@ -309,26 +309,6 @@ async fn one_persons_typos_do_not_slow_colleagues_at_the_same_address() {
     );
 }
 
-/// Types `user`'s password into the IdP's login form `b` shows.
-async fn browser_login(b: &fantoccini::Client, user: &str) {
-    use fantoccini::Locator;
-    let login = b
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("input#login"))
-        .await
-        .unwrap();
-    login.send_keys(user).await.unwrap();
-    let password = b.find(Locator::Css("input#password")).await.unwrap();
-    password.send_keys(PW).await.unwrap();
-    b.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-}
-
 /// The page's visible text, once it contains `what` (panics after 10 s).
 async fn text_with(b: &fantoccini::Client, what: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -362,7 +342,7 @@ async fn in_the_browser_the_admin_unlocks_and_the_colleague_signs_in() {
         .goto(&app.url("praxis-a", "/id/admin/users"))
         .await
         .unwrap();
-    browser_login(&admin, "chefin").await;
+    crate::browser::log_in(&admin, "chefin", PW).await;
     let list = text_with(&admin, "Gesperrt bis").await;
     assert!(list.contains("Entsperren"), "{list}");
     admin
@@ -381,7 +361,7 @@ async fn in_the_browser_the_admin_unlocks_and_the_colleague_signs_in() {
     // Anna signs in in her own browser and lands in the workspace.
     let b = crate::browser::browser(&d, "anna").await;
     b.goto(&app.url("praxis-a", "/")).await.unwrap();
-    browser_login(&b, "anna").await;
+    crate::browser::log_in(&b, "anna", PW).await;
     b.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("details.usermenu"))

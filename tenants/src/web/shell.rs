@@ -258,7 +258,7 @@ mod tests {
                 "/account",
                 Audience::Everyone,
             )],
-            scripts: vec!["live.js".into()],
+            scripts: vec!["shell.js".into()],
         }
     }
 
