@@ -31,7 +31,7 @@ use kollegium_tenants::jobs::{Handler as JobHandler, JobSignal, Registry};
 
 /// Every app of the workspace, in no particular order ([`NavEntry::order`] orders the
 /// navigation). Adding an app is one line here.
-pub static APPS: &[&dyn WorkspaceApp] = &[&crate::chat::app::Chat];
+pub static APPS: &[&dyn WorkspaceApp] = &[&crate::chat::app::Chat, &crate::tasks::app::Tasks];
 
 /// The list of apps (see [`APPS`]).
 pub fn apps() -> &'static [&'static dyn WorkspaceApp] {
