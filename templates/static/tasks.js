@@ -175,7 +175,9 @@
       return;
     }
     if (drag.active) {
+      // The click that ends a drag opens nothing; if the browser sends none, forget it.
       suppressClick = true;
+      setTimeout(function () { suppressClick = false; }, 0);
       finish();
     }
     drag = null;
