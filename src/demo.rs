@@ -224,7 +224,11 @@ fn seed_board(
     let urgent = details::add_label(platform, board, inhaber, "Dringend", "rot")?;
     let hygiene = details::add_label(platform, board, inhaber, "Hygiene", "gruen")?;
     let billing = details::add_label(platform, board, inhaber, "Abrechnung", "blau")?;
-    let card = |title: &str, description: &str, due: Option<(UnixTime, bool)>, who: Vec<_>, labels: Vec<i64>| NewCard {
+    let card = |title: &str,
+                description: &str,
+                due: Option<(UnixTime, bool)>,
+                who: Vec<_>,
+                labels: Vec<i64>| NewCard {
         title: title.into(),
         description: description.into(),
         due,
@@ -233,16 +237,74 @@ fn seed_board(
     };
     let day = 24 * 3600;
     let list = [
-        (open, card("Notfallkoffer prüfen", "Verfallsdaten kontrollieren, fehlende Medikamente **nachbestellen**.", Some((start + 2 * day, true)), vec![mfa], vec![urgent])),
-        (open, card("Sprechzeiten auf der Website anpassen", "Mittwochnachmittag geschlossen.", None, vec![inhaber], vec![])),
-        (doing, card("Quartalsabrechnung vorbereiten", "", Some((start + 5 * day, true)), vec![abrechnung], vec![billing])),
-        (doing, card("Hygieneplan aktualisieren", "Neue Flächendesinfektion eintragen.", Some((start - day, true)), vec![mfa, inhaber], vec![hygiene])),
-        (done, card("Impfstoff-Kühlschrank prüfen", "Temperaturprotokoll abgezeichnet.", None, vec![mfa], vec![hygiene])),
+        (
+            open,
+            card(
+                "Notfallkoffer prüfen",
+                "Verfallsdaten kontrollieren, fehlende Medikamente **nachbestellen**.",
+                Some((start + 2 * day, true)),
+                vec![mfa],
+                vec![urgent],
+            ),
+        ),
+        (
+            open,
+            card(
+                "Sprechzeiten auf der Website anpassen",
+                "Mittwochnachmittag geschlossen.",
+                None,
+                vec![inhaber],
+                vec![],
+            ),
+        ),
+        (
+            doing,
+            card(
+                "Quartalsabrechnung vorbereiten",
+                "",
+                Some((start + 5 * day, true)),
+                vec![abrechnung],
+                vec![billing],
+            ),
+        ),
+        (
+            doing,
+            card(
+                "Hygieneplan aktualisieren",
+                "Neue Flächendesinfektion eintragen.",
+                Some((start - day, true)),
+                vec![mfa, inhaber],
+                vec![hygiene],
+            ),
+        ),
+        (
+            done,
+            card(
+                "Impfstoff-Kühlschrank prüfen",
+                "Temperaturprotokoll abgezeichnet.",
+                None,
+                vec![mfa],
+                vec![hygiene],
+            ),
+        ),
     ];
     for (i, (column, new)) in list.iter().enumerate() {
-        let id = cards::create_card(platform, board, Some(*column), Some(inhaber), new, start + 60 * i as i64)?;
+        let id = cards::create_card(
+            platform,
+            board,
+            Some(*column),
+            Some(inhaber),
+            new,
+            start + 60 * i as i64,
+        )?;
         if i == 0 {
-            details::add_items(platform, id, Some(inhaber), "Adrenalin\nInfusionsbesteck\nBeatmungsbeutel", start + 60)?;
+            details::add_items(
+                platform,
+                id,
+                Some(inhaber),
+                "Adrenalin\nInfusionsbesteck\nBeatmungsbeutel",
+                start + 60,
+            )?;
         }
     }
     Ok(())

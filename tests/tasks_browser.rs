@@ -61,7 +61,10 @@ async fn a_card_dragged_in_one_browser_moves_in_another_without_reload() {
         .await
         .unwrap();
     let target = a
-        .find(Locator::Css(&format!(".card-list[data-column=\"{}\"]", cols[1])))
+        .find(Locator::Css(&format!(
+            ".card-list[data-column=\"{}\"]",
+            cols[1]
+        )))
         .await
         .unwrap();
     let drag = MouseActions::new("mouse".into())
@@ -90,10 +93,20 @@ async fn a_card_dragged_in_one_browser_moves_in_another_without_reload() {
         });
     a.perform_actions(drag).await.unwrap();
 
-    assert_eq!(js(&a, &column_of(card)).await, json!(cols[1]), "moved at once");
+    assert_eq!(
+        js(&a, &column_of(card)).await,
+        json!(cols[1]),
+        "moved at once"
+    );
     // Bernd's page follows without a reload.
-    assert_eq!(until(&b, &column_of(card), json!(cols[1])).await, json!(cols[1]));
-    assert_eq!(js(&b, "return window.__marker || null;").await, json!("same page"));
+    assert_eq!(
+        until(&b, &column_of(card), json!(cols[1])).await,
+        json!(cols[1])
+    );
+    assert_eq!(
+        js(&b, "return window.__marker || null;").await,
+        json!("same page")
+    );
     // And the server has it, positions dense.
     let mut stored = Value::Null;
     for _ in 0..50 {
