@@ -64,5 +64,6 @@ mod signin_hardening;
 mod smtp_tls;
 mod tasks;
 mod tasks_browser;
+mod tasks_pages;
 mod tenancy;
 mod workspace_auth;
