@@ -23,6 +23,7 @@ pub mod schema;
 pub mod search;
 pub mod settings;
 pub mod shell;
+pub mod tasks;
 
 use std::sync::Arc;
 
