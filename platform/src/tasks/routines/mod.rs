@@ -7,6 +7,9 @@ use kollegium_tenants::jobs::Handler as JobHandler;
 
 use crate::app::Node;
 
+pub mod holidays;
+pub mod rule;
+
 /// Registers the routines' routes (fixed paths under `/tasks/`).
 pub fn configure(_cfg: &mut web::ServiceConfig) {}
 
