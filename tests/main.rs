@@ -62,5 +62,6 @@ mod schema_check;
 mod search;
 mod signin_hardening;
 mod smtp_tls;
+mod tasks_routines;
 mod tenancy;
 mod workspace_auth;
