@@ -191,6 +191,131 @@ fn seed_workspace(
         let at = start + 600 * (i as i64 + 1);
         messages::post(platform, &r, *author, body, None, at)?;
     }
+    seed_board(platform, [inhaber, mfa, abrechnung], start)?;
+    Ok(())
+}
+
+/// The demo's board "Praxisorganisation", shared with the whole practice.
+fn seed_board(
+    platform: &mut SqliteConnection,
+    [inhaber, mfa, abrechnung]: [kollegium_platform::members::MemberId; 3],
+    start: UnixTime,
+) -> Result<(), BoxError> {
+    use kollegium_platform::tasks::boards::{self, Access, Grantee};
+    use kollegium_platform::tasks::cards::{self, NewCard};
+    use kollegium_platform::tasks::{ColumnId, Permission, columns, details};
+
+    let board = boards::create_board(
+        platform,
+        inhaber,
+        "Praxisorganisation",
+        "Was im Praxisalltag zu erledigen ist",
+        boards::DEFAULT_COLUMNS,
+        &[Access::new(Grantee::Practice, Permission::Edit)],
+        start,
+    )?;
+    let cols: Vec<ColumnId> = columns::of_board(platform, board)?
+        .into_iter()
+        .map(|c| ColumnId(c.id))
+        .collect();
+    let [open, doing, done] = cols[..] else {
+        return Err("demo board columns missing".into());
+    };
+    let urgent = details::add_label(platform, board, inhaber, "Dringend", "rot")?;
+    let hygiene = details::add_label(platform, board, inhaber, "Hygiene", "gruen")?;
+    let billing = details::add_label(platform, board, inhaber, "Abrechnung", "blau")?;
+    let card = |title: &str,
+                description: &str,
+                due: Option<(UnixTime, bool)>,
+                who: Vec<_>,
+                labels: Vec<i64>| NewCard {
+        title: title.into(),
+        description: description.into(),
+        due,
+        assignees: who,
+        labels,
+    };
+    let day = 24 * 3600;
+    let list = [
+        (
+            open,
+            card(
+                "Notfallkoffer prüfen",
+                "Verfallsdaten kontrollieren, fehlende Medikamente **nachbestellen**.",
+                Some((start + 2 * day, true)),
+                vec![mfa],
+                vec![urgent],
+            ),
+        ),
+        (
+            open,
+            card(
+                "Sprechzeiten auf der Website anpassen",
+                "Mittwochnachmittag geschlossen.",
+                None,
+                vec![inhaber],
+                vec![],
+            ),
+        ),
+        (
+            doing,
+            card(
+                "Quartalsabrechnung vorbereiten",
+                "",
+                Some((start + 5 * day, true)),
+                vec![abrechnung],
+                vec![billing],
+            ),
+        ),
+        (
+            doing,
+            card(
+                "Hygieneplan aktualisieren",
+                "Neue Flächendesinfektion eintragen.",
+                Some((start - day, true)),
+                vec![mfa, inhaber],
+                vec![hygiene],
+            ),
+        ),
+        (
+            done,
+            card(
+                "Impfstoff-Kühlschrank prüfen",
+                "Temperaturprotokoll abgezeichnet.",
+                None,
+                vec![mfa],
+                vec![hygiene],
+            ),
+        ),
+    ];
+    for (i, (column, new)) in list.iter().enumerate() {
+        let id = cards::create_card(
+            platform,
+            board,
+            Some(*column),
+            Some(inhaber),
+            new,
+            start + 60 * i as i64,
+        )?;
+        if i == 0 {
+            details::add_items(
+                platform,
+                id,
+                Some(inhaber),
+                "Adrenalin\nInfusionsbesteck\nBeatmungsbeutel",
+                start + 60,
+            )?;
+        }
+    }
+    // The recurring routines (weekly hygiene check, quarterly billing): tasks::routines.
+    kollegium_platform::tasks::routines::demo::seed(
+        platform,
+        board,
+        inhaber,
+        [&[mfa], &[abrechnung]],
+        &kollegium_tenants::time::Zone::default(),
+        start,
+    )?;
     Ok(())
 }
 

@@ -62,6 +62,8 @@ mod schema_check;
 mod search;
 mod signin_hardening;
 mod smtp_tls;
+mod tasks;
+mod tasks_browser;
 mod tasks_routines;
 mod tenancy;
 mod workspace_auth;

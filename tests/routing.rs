@@ -156,10 +156,12 @@ async fn base_slash_slug_redirects_without_revealing_existence() {
     );
     // It names what exists (the apps of the shell), and promises nothing else.
     assert!(
-        text.contains("Der gemeinsame Arbeitsplatz für Praxisteams: Chat und die verbundenen"),
+        text.contains(
+            "Der gemeinsame Arbeitsplatz für Praxisteams: Chat und Aufgaben sowie die verbundenen"
+        ),
         "{text}"
     );
-    for promise in ["Aufgaben", "Dateien", "Tresor"] {
+    for promise in ["Dateien", "Tresor"] {
         assert!(!text.contains(promise), "{promise}: {text}");
     }
 }

@@ -105,7 +105,10 @@ async fn instances(app: &TestApp, slug: &str) -> Vec<(i64, Option<i64>, Option<i
 }
 
 async fn series_count(app: &TestApp, slug: &str) -> i64 {
-    db(app, slug, |c| task_series::table.count().get_result(c).unwrap()).await
+    db(app, slug, |c| {
+        task_series::table.count().get_result(c).unwrap()
+    })
+    .await
 }
 
 async fn items(app: &TestApp, slug: &str, card: i64) -> Vec<(String, Option<i64>)> {
@@ -121,7 +124,11 @@ async fn items(app: &TestApp, slug: &str, card: i64) -> Vec<(String, Option<i64>
 }
 
 /// Kicks the job worker until the practice has `n` series cards.
-async fn wait_instances(app: &TestApp, slug: &str, n: usize) -> Vec<(i64, Option<i64>, Option<i64>)> {
+async fn wait_instances(
+    app: &TestApp,
+    slug: &str,
+    n: usize,
+) -> Vec<(i64, Option<i64>, Option<i64>)> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         app.server().job_worker.kick();
@@ -129,7 +136,11 @@ async fn wait_instances(app: &TestApp, slug: &str, n: usize) -> Vec<(i64, Option
         if got.len() >= n {
             return got;
         }
-        assert!(Instant::now() < deadline, "only {} instances: {got:?}", got.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} instances: {got:?}",
+            got.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -200,7 +211,12 @@ async fn completing_a_recurring_card_creates_the_next_with_a_fresh_checklist() {
         [("Flächen".to_owned(), None), ("Sterilgut".to_owned(), None)]
     );
     // The done card keeps its ticks; no third card appears.
-    assert!(items(&app, "praxis-a", card).await.iter().all(|i| i.1.is_some()));
+    assert!(
+        items(&app, "praxis-a", card)
+            .await
+            .iter()
+            .all(|i| i.1.is_some())
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.server().job_worker.kick();
     assert_eq!(instances(&app, "praxis-a").await.len(), 2);
@@ -297,9 +313,16 @@ async fn invalid_rules_are_refused_in_german_and_nothing_is_written() {
             &[("freq", "daily"), ("every_days", "0")],
             "Der Abstand muss zwischen 1 und 365 Tagen liegen.",
         ),
-        (&[("days", "<none>")], "Bitte mindestens einen Wochentag wählen."),
         (
-            &[("freq", "monthly"), ("month_on", "day"), ("month_day", "32")],
+            &[("days", "<none>")],
+            "Bitte mindestens einen Wochentag wählen.",
+        ),
+        (
+            &[
+                ("freq", "monthly"),
+                ("month_on", "day"),
+                ("month_day", "32"),
+            ],
             "Der Tag des Monats muss zwischen 1 und 31 liegen.",
         ),
         (
@@ -319,7 +342,10 @@ async fn invalid_rules_are_refused_in_german_and_nothing_is_written() {
             "Den 30.02. gibt es in keinem Jahr.",
         ),
         (&[("time", "25:00")], "Die Uhrzeit bitte als SS:MM angeben"),
-        (&[("freq", "hourly")], "Wie oft soll die Aufgabe wiederkehren?"),
+        (
+            &[("freq", "hourly")],
+            "Wie oft soll die Aufgabe wiederkehren?",
+        ),
         (&[("days", "xx")], "Unbekannter Wochentag."),
         (&[("holidays", "XX")], "Unbekanntes Bundesland."),
         (&[("title", "  ")], "Titel"),
@@ -337,13 +363,20 @@ async fn invalid_rules_are_refused_in_german_and_nothing_is_written() {
         &anna,
         "praxis-a",
         b,
-        &[("freq", "monthly"), ("month_on", "day"), ("month_day", "31")],
+        &[
+            ("freq", "monthly"),
+            ("month_on", "day"),
+            ("month_day", "31"),
+        ],
     )
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(series_count(&app, "praxis-a").await, 1);
     assert_eq!(instances(&app, "praxis-a").await.len(), 1);
-    assert_eq!(local(instances(&app, "praxis-a").await[0].1.unwrap()), "2027-01-31 08:00");
+    assert_eq!(
+        local(instances(&app, "praxis-a").await[0].1.unwrap()),
+        "2027-01-31 08:00"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,9 +445,17 @@ async fn a_reminder_mail_reaches_the_smtp_server_without_title_or_description() 
     assert!(mail.text().contains(&link), "{}", mail.text());
     assert!(mail.html().contains(&link));
     assert!(mail.text().contains("eine Aufgabe fällig"));
-    for secret in ["GEHEIMTITEL", "Notfallkoffer", "GEHEIM-Beschreibung", "Flächen", "Praxisorganisation"] {
+    for secret in [
+        "GEHEIMTITEL",
+        "Notfallkoffer",
+        "GEHEIM-Beschreibung",
+        "Flächen",
+        "Praxisorganisation",
+    ] {
         assert!(
-            !mail.raw.contains(secret) && !mail.text().contains(secret) && !mail.html().contains(secret),
+            !mail.raw.contains(secret)
+                && !mail.text().contains(secret)
+                && !mail.html().contains(secret),
             "{secret} in the mail"
         );
     }
@@ -442,7 +483,10 @@ async fn a_done_card_or_a_changed_setting_sends_no_reminder() {
         .await;
     assert_eq!(r.status(), 303);
     let html = crate::chat_notify::page(&app, &anna, "praxis-a", "/tasks/routines/settings").await;
-    assert!(html.contains("name=\"enabled\" value=\"1\" checked"), "{html}");
+    assert!(
+        html.contains("name=\"enabled\" value=\"1\" checked"),
+        "{html}"
+    );
     // A lead time not offered is refused.
     let r = app
         .post_form(
@@ -466,7 +510,12 @@ async fn a_done_card_or_a_changed_setting_sends_no_reminder() {
         &anna,
         "praxis-a",
         b,
-        &[("freq", "daily"), ("every_days", "1"), ("time", "12:00"), ("assignees", &who)],
+        &[
+            ("freq", "daily"),
+            ("every_days", "1"),
+            ("time", "12:00"),
+            ("assignees", &who),
+        ],
     )
     .await;
     let card = instances(&app, "praxis-a").await[0].0;
@@ -523,13 +572,23 @@ async fn templates_make_cards_and_checklists() {
             "praxis-a",
             &tpl,
             &tpl,
-            &[("kind", "checklist"), ("name", "Notfall"), ("checklist", "Sauerstoff\nDefibrillator")],
+            &[
+                ("kind", "checklist"),
+                ("name", "Notfall"),
+                ("checklist", "Sauerstoff\nDefibrillator"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 303);
     // Empty checklist template: refused.
     let r = app
-        .post_form(&anna, "praxis-a", &tpl, &tpl, &[("kind", "checklist"), ("name", "Leer")])
+        .post_form(
+            &anna,
+            "praxis-a",
+            &tpl,
+            &tpl,
+            &[("kind", "checklist"), ("name", "Leer")],
+        )
         .await;
     assert_eq!(r.status(), 400);
     let ids: Vec<i64> = db(&app, "praxis-a", |c| {
@@ -542,7 +601,13 @@ async fn templates_make_cards_and_checklists() {
     assert!(html.contains("Neue Karte aus Vorlage") && html.contains("Gerätewartung"));
 
     let r = app
-        .post_form(&anna, "praxis-a", &tpl, &format!("/tasks/templates/{}/card", ids[0]), &[])
+        .post_form(
+            &anna,
+            "praxis-a",
+            &tpl,
+            &format!("/tasks/templates/{}/card", ids[0]),
+            &[],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
@@ -559,7 +624,11 @@ async fn templates_make_cards_and_checklists() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    let texts: Vec<String> = items(&app, "praxis-a", card).await.into_iter().map(|i| i.0).collect();
+    let texts: Vec<String> = items(&app, "praxis-a", card)
+        .await
+        .into_iter()
+        .map(|i| i.0)
+        .collect();
     assert_eq!(texts, ["Filter", "Dichtung", "Sauerstoff", "Defibrillator"]);
     // A card that does not exist: 404, nothing added.
     let r = app
@@ -584,7 +653,10 @@ async fn others_cannot_see_or_change_series_and_templates_and_bad_requests_are_r
     let berta = app.signed_in("praxis-b", "berta", false).await;
     // Anna's board is shared with nobody.
     let b = board(&app, &anna, "praxis-a", "").await;
-    assert_eq!(new_series(&app, &anna, "praxis-a", b, &[]).await.status(), 303);
+    assert_eq!(
+        new_series(&app, &anna, "praxis-a", b, &[]).await.status(),
+        303
+    );
     let id: i64 = db(&app, "praxis-a", |c| {
         task_series::table.select(task_series::id).first(c).unwrap()
     })
@@ -599,30 +671,59 @@ async fn others_cannot_see_or_change_series_and_templates_and_bad_requests_are_r
     let _ = board(&app, &berta, "praxis-b", "edit").await;
     for (c, slug) in [(&bernd, "praxis-a"), (&berta, "praxis-b")] {
         let r = app
-            .post_form(c, slug, "/tasks/routines/settings", &format!("/tasks/routines/{id}/end"), &[])
+            .post_form(
+                c,
+                slug,
+                "/tasks/routines/settings",
+                &format!("/tasks/routines/{id}/end"),
+                &[],
+            )
             .await;
         assert_eq!(r.status(), 404, "{slug}");
         let r = app
-            .post_form(c, slug, "/tasks/routines/settings", "/tasks/templates/1/card", &[])
+            .post_form(
+                c,
+                slug,
+                "/tasks/routines/settings",
+                "/tasks/templates/1/card",
+                &[],
+            )
             .await;
         assert_eq!(r.status(), 404, "{slug}");
     }
     let r = app
-        .post_form(&bernd, "praxis-a", "/tasks/routines/settings", &routines(b), &[
-            ("title", "x"), ("freq", "daily"), ("every_days", "1"), ("time", "08:00"), ("mode", "on_done"),
-        ])
+        .post_form(
+            &bernd,
+            "praxis-a",
+            "/tasks/routines/settings",
+            &routines(b),
+            &[
+                ("title", "x"),
+                ("freq", "daily"),
+                ("every_days", "1"),
+                ("time", "08:00"),
+                ("mode", "on_done"),
+            ],
+        )
         .await;
     assert_eq!(r.status(), 404);
     assert_eq!(series_count(&app, "praxis-a").await, 1);
     let still: Option<i64> = db(&app, "praxis-a", |c| {
-        task_series::table.select(task_series::ended_at).first(c).unwrap()
+        task_series::table
+            .select(task_series::ended_at)
+            .first(c)
+            .unwrap()
     })
     .await;
     assert_eq!(still, None, "nobody else ended it");
 
     // Unauthenticated: the pages send to the login, posts are refused.
     let anon = client();
-    let r = anon.get(app.url("praxis-a", &routines(b))).send().await.unwrap();
+    let r = anon
+        .get(app.url("praxis-a", &routines(b)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     let r = anon
         .post(app.url("praxis-a", &routines(b)))
@@ -634,7 +735,13 @@ async fn others_cannot_see_or_change_series_and_templates_and_bad_requests_are_r
     // Without the CSRF token: refused, nothing written.
     let r = anna
         .post(app.url("praxis-a", &routines(b)))
-        .form(&[("title", "x"), ("freq", "daily"), ("every_days", "1"), ("time", "08:00"), ("mode", "on_done")])
+        .form(&[
+            ("title", "x"),
+            ("freq", "daily"),
+            ("every_days", "1"),
+            ("time", "08:00"),
+            ("mode", "on_done"),
+        ])
         .send()
         .await
         .unwrap();
@@ -646,14 +753,30 @@ async fn others_cannot_see_or_change_series_and_templates_and_bad_requests_are_r
         .unwrap();
     assert_eq!(r.status(), 403);
     // Malformed ids and actions, oversized bodies.
-    let r = anna.get(app.url("praxis-a", "/tasks/routines/boards/abc")).send().await.unwrap();
+    let r = anna
+        .get(app.url("praxis-a", "/tasks/routines/boards/abc"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = app
-        .post_form(&anna, "praxis-a", &routines(b), &format!("/tasks/routines/{id}/explode"), &[])
+        .post_form(
+            &anna,
+            "praxis-a",
+            &routines(b),
+            &format!("/tasks/routines/{id}/explode"),
+            &[],
+        )
         .await;
     assert_eq!(r.status(), 404);
     let r = app
-        .post_form(&anna, "praxis-a", &routines(b), "/tasks/routines/999999/pause", &[])
+        .post_form(
+            &anna,
+            "praxis-a",
+            &routines(b),
+            "/tasks/routines/999999/pause",
+            &[],
+        )
         .await;
     assert_eq!(r.status(), 404);
     let huge = "x".repeat(2 * 1024 * 1024);

@@ -226,12 +226,13 @@ pub trait WorkspaceApp: Sync {
         Started::default()
     }
 
-    /// Its start-page tile for one member, read with the practice's connection (`None`: no
-    /// tile). An error leaves the tile out; the page still renders.
+    /// Its start-page tile for one member at `now`, read with the practice's connection
+    /// (`None`: no tile). An error leaves the tile out; the page still renders.
     fn tile(
         &self,
         _conn: &mut SqliteConnection,
         _member: MemberId,
+        _now: UnixTime,
     ) -> Result<Option<Tile>, BoxError> {
         Ok(None)
     }
@@ -310,9 +311,10 @@ pub fn tiles(
     apps: &[&dyn WorkspaceApp],
     conn: &mut SqliteConnection,
     member: MemberId,
+    now: UnixTime,
 ) -> Vec<Tile> {
     apps.iter()
-        .filter_map(|app| match app.tile(conn, member) {
+        .filter_map(|app| match app.tile(conn, member, now) {
             Ok(tile) => tile,
             Err(e) => {
                 tracing::error!(app = app.id(), error = %e, "start-page tile failed; left out");
@@ -414,7 +416,12 @@ mod tests {
         fn id(&self) -> &'static str {
             "broken"
         }
-        fn tile(&self, _: &mut SqliteConnection, _: MemberId) -> Result<Option<Tile>, BoxError> {
+        fn tile(
+            &self,
+            _: &mut SqliteConnection,
+            _: MemberId,
+            _: UnixTime,
+        ) -> Result<Option<Tile>, BoxError> {
             Err("the tile's query failed".into())
         }
     }
@@ -424,7 +431,12 @@ mod tests {
         fn id(&self) -> &'static str {
             "fine"
         }
-        fn tile(&self, _: &mut SqliteConnection, m: MemberId) -> Result<Option<Tile>, BoxError> {
+        fn tile(
+            &self,
+            _: &mut SqliteConnection,
+            m: MemberId,
+            _: UnixTime,
+        ) -> Result<Option<Tile>, BoxError> {
             Ok(Some(Tile {
                 app: "fine",
                 html: format!("<p>{}</p>", m.0),
@@ -437,7 +449,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("platform.sqlite");
         let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
-        let shown = tiles(&[&Broken, &Fine, &Broken], &mut conn, MemberId(7));
+        let shown = tiles(&[&Broken, &Fine, &Broken], &mut conn, MemberId(7), 1_000);
         assert_eq!(shown.len(), 1);
         assert_eq!((shown[0].app, shown[0].html.as_str()), ("fine", "<p>7</p>"));
     }

@@ -166,6 +166,143 @@ diesel::allow_tables_to_appear_in_same_query!(
     mail_queue,
 );
 
+diesel::table! {
+    task_boards (id) {
+        id -> BigInt,
+        title -> Text,
+        description -> Text,
+        archived_at -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_board_access (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        kind -> Text,
+        role -> Nullable<Text>,
+        member_id -> Nullable<BigInt>,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    task_columns (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        title -> Text,
+        position -> BigInt,
+        is_done -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_labels (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        name -> Text,
+        color -> Text,
+    }
+}
+
+diesel::table! {
+    task_cards (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        column_id -> BigInt,
+        position -> BigInt,
+        title -> Text,
+        description -> Text,
+        due_at -> Nullable<BigInt>,
+        due_all_day -> Bool,
+        done_at -> Nullable<BigInt>,
+        archived_at -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        series_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    task_card_labels (card_id, label_id) {
+        card_id -> BigInt,
+        label_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_card_assignees (card_id, member_id) {
+        card_id -> BigInt,
+        member_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_checklist_items (id) {
+        id -> BigInt,
+        card_id -> BigInt,
+        position -> BigInt,
+        text -> Text,
+        done_at -> Nullable<BigInt>,
+        done_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    task_comments (id) {
+        id -> BigInt,
+        card_id -> BigInt,
+        author_id -> Nullable<BigInt>,
+        body -> Text,
+        mentions -> Text,
+        created_at -> BigInt,
+        edited_at -> Nullable<BigInt>,
+        deleted_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    task_card_events (id) {
+        id -> BigInt,
+        card_id -> BigInt,
+        actor_id -> Nullable<BigInt>,
+        what -> Text,
+        detail -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(task_board_access -> task_boards (board_id));
+diesel::joinable!(task_columns -> task_boards (board_id));
+diesel::joinable!(task_cards -> task_columns (column_id));
+diesel::joinable!(task_cards -> task_boards (board_id));
+diesel::joinable!(task_card_labels -> task_cards (card_id));
+diesel::joinable!(task_card_labels -> task_labels (label_id));
+diesel::joinable!(task_card_assignees -> task_cards (card_id));
+diesel::joinable!(task_card_assignees -> members (member_id));
+diesel::joinable!(task_checklist_items -> task_cards (card_id));
+diesel::joinable!(task_comments -> task_cards (card_id));
+diesel::joinable!(task_card_events -> task_cards (card_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    members,
+    task_boards,
+    task_board_access,
+    task_columns,
+    task_labels,
+    task_cards,
+    task_card_labels,
+    task_card_assignees,
+    task_checklist_items,
+    task_comments,
+    task_card_events,
+);
+
 // Tasks routines (issue 13, `tasks::routines`): series, templates, reminder settings.
 
 diesel::table! {
@@ -212,3 +349,6 @@ diesel::table! {
         updated_at -> BigInt,
     }
 }
+
+diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_card_assignees);
+diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_cards);

@@ -89,6 +89,7 @@ impl WorkspaceApp for Chat {
         &self,
         conn: &mut SqliteConnection,
         member: MemberId,
+        _now: kollegium_tenants::UnixTime,
     ) -> Result<Option<Tile>, BoxError> {
         let rooms = rooms::list_for(conn, member)?;
         let view = TileView {

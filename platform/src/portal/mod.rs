@@ -47,12 +47,13 @@ async fn home(
     ctx: web::Data<WebContext>,
 ) -> Result<HttpResponse, WebError> {
     let (t, me, sid) = (m.tenant.clone(), m.id(), m.session_id);
+    let now = ctx.store.clock().now();
     let (welcome, app_tiles, token) =
         kollegium_tenants::web::block(move || -> Result<_, WebError> {
             let mut conn = t.conn(&PLATFORM_DB)?;
             let welcome = kv::get(&mut conn, "welcome_text")
                 .map_err(internal("reading practice settings"))?;
-            let tiles = app::tiles(app::apps(), &mut conn, me);
+            let tiles = app::tiles(app::apps(), &mut conn, me, now);
             let token = session::access_token(&mut conn, &t, sid)
                 .map_err(internal("reading the session's access token"))?;
             Ok((welcome, tiles, token))

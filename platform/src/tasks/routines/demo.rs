@@ -12,13 +12,13 @@ use super::series::{self, Mode, NewSeries};
 use crate::members::MemberId;
 use crate::tasks::BoardId;
 
-/// Creates the demo's two series (and so their first cards) on `board`, assigned to
-/// `assignees`, created by `actor`.
+/// Creates the demo's two series (and so their first cards) on `board`, created by
+/// `actor`: the hygiene check assigned to `hygiene`, the billing to `billing`.
 pub fn seed(
     conn: &mut SqliteConnection,
     board: BoardId,
     actor: MemberId,
-    assignees: &[MemberId],
+    [hygiene_by, billing_by]: [&[MemberId]; 2],
     zone: &Zone,
     now: UnixTime,
 ) -> Result<(), RoutineError> {
@@ -38,7 +38,7 @@ pub fn seed(
             "Sterilgut: Haltbarkeit geprüft".to_owned(),
             "Kühlschrank-Temperaturprotokoll abgezeichnet".to_owned(),
         ],
-        assignees: assignees.to_vec(),
+        assignees: hygiene_by.to_vec(),
         labels: Vec::new(),
         recurrence: Recurrence::new(
             Rule::Weekly {
@@ -64,7 +64,7 @@ pub fn seed(
             "Prüfmodul gelaufen".to_owned(),
             "Abrechnung übermittelt".to_owned(),
         ],
-        assignees: assignees.to_vec(),
+        assignees: billing_by.to_vec(),
         labels: Vec::new(),
         recurrence: Recurrence::new(
             Rule::Quarterly {

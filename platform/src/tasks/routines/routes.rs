@@ -149,7 +149,10 @@ fn all<'a>(form: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = 
 fn ids(form: &[(String, String)], name: &str) -> Result<Vec<i64>, RoutineError> {
     all(form, name)
         .filter(|v| !v.is_empty())
-        .map(|v| v.parse().map_err(|_| RoutineError::Invalid("Unbekannte Auswahl.")))
+        .map(|v| {
+            v.parse()
+                .map_err(|_| RoutineError::Invalid("Unbekannte Auswahl."))
+        })
         .collect()
 }
 
@@ -161,7 +164,10 @@ fn number(form: &[(String, String)], name: &str) -> Result<u32, RoutineError> {
 }
 
 /// The rule form as a recurrence: `freq` and the fields that belong to it.
-fn parse_rule(form: &[(String, String)], today: jiff::civil::Date) -> Result<Recurrence, RoutineError> {
+fn parse_rule(
+    form: &[(String, String)],
+    today: jiff::civil::Date,
+) -> Result<Recurrence, RoutineError> {
     let rule = match field(form, "freq") {
         "daily" => Rule::Daily {
             every: number(form, "every_days")?,
@@ -192,7 +198,11 @@ fn parse_rule(form: &[(String, String)], today: jiff::civil::Date) -> Result<Rec
             month: number(form, "year_month")?,
             day: number(form, "year_day")?,
         },
-        _ => return Err(RoutineError::Invalid("Wie oft soll die Aufgabe wiederkehren?")),
+        _ => {
+            return Err(RoutineError::Invalid(
+                "Wie oft soll die Aufgabe wiederkehren?",
+            ));
+        }
     };
     let holidays = match field(form, "holidays").trim() {
         "" => None,
@@ -319,17 +329,24 @@ async fn create_series(
         board,
         column: match field(&form, "column") {
             "" => None,
-            c => Some(ColumnId(c.parse().map_err(|_| RoutineError::Invalid("Unbekannte Spalte."))?)),
+            c => Some(ColumnId(
+                c.parse()
+                    .map_err(|_| RoutineError::Invalid("Unbekannte Spalte."))?,
+            )),
         },
         title: field(&form, "title").to_owned(),
         description: field(&form, "description").to_owned(),
-        checklist: field(&form, "checklist").lines().map(str::to_owned).collect(),
+        checklist: field(&form, "checklist")
+            .lines()
+            .map(str::to_owned)
+            .collect(),
         assignees: ids(&form, "assignees")?.into_iter().map(MemberId).collect(),
         labels: ids(&form, "labels")?,
         recurrence: parse_rule(&form, today(&zone, now))?,
         at: TimeOfDay::parse(field(&form, "time"))?,
-        mode: Mode::parse(field(&form, "mode"))
-            .ok_or(RoutineError::Invalid("Wann soll die nächste Karte entstehen?"))?,
+        mode: Mode::parse(field(&form, "mode")).ok_or(RoutineError::Invalid(
+            "Wann soll die nächste Karte entstehen?",
+        ))?,
     };
     write(&m, &shared, move |c| {
         boards::writable(c, board, me, Permission::Edit)?;
@@ -352,7 +369,10 @@ fn check_people(c: &mut SqliteConnection, new: &NewSeries) -> Result<(), Routine
     if new.assignees.iter().any(|a| !active.contains(a)) {
         return Err(RoutineError::Invalid("Unbekannte Person."));
     }
-    let labels: Vec<i64> = details::labels(c, new.board)?.into_iter().map(|l| l.id).collect();
+    let labels: Vec<i64> = details::labels(c, new.board)?
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
     if new.labels.iter().any(|l| !labels.contains(l)) {
         return Err(RoutineError::Invalid("Unbekanntes Label."));
     }
@@ -436,7 +456,10 @@ async fn create_template(
         name: field(&form, "name").to_owned(),
         title: field(&form, "title").to_owned(),
         description: field(&form, "description").to_owned(),
-        checklist: field(&form, "checklist").lines().map(str::to_owned).collect(),
+        checklist: field(&form, "checklist")
+            .lines()
+            .map(str::to_owned)
+            .collect(),
         labels: ids(&form, "labels")?,
     };
     write(&m, &shared, move |c| {
@@ -501,7 +524,10 @@ async fn use_template(
             }
             "delete" => {
                 templates::delete(c, id)?;
-                Ok(format!("/tasks/templates/boards/{}?done=deleted", t.board_id))
+                Ok(format!(
+                    "/tasks/templates/boards/{}?done=deleted",
+                    t.board_id
+                ))
             }
             _ => Err(RoutineError::TemplateNotFound),
         }
@@ -550,7 +576,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tasks/routines/boards/{id}", web::get().to(series_page))
         .route("/tasks/routines/boards/{id}", web::post().to(create_series))
         .route("/tasks/routines/{id}/{action}", web::post().to(act_series))
-        .route("/tasks/templates/boards/{id}", web::get().to(templates_page))
-        .route("/tasks/templates/boards/{id}", web::post().to(create_template))
+        .route(
+            "/tasks/templates/boards/{id}",
+            web::get().to(templates_page),
+        )
+        .route(
+            "/tasks/templates/boards/{id}",
+            web::post().to(create_template),
+        )
         .route("/tasks/templates/{id}/{what}", web::post().to(use_template));
 }

@@ -25,9 +25,7 @@ use super::rule::{Recurrence, TimeOfDay};
 use crate::members::MemberId;
 use crate::schema::{members, task_cards, task_checklist_items, task_labels, task_series};
 use crate::tasks::cards::{self, NewCard};
-use crate::tasks::{
-    BoardId, CardId, ColumnId, MAX_ITEM_CHARS, MAX_ITEMS, check_text, check_title,
-};
+use crate::tasks::{BoardId, CardId, ColumnId, MAX_ITEM_CHARS, MAX_ITEMS, check_text, check_title};
 
 /// Typed series id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -137,7 +137,11 @@ pub fn create(
 pub fn of_board(conn: &mut SqliteConnection, board: BoardId) -> QueryResult<Vec<Template>> {
     task_templates::table
         .filter(task_templates::board_id.eq(board.0))
-        .order((task_templates::kind, task_templates::name, task_templates::id))
+        .order((
+            task_templates::kind,
+            task_templates::name,
+            task_templates::id,
+        ))
         .select(Template::as_select())
         .load(conn)
 }

@@ -1,0 +1,10 @@
+DROP TABLE task_card_events;
+DROP TABLE task_comments;
+DROP TABLE task_checklist_items;
+DROP TABLE task_card_assignees;
+DROP TABLE task_card_labels;
+DROP TABLE task_cards;
+DROP TABLE task_labels;
+DROP TABLE task_columns;
+DROP TABLE task_board_access;
+DROP TABLE task_boards;
