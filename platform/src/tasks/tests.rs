@@ -391,3 +391,64 @@ fn a_board_renders_with_the_same_number_of_queries_for_10_and_200_cards() {
     assert_eq!(small, large, "queries do not grow with the cards");
     assert!(small <= 15, "{small} queries");
 }
+
+#[test]
+fn the_export_holds_boards_cards_and_their_details() {
+    let (_d, mut c) = db();
+    let owner = member(&mut c, "olga", &[], false);
+    let b = board(
+        &mut c,
+        owner,
+        &[Access::new(Grantee::Practice, Permission::View)],
+    );
+    let col = cols(&mut c, b)[0];
+    let id = card(&mut c, b, col, "Rezeptblock bestellen");
+    details::add_items(&mut c, id, Some(owner), "Formular 16", 1_010).unwrap();
+    details::add_comment(&mut c, id, owner, "Ist unterwegs", 1_011).unwrap();
+    let out = super::export::export(&mut c).unwrap();
+    let json = out.json.to_string();
+    for text in [
+        "Rezeptblock bestellen",
+        "Formular 16",
+        "Ist unterwegs",
+        "Praxis",
+    ] {
+        assert!(json.contains(text), "{text}");
+        assert!(out.readable.contains(text), "{text}");
+    }
+}
+
+#[test]
+fn my_cards_are_grouped_by_day_in_the_practice_zone() {
+    let (_d, mut c) = db();
+    let me = member(&mut c, "olga", &[], false);
+    let b = board(&mut c, me, &[]);
+    let zone = kollegium_tenants::time::Zone::default_zone();
+    let at = |d: &str, t: &str| super::time::parse_due(&zone, d, t).unwrap();
+    let now = at("2026-12-09", "10:00").unwrap().0;
+    let col = cols(&mut c, b)[0];
+    for (title, due) in [
+        ("gestern", at("2026-12-08", "")),
+        ("heute frueh", at("2026-12-09", "08:00")),
+        ("heute abend", at("2026-12-09", "20:00")),
+        ("heute ganztags", at("2026-12-09", "")),
+        ("sonntag", at("2026-12-13", "23:00")),
+        ("montag", at("2026-12-14", "")),
+        ("ohne", None),
+    ] {
+        let new = NewCard {
+            title: title.into(),
+            due,
+            assignees: vec![me],
+            ..NewCard::default()
+        };
+        cards::create_card(&mut c, b, Some(col), None, &new, 1_000).unwrap();
+    }
+    let g = super::mine::group(super::mine::assigned(&mut c, me).unwrap(), &zone, now);
+    let titles = |v: &[super::mine::Mine]| v.iter().map(|m| m.title.clone()).collect::<Vec<_>>();
+    assert_eq!(titles(&g.overdue), ["gestern", "heute frueh"]);
+    assert_eq!(titles(&g.today), ["heute ganztags", "heute abend"]);
+    assert_eq!(titles(&g.week), ["sonntag"]);
+    assert_eq!(titles(&g.later), ["montag", "ohne"]);
+    assert_eq!(super::mine::counts(&mut c, me, now).unwrap(), (7, 2));
+}
