@@ -183,6 +183,13 @@ async fn completing_a_recurring_card_creates_the_next_with_a_fresh_checklist() {
     let first = instances(&app, "praxis-a").await;
     assert_eq!(first.len(), 1);
     assert_eq!(local(first[0].1.unwrap()), "2027-01-18 08:00");
+    let board_page = format!("/tasks/boards/{b}");
+    let html = crate::chat_notify::page(&app, &anna, "praxis-a", &board_page).await;
+    assert!(html.contains(&format!("href=\"{}\"", routines(b))));
+    assert!(
+        html.contains("Hygieneplan prüfen"),
+        "the first card is on the board"
+    );
     let html = crate::chat_notify::page(&app, &anna, "praxis-a", &routines(b)).await;
     assert!(html.contains("Hygieneplan prüfen"), "{html}");
     assert!(html.contains("wöchentlich am Montag um 08:00"), "{html}");
@@ -786,4 +793,65 @@ async fn others_cannot_see_or_change_series_and_templates_and_bad_requests_are_r
     let r = new_series(&app, &anna, "praxis-a", b, &[("checklist", &many)]).await;
     assert_eq!(r.status(), 400);
     assert_eq!(series_count(&app, "praxis-a").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_board_has_a_weekly_hygiene_check_and_a_quarterly_billing() {
+    use kollegium_platform::schema::task_boards;
+    let app = TestApp::spawn().await;
+    assert!(crate::demo_workspace::seed_demo(&app).await);
+    let slug = kollegium::demo::DEMO_SLUG;
+    let rows: Vec<(String, String, String, i64)> = db(&app, slug, |c| {
+        let board: i64 = task_boards::table
+            .filter(task_boards::title.eq("Praxisorganisation"))
+            .select(task_boards::id)
+            .first(c)
+            .unwrap();
+        task_series::table
+            .filter(task_series::board_id.eq(board))
+            .order(task_series::id)
+            .select((
+                task_series::title,
+                task_series::rule,
+                task_series::time_of_day,
+                task_series::id,
+            ))
+            .load(c)
+            .unwrap()
+    })
+    .await;
+    let described: Vec<(String, String)> = rows
+        .iter()
+        .map(|(title, rule, at, _)| {
+            let r = kollegium_platform::tasks::routines::rule::Recurrence::from_json(rule).unwrap();
+            let at = kollegium_platform::tasks::routines::rule::TimeOfDay::parse(at).unwrap();
+            (title.clone(), r.describe(at))
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (
+                "Hygieneplan prüfen".to_owned(),
+                "wöchentlich am Montag um 08:00".to_owned()
+            ),
+            (
+                "Quartalsabrechnung vorbereiten".to_owned(),
+                "vierteljährlich 10 Tage vor Quartalsende um 09:00".to_owned()
+            ),
+        ]
+    );
+    // Each has its first card, with its checklist.
+    for (_, _, _, id) in rows {
+        let cards: Vec<i64> = db(&app, slug, move |c| {
+            task_cards::table
+                .filter(task_cards::series_id.eq(id))
+                .select(task_cards::id)
+                .load(c)
+                .unwrap()
+        })
+        .await;
+        assert_eq!(cards.len(), 1);
+        assert_eq!(items(&app, slug, cards[0]).await.len(), 4);
+    }
 }
