@@ -26,7 +26,11 @@ use kollegium_tenants::{DbKind, Tenant, UnixTime};
 
 use super::series::{self, SeriesId};
 use crate::PLATFORM_DB;
+use crate::app::AppContext;
 use crate::directory::DirectorySync;
+use crate::tasks::CardId;
+use crate::tasks::cards;
+use crate::tasks::live::{Change, Event};
 
 /// Creates a series' next instance.
 pub const RECUR: &str = "tasks.recur";
@@ -77,12 +81,21 @@ where
 /// The `tasks.recur` kind.
 pub struct RecurJobs {
     web: web::Data<WebContext>,
+    shared: Arc<AppContext>,
 }
 
 impl RecurJobs {
-    pub fn new(web: web::Data<WebContext>) -> Arc<Self> {
-        Arc::new(Self { web })
+    pub fn new(web: web::Data<WebContext>, shared: Arc<AppContext>) -> Arc<Self> {
+        Arc::new(Self { web, shared })
     }
+}
+
+/// The live event of a card a series created: open pages of its board show it.
+pub fn card_event(conn: &mut SqliteConnection, card: CardId) -> QueryResult<Option<Event>> {
+    let Some(c) = cards::by_id(conn, card)? else {
+        return Ok(None);
+    };
+    Event::new(conn, c.board(), Change::Card { card: card.0 }, 0).map(Some)
 }
 
 impl Handler for RecurJobs {
@@ -91,7 +104,7 @@ impl Handler for RecurJobs {
     }
 
     fn run(&self, tenant: Tenant, _db: &'static DbKind, jobs: Vec<Job>) -> BoxFuture<Outcomes> {
-        let web = self.web.clone();
+        let (web, shared) = (self.web.clone(), self.shared.clone());
         let signal_slug = tenant.slug().as_str().to_owned();
         let fut = per_job(tenant, jobs, move |conn, tenant, job| {
             let Ok(id) = job.key.parse::<i64>() else {
@@ -105,6 +118,12 @@ impl Handler for RecurJobs {
             if let Some(card) = created {
                 tracing::info!(practice = %tenant.slug(), series = id, card = card.0,
                     "recurring card created");
+                match card_event(conn, card) {
+                    Ok(Some(e)) => e.publish(&shared, tenant.slug().as_str()),
+                    Ok(None) => {}
+                    // The card is committed; only open pages miss it until they reload.
+                    Err(e) => tracing::warn!(error = %e, "live event of a recurring card"),
+                }
             }
             Ok(())
         });

@@ -110,7 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The routines' kinds of background job (`tasks.*`).
 pub fn job_kinds(node: &Node<'_>) -> Vec<Arc<dyn JobHandler>> {
     vec![
-        jobs::RecurJobs::new(node.web.clone()),
+        jobs::RecurJobs::new(node.web.clone(), node.shared.clone()),
         jobs::ReminderJobs::new(node.web.clone(), node.directory.clone()),
     ]
 }

@@ -348,12 +348,17 @@ async fn create_series(
             "Wann soll die nächste Karte entstehen?",
         ))?,
     };
-    write(&m, &shared, move |c| {
+    let event = write(&m, &shared, move |c| {
         boards::writable(c, board, me, Permission::Edit)?;
         check_people(c, &new)?;
-        series::create(c, &new, me, &zone, now)
+        let (_, card) = series::create(c, &new, me, &zone, now)?;
+        match card {
+            Some(card) => Ok(super::jobs::card_event(c, card)?),
+            None => Ok(None),
+        }
     })
     .await?;
+    publish(&shared, &m, event);
     Ok(see_other(&format!(
         "/tasks/routines/boards/{}?done=created",
         board.0
@@ -502,8 +507,8 @@ async fn use_template(
         match what.as_str() {
             "card" if t.is_card() => {
                 let card = templates::new_card(c, &t, me, now)?;
-                super::card_changed(c, card, now)?;
-                Ok(format!("/tasks/cards/{}", card.0))
+                let event = super::jobs::card_event(c, card)?;
+                Ok((format!("/tasks/cards/{}", card.0), event))
             }
             "checklist" => {
                 let card = CardId(
@@ -520,20 +525,27 @@ async fn use_template(
                 }
                 templates::append_items(c, card, &t.items())?;
                 cards::record(c, card, Some(me), "checklist", serde_json::json!({}), now)?;
-                Ok(format!("/tasks/cards/{}", card.0))
+                let event = super::jobs::card_event(c, card)?;
+                Ok((format!("/tasks/cards/{}", card.0), event))
             }
             "delete" => {
                 templates::delete(c, id)?;
-                Ok(format!(
-                    "/tasks/templates/boards/{}?done=deleted",
-                    t.board_id
-                ))
+                let to = format!("/tasks/templates/boards/{}?done=deleted", t.board_id);
+                Ok((to, None))
             }
             _ => Err(RoutineError::TemplateNotFound),
         }
     })
     .await?;
-    Ok(see_other(&to))
+    publish(&shared, &m, to.1);
+    Ok(see_other(&to.0))
+}
+
+/// Publishes a card's live event after its change committed.
+fn publish(shared: &AppContext, m: &Member, event: Option<crate::tasks::live::Event>) {
+    if let Some(e) = event {
+        e.publish(shared, m.tenant.slug().as_str());
+    }
 }
 
 #[derive(Template)]
