@@ -307,6 +307,15 @@ fn seed_board(
             )?;
         }
     }
+    // The recurring routines (weekly hygiene check, quarterly billing): tasks::routines.
+    kollegium_platform::tasks::routines::demo::seed(
+        platform,
+        board,
+        inhaber,
+        [&[mfa], &[abrechnung]],
+        &kollegium_tenants::time::Zone::default(),
+        start,
+    )?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ async fn members(app: &TestApp) -> Vec<(String, String)> {
 }
 
 /// Creates the demo practice as `kollegium demo` does; whether it was created.
-async fn seed_demo(app: &TestApp) -> bool {
+pub async fn seed_demo(app: &TestApp) -> bool {
     let (argon2, store, web) = (
         app.config.idp.argon2,
         app.server().store.clone(),

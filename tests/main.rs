@@ -65,5 +65,7 @@ mod smtp_tls;
 mod tasks;
 mod tasks_browser;
 mod tasks_pages;
+mod tasks_routines;
+mod tasks_routines_more;
 mod tenancy;
 mod workspace_auth;

@@ -224,6 +224,7 @@ diesel::table! {
         created_by -> Nullable<BigInt>,
         created_at -> BigInt,
         updated_at -> BigInt,
+        series_id -> Nullable<BigInt>,
     }
 }
 
@@ -301,3 +302,53 @@ diesel::allow_tables_to_appear_in_same_query!(
     task_comments,
     task_card_events,
 );
+
+// Tasks routines (issue 13, `tasks::routines`): series, templates, reminder settings.
+
+diesel::table! {
+    task_series (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        column_id -> Nullable<BigInt>,
+        title -> Text,
+        description -> Text,
+        checklist -> Text,
+        assignees -> Text,
+        labels -> Text,
+        rule -> Text,
+        time_of_day -> Text,
+        mode -> Text,
+        paused_at -> Nullable<BigInt>,
+        ended_at -> Nullable<BigInt>,
+        next_due_at -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_templates (id) {
+        id -> BigInt,
+        board_id -> BigInt,
+        kind -> Text,
+        name -> Text,
+        title -> Text,
+        description -> Text,
+        checklist -> Text,
+        labels -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_reminder_settings (member_id) {
+        member_id -> BigInt,
+        enabled -> Bool,
+        lead_minutes -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_card_assignees);
+diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_cards);

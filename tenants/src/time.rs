@@ -75,6 +75,11 @@ impl Zone {
         })
     }
 
+    /// The zone itself, for computing with local dates and times (recurrence rules).
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
     /// The canonical IANA name, e.g. `Europe/Berlin`.
     pub fn name(&self) -> &str {
         self.tz.iana_name().unwrap_or("UTC")

@@ -266,6 +266,7 @@ pub fn create_card(
         now,
     )?;
     queue_index(conn, CardId(id), now)?;
+    crate::tasks::routines::card_changed(conn, CardId(id), now)?;
     Ok(CardId(id))
 }
 
@@ -341,6 +342,7 @@ fn touch(conn: &mut SqliteConnection, card: CardId, now: UnixTime) -> QueryResul
     diesel::update(task_cards::table.find(card.0))
         .set(task_cards::updated_at.eq(now))
         .execute(conn)?;
+    crate::tasks::routines::card_changed(conn, card, now)?;
     queue_index(conn, card, now)
 }
 
@@ -557,6 +559,7 @@ fn place(
             )?;
         }
     }
+    crate::tasks::routines::card_changed(conn, c.card_id(), now)?;
     Ok(Moved {
         card: c.id,
         from_column: c.column_id,
@@ -593,6 +596,7 @@ pub fn set_done(
         ))
         .execute(conn)?;
     record(conn, card, Some(member), "done", json!({"done": done}), now)?;
+    crate::tasks::routines::card_changed(conn, card, now)?;
     Ok(None)
 }
 
@@ -630,6 +634,7 @@ pub fn set_archived(
             .execute(conn)?;
         record(conn, card, Some(member), "restored", json!({}), now)?;
     }
+    crate::tasks::routines::card_changed(conn, card, now)?;
     queue_index(conn, card, now)?;
     Ok(())
 }
