@@ -295,6 +295,12 @@ pub async fn start(
             if closed > 0 {
                 tracing::debug!(closed, "closed idle practices");
             }
+            let store = reaper_store.clone();
+            match tokio::task::spawn_blocking(move || store.shrink_pools()).await {
+                Ok(n) if n > 0 => tracing::debug!(connections = n, "shrank database pools"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "shrinking database pools failed"),
+            }
         }
     });
     let trimmer = kollegium_tenants::memory::Trimmer::spawn(

@@ -137,6 +137,8 @@ impl ConnCounter {
 struct PoolState {
     idle: Vec<SqliteConnection>,
     total: usize,
+    /// Most connections in use at once since the last [`DbPool::shrink`].
+    peak: usize,
 }
 
 /// A bounded pool of connections to one database file.
@@ -179,6 +181,7 @@ impl DbPool {
             state: Mutex::new(PoolState {
                 idle: vec![conn],
                 total: 1,
+                peak: 0,
             }),
             freed: Condvar::new(),
             counter,
@@ -193,6 +196,7 @@ impl DbPool {
         let mut state = self.state.lock().map_err(|_| busy())?;
         loop {
             if let Some(conn) = state.idle.pop() {
+                state.peak = state.peak.max(state.total - state.idle.len());
                 return Ok(PooledConn {
                     conn: Some(conn),
                     pool: Arc::clone(self),
@@ -200,6 +204,7 @@ impl DbPool {
             }
             if state.total < self.max {
                 state.total += 1;
+                state.peak = state.peak.max(state.total - state.idle.len());
                 drop(state);
                 return match open_connection(&self.path) {
                     Ok(conn) => {
@@ -243,6 +248,32 @@ impl DbPool {
         }
         drop(state);
         self.freed.notify_one();
+    }
+
+    /// Closes idle connections beyond what the load since the previous call needed at once
+    /// (at least one stays), and starts the next window. A pool keeps every connection a
+    /// burst opened (reopening costs the pragmas and the prepared statements), but each
+    /// costs 270–340 KB; a node calls this every few seconds so a practice that needed
+    /// three connections once does not keep them for as long as it stays open. Returns how
+    /// many it closed.
+    pub fn shrink(&self) -> usize {
+        let closed = {
+            let Ok(mut state) = self.state.lock() else {
+                return 0;
+            };
+            let in_use = state.total - state.idle.len();
+            let keep = state.peak.max(1);
+            let surplus = state.total.saturating_sub(keep).min(state.idle.len());
+            let at = state.idle.len() - surplus;
+            let closed: Vec<SqliteConnection> = state.idle.drain(at..).collect();
+            state.total -= closed.len();
+            state.peak = in_use;
+            closed
+        };
+        let n = closed.len();
+        drop(closed);
+        self.counter.0.fetch_sub(n, Ordering::Relaxed);
+        n
     }
 
     /// Connections of this pool handed out right now (not counting idle ones).
@@ -392,5 +423,39 @@ mod tests {
             opts.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=0"),
             "{opts:?}"
         );
+    }
+
+    #[test]
+    fn a_pool_gives_back_the_connections_a_burst_opened_once_the_load_is_gone() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let counter = Arc::new(super::ConnCounter::default());
+        let pool = super::DbPool::open(
+            dir.path().join("t.sqlite"),
+            &crate::registry::REGISTRY_DB,
+            4,
+            counter.clone(),
+        )
+        .unwrap();
+        // A burst: three requests at once.
+        let held: Vec<_> = (0..3).map(|_| pool.get().unwrap()).collect();
+        drop(held);
+        assert_eq!(pool.open_connections(), 3);
+        // The window with the burst keeps what it needed.
+        assert_eq!(pool.shrink(), 0);
+        assert_eq!(pool.open_connections(), 3);
+        // A window of one request at a time: back to one connection.
+        drop(pool.get().unwrap());
+        drop(pool.get().unwrap());
+        assert_eq!(pool.shrink(), 2);
+        assert_eq!(pool.open_connections(), 1);
+        assert_eq!(counter.get(), 1);
+        // A quiet window keeps the last connection, and one in use is never closed.
+        assert_eq!(pool.shrink(), 0);
+        let busy = pool.get().unwrap();
+        assert_eq!(pool.shrink(), 0);
+        assert_eq!(pool.open_connections(), 1);
+        drop(busy);
+        assert_eq!(counter.get(), 1);
     }
 }

@@ -482,6 +482,25 @@ impl TenantStore {
         before - open.len()
     }
 
+    /// Shrinks every open database pool to what its load since the previous call needed
+    /// at once ([`crate::db::DbPool::shrink`]). Returns the connections closed.
+    pub fn shrink_pools(&self) -> usize {
+        let pools: Vec<Arc<DbPool>> = match self.open.lock() {
+            Ok(open) => open
+                .values()
+                .flat_map(|e| {
+                    e.open
+                        .pools
+                        .lock()
+                        .map(|p| p.values().cloned().collect::<Vec<_>>())
+                        .unwrap_or_default()
+                })
+                .collect(),
+            Err(_) => return 0,
+        };
+        pools.iter().map(|p| p.shrink()).sum()
+    }
+
     /// Closes every open practice database (shutdown).
     pub fn close_all(&self) {
         if let Ok(mut open) = self.open.lock() {

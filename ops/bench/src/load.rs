@@ -27,6 +27,57 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
+/// User + system CPU seconds of each live thread of process `pid`, summed by thread name
+/// with trailing digits dropped (`tokio-runtime-worker`, `db-writer`, `thrd-tantivy-index`),
+/// so two readings around a phase show where its CPU went. Threads that ended in between
+/// are in neither reading; the process total ([`cpu_seconds`]) still counts them.
+pub fn thread_cpu_seconds(pid: u32) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(stat), Ok(comm)) = (
+            std::fs::read_to_string(dir.join("stat")),
+            std::fs::read_to_string(dir.join("comm")),
+        ) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(Ok(u)), Some(Ok(s))) = (
+            f.get(11).map(|v| v.parse::<f64>()),
+            f.get(12).map(|v| v.parse::<f64>()),
+        ) else {
+            continue;
+        };
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .to_owned();
+        *out.entry(name).or_insert(0.0) += (u + s) / USER_HZ;
+    }
+    out
+}
+
+/// Per thread name, the CPU seconds spent between two [`thread_cpu_seconds`] readings
+/// (threads started in between count from zero), largest first.
+pub fn thread_cpu_delta(
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d > 0.0)
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
 /// CPU time spent by the server and the driver between `start` and `stop`.
 pub struct CpuMeter {
     pid: String,

@@ -39,7 +39,7 @@ use super::chat_client::{
 };
 use crate::conditions::Conditions;
 use crate::fixtures::{self, Node};
-use crate::load::cpu_seconds;
+use crate::load::{cpu_seconds, thread_cpu_delta, thread_cpu_seconds};
 use crate::report::{Goal, Report};
 use crate::server::{self, Listen, Resources, ServerProcess, Workdir};
 use crate::stats::{Samples, Summary};
@@ -132,7 +132,7 @@ struct Snapshot {
 }
 
 /// Server counters of a phase: CPU, fsync calls, group-commit batches and their jobs.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 struct Costs {
     posts: usize,
     wall_s: f64,
@@ -142,6 +142,9 @@ struct Costs {
     fsyncs: Option<u64>,
     group_commits: f64,
     group_commit_jobs: f64,
+    /// Server CPU seconds by thread name (live threads at the end; see
+    /// [`crate::load::thread_cpu_seconds`]), largest first.
+    by_thread: Vec<(String, f64)>,
 }
 
 impl Costs {
@@ -155,6 +158,11 @@ impl Costs {
             "group_commits_per_post": per(self.group_commits),
             "jobs_per_group_commit": self.group_commit_jobs / self.group_commits.max(1.0),
             "posts_per_s": self.posts as f64 / self.wall_s.max(1e-9),
+            "server_cpu_us_per_post_by_thread": self
+                .by_thread
+                .iter()
+                .map(|(name, s)| (name.clone(), json!(per(*s) * 1e6)))
+                .collect::<serde_json::Map<String, Value>>(),
         })
     }
 
@@ -173,6 +181,13 @@ impl Costs {
             per(self.group_commits),
             self.group_commit_jobs / self.group_commits.max(1.0),
         );
+        let threads: Vec<String> = self
+            .by_thread
+            .iter()
+            .take(8)
+            .map(|(name, s)| format!("{name} {:.0}", per(*s) * 1e6))
+            .collect();
+        println!("      by thread (µs per post): {}", threads.join(", "));
     }
 }
 
@@ -184,6 +199,7 @@ struct CostMeter {
     driver_cpu: f64,
     fsync: Option<FsyncCounter>,
     gauges: BTreeMap<String, f64>,
+    threads: BTreeMap<String, f64>,
 }
 
 const BATCHES: &str = "kollegium_group_commit_batch_size_count";
@@ -198,6 +214,7 @@ impl CostMeter {
         Ok(Self {
             server_pid: server.pid(),
             gauges: server.gauges().await?,
+            threads: thread_cpu_seconds(server.pid()),
             wall: Instant::now(),
             server_cpu: cpu_seconds(&server.pid().to_string()).unwrap_or(f64::NAN),
             driver_cpu: cpu_seconds("self").unwrap_or(f64::NAN),
@@ -210,6 +227,7 @@ impl CostMeter {
         let server_cpu_s =
             cpu_seconds(&self.server_pid.to_string()).unwrap_or(f64::NAN) - self.server_cpu;
         let driver_cpu_s = cpu_seconds("self").unwrap_or(f64::NAN) - self.driver_cpu;
+        let by_thread = thread_cpu_delta(&self.threads, &thread_cpu_seconds(self.server_pid));
         let fsyncs = self.fsync.and_then(FsyncCounter::stop);
         let after = server.gauges().await?;
         let delta = |k: &str| {
@@ -223,6 +241,7 @@ impl CostMeter {
             fsyncs,
             group_commits: delta(BATCHES),
             group_commit_jobs: delta(JOBS),
+            by_thread,
         })
     }
 }
