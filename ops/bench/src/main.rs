@@ -51,6 +51,8 @@ enum Scenario {
     Chat(scenarios::chat::Args),
     /// Live chat at node scale: many practices, thousands of sockets, a long steady stream
     ChatNode(scenarios::chat_node::Args),
+    /// Tasks: a board with 2,000 cards: board page render time, card moves/s at 16 clients
+    Tasks(scenarios::tasks::Args),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +95,7 @@ fn run(scenario: &Scenario, cond: &conditions::Conditions) -> anyhow::Result<rep
         Scenario::Token(args) => runtime()?.block_on(scenarios::token::run(args, cond))?,
         Scenario::Chat(args) => scenarios::chat::run(args, cond)?,
         Scenario::ChatNode(args) => scenarios::chat_node::run(args, cond)?,
+        Scenario::Tasks(args) => scenarios::tasks::run(args, cond)?,
     })
 }
 

@@ -11,6 +11,7 @@ pub mod chat_node;
 pub mod density;
 pub mod login;
 pub mod provision;
+pub mod tasks;
 pub mod token;
 
 /// The 1/5/15-minute load averages, to judge how quiet the machine was.
