@@ -234,3 +234,70 @@ async fn a_routine_not_yet_due_keeps_its_practice_closed_until_it_is() {
     let all = wait_instances(&app, "praxis-a", 2).await;
     assert_eq!(all.len(), 2);
 }
+
+/// A reminder follows the card's due date: moved to tomorrow, nothing is mailed at the old
+/// time and one mail at the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_due_date_moves_the_reminder() {
+    let (app, clock, smtp) = setup().await;
+    app.create_practice("praxis-a").await;
+    let anna = app.signed_in("praxis-a", "anna", false).await;
+    let settings = "/tasks/routines/settings";
+    let on = [("enabled", "1"), ("lead", "0")];
+    let r = app
+        .post_form(&anna, "praxis-a", settings, settings, &on)
+        .await;
+    assert_eq!(r.status(), 303);
+    let me: i64 = db(&app, "praxis-a", |c| {
+        use kollegium_platform::schema::members;
+        members::table.select(members::id).first(c).unwrap()
+    })
+    .await;
+    let b = board(&app, &anna, "praxis-a", "edit").await;
+    let who = me.to_string();
+    let fields = [
+        ("freq", "daily"),
+        ("every_days", "1"),
+        ("time", "12:00"),
+        ("assignees", who.as_str()),
+    ];
+    assert_eq!(
+        new_series(&app, &anna, "praxis-a", b, &fields)
+            .await
+            .status(),
+        303
+    );
+    let card = crate::tasks_routines::instances(&app, "praxis-a").await[0].0;
+    let page = format!("/tasks/cards/{card}");
+    let edit = [
+        ("title", "Hygieneplan prüfen"),
+        ("description", ""),
+        ("due_date", "2027-01-16"),
+        ("due_time", "12:00"),
+    ];
+    let r = app
+        .post_form(&anna, "praxis-a", &page, &format!("{page}/edit"), &edit)
+        .await;
+    assert_eq!(r.status(), 303);
+    // Past the old due time (12:00 Berlin today = T0 + 3 h): nothing.
+    clock.advance(3 * 3600 + 60);
+    for _ in 0..5 {
+        app.server().job_worker.kick();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(crate::tasks_routines::reminders(&smtp).is_empty());
+    // At the new one: the mail.
+    clock.advance(crate::tasks_routines::DAY);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while crate::tasks_routines::reminders(&smtp).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reminder at the new due time"
+        );
+        app.server().job_worker.kick();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mails = crate::tasks_routines::reminders(&smtp);
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].text().contains(&format!("/tasks/cards/{card}")));
+}

@@ -51,6 +51,9 @@ pub enum RoutineError {
     Invalid(&'static str),
     #[error("mail: {0}")]
     Render(#[from] askama::Error),
+    /// Something failed inside (the cause chain is logged where the answer is rendered).
+    #[error(transparent)]
+    Internal(#[from] crate::error::Internal),
 }
 
 impl From<diesel::result::Error> for RoutineError {
@@ -66,7 +69,7 @@ impl RoutineError {
             Self::Task(t) => t.status(),
             Self::SeriesNotFound | Self::TemplateNotFound => 404,
             Self::Ended => 409,
-            Self::Render(_) => 500,
+            Self::Render(_) | Self::Internal(_) => 500,
             _ => 400,
         }
     }

@@ -61,10 +61,8 @@ impl std::fmt::Display for PageError {
     }
 }
 
-fn internal(why: impl std::fmt::Display) -> PageError {
-    PageError(RoutineError::Task(TaskError::Db(
-        diesel::result::Error::QueryBuilderError(why.to_string().into()),
-    )))
+fn internal<E: Into<crate::error::BoxError>>(e: E) -> PageError {
+    PageError(crate::error::Internal::new("tasks routines request", e).into())
 }
 
 impl ResponseError for PageError {
