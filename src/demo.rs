@@ -260,8 +260,8 @@ fn seed_board(
         (
             doing,
             card(
-                "Quartalsabrechnung vorbereiten",
-                "",
+                "Offene Privatrechnungen prüfen",
+                "Mahnlauf für Rechnungen älter als 30 Tage vorbereiten.",
                 Some((start + 5 * day, true)),
                 vec![abrechnung],
                 vec![billing],
