@@ -148,6 +148,17 @@ def room_path(wd, origin, title):
         "return a ? a.getAttribute('href') : null;", title) or "/chat"
 
 
+def first_href(wd, origin, page, prefix, text=None):
+    """The first link on `page` whose path starts with `prefix` (and names `text`)."""
+    wd.goto(origin + page)
+    wd.find("main")
+    return wd.js(
+        "var p = arguments[0], t = arguments[1];"
+        "var a = Array.from(document.querySelectorAll('a[href^=\"' + p + '\"]'))"
+        ".find(function (l) { return !t || l.textContent.indexOf(t) >= 0; });"
+        "return a ? a.getAttribute('href') : null;", prefix, text)
+
+
 def shoot(wd, out, name, size):
     time.sleep(0.4)  # fonts and the live connection settle
     path = os.path.join(out, f"{name}-{size}.png")
@@ -195,6 +206,23 @@ def run(args):
                     wd.goto(origin + "/id/admin/users")
                     wd.find("main")
                     saved.append(shoot(wd, args.out, "07-verwaltung", size))
+                    board = first_href(wd, origin, "/tasks", "/tasks/boards/", "Praxisorganisation")
+                    if board:
+                        wd.goto(origin + board)
+                        wd.find("main")
+                        saved.append(shoot(wd, args.out, "09-aufgaben", size))
+                        card = first_href(wd, origin, board, "/tasks/cards/")
+                        if card:
+                            wd.goto(origin + card)
+                            wd.find("main")
+                            saved.append(shoot(wd, args.out, "10-aufgabe", size))
+                        board_id = board.rstrip("/").split("/")[-1]
+                        wd.goto(origin + "/tasks/routines/boards/" + board_id)
+                        wd.find("main")
+                        saved.append(shoot(wd, args.out, "12-wiederkehrend", size))
+                    wd.goto(origin + "/tasks/mine")
+                    wd.find("main")
+                    saved.append(shoot(wd, args.out, "11-meine-aufgaben", size))
                     if roster:
                         wd.goto(roster + "/")
                         # The first time, the practice asks whether the tool may sign in.

@@ -131,7 +131,7 @@ async fn run_async(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
         slug: slug.clone(),
         port: server.addr.port(),
     };
-    let outcome = measure(args, &server, &site, &workdir).await;
+    let outcome = measure(args, &server, &site, &workdir, cond).await;
     let stopped = server.stop().await;
     let (render, moves, board) = outcome?;
     stopped?;
@@ -143,6 +143,7 @@ async fn measure(
     server: &ServerProcess,
     site: &Site,
     workdir: &Workdir,
+    cond: &Conditions,
 ) -> anyhow::Result<(Vec<Phase>, Phase, BoardId)> {
     println!("Signing in {} members", args.members);
     let who = (0..args.members)
@@ -196,7 +197,10 @@ async fn measure(
             "Render phase: {clients} client(s) for {} s",
             args.render_secs
         );
+        let name = format!("the render phase with {clients} client(s)");
+        let before = cond.before(&name);
         render.push(phase(server, clients, args.render_secs, load_page.clone()).await?);
+        cond.after(&name, &before);
     }
 
     println!(
@@ -205,6 +209,7 @@ async fn measure(
     );
     let cards = Arc::new(card_ids);
     let columns = Arc::new(columns);
+    let before = cond.before("the move phase");
     let moves = phase(server, args.move_clients, args.move_secs, {
         let (signed, site) = (signed.clone(), site.clone());
         move |client, i| {
@@ -233,6 +238,7 @@ async fn measure(
     })
     .await?;
 
+    cond.after("the move phase", &before);
     let check = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || consistent(&db, board, n_cards)).await?
