@@ -1,8 +1,46 @@
 //! The platform's 5xx causes: [`Internal`] keeps the source error, and [`log_5xx`] logs the
 //! whole chain once where the answer is rendered. Every web error of the platform
-//! (`AuthError`, the chat's `PageError` and `ApiError`, the sign-in routes) carries one.
+//! (`AuthError`, the apps' `PageError`s and [`ApiError`], the sign-in routes) carries one.
 
 pub use kollegium_tenants::cause::{BoxError, Internal, chain, log_5xx};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+/// A refusal of an app's JSON API: status and a German message, as
+/// `{"error": <code>, "message": <text>}`. Each app turns its own errors into it (`From`).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(serde_json::json!({"error": self.code, "message": self.message}))
+    }
+}
 
 #[cfg(test)]
 mod tests {

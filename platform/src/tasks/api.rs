@@ -17,39 +17,7 @@ use crate::auth::Member;
 /// Largest JSON body accepted (a full description fits; a 1 MB one does not).
 const MAX_JSON_BYTES: usize = 256 * 1024;
 
-/// An API refusal: `{"error": code, "message": German text}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(serde_json::json!({"error": self.code, "message": self.message}))
-    }
-}
+pub use crate::error::ApiError;
 
 impl From<PageError> for ApiError {
     fn from(e: PageError) -> Self {
