@@ -4,7 +4,7 @@
 //! in the `X-CSRF-Token` header (the page's `<meta name="csrf-token">`).
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use actix_web::{HttpRequest, HttpResponse, error, web};
 use kollegium_tenants::UnixTime;
 
 use super::actions::{self, MessageAction, RoomChange};

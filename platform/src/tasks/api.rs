@@ -4,7 +4,7 @@
 //! `X-CSRF-Token` header.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, error, web};
+use actix_web::{HttpRequest, HttpResponse, error, web};
 
 use super::board_view;
 use super::cards::{self, CardChange, NewCard};
