@@ -26,6 +26,35 @@ impl ApiError {
     }
 }
 
+/// The answer to a JSON body an API cannot read (`web::JsonConfig::error_handler`): too
+/// large (413), not JSON (415), malformed (400), each in German.
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    let e = match &err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "Die Anfrage ist zu groß.",
+            )
+        }
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "Bitte senden Sie JSON (Content-Type: application/json).",
+        ),
+        other => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("Ungültiges JSON: {other}"),
+        ),
+    };
+    e.into()
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)

@@ -54,28 +54,6 @@ impl From<TaskError> for ApiError {
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
-fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let e = match &err {
-        error::JsonPayloadError::Overflow { .. }
-        | error::JsonPayloadError::OverflowKnownLength { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "Die Anfrage ist zu groß.",
-        ),
-        error::JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
-            "Bitte senden Sie JSON (Content-Type: application/json).",
-        ),
-        other => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            format!("Ungültiges JSON: {other}"),
-        ),
-    };
-    e.into()
-}
-
 fn path_error(_: error::PathError, _: &HttpRequest) -> actix_web::Error {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "Nicht gefunden.").into()
 }
@@ -230,7 +208,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(
                 web::JsonConfig::default()
                     .limit(MAX_JSON_BYTES)
-                    .error_handler(json_error),
+                    .error_handler(crate::error::json_error),
             )
             .app_data(web::PathConfig::default().error_handler(path_error))
             .route("/boards/{id}", web::get().to(get_board))
