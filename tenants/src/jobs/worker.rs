@@ -220,7 +220,7 @@ struct Loop {
     /// first), so a steady stream of pokes is batched instead of running a round per poke.
     repoked: HashSet<Unit>,
     looking: HashSet<Place>,
-    tasks: JoinSet<Report>,
+    rounds: JoinSet<Report>,
 }
 
 async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>) {
@@ -238,7 +238,7 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>) {
         running: HashMap::new(),
         repoked: HashSet::new(),
         looking: HashSet::new(),
-        tasks: JoinSet::new(),
+        rounds: JoinSet::new(),
     };
     while !ctx.stopping.load(Ordering::SeqCst) {
         tokio::select! {
@@ -276,18 +276,18 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>) {
                     drop(tokio::task::spawn_blocking(move || h.sweep()));
                 }
             }
-            Some(done) = l.tasks.join_next(), if !l.tasks.is_empty() => l.report(done),
+            Some(done) = l.rounds.join_next(), if !l.rounds.is_empty() => l.report(done),
         }
         if ctx.stopping.load(Ordering::SeqCst) {
             break;
         }
-        while let Some(done) = l.tasks.try_join_next() {
+        while let Some(done) = l.rounds.try_join_next() {
             l.report(done);
         }
         l.start();
     }
     // The rounds in hand finish their batch (they check the flag between batches).
-    while let Some(done) = l.tasks.join_next().await {
+    while let Some(done) = l.rounds.join_next().await {
         if let Err(e) = done {
             tracing::warn!(error = %e, "job round failed while stopping");
         }
@@ -371,7 +371,7 @@ impl Loop {
             };
             self.running.insert(unit.clone(), false);
             let c = ctx.clone();
-            self.tasks.spawn(async move {
+            self.rounds.spawn(async move {
                 let next = round(&c, &unit.0, db, handler, poke).await;
                 Report::Ran(unit, next)
             });
@@ -389,7 +389,7 @@ impl Loop {
             };
             self.looking.insert(place.clone());
             let c = ctx.clone();
-            self.tasks.spawn(async move {
+            self.rounds.spawn(async move {
                 let Ok(_permit) = c.limit.acquire().await else {
                     return Report::Looked(place, Look::Nothing);
                 };
