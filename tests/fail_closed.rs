@@ -151,43 +151,39 @@ async fn workspace_logout_that_cannot_end_the_session_says_so_and_keeps_the_cook
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_error_in_the_sign_in_callback_is_a_5xx_not_an_unknown_sign_in() {
+async fn a_database_error_in_the_sign_in_callback_is_a_5xx_and_a_new_sign_in_then_works() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    let browser = client();
-    let r = browser
-        .get(app.url("praxis-a", "/auth/login"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let authorize = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let state = authorize
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    app.create_user("praxis-a", "anna", crate::harness::CHAT_PW, false)
+        .await;
     platform_sql(
         &app,
         "praxis-a",
-        "CREATE TRIGGER pending_stays BEFORE DELETE ON login_states \
+        "CREATE TRIGGER no_sessions BEFORE INSERT ON sessions \
          BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;",
     )
     .await;
-    let callback = app.url(
-        "praxis-a",
-        &format!("/auth/callback?state={state}&code=irgendein-code"),
-    );
-    let r = browser.get(&callback).send().await.unwrap();
+    let browser = client();
+    app.login(&browser, "praxis-a", "anna", crate::harness::CHAT_PW)
+        .await;
+    // The sign-in reaches the callback, which cannot write the session.
+    let r = app
+        .follow(&browser, "praxis-a", app.url("praxis-a", "/auth/login"))
+        .await;
     assert_eq!(
         r.status(),
         500,
-        "the pending sign-in exists; the database failed"
+        "the sign-in was valid; the database failed"
     );
-    // Repaired, the same pending sign-in is found (and the made-up code refused by the IdP).
-    platform_sql(&app, "praxis-a", "DROP TRIGGER pending_stays;").await;
-    let r = browser.get(&callback).send().await.unwrap();
-    assert_ne!(r.status(), 400, "not treated as an unknown sign-in");
+    assert!(crate::harness::set_cookie(&r, "kollegium-app").is_none());
+    assert_eq!(status_of(&browser, app.url("praxis-a", "/")).await, 303);
+    // Repaired, signing in again works.
+    platform_sql(&app, "praxis-a", "DROP TRIGGER no_sessions;").await;
+    let r = app
+        .follow(&browser, "praxis-a", app.url("praxis-a", "/auth/login"))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(status_of(&browser, app.url("praxis-a", "/")).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

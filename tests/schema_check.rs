@@ -258,7 +258,7 @@ fn assert_covers(declared: &[(&'static str, Vec<Declared>)], src: &str, file: &s
 
 fn platform_declared() -> Vec<(&'static str, Vec<Declared>)> {
     let mut t = tables!(kollegium_platform::schema => [
-        members, login_states, sessions, rooms, room_members, messages, reactions,
+        members, sessions, rooms, room_members, messages, reactions,
         mention_notices, jobs, mail_queue, task_boards, task_board_access, task_columns,
         task_labels, task_cards, task_card_labels, task_card_assignees, task_checklist_items,
         task_comments, task_card_events, task_series, task_templates, task_reminder_settings,

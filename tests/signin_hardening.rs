@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use diesel::prelude::*;
 use kollegium_tenants::clock::ManualClock;
 use kollegium_tenants::{Clock, SystemClock};
 use serde_json::Value;
@@ -347,51 +346,116 @@ async fn forged_back_channel_posts_do_not_make_the_node_fetch_its_keys_each_time
     assert!(ended, "the back-channel logout reached the workspace");
 }
 
-/// Pending sign-ins stored in the workspace of `slug`.
-async fn pending_sign_ins(app: &TestApp, slug: &str) -> i64 {
-    use kollegium_platform::schema::login_states;
-    let tenant = app.tenant(slug);
-    tokio::task::spawn_blocking(move || {
-        let mut conn = tenant.conn(&kollegium_platform::PLATFORM_DB).unwrap();
-        login_states::table
-            .count()
-            .get_result::<i64>(&mut *conn)
-            .unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn anonymous_sign_in_starts_are_bounded_per_address_and_expire() {
+async fn anonymous_sign_in_starts_open_no_workspace_database_and_expire() {
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
-    let app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
+    let mut app = TestApp::spawn_with_clock(clock.clone(), |_| {}).await;
     app.create_practice("praxis-a").await;
     app.create_user("praxis-a", "anna", CHAT_PW, false).await;
-    let bound = kollegium_platform::auth::routes::MAX_PENDING_PER_ADDRESS;
-    // Without cookies, every request starts a new pending sign-in.
-    for i in 0..(bound + 70) {
-        let r = raw_client()
-            .get(app.url("praxis-a", "/auth/login"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303, "request {i}");
+    app.restart().await;
+    // Without cookies, every request starts a new sign-in, and stores nothing on the server:
+    // the workspace's database is not even opened.
+    for i in 0..120 {
+        for path in ["/", "/chat", "/auth/login"] {
+            let r = raw_client()
+                .get(app.url("praxis-a", path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303, "request {i} {path}");
+        }
     }
-    assert_eq!(pending_sign_ins(&app, "praxis-a").await, bound);
+    let tenant = app.tenant("praxis-a");
+    assert!(
+        !tenant.is_open(&kollegium_platform::PLATFORM_DB),
+        "an anonymous page load opened platform.sqlite"
+    );
     // A member from the same address still signs in.
     let anna = client();
     app.sign_in(&anna, "praxis-a", "anna", CHAT_PW).await;
     assert_eq!(visit(&anna, app.url("praxis-a", "/")).await.0, 200);
-    // Expired pending sign-ins go with the next start.
-    let ttl = kollegium_platform::PlatformSettings::default().login_state_ttl_secs;
-    clock.advance(ttl + 1);
-    raw_client()
+    // A sign-in older than its time to live does not complete, even in its own browser.
+    let late = client();
+    app.login(&late, "praxis-a", "anna", CHAT_PW).await;
+    let r = late
         .get(app.url("praxis-a", "/auth/login"))
         .send()
         .await
         .unwrap();
-    assert_eq!(pending_sign_ins(&app, "praxis-a").await, 1);
+    assert_eq!(r.status(), 303);
+    let mut url = r.headers()["location"].to_str().unwrap().to_owned();
+    // Through the IdP's authorize (the browser is signed in there) to the callback link.
+    for _ in 0..5 {
+        if url.contains("/auth/callback") {
+            break;
+        }
+        let full = if url.starts_with('/') {
+            app.url("praxis-a", &url)
+        } else {
+            url.clone()
+        };
+        let r = late.get(&full).send().await.unwrap();
+        url = r.headers()["location"].to_str().unwrap().to_owned();
+    }
+    assert!(url.contains("/auth/callback"), "{url}");
+    let ttl = kollegium_platform::PlatformSettings::default().login_state_ttl_secs;
+    clock.advance(ttl + 1);
+    let full = if url.starts_with('/') {
+        app.url("praxis-a", &url)
+    } else {
+        url
+    };
+    let r = late.get(&full).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(crate::harness::set_cookie(&r, "kollegium-app").is_none());
+    assert!(r.text().await.unwrap().contains("abgelaufen"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_that_kept_its_registration_in_the_database_signs_in_and_gets_the_file() {
+    use kollegium_platform::auth::rp;
+    use kollegium_tenants::kv;
+    let mut app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    app.create_user("praxis-a", "anna", CHAT_PW, false).await;
+    let tenant = app.tenant("praxis-a");
+    let origin = app.url("praxis-a", "");
+    let file = tenant.dir().join(rp::REGISTRATION_FILE);
+    // As a practice made before the file existed: the registration in `platform.sqlite` only.
+    let t = tenant.clone();
+    tokio::task::spawn_blocking(move || {
+        let reg = rp::registration(&t, &origin).unwrap();
+        let mut conn = t.conn(&kollegium_platform::PLATFORM_DB).unwrap();
+        kv::set(&mut conn, rp::CLIENT_ID_KEY, &reg.client_id).unwrap();
+        let secret = format!("{reg:?}");
+        assert!(
+            !secret.contains("secret"),
+            "Debug hides the secret: {secret}"
+        );
+        let sealed = t.secret().seal(
+            rp::SECRET_PURPOSE,
+            rp::SECRET_PURPOSE,
+            reg.client_secret().as_bytes(),
+        );
+        kv::set(&mut conn, rp::CLIENT_SECRET_KEY, &sealed).unwrap();
+    })
+    .await
+    .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    app.restart().await;
+    let anna = client();
+    app.sign_in(&anna, "praxis-a", "anna", CHAT_PW).await;
+    assert_eq!(visit(&anna, app.url("praxis-a", "/")).await.0, 200);
+    assert!(file.exists(), "the registration moved into its file");
+    // A file that does not open (another practice's, damaged) is no registration.
+    std::fs::write(&file, "kaputt").unwrap();
+    app.restart().await;
+    let r = raw_client()
+        .get(app.url("praxis-a", "/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

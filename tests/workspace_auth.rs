@@ -1,7 +1,8 @@
 //! Signing in to the workspace as a relying party of the practice IdP: token refresh under
 //! concurrency and IdP faults, back-channel logout, disabled users, profile and role
-//! changes at refresh, the session cookie, the callback's `state` and `next`, the browser
-//! binding of pending sign-ins (login CSRF), and cookies carried to another practice.
+//! changes at refresh, the session cookie, the callback's `state` and `next`, pending
+//! sign-ins sealed in the browser that started them (login CSRF), and cookies carried to
+//! another practice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,29 @@ impl Hop {
             .map(String::as_str)
             .find(|c| c.starts_with(&format!("{name}=")))
     }
+
+    /// The `Set-Cookie` lines of pending sign-ins (`kollegium-login-<tag>`) this response sets.
+    fn login_cookies(&self) -> Vec<&str> {
+        self.set_cookies
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.starts_with("kollegium-login-"))
+            .collect()
+    }
+
+    /// The one pending sign-in cookie this response sets.
+    fn login_cookie(&self) -> Option<&str> {
+        match self.login_cookies().as_slice() {
+            [one] => Some(one),
+            [] => None,
+            more => panic!("several pending sign-in cookies: {more:?}"),
+        }
+    }
+}
+
+/// The name a `Set-Cookie` line sets.
+fn cookie_name(set: &str) -> &str {
+    set.split_once('=').unwrap().0
 }
 
 /// One request, recorded.
@@ -598,8 +622,8 @@ async fn a_callback_link_opened_in_another_browser_signs_nobody_in_and_its_start
     let (chain, link) =
         until_callback(&app, &mallory, "praxis-a", "/auth/login?next=%2Fchat").await;
     assert!(
-        chain[0].cookie("kollegium-login").is_some(),
-        "bound at the start"
+        chain[0].login_cookie().is_some(),
+        "kept in the browser at the start"
     );
 
     // The victim opens the link: in a fresh browser, and in one signed in as herself.
@@ -634,29 +658,32 @@ async fn a_callback_link_opened_in_another_browser_signs_nobody_in_and_its_start
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_binding_cookie_completes_only_its_own_browsers_sign_in() {
+async fn a_pending_sign_in_cookie_completes_only_its_own_browsers_sign_in() {
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
-    // Two browsers, each with a pending sign-in and so a binding of its own.
+    // Two browsers, each with a pending sign-in of its own.
     let anna = at_idp(&app, "praxis-a", "anna", false).await;
     let (anna_chain, anna_link) = until_callback(&app, &anna, "praxis-a", "/auth/login").await;
     let bernd = at_idp(&app, "praxis-a", "bernd", false).await;
-    let (_, bernd_link) =
+    let (bernd_chain, bernd_link) =
         until_callback(&app, &bernd, "praxis-a", "/auth/login?next=%2Fchat").await;
 
-    // Each presents its valid binding with the other's state: refused, nothing consumed.
+    // Each presents its own pending sign-in with the other's state: refused, nothing
+    // consumed.
     for (c, link) in [(&anna, &bernd_link), (&bernd, &anna_link)] {
         let h = hop(c, link).await;
         assert_eq!(h.status, 400);
         assert!(h.body.contains("erneut an"), "{}", h.body);
         assert!(h.cookie("kollegium-app").is_none());
     }
-    // Nor does a copied binding value work with another state, or a made-up one.
-    let anna_binding = cookie_value(anna_chain[0].cookie("kollegium-login").unwrap());
-    for binding in [anna_binding, "A".repeat(43)] {
+    // Nor does anna's sealed sign-in copied under the name of bernd's, or a made-up value.
+    let anna_set = anna_chain[0].login_cookie().unwrap();
+    let bernd_name = cookie_name(bernd_chain[0].login_cookie().unwrap()).to_owned();
+    assert_ne!(cookie_name(anna_set), bernd_name, "one cookie per sign-in");
+    for value in [cookie_value(anna_set), "A".repeat(300)] {
         let r = raw_client()
             .get(&bernd_link)
-            .header("cookie", format!("kollegium-login={binding}"))
+            .header("cookie", format!("{bernd_name}={value}"))
             .send()
             .await
             .unwrap();
@@ -676,7 +703,8 @@ async fn a_binding_cookie_completes_only_its_own_browsers_sign_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sign_in_sets_a_short_lived_host_only_binding_cookie_and_removes_it() {
+async fn a_sign_in_keeps_its_pending_state_in_a_short_lived_sealed_host_only_cookie_and_removes_it()
+{
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     app.create_user("praxis-a", "anna", CHAT_PW, false).await;
@@ -685,8 +713,8 @@ async fn a_sign_in_sets_a_short_lived_host_only_binding_cookie_and_removes_it() 
         app.login(&c, "praxis-a", "anna", CHAT_PW).await.status(),
         303
     );
-    let chain = hops(&app, &c, "praxis-a", "/auth/login").await;
-    let set = chain[0].cookie("kollegium-login").unwrap().to_owned();
+    let chain = hops(&app, &c, "praxis-a", "/auth/login?next=%2Fchat").await;
+    let set = chain[0].login_cookie().unwrap().to_owned();
     let attrs = cookie_attrs(&set);
     let ttl = kollegium_platform::PlatformSettings::default().login_state_ttl_secs;
     for want in [
@@ -702,13 +730,19 @@ async fn a_sign_in_sets_a_short_lived_host_only_binding_cookie_and_removes_it() 
         !attrs.iter().any(|a| a.starts_with("domain=")),
         "host-only: {set}"
     );
-    assert_eq!(cookie_value(&set).len(), 43, "32 random bytes: {set}");
+    // Sealed: it shows neither the state nor where the sign-in returns to.
+    let state = url_param(chain[0].location.as_deref().unwrap(), "state");
+    let value = cookie_value(&set);
+    assert!(!value.contains(&state) && !value.contains("chat"), "{set}");
+    assert!(value.len() > 100, "{set}");
 
-    // The callback signs in and removes the binding (no other sign-in of this browser).
+    // The callback signs in and removes it.
     let done = callback(&chain);
     assert_eq!(done.status, 303);
+    assert_eq!(done.location.as_deref(), Some("/chat"));
     assert!(done.cookie("kollegium-app").is_some());
-    let removal = done.cookie("kollegium-login").expect("binding removed");
+    let removal = done.login_cookie().expect("pending sign-in removed");
+    assert_eq!(cookie_name(removal), cookie_name(&set));
     assert_eq!(cookie_value(removal), "", "{removal}");
     let attrs = cookie_attrs(removal);
     assert!(attrs.iter().any(|a| a == "max-age=0"), "{removal}");
@@ -717,7 +751,7 @@ async fn a_sign_in_sets_a_short_lived_host_only_binding_cookie_and_removes_it() 
     let held = reqwest::cookie::CookieStore::cookies(&*jar, &url)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    assert!(!held.contains("kollegium-login="), "{held}");
+    assert!(!held.contains("kollegium-login-"), "{held}");
     assert!(held.contains("kollegium-app="), "{held}");
     assert_eq!(greeting(&app, &c).await.as_deref(), Ok("anna Test"));
     // (The `__Host-` name and Secure flag under https are covered by the platform's unit
@@ -734,35 +768,32 @@ async fn two_tabs_signing_in_at_once_both_complete() {
         app.login(&c, "praxis-a", "anna", CHAT_PW).await.status(),
         303
     );
-    // Two tabs start before either comes back: the second reuses the browser's binding.
+    // Two tabs start before either comes back: each keeps a sign-in of its own.
     let (one, link_one) = until_callback(&app, &c, "praxis-a", "/auth/login?next=%2Fchat").await;
     let (two, link_two) =
         until_callback(&app, &c, "praxis-a", "/auth/login?next=%2Fchat%2Fsettings").await;
-    let binding = |h: &Hop| cookie_value(h.cookie("kollegium-login").unwrap());
-    assert_eq!(
-        binding(&one[0]),
-        binding(&two[0]),
-        "one binding per browser"
-    );
+    let name = |h: &Hop| cookie_name(h.login_cookie().unwrap()).to_owned();
+    assert_ne!(name(&one[0]), name(&two[0]), "one cookie per sign-in");
     assert_ne!(link_one, link_two);
 
-    // The first to return signs in but keeps the binding: the other tab still needs it.
+    // The first to return signs in and removes its own, not the other tab's.
     let first = hop(&c, &link_one).await;
     assert_eq!(first.status, 303, "{}", first.body);
     assert_eq!(first.location.as_deref(), Some("/chat"));
     assert!(first.cookie("kollegium-app").is_some());
-    assert!(first.cookie("kollegium-login").is_none(), "binding kept");
+    assert_eq!(cookie_name(first.login_cookie().unwrap()), name(&one[0]));
     let second = hop(&c, &link_two).await;
     assert_eq!(second.status, 303, "{}", second.body);
     assert_eq!(second.location.as_deref(), Some("/chat/settings"));
     assert!(second.cookie("kollegium-app").is_some());
-    let removal = second.cookie("kollegium-login").expect("binding removed");
+    let removal = second.login_cookie().expect("removed");
+    assert_eq!(cookie_name(removal), name(&two[0]));
     assert_eq!(cookie_value(removal), "");
     let url: reqwest::Url = app.url("praxis-a", "/").parse().unwrap();
     let held = reqwest::cookie::CookieStore::cookies(&*jar, &url)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    assert!(!held.contains("kollegium-login="), "{held}");
+    assert!(!held.contains("kollegium-login-"), "{held}");
     assert_eq!(greeting(&app, &c).await.as_deref(), Ok("anna Test"));
 }
 

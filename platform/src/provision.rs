@@ -4,11 +4,12 @@ use kollegium_tenants::kv;
 use kollegium_tenants::provision::{BoxError, NewPractice, ProvisionHook, ProvisionReport};
 
 use crate::PLATFORM_DB;
-use crate::auth::rp::{CLIENT_ID_KEY, CLIENT_SECRET_KEY, SECRET_PURPOSE};
+use crate::auth::rp::{REGISTRATION_FILE, sealed_file};
 
 /// Creates and migrates `platform.sqlite` and stores the platform's client registration at
-/// the practice IdP (the secret sealed with the practice secret): the first-party client
-/// the IdP's hook put into the report, which therefore runs first.
+/// the practice IdP (sealed with the practice secret, in its own file so that a sign-in
+/// start opens no database): the first-party client the IdP's hook put into the report,
+/// which therefore runs first.
 #[derive(Debug, Default)]
 pub struct PlatformProvisioner;
 
@@ -25,12 +26,10 @@ impl ProvisionHook for PlatformProvisioner {
             .first_party_client
             .as_ref()
             .ok_or("no first-party client registered for the workspace")?;
-        kv::set(&mut conn, CLIENT_ID_KEY, &client.client_id)?;
-        kv::set(
-            &mut conn,
-            CLIENT_SECRET_KEY,
-            &p.secret
-                .seal(SECRET_PURPOSE, SECRET_PURPOSE, client.secret.as_bytes()),
+        // The staging directory is synced as a whole before the practice counts.
+        std::fs::write(
+            p.dir.join(REGISTRATION_FILE),
+            sealed_file(p.secret, &client.client_id, &client.secret),
         )?;
         for app in crate::apps() {
             app.provision(&mut conn, p)?;

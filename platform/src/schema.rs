@@ -25,18 +25,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    login_states (state_hash) {
-        state_hash -> Text,
-        nonce -> Text,
-        pkce_verifier -> Text,
-        next -> Text,
-        created_at -> BigInt,
-        browser_hash -> Text,
-        client_key -> Text,
-    }
-}
-
-diesel::table! {
     sessions (id) {
         id -> BigInt,
         token_hash -> Text,
@@ -155,7 +143,6 @@ diesel::joinable!(sessions -> members (member_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     members,
-    login_states,
     sessions,
     rooms,
     room_members,

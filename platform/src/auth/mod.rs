@@ -1,11 +1,11 @@
 //! Sign-in: the platform is a relying party of its own practice's IdP (authorization code
 //! with PKCE, via the `openidconnect` crate), with a session of its own behind its own
 //! cookie. It never reads `idp.sqlite`: who the user is comes from the ID token and the
-//! userinfo endpoint, like for any third-party tool. A pending sign-in completes only in
-//! the browser that started it (`binding`).
+//! userinfo endpoint, like for any third-party tool. A pending sign-in lives, sealed, in
+//! the browser that started it and completes only there (`pending`).
 
-pub mod binding;
 pub mod cache;
+pub mod pending;
 pub mod routes;
 pub mod rp;
 pub mod session;
@@ -65,6 +65,10 @@ pub struct SignIn {
     /// What the apps share: told when sessions end.
     shared: Arc<AppContext>,
     metadata: Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
+    /// The platform's registrations at the practices' IdPs, by slug and origin, read from
+    /// `platform.sqlite` at most once per [`rp::REGISTRATION_TTL`] (see
+    /// [`rp::registration_cached`]): a sign-in start opens no workspace database.
+    registrations: Mutex<HashMap<(String, String), (rp::Registration, Instant)>>,
     /// One discovery fetch per issuer at a time (see [`SignIn::metadata_lock`]).
     metadata_locks: [tokio::sync::Mutex<()>; METADATA_STRIPES],
     /// Discovery (with key set) fetches from the IdPs since start.
@@ -96,6 +100,7 @@ impl SignIn {
             settings,
             shared,
             metadata: Mutex::new(HashMap::new()),
+            registrations: Mutex::new(HashMap::new()),
             metadata_locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             metadata_fetches: AtomicU64::new(0),
             sessions: cache::SessionCache::default(),

@@ -1,30 +1,22 @@
 //! `/auth/*`: sign in at the practice IdP, the callback, logout, back-channel logout.
 
-use std::net::IpAddr;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use diesel::prelude::*;
 use kollegium_tenants::Tenant;
 use kollegium_tenants::web::{ErrorPage, Layout, WebContext};
-use sha2::{Digest, Sha256};
 
 use super::SignIn;
-use super::binding;
+use super::pending::{self, Pending, Presented};
 use super::rp::{self, RpError};
 use super::session::{self, Member};
 use crate::PLATFORM_DB;
 use crate::error::{Internal, log_5xx};
 use crate::members;
-use crate::schema::login_states;
 
 /// Paths of this module that are POSTed without cookies (the IdP calls them).
 pub const CSRF_EXEMPT: &[&str] = &["/auth/backchannel-logout"];
-
-fn state_hash(state: &str) -> String {
-    hex::encode(Sha256::digest(state.as_bytes()))
-}
 
 fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
@@ -95,73 +87,6 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// Pending sign-ins one client address may have at once: anyone may start a sign-in, so a
-/// new one beyond this pushes out that address's oldest instead of adding rows without end.
-pub const MAX_PENDING_PER_ADDRESS: i64 = 50;
-
-/// What a pending sign-in is counted against: the client's IPv4 address, or the /64
-/// network of an IPv6 one (what one host usually has to itself). The client address is the
-/// one the plumbing decided (proxy headers only from `trusted_proxies`).
-fn address_key(req: &HttpRequest) -> String {
-    match kollegium_tenants::web::ClientAddr::of(req).map(|a| a.0) {
-        Some(IpAddr::V4(ip)) => ip.to_string(),
-        Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = ip.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        None => String::new(),
-    }
-}
-
-/// A pending sign-in to remember until its callback.
-struct NewPending {
-    state_hash: String,
-    nonce: String,
-    sealed_verifier: String,
-    next: String,
-    browser_hash: String,
-    client_key: String,
-}
-
-/// Stores a pending sign-in: expired ones go, and the address keeps at most `max` (its
-/// oldest beyond that go), all in one transaction.
-fn store_pending(
-    conn: &mut SqliteConnection,
-    p: NewPending,
-    now: kollegium_tenants::UnixTime,
-    ttl: i64,
-    max: i64,
-) -> QueryResult<()> {
-    use diesel::sql_types::{BigInt, Text};
-    conn.immediate_transaction(|conn| {
-        diesel::delete(login_states::table.filter(login_states::created_at.lt(now - ttl)))
-            .execute(conn)?;
-        diesel::sql_query(
-            "DELETE FROM login_states WHERE client_key = ?1 AND rowid NOT IN \
-             (SELECT rowid FROM login_states WHERE client_key = ?1 \
-              ORDER BY created_at DESC, rowid DESC LIMIT ?2)",
-        )
-        .bind::<Text, _>(&p.client_key)
-        .bind::<BigInt, _>((max - 1).max(0))
-        .execute(conn)?;
-        diesel::insert_into(login_states::table)
-            .values((
-                login_states::state_hash.eq(p.state_hash),
-                login_states::nonce.eq(p.nonce),
-                login_states::pkce_verifier.eq(p.sealed_verifier),
-                login_states::next.eq(p.next),
-                login_states::created_at.eq(now),
-                login_states::browser_hash.eq(p.browser_hash),
-                login_states::client_key.eq(p.client_key),
-            ))
-            .execute(conn)
-            .map(|_| ())
-    })
-}
-
 async fn login(
     req: HttpRequest,
     tenant: Tenant,
@@ -171,47 +96,29 @@ async fn login(
 ) -> HttpResponse {
     let next = safe_next(q.next.as_deref());
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
-    let t = tenant.clone();
-    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return failed(&e),
-        Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
+    let reg = match rp::registration_cached(&state, &tenant, &origin).await {
+        Ok(r) => r,
+        Err(e) => return failed(&e),
     };
     let started = match rp::start(&state, &reg, false).await {
         Ok(s) => s,
         Err(e) => return failed(&e),
     };
-    let now = state.now();
-    let ttl = state.settings.login_state_ttl_secs;
-    let sealed = tenant.secret().seal(
-        "platform-pkce",
-        "platform-pkce",
-        started.pkce_verifier.as_bytes(),
-    );
     let scheme = ctx.settings.scheme;
-    let browser = binding::for_login(&req, scheme);
-    let pending = NewPending {
-        state_hash: state_hash(&started.state),
+    let ttl = state.settings.login_state_ttl_secs;
+    let p = Pending {
+        state_hash: pending::state_hash(&started.state),
         nonce: started.nonce.clone(),
-        sealed_verifier: sealed,
+        pkce_verifier: started.pkce_verifier.clone(),
         next,
-        browser_hash: binding::hash(&browser),
-        client_key: address_key(&req),
+        created_at: state.now(),
     };
-    let stored = kollegium_tenants::web::block(move || -> Result<(), Internal> {
-        let mut conn = platform_conn(&tenant)?;
-        store_pending(&mut conn, pending, now, ttl, MAX_PENDING_PER_ADDRESS)
-            .map_err(|e| Internal::new("storing a pending sign-in", e))
-    })
-    .await;
-    match joined(stored) {
-        Ok(()) => {
-            let mut res = see_other(&started.url);
-            let _ = res.add_cookie(&binding::cookie(scheme, &browser, ttl));
-            res
-        }
-        Err(e) => internal_error("sign-in could not start", &e),
+    let mut res = see_other(&started.url);
+    for gone in pending::make_room(&req, scheme, tenant.secret()) {
+        let _ = res.add_cookie(&gone);
     }
+    let _ = res.add_cookie(&pending::cookie(scheme, tenant.secret(), &p, ttl));
+    res
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -219,68 +126,6 @@ pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
-}
-
-/// What the callback finds for its `state` and the browser's binding.
-enum Pending {
-    /// No such pending sign-in (unknown, expired or already used).
-    Unknown,
-    /// A pending sign-in another browser started: left untouched.
-    OtherBrowser,
-    /// This browser's pending sign-in, now taken out; `more` if the browser has others.
-    Found {
-        nonce: String,
-        sealed_verifier: String,
-        next: String,
-        more: bool,
-    },
-}
-
-/// Takes out the pending sign-in of `state_hash` if the browser `browser_hash` started it.
-fn take_pending(
-    conn: &mut SqliteConnection,
-    state_hash: &str,
-    browser_hash: &str,
-    now: kollegium_tenants::UnixTime,
-    ttl: i64,
-) -> QueryResult<Pending> {
-    conn.immediate_transaction(|conn| {
-        let row: Option<(String, String, String, i64, String)> = login_states::table
-            .find(state_hash)
-            .select((
-                login_states::nonce,
-                login_states::pkce_verifier,
-                login_states::next,
-                login_states::created_at,
-                login_states::browser_hash,
-            ))
-            .first(conn)
-            .optional()?;
-        let Some((nonce, sealed_verifier, next, created_at, bound_to)) = row else {
-            return Ok(Pending::Unknown);
-        };
-        // Hashes of random values: comparing them reveals nothing about either value.
-        if bound_to != browser_hash {
-            return Ok(Pending::OtherBrowser);
-        }
-        // Single use: taken out whatever happens next.
-        diesel::delete(login_states::table.find(state_hash)).execute(conn)?;
-        if now - created_at > ttl {
-            return Ok(Pending::Unknown);
-        }
-        let more = diesel::select(diesel::dsl::exists(
-            login_states::table
-                .filter(login_states::browser_hash.eq(browser_hash))
-                .filter(login_states::created_at.ge(now - ttl)),
-        ))
-        .get_result(conn)?;
-        Ok(Pending::Found {
-            nonce,
-            sealed_verifier,
-            next,
-            more,
-        })
-    })
 }
 
 async fn callback(
@@ -294,63 +139,53 @@ async fn callback(
     let Some(st) = q.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
         return stale_callback();
     };
-    // Only the browser that started the sign-in completes it (login CSRF). A browser
-    // without that binding consumes nothing, so a callback link opened elsewhere leaves
-    // the pending sign-in (and the unredeemed code) to the browser it belongs to.
+    // Only the browser that started the sign-in completes it (login CSRF): its pending
+    // sign-in is in a cookie of that browser. A browser without it consumes nothing, so a
+    // callback link opened elsewhere leaves the sign-in to the browser it belongs to.
     let scheme = ctx.settings.scheme;
-    let Some(browser) = binding::presented(&req, scheme) else {
-        tracing::info!("sign-in callback without a browser binding");
-        return stale_callback();
-    };
     let now = state.now();
     let ttl = state.settings.login_state_ttl_secs;
-    let t = tenant.clone();
-    let (h, bh) = (state_hash(&st), binding::hash(&browser));
-    let pending = kollegium_tenants::web::block(move || -> Result<Pending, Internal> {
-        let mut conn = platform_conn(&t)?;
-        take_pending(&mut conn, &h, &bh, now, ttl)
-            .map_err(|e| Internal::new("taking out a pending sign-in", e))
-    })
-    .await;
-    let (nonce, sealed_verifier, next, more_pending) = match joined(pending) {
-        Ok(Pending::Found {
-            nonce,
-            sealed_verifier,
-            next,
-            more,
-        }) => (nonce, sealed_verifier, next, more),
-        Ok(Pending::OtherBrowser) => {
-            tracing::warn!("sign-in callback from a browser that did not start the sign-in");
+    let h = pending::state_hash(&st);
+    let p = match pending::presented(&req, scheme, tenant.secret(), &h, now, ttl) {
+        Presented::Found(p) => p,
+        Presented::Missing => {
+            tracing::info!("sign-in callback without this browser's pending sign-in");
             return stale_callback();
         }
-        Ok(Pending::Unknown) => return stale_callback(),
-        // Not "unknown sign-in": the pending one may well exist, the database failed.
-        Err(e) => return internal_error("sign-in callback failed", &e),
+        Presented::Invalid => {
+            tracing::warn!("sign-in callback with an invalid or expired pending sign-in");
+            let mut res = stale_callback();
+            let _ = res.add_cookie(&pending::removal(scheme, &h));
+            return res;
+        }
+    };
+    // Single use: the cookie goes with this answer, whatever happens next.
+    let used = pending::removal(scheme, &h);
+    let answer = |mut res: HttpResponse| {
+        let _ = res.add_cookie(&used);
+        res
     };
     if let Some(err) = q.error {
         tracing::info!(error = %err.chars().take(64).collect::<String>(), "IdP returned an error to the callback");
-        return ErrorPage::new(401).response();
+        return answer(ErrorPage::new(401).response());
     }
     let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 512) else {
-        return ErrorPage::new(400).response();
+        return answer(ErrorPage::new(400).response());
     };
-    let Ok(verifier) = tenant
-        .secret()
-        .open("platform-pkce", "platform-pkce", &sealed_verifier)
-    else {
-        return ErrorPage::new(400).response();
-    };
-    let verifier = String::from_utf8_lossy(&verifier).into_owned();
+    let Pending {
+        nonce,
+        pkce_verifier: verifier,
+        next,
+        ..
+    } = p;
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
-    let t = tenant.clone();
-    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return failed(&e),
-        Err(e) => return internal_error("sign-in failed", &Internal::new("blocking pool", e)),
+    let reg = match rp::registration_cached(&state, &tenant, &origin).await {
+        Ok(r) => r,
+        Err(e) => return answer(failed(&e)),
     };
     let signed = match rp::finish(&state, &reg, code, verifier, nonce).await {
         Ok(s) => s,
-        Err(e) => return failed(&e),
+        Err(e) => return answer(failed(&e)),
     };
     let t = tenant.clone();
     let created = kollegium_tenants::web::block(move || -> Result<String, Internal> {
@@ -367,14 +202,10 @@ async fn callback(
     .await;
     let token = match joined(created) {
         Ok(token) => token,
-        Err(e) => return internal_error("sign-in callback failed", &e),
+        Err(e) => return answer(internal_error("sign-in callback failed", &e)),
     };
-    let mut res = see_other(&next);
+    let mut res = answer(see_other(&next));
     let _ = res.add_cookie(&session::cookie(scheme, &token));
-    // Another tab's sign-in still needs the binding; otherwise it has done its job.
-    if !more_pending {
-        let _ = res.add_cookie(&binding::removal(scheme));
-    }
     res
 }
 
@@ -401,10 +232,9 @@ async fn logout(
     }
     state.sessions_ended(member.tenant.slug().as_str(), &[sid]);
     let origin = ctx.settings.practice_origin(member.tenant.slug().as_str());
-    let t = member.tenant.clone();
-    let target = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
-        Ok(Ok(reg)) => rp::end_session_url(&state, &reg, &member.id_token).await,
-        _ => None,
+    let target = match rp::registration_cached(&state, &member.tenant, &origin).await {
+        Ok(reg) => rp::end_session_url(&state, &reg, &member.id_token).await,
+        Err(_) => None,
     };
     let mut res = see_other(target.as_deref().unwrap_or("/auth/logged-out"));
     let _ = res.add_cookie(&session::removal(ctx.settings.scheme));
@@ -459,12 +289,10 @@ async fn backchannel(
             .json(serde_json::json!({"error": "temporarily_unavailable"}))
     };
     let origin = ctx.settings.practice_origin(tenant.slug().as_str());
-    let t = tenant.clone();
-    let reg = match kollegium_tenants::web::block(move || rp::registration(&t, &origin)).await {
-        Ok(Ok(reg)) => reg,
-        Ok(Err(RpError::NotRegistered)) => return bad(),
-        Ok(Err(e)) => return unavailable(&Internal::new("reading the registration", e)),
-        Err(e) => return unavailable(&Internal::new("blocking pool", e)),
+    let reg = match rp::registration_cached(&state, &tenant, &origin).await {
+        Ok(reg) => reg,
+        Err(RpError::NotRegistered) => return bad(),
+        Err(e) => return unavailable(&Internal::new("reading the registration", e)),
     };
     let now = state.now();
     let notice = match rp::verify_logout_token(&state, &reg, &form.logout_token, now).await {

@@ -27,7 +27,8 @@ const METADATA_TTL: Duration = Duration::from_secs(300);
 /// the node fetch them for every request.
 const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
 
-/// Settings keys where the platform's client registration is kept.
+/// Settings keys where practices made before [`REGISTRATION_FILE`] keep the platform's
+/// client registration.
 pub const CLIENT_ID_KEY: &str = "oidc_client_id";
 pub const CLIENT_SECRET_KEY: &str = "oidc_client_secret";
 /// Purpose under which the client secret is sealed with the practice secret.
@@ -72,13 +73,91 @@ impl Registration {
     pub fn redirect_uri(&self) -> String {
         format!("{}/auth/callback", self.origin)
     }
+    /// The client secret (for the token request; never logged).
+    pub fn client_secret(&self) -> &str {
+        &self.client_secret
+    }
     pub fn post_logout_uri(&self) -> String {
         format!("{}/auth/logged-out", self.origin)
     }
 }
 
-/// Reads the registration from `platform.sqlite` (blocking).
+/// The file in the practice directory that keeps the platform's registration at the
+/// practice IdP (client id and secret, sealed with the practice secret): read without
+/// opening a database, so an anonymous page load opens none of the workspace's.
+pub const REGISTRATION_FILE: &str = "platform-client.sealed";
+/// Context of the file's seal.
+const FILE_CONTEXT: &str = "kollegium platform client v1";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    client_id: String,
+    client_secret: String,
+}
+
+/// The sealed content of [`REGISTRATION_FILE`] for a client.
+pub fn sealed_file(
+    secret: &kollegium_tenants::secrets::PracticeSecret,
+    id: &str,
+    client_secret: &str,
+) -> String {
+    let stored = Stored {
+        client_id: id.to_owned(),
+        client_secret: client_secret.to_owned(),
+    };
+    // Serialising two strings cannot fail.
+    let json = serde_json::to_vec(&stored).unwrap_or_default();
+    secret.seal(SECRET_PURPOSE, FILE_CONTEXT, &json)
+}
+
+/// Writes [`REGISTRATION_FILE`] into `dir` durably: a temporary file, synced, renamed, the
+/// directory synced.
+fn write_file(dir: &std::path::Path, sealed: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{REGISTRATION_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(sealed.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(REGISTRATION_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads the registration (blocking): from [`REGISTRATION_FILE`], or for a practice made
+/// before the file existed from `platform.sqlite`, then writes the file.
 pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpError> {
+    let stored = match std::fs::read_to_string(tenant.dir().join(REGISTRATION_FILE)) {
+        Ok(sealed) => {
+            let json = tenant
+                .secret()
+                .open(SECRET_PURPOSE, FILE_CONTEXT, &sealed)
+                .map_err(|_| RpError::NotRegistered)?;
+            serde_json::from_slice::<Stored>(&json).map_err(|_| RpError::NotRegistered)?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let stored = from_database(tenant)?;
+            let sealed = sealed_file(tenant.secret(), &stored.client_id, &stored.client_secret);
+            if let Err(e) = write_file(tenant.dir(), &sealed) {
+                tracing::warn!(practice = %tenant.slug(), error = %e,
+                    "could not write the platform's registration file; read from the database");
+            }
+            stored
+        }
+        Err(e) => {
+            return Err(RpError::Provider(format!(
+                "reading {REGISTRATION_FILE}: {e}"
+            )));
+        }
+    };
+    Ok(Registration {
+        issuer: format!("{origin}/id"),
+        origin: origin.to_owned(),
+        client_id: stored.client_id,
+        client_secret: stored.client_secret,
+    })
+}
+
+/// The registration as practices made before [`REGISTRATION_FILE`] keep it.
+fn from_database(tenant: &Tenant) -> Result<Stored, RpError> {
     let mut conn = tenant.conn(&PLATFORM_DB)?;
     let id = kv::get(&mut conn, CLIENT_ID_KEY)?.ok_or(RpError::NotRegistered)?;
     let sealed = kv::get(&mut conn, CLIENT_SECRET_KEY)?.ok_or(RpError::NotRegistered)?;
@@ -86,12 +165,53 @@ pub fn registration(tenant: &Tenant, origin: &str) -> Result<Registration, RpErr
         .secret()
         .open(SECRET_PURPOSE, SECRET_PURPOSE, &sealed)
         .map_err(|_| RpError::NotRegistered)?;
-    Ok(Registration {
-        issuer: format!("{origin}/id"),
-        origin: origin.to_owned(),
+    Ok(Stored {
         client_id: id,
         client_secret: String::from_utf8_lossy(&secret).into_owned(),
     })
+}
+
+/// How long a registration read is used without reading it again. It changes only when a
+/// practice is created.
+pub const REGISTRATION_TTL: Duration = Duration::from_secs(600);
+
+/// Registrations kept at most; beyond, the cache starts over (a node serves at most a few
+/// thousand practices, a registration is a few hundred bytes).
+const MAX_REGISTRATIONS: usize = 20_000;
+
+/// The registration of `tenant` at `origin`, from the node's cache or else read (blocking,
+/// off the async threads) and cached.
+pub async fn registration_cached(
+    state: &SignIn,
+    tenant: &Tenant,
+    origin: &str,
+) -> Result<Registration, RpError> {
+    // The practice secret's tag in the key: a practice made anew under a slug (its new
+    // secret, its new registration) never finds the registration of the one before.
+    let tag = hex::encode(&tenant.secret().derive("registration-cache")[..8]);
+    let key = (
+        format!("{}:{tag}", tenant.slug().as_str()),
+        origin.to_owned(),
+    );
+    let cached = state.registrations.lock().ok().and_then(|c| {
+        c.get(&key)
+            .filter(|(_, at)| at.elapsed() < REGISTRATION_TTL)
+            .map(|(r, _)| r.clone())
+    });
+    if let Some(r) = cached {
+        return Ok(r);
+    }
+    let (t, o) = (tenant.clone(), origin.to_owned());
+    let reg = kollegium_tenants::web::block(move || registration(&t, &o))
+        .await
+        .map_err(|e| RpError::Provider(format!("blocking pool: {e}")))??;
+    if let Ok(mut c) = state.registrations.lock() {
+        if c.len() >= MAX_REGISTRATIONS {
+            c.clear();
+        }
+        c.insert(key, (reg.clone(), Instant::now()));
+    }
+    Ok(reg)
 }
 
 /// The IdP's discovery document with its key set (`discover_async` fetches both), cached

@@ -43,7 +43,7 @@ pub(super) fn host_only_name(
 /// A platform cookie: host-only (no `Domain`), on `/`, HttpOnly, SameSite=Lax, and Secure
 /// under https.
 pub(super) fn host_only_cookie(
-    name: &'static str,
+    name: impl Into<std::borrow::Cow<'static, str>>,
     scheme: Scheme,
     value: String,
 ) -> Cookie<'static> {

@@ -5,7 +5,8 @@
 //! A touch is what an anonymous visitor's browser does on `http://<slug>.localhost/`: `GET
 //! /` and the practice's own redirects up to the first page that is not a redirect (today
 //! `/` -> `/auth/login` -> `/id/authorize` -> `/id/login`, the sign-in page). That opens the
-//! practice's `platform.sqlite` and `idp.sqlite`.
+//! practice's `idp.sqlite` (the workspace keeps a pending sign-in in a sealed cookie and
+//! opens none of its databases for it).
 //!
 //! Memory is read at a defined quiet point: after the last touch the driver closes its
 //! connections and waits for the server's keep-alive timeout until no TCP connection to the
