@@ -64,6 +64,7 @@ mod signin_hardening;
 mod smtp_tls;
 mod tasks;
 mod tasks_browser;
+mod tasks_edges;
 mod tasks_pages;
 mod tasks_routines;
 mod tasks_routines_more;

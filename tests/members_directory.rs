@@ -29,7 +29,7 @@ async fn app_with_smtp() -> (TestApp, Arc<ManualClock>, SmtpSink) {
 }
 
 /// The IdP account of `username`.
-async fn account(app: &TestApp, slug: &str, username: &str) -> users::User {
+pub(crate) async fn account(app: &TestApp, slug: &str, username: &str) -> users::User {
     let name = username.to_owned();
     app.idp_db(slug, move |c| users::by_login(c, &name).unwrap().unwrap())
         .await
@@ -37,7 +37,13 @@ async fn account(app: &TestApp, slug: &str, username: &str) -> users::User {
 
 /// Disables, enables or deletes an account through the IdP's user administration, as the
 /// admin signed in on `admin`.
-async fn admin_action(app: &TestApp, admin: &Person, slug: &str, id: UserId, what: &str) {
+pub(crate) async fn admin_action(
+    app: &TestApp,
+    admin: &Person,
+    slug: &str,
+    id: UserId,
+    what: &str,
+) {
     let url = app.url(slug, &format!("/id/admin/users/{}", id.0));
     let page = admin.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200, "user page");
@@ -171,7 +177,7 @@ async fn queued_mentions(app: &TestApp, slug: &str) -> Vec<String> {
 }
 
 /// Moves the clock past the directory interval and kicks the directory worker.
-fn periodic_sync(app: &TestApp, clock: &ManualClock) {
+pub(crate) fn periodic_sync(app: &TestApp, clock: &ManualClock) {
     clock.advance(INTERVAL_SECS);
     app.server().directory_worker.kick();
 }

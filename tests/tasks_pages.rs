@@ -10,7 +10,10 @@ use crate::harness::TestApp;
 use crate::tasks::{api_card, board_json, column_ids, member_id, new_board};
 
 /// Mails in a practice's platform `mail_queue`: (kind, recipient, subject, text).
-async fn platform_mails(app: &TestApp, slug: &str) -> Vec<(String, String, String, String)> {
+pub(crate) async fn platform_mails(
+    app: &TestApp,
+    slug: &str,
+) -> Vec<(String, String, String, String)> {
     use diesel::prelude::*;
     use kollegium_tenants::mail::schema::mail_queue as q;
     let tenant = app.tenant(slug);

@@ -293,9 +293,15 @@ async fn an_on_due_series_creates_the_next_when_the_due_time_passes_and_pause_an
     let all = wait_instances(&app, "praxis-a", 3).await;
     assert_eq!(local(all[2].1.unwrap()), "2027-01-20 10:00");
 
-    // Ended: nothing more, and it cannot be resumed.
+    // Ended (confirmed): nothing more, and it cannot be resumed.
     let r = app
-        .post_form(&anna, "praxis-a", &routines(b), &act("end"), &[])
+        .post_form(
+            &anna,
+            "praxis-a",
+            &routines(b),
+            &act("end"),
+            &[("confirm", "1")],
+        )
         .await;
     assert_eq!(r.status(), 303);
     clock.advance(5 * DAY);

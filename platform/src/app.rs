@@ -73,10 +73,21 @@ impl AppContext {
         }
     }
 
-    /// After members were deactivated (left the practice): every app reacts.
-    pub fn members_deactivated(&self, slug: &str, members: &[MemberId]) {
+    /// After members were deactivated (left the practice) and the mark committed: every app
+    /// reacts on the practice's `platform.sqlite` (`conn`). An app that fails is logged with
+    /// its cause and does not keep the others from reacting.
+    pub fn members_deactivated(
+        &self,
+        conn: &mut SqliteConnection,
+        slug: &str,
+        members: &[MemberId],
+    ) {
         for app in apps() {
-            app.member_deactivated(self, slug, members);
+            if let Err(e) = app.member_deactivated(self, conn, slug, members) {
+                tracing::error!(app = app.id(), practice = %slug,
+                    error = %crate::error::chain(e.as_ref()),
+                    "an app failed to react to members who left");
+            }
         }
     }
 }
@@ -280,8 +291,18 @@ pub trait WorkspaceApp: Sync {
     fn session_ended(&self, _shared: &AppContext, _slug: &str, _sessions: &[i64]) {}
 
     /// Members of a practice were deactivated (the IdP's directory no longer lists them
-    /// as active). Their rows stay; they must leave every audience.
-    fn member_deactivated(&self, _shared: &AppContext, _slug: &str, _members: &[MemberId]) {}
+    /// as active). Their rows stay; they must leave every audience. Called after the mark
+    /// committed, with the practice's `platform.sqlite` connection: an app changes its own
+    /// rows in its own transaction, then publishes its live events and pokes its jobs.
+    fn member_deactivated(
+        &self,
+        _shared: &AppContext,
+        _conn: &mut SqliteConnection,
+        _slug: &str,
+        _members: &[MemberId],
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
 }
 
 /// The id the start page has in the navigation.

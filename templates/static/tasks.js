@@ -1,7 +1,9 @@
 // Tasks board page: drag and drop of cards between and within columns (pointer events; the
 // card page's "Verschieben nach" form stays the keyboard way), optimistic moves with
-// rollback on error, and live updates from the workspace's one live channel: a move by
-// someone else is applied in place, any other change reloads the board's columns.
+// rollback on error, cards added inline ("Hinzufügen" under a column creates the card through
+// the JSON API and shows it in place; without the script the form posts), and live updates
+// from the workspace's one live channel: a move by someone else is applied in place, any
+// other change reloads the board's columns.
 (function () {
   "use strict";
 
@@ -209,6 +211,78 @@
     }
   });
 
+  // ---- cards added inline --------------------------------------------------------------
+
+  // Cards this page created (their own live event needs no reload), and live events held
+  // back while a creation is under way (they may name the card before its answer came).
+  var created = {};
+  var creating = 0;
+  var held = [];
+
+  function tile(id, title, done) {
+    var li = document.createElement("li");
+    li.className = "task-card" + (done ? " is-done" : "");
+    li.id = "card-" + id;
+    li.dataset.card = String(id);
+    var a = document.createElement("a");
+    a.className = "task-title";
+    a.href = "/tasks/cards/" + id;
+    a.textContent = title;
+    var meta = document.createElement("span");
+    meta.className = "task-meta";
+    li.appendChild(a);
+    li.appendChild(meta);
+    return li;
+  }
+
+  function addCard(form) {
+    var input = form.querySelector('input[name="title"]');
+    var button = form.querySelector('button[type="submit"]');
+    var column = Number(form.querySelector('input[name="column"]').value);
+    var title = input.value.trim();
+    if (!title) {
+      return;
+    }
+    creating += 1;
+    button.disabled = true;
+    K.api("POST", "/api/tasks/boards/" + boardId + "/cards", {
+      title: title,
+      column: column
+    }).then(function (res) {
+      var list = listOf(column);
+      if (list && !board.querySelector('.task-card[data-card="' + res.id + '"]')) {
+        var done = list.parentNode.classList.contains("done-column");
+        list.appendChild(tile(res.id, res.title, done));
+        created[res.id] = true;
+        updateCounts();
+      }
+      input.value = "";
+      if (errorBox) {
+        errorBox.hidden = true;
+      }
+    }).catch(function (err) {
+      showError(err);
+    }).then(function () {
+      creating -= 1;
+      button.disabled = false;
+      if (creating === 0) {
+        var events = held;
+        held = [];
+        events.forEach(onBoardEvent);
+      }
+    });
+  }
+
+  // The forms live inside the board, which a reload replaces: listen on the board.
+  board.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.classList || !form.classList.contains("new-card") || !K.api) {
+      return;
+    }
+    e.preventDefault();
+    addCard(form);
+  });
+
   // ---- live updates --------------------------------------------------------------------
 
   var reloading = false;
@@ -284,11 +358,22 @@
       if (ev.type !== "tasks.board" || ev.board !== boardId) {
         return;
       }
-      if (ev.what === "moved") {
-        applyMove(ev);
-      } else {
-        reload();
-      }
+      onBoardEvent(ev);
     });
+  }
+
+  function onBoardEvent(ev) {
+    if (creating > 0) {
+      held.push(ev);
+      return;
+    }
+    if (ev.what === "moved") {
+      applyMove(ev);
+    } else if (ev.what === "card" && created[ev.card]) {
+      // The card this page just added: shown already.
+      delete created[ev.card];
+    } else {
+      reload();
+    }
   }
 }());

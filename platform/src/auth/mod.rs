@@ -146,9 +146,14 @@ impl SignIn {
         self.shared.sessions_ended(slug, sessions);
     }
 
-    /// After members left the practice (the directory no longer lists them as active):
-    /// every app reacts.
-    pub fn members_deactivated(&self, slug: &str, members: &[crate::members::MemberId]) {
-        self.shared.members_deactivated(slug, members);
+    /// After members left the practice (the directory no longer lists them as active) and
+    /// that committed: every app reacts on the practice's `platform.sqlite` (`conn`).
+    pub fn members_deactivated(
+        &self,
+        conn: &mut diesel::SqliteConnection,
+        slug: &str,
+        members: &[crate::members::MemberId],
+    ) {
+        self.shared.members_deactivated(conn, slug, members);
     }
 }

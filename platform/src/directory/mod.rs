@@ -115,7 +115,8 @@ impl Listing {
 pub struct Applied {
     /// Members newly marked deactivated.
     pub deactivated: usize,
-    /// Who they are: the apps are told ([`crate::app::AppContext::members_deactivated`]).
+    /// Who they are: the apps are told, with the practice's connection, after the commit
+    /// ([`crate::app::AppContext::members_deactivated`]).
     pub left: Vec<MemberId>,
     /// Their workspace sessions, ended in the same transaction (their live connections
     /// close and their cached copies go when the caller reports them).
@@ -286,7 +287,15 @@ impl DirectorySync {
                 self.platform.sessions_ended(slug, &applied.ended_sessions);
             }
             if !applied.left.is_empty() {
-                self.platform.members_deactivated(slug, &applied.left);
+                // The apps react on the practice's database (their own transactions).
+                let (t, platform, left) =
+                    (tenant.clone(), self.platform.clone(), applied.left.clone());
+                tokio::task::spawn_blocking(move || -> Result<(), DirectoryError> {
+                    let mut conn = t.conn(&PLATFORM_DB)?;
+                    platform.members_deactivated(&mut conn, t.slug().as_str(), &left);
+                    Ok(())
+                })
+                .await??;
             }
             tracing::info!(practice = %tenant.slug(), deactivated = applied.deactivated,
                 reactivated = applied.reactivated, added = applied.added,

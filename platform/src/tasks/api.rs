@@ -152,14 +152,20 @@ async fn create_card(
             ..NewCard::default()
         };
         let card = cards::create_card(c, board, b.column.map(ColumnId), Some(me), &new, now)?;
+        let stored = cards::by_id(c, card)?.ok_or(TaskError::CardNotFound)?;
         Ok((
-            card,
+            stored,
             Event::new(c, board, Change::Card { card: card.0 }, me.0)?,
         ))
     })
     .await?;
     after_commit(&shared, &m, vec![ev], false);
-    Ok(HttpResponse::Created().json(serde_json::json!({"id": card.0})))
+    // The title as stored (trimmed), for the board page to show the card in place.
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "id": card.id,
+        "title": card.title,
+        "column": card.column_id,
+    })))
 }
 
 #[derive(Debug, serde::Deserialize)]

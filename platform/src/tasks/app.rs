@@ -10,7 +10,7 @@ use kollegium_tenants::jobs::Handler as JobHandler;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 
-use crate::app::{AppExport, NavEntry, Node, SearchSource, Tile, WorkspaceApp};
+use crate::app::{AppContext, AppExport, NavEntry, Node, SearchSource, Tile, WorkspaceApp};
 use crate::members::MemberId;
 
 /// The tasks app.
@@ -83,9 +83,29 @@ impl WorkspaceApp for Tasks {
         super::export::export(conn).map(Some)
     }
 
-    // Members deactivated: kept out by construction. A deactivated member matches no
-    // access row ([`super::boards::permission`]), is in no board's live audience
-    // ([`super::boards::readers`]), cannot be assigned or mentioned, and is not mailed; their
-    // rows stay, so a member the IdP lets in again gets their boards back, and history keeps
-    // their name.
+    /// Members left: their open cards lose them (with a history line), their personal
+    /// shares go, series stop naming them ([`super::leavers`]). Everything else keeps them
+    /// out by construction: a deactivated member matches no access row
+    /// ([`super::boards::permission`]), is in no board's live audience
+    /// ([`super::boards::readers`]), cannot be assigned or mentioned, and is not mailed.
+    fn member_deactivated(
+        &self,
+        shared: &AppContext,
+        conn: &mut SqliteConnection,
+        slug: &str,
+        members: &[MemberId],
+    ) -> Result<(), BoxError> {
+        let (cleared, events) = super::leavers::members_left(conn, members, shared.now())?;
+        for e in events {
+            e.publish(shared, slug);
+        }
+        if !cleared.cards.is_empty() {
+            // Their reminders were dropped and the cards. others rescheduled.
+            shared.jobs.poke_str(slug, &crate::PLATFORM_DB);
+        }
+        tracing::info!(practice = %slug, cards = cleared.cards.len(),
+            boards = cleared.boards.len(), series = cleared.series,
+            "tasks: members who left were unassigned and unshared");
+        Ok(())
+    }
 }

@@ -67,6 +67,7 @@ fn describe(what: &str, detail: &serde_json::Value, names: &dyn Fn(i64) -> Strin
             "hat {} entfernt",
             names(detail.get("member").and_then(|v| v.as_i64()).unwrap_or(0))
         ),
+        super::leavers::LEFT => "hat die Praxis verlassen und ist nicht mehr zugewiesen".into(),
         "labels" => "hat die Labels geändert".into(),
         "checklist" => "hat die Checkliste geändert".into(),
         "comment" => "hat kommentiert".into(),

@@ -23,6 +23,7 @@ pub mod cards;
 pub mod columns;
 pub mod details;
 pub mod export;
+pub mod leavers;
 pub mod live;
 pub mod mine;
 pub mod routes;

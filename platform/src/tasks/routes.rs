@@ -517,11 +517,33 @@ async fn add_label(
 
 async fn delete_label(
     m: Member,
+    csrf: CsrfToken,
     shared: web::Data<AppContext>,
     path: web::Path<(i64, i64)>,
+    form: web::Form<Confirm>,
 ) -> PageResult {
     let (id, label) = path.into_inner();
     let (board, me) = (BoardId(id), m.id());
+    if form.confirm.as_deref() != Some("1") {
+        let l = read(&m, move |c| {
+            boards::writable(c, board, me, Permission::Manage)?;
+            details::labels(c, board)?
+                .into_iter()
+                .find(|l| l.id == label)
+                .ok_or(TaskError::ItemNotFound)
+        })
+        .await?;
+        return html(&ConfirmPage {
+            layout: layout(&m, &csrf),
+            question: format!(
+                "Label „{}“ wirklich löschen? Es wird von allen Karten entfernt.",
+                l.name
+            ),
+            action: format!("/tasks/boards/{id}/labels/{label}/delete"),
+            button: "Ja, löschen",
+            back: format!("/tasks/boards/{id}/settings"),
+        });
+    }
     board_change(&m, &shared, board, "label-deleted", true, move |c| {
         details::delete_label(c, board, me, label)
     })

@@ -9,7 +9,7 @@ use crate::PLATFORM_DB;
 use crate::members::{self, Claims, MemberId};
 use crate::schema::{task_card_events, task_cards};
 
-fn db() -> (tempfile::TempDir, SqliteConnection) {
+pub(super) fn db() -> (tempfile::TempDir, SqliteConnection) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("platform.sqlite");
     let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
@@ -17,7 +17,12 @@ fn db() -> (tempfile::TempDir, SqliteConnection) {
     (dir, conn)
 }
 
-fn member(conn: &mut SqliteConnection, username: &str, roles: &[&str], admin: bool) -> MemberId {
+pub(super) fn member(
+    conn: &mut SqliteConnection,
+    username: &str,
+    roles: &[&str],
+    admin: bool,
+) -> MemberId {
     let c = Claims {
         sub: format!("sub-{username}"),
         preferred_username: username.into(),
@@ -29,7 +34,7 @@ fn member(conn: &mut SqliteConnection, username: &str, roles: &[&str], admin: bo
     members::upsert(conn, &c, 1_000).unwrap().id
 }
 
-fn board(conn: &mut SqliteConnection, owner: MemberId, access: &[Access]) -> BoardId {
+pub(super) fn board(conn: &mut SqliteConnection, owner: MemberId, access: &[Access]) -> BoardId {
     boards::create_board(
         conn,
         owner,
@@ -42,7 +47,7 @@ fn board(conn: &mut SqliteConnection, owner: MemberId, access: &[Access]) -> Boa
     .unwrap()
 }
 
-fn cols(conn: &mut SqliteConnection, b: BoardId) -> Vec<ColumnId> {
+pub(super) fn cols(conn: &mut SqliteConnection, b: BoardId) -> Vec<ColumnId> {
     columns::of_board(conn, b)
         .unwrap()
         .into_iter()
@@ -50,7 +55,7 @@ fn cols(conn: &mut SqliteConnection, b: BoardId) -> Vec<ColumnId> {
         .collect()
 }
 
-fn card(conn: &mut SqliteConnection, b: BoardId, col: ColumnId, title: &str) -> CardId {
+pub(super) fn card(conn: &mut SqliteConnection, b: BoardId, col: ColumnId, title: &str) -> CardId {
     let new = NewCard {
         title: title.into(),
         ..NewCard::default()

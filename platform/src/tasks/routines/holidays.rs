@@ -3,9 +3,15 @@
 //! (Gauss/Meeus' Gregorian algorithm), plus Buß- und Bettag (the Wednesday before
 //! 23 November, Saxony only).
 //!
-//! Only holidays that hold in the whole state count. Fronleichnam in parts of Saxony and
-//! Thuringia and Mariä Himmelfahrt in Bavaria's Catholic municipalities are local and left
-//! out; Easter and Whit Sunday (holidays in Brandenburg) are Sundays anyway.
+//! A state's calendar holds the holidays of the whole state (Mariä Himmelfahrt in the
+//! Saarland, say). Holidays of only part of a state count where the practice says it is
+//! there, by choosing a [`Region`] instead of the state: Fronleichnam in the Catholic
+//! (Sorbian) communities of Saxony and in those of Thuringia that keep it (Eichsfeld and
+//! others), Mariä Himmelfahrt in Bavaria's communities with a Catholic majority, and
+//! Augsburg's Friedensfest (8 August, the city of Augsburg only; Augsburg keeps Mariä
+//! Himmelfahrt too). Which communities these are is the state's list, not ours: the
+//! practice knows whether it is in one. Easter and Whit Sunday (holidays in Brandenburg) are
+//! Sundays anyway.
 
 use jiff::civil::{Date, Weekday, date};
 
@@ -105,6 +111,85 @@ impl State {
     }
 }
 
+/// Part of a state with public holidays of its own, chosen by the practice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Region {
+    /// The city of Augsburg: Friedensfest (8 August) and Mariä Himmelfahrt.
+    Augsburg,
+    /// A Bavarian community with a Catholic majority: Mariä Himmelfahrt (15 August).
+    BayernKatholisch,
+    /// A Saxon community keeping Fronleichnam (Catholic Sorbian area around Bautzen).
+    SachsenFronleichnam,
+    /// A Thuringian community keeping Fronleichnam (Eichsfeld and others).
+    ThueringenFronleichnam,
+}
+
+impl Region {
+    /// All regions, in the order of the form's choice.
+    pub const ALL: [Region; 4] = [
+        Region::Augsburg,
+        Region::BayernKatholisch,
+        Region::SachsenFronleichnam,
+        Region::ThueringenFronleichnam,
+    ];
+
+    /// The form's value, e.g. `BY-augsburg`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Region::Augsburg => "BY-augsburg",
+            Region::BayernKatholisch => "BY-katholisch",
+            Region::SachsenFronleichnam => "SN-fronleichnam",
+            Region::ThueringenFronleichnam => "TH-fronleichnam",
+        }
+    }
+
+    /// The state it is part of (whose holidays it keeps as well).
+    pub fn state(self) -> State {
+        match self {
+            Region::Augsburg | Region::BayernKatholisch => State::BY,
+            Region::SachsenFronleichnam => State::SN,
+            Region::ThueringenFronleichnam => State::TH,
+        }
+    }
+
+    /// How the form offers it (German).
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Augsburg => "Bayern: Stadt Augsburg (mit Friedensfest und Mariä Himmelfahrt)",
+            Region::BayernKatholisch => {
+                "Bayern: Gemeinde mit überwiegend katholischer Bevölkerung (mit Mariä Himmelfahrt)"
+            }
+            Region::SachsenFronleichnam => "Sachsen: Gemeinde mit Fronleichnam",
+            Region::ThueringenFronleichnam => "Thüringen: Gemeinde mit Fronleichnam",
+        }
+    }
+
+    /// The region with form value `code`.
+    pub fn parse(code: &str) -> Option<Region> {
+        Region::ALL.into_iter().find(|r| r.code() == code.trim())
+    }
+}
+
+/// The name of a holiday on `d` that only `region` keeps (besides its state's).
+pub fn regional_holiday(d: Date, region: Region) -> Option<&'static str> {
+    let assumption = (d.month(), d.day()) == (8, 15);
+    match region {
+        Region::Augsburg if (d.month(), d.day()) == (8, 8) => Some("Augsburger Friedensfest"),
+        Region::Augsburg | Region::BayernKatholisch if assumption => Some("Mariä Himmelfahrt"),
+        Region::SachsenFronleichnam | Region::ThueringenFronleichnam
+            if d.duration_since(easter_sunday(d.year())).as_hours() == 60 * 24 =>
+        {
+            Some("Fronleichnam")
+        }
+        _ => None,
+    }
+}
+
+/// The name of the public holiday on `d` in `state`, or in `region` of it.
+pub fn holiday_in(d: Date, state: State, region: Option<Region>) -> Option<&'static str> {
+    holiday(d, state).or_else(|| region.and_then(|r| regional_holiday(d, r)))
+}
+
 /// Easter Sunday of `year` (Gregorian calendar; anonymous algorithm, Meeus/Jones/Butcher).
 pub fn easter_sunday(year: i16) -> Date {
     let y = i32::from(year);
@@ -186,10 +271,10 @@ pub fn holiday(d: Date, state: State) -> Option<&'static str> {
 }
 
 /// Whether `d` is a working day: Monday to Friday and, with a state, not one of its
-/// public holidays.
-pub fn is_working_day(d: Date, holidays: Option<State>) -> bool {
+/// public holidays (nor, with a region, one of the region's).
+pub fn is_working_day(d: Date, holidays: Option<State>, region: Option<Region>) -> bool {
     !matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday)
-        && holidays.is_none_or(|s| holiday(d, s).is_none())
+        && holidays.is_none_or(|s| holiday_in(d, s, region).is_none())
 }
 
 #[cfg(test)]
@@ -254,13 +339,102 @@ mod tests {
     }
 
     #[test]
+    fn regional_holidays_only_where_the_practice_says_it_is() {
+        use Region::*;
+        // (date, state, region, holiday); Fronleichnam 2026 is 4 June, 2027 27 May.
+        let rows: &[(Date, State, Option<Region>, Option<&str>)] = &[
+            (
+                date(2026, 8, 8),
+                State::BY,
+                Some(Augsburg),
+                Some("Augsburger Friedensfest"),
+            ),
+            (date(2026, 8, 8), State::BY, Some(BayernKatholisch), None),
+            (date(2026, 8, 8), State::BY, None, None),
+            (
+                date(2026, 8, 15),
+                State::BY,
+                Some(Augsburg),
+                Some("Mariä Himmelfahrt"),
+            ),
+            (
+                date(2026, 8, 15),
+                State::BY,
+                Some(BayernKatholisch),
+                Some("Mariä Himmelfahrt"),
+            ),
+            (date(2026, 8, 15), State::BY, None, None),
+            (
+                date(2026, 8, 15),
+                State::SL,
+                None,
+                Some("Mariä Himmelfahrt"),
+            ),
+            (
+                date(2026, 8, 15),
+                State::SN,
+                Some(SachsenFronleichnam),
+                None,
+            ),
+            (
+                date(2026, 6, 4),
+                State::SN,
+                Some(SachsenFronleichnam),
+                Some("Fronleichnam"),
+            ),
+            (
+                date(2027, 5, 27),
+                State::TH,
+                Some(ThueringenFronleichnam),
+                Some("Fronleichnam"),
+            ),
+            (date(2026, 6, 4), State::TH, None, None),
+            (date(2026, 6, 4), State::SN, None, None),
+            (date(2026, 6, 5), State::SN, Some(SachsenFronleichnam), None),
+            // A region keeps its state's holidays.
+            (
+                date(2026, 11, 18),
+                State::SN,
+                Some(SachsenFronleichnam),
+                Some("Buß- und Bettag"),
+            ),
+            (
+                date(2026, 1, 6),
+                State::BY,
+                Some(Augsburg),
+                Some("Heilige Drei Könige"),
+            ),
+            (
+                date(2026, 6, 4),
+                State::BY,
+                Some(Augsburg),
+                Some("Fronleichnam"),
+            ),
+        ];
+        for (d, s, r, want) in rows {
+            assert_eq!(holiday_in(*d, *s, *r), *want, "{d} in {} {r:?}", s.code());
+        }
+        for r in Region::ALL {
+            assert_eq!(Region::parse(r.code()), Some(r));
+            assert_eq!(State::parse(r.code()), None, "a region is no state");
+        }
+        // Friday 8 August 2025 is no working day in Augsburg, one elsewhere in Bavaria.
+        assert!(!is_working_day(
+            date(2025, 8, 8),
+            Some(State::BY),
+            Some(Augsburg)
+        ));
+        assert!(is_working_day(date(2025, 8, 8), Some(State::BY), None));
+    }
+
+    #[test]
     fn working_days_skip_weekends_and_the_states_holidays() {
         // Friday 3 April 2026 is Karfreitag.
-        assert!(is_working_day(date(2026, 4, 3), None));
-        assert!(!is_working_day(date(2026, 4, 3), Some(State::BE)));
-        assert!(!is_working_day(date(2026, 4, 4), None));
-        assert!(!is_working_day(date(2026, 4, 5), None));
-        assert!(is_working_day(date(2026, 4, 7), Some(State::BE)));
+        assert!(is_working_day(date(2026, 4, 3), None, None));
+        assert!(!is_working_day(date(2026, 4, 3), Some(State::BE), None));
+        assert!(!is_working_day(date(2026, 4, 4), None, None));
+        assert!(!is_working_day(date(2026, 4, 5), None, None));
+        assert!(is_working_day(date(2026, 4, 7), Some(State::BE), None));
         assert_eq!(State::parse("sn"), Some(State::SN));
         assert_eq!(State::parse("XX"), None);
     }

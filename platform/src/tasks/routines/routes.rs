@@ -3,11 +3,12 @@
 //!
 //! - `GET/POST /tasks/routines/boards/{board}`: "Wiederkehrende Aufgaben" of a board (list,
 //!   new series with a rule form that reads as a German sentence);
-//!   `POST /tasks/routines/{id}/{pause|resume|end}`.
+//!   `POST /tasks/routines/{id}/{pause|resume|end}`; ending asks first ("Routine wirklich
+//!   beenden?", `GET /tasks/routines/{id}/end` or the POST without `confirm=1`).
 //! - `GET/POST /tasks/templates/boards/{board}`: card and checklist templates;
 //!   `POST /tasks/templates/{id}/card` ("Neue Karte aus Vorlage"),
 //!   `POST /tasks/templates/{id}/checklist` (`card=<id>`: "Checkliste aus Vorlage
-//!   einfügen"), `POST /tasks/templates/{id}/delete`.
+//!   einfügen"), `POST /tasks/templates/{id}/delete` (asks first without `confirm=1`).
 //! - `GET/POST /tasks/routines/settings`: the member's reminder mails.
 //!
 //! Reading needs read access to the board, every change `Edit` on a board that is not
@@ -21,7 +22,7 @@ use kollegium_tenants::time::Zone;
 use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
 
 use super::RoutineError;
-use super::holidays::State;
+use super::holidays::{Region, State};
 use super::reminders::{self, LEADS, Setting};
 use super::rule::{Day, MonthDay, QuarterDay, Recurrence, Rule, TimeOfDay};
 use super::series::{self, Action, Mode, NewSeries, Series, SeriesId};
@@ -202,15 +203,24 @@ fn parse_rule(
             ));
         }
     };
-    let holidays = match field(form, "holidays").trim() {
-        "" => None,
-        code => Some(State::parse(code).ok_or(RoutineError::Invalid("Unbekanntes Bundesland."))?),
+    // A state, or a part of one with holidays of its own.
+    let (holidays, region) = match field(form, "holidays").trim() {
+        "" => (None, None),
+        code => match (State::parse(code), Region::parse(code)) {
+            (Some(s), _) => (Some(s), None),
+            (None, Some(r)) => (None, Some(r)),
+            (None, None) => return Err(RoutineError::Invalid("Unbekanntes Bundesland.")),
+        },
     };
     let start = match field(form, "start").trim() {
         "" => today,
         s => s.parse().map_err(|_| super::rule::RuleError::Start)?,
     };
-    Ok(Recurrence::new(rule, holidays, start)?)
+    let recurrence = Recurrence::new(rule, holidays, start)?;
+    Ok(match region {
+        Some(r) => recurrence.in_region(r),
+        None => recurrence,
+    })
 }
 
 fn today(zone: &Zone, now: i64) -> jiff::civil::Date {
@@ -260,6 +270,7 @@ struct SeriesPage {
     people: Vec<members::Member>,
     days: &'static [Day],
     states: &'static [State],
+    regions: &'static [Region],
     today: String,
     can_edit: bool,
     notice: Option<&'static str>,
@@ -309,6 +320,7 @@ async fn series_page(
         people,
         days: &Day::ALL,
         states: &State::ALL,
+        regions: &Region::ALL,
         today: today(&zone, shared.now()).to_string(),
         notice: q.text(),
     })
@@ -382,21 +394,64 @@ fn check_people(c: &mut SqliteConnection, new: &NewSeries) -> Result<(), Routine
     Ok(())
 }
 
+/// The series `id` if `me` may change it (`Edit` on its board, not archived); a series on a
+/// board they cannot see is as unknown as one that does not exist.
+fn editable_series(
+    c: &mut SqliteConnection,
+    id: SeriesId,
+    me: MemberId,
+) -> Result<Series, RoutineError> {
+    let s = series::by_id(c, id)?.ok_or(RoutineError::SeriesNotFound)?;
+    match boards::writable(c, s.board(), me, Permission::Edit) {
+        Err(TaskError::BoardNotFound) => Err(RoutineError::SeriesNotFound),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(s),
+    }
+}
+
+/// "Routine wirklich beenden?": the question before a series ends (a GET of the action's
+/// path, or its POST without `confirm=1`). Changes nothing.
+async fn ask_end(m: &Member, csrf: &CsrfToken, id: i64) -> PageResult {
+    let me = m.id();
+    let s = read(m, move |c| {
+        let s = editable_series(c, SeriesId(id), me)?;
+        if s.ended_at.is_some() {
+            return Err(RoutineError::Ended);
+        }
+        Ok(s)
+    })
+    .await?;
+    html(&crate::tasks::routes::ConfirmPage {
+        layout: crate::shell::page(m, csrf, crate::tasks::APP),
+        question: format!(
+            "Routine „{}“ wirklich beenden? Es werden keine neuen Karten mehr erzeugt.",
+            s.title
+        ),
+        action: format!("/tasks/routines/{id}/end"),
+        button: "Ja, beenden",
+        back: format!("/tasks/routines/boards/{}#series-{id}", s.board_id),
+    })
+}
+
+async fn end_page(m: Member, csrf: CsrfToken, id: web::Path<i64>) -> PageResult {
+    ask_end(&m, &csrf, id.into_inner()).await
+}
+
 async fn act_series(
     m: Member,
+    csrf: CsrfToken,
     shared: web::Data<AppContext>,
     path: web::Path<(i64, String)>,
+    form: Form,
 ) -> PageResult {
     let (id, what) = path.into_inner();
     let action = Action::parse(&what).ok_or(RoutineError::SeriesNotFound)?;
+    if action == Action::End && field(&form, "confirm") != "1" {
+        return ask_end(&m, &csrf, id).await;
+    }
     let (me, now) = (m.id(), shared.now());
     let board = write(&m, &shared, move |c| {
-        let s = series::by_id(c, SeriesId(id))?.ok_or(RoutineError::SeriesNotFound)?;
-        match boards::writable(c, s.board(), me, Permission::Edit) {
-            Err(TaskError::BoardNotFound) => return Err(RoutineError::SeriesNotFound),
-            Err(e) => return Err(e.into()),
-            Ok(_) => {}
-        }
+        let s = editable_series(c, SeriesId(id), me)?;
         series::act(c, SeriesId(id), action, now)?;
         Ok(s.board_id)
     })
@@ -492,6 +547,7 @@ fn editable_template(
 
 async fn use_template(
     m: Member,
+    csrf: CsrfToken,
     shared: web::Data<AppContext>,
     path: web::Path<(i64, String)>,
     form: Form,
@@ -499,6 +555,17 @@ async fn use_template(
     let (id, what) = path.into_inner();
     let (me, now) = (m.id(), shared.now());
     let form = form.into_inner();
+    if what == "delete" && field(&form, "confirm") != "1" {
+        // Deleting asks first, as ending a series does.
+        let t = read(&m, move |c| editable_template(c, id, me)).await?;
+        return html(&crate::tasks::routes::ConfirmPage {
+            layout: crate::shell::page(&m, &csrf, crate::tasks::APP),
+            question: format!("Vorlage „{}“ wirklich löschen?", t.name),
+            action: format!("/tasks/templates/{id}/delete"),
+            button: "Ja, löschen",
+            back: format!("/tasks/templates/boards/{}", t.board_id),
+        });
+    }
     let card_field = field(&form, "card").trim().to_owned();
     let to = write(&m, &shared, move |c| {
         let t = editable_template(c, id, me)?;
@@ -585,6 +652,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tasks/routines/settings", web::post().to(save_settings))
         .route("/tasks/routines/boards/{id}", web::get().to(series_page))
         .route("/tasks/routines/boards/{id}", web::post().to(create_series))
+        .route("/tasks/routines/{id}/end", web::get().to(end_page))
         .route("/tasks/routines/{id}/{action}", web::post().to(act_series))
         .route(
             "/tasks/templates/boards/{id}",

@@ -26,7 +26,7 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use super::holidays::{State, add_days, is_working_day};
+use super::holidays::{Region, State, add_days, is_working_day};
 
 /// Most days between two occurrences of a daily rule.
 pub const MAX_EVERY_DAYS: u32 = 365;
@@ -206,6 +206,10 @@ pub struct Recurrence {
     /// Public holidays of this state are no working days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holidays: Option<State>,
+    /// The part of that state the practice is in, with holidays of its own
+    /// ([`super::holidays::Region`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     /// No occurrence before this local date (`YYYY-MM-DD`).
     pub start: String,
     #[serde(skip)]
@@ -218,11 +222,19 @@ impl Recurrence {
         let mut r = Self {
             rule,
             holidays,
+            region: None,
             start: start.to_string(),
             start_date: None,
         };
         r.check()?;
         Ok(r)
+    }
+
+    /// The same recurrence in `region`, whose holidays (and its state's) are no working days.
+    pub fn in_region(mut self, region: Region) -> Self {
+        self.holidays = Some(region.state());
+        self.region = Some(region);
+        self
     }
 
     /// Reads the stored form, checked as a new rule would be.
@@ -239,6 +251,11 @@ impl Recurrence {
     }
 
     fn check(&mut self) -> Result<(), RuleError> {
+        if let Some(r) = self.region
+            && self.holidays != Some(r.state())
+        {
+            return Err(RuleError::Malformed);
+        }
         match &mut self.rule {
             Rule::Daily { every } if !(1..=MAX_EVERY_DAYS).contains(every) => {
                 return Err(RuleError::EveryDays);
@@ -288,7 +305,7 @@ impl Recurrence {
         if d < start {
             return false;
         }
-        let wd = |d: Date| is_working_day(d, self.holidays);
+        let wd = |d: Date| is_working_day(d, self.holidays, self.region);
         match &self.rule {
             Rule::Daily { every } => days_between(start, d) % i64::from(*every) == 0,
             Rule::Weekly { every, days } => {
@@ -386,8 +403,9 @@ impl Recurrence {
                 on: QuarterDay::FirstWorkingDay | QuarterDay::LastWorkingDay
             }
         );
-        let holidays = match self.holidays {
-            Some(s) if uses_working_days => format!(" (Feiertage: {})", s.name()),
+        let holidays = match (self.holidays, self.region) {
+            (Some(_), Some(r)) if uses_working_days => format!(" (Feiertage: {})", r.name()),
+            (Some(s), None) if uses_working_days => format!(" (Feiertage: {})", s.name()),
             _ => String::new(),
         };
         format!("{what}{holidays} um {at}")

@@ -611,3 +611,37 @@ fn rules_read_like_german_sentences() {
         assert_eq!(rec(rule, h, d0()).describe(at), want);
     }
 }
+
+#[test]
+fn a_region_of_a_state_keeps_its_own_holidays_off_the_working_days() {
+    use super::super::holidays::Region;
+    let last = Rule::Monthly {
+        on: MonthDay::LastWorkingDay,
+    };
+    // Fronleichnam 2029 is Thursday 31 May: only the Saxon communities that keep it move
+    // the month's last working day to Wednesday.
+    let saxony = rec(last.clone(), Some(State::SN), start());
+    let sorbian = rec(last.clone(), None, start()).in_region(Region::SachsenFronleichnam);
+    let thuringia = rec(last, None, start()).in_region(Region::ThueringenFronleichnam);
+    assert_eq!(
+        next_n(&saxony, "08:00", "2029-05-15 00:00", 1),
+        ["2029-05-31 do 08:00+02"]
+    );
+    for r in [&sorbian, &thuringia] {
+        assert_eq!(
+            next_n(r, "08:00", "2029-05-15 00:00", 1),
+            ["2029-05-30 mi 08:00+02"]
+        );
+    }
+    // Stored and read back with its region; a region that does not lie in the stored state
+    // is malformed, not quietly another calendar.
+    let back = Recurrence::from_json(&sorbian.to_json()).unwrap();
+    assert_eq!(back, sorbian);
+    assert!(
+        sorbian
+            .describe(TimeOfDay::parse("08:00").unwrap())
+            .contains("Sachsen: Gemeinde mit Fronleichnam")
+    );
+    let wrong = sorbian.to_json().replace("\"SN\"", "\"BY\"");
+    assert!(Recurrence::from_json(&wrong).is_err(), "{wrong}");
+}
