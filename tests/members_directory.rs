@@ -579,11 +579,17 @@ async fn directory_tokens(app: &TestApp, slug: &str) -> i64 {
 async fn the_directory_is_read_only_for_practices_someone_uses() {
     let (app, clock, _smtp) = app_with_smtp().await;
     app.create_practice(A).await;
-    // An anonymous visitor opens the workspace's databases (the sign-in redirect) ...
+    // An anonymous visitor (the sign-in redirect) opens no workspace database ...
     let r = app.get(&app.url(A, "/auth/login")).await;
     assert_eq!(r.status(), 303);
+    assert!(!app.tenant(A).is_open(&kollegium_platform::PLATFORM_DB));
+    // ... and an open one (a background job, say) alone is no reason to ask the IdP for its
+    // directory.
+    let t = app.tenant(A);
+    tokio::task::spawn_blocking(move || drop(t.conn(&kollegium_platform::PLATFORM_DB).unwrap()))
+        .await
+        .unwrap();
     assert!(app.tenant(A).is_open(&kollegium_platform::PLATFORM_DB));
-    // ... which alone is no reason to ask the IdP for its directory.
     periodic_sync(&app, &clock);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(directory_tokens(&app, A).await, 0);
