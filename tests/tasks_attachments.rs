@@ -153,7 +153,7 @@ async fn an_attachment_goes_up_and_comes_back_byte_for_byte() {
     assert!(page.contains("Die Datei wurde geprüft und angehängt."));
     assert!(page.contains("Prüfprotokoll März.pdf"));
     assert!(page.contains("300 KB"), "size shown");
-    assert!(page.contains("anna Name"), "who uploaded it");
+    assert!(page.contains("· anna Test ·"), "who uploaded it");
     assert!(page.contains("hat die Datei „Prüfprotokoll März.pdf“ angehängt"));
     let ids = anna.attachments(card).await;
     assert_eq!(ids.len(), 1);
