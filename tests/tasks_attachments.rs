@@ -418,8 +418,8 @@ async fn strangers_readers_and_other_practices_cannot_touch_attachments() {
     for path in [
         format!("/tasks/attachments/{priv_att}"),
         format!("/tasks/attachments/{priv_att}/delete"),
-        format!("/tasks/attachments/999999"),
-        format!("/tasks/attachments/999999/delete"),
+        "/tasks/attachments/999999".to_owned(),
+        "/tasks/attachments/999999/delete".to_owned(),
     ] {
         assert_eq!(xaver.status(&path).await, 404, "{path}");
     }
