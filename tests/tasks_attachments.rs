@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::apps::attachments::{Stored, multipart, upload_action};
 use crate::apps::chat::Member;
-use crate::apps::chat_api::{Person, person};
+use crate::apps::chat_api::{Person, expect, member_socket, next_event, person};
 use crate::clamd::{EICAR, EICAR_FINDING};
 use crate::harness::{TestApp, meta_csrf};
 use crate::tasks::{api_card, column_ids, member_id, new_board};
@@ -616,4 +616,48 @@ async fn attachment_names_are_found_only_by_readers_of_the_board() {
             .readable
             .contains("Anhang: Sterilisator-Zertifikat.pdf (8 Bytes")
     );
+}
+
+#[tokio::test]
+async fn open_boards_hear_of_attachments_and_strangers_do_not() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    let Setup {
+        board,
+        card,
+        anna,
+        anna2,
+    } = board_with_card(&app, "praxis-a").await;
+    let private = new_board(&anna, "Privat", &[]).await;
+    let secret_card = new_card(&anna, private, "Vertraulich").await;
+    let reader = person(&app, "praxis-a", "ria", false).await;
+    let mut ria = member_socket(&app, &reader).await;
+
+    // On a board ria cannot read: she hears nothing.
+    let r = anna
+        .attach(secret_card, "geheim.txt", "text/plain", b"geheim")
+        .await;
+    assert_eq!(r.status(), 303);
+    while let Some(ev) = next_event(&mut ria, Duration::from_millis(500)).await {
+        assert_ne!(ev["type"], "tasks.board", "{ev}");
+    }
+
+    // On "Praxis", which she reads: the board's open pages are told which card changed.
+    let (status, v) = api_upload(&app, &anna2, card, "neu.txt", b"neu").await;
+    assert_eq!(status, 201, "{v}");
+    let ev = expect(&mut ria, "tasks.board").await;
+    assert_eq!(
+        (
+            ev["board"].as_i64(),
+            ev["what"].as_str(),
+            ev["card"].as_i64()
+        ),
+        (Some(board), Some("card"), Some(card))
+    );
+    let id = v["attachment"]["id"].as_i64().unwrap();
+    let path = format!("/api/tasks/attachments/{id}");
+    let (status, _) = anna2.api(&app, Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let ev = expect(&mut ria, "tasks.board").await;
+    assert_eq!(ev["card"].as_i64(), Some(card));
 }

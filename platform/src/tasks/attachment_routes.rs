@@ -211,13 +211,17 @@ async fn delete_attachment(
     Ok(card)
 }
 
-/// Deletes a blob nothing references any more (after the release committed). A failure is
-/// logged; the blob stays until a later collection, nothing is lost.
+/// Deletes a blob nothing references any more (after the release committed), and any
+/// other one a crash left between a release and its collection. A failure is logged; the
+/// blob stays until a later collection, nothing is lost.
 async fn collect(shared: &AppContext, m: &Member, hash: BlobHash) {
     let store = shared.files.store(&m.tenant);
     let r = m
         .tenant
-        .write(&PLATFORM_DB, move |c| store.collect(c, &hash))
+        .write(&PLATFORM_DB, move |c| {
+            store.collect(c, &hash)?;
+            store.collect_all(c)
+        })
         .await;
     if let Err(e) = r {
         tracing::error!(practice = %m.tenant.slug(), error = ?e, "cannot delete an unreferenced blob");
