@@ -43,6 +43,9 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 25 * 1024 * 1024;
 /// Prefix of temp files in `files/` (never a blob name: blobs are hex).
 pub const TEMP_PREFIX: &str = ".tmp-";
 
+/// Age after which a temp file is taken for the leftover of an interrupted upload.
+pub const STALE_TEMP_SECS: i64 = 6 * 3600;
+
 /// How the file store and its scanner are set up for the node.
 #[derive(Debug, Clone)]
 pub struct FileSettings {
@@ -167,6 +170,36 @@ impl Store {
             limit,
             committed: false,
         })
+    }
+
+    /// Removes temp files older than [`STALE_TEMP_SECS`] at `now` (uploads a crash or kill
+    /// interrupted; a live upload's temp file is younger). Returns how many went.
+    pub fn sweep_temp(&self, now: UnixTime) -> io::Result<usize> {
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut n = 0;
+        for e in rd {
+            let e = e?;
+            if !e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let modified = e
+                .metadata()?
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            if now.saturating_sub(modified) > STALE_TEMP_SECS {
+                match std::fs::remove_file(e.path()) {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(n)
     }
 
     /// Stores `bytes` in one go: stage, then [`Store::commit`] in the caller's transaction

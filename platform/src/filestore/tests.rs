@@ -151,3 +151,22 @@ fn hashes_are_parsed_strictly() {
         assert!(BlobHash::parse(&bad).is_none(), "{bad}");
     }
 }
+
+#[test]
+fn temp_files_of_interrupted_uploads_are_swept_when_stale() {
+    let (_d, _conn, store) = setup();
+    let s = store.stage(100).unwrap();
+    let path = s.path().to_path_buf();
+    std::mem::forget(s); // as if the process died mid-upload
+    let modified = std::fs::metadata(&path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(store.sweep_temp(modified + 60).unwrap(), 0, "young: kept");
+    assert!(path.exists());
+    assert_eq!(store.sweep_temp(modified + STALE_TEMP_SECS + 1).unwrap(), 1);
+    assert!(!path.exists());
+}

@@ -80,12 +80,18 @@ async fn receive(
         };
         let content_type =
             attachments::safe_content_type(field.content_type().map(|t| t.essence_str()));
+        let now = shared.now();
         let mut staged: Staged = {
             let store = store.clone();
-            kollegium_tenants::web::block(move || store.stage(limit))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?
+            kollegium_tenants::web::block(move || {
+                if let Err(e) = store.sweep_temp(now) {
+                    tracing::warn!(error = %e, "cannot sweep stale temp files of the file store");
+                }
+                store.stage(limit)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?
         };
         let mut buf: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
         let mut done = false;
