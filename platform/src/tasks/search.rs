@@ -1,7 +1,8 @@
 //! Cards in the one search: a card's document is its title, description, checklist items,
-//! comments and the names of its attachments; its permission key is its board (`board:<id>`). Archived cards and cards
-//! of archived boards stay searchable for those who may read the board; `confirm` re-checks
-//! the board's access against the database at every search.
+//! comments and the names of its attachments; its permission key is its board
+//! (`board:<id>`). Archived cards and cards of archived boards stay searchable for those who
+//! may read the board; `confirm` re-checks the board's access against the database at every
+//! search.
 
 use std::collections::{HashMap, HashSet};
 
