@@ -8,16 +8,22 @@ cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
 
 # System packages the end-to-end tests start for real. Each entry: "command package".
+# clamd scans uploads (the tests start their own instance with a signature database made
+# by sigtool from the EICAR test file; Debian's clamd service and freshclam are not used).
 PREREQS=(
   "python3 python3"
   "chromium chromium"
   "chromedriver chromium-driver"
+  "clamd clamav-daemon"
+  "sigtool clamav"
 )
 
 missing=()
+# clamd lives in /usr/sbin, which a non-root PATH may lack.
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 for entry in "${PREREQS[@]}"; do
   cmd=${entry%% *}; pkg=${entry#* }
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  has "$cmd" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -32,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 for entry in "${PREREQS[@]}"; do
   cmd=${entry%% *}
-  command -v "$cmd" >/dev/null 2>&1 || { echo "error: $cmd still missing after install" >&2; exit 1; }
+  has "$cmd" || { echo "error: $cmd still missing after install" >&2; exit 1; }
 done
 
 # Python modules the tests import (the SMTP server is aiosmtpd). The tests look for a

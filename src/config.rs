@@ -81,14 +81,18 @@ impl Default for SmtpConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ClamdConfig {
-    /// `host:port` of clamd's TCP socket.
+    /// `host:port` of clamd's TCP socket (the `clamd_addr` uploads are scanned at). Empty:
+    /// no scanner, and every upload is refused (never stored unscanned).
     pub address: String,
+    /// Seconds one scan may take before the upload is refused.
+    pub timeout_secs: u64,
 }
 
 impl Default for ClamdConfig {
     fn default() -> Self {
         Self {
             address: "127.0.0.1:3310".into(),
+            timeout_secs: 60,
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// Largest urlencoded form body, in bytes.
     pub max_form_bytes: usize,
+    /// Largest uploaded file (card attachments, the practice file store), in bytes;
+    /// larger ones are refused with 413. clamd's `StreamMaxLength` must be at least this.
+    pub max_upload_bytes: u64,
     /// Practices whose databases may be open at once (LRU).
     pub max_open_practices: usize,
     /// Seconds after which an unused practice's databases are closed.
@@ -119,6 +126,7 @@ impl Default for LimitsConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             max_form_bytes: 64 * 1024,
+            max_upload_bytes: kollegium_platform::filestore::DEFAULT_MAX_FILE_BYTES,
             max_open_practices: 256,
             practice_idle_secs: 300,
             db_pool_size: 4,
@@ -297,6 +305,15 @@ impl Config {
                 "must be at least 1024 and at most limits.max_body_bytes",
             ));
         }
+        if self.limits.max_upload_bytes < 1024 || self.limits.max_upload_bytes > 1 << 40 {
+            return Err(invalid(
+                "limits.max_upload_bytes",
+                "must be at least 1024 and at most 1 TiB",
+            ));
+        }
+        if self.clamd.timeout_secs == 0 {
+            return Err(invalid("clamd.timeout_secs", "must be at least 1"));
+        }
         if self.limits.max_open_practices == 0 {
             return Err(invalid("limits.max_open_practices", "must be at least 1"));
         }
@@ -377,6 +394,11 @@ impl Config {
             session_absolute_secs: self.idp.session_absolute_secs,
             post_burst: self.limits.chat_post_burst,
             posts_per_sec: self.limits.chat_posts_per_sec,
+            files: kollegium_platform::filestore::FileSettings {
+                clamd_addr: Some(self.clamd.address.trim().to_owned()).filter(|a| !a.is_empty()),
+                scan_timeout: Duration::from_secs(self.clamd.timeout_secs),
+                max_file_bytes: self.limits.max_upload_bytes,
+            },
             ..Default::default()
         }
     }
@@ -438,10 +460,16 @@ impl Config {
             limits: RequestLimits {
                 max_body_bytes: self.limits.max_body_bytes,
                 max_form_bytes: self.limits.max_form_bytes,
+                // The multipart envelope around the file (boundaries, part headers).
+                max_upload_bytes: usize::try_from(self.limits.max_upload_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(64 * 1024),
             },
             csrf_exempt,
             trusted_proxies: self.trusted_proxies().unwrap_or_default(),
-            csrf_query_token_paths: Vec::new(),
+            // A form with a file cannot carry the token in a field the CSRF check reads.
+            csrf_query_token_paths: kollegium_platform::UPLOAD_PATHS.to_vec(),
+            upload_paths: kollegium_platform::UPLOAD_PATHS.to_vec(),
             path_classes: Vec::new(),
         }
     }

@@ -225,10 +225,15 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         ),
         ("admin: devices and settings", "/id/admin/devices".into()),
         ("admin: security log", "/id/admin/events".into()),
+        ("task card (attachments)", "/tasks/cards/1".into()),
         ("error page, signed in", "/chat/999999".into()),
     ];
     for (what, path) in &pages {
         open(&b, &app.url(DEMO, path)).await;
+        if path.starts_with("/tasks/cards/") {
+            // The demo card's page, with its upload form (the admin may edit).
+            b.find(Locator::Css("#attachment-file")).await.unwrap();
+        }
         found.extend(audit(&b, what).await);
     }
 

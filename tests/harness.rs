@@ -113,6 +113,11 @@ pub fn test_config(data_dir: &Path) -> Config {
             allow_private_endpoints: true,
             ..kollegium_idp::IdpSettings::default()
         },
+        // Every server scans uploads with the test process's one real clamd.
+        clamd: kollegium::config::ClamdConfig {
+            address: crate::clamd::address(),
+            timeout_secs: 30,
+        },
         ..Config::default()
     }
 }

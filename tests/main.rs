@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod apps;
+mod clamd;
 mod harness;
 mod smtp;
 
@@ -63,6 +64,7 @@ mod search;
 mod signin_hardening;
 mod smtp_tls;
 mod tasks;
+mod tasks_attachments;
 mod tasks_browser;
 mod tasks_edges;
 mod tasks_pages;

@@ -49,6 +49,8 @@ pub struct AppContext {
     /// The node's job signal: poke it with the practice after a transaction that queued
     /// background jobs (`kollegium_tenants::jobs`) committed.
     pub jobs: Arc<JobSignal>,
+    /// The practice file store and its virus scanner (clamd).
+    pub files: Arc<crate::filestore::FileService>,
 }
 
 impl AppContext {
@@ -58,6 +60,7 @@ impl AppContext {
             live: crate::live::Hub::default(),
             search: Arc::new(SearchService::new(jobs.clone())),
             jobs,
+            files: Arc::new(crate::filestore::FileService::new(Default::default())),
         }
     }
 

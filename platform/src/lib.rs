@@ -13,6 +13,7 @@ pub mod auth;
 pub mod chat;
 pub mod directory;
 pub mod error;
+pub mod filestore;
 pub mod live;
 pub mod markdown;
 pub mod members;
@@ -44,6 +45,10 @@ pub use auth::SignIn;
 pub use provision::PlatformProvisioner;
 pub use settings::PlatformSettings;
 
+/// Upload paths (exact): a larger body limit, and the CSRF token in the query (a multipart
+/// form's body is not read by the CSRF check).
+pub const UPLOAD_PATHS: &[&str] = tasks::attachment_routes::UPLOAD_PATHS;
+
 /// Paths POSTed without cookies (the IdP's back-channel logout).
 pub const CSRF_EXEMPT: &[&str] = auth::routes::CSRF_EXEMPT;
 
@@ -66,7 +71,9 @@ impl Platform {
         settings: &PlatformSettings,
         jobs: Arc<kollegium_tenants::jobs::JobSignal>,
     ) -> Self {
-        let shared = Arc::new(AppContext::new(clock, jobs));
+        let mut context = AppContext::new(clock, jobs);
+        context.files = Arc::new(filestore::FileService::new(settings.files.clone()));
+        let shared = Arc::new(context);
         let sign_in = web::Data::new(auth::SignIn::new(
             shared.clone(),
             http,

@@ -339,3 +339,32 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_card_assignees);
 diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_cards);
+
+// The practice file store (`platform::filestore`) and task attachments.
+
+diesel::table! {
+    file_blobs (hash) {
+        hash -> Text,
+        size -> BigInt,
+        refs -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    task_attachments (id) {
+        id -> BigInt,
+        card_id -> BigInt,
+        blob_hash -> Text,
+        name -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        uploaded_by -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::joinable!(task_attachments -> task_cards (card_id));
+diesel::joinable!(task_attachments -> file_blobs (blob_hash));
+diesel::allow_tables_to_appear_in_same_query!(task_attachments, task_cards, file_blobs);
+diesel::allow_tables_to_appear_in_same_query!(task_attachments, members);

@@ -16,6 +16,8 @@ pub struct PlatformSettings {
     /// Chat messages a member may send in a burst, refilled at `posts_per_sec`.
     pub post_burst: f64,
     pub posts_per_sec: f64,
+    /// The practice file store: clamd's address, the scan timeout, the largest file.
+    pub files: crate::filestore::FileSettings,
 }
 
 impl Default for PlatformSettings {
@@ -28,6 +30,7 @@ impl Default for PlatformSettings {
             login_state_ttl_secs: session.login_state_ttl_secs,
             post_burst: chat.post_burst,
             posts_per_sec: chat.posts_per_sec,
+            files: crate::filestore::FileSettings::default(),
         }
     }
 }

@@ -37,6 +37,8 @@ impl From<PageError> for ApiError {
                     403 => "forbidden",
                     409 => "conflict",
                     413 => "too_long",
+                    422 => "infected",
+                    503 => "unavailable",
                     _ => "invalid",
                 };
                 Self::new(status, code, t.to_string())

@@ -46,6 +46,8 @@ impl WorkspaceApp for Tasks {
     fn configure(&self, cfg: &mut web::ServiceConfig) {
         // Fixed paths of the routines (`/tasks/templates`, ...) before the boards' `{id}` ones.
         super::routines::configure(cfg);
+        // Fixed upload paths and `/api/tasks/...attachments` before the API's scope.
+        super::attachment_routes::configure(cfg);
         super::api::configure(cfg);
         super::routes::configure(cfg);
     }

@@ -31,6 +31,8 @@ const NOTICES: &[(&str, &str)] = &[
     ("restored", "Die Karte wurde wiederhergestellt."),
     ("comment", "Der Kommentar wurde gespeichert."),
     ("checklist", "Die Checkliste wurde gespeichert."),
+    ("attached", "Die Datei wurde geprüft und angehängt."),
+    ("detached", "Der Anhang wurde gelöscht."),
 ];
 
 /// A history row as shown.
@@ -75,6 +77,8 @@ fn describe(what: &str, detail: &serde_json::Value, names: &dyn Fn(i64) -> Strin
             "hat die Karte erledigt".into()
         }
         "done" => "hat die Karte wieder geöffnet".into(),
+        "attachment" => format!("hat die Datei „{}“ angehängt", s("name")),
+        "attachment_deleted" => format!("hat den Anhang „{}“ gelöscht", s("name")),
         "archived" => "hat die Karte archiviert".into(),
         "restored" => "hat die Karte wiederhergestellt".into(),
         other => other.to_owned(),
@@ -99,6 +103,9 @@ struct CardPage {
     items: Vec<Item>,
     comments: Vec<Comment>,
     history: Vec<HistoryRow>,
+    attachments: Vec<super::attachments::Listed>,
+    /// The largest upload, as shown.
+    max_upload: String,
     zone: Zone,
     now: UnixTime,
     me: i64,
@@ -177,6 +184,8 @@ async fn page(
         items: d.items,
         comments: d.comments,
         history: d.history,
+        attachments: d.attachments,
+        max_upload: super::attachments::size_label(shared.files.settings.max_file_bytes),
         zone: m.tenant.time_zone().clone(),
         now: shared.now(),
         me: me.0,
@@ -199,6 +208,7 @@ struct CardData {
     items: Vec<Item>,
     comments: Vec<Comment>,
     history: Vec<HistoryRow>,
+    attachments: Vec<super::attachments::Listed>,
 }
 
 fn load(c: &mut SqliteConnection, card: CardId, me: MemberId) -> Result<CardData, TaskError> {
@@ -267,6 +277,7 @@ fn load(c: &mut SqliteConnection, card: CardId, me: MemberId) -> Result<CardData
         labels: details::labels(c, card_row.board())?,
         items: details::checklist(c, card)?,
         comments: details::comments(c, card)?,
+        attachments: super::attachments::list(c, card)?,
         people: members::list(c)?,
         card: card_row,
         perm,

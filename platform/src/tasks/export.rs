@@ -1,5 +1,7 @@
 //! Tasks' part of a practice export: every board with its sharing, columns, labels and
-//! cards (assignees, labels, checklist, comments, history) as JSON, and as plain text.
+//! cards (assignees, labels, checklist, comments, attachments, history) as JSON, and as
+//! plain text. Attachments are listed (name, size, hash); their bytes are the practice's
+//! `files/` blobs of those hashes.
 
 use std::collections::HashMap;
 
@@ -75,6 +77,7 @@ pub fn export(conn: &mut SqliteConnection) -> Result<AppExport, BoxError> {
                 .collect();
             let items = details::checklist(conn, CardId(c.id))?;
             let comments = details::comments(conn, CardId(c.id))?;
+            let files = super::attachments::list_for_export(conn, CardId(c.id))?;
             let history: Vec<(Option<i64>, String, String, i64)> = task_card_events::table
                 .filter(task_card_events::card_id.eq(c.id))
                 .order(task_card_events::id)
@@ -116,6 +119,12 @@ pub fn export(conn: &mut SqliteConnection) -> Result<AppExport, BoxError> {
             for cm in comments.iter().filter(|c| !c.deleted) {
                 text.push_str(&format!("    {}: {}\n", cm.author, cm.body));
             }
+            for f in &files {
+                text.push_str(&format!(
+                    "    Anhang: {} ({} Bytes, SHA-256 {})\n",
+                    f.name, f.size, f.blob_hash
+                ));
+            }
             cards_json.push(json!({
                 "id": c.id,
                 "column": column,
@@ -132,6 +141,7 @@ pub fn export(conn: &mut SqliteConnection) -> Result<AppExport, BoxError> {
                 "labels": card_labels,
                 "checklist": items.iter().map(|i| json!({"text": i.text, "done_at": i.done_at})).collect::<Vec<_>>(),
                 "comments": comments.iter().filter(|c| !c.deleted).map(|c| json!({"author": c.author, "body": c.body, "created_at": c.created_at})).collect::<Vec<_>>(),
+                "attachments": files.iter().map(|f| json!({"name": f.name, "size": f.size, "sha256": f.blob_hash, "content_type": f.content_type, "uploaded_by": f.uploaded_by.map(name), "created_at": f.created_at})).collect::<Vec<_>>(),
                 "history": history.into_iter().map(|(a, w, d, at)| json!({"actor": a.map(name), "what": w, "detail": serde_json::from_str::<serde_json::Value>(&d).unwrap_or_default(), "at": at})).collect::<Vec<_>>(),
             }));
         }

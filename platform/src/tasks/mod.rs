@@ -16,6 +16,8 @@
 
 pub mod api;
 pub mod app;
+pub mod attachment_routes;
+pub mod attachments;
 pub mod board_view;
 pub mod boards;
 pub mod card_routes;
@@ -163,6 +165,17 @@ pub enum TaskError {
     TooMany,
     #[error("Ungültige Eingabe: {0}")]
     Invalid(&'static str),
+    /// An upload over the file store's limit (the limit as shown).
+    #[error("Die Datei ist zu groß: höchstens {0} sind erlaubt. Sie wurde nicht gespeichert.")]
+    FileTooLarge(String),
+    /// The virus scanner found something: the file's name and the finding.
+    #[error(
+        "Die Datei „{0}“ wurde nicht gespeichert: Die Virenprüfung hat Schadsoftware gefunden ({1})."
+    )]
+    Infected(String, String),
+    /// The virus scanner could not be asked (not configured, unreachable, failed).
+    #[error("{0}")]
+    ScanUnavailable(&'static str),
     #[error("database: {0}")]
     Db(#[from] diesel::result::Error),
 }
@@ -176,7 +189,9 @@ impl TaskError {
             | Self::ColumnNotFound
             | Self::ItemNotFound => 404,
             Self::ReadOnly | Self::NotManager | Self::Archived | Self::CardArchived => 403,
-            Self::TooLong => 413,
+            Self::TooLong | Self::FileTooLarge(_) => 413,
+            Self::Infected(..) => 422,
+            Self::ScanUnavailable(_) => 503,
             Self::ColumnNotEmpty | Self::LastColumn => 409,
             Self::Db(_) => 500,
             _ => 400,

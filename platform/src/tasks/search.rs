@@ -1,7 +1,8 @@
-//! Cards in the one search: a card's document is its title, description, checklist items
-//! and comments; its permission key is its board (`board:<id>`). Archived cards and cards
-//! of archived boards stay searchable for those who may read the board; `confirm` re-checks
-//! the board's access against the database at every search.
+//! Cards in the one search: a card's document is its title, description, checklist items,
+//! comments and the names of its attachments; its permission key is its board
+//! (`board:<id>`). Archived cards and cards of archived boards stay searchable for those who
+//! may read the board; `confirm` re-checks the board's access against the database at every
+//! search.
 
 use std::collections::{HashMap, HashSet};
 
@@ -71,7 +72,8 @@ impl SearchSource for Cards {
             .order(task_comments::id)
             .select((task_comments::card_id, task_comments::body))
             .load(conn)?;
-        for (card, text) in items.into_iter().chain(comments) {
+        let files = super::attachments::names_of(conn, ids)?;
+        for (card, text) in items.into_iter().chain(comments).chain(files) {
             extra.entry(card).or_default().push(text);
         }
         Ok(rows

@@ -6,7 +6,7 @@
 //! request (anything but GET/HEAD/OPTIONS) must carry the token in the `X-CSRF-Token`
 //! header or the `csrf_token` form field, and, if it sends an `Origin`, that must be the
 //! practice's own origin. The `csrf_token` query parameter counts only on the paths listed
-//! in [`super::WebSettings::csrf_query_token_paths`] (multipart uploads; none today).
+//! in [`super::WebSettings::csrf_query_token_paths`] (multipart uploads).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};

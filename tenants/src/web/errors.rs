@@ -98,6 +98,10 @@ pub fn texts(status: u16) -> (&'static str, &'static str) {
             "Anfrage zu groß",
             "Die gesendeten Daten überschreiten die erlaubte Größe.",
         ),
+        422 => (
+            "Nicht angenommen",
+            "Die gesendeten Daten wurden geprüft und nicht angenommen.",
+        ),
         429 => (
             "Zu viele Anfragen",
             "Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",

@@ -75,9 +75,13 @@ pub async fn plumbing(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let max = ctx
-        .as_ref()
-        .map_or(usize::MAX, |c| c.settings.limits.max_body_bytes) as u64;
+    let max = ctx.as_ref().map_or(usize::MAX, |c| {
+        if c.settings.upload_paths.contains(&req.path()) {
+            c.settings.limits.max_upload_bytes
+        } else {
+            c.settings.limits.max_body_bytes
+        }
+    }) as u64;
     let mut res = if head_bytes(&req) > MAX_HEAD_BYTES {
         let page = if json {
             json_error(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)

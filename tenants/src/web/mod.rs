@@ -53,6 +53,9 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Largest urlencoded form body.
     pub max_form_bytes: usize,
+    /// Largest request body on upload paths ([`WebSettings::upload_paths`]); the handler
+    /// enforces its own, exact limit on the file while it streams.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for RequestLimits {
@@ -60,6 +63,7 @@ impl Default for RequestLimits {
         Self {
             max_body_bytes: 1024 * 1024,
             max_form_bytes: 64 * 1024,
+            max_upload_bytes: 25 * 1024 * 1024 + 64 * 1024,
         }
     }
 }
@@ -79,9 +83,13 @@ pub struct WebSettings {
     pub trusted_proxies: TrustedProxies,
     /// Paths (exact) where the CSRF token may come in the `csrf_token` query parameter: an
     /// opt-in for multipart uploads, whose body the CSRF check does not read. Everywhere else
-    /// a token in the query is ignored (URLs end up in logs, history and `Referer`). No
-    /// route needs it today: empty.
+    /// a token in the query is ignored (URLs end up in logs, history and `Referer`). The
+    /// composition lists the workspace's upload paths (a no-JS multipart form has no other
+    /// place for the token before its body).
     pub csrf_query_token_paths: Vec<&'static str>,
+    /// Paths (exact) of uploads, registered by their owners: their body may be up to
+    /// `limits.max_upload_bytes` instead of `limits.max_body_bytes`.
+    pub upload_paths: Vec<&'static str>,
     /// Path prefixes on practice origins with the class their requests are counted under
     /// (metrics, logs), registered by their owners at composition time; the rest is
     /// `platform`.
