@@ -534,7 +534,15 @@ pub(crate) mod tests {
         };
         let mfa = ids(&["mfa"]);
         let billing = ids(&["abrechnung", "verwaltung"]);
-        let cases: &[(Audience, Option<&str>, &[String], Option<&str>, bool)] = &[
+        // (audience, specialty, roles, KV region, shown)
+        type Case<'a> = (
+            Audience,
+            Option<&'a str>,
+            &'a [String],
+            Option<&'a str>,
+            bool,
+        );
+        let cases: &[Case<'_>] = &[
             (a(&[], &[], &[]), None, &[], None, true),
             (a(&[], &[], &["kv-nordrhein"]), None, &mfa, None, false),
             (

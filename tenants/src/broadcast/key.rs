@@ -60,9 +60,7 @@ pub struct PublicKey(VerifyingKey);
 
 /// A configured public key that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "not an Ed25519 public key: expected the base64 of 32 bytes as `kollegium news public-key` prints it"
-)]
+#[error("not an Ed25519 public key: expected the base64 of 32 bytes, as the operator prints it")]
 pub struct BadPublicKey;
 
 impl PublicKey {

@@ -59,7 +59,7 @@ pub mod sync;
 pub use entry::{Audience, Entry, Invalid, MessageId, Payload, Refusal};
 pub use key::{OperatorKey, PublicKey};
 pub use node::{Message, NodeFeed};
-pub use operator::{Draft, OperatorFeed};
+pub use operator::{Draft, OperatorFeed, PublishError};
 pub use sync::{SyncSettings, SyncWorker, Syncer};
 
 /// What can go wrong beside a refused entry: the databases, the key files.

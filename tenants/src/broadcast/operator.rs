@@ -79,6 +79,27 @@ impl From<diesel::result::Error> for PublishError {
     }
 }
 
+/// A date that is not `YYYY-MM-DD`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a date like 2027-03-31 (YYYY-MM-DD)")]
+pub struct BadDate(pub String);
+
+/// `YYYY-MM-DD` as a message's `valid_until`: valid through that whole day in `zone`, i.e.
+/// until the following day begins there.
+pub fn end_of_day(text: &str, zone: &crate::time::Zone) -> Result<UnixTime, BadDate> {
+    let bad = || BadDate(text.chars().take(40).collect());
+    let t = text.trim();
+    if t.len() != 10 || t.as_bytes()[4] != b'-' || t.as_bytes()[7] != b'-' {
+        return Err(bad());
+    }
+    let date: jiff::civil::Date = t.parse().map_err(|_| bad())?;
+    let next = date.tomorrow().map_err(|_| bad())?;
+    let start = next
+        .to_zoned_datetime(zone.time_zone().clone())
+        .map_err(|_| bad())?;
+    Ok(start.timestamp().as_second())
+}
+
 /// One page of the feed, as `/feed` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FeedPage {
@@ -354,6 +375,16 @@ mod tests {
             feed.page(0, 100).unwrap().entries.is_empty(),
             "nothing half-written"
         );
+    }
+
+    #[test]
+    fn a_date_is_valid_through_that_day_in_the_zone() {
+        let berlin = crate::time::Zone::default();
+        // 2027-03-31 24:00 in Berlin (summer time, UTC+2) is 22:00 UTC.
+        assert_eq!(end_of_day("2027-03-31", &berlin), Ok(1_806_530_400));
+        for bad in ["31.03.2027", "2027-3-31", "2027-02-30", "morgen", ""] {
+            assert!(end_of_day(bad, &berlin).is_err(), "{bad}");
+        }
     }
 
     #[test]
