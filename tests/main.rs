@@ -10,6 +10,7 @@ mod smtp;
 mod a11y;
 mod at_rest;
 mod bench_paths;
+mod broadcast;
 mod browser;
 mod browser_chat;
 mod chat;

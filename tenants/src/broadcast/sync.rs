@@ -64,6 +64,8 @@ pub struct Syncer {
     settings: SyncSettings,
     clock: SharedClock,
     round: tokio::sync::Mutex<()>,
+    /// Rounds run to their end (tests wait for the one at start).
+    rounds: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -93,6 +95,7 @@ impl Syncer {
             settings,
             clock,
             round: tokio::sync::Mutex::new(()),
+            rounds: Default::default(),
         })
     }
 
@@ -100,10 +103,21 @@ impl Syncer {
         &self.feed
     }
 
+    /// How many rounds have run to their end, successful or not.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(Ordering::SeqCst)
+    }
+
     /// Reads the feed from the last verified seq on until it has no more or an entry is
     /// refused.
     pub async fn round(&self) -> Result<RoundReport, SyncError> {
         let _one = self.round.lock().await;
+        let result = self.pages().await;
+        self.rounds.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    async fn pages(&self) -> Result<RoundReport, SyncError> {
         let mut report = RoundReport {
             last_seq: self.feed.last_seq(),
             ..RoundReport::default()
