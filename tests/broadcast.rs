@@ -13,6 +13,9 @@ use kollegium_tenants::broadcast::{Audience, Draft, Entry, MessageId, OperatorKe
 
 use crate::harness::{TestApp, cli_in, raw_client, stderr, stdout};
 
+/// Requests a fake feed saw: path and query, and the headers.
+type Seen = Vec<(String, Vec<(String, String)>)>;
+
 /// What the fake feed server serves and what it saw.
 #[derive(Default)]
 struct FeedState {
@@ -21,7 +24,7 @@ struct FeedState {
     /// Served verbatim instead, when set (replays, garbage).
     raw: Mutex<Option<String>>,
     /// Every request: its path and query, and its headers.
-    seen: Mutex<Vec<(String, Vec<(String, String)>)>>,
+    seen: Mutex<Seen>,
 }
 
 async fn fake_feed(req: HttpRequest, state: web::Data<FeedState>) -> HttpResponse {

@@ -333,6 +333,23 @@ fn the_idp_schema_matches_its_migrations() {
     );
 }
 
+#[test]
+fn the_broadcast_schemas_match_their_migrations() {
+    use kollegium_tenants::broadcast::{node, operator};
+    check_kind(
+        tables!(kollegium_tenants::broadcast::node::schema => [entries, messages, refusals]),
+        include_str!("../tenants/src/broadcast/node.rs"),
+        "tenants/src/broadcast/node.rs",
+        &node::NODE_DB,
+    );
+    check_kind(
+        tables!(kollegium_tenants::broadcast::operator::schema => [feed]),
+        include_str!("../tenants/src/broadcast/operator.rs"),
+        "tenants/src/broadcast/operator.rs",
+        &operator::OPERATOR_DB,
+    );
+}
+
 /// Deliberately wrong declarations of the platform's tables.
 mod wrong {
     diesel::table! {
