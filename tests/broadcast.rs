@@ -607,3 +607,28 @@ async fn the_demo_publishes_three_messages_once_for_different_members() {
     );
     assert!(active[0].pinned, "the welcome stays on top");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_syncs_by_itself_on_its_interval() {
+    let feed = FakeFeed::start();
+    let operator = OperatorKey::generate();
+    let url = feed.url();
+    let public = operator.public().to_base64();
+    let app = TestApp::spawn_with(move |c| {
+        c.broadcast.feed_url = Some(url);
+        c.broadcast.public_key = Some(public);
+        c.broadcast.sync_interval_secs = 1;
+    })
+    .await;
+    let app = after_start_round(app).await;
+    let mut changes = app.server().broadcasts.changes();
+    feed.serve(vec![signed(
+        &operator,
+        &message(1, "Von selbst", Audience::default()),
+    )]);
+    tokio::time::timeout(Duration::from_secs(10), changes.wait_for(|seq| *seq == 1))
+        .await
+        .expect("synced on the interval without being asked")
+        .unwrap();
+    assert_eq!(titles(&app), ["Von selbst"]);
+}
