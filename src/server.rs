@@ -276,6 +276,7 @@ pub async fn start(
         http,
         &config.platform_settings(),
         job_signal.clone(),
+        Some(broadcasts.clone()),
     );
     metrics.register(platform.take_gauges());
     let trim_stats = Arc::new(kollegium_tenants::memory::TrimStats::default());

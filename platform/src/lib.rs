@@ -16,6 +16,7 @@ pub mod error;
 pub mod live;
 pub mod markdown;
 pub mod members;
+pub mod news;
 pub mod notify;
 pub mod portal;
 pub mod provision;
@@ -59,14 +60,16 @@ pub struct Platform {
 
 impl Platform {
     /// `jobs` is the node's job signal (`kollegium_tenants::jobs`), which the apps poke
-    /// after queuing background jobs.
+    /// after queuing background jobs; `broadcasts` the node's verified broadcasts, which
+    /// the news app shows.
     pub fn new(
         clock: SharedClock,
         http: reqwest::Client,
         settings: &PlatformSettings,
         jobs: Arc<kollegium_tenants::jobs::JobSignal>,
+        broadcasts: Option<Arc<kollegium_tenants::broadcast::NodeFeed>>,
     ) -> Self {
-        let shared = Arc::new(AppContext::new(clock, jobs));
+        let shared = Arc::new(AppContext::new(clock, jobs).with_broadcasts(broadcasts));
         let sign_in = web::Data::new(auth::SignIn::new(
             shared.clone(),
             http,

@@ -352,3 +352,12 @@ diesel::table! {
 
 diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_card_assignees);
 diesel::allow_tables_to_appear_in_same_query!(task_reminder_settings, task_cards);
+
+diesel::table! {
+    news_state (member_id, message_id) {
+        member_id -> BigInt,
+        message_id -> Text,
+        read_at -> Nullable<BigInt>,
+        dismissed_at -> Nullable<BigInt>,
+    }
+}
