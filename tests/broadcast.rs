@@ -14,17 +14,17 @@ use kollegium_tenants::broadcast::{Audience, Draft, Entry, MessageId, OperatorKe
 use crate::harness::{TestApp, cli_in, raw_client, stderr, stdout};
 
 /// Requests a fake feed saw: path and query, and the headers.
-type Seen = Vec<(String, Vec<(String, String)>)>;
+pub(crate) type Seen = Vec<(String, Vec<(String, String)>)>;
 
 /// What the fake feed server serves and what it saw.
 #[derive(Default)]
-struct FeedState {
+pub(crate) struct FeedState {
     /// Served after `after` (by their `seq`), as one page.
     entries: Mutex<Vec<serde_json::Value>>,
     /// Served verbatim instead, when set (replays, garbage).
     raw: Mutex<Option<String>>,
     /// Every request: its path and query, and its headers.
-    seen: Mutex<Seen>,
+    pub(crate) seen: Mutex<Seen>,
 }
 
 async fn fake_feed(req: HttpRequest, state: web::Data<FeedState>) -> HttpResponse {
@@ -61,14 +61,14 @@ async fn fake_feed(req: HttpRequest, state: web::Data<FeedState>) -> HttpRespons
 }
 
 /// A feed server of the test's own on loopback (a tampering or vanishing operator side).
-struct FakeFeed {
-    state: web::Data<FeedState>,
+pub(crate) struct FakeFeed {
+    pub(crate) state: web::Data<FeedState>,
     port: u16,
     handle: Option<actix_web::dev::ServerHandle>,
 }
 
 impl FakeFeed {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let mut f = Self {
             state: web::Data::new(FeedState::default()),
             port: 0,
@@ -110,7 +110,7 @@ impl FakeFeed {
         self.listen(TcpListener::bind(("127.0.0.1", self.port)).unwrap());
     }
 
-    fn serve(&self, entries: Vec<serde_json::Value>) {
+    pub(crate) fn serve(&self, entries: Vec<serde_json::Value>) {
         *self.entries_mut() = entries;
         *self.state.raw.lock().unwrap() = None;
     }
@@ -137,13 +137,13 @@ async fn after_start_round(app: TestApp) -> TestApp {
 }
 
 /// A node that is its own operator; after its first round it syncs when a test says so.
-async fn node() -> TestApp {
+pub(crate) async fn node() -> TestApp {
     after_start_round(TestApp::spawn_with(|c| c.broadcast.sync_interval_secs = 3600).await).await
 }
 
 /// A node that syncs from `feed` and trusts `key`; after its first round it syncs only
 /// when a test says so.
-async fn node_of(feed: &FakeFeed, key: &OperatorKey) -> TestApp {
+pub(crate) async fn node_of(feed: &FakeFeed, key: &OperatorKey) -> TestApp {
     let url = feed.url();
     let public = key.public().to_base64();
     let app = TestApp::spawn_with(move |c| {
@@ -155,11 +155,11 @@ async fn node_of(feed: &FakeFeed, key: &OperatorKey) -> TestApp {
     after_start_round(app).await
 }
 
-async fn round(app: &TestApp) -> Result<RoundReport, SyncError> {
+pub(crate) async fn round(app: &TestApp) -> Result<RoundReport, SyncError> {
     app.server().broadcast_sync.syncer().round().await
 }
 
-fn message(seq: i64, title: &str, audience: Audience) -> Payload {
+pub(crate) fn message(seq: i64, title: &str, audience: Audience) -> Payload {
     Payload {
         seq,
         item: Item::Message(MessagePayload {
@@ -174,7 +174,7 @@ fn message(seq: i64, title: &str, audience: Audience) -> Payload {
     }
 }
 
-fn signed(key: &OperatorKey, p: &Payload) -> serde_json::Value {
+pub(crate) fn signed(key: &OperatorKey, p: &Payload) -> serde_json::Value {
     serde_json::to_value(Entry::sign(key, p).unwrap()).unwrap()
 }
 
@@ -187,7 +187,7 @@ fn draft(title: &str) -> Draft {
 }
 
 /// This node's own operator key (it is the operator too: no public key configured).
-fn own_key(app: &TestApp) -> OperatorKey {
+pub(crate) fn own_key(app: &TestApp) -> OperatorKey {
     OperatorKey::load_or_create(&OperatorKey::default_path(&app.data_dir())).unwrap()
 }
 

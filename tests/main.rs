@@ -47,6 +47,7 @@ mod mail;
 mod mail_admin;
 mod members_directory;
 mod new_colleagues;
+mod news;
 mod oidc_attacks;
 mod oidc_egress;
 mod oidc_flow;

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::{QueryResult, SqliteConnection};
+use kollegium_tenants::broadcast::NodeFeed;
 use kollegium_tenants::provision::{BoxError, NewPractice};
 use kollegium_tenants::time::Zone;
-use kollegium_tenants::broadcast::NodeFeed;
 use kollegium_tenants::web::assets::Source;
 use kollegium_tenants::web::metrics::Gauge;
 use kollegium_tenants::web::{PathClass, WebContext};

@@ -122,7 +122,10 @@ async fn list(
         super::for_member(&feed, &mut conn, &row, now).map_err(internal)
     })
     .await??;
-    let hidden_view = q.hidden.as_deref().is_some_and(|h| !h.is_empty() && h != "0");
+    let hidden_view = q
+        .hidden
+        .as_deref()
+        .is_some_and(|h| !h.is_empty() && h != "0");
     let hidden_count = all.iter().filter(|s| s.hidden).count();
     let zone = m.tenant.time_zone().clone();
     let items = all
@@ -155,15 +158,12 @@ async fn visible(m: &Member, shared: &AppContext, id: String) -> Result<Shown, W
     .ok_or(WebError::NotFound)
 }
 
-async fn record(
-    m: &Member,
-    shared: &AppContext,
-    id: &str,
-    action: Action,
-) -> Result<(), WebError> {
+async fn record(m: &Member, shared: &AppContext, id: &str, action: Action) -> Result<(), WebError> {
     let (me, now, id) = (m.id(), shared.now(), id.to_owned());
     m.tenant
-        .write(&PLATFORM_DB, move |c| super::record(c, me, &id, action, now))
+        .write(&PLATFORM_DB, move |c| {
+            super::record(c, me, &id, action, now)
+        })
         .await
         .map_err(|e| internal(format!("recording news state: {e}")))?;
     super::live::changed_for(shared, m.tenant.slug().as_str(), me);
