@@ -463,3 +463,81 @@ async fn marks_stay_in_the_practice_and_nothing_of_them_leaves_it() {
         assert!(!all.contains(&one) && !all.contains(&two), "{all}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_members_see_what_the_readme_says() {
+    let app = node().await;
+    assert!(crate::demo_workspace::seed_demo(&app).await);
+    kollegium::demo::ensure_demo_broadcasts(&app.config, app.clock.now()).unwrap();
+    round(&app).await.unwrap();
+    let welcome = "Willkommen bei den Neuigkeiten";
+    let kv = "KV Nordrhein: Abgabefrist der Quartalsabrechnung";
+    let tip = "Abrechnungstipp: Chronikerpauschale";
+    let expected: [(&str, &[&str]); 3] = [
+        ("inhaber", &[welcome, kv]),
+        ("mfa", &[welcome]),
+        ("abrechnung", &[welcome, kv, tip]),
+    ];
+    for (user, titles_seen) in expected {
+        let m = app
+            .member_signing_in(
+                kollegium::demo::DEMO_SLUG,
+                user,
+                kollegium_idp::demo::DEMO_PASSWORD,
+            )
+            .await;
+        let mut got = titles(&m.page("/news").await);
+        assert_eq!(got.remove(0), welcome, "{user}: the pinned welcome on top");
+        got.sort();
+        let mut want: Vec<String> = titles_seen[1..].iter().map(|t| (*t).to_owned()).collect();
+        want.sort();
+        assert_eq!(got, want, "{user}");
+        assert_eq!(tile(&m).await.0, titles_seen.len(), "{user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_message_is_announced_live_without_content_and_the_page_shows_it() {
+    use crate::apps::chat_api::{expect, member_socket, next_event, person};
+    let app = node().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let anna = person(&app, "praxis-a", "anna", false).await;
+    let bernd = person(&app, "praxis-a", "bernd", false).await;
+    let olga = person(&app, "praxis-b", "olga", false).await;
+    let mut a = member_socket(&app, &anna).await;
+    let mut b = member_socket(&app, &bernd).await;
+    let mut o = member_socket(&app, &olga).await;
+
+    let id = app
+        .publish(
+            "Neu: Telematik-Update",
+            audience(&[], &["arzt"], &[]),
+            false,
+        )
+        .await;
+    // Every open page hears that the news changed, in every practice, and nothing more:
+    // not the title, not the id, not whom it is for.
+    for s in [&mut a, &mut b, &mut o] {
+        let ev = expect(s, "news.changed").await;
+        assert_eq!(ev, serde_json::json!({"type": "news.changed"}));
+    }
+    // The page then fetches what the member may see: not this one (for Ärzt:innen).
+    assert!(!anna.page(&app, "/news").await.contains("Telematik"));
+    let id2 = app
+        .publish("Für alle: Praxis-Update", Audience::default(), false)
+        .await;
+    expect(&mut a, "news.changed").await;
+    expect(&mut b, "news.changed").await;
+    let page = anna.page(&app, "/news").await;
+    assert!(page.contains("Für alle: Praxis-Update") && !page.contains(&id));
+    // Anna marking it read tells her own pages, not Bernd's.
+    let r = anna
+        .send_form(&app, &format!("/news/{id2}/read"), &[])
+        .await;
+    assert_eq!(r.status(), 303);
+    expect(&mut a, "news.changed").await;
+    while let Some(ev) = next_event(&mut b, Duration::from_millis(300)).await {
+        assert_ne!(ev["type"], "news.changed", "Anna's marks are hers");
+    }
+}
