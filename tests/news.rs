@@ -541,3 +541,40 @@ async fn a_new_message_is_announced_live_without_content_and_the_page_shows_it()
         assert_ne!(ev["type"], "news.changed", "Anna's marks are hers");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_search_finds_only_the_messages_a_member_may_see() {
+    let app = node().await;
+    app.create_practice("praxis-a").await;
+    let arzt = app
+        .member_with("praxis-a", "kardio", &["arzt"], Some("kardiologie"), None)
+        .await;
+    let mfa = app.member("praxis-a", "empfang", false).await;
+    let kardio = app
+        .publish(
+            "Leitlinie Vorhofflimmern",
+            audience(&["kardiologie"], &[], &[]),
+            false,
+        )
+        .await;
+    let all = app
+        .publish("Wartung der Telematik", Audience::default(), false)
+        .await;
+    let hits = arzt.page("/search?q=vorhofflimmern").await;
+    assert!(hits.contains(&format!("href=\"/news/{kardio}\"")), "{hits}");
+    assert!(hits.contains("Neuigkeiten"));
+    let hits = mfa.page("/search?q=vorhofflimmern").await;
+    assert!(
+        !hits.contains("/news/") && !hits.contains("Leitlinie"),
+        "{hits}"
+    );
+    // Every word must match; the body counts too.
+    let hits = mfa.page("/search?q=telematik+freitag").await;
+    assert!(hits.contains(&format!("href=\"/news/{all}\"")), "{hits}");
+    assert!(hits.contains("<mark>Freitag**</mark>"), "{hits}");
+    let hits = mfa.page("/search?q=telematik+samstag").await;
+    assert!(!hits.contains("/news/"), "{hits}");
+    // Withdrawn: no longer found.
+    app.withdraw(&all).await;
+    assert!(!mfa.page("/search?q=telematik").await.contains("/news/"));
+}

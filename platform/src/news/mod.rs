@@ -9,10 +9,12 @@
 //! - `app`: its [`crate::app::WorkspaceApp`] (navigation, routes, tile, live task).
 //! - `routes`: `/news`, `/news/{id}` and the read, hide and restore forms.
 //! - `live`: a content-free event on the app's topic when the node's feed changed.
+//! - `search`: the member's messages in the workspace's one search, from the node's store.
 
 pub mod app;
 pub mod live;
 pub mod routes;
+pub mod search;
 
 use std::collections::HashMap;
 
