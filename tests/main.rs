@@ -48,6 +48,7 @@ mod mail_admin;
 mod members_directory;
 mod new_colleagues;
 mod news;
+mod news_browser;
 mod oidc_attacks;
 mod oidc_egress;
 mod oidc_flow;

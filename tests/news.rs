@@ -41,7 +41,7 @@ impl TestApp {
 
     /// Publishes a message as this node's own operator and lets the node sync it; returns
     /// its id.
-    async fn publish(&self, title: &str, audience: Audience, pinned: bool) -> String {
+    pub(crate) async fn publish(&self, title: &str, audience: Audience, pinned: bool) -> String {
         self.publish_draft(Draft {
             title: title.into(),
             body: "Bitte **bis Freitag** beachten.".into(),
