@@ -197,3 +197,54 @@ pub fn unread(
         .collect();
     Ok((open.len(), titles))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PLATFORM_DB;
+    use crate::members::{self, Claims};
+
+    fn db() -> (tempfile::TempDir, SqliteConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.sqlite");
+        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
+        kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
+        (dir, conn)
+    }
+
+    fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
+        let c = Claims {
+            sub: format!("sub-{username}"),
+            preferred_username: username.into(),
+            name: format!("{username} Name"),
+            ..Claims::default()
+        };
+        members::upsert(conn, &c, 1_000).unwrap().id
+    }
+
+    #[test]
+    fn marks_are_per_member_hiding_reads_and_restoring_keeps_read() {
+        let (_dir, mut c) = db();
+        let (anna, bernd) = (member(&mut c, "anna"), member(&mut c, "bernd"));
+        let id = "0123456789abcdef0123456789abcdef";
+        let state = |c: &mut SqliteConnection, m: MemberId| states(c, m).unwrap().get(id).copied();
+        assert_eq!(state(&mut c, anna), None);
+        record(&mut c, anna, id, Action::Hide, 2_000).unwrap();
+        assert_eq!(
+            state(&mut c, anna),
+            Some((true, true)),
+            "hidden is read too"
+        );
+        assert_eq!(state(&mut c, bernd), None, "Bernd's marks are his own");
+        record(&mut c, anna, id, Action::Restore, 3_000).unwrap();
+        assert_eq!(state(&mut c, anna), Some((true, false)));
+        record(&mut c, bernd, id, Action::Read, 3_000).unwrap();
+        record(&mut c, bernd, id, Action::Read, 4_000).unwrap();
+        let first: Option<i64> = news_state::table
+            .find((bernd.0, id))
+            .select(news_state::read_at)
+            .first(&mut c)
+            .unwrap();
+        assert_eq!(first, Some(3_000), "the first reading's time stays");
+    }
+}
