@@ -42,6 +42,47 @@ pub enum Command {
     /// Register relying parties (third-party tools) at a practice's identity provider
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Signed broadcasts ("Neuigkeiten") from the operator to every practice
+    #[command(subcommand)]
+    News(NewsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NewsCommand {
+    /// Sign and publish a message to every practice; prints its id. Without audience
+    /// options it is for everyone; each option narrows it (a member must match every
+    /// option given, and one of the values of each)
+    Publish {
+        #[arg(long)]
+        title: String,
+        /// Markdown file with the message's text (`-`: standard input)
+        #[arg(long, value_name = "FILE")]
+        body_file: PathBuf,
+        /// Specialty id of the catalogue (e.g. allgemeinmedizin); repeat for several
+        #[arg(long = "specialty", value_name = "ID")]
+        specialties: Vec<String>,
+        /// Role id of the catalogue (e.g. abrechnung); repeat for several
+        #[arg(long = "role", value_name = "ID")]
+        roles: Vec<String>,
+        /// KV region id of the catalogue (e.g. kv-nordrhein); repeat for several
+        #[arg(long = "kv-region", value_name = "ID")]
+        kv_regions: Vec<String>,
+        /// Last day the message is shown (Europe/Berlin), e.g. 2027-03-31
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        valid_until: Option<String>,
+        /// Show it above the others
+        #[arg(long)]
+        pinned: bool,
+    },
+    /// Withdraw a message everywhere with a signed retraction
+    Withdraw { id: String },
+    /// List the published messages, newest first
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the operator's public key (base64) for the nodes' `[broadcast] public_key`
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::{Figment, Provider};
 use kollegium_tenants::DbKind;
+use kollegium_tenants::broadcast::{OperatorKey, PublicKey, SyncSettings};
 use kollegium_tenants::mail::{
     self, MailSettings, SmtpSettings, TlsMode, WorkerSettings, Zeroizing,
 };
@@ -93,6 +94,33 @@ impl Default for ClamdConfig {
         Self {
             address: "127.0.0.1:3310".into(),
             timeout_secs: 60,
+        }
+    }
+}
+
+/// Signed broadcasts (`[broadcast]`): the operator's key and the node's sync of the feed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct BroadcastConfig {
+    /// The operator's public key (base64, `kollegium news public-key` prints it) every
+    /// entry is verified with. Unset: derived from this node's own operator key (the node
+    /// is also the operator).
+    pub public_key: Option<String>,
+    /// The operator's signing key. Default: `<data_dir>/operator.key`, created on first use.
+    pub key_file: Option<PathBuf>,
+    /// The operator's feed. Default: this node's own operator listener,
+    /// `http://<operator_listen>/feed`.
+    pub feed_url: Option<String>,
+    /// Seconds between syncs of the feed (a sync also runs at start).
+    pub sync_interval_secs: u64,
+}
+
+impl Default for BroadcastConfig {
+    fn default() -> Self {
+        Self {
+            public_key: None,
+            key_file: None,
+            feed_url: None,
+            sync_interval_secs: 60,
         }
     }
 }
@@ -182,6 +210,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Identity provider: password cost, session timeouts, lockout, token lifetimes.
     pub idp: kollegium_idp::IdpSettings,
+    /// Signed broadcasts from the operator.
+    pub broadcast: BroadcastConfig,
 }
 
 impl Default for Config {
@@ -201,6 +231,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             log: LogConfig::default(),
             idp: kollegium_idp::IdpSettings::default(),
+            broadcast: BroadcastConfig::default(),
         }
     }
 }
@@ -356,7 +387,86 @@ impl Config {
         if let Some(path) = &self.smtp.ca_file {
             mail::check_ca_file(path).map_err(|e| invalid("smtp.ca_file", e.to_string()))?;
         }
+        self.validate_broadcast()
+    }
+
+    /// `[broadcast]`: empty values mean unset; a public key and a feed URL that parse.
+    fn validate_broadcast(&mut self) -> Result<(), ConfigError> {
+        let b = &mut self.broadcast;
+        if b.public_key.as_ref().is_some_and(|k| k.trim().is_empty()) {
+            b.public_key = None;
+        }
+        if b.feed_url.as_ref().is_some_and(|u| u.trim().is_empty()) {
+            b.feed_url = None;
+        }
+        if b.key_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            b.key_file = None;
+        }
+        if let Some(k) = &b.public_key {
+            PublicKey::parse(k).map_err(|e| invalid("broadcast.public_key", e.to_string()))?;
+        }
+        if let Some(u) = &b.feed_url {
+            let ok = reqwest::Url::parse(u.trim()).is_ok_and(|url| {
+                matches!(url.scheme(), "http" | "https") && url.host_str().is_some()
+            });
+            if !ok {
+                return Err(invalid(
+                    "broadcast.feed_url",
+                    format!("{u:?} is not an http(s) URL like https://operator.example/feed"),
+                ));
+            }
+        }
+        if !(1..=86_400).contains(&b.sync_interval_secs) {
+            return Err(invalid(
+                "broadcast.sync_interval_secs",
+                "must be between 1 and 86400",
+            ));
+        }
         Ok(())
+    }
+
+    /// Where the operator's signing key is.
+    pub fn operator_key_path(&self) -> PathBuf {
+        self.broadcast
+            .key_file
+            .clone()
+            .unwrap_or_else(|| OperatorKey::default_path(&self.data_dir))
+    }
+
+    /// The public key this node verifies broadcasts with: the configured one, or this
+    /// node's own operator key's (created on first use).
+    pub fn broadcast_public_key(&self) -> anyhow::Result<PublicKey> {
+        match &self.broadcast.public_key {
+            Some(k) => {
+                Ok(PublicKey::parse(k)
+                    .map_err(|e| invalid("broadcast.public_key", e.to_string()))?)
+            }
+            None => {
+                let path = self.operator_key_path();
+                let key = OperatorKey::load_or_create(&path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "configuration key `broadcast.public_key` is unset, so this node uses its own operator key: {e}"
+                    )
+                })?;
+                Ok(key.public())
+            }
+        }
+    }
+
+    /// The feed this node syncs from, once the operator listener is bound to `operator`.
+    pub fn broadcast_sync(&self, operator: SocketAddr) -> SyncSettings {
+        SyncSettings {
+            feed_url: self
+                .broadcast
+                .feed_url
+                .as_ref()
+                .map(|u| u.trim().to_owned())
+                .unwrap_or_else(|| format!("http://{operator}/feed")),
+            interval: Duration::from_secs(self.broadcast.sync_interval_secs),
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -520,6 +630,9 @@ fn unknown_keys(figment: &Figment) -> Vec<String> {
     known.insert("smtp.password_file".into());
     known.insert("smtp.ca_file".into());
     known.insert("public_port".into());
+    known.insert("broadcast.public_key".into());
+    known.insert("broadcast.key_file".into());
+    known.insert("broadcast.feed_url".into());
     let mut seen = Vec::new();
     if let Ok(data) = figment.data() {
         for dict in data.values() {
@@ -605,6 +718,34 @@ mod tests {
             e.contains("`trusted_proxies`") && e.contains("proxy.intern"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn broadcast_keys_are_checked_and_default_to_this_node() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        let op: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+        let s = c.broadcast_sync(op);
+        assert_eq!(s.feed_url, "http://127.0.0.1:8081/feed");
+        assert_eq!(s.interval, Duration::from_secs(60));
+        assert_eq!(c.operator_key_path(), PathBuf::from("./data/operator.key"));
+        c.broadcast.feed_url = Some("ftp://operator.example/feed".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`broadcast.feed_url`"), "{e}");
+        c.broadcast.feed_url = Some("https://operator.example/feed".into());
+        c.broadcast.public_key = Some("kein-schluessel".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("`broadcast.public_key`"), "{e}");
+        let key = OperatorKey::generate().public();
+        c.broadcast.public_key = Some(key.to_base64());
+        c.validate().unwrap();
+        assert_eq!(c.broadcast_public_key().unwrap(), key);
+        assert_eq!(
+            c.broadcast_sync(op).feed_url,
+            "https://operator.example/feed"
+        );
+        c.broadcast.sync_interval_secs = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

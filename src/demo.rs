@@ -319,6 +319,69 @@ fn seed_board(
     Ok(())
 }
 
+/// The demo's signed broadcasts: (title, Markdown body, roles, KV regions). With the demo
+/// accounts' claims (`kollegium_idp::demo::ACCOUNTS`), `inhaber` (Praxisleitung, KV
+/// Nordrhein) sees the first two, `mfa` (MFA, no KV region) only the first, `abrechnung`
+/// (Abrechnung, KV Nordrhein) all three.
+pub const DEMO_BROADCASTS: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "Willkommen bei den Neuigkeiten",
+        "Hier erscheinen Hinweise Ihres Anbieters: **Wartungsfenster**, neue Funktionen und \
+         Abrechnungstipps. Was Sie lesen oder ausblenden, erfährt der Anbieter nicht.",
+        &[],
+        &[],
+    ),
+    (
+        "KV Nordrhein: Abgabefrist der Quartalsabrechnung",
+        "Die KV Nordrhein nimmt die Abrechnung für das laufende Quartal bis zum **10. Tag** \
+         des Folgemonats entgegen. Bitte rechtzeitig übermitteln.",
+        &[],
+        &["kv-nordrhein"],
+    ),
+    (
+        "Abrechnungstipp: Chronikerpauschale",
+        "Die Chronikerpauschale setzt mindestens **zwei persönliche Kontakte** in zwei \
+         Quartalen voraus. Prüfen Sie die Kontakte vor der Abrechnung.",
+        &["abrechnung"],
+        &[],
+    ),
+];
+
+/// Publishes the demo's broadcasts with the operator key this node uses (and verifies
+/// with, unless configured otherwise) unless the feed has messages with their titles
+/// already: idempotent across restarts. Returns how many it published.
+pub fn ensure_demo_broadcasts(config: &Config, now: UnixTime) -> anyhow::Result<usize> {
+    use kollegium_tenants::broadcast::{Audience, Draft, OperatorFeed};
+    let key = crate::news::operator_key(config).map_err(|e| match e {
+        crate::news::NewsError::Usage(m) => anyhow::anyhow!(m),
+        crate::news::NewsError::Runtime(e) => e,
+    })?;
+    let feed = OperatorFeed::open(&config.data_dir)?;
+    let have: Vec<String> = feed.list()?.into_iter().map(|m| m.title).collect();
+    let mut published = 0;
+    for (i, (title, body, roles, kv_regions)) in DEMO_BROADCASTS.iter().enumerate() {
+        if have.iter().any(|t| t == title) {
+            continue;
+        }
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        let draft = Draft {
+            title: (*title).to_owned(),
+            body: (*body).to_owned(),
+            audience: Audience {
+                specialties: Vec::new(),
+                roles: ids(roles),
+                kv_regions: ids(kv_regions),
+            },
+            valid_until: None,
+            // The welcome stays on top.
+            pinned: i == 0,
+        };
+        feed.publish(&key, draft, now)?;
+        published += 1;
+    }
+    Ok(published)
+}
+
 /// Binds the demo roster tool's listener on loopback, on `port` or, if that port is taken
 /// (another demo, another program), on a free one: the demo client's addresses follow the
 /// port the tool got. Returns the listener and a warning when it fell back.

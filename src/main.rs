@@ -9,10 +9,10 @@ use kollegium::cli::{Cli, ClientCommand, Command, ConfigCommand, PracticeCommand
 use kollegium::config::{Config, LogFormat};
 use kollegium::practices::{self, Change};
 use kollegium::server::{StartOptions, open_store};
-use kollegium::{demo, start};
+use kollegium::{demo, news, start};
 use kollegium_tenants::provision::{CreatePractice, ProvisionError};
 use kollegium_tenants::registry::{self, Practice};
-use kollegium_tenants::{Slug, SystemClock, clock};
+use kollegium_tenants::{Clock, Slug, SystemClock, clock};
 
 /// An error with the exit code it maps to.
 enum Failure {
@@ -107,6 +107,10 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
         }
         Command::Practice(cmd) => practice(cmd, &config),
         Command::Client(cmd) => client(cmd, &config),
+        Command::News(cmd) => news::run(cmd, &config, SystemClock.now()).map_err(|e| match e {
+            news::NewsError::Usage(msg) => Failure::Usage(msg),
+            news::NewsError::Runtime(e) => Failure::Runtime(e),
+        }),
     }
 }
 
@@ -126,6 +130,10 @@ fn serve(config: Config, roster_port: Option<u16>) -> Result<(), Failure> {
                 &config.web_settings(port, Vec::new()),
             )? {
                 println!("Created the demo practice {:?}.", demo::DEMO_SLUG);
+            }
+            let news = demo::ensure_demo_broadcasts(&config, clock.now())?;
+            if news > 0 {
+                println!("Published {news} signed demo broadcasts.");
             }
         }
         // Signal handlers are installed before the listeners open, so a SIGTERM that

@@ -1,5 +1,6 @@
 //! Composition: one actix-web server for all practices on the main listener, and the
-//! operator listener (health, metrics) on its own port.
+//! operator listener (health, metrics, the broadcast feed) on its own port; the node's
+//! broadcast sync task.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use kollegium_tenants::broadcast::{NodeFeed, OperatorFeed, SyncWorker, Syncer};
 use kollegium_tenants::jobs::{self, JobSignal, JobWorker};
 use kollegium_tenants::mail::{MailJobs, Mailer};
 use kollegium_tenants::perms;
@@ -65,6 +67,12 @@ pub struct RunningServer {
     shutdown_grace: Duration,
     /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
     pub search: Arc<kollegium_platform::search::SearchService>,
+    /// The node's verified broadcasts (`data/broadcasts.sqlite`), for every practice.
+    pub broadcasts: Arc<NodeFeed>,
+    /// The operator's feed this node serves at `/feed` (`data/operator.sqlite`).
+    pub operator_feed: Arc<OperatorFeed>,
+    /// Syncs the broadcasts from the feed at start and on the interval (tests run rounds).
+    pub broadcast_sync: SyncWorker,
 }
 
 /// Practice database kinds with a `mail_queue` table, whose mail jobs the job worker runs.
@@ -149,6 +157,71 @@ async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> Http
         .body(m.render(&gauges))
 }
 
+/// `GET /feed?after=<seq>&limit=<n>` on the operator listener: the signed entries after
+/// `after` (default 0), at most `limit` (1 to 100, default 100), and the next page's
+/// `after` when there is one. The answer depends on nothing but the query: no session, no
+/// cookie, nothing about the caller is read or kept.
+async fn feed_page(req: actix_web::HttpRequest, feed: web::Data<OperatorFeed>) -> HttpResponse {
+    let (after, limit) = match feed_query(req.query_string()) {
+        Ok(q) => q,
+        Err(why) => {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "bad_request", "message": why}));
+        }
+    };
+    let feed = feed.into_inner();
+    match kollegium_tenants::web::block(move || feed.page(after, limit)).await {
+        Ok(Ok(page)) => HttpResponse::Ok()
+            .insert_header(("cache-control", "no-store"))
+            .json(page),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the broadcast feed cannot be read");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"error": "unavailable", "message": "feed unavailable"}))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the broadcast feed task failed");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"error": "unavailable", "message": "feed unavailable"}))
+        }
+    }
+}
+
+/// `after` (a seq, 0 or more) and `limit` (1 to the page limit) of a feed request.
+fn feed_query(query: &str) -> Result<(i64, usize), String> {
+    use kollegium_tenants::broadcast::operator::PAGE_LIMIT;
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| "the query is malformed".to_owned())?
+        .into_inner();
+    let one = |name: &str| -> Result<Option<&str>, String> {
+        let mut found = pairs.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(format!("`{name}` is given more than once"));
+        }
+        Ok(first)
+    };
+    let number = |v: &str| -> Option<u64> {
+        (!v.is_empty() && v.len() <= 18 && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse().ok())
+            .flatten()
+    };
+    let after = match one("after")? {
+        None => 0,
+        Some(v) => number(v)
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or_else(|| "`after` must be a seq: a whole number, 0 or more".to_owned())?,
+    };
+    let limit = match one("limit")? {
+        None => PAGE_LIMIT,
+        Some(v) => number(v)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=PAGE_LIMIT).contains(n))
+            .ok_or_else(|| format!("`limit` must be a whole number from 1 to {PAGE_LIMIT}"))?,
+    };
+    Ok((after, limit))
+}
+
 /// Binds both listeners and starts serving.
 pub async fn start(
     config: &Config,
@@ -158,6 +231,15 @@ pub async fn start(
     // Checked at load; checked again here for configurations built in code.
     config.trusted_proxies()?;
     let store = open_store(config, clock)?;
+    let broadcast_key = config.broadcast_public_key()?;
+    let broadcasts = Arc::new(
+        NodeFeed::open(&config.data_dir, broadcast_key)
+            .context("cannot open the node's broadcasts (broadcasts.sqlite)")?,
+    );
+    let operator_feed = Arc::new(
+        OperatorFeed::open(&config.data_dir)
+            .context("cannot open the operator's feed (operator.sqlite)")?,
+    );
     let listener = TcpListener::bind(config.listen_addr()?)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -194,6 +276,7 @@ pub async fn start(
         http,
         &config.platform_settings(),
         job_signal.clone(),
+        Some(broadcasts.clone()),
     );
     metrics.register(platform.take_gauges());
     let trim_stats = Arc::new(kollegium_tenants::memory::TrimStats::default());
@@ -268,12 +351,15 @@ pub async fn start(
 
     let ctx = context.clone();
     let m = web::Data::from(metrics.clone());
+    let feed = web::Data::from(operator_feed.clone());
     let mut operator = HttpServer::new(move || {
         App::new()
             .app_data(ctx.clone())
             .app_data(m.clone())
+            .app_data(feed.clone())
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics_text))
+            .route("/feed", web::get().to(feed_page))
     })
     .listen(op_listener)?
     .workers(1)
@@ -319,6 +405,13 @@ pub async fn start(
         context.clone(),
         directory.clone(),
     );
+    let syncer = Syncer::new(
+        broadcasts.clone(),
+        config.broadcast_sync(operator_addr),
+        store.clock().clone(),
+    )
+    .context("cannot build the broadcast feed's HTTP client")?;
+    let broadcast_sync = SyncWorker::spawn(Arc::new(syncer));
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
         addr,
@@ -336,6 +429,9 @@ pub async fn start(
         directory_worker,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         search,
+        broadcasts,
+        operator_feed,
+        broadcast_sync,
     })
 }
 
@@ -346,6 +442,7 @@ impl RunningServer {
             j.await??;
         }
         self.reaper.abort();
+        self.broadcast_sync.stop(self.shutdown_grace).await;
         self.jobs.stop(self.shutdown_grace).await;
         self.directory_worker.stop(self.shutdown_grace).await;
         self.job_worker.stop(self.shutdown_grace).await;
@@ -376,6 +473,27 @@ mod tests {
     use kollegium_tenants::web::shell::Audience;
 
     use super::*;
+
+    #[test]
+    fn feed_queries_are_seqs_and_limits_or_refused() {
+        assert_eq!(feed_query(""), Ok((0, 100)));
+        assert_eq!(feed_query("after=7&limit=3"), Ok((7, 3)));
+        assert_eq!(feed_query("limit=100&other=x"), Ok((0, 100)));
+        for bad in [
+            "after=-1",
+            "after=abc",
+            "after=",
+            "after=1e3",
+            "after=99999999999999999999",
+            "after=1&after=2",
+            "limit=0",
+            "limit=101",
+            "limit=+5",
+            "after=%ZZ",
+        ] {
+            assert!(feed_query(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_shell_is_the_workspaces_navigation_then_the_administration_for_admins() {

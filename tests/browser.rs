@@ -502,7 +502,13 @@ async fn the_shell_is_one_row_on_a_desktop_and_on_a_phone_on_workspace_and_admin
     assert_eq!(menu["open"], true, "{menu}");
     assert_eq!(
         menu["links"],
-        json!(["Start", "Chat", "Aufgaben", "Praxisverwaltung"]),
+        json!([
+            "Start",
+            "Chat",
+            "Aufgaben",
+            "Neuigkeiten",
+            "Praxisverwaltung"
+        ]),
         "{menu}"
     );
     assert_eq!(menu["search"], true, "{menu}");

@@ -291,6 +291,24 @@ impl TestApp {
         password: &str,
         admin: bool,
     ) -> kollegium_idp::users::UserId {
+        let profile = kollegium_idp::users::Profile {
+            is_admin: admin,
+            roles: vec!["mfa".into()],
+            ..kollegium_idp::users::Profile::default()
+        };
+        self.create_user_with(slug, username, password, profile)
+            .await
+    }
+
+    /// [`Self::create_user`] with the claims of `profile` (roles, specialty, KV region);
+    /// its username, e-mail address and display name are filled in as there.
+    pub async fn create_user_with(
+        &self,
+        slug: &str,
+        username: &str,
+        password: &str,
+        profile: kollegium_idp::users::Profile,
+    ) -> kollegium_idp::users::UserId {
         use kollegium_idp::users::{self, Profile};
         let tenant = self.tenant(slug);
         let hasher = kollegium_idp::passwords::Hasher::new(self.config.idp.argon2).unwrap();
@@ -300,9 +318,7 @@ impl TestApp {
             username: username.into(),
             email: format!("{username}@{slug}.example"),
             display_name: format!("{username} Test"),
-            is_admin: admin,
-            roles: vec!["mfa".into()],
-            ..Profile::default()
+            ..profile
         }
         .validate()
         .unwrap();

@@ -156,7 +156,9 @@ async fn start_page_shows_chat_counts_and_the_practice_tools() {
     // The start page names only apps that exist.
     let html = page(&app, &bernd, "praxis-a", "/").await;
     assert!(
-        html.contains("Hier finden Sie Chat und Aufgaben sowie die verbundenen Anwendungen"),
+        html.contains(
+            "Hier finden Sie Chat, Aufgaben und Neuigkeiten sowie die verbundenen Anwendungen"
+        ),
         "{html}"
     );
     for promise in ["Dateien", "Tresor"] {

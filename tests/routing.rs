@@ -157,7 +157,7 @@ async fn base_slash_slug_redirects_without_revealing_existence() {
     // It names what exists (the apps of the shell), and promises nothing else.
     assert!(
         text.contains(
-            "Der gemeinsame Arbeitsplatz für Praxisteams: Chat und Aufgaben sowie die verbundenen"
+            "Der gemeinsame Arbeitsplatz für Praxisteams: Chat, Aufgaben und Neuigkeiten sowie die verbundenen"
         ),
         "{text}"
     );

@@ -262,7 +262,7 @@ fn platform_declared() -> Vec<(&'static str, Vec<Declared>)> {
         mention_notices, jobs, mail_queue, task_boards, task_board_access, task_columns,
         task_labels, task_cards, task_card_labels, task_card_assignees, task_checklist_items,
         task_comments, task_card_events, task_series, task_templates, task_reminder_settings,
-        file_blobs, task_attachments,
+        file_blobs, task_attachments, news_state,
     ]);
     // The platform's own `mail_queue` and `jobs` declarations are checked above;
     // `settings` is the shared one.
@@ -331,6 +331,23 @@ fn the_idp_schema_matches_its_migrations() {
         include_str!("../idp/src/schema.rs"),
         "idp/src/schema.rs",
         &kollegium_idp::IDP_DB,
+    );
+}
+
+#[test]
+fn the_broadcast_schemas_match_their_migrations() {
+    use kollegium_tenants::broadcast::{node, operator};
+    check_kind(
+        tables!(kollegium_tenants::broadcast::node::schema => [entries, messages, refusals]),
+        include_str!("../tenants/src/broadcast/node.rs"),
+        "tenants/src/broadcast/node.rs",
+        &node::NODE_DB,
+    );
+    check_kind(
+        tables!(kollegium_tenants::broadcast::operator::schema => [feed]),
+        include_str!("../tenants/src/broadcast/operator.rs"),
+        "tenants/src/broadcast/operator.rs",
+        &operator::OPERATOR_DB,
     );
 }
 

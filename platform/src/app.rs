@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use diesel::{QueryResult, SqliteConnection};
+use kollegium_tenants::broadcast::NodeFeed;
 use kollegium_tenants::provision::{BoxError, NewPractice};
 use kollegium_tenants::time::Zone;
 use kollegium_tenants::web::assets::Source;
@@ -31,7 +32,11 @@ use kollegium_tenants::jobs::{Handler as JobHandler, JobSignal, Registry};
 
 /// Every app of the workspace, in no particular order ([`NavEntry::order`] orders the
 /// navigation). Adding an app is one line here.
-pub static APPS: &[&dyn WorkspaceApp] = &[&crate::chat::app::Chat, &crate::tasks::app::Tasks];
+pub static APPS: &[&dyn WorkspaceApp] = &[
+    &crate::chat::app::Chat,
+    &crate::tasks::app::Tasks,
+    &crate::news::app::News,
+];
 
 /// The list of apps (see [`APPS`]).
 pub fn apps() -> &'static [&'static dyn WorkspaceApp] {
@@ -51,6 +56,9 @@ pub struct AppContext {
     pub jobs: Arc<JobSignal>,
     /// The practice file store and its virus scanner (clamd).
     pub files: Arc<crate::filestore::FileService>,
+    /// The node's verified broadcasts (`data/broadcasts.sqlite`), handed in by the
+    /// composition; `None` where no node feed exists (unit tests).
+    pub broadcasts: Option<Arc<NodeFeed>>,
 }
 
 impl AppContext {
@@ -61,7 +69,14 @@ impl AppContext {
             search: Arc::new(SearchService::new(jobs.clone())),
             jobs,
             files: Arc::new(crate::filestore::FileService::new(Default::default())),
+            broadcasts: None,
         }
+    }
+
+    /// The same with the node's broadcasts.
+    pub fn with_broadcasts(mut self, feed: Option<Arc<NodeFeed>>) -> Self {
+        self.broadcasts = feed;
+        self
     }
 
     pub fn now(&self) -> UnixTime {
@@ -251,6 +266,18 @@ pub trait WorkspaceApp: Sync {
         Ok(None)
     }
 
+    /// Its tile with the shared context at hand (an app whose tile reads node-level state,
+    /// such as the node's broadcasts, overrides this one); defaults to [`Self::tile`].
+    fn tile_in(
+        &self,
+        _shared: &AppContext,
+        conn: &mut SqliteConnection,
+        member: MemberId,
+        now: UnixTime,
+    ) -> Result<Option<Tile>, BoxError> {
+        self.tile(conn, member, now)
+    }
+
     /// Its step when a practice is created, on the new `platform.sqlite` (its tables are
     /// created by the migrations; this is for rows it needs from the start).
     fn provision(
@@ -333,12 +360,13 @@ pub fn navigation() -> &'static [(&'static str, NavEntry)] {
 /// logged), the others still show.
 pub fn tiles(
     apps: &[&dyn WorkspaceApp],
+    shared: &AppContext,
     conn: &mut SqliteConnection,
     member: MemberId,
     now: UnixTime,
 ) -> Vec<Tile> {
     apps.iter()
-        .filter_map(|app| match app.tile(conn, member, now) {
+        .filter_map(|app| match app.tile_in(shared, conn, member, now) {
             Ok(tile) => tile,
             Err(e) => {
                 tracing::error!(app = app.id(), error = %e, "start-page tile failed; left out");
@@ -473,7 +501,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("platform.sqlite");
         let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
-        let shown = tiles(&[&Broken, &Fine, &Broken], &mut conn, MemberId(7), 1_000);
+        let shared = AppContext::new(
+            Arc::new(kollegium_tenants::clock::ManualClock::new(1_000)),
+            Arc::new(JobSignal::new()),
+        );
+        let shown = tiles(
+            &[&Broken, &Fine, &Broken],
+            &shared,
+            &mut conn,
+            MemberId(7),
+            1_000,
+        );
         assert_eq!(shown.len(), 1);
         assert_eq!((shown[0].app, shown[0].html.as_str()), ("fine", "<p>7</p>"));
     }

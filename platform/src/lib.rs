@@ -17,6 +17,7 @@ pub mod filestore;
 pub mod live;
 pub mod markdown;
 pub mod members;
+pub mod news;
 pub mod notify;
 pub mod portal;
 pub mod provision;
@@ -64,14 +65,16 @@ pub struct Platform {
 
 impl Platform {
     /// `jobs` is the node's job signal (`kollegium_tenants::jobs`), which the apps poke
-    /// after queuing background jobs.
+    /// after queuing background jobs; `broadcasts` the node's verified broadcasts, which
+    /// the news app shows.
     pub fn new(
         clock: SharedClock,
         http: reqwest::Client,
         settings: &PlatformSettings,
         jobs: Arc<kollegium_tenants::jobs::JobSignal>,
+        broadcasts: Option<Arc<kollegium_tenants::broadcast::NodeFeed>>,
     ) -> Self {
-        let mut context = AppContext::new(clock, jobs);
+        let mut context = AppContext::new(clock, jobs).with_broadcasts(broadcasts);
         context.files = Arc::new(filestore::FileService::new(settings.files.clone()));
         let shared = Arc::new(context);
         let sign_in = web::Data::new(auth::SignIn::new(

@@ -368,3 +368,12 @@ diesel::joinable!(task_attachments -> task_cards (card_id));
 diesel::joinable!(task_attachments -> file_blobs (blob_hash));
 diesel::allow_tables_to_appear_in_same_query!(task_attachments, task_cards, file_blobs);
 diesel::allow_tables_to_appear_in_same_query!(task_attachments, members);
+
+diesel::table! {
+    news_state (member_id, message_id) {
+        member_id -> BigInt,
+        message_id -> Text,
+        read_at -> Nullable<BigInt>,
+        dismissed_at -> Nullable<BigInt>,
+    }
+}

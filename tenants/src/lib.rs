@@ -9,13 +9,15 @@
 //! work runs on (`jobs`: the table, the signal, the one node worker; the kinds are registered
 //! by their owners), and what every app shares about a practice: the
 //! catalogues of roles, specialties and KV regions (`catalog`) and the practice's local
-//! time (`time`).
+//! time (`time`); and the operator's signed broadcasts (`broadcast`: the operator's feed
+//! database, each node's verified copy in `data/broadcasts.sqlite`, the sync task).
 //!
 //! It must never know about a practice's users, content or logs: no table here has a
 //! practice's people or data, and nothing here reads `idp.sqlite` or `platform.sqlite`
 //! beyond opening and migrating them for the app that owns them. It must never import
 //! `kollegium-idp` or `kollegium-platform`.
 
+pub mod broadcast;
 pub mod catalog;
 pub mod cause;
 pub mod clock;

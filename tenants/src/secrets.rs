@@ -1,6 +1,6 @@
 //! The node key and the per-practice secrets it wraps.
 //!
-//! `data/node.key` holds 32 random bytes (hex), created with mode 0600 on first start.
+//! `data/node.key` (like the operator's broadcast key, `crate::broadcast::key`) holds 32 random bytes (hex), created with mode 0600 on first start.
 //! Every practice has its own random secret, stored in the practice directory wrapped
 //! (XChaCha20-Poly1305) with the node key and bound to the practice slug, so a copied
 //! practice directory is useless without the node key and cannot be re-labelled.
@@ -26,7 +26,7 @@ const WRAP_PREFIX: &str = "kw1.";
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
     #[error(
-        "node key {path} is readable by others (mode {mode:04o}); it must be 0600: chmod 600 {path}"
+        "key file {path} is readable by others (mode {mode:04o}); it must be 0600: chmod 600 {path}"
     )]
     Permissions { path: String, mode: u32 },
     #[error("cannot make {path} owner-only ({source}); fix it by hand: chmod -R go-rwx {path}")]
@@ -35,7 +35,7 @@ pub enum SecretsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("node key {path} is malformed: {why}")]
+    #[error("key file {path} is malformed: {why}")]
     Malformed { path: String, why: &'static str },
     #[error("cannot read or write {path}: {source}")]
     Io {
@@ -51,6 +51,53 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SecretsError + '_ {
     move |source| SecretsError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// Loads a 32-byte key kept as hex in `path` (the node key, the operator's broadcast key),
+/// creating it from the system's random source (mode 0600, its directory owner-only) when
+/// missing. Refuses a key file whose mode gives any access to group or others.
+pub fn load_or_create_key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, SecretsError> {
+    match fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretsError::Permissions {
+                    path: path.display().to_string(),
+                    mode,
+                });
+            }
+            let text = Zeroizing::new(fs::read_to_string(path).map_err(io_err(path))?);
+            let malformed = |why| SecretsError::Malformed {
+                path: path.display().to_string(),
+                why,
+            };
+            let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| malformed("not hex"))?);
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| malformed("not 32 bytes"))?;
+            Ok(Zeroizing::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                crate::perms::create_dir_all(dir).map_err(io_err(dir))?;
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            rand::rngs::OsRng.fill_bytes(key.as_mut());
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(io_err(path))?;
+            let text = Zeroizing::new(hex::encode(key.as_ref()));
+            file.write_all(text.as_bytes()).map_err(io_err(path))?;
+            file.write_all(b"\n").map_err(io_err(path))?;
+            file.sync_all().map_err(io_err(path))?;
+            Ok(key)
+        }
+        Err(e) => Err(io_err(path)(e)),
     }
 }
 
@@ -74,49 +121,9 @@ impl NodeKey {
     /// Loads `data/node.key`, creating it (mode 0600) when missing. Refuses a key file whose
     /// mode gives any access to group or others.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SecretsError> {
-        let path = Self::path_in(data_dir);
-        match fs::metadata(&path) {
-            Ok(meta) => {
-                let mode = meta.permissions().mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(SecretsError::Permissions {
-                        path: path.display().to_string(),
-                        mode,
-                    });
-                }
-                let text = Zeroizing::new(fs::read_to_string(&path).map_err(io_err(&path))?);
-                let malformed = |why| SecretsError::Malformed {
-                    path: path.display().to_string(),
-                    why,
-                };
-                let bytes =
-                    Zeroizing::new(hex::decode(text.trim()).map_err(|_| malformed("not hex"))?);
-                let key: [u8; 32] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| malformed("not 32 bytes"))?;
-                Ok(Self {
-                    key: Zeroizing::new(key),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                crate::perms::create_dir_all(data_dir).map_err(io_err(data_dir))?;
-                let mut key = Zeroizing::new([0u8; 32]);
-                rand::rngs::OsRng.fill_bytes(key.as_mut());
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
-                let text = Zeroizing::new(hex::encode(key.as_ref()));
-                file.write_all(text.as_bytes()).map_err(io_err(&path))?;
-                file.write_all(b"\n").map_err(io_err(&path))?;
-                file.sync_all().map_err(io_err(&path))?;
-                Ok(Self { key })
-            }
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        Ok(Self {
+            key: load_or_create_key_file(&Self::path_in(data_dir))?,
+        })
     }
 
     #[cfg(test)]

@@ -321,6 +321,22 @@ impl Hub {
         }
     }
 
+    /// Queues one event to every open connection of every practice of the node: for
+    /// node-level changes that concern everyone (the node's broadcasts changed). The event
+    /// must read alike for everyone and carry nothing of any practice.
+    pub fn publish_everywhere<P: Payload>(&self, topic: Topic, payload: P) {
+        let Ok(map) = self.practices.read() else {
+            return;
+        };
+        if map.is_empty() {
+            return;
+        }
+        let ev: Arc<Published> = Arc::new(Published::new(topic, Audience::Everyone, payload));
+        for p in map.values() {
+            p.publish(&ev);
+        }
+    }
+
     /// Closes the connections of `sessions` (they ended).
     pub fn end_sessions(&self, slug: &str, sessions: &[i64]) {
         for s in sessions {
@@ -466,6 +482,19 @@ mod tests {
             "Bernd reads it apart"
         );
         assert_eq!(p1.renderings(), 2, "rendered once per kind of reader");
+    }
+
+    #[tokio::test]
+    async fn a_node_wide_event_reaches_every_practices_connections() {
+        let hub = Hub::default();
+        let mut a = hub.subscribe("praxis-a", 1, 10).unwrap();
+        let mut b = hub.subscribe("praxis-b", 7, 70).unwrap();
+        hub.publish_everywhere(topic("news", 0), note());
+        assert_eq!(topic_of(a.recv().await), Some(topic("news", 0)));
+        assert_eq!(topic_of(b.recv().await), Some(topic("news", 0)));
+        drop((a, b));
+        hub.publish_everywhere(topic("news", 0), note());
+        assert_eq!(hub.connections(), 0);
     }
 
     #[tokio::test]

@@ -45,6 +45,7 @@ async fn home(
     csrf: CsrfToken,
     state: web::Data<SignIn>,
     ctx: web::Data<WebContext>,
+    shared: web::Data<app::AppContext>,
 ) -> Result<HttpResponse, WebError> {
     let (t, me, sid) = (m.tenant.clone(), m.id(), m.session_id);
     let now = ctx.store.clock().now();
@@ -53,7 +54,7 @@ async fn home(
             let mut conn = t.conn(&PLATFORM_DB)?;
             let welcome = kv::get(&mut conn, "welcome_text")
                 .map_err(internal("reading practice settings"))?;
-            let tiles = app::tiles(app::apps(), &mut conn, me, now);
+            let tiles = app::tiles(app::apps(), &shared, &mut conn, me, now);
             let token = session::access_token(&mut conn, &t, sid)
                 .map_err(internal("reading the session's access token"))?;
             Ok((welcome, tiles, token))
@@ -76,7 +77,8 @@ async fn home(
         }
     };
     let page = PortalPage {
-        layout: layout(&m, &csrf),
+        // The news tile follows the live channel (new broadcasts arrive while it is open).
+        layout: layout(&m, &csrf).with_script("news.js"),
         practice_name: m.tenant.display_name().to_owned(),
         name: m.member.display_name.clone(),
         welcome,

@@ -1,0 +1,85 @@
+//! Neuigkeiten as a workspace app: its entry in [`crate::app::APPS`].
+
+use actix_web::web;
+use askama::Template;
+use diesel::SqliteConnection;
+use kollegium_tenants::UnixTime;
+use kollegium_tenants::provision::BoxError;
+use kollegium_tenants::web::assets::Source;
+
+use crate::app::{AppContext, Job, NavEntry, Node, Tile, WorkspaceApp};
+use crate::members::{self, MemberId};
+
+/// The news app.
+#[derive(Debug, Clone, Copy)]
+pub struct News;
+
+const ASSETS: &[Source] = &[Source {
+    name: "news.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_bytes!("../../../templates/static/news.js"),
+}];
+
+#[derive(Template)]
+#[template(path = "news/tile.html")]
+struct TileView {
+    unread: usize,
+    /// (id, title) of the newest unread ones.
+    titles: Vec<(String, String)>,
+}
+
+impl WorkspaceApp for News {
+    fn id(&self) -> &'static str {
+        super::APP
+    }
+
+    fn nav(&self) -> Option<NavEntry> {
+        Some(NavEntry {
+            label: "Neuigkeiten",
+            href: "/news",
+            order: 30,
+        })
+    }
+
+    fn configure(&self, cfg: &mut web::ServiceConfig) {
+        super::routes::configure(cfg);
+    }
+
+    fn assets(&self) -> &'static [Source] {
+        ASSETS
+    }
+
+    fn tile_in(
+        &self,
+        shared: &AppContext,
+        conn: &mut SqliteConnection,
+        member: MemberId,
+        now: UnixTime,
+    ) -> Result<Option<Tile>, BoxError> {
+        let Some(feed) = shared.broadcasts.as_ref() else {
+            return Ok(None);
+        };
+        let Some(m) = members::by_id(conn, member)? else {
+            return Ok(None);
+        };
+        let (unread, titles) = super::unread(feed, conn, &m, now)?;
+        Ok(Some(Tile {
+            app: super::APP,
+            html: TileView { unread, titles }.render()?,
+        }))
+    }
+
+    fn spawn_jobs(&self, node: &Node<'_>) -> Vec<(&'static str, Job)> {
+        super::live::spawn(node.shared.clone())
+            .map(|t| vec![("live", Job::Task(t))])
+            .unwrap_or_default()
+    }
+
+    fn live_topics(&self) -> &'static [&'static str] {
+        &["feed"]
+    }
+
+    // No export: the messages are the operator's, not the practice's; a member's read and
+    // hidden marks are no practice record. Members deactivated: their rows stay and they
+    // sign in no more.
+}

@@ -1,0 +1,3 @@
+DROP TABLE refusals;
+DROP TABLE messages;
+DROP TABLE entries;
