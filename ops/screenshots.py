@@ -223,6 +223,9 @@ def run(args):
                     wd.goto(origin + "/tasks/mine")
                     wd.find("main")
                     saved.append(shoot(wd, args.out, "11-meine-aufgaben", size))
+                    wd.goto(origin + "/news")
+                    wd.find("main")
+                    saved.append(shoot(wd, args.out, "13-neuigkeiten", size))
                     if roster:
                         wd.goto(roster + "/")
                         # The first time, the practice asks whether the tool may sign in.
