@@ -26,6 +26,8 @@ pub mod search;
 pub mod settings;
 pub mod shell;
 pub mod tasks;
+#[cfg(test)]
+mod test_support;
 
 use std::sync::Arc;
 

@@ -6,25 +6,9 @@ use super::messages::{self, mention_tokens};
 use super::rooms::{self, Visibility};
 use super::{Actor, ChatError, MessageId, RoomId};
 use crate::PLATFORM_DB;
-use crate::members::{self, Claims, MemberId};
+use crate::members::{self, MemberId};
 
-fn db() -> (tempfile::TempDir, SqliteConnection) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.sqlite");
-    let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
-    kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
-    (dir, conn)
-}
-
-fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
-    let c = Claims {
-        sub: format!("sub-{username}"),
-        preferred_username: username.into(),
-        name: format!("{username} Name"),
-        ..Claims::default()
-    };
-    members::upsert(conn, &c, 1_000).unwrap().id
-}
+use crate::test_support::{db, member};
 
 fn actor(id: MemberId) -> Actor {
     Actor {

@@ -201,26 +201,8 @@ pub fn unread(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PLATFORM_DB;
-    use crate::members::{self, Claims};
 
-    fn db() -> (tempfile::TempDir, SqliteConnection) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("platform.sqlite");
-        let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
-        kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
-        (dir, conn)
-    }
-
-    fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
-        let c = Claims {
-            sub: format!("sub-{username}"),
-            preferred_username: username.into(),
-            name: format!("{username} Name"),
-            ..Claims::default()
-        };
-        members::upsert(conn, &c, 1_000).unwrap().id
-    }
+    use crate::test_support::{db, member};
 
     #[test]
     fn marks_are_per_member_hiding_reads_and_restoring_keeps_read() {

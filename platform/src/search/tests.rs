@@ -8,31 +8,14 @@ use std::time::Duration;
 
 use super::index::{Change, Indexes, Scope, SearchIndex};
 use super::{SearchError, queue};
-use crate::PLATFORM_DB;
 use crate::chat::messages;
 use crate::chat::rooms::{self, Visibility};
 use crate::chat::search::{KIND, SearchText, hits, readable_rooms, room_key};
 use crate::chat::{Actor, MessageId};
-use crate::members::{self, Claims, MemberId};
+use crate::members::MemberId;
 use crate::schema::{jobs, messages as messages_t, reactions, rooms as rooms_t};
 
-fn db() -> (tempfile::TempDir, SqliteConnection) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("platform.sqlite");
-    let mut conn = kollegium_tenants::db::open_connection(&path).unwrap();
-    kollegium_tenants::db::migrate(&mut conn, &PLATFORM_DB, &path).unwrap();
-    (dir, conn)
-}
-
-fn member(conn: &mut SqliteConnection, username: &str) -> MemberId {
-    let c = Claims {
-        sub: format!("sub-{username}"),
-        preferred_username: username.into(),
-        name: format!("{username} Name"),
-        ..Claims::default()
-    };
-    members::upsert(conn, &c, 1_000).unwrap().id
-}
+use crate::test_support::{db, member};
 
 fn index(dir: &tempfile::TempDir) -> SearchIndex {
     SearchIndex::open(&dir.path().join("index").join("search"), true)
