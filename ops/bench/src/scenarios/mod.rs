@@ -11,6 +11,7 @@ pub mod chat_node;
 pub mod density;
 pub mod login;
 pub mod news;
+pub mod news_raw;
 pub mod provision;
 pub mod tasks;
 pub mod token;

@@ -29,24 +29,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signature, VerifyingKey};
-use kollegium_tenants::broadcast::entry::{DOMAIN, Item, MessagePayload};
-use kollegium_tenants::broadcast::{
-    Audience, Draft, Entry, MessageId, NodeFeed, OperatorFeed, OperatorKey, Payload, PublicKey,
-};
-use kollegium_tenants::{Clock, SystemClock, catalog};
+use kollegium_tenants::broadcast::{MessageId, NodeFeed, OperatorFeed, OperatorKey, PublicKey};
+use kollegium_tenants::{Clock, SystemClock};
 use serde_json::json;
 
+use super::news_raw::{RawRates, draft, raw_rates, sample_entries};
 use crate::conditions::Conditions;
 use crate::fixtures::{self, Node};
-use crate::load::{cpu_ns_between, cpu_seconds, own_thread_cpu_ns, thread_cpu_ns};
+use crate::load::{cpu_ns_between, cpu_seconds, thread_cpu_ns};
 use crate::report::{Goal, Report};
 use crate::server::{self, Listen, ServerProcess, Workdir};
 
 const DEFAULT_PRACTICES: usize = 1000;
 const DEFAULT_MESSAGES: usize = 100;
+const DEFAULT_BODY_BYTES: usize = 1500;
+/// The nodes' sync interval in the run (the server's default is 60 s; 1 is its least).
+const DEFAULT_SYNC_INTERVAL: u64 = 1;
 /// How often the driver reads each node's `/metrics` while waiting.
 const POLL: Duration = Duration::from_millis(50);
 /// How often the driver reads the first node's rounds counter to start after a round.
@@ -77,10 +75,10 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_MESSAGES)]
     pub messages: usize,
     /// Bytes of each message's Markdown body (at most 20,000)
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = DEFAULT_BODY_BYTES)]
     pub body_bytes: usize,
     /// The nodes' `broadcast.sync_interval_secs` (default of the server: 60; 1 is the least)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = DEFAULT_SYNC_INTERVAL)]
     pub sync_interval: u64,
     /// Seconds of idle measurement before publishing (the nodes' CPU without new entries)
     #[arg(long, default_value_t = 4)]
@@ -153,8 +151,7 @@ async fn run_async(args: &Args, cond: &Conditions) -> anyhow::Result<Report> {
     let nodes = start_nodes(args, &binary, &feed_url, &public, cond).await;
     let outcome = match nodes {
         Ok(nodes) => {
-            let op_data = op_dir.data_dir();
-            let measured = measure(args, &nodes, &operator, (feed, &op_data), &key, cond).await;
+            let measured = measure(args, &nodes, &operator, feed, key, cond).await;
             let mut stopped = Ok(());
             let mut checked = Ok(());
             for n in nodes {
@@ -286,151 +283,6 @@ fn cpu_ns_total(pid: u32) -> u64 {
     thread_cpu_ns(pid).values().sum()
 }
 
-/// A Markdown body of about `bytes` bytes, like a billing tip.
-fn body(i: usize, bytes: usize) -> String {
-    let para = format!(
-        "**Abrechnungstipp {i}:** Die GOP 03230 ist ab dem 1. Januar neu bewertet. \
-         Bitte prüfen Sie die Dokumentation der Gesprächsdauer (mindestens 10 Minuten) \
-         und die Begründung im Freitextfeld.\n\n- Gilt für alle Versichertengruppen\n\
-         - Nicht neben der GOP 03220 am selben Tag\n\n"
-    );
-    let mut out = String::with_capacity(bytes + para.len());
-    while out.len() < bytes {
-        out.push_str(&para);
-    }
-    let mut end = bytes.min(out.len());
-    while !out.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.truncate(end);
-    if out.trim().is_empty() {
-        out = "Neu.".into();
-    }
-    out
-}
-
-/// The `i`-th message: bodies of `body_bytes`, audiences in turn for everyone, a KV
-/// region, a role and a specialty.
-fn draft(i: usize, body_bytes: usize) -> Draft {
-    let one = |id: &str| vec![id.to_owned()];
-    let audience = match i % 4 {
-        0 => Audience::default(),
-        1 => Audience {
-            kv_regions: one("kv-nordrhein"),
-            ..Audience::default()
-        },
-        2 => Audience {
-            roles: one("abrechnung"),
-            ..Audience::default()
-        },
-        _ => Audience {
-            specialties: catalog::SPECIALTIES
-                .first()
-                .map(|s| one(s.id))
-                .unwrap_or_default(),
-            ..Audience::default()
-        },
-    };
-    Draft {
-        title: format!("Abrechnungstipp {i}: GOP 03230 neu bewertet"),
-        body: body(i, body_bytes),
-        audience,
-        valid_until: None,
-        pinned: i == 0,
-    }
-}
-
-/// Entries of the same size as the published ones, signed with `key`, for the raw rates
-/// (the same payload as `OperatorFeed::publish` makes, with the seq the feed will give).
-fn sample_entries(key: &OperatorKey, n: usize, body_bytes: usize) -> anyhow::Result<Vec<Entry>> {
-    let now = SystemClock.now();
-    (0..n)
-        .map(|i| {
-            let d = draft(i, body_bytes);
-            let payload = Payload {
-                seq: i as i64 + 1,
-                item: Item::Message(MessagePayload {
-                    id: MessageId::random(),
-                    published_at: now,
-                    valid_until: d.valid_until,
-                    title: d.title,
-                    body: d.body,
-                    pinned: d.pinned,
-                    audience: d.audience,
-                }),
-            };
-            Ok(Entry::sign(key, &payload)?)
-        })
-        .collect()
-}
-
-/// Verifications per CPU-second of the calling thread (and per wall second) for at least
-/// [`RAW_CPU`] of its CPU time.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct Rate {
-    per_cpu_s: f64,
-    per_wall_s: f64,
-    n: u64,
-}
-
-fn rate(mut one: impl FnMut(usize) -> bool) -> anyhow::Result<Rate> {
-    let cpu0 = own_thread_cpu_ns().context("no /proc/thread-self/schedstat")?;
-    let wall = Instant::now();
-    let mut n = 0u64;
-    loop {
-        for i in 0..64 {
-            ensure!(one(i), "a sample entry did not verify");
-            n += 1;
-        }
-        let cpu = own_thread_cpu_ns().unwrap_or(cpu0).saturating_sub(cpu0);
-        if cpu >= RAW_CPU.as_nanos() as u64 {
-            return Ok(Rate {
-                per_cpu_s: n as f64 / (cpu as f64 / 1e9),
-                per_wall_s: n as f64 / wall.elapsed().as_secs_f64(),
-                n,
-            });
-        }
-    }
-}
-
-/// The raw rates: bare `verify_strict` over the signed bytes, and `Entry::verify`.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-struct RawRates {
-    ed25519: Rate,
-    entry_verify: Rate,
-}
-
-fn raw_rates(public: PublicKey, entries: &[Entry]) -> anyhow::Result<RawRates> {
-    let bytes: [u8; 32] = B64
-        .decode(public.to_base64())?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("public key is not 32 bytes"))?;
-    let vk = VerifyingKey::from_bytes(&bytes)?;
-    let signed: Vec<(Vec<u8>, Signature)> = entries
-        .iter()
-        .map(|e| {
-            let mut msg = DOMAIN.to_vec();
-            msg.extend_from_slice(e.payload.as_bytes());
-            let sig = Signature::from_slice(&B64.decode(&e.sig)?)?;
-            Ok((msg, sig))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let k = signed.len();
-    let ed25519 = rate(|i| {
-        let (msg, sig) = &signed[i % k];
-        vk.verify_strict(std::hint::black_box(msg), sig).is_ok()
-    })?;
-    let entry_verify = rate(|i| {
-        std::hint::black_box(&entries[i % k])
-            .verify(&public)
-            .is_ok()
-    })?;
-    Ok(RawRates {
-        ed25519,
-        entry_verify,
-    })
-}
-
 /// What the publisher did: the seqs it got, the messages in the feed, its time.
 struct Published {
     seqs: Vec<i64>,
@@ -455,12 +307,12 @@ async fn measure(
     args: &Args,
     nodes: &[NodeRun],
     operator: &ServerProcess,
-    (feed, op_data): (OperatorFeed, &Path),
-    key: &OperatorKey,
+    feed: OperatorFeed,
+    key: OperatorKey,
     cond: &Conditions,
 ) -> anyhow::Result<Measured> {
     let target = args.messages as f64;
-    let samples = sample_entries(key, args.messages.min(100), args.body_bytes)?;
+    let samples = sample_entries(&key, args.messages.min(100), args.body_bytes)?;
     let public = key.public();
 
     // Idle: the nodes' CPU without new entries, with the same polling and sync rounds.
@@ -485,7 +337,7 @@ async fn measure(
 
     let samples_for_raw = samples.clone();
     let raw_before =
-        tokio::task::spawn_blocking(move || raw_rates(public, &samples_for_raw)).await??;
+        tokio::task::spawn_blocking(move || raw_rates(public, &samples_for_raw, RAW_CPU)).await??;
     let probe = cond.before("publishing");
 
     println!(
@@ -507,9 +359,7 @@ async fn measure(
         .collect();
     let t0 = Instant::now();
     let (count, body_bytes) = (args.messages, args.body_bytes);
-    let key_path = OperatorKey::default_path(op_data);
     let publisher = tokio::task::spawn_blocking(move || -> anyhow::Result<Published> {
-        let key = OperatorKey::load_or_create(&key_path)?;
         let mut seqs = Vec::with_capacity(count);
         for i in 0..count {
             let entry = feed.publish(&key, draft(i, body_bytes), SystemClock.now())?;
@@ -561,7 +411,8 @@ async fn measure(
     };
     let operator_cpu_ms = cpu_ns_between(&op_cpu0, &thread_cpu_ns(operator.pid())) as f64 / 1e6;
     cond.after("publishing", &probe);
-    let raw_after = tokio::task::spawn_blocking(move || raw_rates(public, &samples)).await??;
+    let raw_after =
+        tokio::task::spawn_blocking(move || raw_rates(public, &samples, RAW_CPU)).await??;
     cond.baseline(
         "raw Ed25519 verifications per CPU-second",
         raw_before.ed25519.per_cpu_s,
@@ -795,6 +646,12 @@ fn report(args: &Args, m: &Measured) -> anyhow::Result<Report> {
     if args.messages != DEFAULT_MESSAGES {
         variant.push(format!("messages-{}", args.messages));
     }
+    if args.body_bytes != DEFAULT_BODY_BYTES {
+        variant.push(format!("body-{}", args.body_bytes));
+    }
+    if args.sync_interval != DEFAULT_SYNC_INTERVAL {
+        variant.push(format!("interval-{}", args.sync_interval));
+    }
     let variant = (!variant.is_empty()).then(|| variant.join("-"));
     Ok(Report::new("news", method, figures, goals).variant(variant))
 }
@@ -802,37 +659,6 @@ fn report(args: &Args, m: &Measured) -> anyhow::Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bodies_have_the_asked_size_and_drafts_publishable_audiences() {
-        for bytes in [1, 7, 300, 1500, 20_000] {
-            let b = body(3, bytes);
-            assert!(
-                b.len() <= bytes && b.len() + 4 > bytes,
-                "{bytes}: {}",
-                b.len()
-            );
-            assert!(!b.trim().is_empty());
-        }
-        let key = OperatorKey::generate();
-        let entries = sample_entries(&key, 8, 1500).unwrap();
-        for (i, e) in entries.iter().enumerate() {
-            let p = e.verify(&key.public()).unwrap();
-            assert_eq!(p.seq, i as i64 + 1);
-        }
-        let audiences: BTreeSet<_> = (0..4)
-            .map(|i| format!("{:?}", draft(i, 10).audience))
-            .collect();
-        assert_eq!(audiences.len(), 4, "four different audiences");
-        let rates = raw_rates(key.public(), &entries).unwrap();
-        assert!(rates.ed25519.per_cpu_s > 0.0 && rates.ed25519.n > 0);
-        assert!(rates.entry_verify.per_cpu_s > 0.0);
-        let other = OperatorKey::generate();
-        assert!(
-            raw_rates(other.public(), &entries).is_err(),
-            "a wrong key verifies nothing"
-        );
-    }
 
     #[test]
     fn copies_a_data_directory() {
