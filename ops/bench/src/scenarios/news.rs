@@ -22,7 +22,12 @@
 //!
 //! The issue sets no numeric goal: the figures are reported as measured. The nodes' sync
 //! interval is set to `--sync-interval` seconds (1, the least the configuration accepts;
-//! the default is 60), so the time is mostly the wait for the next round.
+//! the server's default is 60), and publishing starts right after a sync round of the first
+//! node ended, so the time is mostly the wait for its next round: nearly one interval, a
+//! message's worst case.
+//!
+//! Smoke run with a debug server: `KOLLEGIUM_BENCH_SERVER=target/debug/kollegium
+//! target/debug/kollegium-bench --repeat 1 news --practices 50 --messages 20`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
