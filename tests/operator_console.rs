@@ -903,3 +903,56 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
     let audit_page = op.page("/audit").await;
     assert!(audit_page.contains("Praxis gesperrt") && audit_page.contains("Praxis entsperrt"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_at_setup_lock_the_setup_too() {
+    let app = TestApp::spawn_with(|c| c.idp.max_delay_ms = 20).await;
+    let link = add_operator(&app, "erika");
+    let browser = client();
+    let origin = app.operator_url("");
+    let csrf = form_csrf(
+        &browser
+            .get(&link)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let enrol = browser
+        .post(&link)
+        .header("origin", &origin)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("password", OP_PW),
+            ("password_repeat", OP_PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let secret = crate::idp_mfa::shown_secret(&enrol.text().await.unwrap());
+    let send = |code: String| {
+        let (browser, link, origin, csrf) = (&browser, &link, &origin, &csrf);
+        async move {
+            browser
+                .post(format!("{link}/totp"))
+                .header("origin", origin)
+                .form(&[("csrf_token", csrf.as_str()), ("code", code.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for i in 0..app.config.idp.lockout_threshold {
+        assert_eq!(send("000000".into()).await, 422, "attempt {i}");
+    }
+    assert_eq!(send(totp::code_at(&secret, app.clock.now())).await, 429);
+    assert!(
+        !accounts::find(&mut db(&app), "erika")
+            .unwrap()
+            .unwrap()
+            .is_set_up()
+    );
+}
