@@ -41,7 +41,8 @@ async fn wait_for(b: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
 }
 
-/// The page fits the phone's width, and has no inline styles.
+/// The page fits the phone's width, has no inline styles, and axe-core finds no serious
+/// or critical violation on it.
 async fn fits(b: &Client) {
     let r = js(
         b,
@@ -49,7 +50,10 @@ async fn fits(b: &Client) {
          document.querySelectorAll('[style]').length];",
     )
     .await;
-    assert_eq!(r, json!([true, 0]), "{}", b.current_url().await.unwrap());
+    let url = b.current_url().await.unwrap();
+    assert_eq!(r, json!([true, 0]), "{url}");
+    let found = crate::a11y::audit(b, url.path()).await;
+    assert!(found.is_empty(), "{}", found.join("\n\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,6 +133,7 @@ async fn an_operator_sets_up_totp_creates_a_practice_and_suspends_it_in_a_browse
     submit(&b, "form[action='/practices/praxis-neu/suspend']").await;
     let notice = wait_for(&b, "p.notice.ok").await.text().await.unwrap();
     assert!(notice.contains("ist gesperrt"), "{notice}");
+    fits(&b).await;
     assert_eq!(
         client()
             .get(app.url("praxis-neu", "/"))
@@ -139,5 +144,20 @@ async fn an_operator_sets_up_totp_creates_a_practice_and_suspends_it_in_a_browse
         403,
         "suspended at once"
     );
+    b.goto(&app.operator_url("/audit")).await.unwrap();
+    wait_for(&b, "table").await;
+    fits(&b).await;
+    let log = b.source().await.unwrap();
+    assert!(log.contains("Praxis angelegt") && log.contains("Praxis gesperrt"));
+    // Signing out leads to the sign-in form.
+    b.find(Locator::Css("details.usermenu summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    submit(&b, "form[action='/logout']").await;
+    wait_for(&b, "input#code").await;
+    fits(&b).await;
     b.close().await.unwrap();
 }
