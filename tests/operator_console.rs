@@ -657,6 +657,22 @@ async fn the_cli_manages_operators_and_cli_and_console_end_up_in_the_audit_log()
     assert!(out.status.success());
     let out = cli_in(&dir, &["operator", "setup-link", "erika"], &env);
     assert!(stdout(&out).contains("/setup/"));
+    // The practice lifecycle on the command line is in the same log.
+    for args in [
+        &[
+            "practice",
+            "create",
+            "praxis-cli",
+            "--name",
+            "Praxis CLI",
+            "--owner-email",
+            "a@praxis-cli.example",
+        ][..],
+        &["practice", "suspend", "praxis-cli"][..],
+    ] {
+        let out = cli_in(&dir, args, &env);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
     let op = OperatorClient {
         client: browser,
         origin: app.operator_url(""),
@@ -686,6 +702,14 @@ async fn the_cli_manages_operators_and_cli_and_console_end_up_in_the_audit_log()
             .iter()
             .any(|e| e.who == audit::CLI && e.action == "operator.add" && e.subject == "erika")
     );
+    for action in ["practice.create", "practice.suspend"] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.who == audit::CLI && e.action == action && e.subject == "praxis-cli"),
+            "{action}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

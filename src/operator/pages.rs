@@ -270,11 +270,15 @@ async fn setup_password(
         password,
         password_repeat,
     } = form.into_inner();
-    let ctx = PasswordContext::default()
-        .identity(&account.name)
-        .identity(account.email.split('@').next().unwrap_or_default())
-        .words("kollegium")
-        .words("betrieb");
+    // The IdP's context of a person, with the console standing in for the practice.
+    let ctx = PasswordContext::person(
+        "Kollegium Betrieb",
+        "betrieb",
+        &account.name,
+        &account.name,
+        &account.email,
+        now,
+    );
     let refused = if password != password_repeat {
         Some(kollegium_idp::passwords::PolicyError::Mismatch)
     } else {
