@@ -245,8 +245,23 @@ async fn a_suspended_operators_session_stops_working_at_once() {
     let app = TestApp::spawn().await;
     let op = signed_in_operator(&app, "erika").await;
     assert_eq!(op.get("/audit").await.status(), 200);
+    let csrf = form_csrf(&op.page("/practices").await);
     accounts::set_suspended(&mut db(&app), app.clock.now(), audit::CLI, "erika", true).unwrap();
     assert_eq!(op.get("/audit").await.status(), 303);
+    // Its forms are refused too.
+    let r = op
+        .post_with(
+            "/practices/new",
+            &csrf,
+            &[
+                ("slug", "praxis-z"),
+                ("name", "Z"),
+                ("owner_email", "z@z.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(!app.data_dir().join("tenants/praxis-z").exists());
     // Suspended: the right password and code do not sign in.
     assert_eq!(op.sign_in(app.clock.now()).await.status(), 401);
     // Resumed: the old session stays ended; a new sign-in works.
