@@ -61,6 +61,7 @@ mod oidc_support;
 mod oidc_token_lifetimes;
 mod operator_browser;
 mod operator_console;
+mod operator_practices;
 mod plumbing;
 mod portal;
 mod routing;
