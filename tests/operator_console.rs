@@ -58,6 +58,15 @@ async fn a_setup_link_sets_password_and_totp_and_signs_in_once() {
         assert!(html.contains(nav), "{nav}");
     }
 
+    // Signed in, the sign-in form leads on to the console.
+    let r = browser
+        .get(app.operator_url("/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/practices");
+
     // The secret is stored sealed, never as it is.
     let account = accounts::find(&mut db(&app), "erika").unwrap().unwrap();
     let stored = account.totp_secret.unwrap();
@@ -446,7 +455,7 @@ async fn wrong_passwords_and_wrong_codes_lock_the_sign_in_as_at_the_idp() {
     let now = app.clock.now();
     let threshold = app.config.idp.lockout_threshold;
     // Wrong passwords: locked after the threshold, then even the right ones are refused.
-    let csrf = form_csrf(&op.page("/login").await);
+    let csrf = form_csrf(&op.page("/practices").await);
     for i in 0..threshold {
         let r = op
             .post_with(
@@ -476,7 +485,7 @@ async fn wrong_passwords_and_wrong_codes_lock_the_sign_in_as_at_the_idp() {
     assert!(r.text().await.unwrap().contains("Zu viele Fehlversuche"));
     assert_eq!(op.sign_in(now).await.status(), 429);
     // Wrong codes with the right password count the same.
-    let csrf = form_csrf(&other.page("/login").await);
+    let csrf = form_csrf(&other.page("/practices").await);
     for i in 0..threshold {
         let r = other
             .post_with(
@@ -572,7 +581,7 @@ async fn weak_passwords_are_refused_at_setup() {
 async fn malformed_and_oversized_forms_are_refused() {
     let app = TestApp::spawn().await;
     let op = signed_in_operator(&app, "erika").await;
-    let csrf = form_csrf(&op.page("/login").await);
+    let csrf = form_csrf(&op.page("/practices").await);
     // Fields missing.
     let r = op.post_with("/login", &csrf, &[("name", "erika")]).await;
     assert_eq!(r.status(), 400);

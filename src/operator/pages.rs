@@ -51,7 +51,14 @@ struct LoginQuery {
     done: Option<String>,
 }
 
-async fn login_page(csrf: CsrfToken, q: web::Query<LoginQuery>) -> HttpResponse {
+async fn login_page(
+    op: Option<Operator>,
+    csrf: CsrfToken,
+    q: web::Query<LoginQuery>,
+) -> HttpResponse {
+    if op.is_some() {
+        return see_other("/practices");
+    }
     let notice = (q.done.as_deref() == Some("abgemeldet")).then_some("Sie sind abgemeldet.");
     html(
         StatusCode::OK,
