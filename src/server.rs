@@ -189,6 +189,12 @@ fn broadcast_gauges(syncer: &Arc<Syncer>) -> Vec<Gauge> {
 /// `after` when there is one. The answer depends on nothing but the query: no session, no
 /// cookie, nothing about the caller is read or kept.
 async fn feed_page(req: actix_web::HttpRequest, feed: web::Data<OperatorFeed>) -> HttpResponse {
+    // What a node sent, at debug level, so an operator (and the privacy test) can see that
+    // feed requests carry nothing about practices or members: the query (escaped, cut) and
+    // the header names (no values: never a credential).
+    let query: String = req.query_string().chars().take(200).collect();
+    let headers: Vec<&str> = req.headers().keys().map(|k| k.as_str()).collect();
+    tracing::debug!(query = ?query, headers = ?headers, "feed request");
     let (after, limit) = match feed_query(req.query_string()) {
         Ok(q) => q,
         Err(why) => {

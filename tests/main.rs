@@ -50,6 +50,7 @@ mod members_directory;
 mod new_colleagues;
 mod news;
 mod news_browser;
+mod news_privacy;
 mod oidc_attacks;
 mod oidc_egress;
 mod oidc_flow;

@@ -15,7 +15,7 @@ use crate::harness::{CHAT_PW, TestApp, client, client_with_jar, raw_client};
 
 impl TestApp {
     /// A member of `slug` with these claims, signed in in a fresh browser.
-    async fn member_with(
+    pub(crate) async fn member_with(
         &self,
         slug: &str,
         user: &str,
@@ -84,7 +84,7 @@ fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audien
 }
 
 /// The titles on a news page, in order, each with whether it is marked unread.
-fn listed(html: &str) -> Vec<(String, bool)> {
+pub(crate) fn listed(html: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     for part in html.split("<article class=\"card news-item").skip(1) {
         let unread = part.starts_with(" news-unread");
@@ -99,12 +99,12 @@ fn listed(html: &str) -> Vec<(String, bool)> {
     out
 }
 
-fn titles(html: &str) -> Vec<String> {
+pub(crate) fn titles(html: &str) -> Vec<String> {
     listed(html).into_iter().map(|(t, _)| t).collect()
 }
 
 /// The start page's news tile: its unread count (0 when it says there are none) and text.
-async fn tile(m: &Member<'_>) -> (usize, String) {
+pub(crate) async fn tile(m: &Member<'_>) -> (usize, String) {
     let html = m.page("/").await;
     let start = html.find("id=\"tile-news\"").expect("the news tile");
     let tile = &html[start..start + html[start..].find("</a>").unwrap()];
@@ -330,7 +330,7 @@ async fn news_requests_that_are_not_a_members_are_refused() {
 }
 
 /// Every byte of a database file and its WAL, as text where it is UTF-8.
-fn raw(path: &std::path::Path) -> String {
+pub(crate) fn raw(path: &std::path::Path) -> String {
     let mut out = String::new();
     for p in [path.to_path_buf(), path.with_extension("sqlite-wal")] {
         if let Ok(bytes) = std::fs::read(&p) {
@@ -341,7 +341,7 @@ fn raw(path: &std::path::Path) -> String {
 }
 
 /// The rows of the practice's `news_state`: (member username, message id, read, hidden).
-async fn states(app: &TestApp, slug: &str) -> Vec<(String, String, bool, bool)> {
+pub(crate) async fn states(app: &TestApp, slug: &str) -> Vec<(String, String, bool, bool)> {
     use diesel::prelude::*;
     let t = app.tenant(slug);
     tokio::task::spawn_blocking(move || {
