@@ -85,9 +85,10 @@ pub fn for_member(
     now: UnixTime,
 ) -> Result<Vec<Shown>, NewsError> {
     let mine: Vec<Message> = feed
-        .active(now)?
-        .into_iter()
+        .active_shared(now)?
+        .iter()
         .filter(|msg| is_for(msg, m))
+        .cloned()
         .collect();
     if mine.is_empty() {
         return Ok(Vec::new());
@@ -115,10 +116,10 @@ pub fn one_for_member(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<Shown>, NewsError> {
-    let Some(message) = feed.get(id)? else {
+    let Some(message) = feed.active_one(id, now)? else {
         return Ok(None);
     };
-    if !message.is_active(now) || !is_for(&message, m) {
+    if !is_for(&message, m) {
         return Ok(None);
     }
     let (read, hidden) = news_state::table
