@@ -109,7 +109,8 @@ pub fn shell() -> Shell {
         user_menu: kollegium_idp::views::shell_user_menu(),
         // The live channel on every signed-in page ("Mein Konto" and the administration too):
         // the navigation's unread and mention counts follow the member everywhere.
-        scripts: vec![kollegium_platform::live::SCRIPT.to_owned()],
+        // The apps' scripts for their navigation counts follow it (news: unread badge).
+        scripts: kollegium_platform::shell::scripts(),
     }
 }
 

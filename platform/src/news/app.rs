@@ -7,7 +7,7 @@ use kollegium_tenants::UnixTime;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 
-use crate::app::{AppContext, Job, NavEntry, Node, Tile, WorkspaceApp};
+use crate::app::{AppContext, AppExport, Job, NavEntry, Node, Tile, WorkspaceApp};
 use crate::members::{self, MemberId};
 
 /// The news app.
@@ -19,6 +19,10 @@ const ASSETS: &[Source] = &[Source {
     content_type: "text/javascript; charset=utf-8",
     body: include_bytes!("../../../templates/static/news.js"),
 }];
+
+/// Its script on every signed-in page of the practice origin: the navigation's unread badge,
+/// and on `/news` and the start page the live list and tile.
+pub const SHELL_SCRIPTS: &[&str] = &["news.js"];
 
 #[derive(Template)]
 #[template(path = "news/tile.html")]
@@ -47,6 +51,10 @@ impl WorkspaceApp for News {
 
     fn assets(&self) -> &'static [Source] {
         ASSETS
+    }
+
+    fn shell_scripts(&self) -> &'static [&'static str] {
+        SHELL_SCRIPTS
     }
 
     fn tile_in(
@@ -79,7 +87,19 @@ impl WorkspaceApp for News {
         &["feed"]
     }
 
-    // No export: the messages are the operator's, not the practice's; a member's read and
-    // hidden marks are no practice record. Members deactivated: their rows stay and they
-    // sign in no more.
+    /// The members' read and hidden marks (the messages are the operator's, not the
+    /// practice's); without the node's store at hand, messages are named by id.
+    fn export(&self, conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
+        super::export::export(conn, None)
+    }
+
+    fn export_in(
+        &self,
+        shared: &AppContext,
+        conn: &mut SqliteConnection,
+    ) -> Result<Option<AppExport>, BoxError> {
+        super::export::export(conn, shared.broadcasts.as_deref())
+    }
+
+    // Members deactivated: their rows stay and they sign in no more.
 }

@@ -10,8 +10,10 @@
 //! - `routes`: `/news`, `/news/{id}` and the read, hide and restore forms.
 //! - `live`: a content-free event on the app's topic when the node's feed changed.
 //! - `search`: the member's messages in the workspace's one search, from the node's store.
+//! - `export`: the members' marks in the practice export.
 
 pub mod app;
+pub mod export;
 pub mod live;
 pub mod routes;
 pub mod search;

@@ -317,7 +317,8 @@ impl NodeFeed {
 
     /// The same without copying the messages: the snapshot itself.
     pub fn active_shared(&self, now: UnixTime) -> Result<Arc<[Message]>, BroadcastError> {
-        self.active.get(self.last_seq(), now, || self.read_active(now))
+        self.active
+            .get(self.last_seq(), now, || self.read_active(now))
     }
 
     /// The active message `id` at `now`, from the same snapshot as [`Self::active`].

@@ -300,7 +300,10 @@ fn the_active_messages_are_read_once_until_the_feed_changes_or_one_expires() {
     }
     let lasting = message(2, Audience::default());
     f.feed
-        .accept(vec![signed(&f.key, &expiring), signed(&f.key, &lasting)], 1_000)
+        .accept(
+            vec![signed(&f.key, &expiring), signed(&f.key, &lasting)],
+            1_000,
+        )
         .unwrap();
     let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
     let both = ids(f.feed.active(1_000).unwrap());
@@ -310,19 +313,32 @@ fn the_active_messages_are_read_once_until_the_feed_changes_or_one_expires() {
     for now in [1_000, 1_001, 4_999] {
         assert_eq!(ids(f.feed.active(now).unwrap()), both);
     }
-    assert!(f.feed.active_one(id_of(&lasting).as_str(), 2_000).unwrap().is_some());
+    assert!(
+        f.feed
+            .active_one(id_of(&lasting).as_str(), 2_000)
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(f.feed.active_reads(), reads, "answered from memory");
 
     // The expiry passes: read again, the expired message is gone.
     assert_eq!(ids(f.feed.active(5_000).unwrap()), [id_of(&lasting)]);
     assert_eq!(f.feed.active_reads(), reads + 1);
-    assert!(f.feed.active_one(id_of(&expiring).as_str(), 5_000).unwrap().is_none());
+    assert!(
+        f.feed
+            .active_one(id_of(&expiring).as_str(), 5_000)
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(f.feed.active_reads(), reads + 1);
 
     // A retraction arrives (the watched seq changes): read again, the message is gone.
     let mut changes = f.feed.changes();
     f.feed
-        .accept(vec![signed(&f.key, &retraction(3, &id_of(&lasting)))], 5_001)
+        .accept(
+            vec![signed(&f.key, &retraction(3, &id_of(&lasting)))],
+            5_001,
+        )
         .unwrap();
     assert!(changes.has_changed().unwrap());
     assert!(f.feed.active(5_001).unwrap().is_empty());
