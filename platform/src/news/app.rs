@@ -1,9 +1,12 @@
 //! Neuigkeiten as a workspace app: its entry in [`crate::app::APPS`].
 
+use std::sync::Arc;
+
 use actix_web::web;
 use askama::Template;
 use diesel::SqliteConnection;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::jobs::Handler as JobHandler;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 
@@ -78,9 +81,22 @@ impl WorkspaceApp for News {
     }
 
     fn spawn_jobs(&self, node: &Node<'_>) -> Vec<(&'static str, Job)> {
-        super::live::spawn(node.shared.clone())
-            .map(|t| vec![("live", Job::Task(t))])
-            .unwrap_or_default()
+        let mut jobs = Vec::new();
+        if let Some(t) = super::live::spawn(node.shared.clone()) {
+            jobs.push(("live", Job::Task(t)));
+        }
+        if let Some(t) = super::mail::watch(node.shared.clone(), node.store.clone()) {
+            jobs.push(("mail", Job::Task(t)));
+        }
+        jobs
+    }
+
+    fn job_kinds(&self, node: &Node<'_>) -> Vec<Arc<dyn JobHandler>> {
+        vec![super::mail::AnnounceJobs::new(
+            node.web.clone(),
+            node.shared.clone(),
+            node.directory.clone(),
+        )]
     }
 
     fn live_topics(&self) -> &'static [&'static str] {

@@ -11,10 +11,14 @@
 //! - `live`: a content-free event on the app's topic when the node's feed changed.
 //! - `search`: the member's messages in the workspace's one search, from the node's store.
 //! - `export`: the members' marks in the practice export.
+//! - `admin` and `mail`: the practice setting "Neuigkeiten per E-Mail ankündigen" and the
+//!   notices it sends (no title, no content), queued only in practices that set it.
 
+pub mod admin;
 pub mod app;
 pub mod export;
 pub mod live;
+pub mod mail;
 pub mod routes;
 pub mod search;
 

@@ -58,6 +58,8 @@ struct ListPage {
     hidden_view: bool,
     hidden_count: usize,
     notice: Option<&'static str>,
+    /// A practice admin: the link to the settings.
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -143,6 +145,7 @@ async fn list(
         hidden_view,
         hidden_count,
         notice: notice(q.done.as_deref()),
+        admin: m.member.is_admin,
     })
 }
 
@@ -242,6 +245,7 @@ async fn unread_count(m: Member, shared: web::Data<AppContext>) -> Result<HttpRe
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    super::admin::configure(cfg);
     cfg.route("/api/news/unread", web::get().to(unread_count))
         .route("/news", web::get().to(list))
         .route("/news/{id}", web::get().to(message))
