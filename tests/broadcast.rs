@@ -125,7 +125,7 @@ impl FakeFeed {
 }
 
 /// Waits for the round the node runs at start, so the test's own rounds do not race it.
-async fn after_start_round(app: TestApp) -> TestApp {
+pub(crate) async fn after_start_round(app: TestApp) -> TestApp {
     let syncer = app.server().broadcast_sync.syncer().clone();
     for _ in 0..500 {
         if syncer.rounds() > 0 {

@@ -50,6 +50,8 @@ mod members_directory;
 mod new_colleagues;
 mod news;
 mod news_browser;
+mod news_mail;
+mod news_practice;
 mod oidc_attacks;
 mod oidc_egress;
 mod oidc_flow;

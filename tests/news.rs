@@ -15,7 +15,7 @@ use crate::harness::{CHAT_PW, TestApp, client, client_with_jar, raw_client};
 
 impl TestApp {
     /// A member of `slug` with these claims, signed in in a fresh browser.
-    async fn member_with(
+    pub(crate) async fn member_with(
         &self,
         slug: &str,
         user: &str,
@@ -52,7 +52,7 @@ impl TestApp {
         .await
     }
 
-    async fn publish_draft(&self, draft: Draft) -> String {
+    pub(crate) async fn publish_draft(&self, draft: Draft) -> String {
         let key = own_key(self);
         let entry = self
             .server()
@@ -64,7 +64,7 @@ impl TestApp {
         v["id"].as_str().unwrap().to_owned()
     }
 
-    async fn withdraw(&self, id: &str) {
+    pub(crate) async fn withdraw(&self, id: &str) {
         let key = own_key(self);
         self.server()
             .operator_feed
@@ -74,7 +74,7 @@ impl TestApp {
     }
 }
 
-fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audience {
+pub(crate) fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audience {
     let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
     Audience {
         specialties: v(specialties),
@@ -84,7 +84,7 @@ fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audien
 }
 
 /// The titles on a news page, in order, each with whether it is marked unread.
-fn listed(html: &str) -> Vec<(String, bool)> {
+pub(crate) fn listed(html: &str) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     for part in html.split("<article class=\"card news-item").skip(1) {
         let unread = part.starts_with(" news-unread");
@@ -99,7 +99,7 @@ fn listed(html: &str) -> Vec<(String, bool)> {
     out
 }
 
-fn titles(html: &str) -> Vec<String> {
+pub(crate) fn titles(html: &str) -> Vec<String> {
     listed(html).into_iter().map(|(t, _)| t).collect()
 }
 
