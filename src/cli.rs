@@ -45,6 +45,31 @@ pub enum Command {
     /// Signed broadcasts ("Neuigkeiten") from the operator to every practice
     #[command(subcommand)]
     News(NewsCommand),
+    /// Staff accounts of the operator console (the operator listener's web pages)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator account; prints a one-time setup link (password and TOTP)
+    Add {
+        /// Sign-in name: lower-case letters, digits, '.', '-', '_'
+        name: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// List the operator accounts
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend an operator: their sessions end at once, sign-in is refused
+    Suspend { name: String },
+    /// Resume a suspended operator
+    Resume { name: String },
+    /// Print a new one-time setup link (new password and TOTP); earlier links stop working
+    SetupLink { name: String },
 }
 
 #[derive(Debug, Subcommand)]

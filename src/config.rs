@@ -212,6 +212,17 @@ pub struct Config {
     pub idp: kollegium_idp::IdpSettings,
     /// Signed broadcasts from the operator.
     pub broadcast: BroadcastConfig,
+    /// The operator console (`[operator]`).
+    pub operator: OperatorConfig,
+}
+
+/// The operator console on the operator listener (`[operator]`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct OperatorConfig {
+    /// Where operators reach the console, e.g. `https://ops.example` behind a VPN or an
+    /// authenticating proxy (setup links, the Origin check, `__Host-` cookies on https).
+    /// Unset: `http://<operator_listen>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -232,6 +243,7 @@ impl Default for Config {
             log: LogConfig::default(),
             idp: kollegium_idp::IdpSettings::default(),
             broadcast: BroadcastConfig::default(),
+            operator: OperatorConfig::default(),
         }
     }
 }
@@ -307,6 +319,7 @@ impl Config {
     fn validate(&mut self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.operator_addr()?;
+        self.operator_origin()?;
         self.base_domain = self.base_domain.trim().to_ascii_lowercase();
         let label_ok = |l: &str| {
             !l.is_empty()
@@ -426,6 +439,35 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The origin of `[operator] public_url` (scheme, host and port only), if set.
+    pub fn operator_origin(&self) -> Result<Option<String>, ConfigError> {
+        let Some(u) = self.operator.public_url.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let url = reqwest::Url::parse(u).ok().filter(|url| {
+            matches!(url.scheme(), "http" | "https")
+                && url.host_str().is_some()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.username().is_empty()
+        });
+        match url {
+            Some(url) => Ok(Some(url.origin().ascii_serialization())),
+            None => Err(invalid(
+                "operator.public_url",
+                format!("{u:?} is not an origin like https://ops.example"),
+            )),
+        }
+    }
+
+    /// Where the console's links point: `[operator] public_url`, or the operator listener.
+    pub fn operator_base_url(&self) -> Result<String, ConfigError> {
+        Ok(match self.operator_origin()? {
+            Some(o) => o,
+            None => format!("http://{}", self.operator_addr()?),
+        })
     }
 
     /// Where the operator's signing key is.
@@ -633,6 +675,7 @@ fn unknown_keys(figment: &Figment) -> Vec<String> {
     known.insert("broadcast.public_key".into());
     known.insert("broadcast.key_file".into());
     known.insert("broadcast.feed_url".into());
+    known.insert("operator.public_url".into());
     let mut seen = Vec::new();
     if let Ok(data) = figment.data() {
         for dict in data.values() {

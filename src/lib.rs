@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod news;
+pub mod operator;
 pub mod practices;
 pub mod roster;
 pub mod server;

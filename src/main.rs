@@ -107,6 +107,11 @@ fn run(command: Command, config: Config) -> Result<(), Failure> {
         }
         Command::Practice(cmd) => practice(cmd, &config),
         Command::Client(cmd) => client(cmd, &config),
+        Command::Operator(cmd) => kollegium::operator::cli::run(cmd, &config, SystemClock.now())
+            .map_err(|e| match e {
+                kollegium::operator::cli::OperatorError::Usage(msg) => Failure::Usage(msg),
+                kollegium::operator::cli::OperatorError::Runtime(e) => Failure::Runtime(e),
+            }),
         Command::News(cmd) => news::run(cmd, &config, SystemClock.now()).map_err(|e| match e {
             news::NewsError::Usage(msg) => Failure::Usage(msg),
             news::NewsError::Runtime(e) => Failure::Runtime(e),

@@ -1,6 +1,6 @@
 //! Composition: one actix-web server for all practices on the main listener, and the
-//! operator listener (health, metrics, the broadcast feed) on its own port; the node's
-//! broadcast sync task.
+//! operator listener (health, metrics, the broadcast feed, the operator console) on its
+//! own port; the node's broadcast sync task.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use kollegium_tenants::web::{PathClass, assets::Source};
 use kollegium_tenants::{DbKind, SharedClock, TenantStore, registry};
 
 use crate::config::Config;
+use crate::operator::{self, Console};
 
 /// Paths where POSTs authenticate without cookies (OAuth endpoints of the IdP).
 fn csrf_exempt() -> Vec<&'static str> {
@@ -128,6 +129,10 @@ pub fn open_store(config: &Config, clock: SharedClock) -> anyhow::Result<Arc<Ten
 
 async fn not_found() -> HttpResponse {
     ErrorPage::not_found().response()
+}
+
+async fn operator_not_found() -> Result<HttpResponse, operator::ConsoleError> {
+    Err(operator::ConsoleError::NotFound)
 }
 
 async fn healthz(ctx: web::Data<WebContext>) -> HttpResponse {
@@ -321,6 +326,7 @@ pub async fn start(
         &node,
         kollegium_platform::search::worker::WorkerSettings::default(),
     );
+    let hasher = idp.hasher.clone();
     let ctx = context.clone();
     let mut main = HttpServer::new(move || {
         App::new()
@@ -353,14 +359,39 @@ pub async fn start(
     let ctx = context.clone();
     let m = web::Data::from(metrics.clone());
     let feed = web::Data::from(operator_feed.clone());
+    let console_store = store.clone();
+    let throttle = config.idp.clone();
+    let public_origin = config.operator_origin()?;
+    let mail_setup_link = !config.smtp.host.is_empty();
+    let console = web::Data::new(
+        tokio::task::spawn_blocking(move || {
+            Console::open(
+                console_store,
+                hasher,
+                throttle,
+                public_origin,
+                mail_setup_link,
+            )
+        })
+        .await?
+        .context("cannot open the operator console's database (operator.sqlite)")?,
+    );
     let mut operator = HttpServer::new(move || {
         App::new()
             .app_data(ctx.clone())
             .app_data(m.clone())
             .app_data(feed.clone())
+            .app_data(console.clone())
+            .app_data(web::PayloadConfig::new(operator::web::MAX_FORM_BYTES))
+            .app_data(web::FormConfig::default().limit(operator::web::MAX_FORM_BYTES))
+            .wrap(from_fn(operator::web::guard))
+            .wrap(from_fn(client_addr::resolve))
+            .configure(assets::configure)
             .route("/healthz", web::get().to(healthz))
             .route("/metrics", web::get().to(metrics_text))
             .route("/feed", web::get().to(feed_page))
+            .configure(operator::configure)
+            .default_service(web::to(operator_not_found))
     })
     .listen(op_listener)?
     .workers(1)

@@ -61,6 +61,7 @@ mod oidc_request_params;
 mod oidc_signing;
 mod oidc_support;
 mod oidc_token_lifetimes;
+mod operator_console;
 mod plumbing;
 mod portal;
 mod routing;

@@ -343,11 +343,22 @@ fn the_broadcast_schemas_match_their_migrations() {
         "tenants/src/broadcast/node.rs",
         &node::NODE_DB,
     );
+    // operator.sqlite: the feed, the console's tables and the IdP's throttle table shape.
+    let mut declared = tables!(kollegium_tenants::broadcast::operator::schema => [feed]);
+    declared.extend(tables!(kollegium::operator::schema => [
+        operators, operator_setup_links, operator_sessions, operator_audit,
+    ]));
+    declared.extend(tables!(kollegium_idp::schema => [throttle]));
     check_kind(
-        tables!(kollegium_tenants::broadcast::operator::schema => [feed]),
+        declared.clone(),
         include_str!("../tenants/src/broadcast/operator.rs"),
         "tenants/src/broadcast/operator.rs",
         &operator::OPERATOR_DB,
+    );
+    assert_covers(
+        &declared,
+        include_str!("../src/operator/schema.rs"),
+        "src/operator/schema.rs",
     );
 }
 

@@ -138,6 +138,14 @@ impl NodeKey {
         seal(&self.key, context, plaintext)
     }
 
+    /// A key for one `purpose` (e.g. the operator console's TOTP sealing or CSRF tokens),
+    /// derived from the node key: `HMAC-SHA256(node key, "kollegium node subkey v1|" +
+    /// purpose)`. The node key itself never leaves this type.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let msg = format!("kollegium node subkey v1|{purpose}");
+        Zeroizing::new(hmac_sha256(self.key.as_ref(), msg.as_bytes()))
+    }
+
     /// Decrypts what [`NodeKey::wrap`] produced with the same `context`.
     pub fn unwrap_secret(
         &self,

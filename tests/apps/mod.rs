@@ -6,3 +6,4 @@ pub mod attachments;
 pub mod chat;
 pub mod chat_api;
 pub mod oidc;
+pub mod operator;

@@ -136,31 +136,7 @@ pub async fn plumbing(
         .as_ref()
         .is_some_and(|c| c.settings.scheme == Scheme::Https);
     let h = res.headers_mut();
-    let mut set_default = |name: HeaderName, value: &'static str| {
-        if !h.contains_key(&name) {
-            h.insert(name, HeaderValue::from_static(value));
-        }
-    };
-    set_default(header::CONTENT_SECURITY_POLICY, CSP);
-    set_default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set_default(header::REFERRER_POLICY, "same-origin");
-    set_default(header::X_FRAME_OPTIONS, "DENY");
-    set_default(HeaderName::from_static("permissions-policy"), PERMISSIONS);
-    set_default(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    );
-    set_default(
-        HeaderName::from_static("cross-origin-resource-policy"),
-        "same-origin",
-    );
-    set_default(header::CACHE_CONTROL, "no-store");
-    if https {
-        set_default(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        );
-    }
+    security_headers(h, https);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(HeaderName::from_static(REQUEST_ID), v);
     }
@@ -186,6 +162,38 @@ pub async fn plumbing(
         "handled"
     );
     Ok(res)
+}
+
+/// The security headers of every response (each only where the response has not set its
+/// own): CSP, nosniff, referrer policy, frame denial, permissions, cross-origin isolation,
+/// `Cache-Control: no-store`, and HSTS on https. The practice origins get them from
+/// [`plumbing`]; the operator console applies them to its own responses.
+pub fn security_headers(h: &mut header::HeaderMap, https: bool) {
+    let mut set_default = |name: HeaderName, value: &'static str| {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set_default(header::CONTENT_SECURITY_POLICY, CSP);
+    set_default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_default(header::REFERRER_POLICY, "same-origin");
+    set_default(header::X_FRAME_OPTIONS, "DENY");
+    set_default(HeaderName::from_static("permissions-policy"), PERMISSIONS);
+    set_default(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    set_default(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
+    set_default(header::CACHE_CONTROL, "no-store");
+    if https {
+        set_default(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
+    }
 }
 
 #[cfg(test)]
