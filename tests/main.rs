@@ -50,6 +50,7 @@ mod members_directory;
 mod new_colleagues;
 mod news;
 mod news_browser;
+mod news_console;
 mod news_mail;
 mod news_practice;
 mod oidc_attacks;

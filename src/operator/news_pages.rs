@@ -463,7 +463,7 @@ mod tests {
             ("title", "Tipp"),
             ("body", "Text"),
             ("role", "abrechnung"),
-            ("kv_region", "kv-no"),
+            ("kv_region", "kv-nordrhein"),
             ("valid_until", "2030-01-31"),
             ("pinned", "1"),
             ("action", "publish"),
