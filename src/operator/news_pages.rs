@@ -282,7 +282,7 @@ async fn rows(feed: &web::Data<OperatorFeed>, now: UnixTime) -> Result<Vec<Row>,
     let mut all = blocking(move || feed.list())
         .await?
         .map_err(internal("listing the news"))?;
-    all.sort_by(|a, b| b.seq.cmp(&a.seq));
+    all.sort_by_key(|p| std::cmp::Reverse(p.seq));
     Ok(all.into_iter().map(|p| row(p, now)).collect())
 }
 

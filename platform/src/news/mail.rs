@@ -361,12 +361,12 @@ mod tests {
         };
 
         // Off: nothing, and the marker is not set by announcing.
-        assert_eq!(run(&mut c, &[old.clone()], 1), 0);
+        assert_eq!(run(&mut c, std::slice::from_ref(&old), 1), 0);
         assert!(!enabled(&mut c).unwrap());
 
         // On from seq 1: the message that was there before is not announced.
         set(&mut c, true, 1).unwrap();
-        assert_eq!(run(&mut c, &[old.clone()], 1), 0);
+        assert_eq!(run(&mut c, std::slice::from_ref(&old), 1), 0);
         let for_billing = msg(2, &["abrechnung"]);
         let active = [for_billing.clone(), old.clone()];
         assert_eq!(

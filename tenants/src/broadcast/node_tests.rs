@@ -333,7 +333,7 @@ fn the_active_messages_are_read_once_until_the_feed_changes_or_one_expires() {
     assert_eq!(f.feed.active_reads(), reads + 1);
 
     // A retraction arrives (the watched seq changes): read again, the message is gone.
-    let mut changes = f.feed.changes();
+    let changes = f.feed.changes();
     f.feed
         .accept(
             vec![signed(&f.key, &retraction(3, &id_of(&lasting)))],
