@@ -216,3 +216,28 @@ async fn only_the_practices_own_admin_changes_the_setting_with_a_valid_form() {
         to(&got)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_opens_only_the_practices_that_asked_for_mail() {
+    let (app, smtp) = setup().await;
+    for slug in ["praxis-a", "praxis-b", "praxis-c"] {
+        app.create_practice(slug).await;
+    }
+    let chef = app.member("praxis-a", "chef", true).await;
+    assert_eq!(switch(&chef, true).await.status(), 303);
+    let store = app.server().store.clone();
+    let slug = |s: &str| kollegium_tenants::Slug::parse(s).unwrap();
+    store.close_all();
+    assert!(!store.is_open(&slug("praxis-a")) && !store.is_open(&slug("praxis-b")));
+
+    // Nothing new: a sync round opens no practice.
+    round(&app).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.open_practices(), 0, "{:?}", store.open_slugs());
+
+    // A new message: only the practice with the setting is opened, and mailed.
+    app.publish("Für alle", Audience::default(), false).await;
+    let got = settle(&app, &smtp, 1).await;
+    assert_eq!(to(&got), ["chef@praxis-a.example"]);
+    assert_eq!(store.open_slugs(), ["praxis-a"]);
+}
