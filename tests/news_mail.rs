@@ -218,7 +218,7 @@ async fn only_the_practices_own_admin_changes_the_setting_with_a_valid_form() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sync_opens_only_the_practices_that_asked_for_mail() {
+async fn a_sync_or_a_restart_opens_only_the_practices_that_asked_for_mail() {
     let (app, smtp) = setup().await;
     for slug in ["praxis-a", "praxis-b", "praxis-c"] {
         app.create_practice(slug).await;
@@ -240,4 +240,13 @@ async fn a_sync_opens_only_the_practices_that_asked_for_mail() {
     let got = settle(&app, &smtp, 1).await;
     assert_eq!(to(&got), ["chef@praxis-a.example"]);
     assert_eq!(store.open_slugs(), ["praxis-a"]);
+
+    // A restart without news opens nobody: the marker is read from the file.
+    drop(chef);
+    let mut app = app;
+    app.restart().await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let store = app.server().store.clone();
+    assert_eq!(store.open_practices(), 0, "{:?}", store.open_slugs());
+    assert_eq!(notices(&smtp).len(), 1, "and mails nobody again");
 }

@@ -239,15 +239,41 @@ impl Handler for AnnounceJobs {
     }
 }
 
-/// One round of the node: queues a [`JOB`] in every active practice that set [`FLAG`].
-/// Blocking. Returns how many practices were asked.
-pub fn queue_round(store: &TenantStore, now: UnixTime) -> Result<Vec<String>, String> {
+/// The practice's setting read straight from its database file, without opening the
+/// practice in the store: `Some(None)` off, `Some(Some(seq))` on and considered up to
+/// `seq`; `None` when it cannot tell (then the practice is opened).
+fn peek(dir: &std::path::Path) -> Option<Option<i64>> {
+    let path = dir.join(PLATFORM_DB.file);
+    if !path.exists() {
+        return Some(None);
+    }
+    let mut conn = kollegium_tenants::db::open_connection(&path).ok()?;
+    marker(&mut conn).ok()
+}
+
+/// One round of the node with the feed at `last_seq`: queues a [`JOB`] in every active
+/// practice that set [`FLAG`] and has not considered the messages up to `last_seq` yet (read
+/// from the file first, so a restart without news opens none). Blocking. Returns the
+/// practices asked.
+pub fn queue_round(
+    store: &TenantStore,
+    last_seq: i64,
+    now: UnixTime,
+) -> Result<Vec<String>, String> {
     let slugs = store
         .with_registry(|c| registry::with_flag(c, FLAG))
         .map_err(|e| e.to_string())?;
     let mut queued = Vec::new();
     for s in slugs {
         let Ok(slug) = Slug::parse(&s) else { continue };
+        match peek(&kollegium_tenants::store::practice_dir(
+            store.data_dir(),
+            &slug,
+        )) {
+            Some(None) => continue,
+            Some(Some(done)) if done >= last_seq => continue,
+            _ => {}
+        }
         let tenant = match store.tenant(&slug) {
             Ok(Some(t)) => t,
             Ok(None) => continue,
@@ -278,11 +304,12 @@ pub fn watch(
     shared: Arc<AppContext>,
     store: Arc<TenantStore>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let mut changes = shared.broadcasts.as_ref()?.changes();
+    let feed = shared.broadcasts.clone()?;
+    let mut changes = feed.changes();
     Some(tokio::spawn(async move {
         loop {
-            let (st, now) = (store.clone(), shared.now());
-            match tokio::task::spawn_blocking(move || queue_round(&st, now)).await {
+            let (st, now, last) = (store.clone(), shared.now(), feed.last_seq());
+            match tokio::task::spawn_blocking(move || queue_round(&st, last, now)).await {
                 Ok(Ok(slugs)) => {
                     for s in slugs {
                         shared.jobs.poke_kind(&s, &PLATFORM_DB, JOB);
