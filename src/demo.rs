@@ -486,7 +486,7 @@ pub fn banner(
         format!("  Dienstplan:     {r}/  (sample tool: signs in through the practice)\n")
     });
     format!(
-        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n{roster}  Operator:       http://{operator}/metrics\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisleitung, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
+        "\nKollegium demo is running.\n\n  Demo practice:  {DEMO_NAME}\n  Open:           {practice_origin}/\n{roster}  Operator:       http://{operator}/metrics\n  Console:        http://{operator}/  (an account: kollegium operator add <name> --email E)\n\n  Demo logins (password {pw} for each):\n    inhaber     Praxisleitung, Administrator:in\n    mfa         MFA\n    abrechnung  Abrechnung\n\nStop with Ctrl+C.\n",
         pw = kollegium_idp::demo::DEMO_PASSWORD
     )
 }

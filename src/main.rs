@@ -235,6 +235,7 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 !config.smtp.host.is_empty(),
                 &[],
             )?;
+            audit_cli(config, now, "practice.create", input.slug.as_str())?;
             println!(
                 "Created practice {:?} ({}).",
                 input.slug.as_str(),
@@ -304,6 +305,7 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                     })?;
             match link {
                 Some(link) => {
+                    audit_cli(config, now, "practice.setup_link", slug.as_str())?;
                     println!("Owner setup link (valid 72 h, single use): {link}");
                     println!("Earlier setup links of this practice no longer work.");
                     Ok(())
@@ -315,10 +317,12 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
             }
         }
         PracticeCommand::Suspend { slug } => {
-            lifecycle(&store, now, &slug, Change::Suspend, "Suspended")
+            lifecycle(&store, now, &slug, Change::Suspend, "Suspended")?;
+            audit_cli(config, now, "practice.suspend", &slug)
         }
         PracticeCommand::Resume { slug } => {
-            lifecycle(&store, now, &slug, Change::Resume, "Resumed")
+            lifecycle(&store, now, &slug, Change::Resume, "Resumed")?;
+            audit_cli(config, now, "practice.resume", &slug)
         }
         PracticeCommand::SetTimeZone { slug, zone } => {
             let zone = kollegium_tenants::time::Zone::parse(&zone)
@@ -329,7 +333,8 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
                 &slug,
                 Change::SetTimeZone(&zone),
                 &format!("Time zone {zone} set for"),
-            )
+            )?;
+            audit_cli(config, now, "practice.time_zone", &slug)
         }
         PracticeCommand::RotateKeys { slug } => {
             let slug = Slug::parse(&slug).map_err(ProvisionError::from)?;
@@ -340,14 +345,23 @@ fn practice(cmd: PracticeCommand, config: &Config) -> Result<(), Failure> {
             );
             Ok(())
         }
-        PracticeCommand::Delete { slug, confirm } => lifecycle(
-            &store,
-            now,
-            &slug,
-            Change::Delete { confirm: &confirm },
-            "Deleted",
-        ),
+        PracticeCommand::Delete { slug, confirm } => {
+            lifecycle(
+                &store,
+                now,
+                &slug,
+                Change::Delete { confirm: &confirm },
+                "Deleted",
+            )?;
+            audit_cli(config, now, "practice.delete", &slug)
+        }
     }
+}
+
+/// A practice lifecycle command in the operator audit log ("Kommandozeile").
+fn audit_cli(config: &Config, now: i64, action: &str, slug: &str) -> Result<(), Failure> {
+    kollegium::operator::audit::record_cli(&config.data_dir, now, action, slug)
+        .map_err(|e| Failure::Runtime(e.context("cannot write the operator audit log")))
 }
 
 fn idp_admin(e: practices::IdpAdminError) -> Failure {

@@ -15,7 +15,7 @@ use kollegium_tenants::jobs::{self, JobSignal, JobWorker};
 use kollegium_tenants::mail::{MailJobs, Mailer};
 use kollegium_tenants::perms;
 use kollegium_tenants::secrets::NodeKey;
-use kollegium_tenants::web::metrics::{Gauges, Metrics};
+use kollegium_tenants::web::metrics::{Gauge, GaugeKind, Gauges, Metrics};
 use kollegium_tenants::web::shell::{self as web_shell, Shell};
 use kollegium_tenants::web::{ErrorPage, WebContext, assets, client_addr, headers, host};
 use kollegium_tenants::web::{PathClass, assets::Source};
@@ -161,6 +161,28 @@ async fn metrics_text(ctx: web::Data<WebContext>, m: web::Data<Metrics>) -> Http
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render(&gauges))
+}
+
+/// The node's broadcast sync on `/metrics`: the last seq it verified and stored (whether
+/// the node is current with the operator's feed; the `news` benchmark waits for it) and the
+/// rounds run. Nothing about practices or members.
+fn broadcast_gauges(syncer: &Arc<Syncer>) -> Vec<Gauge> {
+    let feed = syncer.feed().clone();
+    let rounds = syncer.clone();
+    vec![
+        Gauge::new(
+            "kollegium_broadcast_last_seq",
+            "The last seq of the operator's feed this node has verified and stored.",
+            GaugeKind::Gauge,
+            move || feed.last_seq(),
+        ),
+        Gauge::new(
+            "kollegium_broadcast_sync_rounds_total",
+            "Rounds of the broadcast sync run to their end, successful or not.",
+            GaugeKind::Counter,
+            move || i64::try_from(rounds.rounds()).unwrap_or(i64::MAX),
+        ),
+    ]
 }
 
 /// `GET /feed?after=<seq>&limit=<n>` on the operator listener: the signed entries after
@@ -439,13 +461,16 @@ pub async fn start(
         context.clone(),
         directory.clone(),
     );
-    let syncer = Syncer::new(
-        broadcasts.clone(),
-        config.broadcast_sync(operator_addr),
-        store.clock().clone(),
-    )
-    .context("cannot build the broadcast feed's HTTP client")?;
-    let broadcast_sync = SyncWorker::spawn(Arc::new(syncer));
+    let syncer = Arc::new(
+        Syncer::new(
+            broadcasts.clone(),
+            config.broadcast_sync(operator_addr),
+            store.clock().clone(),
+        )
+        .context("cannot build the broadcast feed's HTTP client")?,
+    );
+    metrics.register(broadcast_gauges(&syncer));
+    let broadcast_sync = SyncWorker::spawn(syncer);
     tracing::info!(%addr, %operator_addr, "kollegium listening");
     Ok(RunningServer {
         addr,
@@ -527,6 +552,62 @@ mod tests {
         ] {
             assert!(feed_query(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn metrics_show_the_last_verified_broadcast_seq() {
+        use kollegium_tenants::broadcast::{Draft, OperatorKey, SyncSettings};
+        let dir = tempfile::tempdir().unwrap();
+        let key = OperatorKey::generate();
+        let node = Arc::new(NodeFeed::open(dir.path(), key.public()).unwrap());
+        let settings = SyncSettings {
+            feed_url: "http://127.0.0.1:9/feed".into(),
+            interval: Duration::from_secs(60),
+        };
+        let clock: SharedClock = Arc::new(kollegium_tenants::SystemClock);
+        let syncer = Arc::new(Syncer::new(node.clone(), settings, clock).unwrap());
+        let metrics = Metrics::default();
+        metrics.register(broadcast_gauges(&syncer));
+        let line = |name: &str| {
+            let text = metrics.render(&Gauges::default());
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            line("kollegium_broadcast_last_seq").as_deref(),
+            Some("kollegium_broadcast_last_seq 0")
+        );
+        let operator = OperatorFeed::open(dir.path()).unwrap();
+        for title in ["Tipp 1", "Tipp 2"] {
+            let draft = Draft {
+                title: title.into(),
+                body: "Neu: **GOP 03230**.".into(),
+                ..Draft::default()
+            };
+            operator.publish(&key, draft, 100).unwrap();
+        }
+        let page = operator.page(0, 100).unwrap();
+        let raw = page
+            .entries
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect();
+        assert_eq!(node.accept(raw, 100).unwrap().stored, 2);
+        assert_eq!(
+            line("kollegium_broadcast_last_seq").as_deref(),
+            Some("kollegium_broadcast_last_seq 2")
+        );
+        // The feed is unreachable here: the round ends, is counted, and keeps what it has.
+        assert!(syncer.round().await.is_err());
+        assert_eq!(
+            line("kollegium_broadcast_sync_rounds_total").as_deref(),
+            Some("kollegium_broadcast_sync_rounds_total 1")
+        );
+        assert_eq!(
+            line("kollegium_broadcast_last_seq").as_deref(),
+            Some("kollegium_broadcast_last_seq 2")
+        );
     }
 
     #[test]

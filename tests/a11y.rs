@@ -79,7 +79,7 @@ async fn color_scheme(b: &Client, scheme: &str) {
 
 /// The serious and critical violations axe-core finds on the page `b` shows, one readable
 /// block each; `what` names the page.
-async fn audit(b: &Client, what: &str) -> Vec<String> {
+pub async fn audit(b: &Client, what: &str) -> Vec<String> {
     let source = std::fs::read_to_string(AXE)
         .expect("tests/support/axe.min.js is vendored (see tests/support/README.md)");
     b.execute(&source, vec![]).await.unwrap();

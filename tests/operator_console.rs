@@ -58,6 +58,15 @@ async fn a_setup_link_sets_password_and_totp_and_signs_in_once() {
         assert!(html.contains(nav), "{nav}");
     }
 
+    // Signed in, the sign-in form leads on to the console.
+    let r = browser
+        .get(app.operator_url("/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/practices");
+
     // The secret is stored sealed, never as it is.
     let account = accounts::find(&mut db(&app), "erika").unwrap().unwrap();
     let stored = account.totp_secret.unwrap();
@@ -245,8 +254,23 @@ async fn a_suspended_operators_session_stops_working_at_once() {
     let app = TestApp::spawn().await;
     let op = signed_in_operator(&app, "erika").await;
     assert_eq!(op.get("/audit").await.status(), 200);
+    let csrf = form_csrf(&op.page("/practices").await);
     accounts::set_suspended(&mut db(&app), app.clock.now(), audit::CLI, "erika", true).unwrap();
     assert_eq!(op.get("/audit").await.status(), 303);
+    // Its forms are refused too.
+    let r = op
+        .post_with(
+            "/practices/new",
+            &csrf,
+            &[
+                ("slug", "praxis-z"),
+                ("name", "Z"),
+                ("owner_email", "z@z.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(!app.data_dir().join("tenants/praxis-z").exists());
     // Suspended: the right password and code do not sign in.
     assert_eq!(op.sign_in(app.clock.now()).await.status(), 401);
     // Resumed: the old session stays ended; a new sign-in works.
@@ -431,7 +455,7 @@ async fn wrong_passwords_and_wrong_codes_lock_the_sign_in_as_at_the_idp() {
     let now = app.clock.now();
     let threshold = app.config.idp.lockout_threshold;
     // Wrong passwords: locked after the threshold, then even the right ones are refused.
-    let csrf = form_csrf(&op.page("/login").await);
+    let csrf = form_csrf(&op.page("/practices").await);
     for i in 0..threshold {
         let r = op
             .post_with(
@@ -461,7 +485,7 @@ async fn wrong_passwords_and_wrong_codes_lock_the_sign_in_as_at_the_idp() {
     assert!(r.text().await.unwrap().contains("Zu viele Fehlversuche"));
     assert_eq!(op.sign_in(now).await.status(), 429);
     // Wrong codes with the right password count the same.
-    let csrf = form_csrf(&other.page("/login").await);
+    let csrf = form_csrf(&other.page("/practices").await);
     for i in 0..threshold {
         let r = other
             .post_with(
@@ -557,7 +581,7 @@ async fn weak_passwords_are_refused_at_setup() {
 async fn malformed_and_oversized_forms_are_refused() {
     let app = TestApp::spawn().await;
     let op = signed_in_operator(&app, "erika").await;
-    let csrf = form_csrf(&op.page("/login").await);
+    let csrf = form_csrf(&op.page("/practices").await);
     // Fields missing.
     let r = op.post_with("/login", &csrf, &[("name", "erika")]).await;
     assert_eq!(r.status(), 400);
@@ -657,6 +681,22 @@ async fn the_cli_manages_operators_and_cli_and_console_end_up_in_the_audit_log()
     assert!(out.status.success());
     let out = cli_in(&dir, &["operator", "setup-link", "erika"], &env);
     assert!(stdout(&out).contains("/setup/"));
+    // The practice lifecycle on the command line is in the same log.
+    for args in [
+        &[
+            "practice",
+            "create",
+            "praxis-cli",
+            "--name",
+            "Praxis CLI",
+            "--owner-email",
+            "a@praxis-cli.example",
+        ][..],
+        &["practice", "suspend", "praxis-cli"][..],
+    ] {
+        let out = cli_in(&dir, args, &env);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
     let op = OperatorClient {
         client: browser,
         origin: app.operator_url(""),
@@ -686,196 +726,25 @@ async fn the_cli_manages_operators_and_cli_and_console_end_up_in_the_audit_log()
             .iter()
             .any(|e| e.who == audit::CLI && e.action == "operator.add" && e.subject == "erika")
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_log_pages_newest_first() {
-    let app = TestApp::spawn().await;
-    {
-        let mut conn = db(&app);
-        for i in 0..(audit::PAGE_SIZE + 5) {
-            audit::record(
-                &mut conn,
-                T0 + i,
-                audit::CLI,
-                "practice.suspend",
-                &format!("praxis-{i}"),
-            )
-            .unwrap();
-        }
+    for action in ["practice.create", "practice.suspend"] {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.who == audit::CLI && e.action == action && e.subject == "praxis-cli"),
+            "{action}"
+        );
     }
-    let op = signed_in_operator(&app, "erika").await;
-    let first = op.page("/audit").await;
-    assert!(first.contains("Einrichtung abgeschlossen"));
-    let newest_practice = format!("praxis-{}", audit::PAGE_SIZE + 4);
-    assert!(first.contains(&newest_practice));
-    assert!(!first.contains(">praxis-0<"));
-    let older = first
-        .split("href=\"/audit?before=")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
-    let second = op.page(&format!("/audit?before={older}")).await;
-    assert!(second.contains(">praxis-0<"));
-    assert!(!second.contains(&newest_practice));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_practices_page_lists_practices_with_usage_from_file_sizes_only() {
-    let app = TestApp::spawn().await;
-    app.create_practice("praxis-a").await;
-    app.create_practice("praxis-b").await;
-    // A file in the store of praxis-a: counted by size, never read.
-    let files = app.data_dir().join("tenants/praxis-a/files/ab");
-    std::fs::create_dir_all(&files).unwrap();
-    std::fs::write(files.join("blob"), vec![b'x'; 3 * 1024 * 1024]).unwrap();
-    let op = signed_in_operator(&app, "erika").await;
-    let html = op.page("/practices").await;
-    assert!(html.contains("<code>praxis-a</code>") && html.contains("<code>praxis-b</code>"));
-    assert!(html.contains("aktiv"));
-    assert!(html.contains("3,0 MB"), "the file store's size");
-    assert!(html.contains("aria-current=\"page\""));
-    // Listing opened no practice's database.
-    assert_eq!(app.server().store.open_practices(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_creates_a_practice_with_every_hook_and_shows_the_owners_link_once() {
-    let app = TestApp::spawn().await;
-    let op = signed_in_operator(&app, "erika").await;
-    let form = op.page("/practices/new").await;
-    let csrf = form_csrf(&form);
-    let r = op
-        .post_with(
-            "/practices/new",
-            &csrf,
-            &[
-                ("slug", "praxis-neu"),
-                ("name", "Praxis Neu"),
-                ("owner_email", "inhaberin@praxis-neu.example"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
-    let link = html
-        .split("<code class=\"secret\" id=\"owner-setup-link\">")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .unwrap()
-        .replace("&#x2F;", "/")
-        .replace("&#47;", "/");
-    assert!(
-        link.contains("praxis-neu.localhost") && link.contains("/id/setup/"),
-        "{link}"
-    );
-    // The owner's link works at the practice: the IdP's hook ran.
-    let r = client().get(&link).send().await.unwrap();
-    assert_eq!(r.status(), 200, "{link}");
-    // The workspace's hook ran too: the practice's start page leads to its sign-in.
-    let r = client()
-        .get(app.url("praxis-neu", "/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    // The list shows it, without the link.
-    let list = op.page("/practices").await;
-    assert!(list.contains("<code>praxis-neu</code>") && !list.contains("/id/setup/"));
-    // Refusals keep the input and say why.
-    for (slug, name, email, why) in [
-        (
-            "praxis-neu",
-            "Noch eine",
-            "a@b.example",
-            "schon eine Praxis",
-        ),
-        ("Ungültig!", "Praxis", "a@b.example", "Kürzel ist ungültig"),
-        ("praxis-x", "", "a@b.example", "Name der Praxis"),
-        ("praxis-y", "Praxis Y", "kein-at", "E-Mail-Adresse"),
-    ] {
-        let r = op
-            .post_with(
-                "/practices/new",
-                &csrf,
-                &[("slug", slug), ("name", name), ("owner_email", email)],
-            )
-            .await;
-        assert_eq!(r.status(), 422, "{slug}");
-        let html = r.text().await.unwrap();
-        assert!(html.contains(why), "{slug}: {why}");
-    }
-    // Malformed: a field missing.
-    let r = op
-        .post_with("/practices/new", &csrf, &[("slug", "praxis-z")])
-        .await;
-    assert_eq!(r.status(), 400);
-    let audit_page = op.page("/audit").await;
-    assert!(audit_page.contains("Praxis angelegt") && audit_page.contains("praxis-neu"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_audited() {
-    let app = TestApp::spawn().await;
-    app.create_practice("praxis-a").await;
-    // The practice's pages answer (and the store caches its registry entry).
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
-    let op = signed_in_operator(&app, "erika").await;
-    let confirm = op.page("/practices/praxis-a/suspend").await;
-    assert!(confirm.contains("wirklich sperren"));
-    let csrf = form_csrf(&confirm);
-    let r = op
-        .post_with("/practices/praxis-a/suspend", &csrf, &[])
-        .await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(
-        r.headers()["location"],
-        "/practices?done=gesperrt&slug=praxis-a"
-    );
-    let r = client().get(app.url("praxis-a", "/")).send().await.unwrap();
-    assert_eq!(r.status(), 403, "suspended at once");
-    assert!(r.text().await.unwrap().contains("Praxis gesperrt"));
-    let list = op.page("/practices?done=gesperrt&slug=praxis-a").await;
-    assert!(list.contains("ist gesperrt") && list.contains("Entsperren"));
-    // Suspending again changes nothing.
-    let r = op
-        .post_with("/practices/praxis-a/suspend", &csrf, &[])
-        .await;
-    assert_eq!(r.status(), 303);
-    let r = op.post_with("/practices/praxis-a/resume", &csrf, &[]).await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
-    // Unknown practices and actions.
-    for path in [
-        "/practices/praxis-x/suspend",
-        "/practices/praxis-a/delete",
-        "/practices/..%2F/suspend",
-    ] {
-        assert_eq!(op.get(path).await.status(), 404, "{path}");
-        assert_eq!(op.post_with(path, &csrf, &[]).await.status(), 404, "{path}");
-    }
-    // Without a session nothing changes.
-    let anon = client();
-    let login_csrf = form_csrf(
-        &anon
-            .get(app.operator_url("/login"))
+async fn wrong_codes_at_setup_lock_the_setup_too() {
+    let app = TestApp::spawn_with(|c| c.idp.max_delay_ms = 20).await;
+    let link = add_operator(&app, "erika");
+    let browser = client();
+    let origin = app.operator_url("");
+    let csrf = form_csrf(
+        &browser
+            .get(&link)
             .send()
             .await
             .unwrap()
@@ -883,23 +752,39 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
             .await
             .unwrap(),
     );
-    let r = anon
-        .post(app.operator_url("/practices/praxis-a/suspend"))
-        .header("origin", app.operator_url(""))
-        .form(&[("csrf_token", login_csrf.as_str())])
+    let enrol = browser
+        .post(&link)
+        .header("origin", &origin)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("password", OP_PW),
+            ("password_repeat", OP_PW),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
+    let secret = crate::idp_mfa::shown_secret(&enrol.text().await.unwrap());
+    let send = |code: String| {
+        let (browser, link, origin, csrf) = (&browser, &link, &origin, &csrf);
+        async move {
+            browser
+                .post(format!("{link}/totp"))
+                .header("origin", origin)
+                .form(&[("csrf_token", csrf.as_str()), ("code", code.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    for i in 0..app.config.idp.lockout_threshold {
+        assert_eq!(send("000000".into()).await, 422, "attempt {i}");
+    }
+    assert_eq!(send(totp::code_at(&secret, app.clock.now())).await, 429);
+    assert!(
+        !accounts::find(&mut db(&app), "erika")
             .unwrap()
-            .status(),
-        303
+            .unwrap()
+            .is_set_up()
     );
-    let audit_page = op.page("/audit").await;
-    assert!(audit_page.contains("Praxis gesperrt") && audit_page.contains("Praxis entsperrt"));
 }

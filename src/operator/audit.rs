@@ -34,6 +34,12 @@ pub const LABELS: &[(&str, &str)] = &[
     ("practice.create", "Praxis angelegt"),
     ("practice.suspend", "Praxis gesperrt"),
     ("practice.resume", "Praxis entsperrt"),
+    ("practice.delete", "Praxis gelöscht"),
+    ("practice.time_zone", "Zeitzone der Praxis geändert"),
+    (
+        "practice.setup_link",
+        "Einrichtungslink der Praxisinhaber:in ausgestellt",
+    ),
     ("news.publish", "Neuigkeit veröffentlicht"),
     ("news.withdraw", "Neuigkeit zurückgezogen"),
 ];
@@ -95,4 +101,17 @@ pub fn page(
     rows.truncate(PAGE_SIZE as usize);
     let next = more.then(|| rows.last().map(|e| e.id)).flatten();
     Ok((rows, next))
+}
+
+/// Records a command-line action (`who` = [`CLI`]) in `data_dir`'s `operator.sqlite`, for
+/// commands that do not otherwise open it (the practice lifecycle). Blocking.
+pub fn record_cli(
+    data_dir: &std::path::Path,
+    now: UnixTime,
+    action: &str,
+    subject: &str,
+) -> anyhow::Result<()> {
+    let mut conn = super::open_db(data_dir)?;
+    record(&mut conn, now, CLI, action, subject)?;
+    Ok(())
 }

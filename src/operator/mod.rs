@@ -20,6 +20,9 @@ pub mod sessions;
 pub mod signin;
 pub mod web;
 
+#[cfg(test)]
+mod domain_tests;
+
 use std::path::Path;
 
 use diesel::SqliteConnection;

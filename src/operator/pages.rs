@@ -51,7 +51,14 @@ struct LoginQuery {
     done: Option<String>,
 }
 
-async fn login_page(csrf: CsrfToken, q: web::Query<LoginQuery>) -> HttpResponse {
+async fn login_page(
+    op: Option<Operator>,
+    csrf: CsrfToken,
+    q: web::Query<LoginQuery>,
+) -> HttpResponse {
+    if op.is_some() {
+        return see_other("/practices");
+    }
     let notice = (q.done.as_deref() == Some("abgemeldet")).then_some("Sie sind abgemeldet.");
     html(
         StatusCode::OK,
@@ -270,11 +277,15 @@ async fn setup_password(
         password,
         password_repeat,
     } = form.into_inner();
-    let ctx = PasswordContext::default()
-        .identity(&account.name)
-        .identity(account.email.split('@').next().unwrap_or_default())
-        .words("kollegium")
-        .words("betrieb");
+    // The IdP's context of a person, with the console standing in for the practice.
+    let ctx = PasswordContext::person(
+        "Kollegium Betrieb",
+        "betrieb",
+        &account.name,
+        &account.name,
+        &account.email,
+        now,
+    );
     let refused = if password != password_repeat {
         Some(kollegium_idp::passwords::PolicyError::Mismatch)
     } else {
@@ -310,6 +321,7 @@ struct CodeForm {
 }
 
 async fn setup_totp(
+    req: HttpRequest,
     console: web::Data<Console>,
     csrf: CsrfToken,
     token: web::Path<String>,
@@ -320,6 +332,7 @@ async fn setup_totp(
     if code.len() > 16 {
         return Err(ConsoleError::BadRequest);
     }
+    let ip = ClientAddr::of(&req).map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let now = console.now();
     let t = token.clone();
     let c = console.clone();
@@ -328,16 +341,31 @@ async fn setup_totp(
             let Some((link, account)) = accounts::open_link(conn, now, &t)? else {
                 return Ok::<_, diesel::result::Error>(None);
             };
+            let keys = match signin::begin_setup_code(conn, &c.throttle, now, &account, &ip)? {
+                Ok(keys) => keys,
+                Err(why) => return Ok(Some(Err(why))),
+            };
             let done = accounts::complete_setup(conn, c.totp_key(), now, &link, &code);
+            let wrong = matches!(done, Err(SetupError::WrongCode));
+            signin::end_setup_code(conn, &c.throttle, now, &keys, !wrong)?;
             let session = match &done {
                 Ok(a) => Some(sessions::create(conn, now, a.id)?),
                 Err(_) => None,
             };
-            Ok(Some((link, account, done, session)))
+            Ok(Some(Ok((link, account, done, session))))
         })
         .await?;
-    let Some((link, account, done, session)) = outcome else {
-        return Ok(link_invalid());
+    let (link, account, done, session) = match outcome {
+        None => return Ok(link_invalid()),
+        Some(Err(why)) => {
+            return Ok(message_with_link(
+                why.status(),
+                "Vorübergehend gesperrt",
+                why.message(),
+                None,
+            ));
+        }
+        Some(Ok(found)) => found,
     };
     match (done, session) {
         (Ok(_), Some(session)) => {

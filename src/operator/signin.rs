@@ -105,8 +105,46 @@ pub fn finish(
             return Ok(Err(Refusal::Wrong));
         };
         throttle::succeeded(conn, &attempt.keys, 1)?;
+        sessions::sweep(conn, now)?;
         let token = sessions::create(conn, now, account.id)?;
         audit::record(conn, now, &account.name, "operator.sign_in", &account.name)?;
         Ok(Ok((token, account.name.clone())))
     })
+}
+
+/// Reserves an attempt at the confirming code of a setup link for `account` from `ip`:
+/// counted like a sign-in (a guessed code there is a guessed second factor), so wrong
+/// codes lock the setup as they lock the sign-in.
+pub fn begin_setup_code(
+    conn: &mut SqliteConnection,
+    s: &IdpSettings,
+    now: UnixTime,
+    account: &Account,
+    ip: &str,
+) -> QueryResult<Result<Keys, Refusal>> {
+    let keys = Keys::new(Some(UserId(account.id)), &account.name, ip);
+    Ok(match throttle::begin(conn, &keys, s, now)? {
+        Gate::Proceed { .. } => Ok(keys),
+        Gate::Locked { newly, .. } => {
+            if newly {
+                audit::record(conn, now, &account.name, "operator.lockout", &account.name)?;
+            }
+            Err(Refusal::Locked)
+        }
+    })
+}
+
+/// The outcome of a setup code reserved with [`begin_setup_code`].
+pub fn end_setup_code(
+    conn: &mut SqliteConnection,
+    s: &IdpSettings,
+    now: UnixTime,
+    keys: &Keys,
+    ok: bool,
+) -> QueryResult<()> {
+    if ok {
+        throttle::succeeded(conn, keys, 1)
+    } else {
+        throttle::failed(conn, keys, s, now)
+    }
 }

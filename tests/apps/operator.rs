@@ -73,6 +73,17 @@ impl OperatorClient {
         r.text().await.unwrap()
     }
 
+    /// This browser's CSRF token: from the sign-in form, or (signed in, where that form
+    /// leads on) from the practices page.
+    pub async fn csrf(&self) -> String {
+        let r = self.get("/login").await;
+        if r.status() == 303 {
+            return form_csrf(&self.page("/practices").await);
+        }
+        assert_eq!(r.status(), 200, "GET /login");
+        form_csrf(&r.text().await.unwrap())
+    }
+
     /// POSTs `fields` with CSRF token `csrf` and the console's own `Origin`.
     pub async fn post_with(&self, action: &str, csrf: &str, fields: &[(&str, &str)]) -> Response {
         let mut all = vec![("csrf_token", csrf)];
@@ -90,7 +101,7 @@ impl OperatorClient {
     /// used when the sign-in succeeds).
     pub async fn sign_in(&self, now: i64) -> Response {
         let code = self.fresh_code(now);
-        let csrf = form_csrf(&self.page("/login").await);
+        let csrf = self.csrf().await;
         let r = self
             .post_with(
                 "/login",

@@ -78,6 +78,49 @@ pub fn thread_cpu_delta(
     out
 }
 
+/// Nanoseconds on CPU of each live thread of process `pid`, by thread id
+/// (`/proc/<pid>/task/<tid>/schedstat`, first field): exact for a thread that is not running
+/// at the moment (a running one's current slice is added at the next scheduler tick, a few
+/// ms), where `/proc/<pid>/stat` counts in 10 ms ticks; for phases whose CPU is a few
+/// milliseconds.
+pub fn thread_cpu_ns(pid: u32) -> BTreeMap<u32, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().parse::<u32>().ok();
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| schedstat_ns(&s));
+        if let (Some(tid), Some(ns)) = (tid, ns) {
+            out.insert(tid, ns);
+        }
+    }
+    out
+}
+
+/// The time on CPU (first field, ns) of a `schedstat` line.
+pub fn schedstat_ns(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Nanoseconds on CPU of the calling thread so far.
+pub fn own_thread_cpu_ns() -> Option<u64> {
+    schedstat_ns(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+}
+
+/// CPU nanoseconds spent between two [`thread_cpu_ns`] readings of one process: each thread's
+/// growth, threads started in between from zero. A thread that ended in between is in
+/// neither reading; its CPU in the phase is lost (the process total in ticks,
+/// [`cpu_seconds`], still counts it).
+pub fn cpu_ns_between(before: &BTreeMap<u32, u64>, after: &BTreeMap<u32, u64>) -> u64 {
+    after
+        .iter()
+        .map(|(tid, ns)| ns.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
 /// CPU time spent by the server and the driver between `start` and `stop`.
 pub struct CpuMeter {
     pid: String,
@@ -311,6 +354,28 @@ impl Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_cpu_counts_growth_and_new_threads_only() {
+        assert_eq!(schedstat_ns("123456789 2000 17\n"), Some(123_456_789));
+        assert_eq!(schedstat_ns(""), None);
+        let before = BTreeMap::from([(1, 1_000), (2, 5_000), (3, 7_000)]);
+        // 1 grew by 500, 2 by 0, 3 ended, 4 is new.
+        let after = BTreeMap::from([(1, 1_500), (2, 5_000), (4, 300)]);
+        assert_eq!(cpu_ns_between(&before, &after), 800);
+        let me = std::process::id();
+        let a = thread_cpu_ns(me);
+        assert!(!a.is_empty());
+        // The kernel adds a running thread's time at scheduler ticks: spin for 50 ms.
+        let t0 = own_thread_cpu_ns().unwrap();
+        let spin = Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        assert!(own_thread_cpu_ns().unwrap() > t0, "{x}");
+        assert!(cpu_ns_between(&a, &thread_cpu_ns(me)) > 0);
+    }
 
     #[test]
     fn reads_own_cpu_time() {

@@ -53,6 +53,9 @@ enum Scenario {
     ChatNode(scenarios::chat_node::Args),
     /// Tasks: a board with 2,000 cards: board page render time, card moves/s at 16 clients
     Tasks(scenarios::tasks::Args),
+    /// Signed broadcasts: operator publishes, nodes with 1,000 practices verify and store;
+    /// time, node CPU per entry beside the raw Ed25519 verification rate
+    News(scenarios::news::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,6 +99,7 @@ fn run(scenario: &Scenario, cond: &conditions::Conditions) -> anyhow::Result<rep
         Scenario::Chat(args) => scenarios::chat::run(args, cond)?,
         Scenario::ChatNode(args) => scenarios::chat_node::run(args, cond)?,
         Scenario::Tasks(args) => scenarios::tasks::run(args, cond)?,
+        Scenario::News(args) => scenarios::news::run(args, cond)?,
     })
 }
 

@@ -43,7 +43,10 @@ pub struct GoalSummary {
     pub max: f64,
     /// Whether the median meets the goal, whatever the machine's state.
     pub median_meets: bool,
-    /// `met`, `not met` or `inconclusive: machine busy`.
+    /// A figure without a goal ([`Goal::measured`]).
+    pub goal_is_measured: bool,
+    /// `met`, `not met`, `measured` (a figure without a goal) or `inconclusive: machine
+    /// busy`.
     pub verdict: String,
 }
 
@@ -56,6 +59,8 @@ impl GoalSummary {
         let median_meets = first.meets(median);
         let verdict = if busy {
             "inconclusive: machine busy"
+        } else if first.is_measured() {
+            "measured"
         } else if median_meets {
             "met"
         } else {
@@ -70,6 +75,7 @@ impl GoalSummary {
             median,
             max,
             median_meets,
+            goal_is_measured: first.is_measured(),
             verdict: verdict.to_owned(),
         }
     }
@@ -159,7 +165,9 @@ impl Repeated {
         if !self.goals.is_empty() {
             println!("  goal | median (min–max) | verdict");
             for g in &self.goals {
-                let verdict = if g.verdict.starts_with("inconclusive") {
+                let verdict = if g.verdict.starts_with("inconclusive") && g.goal_is_measured {
+                    g.verdict.clone()
+                } else if g.verdict.starts_with("inconclusive") {
                     let would = if g.median_meets { "met" } else { "not met" };
                     format!("{} (median: {would})", g.verdict)
                 } else {
@@ -297,6 +305,16 @@ mod tests {
         assert_eq!(g.verdict, "not met", "the best run alone would meet it");
         let g = goal_values(&[149.0, 162.0, 140.0], false);
         assert_eq!(g.verdict, "met");
+    }
+
+    #[test]
+    fn a_figure_without_a_goal_is_measured_or_busy() {
+        let g = Goal::measured("time", 2.0, "s");
+        let s = GoalSummary::of(&g, vec![2.0, 1.0, 3.0], false);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert_eq!(s.verdict, "measured");
+        let s = GoalSummary::of(&g, vec![2.0, 1.0, 3.0], true);
+        assert_eq!(s.verdict, "inconclusive: machine busy");
     }
 
     #[test]

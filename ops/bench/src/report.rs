@@ -66,6 +66,8 @@ pub fn proc_kb(text: &str, key: &str) -> Option<u64> {
 pub enum Direction {
     AtMost,
     AtLeast,
+    /// A figure without a goal: reported like the others (median (min–max)), never judged.
+    Measured,
 }
 
 /// A goal from the design and whether the measured figure meets it.
@@ -82,12 +84,13 @@ pub struct Goal {
 
 impl Goal {
     fn new(name: String, direction: Direction, value: f64, limit: f64, unit: &'static str) -> Self {
-        let sign = match direction {
-            Direction::AtMost => "<=",
-            Direction::AtLeast => ">=",
+        let goal = match direction {
+            Direction::AtMost => format!("<= {limit} {unit}"),
+            Direction::AtLeast => format!(">= {limit} {unit}"),
+            Direction::Measured => "none (measured)".to_owned(),
         };
         let mut g = Self {
-            goal: format!("{sign} {limit} {unit}").trim_end().to_owned(),
+            goal: goal.trim_end().to_owned(),
             name,
             limit,
             direction,
@@ -107,17 +110,36 @@ impl Goal {
         Self::new(name.into(), Direction::AtLeast, value, limit, unit)
     }
 
-    /// Whether `value` meets this goal (NaN never does).
+    /// A figure reported without a goal (no issue sets one): median (min–max) over the runs
+    /// and the machine's state, verdict "measured".
+    pub fn measured(name: impl Into<String>, value: f64, unit: &'static str) -> Self {
+        Self::new(name.into(), Direction::Measured, value, f64::NAN, unit)
+    }
+
+    pub fn is_measured(&self) -> bool {
+        self.direction == Direction::Measured
+    }
+
+    /// Whether `value` meets this goal (NaN never does; a measured figure has no goal to
+    /// meet and counts as meeting it when it is a number).
     pub fn meets(&self, value: f64) -> bool {
         match self.direction {
             Direction::AtMost => value <= self.limit,
             Direction::AtLeast => value >= self.limit,
+            Direction::Measured => !value.is_nan(),
         }
     }
 }
 
 impl std::fmt::Display for Goal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_measured() {
+            return write!(
+                f,
+                "{}: {:.2} {} (measured, no goal)",
+                self.name, self.value, self.unit
+            );
+        }
         let verdict = if self.met { "met" } else { "not met" };
         write!(
             f,
@@ -228,5 +250,10 @@ mod tests {
         assert!(!Goal::at_most("rss", 150.1, 150.0, "MB").met);
         assert!(Goal::at_least("rate", 0.9, 0.9, "x").met);
         assert!(!Goal::at_least("rate", 0.89, 0.9, "x").met);
+        let m = Goal::measured("entries/s", 1234.0, "/s");
+        assert!(m.met && m.is_measured());
+        assert_eq!(m.goal, "none (measured)");
+        assert!(m.to_string().contains("measured, no goal"), "{m}");
+        assert!(!Goal::measured("x", f64::NAN, "").met);
     }
 }

@@ -84,6 +84,8 @@ pub async fn build_server_binary() -> anyhow::Result<PathBuf> {
                 "KOLLEGIUM_BENCH_SERVER={} is not a file",
                 other.display()
             );
+            // The server runs in its work directory: a relative path is the caller's.
+            let other = other.canonicalize()?;
             println!(
                 "Server binary from KOLLEGIUM_BENCH_SERVER: {}",
                 other.display()

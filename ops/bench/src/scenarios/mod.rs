@@ -10,6 +10,8 @@ pub mod chat_client;
 pub mod chat_node;
 pub mod density;
 pub mod login;
+pub mod news;
+pub mod news_raw;
 pub mod provision;
 pub mod tasks;
 pub mod token;
