@@ -169,6 +169,8 @@ async fn an_operator_previews_and_publishes_in_the_console_and_the_member_sees_i
         json!(["Quartalsabrechnung", true, 0]),
         "the form keeps its input; fits 390 px; no inline styles"
     );
+    let found = crate::a11y::audit(&b, "console news with a preview").await;
+    assert!(found.is_empty(), "{}", found.join("\n\n"));
     assert!(
         app.server().operator_feed.list().unwrap().is_empty(),
         "not published"
@@ -176,6 +178,8 @@ async fn an_operator_previews_and_publishes_in_the_console_and_the_member_sees_i
     click(&b, "button[value=publish]").await;
     wait_for(&b, "p.notice.ok").await;
     assert!(b.source().await.unwrap().contains("Quartalsabrechnung"));
+    let found = crate::a11y::audit(&b, "console news list").await;
+    assert!(found.is_empty(), "{}", found.join("\n\n"));
     assert_eq!(app.server().operator_feed.list().unwrap().len(), 1);
 
     // The node syncs: Anna's open page shows the badge without a reload.
