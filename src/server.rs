@@ -110,7 +110,8 @@ pub fn shell() -> Shell {
         user_menu: kollegium_idp::views::shell_user_menu(),
         // The live channel on every signed-in page ("Mein Konto" and the administration too):
         // the navigation's unread and mention counts follow the member everywhere.
-        scripts: vec![kollegium_platform::live::SCRIPT.to_owned()],
+        // The apps' scripts for their navigation counts follow it (news: unread badge).
+        scripts: kollegium_platform::shell::scripts(),
     }
 }
 
@@ -386,6 +387,7 @@ pub async fn start(
     let ctx = context.clone();
     let m = web::Data::from(metrics.clone());
     let feed = web::Data::from(operator_feed.clone());
+    let news_key = web::Data::new(operator::news_pages::NewsKey(config.operator_key_path()));
     let console_store = store.clone();
     let throttle = config.idp.clone();
     let public_origin = config.operator_origin()?;
@@ -409,6 +411,7 @@ pub async fn start(
             .app_data(m.clone())
             .app_data(feed.clone())
             .app_data(console.clone())
+            .app_data(news_key.clone())
             .app_data(web::PayloadConfig::new(operator::web::MAX_FORM_BYTES))
             .app_data(web::FormConfig::default().limit(operator::web::MAX_FORM_BYTES))
             .wrap(from_fn(operator::web::guard))

@@ -210,6 +210,8 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         ("chat room", format!("/chat/{room}")),
         ("chat settings", "/chat/settings".into()),
         ("chat admin", "/chat/admin".into()),
+        ("news", "/news".into()),
+        ("news admin", "/news/admin".into()),
         ("search", "/search?q=Sprechzeiten".into()),
         ("chat search", "/chat/search?q=Laborwerte".into()),
         ("Mein Konto", "/id/account".into()),

@@ -52,7 +52,7 @@ impl TestApp {
         .await
     }
 
-    async fn publish_draft(&self, draft: Draft) -> String {
+    pub(crate) async fn publish_draft(&self, draft: Draft) -> String {
         let key = own_key(self);
         let entry = self
             .server()
@@ -64,7 +64,7 @@ impl TestApp {
         v["id"].as_str().unwrap().to_owned()
     }
 
-    async fn withdraw(&self, id: &str) {
+    pub(crate) async fn withdraw(&self, id: &str) {
         let key = own_key(self);
         self.server()
             .operator_feed
@@ -74,7 +74,7 @@ impl TestApp {
     }
 }
 
-fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audience {
+pub(crate) fn audience(specialties: &[&str], roles: &[&str], kv_regions: &[&str]) -> Audience {
     let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect();
     Audience {
         specialties: v(specialties),

@@ -509,17 +509,19 @@ async fn every_page_of_the_practice_has_the_one_shell_with_its_own_entry_active(
         .unwrap();
     assert_eq!(r.status(), 403);
     // The app's script, registered by the app list, is served content-hashed and cached,
-    // after the live channel's script (the page's one socket), which every page has.
+    // after the live channel's script (the page's one socket) and the apps' shell scripts
+    // (news: the navigation's unread badge), which every page has.
     let html = page(&app, &admin, "praxis-a", "/chat").await;
     let srcs: Vec<&str> = html
         .split("<script src=\"")
         .skip(1)
         .filter_map(|s| s.split('"').next())
         .collect();
-    assert_eq!(srcs.len(), 2, "{srcs:?}");
+    assert_eq!(srcs.len(), 3, "{srcs:?}");
     for (src, name, says) in [
         (srcs[0], "live", "WebSocket"),
-        (srcs[1], "chat", "K.live.on"),
+        (srcs[1], "news", "/api/news/unread"),
+        (srcs[2], "chat", "K.live.on"),
     ] {
         assert!(
             src.starts_with(&format!("/static/{name}.")) && src.ends_with(".js") && src.len() > 20,

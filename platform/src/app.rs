@@ -243,6 +243,13 @@ pub trait WorkspaceApp: Sync {
         &[]
     }
 
+    /// Its assets ([`Self::assets`]) that every signed-in page of the practice origin loads,
+    /// after the live channel's script: what keeps its count on the navigation current
+    /// (news: the unread badge). Pages of its own need not add them again.
+    fn shell_scripts(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Path prefixes of its own that metrics and logs count apart (`/dav` of a files app);
     /// everything else counts as `platform`.
     fn path_classes(&self) -> &'static [PathClass] {
@@ -316,6 +323,16 @@ pub trait WorkspaceApp: Sync {
         Ok(None)
     }
 
+    /// The same with the shared context at hand (an app whose export names node-level
+    /// state, such as the titles of the node's broadcasts); defaults to [`Self::export`].
+    fn export_in(
+        &self,
+        _shared: &AppContext,
+        conn: &mut SqliteConnection,
+    ) -> Result<Option<AppExport>, BoxError> {
+        self.export(conn)
+    }
+
     /// Sessions of a practice ended (logout, back-channel logout, limits). The live
     /// connections of those sessions are closed by the channel already.
     fn session_ended(&self, _shared: &AppContext, _slug: &str, _sessions: &[i64]) {}
@@ -384,6 +401,22 @@ pub fn export(
     let mut out = Vec::new();
     for app in apps {
         if let Some(part) = app.export(conn)? {
+            out.push(part);
+        }
+    }
+    Ok(out)
+}
+
+/// The practice export of `apps` with the node's shared context (what the export command
+/// calls on a running node: news names the titles of the node's broadcasts).
+pub fn export_in(
+    apps: &[&dyn WorkspaceApp],
+    shared: &AppContext,
+    conn: &mut SqliteConnection,
+) -> Result<Vec<AppExport>, BoxError> {
+    let mut out = Vec::new();
+    for app in apps {
+        if let Some(part) = app.export_in(shared, conn)? {
             out.push(part);
         }
     }

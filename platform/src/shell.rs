@@ -36,6 +36,17 @@ pub fn entries() -> Vec<Entry> {
         .collect()
 }
 
+/// The scripts every signed-in page of the practice origin loads: the live channel's, then
+/// each app's [`crate::app::WorkspaceApp::shell_scripts`] (the composition puts them into the
+/// shell, so the IdP's pages have them too).
+pub fn scripts() -> Vec<String> {
+    let mut all = vec![crate::live::SCRIPT.to_owned()];
+    for app in crate::app::apps() {
+        all.extend(app.shell_scripts().iter().map(|s| (*s).to_owned()));
+    }
+    all
+}
+
 /// The practice's one start page (the workspace's, [`crate::app::START`]).
 pub fn home() -> &'static str {
     crate::app::navigation()

@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod cli;
+pub mod news_pages;
 pub mod pages;
 pub mod practices;
 pub mod schema;
@@ -51,6 +52,7 @@ pub fn totp_key(node: &NodeKey) -> Zeroizing<[u8; 32]> {
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     pages::configure(cfg);
     practices::configure(cfg);
+    news_pages::configure(cfg);
 }
 
 /// The setup link for `token`: under `[operator] public_url` when configured, else

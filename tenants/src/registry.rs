@@ -24,9 +24,19 @@ pub mod schema {
             time_zone -> Text,
         }
     }
+
+    diesel::table! {
+        practice_flags (slug, flag) {
+            slug -> Text,
+            flag -> Text,
+            set_at -> BigInt,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(practices, practice_flags);
 }
 
-use schema::practices;
+use schema::{practice_flags, practices};
 
 pub const REGISTRY_DB: DbKind = DbKind {
     name: "registry",
@@ -189,6 +199,60 @@ pub fn set_time_zone(
     Ok(n == 1)
 }
 
+/// A flag a practice's app sets in the registry so that node-wide work finds the practices
+/// to open without opening every one (e.g. `news.mail`: announce news by mail). A name
+/// chosen by its owner, never content or anything about members; validated here only as a
+/// short name.
+pub fn valid_flag(flag: &str) -> bool {
+    !flag.is_empty()
+        && flag.len() <= 64
+        && flag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
+/// Sets or clears `flag` for the practice. Returns whether the practice exists.
+pub fn set_flag(
+    conn: &mut SqliteConnection,
+    slug: &Slug,
+    flag: &str,
+    on: bool,
+    now: UnixTime,
+) -> Result<bool, DbError> {
+    if !valid_flag(flag) {
+        return Err(DbError::Query(diesel::result::Error::QueryBuilderError(
+            format!("invalid practice flag {flag:?}").into(),
+        )));
+    }
+    let exists = find(conn, slug.as_str())?.is_some();
+    if !exists {
+        return Ok(false);
+    }
+    if on {
+        diesel::insert_or_ignore_into(practice_flags::table)
+            .values((
+                practice_flags::slug.eq(slug.as_str()),
+                practice_flags::flag.eq(flag),
+                practice_flags::set_at.eq(now),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::delete(practice_flags::table.find((slug.as_str(), flag))).execute(conn)?;
+    }
+    Ok(true)
+}
+
+/// The active practices (not suspended, not deleted) with `flag` set, by slug.
+pub fn with_flag(conn: &mut SqliteConnection, flag: &str) -> Result<Vec<String>, DbError> {
+    Ok(practice_flags::table
+        .inner_join(practices::table.on(practices::slug.eq(practice_flags::slug)))
+        .filter(practice_flags::flag.eq(flag))
+        .filter(practices::status.eq(PracticeStatus::Active.as_str()))
+        .order(practice_flags::slug)
+        .select(practice_flags::slug)
+        .load(conn)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +273,42 @@ mod tests {
         assert_eq!(json["time_zone"], "Europe/Vienna");
         let other = Slug::parse("praxis-b").unwrap();
         assert!(!set_time_zone(&mut conn, &other, &vienna).unwrap());
+    }
+
+    #[test]
+    fn flags_name_the_active_practices_that_set_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(dir.path()).unwrap();
+        let (a, b, c) = (
+            Slug::parse("praxis-a").unwrap(),
+            Slug::parse("praxis-b").unwrap(),
+            Slug::parse("praxis-c").unwrap(),
+        );
+        for s in [&a, &b] {
+            insert(&mut conn, s, "Praxis", 1_000).unwrap();
+        }
+        assert!(with_flag(&mut conn, "news.mail").unwrap().is_empty());
+        assert!(set_flag(&mut conn, &a, "news.mail", true, 1).unwrap());
+        assert!(
+            set_flag(&mut conn, &a, "news.mail", true, 2).unwrap(),
+            "twice is once"
+        );
+        assert!(set_flag(&mut conn, &b, "other.flag", true, 1).unwrap());
+        assert!(
+            !set_flag(&mut conn, &c, "news.mail", true, 1).unwrap(),
+            "unknown practice"
+        );
+        assert_eq!(with_flag(&mut conn, "news.mail").unwrap(), ["praxis-a"]);
+        set_status(&mut conn, &a, PracticeStatus::Suspended, 3).unwrap();
+        assert!(
+            with_flag(&mut conn, "news.mail").unwrap().is_empty(),
+            "suspended"
+        );
+        set_status(&mut conn, &a, PracticeStatus::Active, 4).unwrap();
+        assert!(set_flag(&mut conn, &a, "news.mail", false, 5).unwrap());
+        assert!(with_flag(&mut conn, "news.mail").unwrap().is_empty());
+        for bad in ["", "News", "a b", "x;--", &"x".repeat(65)] {
+            assert!(set_flag(&mut conn, &a, bad, true, 1).is_err(), "{bad}");
+        }
     }
 }

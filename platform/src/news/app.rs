@@ -1,13 +1,16 @@
 //! Neuigkeiten as a workspace app: its entry in [`crate::app::APPS`].
 
+use std::sync::Arc;
+
 use actix_web::web;
 use askama::Template;
 use diesel::SqliteConnection;
 use kollegium_tenants::UnixTime;
+use kollegium_tenants::jobs::Handler as JobHandler;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 
-use crate::app::{AppContext, Job, NavEntry, Node, Tile, WorkspaceApp};
+use crate::app::{AppContext, AppExport, Job, NavEntry, Node, Tile, WorkspaceApp};
 use crate::members::{self, MemberId};
 
 /// The news app.
@@ -19,6 +22,10 @@ const ASSETS: &[Source] = &[Source {
     content_type: "text/javascript; charset=utf-8",
     body: include_bytes!("../../../templates/static/news.js"),
 }];
+
+/// Its script on every signed-in page of the practice origin: the navigation's unread badge,
+/// and on `/news` and the start page the live list and tile.
+pub const SHELL_SCRIPTS: &[&str] = &["news.js"];
 
 #[derive(Template)]
 #[template(path = "news/tile.html")]
@@ -49,6 +56,10 @@ impl WorkspaceApp for News {
         ASSETS
     }
 
+    fn shell_scripts(&self) -> &'static [&'static str] {
+        SHELL_SCRIPTS
+    }
+
     fn tile_in(
         &self,
         shared: &AppContext,
@@ -70,16 +81,41 @@ impl WorkspaceApp for News {
     }
 
     fn spawn_jobs(&self, node: &Node<'_>) -> Vec<(&'static str, Job)> {
-        super::live::spawn(node.shared.clone())
-            .map(|t| vec![("live", Job::Task(t))])
-            .unwrap_or_default()
+        let mut jobs = Vec::new();
+        if let Some(t) = super::live::spawn(node.shared.clone()) {
+            jobs.push(("live", Job::Task(t)));
+        }
+        if let Some(t) = super::mail::watch(node.shared.clone(), node.store.clone()) {
+            jobs.push(("mail", Job::Task(t)));
+        }
+        jobs
+    }
+
+    fn job_kinds(&self, node: &Node<'_>) -> Vec<Arc<dyn JobHandler>> {
+        vec![super::mail::AnnounceJobs::new(
+            node.web.clone(),
+            node.shared.clone(),
+            node.directory.clone(),
+        )]
     }
 
     fn live_topics(&self) -> &'static [&'static str] {
         &["feed"]
     }
 
-    // No export: the messages are the operator's, not the practice's; a member's read and
-    // hidden marks are no practice record. Members deactivated: their rows stay and they
-    // sign in no more.
+    /// The members' read and hidden marks (the messages are the operator's, not the
+    /// practice's); without the node's store at hand, messages are named by id.
+    fn export(&self, conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
+        super::export::export(conn, None)
+    }
+
+    fn export_in(
+        &self,
+        shared: &AppContext,
+        conn: &mut SqliteConnection,
+    ) -> Result<Option<AppExport>, BoxError> {
+        super::export::export(conn, shared.broadcasts.as_deref())
+    }
+
+    // Members deactivated: their rows stay and they sign in no more.
 }

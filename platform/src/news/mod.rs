@@ -10,9 +10,15 @@
 //! - `routes`: `/news`, `/news/{id}` and the read, hide and restore forms.
 //! - `live`: a content-free event on the app's topic when the node's feed changed.
 //! - `search`: the member's messages in the workspace's one search, from the node's store.
+//! - `export`: the members' marks in the practice export.
+//! - `admin` and `mail`: the practice setting "Neuigkeiten per E-Mail ankündigen" and the
+//!   notices it sends (no title, no content), queued only in practices that set it.
 
+pub mod admin;
 pub mod app;
+pub mod export;
 pub mod live;
+pub mod mail;
 pub mod routes;
 pub mod search;
 
@@ -85,9 +91,10 @@ pub fn for_member(
     now: UnixTime,
 ) -> Result<Vec<Shown>, NewsError> {
     let mine: Vec<Message> = feed
-        .active(now)?
-        .into_iter()
+        .active_shared(now)?
+        .iter()
         .filter(|msg| is_for(msg, m))
+        .cloned()
         .collect();
     if mine.is_empty() {
         return Ok(Vec::new());
@@ -115,10 +122,10 @@ pub fn one_for_member(
     id: &str,
     now: UnixTime,
 ) -> Result<Option<Shown>, NewsError> {
-    let Some(message) = feed.get(id)? else {
+    let Some(message) = feed.active_one(id, now)? else {
         return Ok(None);
     };
-    if !message.is_active(now) || !is_for(&message, m) {
+    if !is_for(&message, m) {
         return Ok(None);
     }
     let (read, hidden) = news_state::table

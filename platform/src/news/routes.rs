@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -16,6 +17,7 @@ use super::{Action, NewsError, Shown};
 use crate::PLATFORM_DB;
 use crate::app::AppContext;
 use crate::auth::Member;
+use crate::error::ApiError;
 
 /// `?done=` codes and the notice each shows.
 const NOTICES: &[(&str, &str)] = &[
@@ -56,6 +58,8 @@ struct ListPage {
     hidden_view: bool,
     hidden_count: usize,
     notice: Option<&'static str>,
+    /// A practice admin: the link to the settings.
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -101,8 +105,10 @@ fn see_other(to: &str) -> HttpResponse {
         .finish()
 }
 
+/// `news.js` comes with every signed-in page through the shell
+/// ([`super::app::SHELL_SCRIPTS`]).
 fn layout(m: &Member, csrf: &CsrfToken) -> Layout {
-    crate::shell::page(m, csrf, super::APP).with_script("news.js")
+    crate::shell::page(m, csrf, super::APP)
 }
 
 async fn list(
@@ -139,6 +145,7 @@ async fn list(
         hidden_view,
         hidden_count,
         notice: notice(q.done.as_deref()),
+        admin: m.member.is_admin,
     })
 }
 
@@ -209,8 +216,38 @@ async fn act(
     Ok(see_other(&format!("/news?done={done}")))
 }
 
+/// `GET /api/news/unread`: `{"unread": n}`, the member's unread and not hidden messages,
+/// for the navigation's badge (`news.js`).
+async fn unread_count(m: Member, shared: web::Data<AppContext>) -> Result<HttpResponse, ApiError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "news unread count failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Die Neuigkeiten sind gerade nicht erreichbar.",
+        )
+    };
+    let feed = shared
+        .broadcasts
+        .clone()
+        .ok_or_else(|| failed(&NewsError::NoFeed))?;
+    let (now, t, row) = (shared.now(), m.tenant.clone(), m.member.clone());
+    let n = kollegium_tenants::web::block(move || -> Result<usize, String> {
+        let mut conn = t.conn(&PLATFORM_DB).map_err(|e| e.to_string())?;
+        super::unread(&feed, &mut conn, &row, now)
+            .map(|(n, _)| n)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| failed(&e))?
+    .map_err(|e| failed(&e))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "unread": n })))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/news", web::get().to(list))
+    super::admin::configure(cfg);
+    cfg.route("/api/news/unread", web::get().to(unread_count))
+        .route("/news", web::get().to(list))
         .route("/news/{id}", web::get().to(message))
         .route("/news/{id}/{what}", web::post().to(act));
 }

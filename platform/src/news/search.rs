@@ -35,14 +35,15 @@ pub fn find(
         return Ok(Vec::new());
     }
     Ok(feed
-        .active(now)?
-        .into_iter()
+        .active_shared(now)?
+        .iter()
         .filter(|msg| super::is_for(msg, m))
         .filter(|msg| {
             let text = format!("{}\n{}", msg.title, msg.body).to_lowercase();
             words.iter().all(|w| text.contains(w.as_str()))
         })
         .take(max)
+        .cloned()
         .map(|msg| Shown {
             kind: KIND,
             label: LABEL,

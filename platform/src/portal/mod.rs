@@ -77,8 +77,8 @@ async fn home(
         }
     };
     let page = PortalPage {
-        // The news tile follows the live channel (new broadcasts arrive while it is open).
-        layout: layout(&m, &csrf).with_script("news.js"),
+        // The news tile follows the live channel through `news.js`, which the shell brings.
+        layout: layout(&m, &csrf),
         practice_name: m.tenant.display_name().to_owned(),
         name: m.member.display_name.clone(),
         welcome,

@@ -121,11 +121,11 @@ pub async fn respond(
     let kind = params.kind.as_str();
     let kinds = match view.only {
         Some(_) => Vec::new(),
-        None => search_sources()
-            .map(|s| KindOption {
-                value: s.kind(),
-                label: s.label(),
-                selected: s.kind() == kind,
+        None => kinds_of_all()
+            .map(|(value, label)| KindOption {
+                value,
+                label,
+                selected: value == kind,
             })
             .collect(),
     };
@@ -145,8 +145,8 @@ pub async fn respond(
         hits,
         max: MAX_RESULTS,
         everywhere,
-        covers: search_sources()
-            .map(|s| s.label())
+        covers: kinds_of_all()
+            .map(|(_, label)| label)
             .collect::<Vec<_>>()
             .join(", "),
     };
@@ -164,13 +164,28 @@ pub async fn respond(
     }
 }
 
+/// The node's broadcasts ("Neuigkeiten") are in no practice's index: the whole search asks
+/// the news app's source directly (see `crate::news::search`), and its filter offers them.
+const NEWS: (&str, &str) = (crate::news::search::KIND, crate::news::search::LABEL);
+
+/// Every kind the whole search covers: the apps' indexed kinds, then the news.
+fn kinds_of_all() -> impl Iterator<Item = (&'static str, &'static str)> {
+    search_sources()
+        .map(|s| (s.kind(), s.label()))
+        .chain(std::iter::once(NEWS))
+}
+
 fn layout(m: &Member, csrf: &CsrfToken, view: &View) -> Layout {
     crate::shell::page(m, csrf, view.active)
 }
 
 async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Outcome, Internal> {
     let kind = view.only.unwrap_or(p.kind.as_str());
+    // Filtered to the news: no index kinds at all.
+    let news_only = view.only.is_none() && kind == NEWS.0;
+    let with_news = view.only.is_none() && (kind.is_empty() || news_only);
     let sources: Vec<&'static dyn SearchSource> = match find::sources(kind) {
+        _ if news_only => Vec::new(),
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
@@ -182,16 +197,17 @@ async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Ou
         }
     };
     let (tenant, service, me, now) = (m.tenant.clone(), ctx.search.clone(), m.id(), ctx.now());
-    let hits = kollegium_tenants::web::block(move || {
-        find::find(&tenant, &service, me, &text, &sources, now)
-    })
-    .await
-    .map_err(|e| Internal::new("searching", e))?
-    .map_err(|e| Internal::new("searching", e))?;
-    let mut hits = hits;
-    // The node's broadcasts are in no practice's index: the whole search asks the news
-    // app's source directly (see `crate::news::search`).
-    if let (None, "", Some(feed)) = (view.only, p.kind.as_str(), ctx.broadcasts.clone()) {
+    let mut hits = if news_only {
+        Vec::new()
+    } else {
+        kollegium_tenants::web::block(move || {
+            find::find(&tenant, &service, me, &text, &sources, now)
+        })
+        .await
+        .map_err(|e| Internal::new("searching", e))?
+        .map_err(|e| Internal::new("searching", e))?
+    };
+    if let (true, Some(feed)) = (with_news, ctx.broadcasts.clone()) {
         let (row, zone, q) = (m.member.clone(), m.tenant.time_zone().clone(), p.q.clone());
         let max = MAX_RESULTS.saturating_sub(hits.len());
         let news = kollegium_tenants::web::block(move || {

@@ -50,6 +50,7 @@
 //! the catalogue does not know, whose body is too large, or that retracts a message the node
 //! does not have. A refused entry stops the round; it is recorded once per (seq, reason).
 
+mod active;
 pub mod entry;
 pub mod key;
 pub mod node;

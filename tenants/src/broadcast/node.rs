@@ -3,7 +3,7 @@
 //! and the read API the practice app builds on.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::BroadcastError;
+use super::active::ActiveCache;
 use super::entry::{Audience, Entry, Item, MessageId, Payload, Refusal};
 use super::key::PublicKey;
 use crate::clock::UnixTime;
@@ -150,6 +151,8 @@ pub struct NodeFeed {
     key: PublicKey,
     conn: Mutex<SqliteConnection>,
     last: watch::Sender<i64>,
+    /// The active messages in memory ([`super::active`]).
+    active: ActiveCache,
 }
 
 impl std::fmt::Debug for NodeFeed {
@@ -174,6 +177,7 @@ impl NodeFeed {
             key,
             conn: Mutex::new(conn),
             last: watch::Sender::new(last),
+            active: ActiveCache::default(),
         })
     }
 
@@ -305,7 +309,33 @@ impl NodeFeed {
 
     /// The messages to show at `now`: not withdrawn, not expired; pinned first, then the
     /// newest. Every practice filters them by its members' claims ([`Audience::matches`]).
+    /// Answered from memory while nothing changed ([`super::active`]): a page load costs
+    /// no read of `broadcasts.sqlite`.
     pub fn active(&self, now: UnixTime) -> Result<Vec<Message>, BroadcastError> {
+        Ok(self.active_shared(now)?.to_vec())
+    }
+
+    /// The same without copying the messages: the snapshot itself.
+    pub fn active_shared(&self, now: UnixTime) -> Result<Arc<[Message]>, BroadcastError> {
+        self.active
+            .get(self.last_seq(), now, || self.read_active(now))
+    }
+
+    /// The active message `id` at `now`, from the same snapshot as [`Self::active`].
+    pub fn active_one(&self, id: &str, now: UnixTime) -> Result<Option<Message>, BroadcastError> {
+        Ok(self
+            .active_shared(now)?
+            .iter()
+            .find(|m| m.id.as_str() == id)
+            .cloned())
+    }
+
+    /// How often [`Self::active`] had to read the database.
+    pub fn active_reads(&self) -> u64 {
+        self.active.reads()
+    }
+
+    fn read_active(&self, now: UnixTime) -> Result<Vec<Message>, BroadcastError> {
         let rows: Vec<MessageRow> = messages::table
             .filter(messages::withdrawn_at.is_null())
             .filter(

@@ -290,3 +290,67 @@ fn the_stored_state_survives_a_reopen() {
     assert_eq!(again.last_seq(), 1);
     assert_eq!(again.active(1).unwrap().len(), 1);
 }
+
+#[test]
+fn the_active_messages_are_read_once_until_the_feed_changes_or_one_expires() {
+    let f = fixture();
+    let mut expiring = message(1, Audience::default());
+    if let Item::Message(m) = &mut expiring.item {
+        m.valid_until = Some(5_000);
+    }
+    let lasting = message(2, Audience::default());
+    f.feed
+        .accept(
+            vec![signed(&f.key, &expiring), signed(&f.key, &lasting)],
+            1_000,
+        )
+        .unwrap();
+    let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let both = ids(f.feed.active(1_000).unwrap());
+    assert_eq!(both.len(), 2);
+    let reads = f.feed.active_reads();
+    // Many page loads, one read: later times before the expiry, single lookups too.
+    for now in [1_000, 1_001, 4_999] {
+        assert_eq!(ids(f.feed.active(now).unwrap()), both);
+    }
+    assert!(
+        f.feed
+            .active_one(id_of(&lasting).as_str(), 2_000)
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(f.feed.active_reads(), reads, "answered from memory");
+
+    // The expiry passes: read again, the expired message is gone.
+    assert_eq!(ids(f.feed.active(5_000).unwrap()), [id_of(&lasting)]);
+    assert_eq!(f.feed.active_reads(), reads + 1);
+    assert!(
+        f.feed
+            .active_one(id_of(&expiring).as_str(), 5_000)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(f.feed.active_reads(), reads + 1);
+
+    // A retraction arrives (the watched seq changes): read again, the message is gone.
+    let changes = f.feed.changes();
+    f.feed
+        .accept(
+            vec![signed(&f.key, &retraction(3, &id_of(&lasting)))],
+            5_001,
+        )
+        .unwrap();
+    assert!(changes.has_changed().unwrap());
+    assert!(f.feed.active(5_001).unwrap().is_empty());
+    assert_eq!(f.feed.active_reads(), reads + 2);
+
+    // A clock moved back is not answered from a snapshot read later.
+    let fresh = message(4, Audience::default());
+    f.feed.accept(vec![signed(&f.key, &fresh)], 5_002).unwrap();
+    assert_eq!(ids(f.feed.active(5_002).unwrap()), [id_of(&fresh)]);
+    assert_eq!(
+        ids(f.feed.active(4_000).unwrap()),
+        [id_of(&fresh), id_of(&expiring)],
+        "before its expiry the expiring one shows again"
+    );
+}
