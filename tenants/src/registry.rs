@@ -200,7 +200,7 @@ pub fn set_time_zone(
 }
 
 /// A flag a practice's app sets in the registry so that node-wide work finds the practices
-/// to open without opening every one (e.g. `news.mail`: announce news by mail). A name
+/// to open without opening every one (e.g. `app.mail`: an app that mails members when the node receives something). A name
 /// chosen by its owner, never content or anything about members; validated here only as a
 /// short name.
 pub fn valid_flag(flag: &str) -> bool {
@@ -287,27 +287,27 @@ mod tests {
         for s in [&a, &b] {
             insert(&mut conn, s, "Praxis", 1_000).unwrap();
         }
-        assert!(with_flag(&mut conn, "news.mail").unwrap().is_empty());
-        assert!(set_flag(&mut conn, &a, "news.mail", true, 1).unwrap());
+        assert!(with_flag(&mut conn, "app.mail").unwrap().is_empty());
+        assert!(set_flag(&mut conn, &a, "app.mail", true, 1).unwrap());
         assert!(
-            set_flag(&mut conn, &a, "news.mail", true, 2).unwrap(),
+            set_flag(&mut conn, &a, "app.mail", true, 2).unwrap(),
             "twice is once"
         );
         assert!(set_flag(&mut conn, &b, "other.flag", true, 1).unwrap());
         assert!(
-            !set_flag(&mut conn, &c, "news.mail", true, 1).unwrap(),
+            !set_flag(&mut conn, &c, "app.mail", true, 1).unwrap(),
             "unknown practice"
         );
-        assert_eq!(with_flag(&mut conn, "news.mail").unwrap(), ["praxis-a"]);
+        assert_eq!(with_flag(&mut conn, "app.mail").unwrap(), ["praxis-a"]);
         set_status(&mut conn, &a, PracticeStatus::Suspended, 3).unwrap();
         assert!(
-            with_flag(&mut conn, "news.mail").unwrap().is_empty(),
+            with_flag(&mut conn, "app.mail").unwrap().is_empty(),
             "suspended"
         );
         set_status(&mut conn, &a, PracticeStatus::Active, 4).unwrap();
-        assert!(set_flag(&mut conn, &a, "news.mail", false, 5).unwrap());
-        assert!(with_flag(&mut conn, "news.mail").unwrap().is_empty());
-        for bad in ["", "News", "a b", "x;--", &"x".repeat(65)] {
+        assert!(set_flag(&mut conn, &a, "app.mail", false, 5).unwrap());
+        assert!(with_flag(&mut conn, "app.mail").unwrap().is_empty());
+        for bad in ["", "Mail", "a b", "x;--", &"x".repeat(65)] {
             assert!(set_flag(&mut conn, &a, bad, true, 1).is_err(), "{bad}");
         }
     }

@@ -1,5 +1,5 @@
 //! The node's active messages in memory: every page of every practice asks
-//! [`super::NodeFeed::active`] (the news page, its tile, the search, the badge), so a node
+//! [`super::NodeFeed::active`] (the app that shows them: its page, tile, search and badge), so a node
 //! with 1,000 practices would read `broadcasts.sqlite` on every one of those page loads.
 //! The snapshot is read once and kept until it can be wrong:
 //!
