@@ -677,6 +677,11 @@ pub fn form_csrf(html: &str) -> String {
     html[start..start + end].to_owned()
 }
 
+/// The CSRF token of the first form on the page at `url`, fetched with `c`.
+pub async fn form_csrf_at(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    form_csrf(&c.get(url).send().await.unwrap().text().await.unwrap())
+}
+
 /// The password the chat tests give their users.
 pub const CHAT_PW: &str = "Sonnenblume-Kaffee-42";
 

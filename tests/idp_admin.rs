@@ -1,6 +1,6 @@
 //! Benutzerverwaltung: editing, disabling, deleting; who may do it; the security log.
 
-use crate::harness::{TestApp, client, form_csrf};
+use crate::harness::{TestApp, client, form_csrf_at};
 
 async fn admin_client(app: &TestApp, slug: &str) -> reqwest::Client {
     app.create_user(slug, "chefin", "Sonnenblume-Kaffee-42", true)
@@ -16,7 +16,7 @@ async fn admin_client(app: &TestApp, slug: &str) -> reqwest::Client {
 }
 
 async fn csrf_of(c: &reqwest::Client, url: String) -> String {
-    form_csrf(&c.get(url).send().await.unwrap().text().await.unwrap())
+    form_csrf_at(c, url).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{TestApp, client, form_csrf, use_smtp};
+use crate::harness::{TestApp, client, form_csrf, form_csrf_at, use_smtp};
 use crate::smtp::{Mail, SmtpSink, parse_eml};
 
 const ADMIN_PW: &str = "Verwaltung-Sicher-2026";
@@ -436,16 +436,7 @@ async fn without_smtp_mail_lands_in_the_practice_outbox_and_only_there() {
         .text()
         .await
         .unwrap();
-    let token = form_csrf(
-        &admin
-            .get(app.url("praxis-a", "/id/admin/users/new"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let token = form_csrf_at(&admin, app.url("praxis-a", "/id/admin/users/new")).await;
     let id = 3; // owner 1, chefin 2, bernd 3
     assert!(list.contains(&format!("/id/admin/users/{id}\"")), "{list}");
     let act = |what: &'static str| {

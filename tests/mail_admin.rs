@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use kollegium_tenants::clock::ManualClock;
 use kollegium_tenants::{Clock, SharedClock, SystemClock};
 
-use crate::harness::{TestApp, cli_in, client, form_csrf, meta_csrf, stderr, stdout};
+use crate::harness::{TestApp, cli_in, client, form_csrf_at, meta_csrf, stderr, stdout};
 use crate::mail::use_link;
 use crate::smtp::parse_eml;
 
@@ -73,15 +73,7 @@ async fn an_invitation_link_expires_after_72_hours() {
     clock.advance(61);
     let page = c.get(app.url("praxis-a", &path)).send().await.unwrap();
     assert_eq!(page.status(), 410, "expired after 72 h");
-    let token = form_csrf(
-        &c.get(app.url("praxis-a", "/id/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let token = form_csrf_at(&c, app.url("praxis-a", "/id/login")).await;
     let r = c
         .post(app.url("praxis-a", &path))
         .form(&[

@@ -13,7 +13,9 @@ use kollegium_tenants::clock::ManualClock;
 use crate::apps::operator::{
     OP_PW, OperatorClient, add_operator, complete_setup, signed_in_operator,
 };
-use crate::harness::{TestApp, cli_in, client, client_with_jar, form_csrf, raw_client, stdout};
+use crate::harness::{
+    TestApp, cli_in, client, client_with_jar, form_csrf, form_csrf_at, raw_client, stdout,
+};
 
 const T0: i64 = 1_796_000_000;
 
@@ -118,16 +120,7 @@ async fn an_operator_without_totp_cannot_sign_in() {
     let link = add_operator(&app, "max");
     let browser = client();
     // Only the password step of the setup: the TOTP secret is offered, not confirmed.
-    let csrf = form_csrf(
-        &browser
-            .get(&link)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = form_csrf_at(&browser, &link).await;
     let enrol = browser
         .post(&link)
         .header("origin", app.operator_url(""))
@@ -146,16 +139,7 @@ async fn an_operator_without_totp_cannot_sign_in() {
 
     // Neither the chosen password nor a code of the offered secret signs in.
     let code = totp::code_at(&secret, app.clock.now());
-    let csrf = form_csrf(
-        &browser
-            .get(app.operator_url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = form_csrf_at(&browser, app.operator_url("/login")).await;
     let r = browser
         .post(app.operator_url("/login"))
         .header("origin", app.operator_url(""))
@@ -546,16 +530,7 @@ async fn weak_passwords_are_refused_at_setup() {
     let app = TestApp::spawn().await;
     let link = add_operator(&app, "erika");
     let browser = client();
-    let csrf = form_csrf(
-        &browser
-            .get(&link)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = form_csrf_at(&browser, &link).await;
     for (pw, repeat) in [
         ("kurz", "kurz"),
         ("password123", "password123"),
@@ -742,16 +717,7 @@ async fn wrong_codes_at_setup_lock_the_setup_too() {
     let link = add_operator(&app, "erika");
     let browser = client();
     let origin = app.operator_url("");
-    let csrf = form_csrf(
-        &browser
-            .get(&link)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let csrf = form_csrf_at(&browser, &link).await;
     let enrol = browser
         .post(&link)
         .header("origin", &origin)

@@ -6,7 +6,7 @@
 use kollegium::operator::{self, audit};
 
 use crate::apps::operator::signed_in_operator;
-use crate::harness::{TestApp, client, form_csrf};
+use crate::harness::{TestApp, client, form_csrf, form_csrf_at};
 
 const T0: i64 = 1_796_000_000;
 
@@ -162,16 +162,7 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
     }
     // Without a session nothing changes.
     let anon = client();
-    let login_csrf = form_csrf(
-        &anon
-            .get(app.operator_url("/login"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
+    let login_csrf = form_csrf_at(&anon, app.operator_url("/login")).await;
     let r = anon
         .post(app.operator_url("/practices/praxis-a/suspend"))
         .header("origin", app.operator_url(""))
