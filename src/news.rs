@@ -84,6 +84,7 @@ pub fn run(cmd: NewsCommand, config: &Config, now: UnixTime) -> Result<(), NewsE
                     kollegium_tenants::broadcast::entry::Item::Retraction(_) => None,
                 })
                 .ok_or_else(|| runtime(anyhow::anyhow!("the signed entry does not verify")))?;
+            audit(config, now, "news.publish", &id.to_string())?;
             println!("{id}");
             Ok(())
         }
@@ -91,6 +92,7 @@ pub fn run(cmd: NewsCommand, config: &Config, now: UnixTime) -> Result<(), NewsE
             let key = operator_key(config)?;
             let feed = OperatorFeed::open(&config.data_dir).map_err(runtime)?;
             let entry = feed.withdraw(&key, &id, now)?;
+            audit(config, now, "news.withdraw", id.trim())?;
             println!(
                 "Withdrew {}: every node removes it at its next sync (entry {}).",
                 id.trim(),
@@ -112,6 +114,12 @@ pub fn run(cmd: NewsCommand, config: &Config, now: UnixTime) -> Result<(), NewsE
 }
 
 /// The message's Markdown from a file or standard input, refused early when too large.
+/// A news command in the operator audit log ("Kommandozeile"): the message id, never content.
+fn audit(config: &Config, now: UnixTime, action: &str, id: &str) -> Result<(), NewsError> {
+    crate::operator::audit::record_cli(&config.data_dir, now, action, id)
+        .map_err(|e| runtime(e.context("cannot write the operator audit log")))
+}
+
 fn read_body(path: &Path) -> Result<String, NewsError> {
     let mut raw = Vec::new();
     let limit = MAX_BODY_BYTES as u64 + 1;

@@ -348,6 +348,24 @@ async fn the_cli_publishes_lists_and_withdraws() {
     assert!(json[0]["withdrawn_at"].is_i64(), "{json}");
     round(&app).await.unwrap();
     assert!(titles(&app).is_empty());
+
+    // Both commands are in the operator audit log as the command line's, with the message id
+    // only; the refused publications are not.
+    let mut conn = kollegium::operator::open_db(&data).unwrap();
+    let (log, _) = kollegium::operator::audit::page(&mut conn, None).unwrap();
+    let news: Vec<_> = log
+        .iter()
+        .filter(|e| e.action.starts_with("news."))
+        .map(|e| (e.who.as_str(), e.action.as_str(), e.subject.as_str()))
+        .collect();
+    let cli = kollegium::operator::audit::CLI;
+    assert_eq!(
+        news,
+        [
+            (cli, "news.withdraw", id.as_str()),
+            (cli, "news.publish", id.as_str())
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
