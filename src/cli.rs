@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The demo roster tool's default port (`kollegium demo --roster-port`).
+pub const DEMO_ROSTER_PORT: u16 = 9000;
+
 #[derive(Debug, Parser)]
 #[command(name = "kollegium", version, about = "Workspace for medical practices")]
 pub struct Cli {
@@ -29,7 +32,7 @@ pub enum Command {
             long,
             value_name = "PORT",
             env = "KOLLEGIUM_DEMO_ROSTER_PORT",
-            default_value_t = crate::demo::ROSTER_PORT
+            default_value_t = DEMO_ROSTER_PORT
         )]
         roster_port: u16,
     },

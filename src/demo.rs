@@ -19,8 +19,6 @@ pub const DEMO_NAME: &str = "Praxis Dr. Demo";
 pub const DEMO_OWNER: &str = "inhaber@praxis-demo.example";
 /// The demo roster tool's client id at the demo practice's IdP (`kollegium_idp::demo`).
 pub const ROSTER_CLIENT_ID: &str = "dienstplan-demo";
-/// The demo roster tool's default port (`kollegium demo --roster-port`).
-pub const ROSTER_PORT: u16 = 9000;
 
 /// Demo mode serves fixed, published passwords: it must never be reachable from outside.
 pub fn check_loopback(config: &Config) -> Result<(), String> {

@@ -16,9 +16,34 @@
 
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
+
 use super::BroadcastError;
-use super::node::Message;
+use super::entry::{Audience, MessageId};
 use crate::clock::UnixTime;
+
+/// A verified message as the practice app reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub id: MessageId,
+    /// Its place in the feed: a higher seq arrived later.
+    pub seq: i64,
+    pub published_at: UnixTime,
+    pub valid_until: Option<UnixTime>,
+    pub title: String,
+    /// Markdown.
+    pub body: String,
+    pub pinned: bool,
+    pub audience: Audience,
+    pub withdrawn_at: Option<UnixTime>,
+}
+
+impl Message {
+    /// Not withdrawn and not expired at `now`.
+    pub fn is_active(&self, now: UnixTime) -> bool {
+        self.withdrawn_at.is_none() && self.valid_until.is_none_or(|t| t > now)
+    }
+}
 
 /// The active messages as read at `read_at` with the feed at `seq`.
 struct Snapshot {

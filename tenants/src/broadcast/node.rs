@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::BroadcastError;
 use super::active::ActiveCache;
+pub use super::active::Message;
 use super::entry::{Audience, Entry, Item, MessageId, Payload, Refusal};
 use super::key::PublicKey;
 use crate::clock::UnixTime;
@@ -64,29 +65,6 @@ pub const NODE_DB: DbKind = DbKind {
     file: "broadcasts.sqlite",
     migrations: embed_migrations!("migrations/broadcasts"),
 };
-
-/// A verified message as the practice app reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Message {
-    pub id: MessageId,
-    /// Its place in the feed: a higher seq arrived later.
-    pub seq: i64,
-    pub published_at: UnixTime,
-    pub valid_until: Option<UnixTime>,
-    pub title: String,
-    /// Markdown.
-    pub body: String,
-    pub pinned: bool,
-    pub audience: Audience,
-    pub withdrawn_at: Option<UnixTime>,
-}
-
-impl Message {
-    /// Not withdrawn and not expired at `now`.
-    pub fn is_active(&self, now: UnixTime) -> bool {
-        self.withdrawn_at.is_none() && self.valid_until.is_none_or(|t| t > now)
-    }
-}
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = messages)]
