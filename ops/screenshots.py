@@ -3,16 +3,21 @@
 
 Starts `kollegium demo` in a fresh data directory on free loopback ports, signs in as the demo
 owner in headless Chromium (through chromedriver's WebDriver API, with only the standard
-library), and saves PNGs of the main pages at 1366x900, 1920x1080 and 390x844. Run it through
+library), and saves PNGs of the main pages at 1366x900, 1920x1080 and 390x844; then sets up
+an operator account (`kollegium operator add`, password and TOTP in the browser) and saves the
+operator console's pages. Run it through
 ops/screenshots.sh, which builds the binary first.
 """
 
 import argparse
 import base64
+import hashlib
+import hmac
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -104,15 +109,20 @@ class WebDriver:
             self.session = None
 
 
-def start_demo(binary, data_dir):
-    """`kollegium demo` on free ports; its practice URL and roster URL from the banner."""
+def demo_env():
+    """The environment of the demo and of the commands run beside it (same listeners)."""
     env = dict(os.environ)
     env.update({
         "KOLLEGIUM_LISTEN": f"127.0.0.1:{free_port()}",
-        "KOLLEGIUM_OPERATOR_LISTEN": "127.0.0.1:0",
+        "KOLLEGIUM_OPERATOR_LISTEN": f"127.0.0.1:{free_port()}",
         "KOLLEGIUM_DEMO_ROSTER_PORT": str(free_port()),
         "KOLLEGIUM_LOG__LEVEL": "warn",
     })
+    return env
+
+
+def start_demo(binary, data_dir, env):
+    """`kollegium demo` on free ports; its practice URL and roster URL from the banner."""
     proc = subprocess.Popen([binary, "--data-dir", data_dir, "demo"], env=env,
                             stdout=subprocess.PIPE, text=True)
     urls = {}
@@ -136,6 +146,33 @@ def sign_in(wd, origin, user):
     wd.type("input#password", PASSWORD)
     wd.click("form button[type=submit]")
     wd.find("header.topbar .usermenu")
+
+
+def totp_now(secret):
+    """The current TOTP code (RFC 6238: SHA-1, 30 s, 6 digits) of a base32 secret."""
+    key = secret.replace(" ", "").upper()
+    key = base64.b32decode(key + "=" * (-len(key) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30), hashlib.sha1).digest()
+    offset = mac[-1] & 15
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+def operator_signed_in(wd, binary, data_dir, env, name):
+    """A new operator account (`kollegium operator add`), set up in the browser: password,
+    then the TOTP enrolment with a code computed from the secret the page shows."""
+    out = subprocess.run([binary, "--data-dir", data_dir, "operator", "add", name,
+                          "--email", f"{name}@betrieb.example"],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    link = next(w for w in out.split() if "/setup/" in w)
+    wd.goto(link)
+    wd.type("input#password", "Leuchtturm-Abend-2026")
+    wd.type("input#password_repeat", "Leuchtturm-Abend-2026")
+    wd.click("form button[type=submit]")
+    secret = wd.js("return document.querySelector('code.secret').textContent;")
+    wd.type("input#code", totp_now(secret))
+    wd.click("form button[type=submit]")
+    wd.find("main")
+    return link.split("/setup/")[0]
 
 
 def room_path(wd, origin, title):
@@ -172,7 +209,9 @@ def run(args):
     os.makedirs(args.out, exist_ok=True)
     saved = []
     with tempfile.TemporaryDirectory() as tmp:
-        demo, origin, roster = start_demo(args.binary, os.path.join(tmp, "data"))
+        data_dir = os.path.join(tmp, "data")
+        env = demo_env()
+        demo, origin, roster = start_demo(args.binary, data_dir, env)
         port = free_port()
         driver = subprocess.Popen([args.chromedriver, f"--port={port}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -226,6 +265,16 @@ def run(args):
                     wd.goto(origin + "/news")
                     wd.find("main")
                     saved.append(shoot(wd, args.out, "13-neuigkeiten", size))
+                    # The operator console (its own listener): a new operator per size,
+                    # since every sign-in takes a fresh TOTP code.
+                    console = operator_signed_in(wd, args.binary, data_dir, env,
+                                                 f"betrieb-{size}")
+                    for page, name in (("/practices", "14-betrieb-praxen"),
+                                       ("/news", "15-betrieb-neuigkeiten"),
+                                       ("/audit", "16-betrieb-protokoll")):
+                        wd.goto(console + page)
+                        wd.find("main")
+                        saved.append(shoot(wd, args.out, name, size))
                     if roster:
                         wd.goto(roster + "/")
                         # The first time, the practice asks whether the tool may sign in.
