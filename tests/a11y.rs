@@ -312,6 +312,18 @@ async fn every_page_kind_passes_axe_core_without_serious_violations() {
         found.extend(audit(&b, &format!("{what} (dark)")).await);
     }
     b.close().await.unwrap();
+
+    // On a phone the shell folds its navigation and user menu into icons: they keep their names.
+    let phone = browser_on(&d, "a11y-phone", Screen::Phone(390, 844)).await;
+    sign_in(&phone, &app, "inhaber").await;
+    for (what, path) in pages
+        .iter()
+        .filter(|(what, _)| matches!(*what, "start page" | "chat room" | "admin: users"))
+    {
+        open(&phone, &app.url(DEMO, path)).await;
+        found.extend(audit(&phone, &format!("{what} (phone)")).await);
+    }
+    phone.close().await.unwrap();
     roster.stop().await;
     assert!(
         found.is_empty(),
