@@ -168,6 +168,7 @@ def operator_signed_in(wd, binary, data_dir, env, name):
     wd.type("input#password", "Leuchtturm-Abend-2026")
     wd.type("input#password_repeat", "Leuchtturm-Abend-2026")
     wd.click("form button[type=submit]")
+    wd.find("code.secret")  # the enrolment page has loaded
     secret = wd.js("return document.querySelector('code.secret').textContent;")
     wd.type("input#code", totp_now(secret))
     wd.click("form button[type=submit]")

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use kollegium_tenants::broadcast::operator::{Published, end_of_day};
 use kollegium_tenants::broadcast::{
-    Audience, Draft, OperatorFeed, OperatorKey, PublishError, entry::MAX_BODY_BYTES,
+    Audience, Draft, Entry, MessageId, OperatorFeed, OperatorKey, PublishError,
+    entry::MAX_BODY_BYTES,
 };
 use kollegium_tenants::{UnixTime, clock};
 
@@ -76,13 +77,7 @@ pub fn run(cmd: NewsCommand, config: &Config, now: UnixTime) -> Result<(), NewsE
             warn_if_nodes_refuse(config, &key);
             let feed = OperatorFeed::open(&config.data_dir).map_err(runtime)?;
             let entry = feed.publish(&key, draft, now)?;
-            let id = entry
-                .verify(&key.public())
-                .ok()
-                .and_then(|p| match p.item {
-                    kollegium_tenants::broadcast::entry::Item::Message(m) => Some(m.id),
-                    kollegium_tenants::broadcast::entry::Item::Retraction(_) => None,
-                })
+            let id = message_id(&key, &entry)
                 .ok_or_else(|| runtime(anyhow::anyhow!("the signed entry does not verify")))?;
             audit(config, now, "news.publish", &id.to_string())?;
             println!("{id}");
@@ -113,13 +108,22 @@ pub fn run(cmd: NewsCommand, config: &Config, now: UnixTime) -> Result<(), NewsE
     }
 }
 
-/// The message's Markdown from a file or standard input, refused early when too large.
 /// A news command in the operator audit log ("Kommandozeile"): the message id, never content.
 fn audit(config: &Config, now: UnixTime, action: &str, id: &str) -> Result<(), NewsError> {
     crate::operator::audit::record_cli(&config.data_dir, now, action, id)
         .map_err(|e| runtime(e.context("cannot write the operator audit log")))
 }
 
+/// The id of the message `entry`, just signed with `key`, publishes (the CLI and the console
+/// print and audit it).
+pub fn message_id(key: &OperatorKey, entry: &Entry) -> Option<MessageId> {
+    match entry.verify(&key.public()).ok()?.item {
+        kollegium_tenants::broadcast::entry::Item::Message(m) => Some(m.id),
+        kollegium_tenants::broadcast::entry::Item::Retraction(_) => None,
+    }
+}
+
+/// The message's Markdown from a file or standard input, refused early when too large.
 fn read_body(path: &Path) -> Result<String, NewsError> {
     let mut raw = Vec::new();
     let limit = MAX_BODY_BYTES as u64 + 1;

@@ -10,7 +10,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use kollegium_tenants::broadcast::{NodeFeed, OperatorFeed, SyncWorker, Syncer};
+use kollegium_tenants::broadcast::{NodeFeed, OperatorFeed, OperatorKey, SyncWorker, Syncer};
 use kollegium_tenants::jobs::{self, JobSignal, JobWorker};
 use kollegium_tenants::mail::{MailJobs, Mailer};
 use kollegium_tenants::perms;
@@ -387,7 +387,10 @@ pub async fn start(
     let ctx = context.clone();
     let m = web::Data::from(metrics.clone());
     let feed = web::Data::from(operator_feed.clone());
-    let news_key = web::Data::new(operator::news_pages::NewsKey(config.operator_key_path()));
+    let news_key = web::Data::new(operator::news_pages::NewsKey(Arc::new(
+        OperatorKey::load_or_create(&config.operator_key_path())
+            .context("cannot read the operator's signing key")?,
+    )));
     let console_store = store.clone();
     let throttle = config.idp.clone();
     let public_origin = config.operator_origin()?;

@@ -86,6 +86,8 @@ impl FakeFeed {
                 .app_data(state.clone())
                 .route("/feed", web::get().to(fake_feed))
         })
+        // No kept-alive connection the node could still be served on once the test stops it.
+        .keep_alive(actix_web::http::KeepAlive::Disabled)
         .listen(listener)
         .unwrap()
         .workers(1)
@@ -99,10 +101,19 @@ impl FakeFeed {
         format!("http://127.0.0.1:{}/feed", self.port)
     }
 
+    /// Stops the server and waits until its port refuses connections (a non-graceful stop
+    /// returns before the accept thread has closed the listener).
     async fn stop(&mut self) {
         if let Some(h) = self.handle.take() {
             h.stop(false).await;
         }
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the fake feed still accepts connections after stopping");
     }
 
     /// Listens again on the same port.

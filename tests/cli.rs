@@ -481,11 +481,7 @@ async fn a_standard_client_configured_from_discovery_signs_in_a_demo_user() {
         .to_owned();
 
     // Everything the client knows comes from the discovery document.
-    let http = reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(crate::harness::LocalhostResolver))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = crate::harness::builder().build().unwrap();
     let issuer = IssuerUrl::new(format!("{url}id")).unwrap();
     let meta = CoreProviderMetadata::discover_async(issuer, &http)
         .await

@@ -3,11 +3,9 @@
 //! proxy are throttled one by one, and a client talking to the node directly cannot
 //! choose (or rotate) its address.
 
-use std::sync::Arc;
-
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::harness::{LocalhostResolver, TestApp};
+use crate::harness::TestApp;
 use crate::idp_mfa::PW;
 
 /// A browser whose requests carry `name: value` (as a proxy in front of the node would
@@ -18,10 +16,8 @@ pub fn client_with(name: &str, value: &[u8]) -> reqwest::Client {
         HeaderName::from_bytes(name.as_bytes()).unwrap(),
         HeaderValue::from_bytes(value).unwrap(),
     );
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(LocalhostResolver))
+    crate::harness::builder()
         .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
         .default_headers(h)
         .build()
         .unwrap()

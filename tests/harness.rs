@@ -35,35 +35,35 @@ impl Resolve for LocalhostResolver {
     }
 }
 
-/// A client like a browser: cookies kept, redirects not followed (tests look at them).
-pub fn client() -> reqwest::Client {
+/// How long a test client keeps an idle connection: well below the server's keep-alive
+/// (actix-web's 5 s), so a client never sends on a connection the server is closing just
+/// then ("connection closed before message completed" on a busy machine).
+const CLIENT_IDLE: Duration = Duration::from_secs(2);
+
+/// The builder every test client starts from: loopback names, idle connections dropped
+/// after [`CLIENT_IDLE`], redirects not followed (tests look at them).
+pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(LocalhostResolver))
-        .cookie_store(true)
+        .pool_idle_timeout(CLIENT_IDLE)
         .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+}
+
+/// A client like a browser: cookies kept, redirects not followed (tests look at them).
+pub fn client() -> reqwest::Client {
+    builder().cookie_store(true).build().unwrap()
 }
 
 /// A browser-like client whose cookie jar the test can read (for WebSocket handshakes).
 pub fn client_with_jar() -> (reqwest::Client, Arc<reqwest::cookie::Jar>) {
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    let c = reqwest::Client::builder()
-        .dns_resolver(Arc::new(LocalhostResolver))
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let c = builder().cookie_provider(jar.clone()).build().unwrap();
     (c, jar)
 }
 
 /// A client without a cookie store: sends exactly the cookies a test gives it.
 pub fn raw_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(LocalhostResolver))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    builder().build().unwrap()
 }
 
 /// The value a response sets for cookie `name`, if it sets one.

@@ -62,11 +62,7 @@ async fn login_logout_and_the_account_page() {
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(std::sync::Arc::new(crate::harness::LocalhostResolver))
-        .build()
-        .unwrap();
+    let replay = crate::harness::builder().build().unwrap();
     let session_value = cookie.split(';').next().unwrap().to_owned();
     let r = replay
         .get(app.url("praxis-a", "/id/account"))

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use reqwest::cookie::{CookieStore, Jar};
 
-use crate::harness::{LocalhostResolver, TestApp, client, form_csrf, raw_client, set_cookie};
+use crate::harness::{TestApp, client, form_csrf, raw_client, set_cookie};
 use crate::idp_mfa::{PW, T0, logout};
 
 const WRONG: &str = "Benutzername oder Passwort ist falsch.";
@@ -175,10 +175,8 @@ async fn a_planted_session_cookie_is_never_adopted() {
     let jar = std::sync::Arc::new(Jar::default());
     let url: reqwest::Url = app.url("praxis-a", "/").parse().unwrap();
     jar.add_cookie_str(&format!("kollegium-id={planted}; Path=/"), &url);
-    let victim = reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(LocalhostResolver))
+    let victim = crate::harness::builder()
         .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let page = victim.get(app.url("praxis-a", "/id/login")).send().await;
@@ -221,10 +219,8 @@ async fn a_planted_session_cookie_is_never_adopted() {
     // An invented cookie value is not adopted either.
     let jar = std::sync::Arc::new(Jar::default());
     jar.add_cookie_str("kollegium-id=von-aussen-gesetzt; Path=/", &url);
-    let c = reqwest::Client::builder()
-        .dns_resolver(std::sync::Arc::new(LocalhostResolver))
+    let c = crate::harness::builder()
         .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
     let r = app.login(&c, "praxis-a", "anna", PW).await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::apps::chat_api::{Person, close_code, expect, member_socket, new_room, send};
-use crate::harness::{CHAT_PW as PW, LocalhostResolver, TestApp, client, meta_csrf};
+use crate::harness::{CHAT_PW as PW, TestApp, client, meta_csrf};
 
 const FIREFOX: &str =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
@@ -17,10 +17,8 @@ const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML,
 /// A browser with its own user agent and cookie jar, signed in to the workspace.
 async fn browser(app: &TestApp, user: &str, agent: &str) -> Person {
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    let http = reqwest::Client::builder()
-        .dns_resolver(Arc::new(LocalhostResolver))
+    let http = crate::harness::builder()
         .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
         .user_agent(agent)
         .build()
         .unwrap();

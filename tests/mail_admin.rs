@@ -442,11 +442,7 @@ async fn the_admin_user_endpoints_refuse_bad_requests() {
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
         .find(|c| c.starts_with("kollegium-id="))
         .expect("B's session cookie");
-    let bare = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(Arc::new(crate::harness::LocalhostResolver))
-        .build()
-        .unwrap();
+    let bare = crate::harness::builder().build().unwrap();
     let at_b = bare
         .get(app.url("praxis-b", "/id/admin/users"))
         .header("cookie", &b_session)

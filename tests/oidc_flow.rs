@@ -19,15 +19,11 @@ use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::signature::Verifier;
 use serde_json::Value;
 
-use crate::harness::{LocalhostResolver, TestApp, client, form_csrf};
+use crate::harness::{TestApp, client, form_csrf};
 use crate::oidc_support::*;
 
 pub fn rp_http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(LocalhostResolver))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    crate::harness::builder().build().unwrap()
 }
 
 /// Verifies a JWT (RS256 or ES256, as its key in the practice's JWKS says) and returns

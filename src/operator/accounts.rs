@@ -5,7 +5,6 @@
 use diesel::prelude::*;
 use kollegium_tenants::UnixTime;
 use kollegium_tenants::secrets::{self, random_token};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::audit;
@@ -91,10 +90,8 @@ pub fn parse_email(input: &str) -> Result<String, AccountError> {
     }
 }
 
-/// The SHA-256 (hex) a token is stored as.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
+/// The SHA-256 (hex) a token is stored as: the IdP's.
+pub use kollegium_idp::links::token_hash;
 
 /// The account named `name` (any case), if there is one.
 pub fn find(conn: &mut SqliteConnection, name: &str) -> QueryResult<Option<Account>> {

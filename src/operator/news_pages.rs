@@ -10,7 +10,7 @@
 //! the feed refuses is answered with the form, its input and a German message; nothing is
 //! published then.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
@@ -28,10 +28,12 @@ use kollegium_tenants::{UnixTime, clock};
 use super::audit;
 use super::web::{Console, ConsoleError, Layout, Operator, html};
 
-/// Where the operator's signing key is (`[broadcast] key_file` or `data/operator.key`): app
-/// data of the operator listener, registered by the composition.
+/// The operator's signing key (`[broadcast] key_file` or `data/operator.key`), read once when
+/// the node starts: app data of the operator listener, registered by the composition. A key
+/// file that goes missing later changes nothing (no new key is made behind the operator's
+/// back, which nodes would refuse).
 #[derive(Debug, Clone)]
-pub struct NewsKey(pub PathBuf);
+pub struct NewsKey(pub Arc<OperatorKey>);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/news", web::get().to(list))
@@ -332,16 +334,16 @@ async fn compose(
         ));
         return Ok(html(StatusCode::OK, &page));
     }
-    let (f, path) = (feed.clone(), key.0.clone());
+    let (f, key) = (feed.clone(), key.0.clone());
     let published = blocking(move || {
-        let key = OperatorKey::load_or_create(&path).map_err(|e| {
-            PublishError::Storage(kollegium_tenants::broadcast::BroadcastError::Corrupt(
-                e.to_string(),
-            ))
-        })?;
         let entry = f.publish(&key, draft, now)?;
-        let payload: serde_json::Value = serde_json::from_str(&entry.payload)?;
-        Ok(payload["id"].as_str().unwrap_or_default().to_owned())
+        crate::news::message_id(&key, &entry)
+            .map(|id| id.to_string())
+            .ok_or_else(|| {
+                PublishError::Storage(kollegium_tenants::broadcast::BroadcastError::Corrupt(
+                    "the signed entry does not verify".into(),
+                ))
+            })
     })
     .await?;
     let id = match published {
@@ -413,18 +415,10 @@ async fn withdraw(
     _form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ConsoleError> {
     let p = withdrawable(&feed, id.into_inner()).await?;
-    let (f, path, now) = (feed.clone(), key.0.clone(), console.now());
+    let (f, key, now) = (feed.clone(), key.0.clone(), console.now());
     let id = p.id.as_str().to_owned();
     let target = id.clone();
-    let done = blocking(move || {
-        let key = OperatorKey::load_or_create(&path).map_err(|e| {
-            PublishError::Storage(kollegium_tenants::broadcast::BroadcastError::Corrupt(
-                e.to_string(),
-            ))
-        })?;
-        f.withdraw(&key, &target, now).map(|_| ())
-    })
-    .await?;
+    let done = blocking(move || f.withdraw(&key, &target, now).map(|_| ())).await?;
     match done {
         Ok(()) => {}
         // Withdrawn meanwhile (another operator, the CLI).

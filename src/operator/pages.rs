@@ -349,7 +349,7 @@ async fn setup_totp(
             let wrong = matches!(done, Err(SetupError::WrongCode));
             signin::end_setup_code(conn, &c.throttle, now, &keys, !wrong)?;
             let session = match &done {
-                Ok(a) => Some(sessions::create(conn, now, a.id)?),
+                Ok(a) => Some(signin::start_session(conn, now, a)?),
                 Err(_) => None,
             };
             Ok(Some(Ok((link, account, done, session))))

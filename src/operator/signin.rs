@@ -105,11 +105,22 @@ pub fn finish(
             return Ok(Err(Refusal::Wrong));
         };
         throttle::succeeded(conn, &attempt.keys, 1)?;
-        sessions::sweep(conn, now)?;
-        let token = sessions::create(conn, now, account.id)?;
-        audit::record(conn, now, &account.name, "operator.sign_in", &account.name)?;
+        let token = start_session(conn, now, account)?;
         Ok(Ok((token, account.name.clone())))
     })
+}
+
+/// A new session for `account`, signed in or just set up: expired sessions are swept and the
+/// sign-in is in the audit log. Returns the session token.
+pub fn start_session(
+    conn: &mut SqliteConnection,
+    now: UnixTime,
+    account: &accounts::Account,
+) -> QueryResult<String> {
+    sessions::sweep(conn, now)?;
+    let token = sessions::create(conn, now, account.id)?;
+    audit::record(conn, now, &account.name, "operator.sign_in", &account.name)?;
+    Ok(token)
 }
 
 /// Reserves an attempt at the confirming code of a setup link for `account` from `ip`:

@@ -205,6 +205,28 @@ pub fn unread(
     Ok((open.len(), titles))
 }
 
+/// How many messages for `m` are neither read nor hidden (the navigation badge), without
+/// copying any message.
+pub fn unread_count(
+    feed: &NodeFeed,
+    conn: &mut SqliteConnection,
+    m: &Member,
+    now: UnixTime,
+) -> Result<usize, NewsError> {
+    let active = feed.active_shared(now)?;
+    let mut mine = active.iter().filter(|msg| is_for(msg, m)).peekable();
+    if mine.peek().is_none() {
+        return Ok(0);
+    }
+    let st = states(conn, m.id)?;
+    Ok(mine
+        .filter(|msg| {
+            st.get(msg.id.as_str())
+                .is_none_or(|&(read, hidden)| !read && !hidden)
+        })
+        .count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

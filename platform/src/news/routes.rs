@@ -234,9 +234,7 @@ async fn unread_count(m: Member, shared: web::Data<AppContext>) -> Result<HttpRe
     let (now, t, row) = (shared.now(), m.tenant.clone(), m.member.clone());
     let n = kollegium_tenants::web::block(move || -> Result<usize, String> {
         let mut conn = t.conn(&PLATFORM_DB).map_err(|e| e.to_string())?;
-        super::unread(&feed, &mut conn, &row, now)
-            .map(|(n, _)| n)
-            .map_err(|e| e.to_string())
+        super::unread_count(&feed, &mut conn, &row, now).map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| failed(&e))?
