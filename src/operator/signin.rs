@@ -61,18 +61,32 @@ pub fn begin(
     conn.immediate_transaction(|conn| {
         let account = accounts::find(conn, name)?;
         let keys = Keys::new(account.as_ref().map(|a| UserId(a.id)), name, ip);
-        match throttle::begin(conn, &keys, s, now)? {
-            Gate::Proceed { delay } => Ok(Ok(Attempt {
+        Ok(
+            gate(conn, s, now, account.as_ref(), &keys)?.map(|delay| Attempt {
                 account,
                 keys,
                 delay,
-            })),
-            Gate::Locked { newly, .. } => {
-                if newly && let Some(a) = &account {
-                    audit::record(conn, now, &a.name, "operator.lockout", &a.name)?;
-                }
-                Ok(Err(Refusal::Locked))
+            }),
+        )
+    })
+}
+
+/// The throttle's gate for `keys`: the delay before the check, or the lock (audited once,
+/// for the account it locks).
+fn gate(
+    conn: &mut SqliteConnection,
+    s: &IdpSettings,
+    now: UnixTime,
+    account: Option<&Account>,
+    keys: &Keys,
+) -> QueryResult<Result<std::time::Duration, Refusal>> {
+    Ok(match throttle::begin(conn, keys, s, now)? {
+        Gate::Proceed { delay } => Ok(delay),
+        Gate::Locked { newly, .. } => {
+            if newly && let Some(a) = account {
+                audit::record(conn, now, &a.name, "operator.lockout", &a.name)?;
             }
+            Err(Refusal::Locked)
         }
     })
 }
@@ -134,15 +148,7 @@ pub fn begin_setup_code(
     ip: &str,
 ) -> QueryResult<Result<Keys, Refusal>> {
     let keys = Keys::new(Some(UserId(account.id)), &account.name, ip);
-    Ok(match throttle::begin(conn, &keys, s, now)? {
-        Gate::Proceed { .. } => Ok(keys),
-        Gate::Locked { newly, .. } => {
-            if newly {
-                audit::record(conn, now, &account.name, "operator.lockout", &account.name)?;
-            }
-            Err(Refusal::Locked)
-        }
-    })
+    Ok(gate(conn, s, now, Some(account), &keys)?.map(|_| keys))
 }
 
 /// The outcome of a setup code reserved with [`begin_setup_code`].

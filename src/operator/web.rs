@@ -12,20 +12,18 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::Next;
-use actix_web::web::{self, BytesMut};
+use actix_web::web;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use diesel::SqliteConnection;
-use futures_util::StreamExt;
 use kollegium_idp::IdpSettings;
 use kollegium_idp::passwords::Hasher;
 use kollegium_tenants::cause::{Internal, log_5xx};
-use kollegium_tenants::secrets::{hmac_sha256, random_token};
-use kollegium_tenants::web::assets;
+use kollegium_tenants::secrets::hmac_sha256;
+use kollegium_tenants::web::{assets, csrf};
 use kollegium_tenants::{SharedClock, TenantStore, UnixTime};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::sessions::{self, SignedIn};
@@ -33,9 +31,8 @@ use super::sessions::{self, SignedIn};
 /// Largest form body the console reads (news texts included).
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// The form field and header carrying the CSRF token.
-pub const CSRF_FIELD: &str = "csrf_token";
-pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The form field and header carrying the CSRF token (the practice origins' own).
+pub use kollegium_tenants::web::csrf::{FORM_FIELD as CSRF_FIELD, HEADER as CSRF_HEADER};
 
 /// Paths of the operator listener that are not the console (no session, no CSRF: machines
 /// read them).
@@ -266,14 +263,7 @@ async fn console_request(
         return Ok(req.into_response(too_large()));
     }
     let name = console.csrf_cookie();
-    let existing = req
-        .cookie(name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| (16..=64).contains(&v.len()));
-    let (cookie_value, fresh) = match existing {
-        Some(v) => (v, false),
-        None => (random_token(24), true),
-    };
+    let (cookie_value, fresh) = csrf::cookie_value(&req, name);
     let expected = console.csrf_for(&cookie_value);
     req.extensions_mut().insert(CsrfToken(expected.clone()));
 
@@ -286,42 +276,22 @@ async fn console_request(
             let page = refused_form();
             return Ok(req.into_response(page));
         }
-        let mut supplied = req
-            .headers()
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if supplied.is_none() && is_form {
-            let (http_req, mut payload) = req.into_parts();
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let Ok(chunk) = chunk else {
-                    let page = message_page(
-                        StatusCode::BAD_REQUEST,
-                        "Ungültige Anfrage",
-                        "Das Formular kam unvollständig an.",
-                    );
-                    return Ok(ServiceResponse::new(http_req, page));
-                };
-                if body.len() + chunk.len() > MAX_FORM_BYTES {
-                    return Ok(ServiceResponse::new(http_req, too_large()));
-                }
-                body.extend_from_slice(&chunk);
+        let given = match csrf::supplied(req, None, MAX_FORM_BYTES).await {
+            Ok(given) => given,
+            Err((http_req, csrf::BodyFault::TooLarge)) => {
+                return Ok(ServiceResponse::new(http_req, too_large()));
             }
-            let body = body.freeze();
-            supplied = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
-                .ok()
-                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == CSRF_FIELD))
-                .map(|(_, v)| v);
-            req = ServiceRequest::from_parts(http_req, Payload::from(body));
-        }
-        let ok =
-            !fresh && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+            Err((http_req, csrf::BodyFault::Incomplete)) => {
+                let page = message_page(
+                    StatusCode::BAD_REQUEST,
+                    "Ungültige Anfrage",
+                    "Das Formular kam unvollständig an.",
+                );
+                return Ok(ServiceResponse::new(http_req, page));
+            }
+        };
+        req = given.req;
+        let ok = csrf::token_matches(given.token.as_deref(), &expected, fresh);
         if !ok {
             tracing::warn!(
                 "operator console: state-changing request without valid CSRF token refused"

@@ -7,6 +7,9 @@
 //! header or the `csrf_token` form field, and, if it sends an `Origin`, that must be the
 //! practice's own origin. The `csrf_token` query parameter counts only on the paths listed
 //! in [`super::WebSettings::csrf_query_token_paths`] (multipart uploads).
+//!
+//! The operator console checks its forms with the same parts ([`cookie_value`],
+//! [`supplied`], [`token_matches`]) under its own key, cookie and origin rule.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
@@ -78,6 +81,89 @@ fn query_token(query: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// The browser's CSRF cookie value `name` (at least 16 and at most 64 characters, as this
+/// code makes them), or a fresh one to set: `(value, fresh)`. A fresh cookie never passes a
+/// check: the request cannot carry the token derived from it.
+pub fn cookie_value(req: &ServiceRequest, name: &str) -> (String, bool) {
+    match req
+        .cookie(name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| (16..=64).contains(&v.len()))
+    {
+        Some(v) => (v, false),
+        None => (random_token(24), true),
+    }
+}
+
+/// Why a form body could not be read for its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// The body broke off.
+    Incomplete,
+    /// Larger than the limit.
+    TooLarge,
+}
+
+/// A state-changing request with the token it supplies: the `X-CSRF-Token` header, else
+/// `query` (a token from the query string, where the caller allows one), else for an
+/// urlencoded form the `csrf_token` field of its body. A form body is read up to `limit`
+/// bytes and put back for the handler (`body` keeps a copy).
+pub struct Supplied {
+    pub req: ServiceRequest,
+    pub token: Option<String>,
+    pub body: Option<actix_web::web::Bytes>,
+}
+
+/// Reads what `req` supplies as its CSRF token ([`Supplied`]); a body that breaks off or
+/// exceeds `limit` is a [`BodyFault`], with the request to answer.
+pub async fn supplied(
+    req: ServiceRequest,
+    query: Option<String>,
+    limit: usize,
+) -> Result<Supplied, (HttpRequest, BodyFault)> {
+    let token = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query);
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if token.is_some() || !is_form {
+        return Ok(Supplied {
+            req,
+            token,
+            body: None,
+        });
+    }
+    let (http_req, mut payload) = req.into_parts();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return Err((http_req, BodyFault::Incomplete));
+        };
+        if body.len() + chunk.len() > limit {
+            return Err((http_req, BodyFault::TooLarge));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    Ok(Supplied {
+        token: form_token(&body),
+        req: ServiceRequest::from_parts(http_req, Payload::from(body.clone())),
+        body: Some(body),
+    })
+}
+
+/// Whether `supplied` is the `expected` token (compared in constant time) of a cookie the
+/// browser already had.
+pub fn token_matches(supplied: Option<&str>, expected: &str, fresh: bool) -> bool {
+    !fresh && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())))
+}
+
 /// Checks the request (buffering urlencoded bodies, bounded) and sets the cookie on the way out.
 pub(super) async fn protect(
     req: ServiceRequest,
@@ -88,19 +174,11 @@ pub(super) async fn protect(
         return Ok(req.into_response(WebError::Internal.error_page()));
     };
     let name = cookie_name(ctx.settings.scheme);
-    let existing = req
-        .cookie(name)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.len() >= 16);
-    let (cookie_value, fresh) = match existing {
-        Some(v) => (v, false),
-        None => (random_token(24), true),
-    };
+    let (cookie_value, fresh) = cookie_value(&req, name);
     let expected = token_for(&tenant, &cookie_value);
     req.extensions_mut().insert(CsrfToken(expected.clone()));
 
     let mut req = req;
-    let mut form_body = None;
     if !is_safe(req.method()) && !ctx.settings.csrf_exempt.contains(&req.path()) {
         let own = ctx.settings.practice_origin(tenant.slug().as_str());
         if let Some(origin) = req.headers().get(header::ORIGIN)
@@ -108,47 +186,25 @@ pub(super) async fn protect(
         {
             return Ok(req.into_response(ErrorPage::csrf().response()));
         }
-        let mut supplied = req
-            .headers()
-            .get(HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| {
-                let opted_in = ctx.settings.csrf_query_token_paths.contains(&req.path());
-                opted_in.then(|| query_token(req.query_string())).flatten()
-            });
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if supplied.is_none() && is_form {
-            let limit = ctx.settings.limits.max_form_bytes;
-            let (http_req, mut payload) = req.into_parts();
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let Ok(chunk) = chunk else {
-                    let page = ErrorPage::new(400).response();
-                    return Ok(ServiceResponse::new(http_req, page));
+        let opted_in = ctx.settings.csrf_query_token_paths.contains(&req.path());
+        let query = opted_in.then(|| query_token(req.query_string())).flatten();
+        let given = match supplied(req, query, ctx.settings.limits.max_form_bytes).await {
+            Ok(given) => given,
+            Err((http_req, fault)) => {
+                let page = match fault {
+                    BodyFault::Incomplete => ErrorPage::new(400),
+                    BodyFault::TooLarge => ErrorPage::too_large(),
                 };
-                if body.len() + chunk.len() > limit {
-                    let page = ErrorPage::too_large().response();
-                    return Ok(ServiceResponse::new(http_req, page));
-                }
-                body.extend_from_slice(&chunk);
+                return Ok(ServiceResponse::new(http_req, page.response()));
             }
-            let body = body.freeze();
-            supplied = form_token(&body);
-            form_body = Some(body.clone());
-            req = ServiceRequest::from_parts(http_req, Payload::from(body));
-        }
-        let ok =
-            !fresh && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
-        if !ok {
+        };
+        req = given.req;
+        if !token_matches(given.token.as_deref(), &expected, fresh) {
             tracing::warn!(practice = %tenant.slug(), "state-changing request without valid CSRF token refused");
             // A form of our own page (same origin, said by the browser) keeps its input;
             // anything else gets no fresh token for its fields.
-            let resend = form_body
+            let resend = given
+                .body
                 .filter(|_| same_origin(&req, &own))
                 .and_then(|body| resend_of(&req, &body, &expected));
             let page = ErrorPage::stale_form(tenant.display_name(), resend).response();
