@@ -68,6 +68,8 @@ pub struct RunningServer {
     shutdown_grace: Duration,
     /// Chat search: index cache and the indexer's doorbell (tests run jobs with it).
     pub search: Arc<kollegium_platform::search::SearchService>,
+    /// The workspace apps' shared context (tests export a practice with it).
+    pub shared: Arc<kollegium_platform::app::AppContext>,
     /// The node's verified broadcasts (`data/broadcasts.sqlite`), for every practice.
     pub broadcasts: Arc<NodeFeed>,
     /// The operator's feed this node serves at `/feed` (`data/operator.sqlite`).
@@ -497,6 +499,7 @@ pub async fn start(
         directory_worker,
         shutdown_grace: Duration::from_secs(config.shutdown_timeout_secs),
         search,
+        shared,
         broadcasts,
         operator_feed,
         broadcast_sync,

@@ -257,6 +257,20 @@ impl TestApp {
         self.server().store.tenant(&slug).unwrap().unwrap()
     }
 
+    /// Practice `slug`'s export as the running node makes it: every app's part.
+    pub fn export(&self, slug: &str) -> Vec<kollegium_platform::app::AppExport> {
+        let mut conn = self
+            .tenant(slug)
+            .conn(&kollegium_platform::PLATFORM_DB)
+            .unwrap();
+        kollegium_platform::app::export(
+            kollegium_platform::apps(),
+            &self.server().shared,
+            &mut conn,
+        )
+        .unwrap()
+    }
+
     /// Stops the server gracefully and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
         self.restart_after(|_| {}).await;

@@ -2,8 +2,6 @@
 //! `/api/news/unread`), news as a kind of the one search's filter, and the members' marks in
 //! the practice export. Each per member and per practice.
 
-use std::sync::Arc;
-
 use kollegium_tenants::broadcast::Audience;
 use serde_json::Value;
 
@@ -159,17 +157,8 @@ async fn the_practice_export_carries_each_members_marks_with_the_titles() {
         303
     );
 
-    let shared = kollegium_platform::app::AppContext::new(
-        app.clock.clone(),
-        Arc::new(kollegium_tenants::jobs::JobSignal::new()),
-    )
-    .with_broadcasts(Some(app.server().broadcasts.clone()));
     let export = |slug: &str| {
-        let tenant = app.tenant(slug);
-        let mut conn = tenant.conn(&kollegium_platform::PLATFORM_DB).unwrap();
-        let parts =
-            kollegium_platform::app::export_in(kollegium_platform::apps(), &shared, &mut conn)
-                .unwrap();
+        let parts = app.export(slug);
         parts.into_iter().find(|p| p.app == "news").unwrap()
     };
     let a = export("praxis-a");

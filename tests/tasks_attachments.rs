@@ -604,9 +604,7 @@ async fn attachment_names_are_found_only_by_readers_of_the_board() {
     assert!(!xaver.page("/search?q=Sterilisator").await.contains(&link));
 
     // The practice export lists it with its size and hash.
-    let tenant = app.tenant("praxis-a");
-    let mut conn = tenant.conn(&kollegium_platform::PLATFORM_DB).unwrap();
-    let export = kollegium_platform::app::export(kollegium_platform::apps(), &mut conn).unwrap();
+    let export = app.export("praxis-a");
     let tasks = export.iter().find(|e| e.app == "tasks").unwrap();
     let files: &Value = &tasks.json["boards"][0]["cards"][0]["attachments"][0];
     assert_eq!(files["name"], "Sterilisator-Zertifikat.pdf");

@@ -318,19 +318,14 @@ pub trait WorkspaceApp: Sync {
         &[]
     }
 
-    /// Its part of the practice export (`None`: it keeps no data).
-    fn export(&self, _conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
-        Ok(None)
-    }
-
-    /// The same with the shared context at hand (an app whose export names node-level
-    /// state, such as the titles of the node's broadcasts); defaults to [`Self::export`].
-    fn export_in(
+    /// Its part of the practice export (`None`: it keeps no data). `shared` is at hand for an
+    /// app whose export names node-level state (news: the titles of the node's broadcasts).
+    fn export(
         &self,
         _shared: &AppContext,
-        conn: &mut SqliteConnection,
+        _conn: &mut SqliteConnection,
     ) -> Result<Option<AppExport>, BoxError> {
-        self.export(conn)
+        Ok(None)
     }
 
     /// Sessions of a practice ended (logout, back-channel logout, limits). The live
@@ -393,30 +388,16 @@ pub fn tiles(
         .collect()
 }
 
-/// The practice export of `apps` (each app's part; a failing app fails the export).
+/// The practice export of `apps` (each app's part; a failing app fails the export), with
+/// the node's shared context.
 pub fn export(
-    apps: &[&dyn WorkspaceApp],
-    conn: &mut SqliteConnection,
-) -> Result<Vec<AppExport>, BoxError> {
-    let mut out = Vec::new();
-    for app in apps {
-        if let Some(part) = app.export(conn)? {
-            out.push(part);
-        }
-    }
-    Ok(out)
-}
-
-/// The practice export of `apps` with the node's shared context (what the export command
-/// calls on a running node: news names the titles of the node's broadcasts).
-pub fn export_in(
     apps: &[&dyn WorkspaceApp],
     shared: &AppContext,
     conn: &mut SqliteConnection,
 ) -> Result<Vec<AppExport>, BoxError> {
     let mut out = Vec::new();
     for app in apps {
-        if let Some(part) = app.export_in(shared, conn)? {
+        if let Some(part) = app.export(shared, conn)? {
             out.push(part);
         }
     }

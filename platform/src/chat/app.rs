@@ -127,7 +127,11 @@ impl WorkspaceApp for Chat {
         &["room"]
     }
 
-    fn export(&self, conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
+    fn export(
+        &self,
+        _shared: &AppContext,
+        conn: &mut SqliteConnection,
+    ) -> Result<Option<AppExport>, BoxError> {
         export(conn).map(Some)
     }
 

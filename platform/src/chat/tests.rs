@@ -474,7 +474,11 @@ fn the_export_holds_every_room_with_members_and_messages_as_json_and_text() {
     )
     .unwrap();
 
-    let part = crate::app::export(crate::app::apps(), &mut c)
+    let shared = crate::app::AppContext::new(
+        std::sync::Arc::new(kollegium_tenants::clock::ManualClock::new(1_795_000_300)),
+        std::sync::Arc::new(kollegium_tenants::jobs::JobSignal::new()),
+    );
+    let part = crate::app::export(crate::app::apps(), &shared, &mut c)
         .unwrap()
         .into_iter()
         .find(|p| p.app == "chat")

@@ -39,6 +39,17 @@ fn failed(e: &dyn std::fmt::Display) -> HttpResponse {
     ErrorPage::new(500).response()
 }
 
+/// Runs `f` on the blocking pool; its failure or the pool's is the 500 page.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, HttpResponse> {
+    match kollegium_tenants::web::block(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(failed(&e)),
+        Err(e) => Err(failed(&e)),
+    }
+}
+
 fn layout(a: &MemberAdmin, csrf: &CsrfToken) -> Layout {
     crate::shell::page(&a.0, csrf, super::APP)
 }
@@ -50,15 +61,14 @@ pub struct SavedQuery {
 
 async fn show(a: MemberAdmin, csrf: CsrfToken, q: web::Query<SavedQuery>) -> HttpResponse {
     let t = a.0.tenant.clone();
-    let on = kollegium_tenants::web::block(move || -> Result<bool, String> {
+    let on = blocking(move || {
         let mut conn = t.conn(&PLATFORM_DB).map_err(|e| e.to_string())?;
         mail::enabled(&mut conn).map_err(|e| e.to_string())
     })
     .await;
     let announce = match on {
-        Ok(Ok(on)) => on,
-        Ok(Err(e)) => return failed(&e),
-        Err(e) => return failed(&e),
+        Ok(on) => on,
+        Err(res) => return res,
     };
     AdminPage {
         layout: layout(&a, &csrf),
@@ -100,7 +110,7 @@ async fn save(
     };
     let last_seq = shared.broadcasts.as_ref().map_or(0, |f| f.last_seq());
     let (t, store, now) = (a.0.tenant.clone(), web_ctx.store.clone(), shared.now());
-    let done = kollegium_tenants::web::block(move || -> Result<(), String> {
+    let done = blocking(move || {
         let slug = t.slug().clone();
         let flag = |on: bool| {
             store
@@ -120,10 +130,8 @@ async fn save(
         Ok(())
     })
     .await;
-    match done {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return failed(&e),
-        Err(e) => return failed(&e),
+    if let Err(res) = done {
+        return res;
     }
     tracing::info!(practice = %a.0.tenant.slug(), announce = on, "news settings changed");
     HttpResponse::SeeOther()

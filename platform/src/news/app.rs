@@ -105,11 +105,7 @@ impl WorkspaceApp for News {
 
     /// The members' read and hidden marks (the messages are the operator's, not the
     /// practice's); without the node's store at hand, messages are named by id.
-    fn export(&self, conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
-        super::export::export(conn, None)
-    }
-
-    fn export_in(
+    fn export(
         &self,
         shared: &AppContext,
         conn: &mut SqliteConnection,

@@ -81,7 +81,11 @@ impl WorkspaceApp for Tasks {
         &["board"]
     }
 
-    fn export(&self, conn: &mut SqliteConnection) -> Result<Option<AppExport>, BoxError> {
+    fn export(
+        &self,
+        _shared: &AppContext,
+        conn: &mut SqliteConnection,
+    ) -> Result<Option<AppExport>, BoxError> {
         super::export::export(conn).map(Some)
     }
 
