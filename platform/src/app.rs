@@ -136,6 +136,29 @@ pub struct AppExport {
     pub readable: String,
 }
 
+/// Hits an app finds outside the practice's index: documents that are not the practice's
+/// own but the node's (the operator's news, kept once per node for every practice), so no
+/// practice's index holds them. The search page asks each such source after the index,
+/// with what is left of the page's hits, and its filter offers their kinds too. The source
+/// itself decides what the member may see.
+pub trait DirectSearch: Sync {
+    /// The kind on its hits and in the search filter (`news`).
+    fn kind(&self) -> &'static str;
+    /// How the search page labels its hits ("Neuigkeiten").
+    fn label(&self) -> &'static str;
+    /// At most `max` hits of `query` that `member` may see at `now`, dates shown in `zone`.
+    /// Blocking.
+    fn find(
+        &self,
+        shared: &AppContext,
+        member: &crate::members::Member,
+        query: &str,
+        now: UnixTime,
+        zone: &Zone,
+        max: usize,
+    ) -> Result<Vec<Shown>, BoxError>;
+}
+
 /// An app's documents in the one search of the workspace ([`crate::search`]): one index per
 /// practice holds the documents of every app, each with its kind and the permission key
 /// the app checks. The indexer asks the app for its documents (a), a search asks which keys
@@ -176,6 +199,11 @@ pub trait SearchSource: Sync {
 /// Every app's search source.
 pub fn search_sources() -> impl Iterator<Item = &'static dyn SearchSource> {
     apps().iter().filter_map(|a| a.search_source())
+}
+
+/// Every app's search outside the index, in the order of the app list.
+pub fn direct_searches() -> impl Iterator<Item = &'static dyn DirectSearch> {
+    apps().iter().filter_map(|a| a.direct_search())
 }
 
 /// The search source of documents of `kind`, if an app has one.
@@ -310,6 +338,12 @@ pub trait WorkspaceApp: Sync {
 
     /// Its documents in the shared search.
     fn search_source(&self) -> Option<&'static dyn SearchSource> {
+        None
+    }
+
+    /// Its hits from outside the practice's index (node-level documents, such as the
+    /// operator's news), for the same search page.
+    fn direct_search(&self) -> Option<&'static dyn DirectSearch> {
         None
     }
 
@@ -534,10 +568,18 @@ mod tests {
     fn every_search_kind_has_one_source_and_unknown_kinds_none() {
         let kinds: Vec<_> = search_sources().map(|s| s.kind()).collect();
         assert!(kinds.contains(&"chat-message"));
-        let mut unique = kinds.clone();
+        let direct: Vec<_> = direct_searches().map(|d| d.kind()).collect();
+        assert_eq!(direct, ["news"], "the news are found outside the index");
+        // The search filter names a kind: one source for each, indexed or not.
+        let mut unique: Vec<_> = kinds.iter().chain(&direct).copied().collect();
         unique.sort_unstable();
         unique.dedup();
-        assert_eq!(unique.len(), kinds.len(), "search kinds are unique");
+        assert_eq!(
+            unique.len(),
+            kinds.len() + direct.len(),
+            "search kinds are unique"
+        );
+        assert!(search_source("news").is_none());
         for kind in kinds {
             assert_eq!(search_source(kind).map(|s| s.kind()), Some(kind));
         }

@@ -10,7 +10,7 @@ use kollegium_tenants::jobs::Handler as JobHandler;
 use kollegium_tenants::provision::BoxError;
 use kollegium_tenants::web::assets::Source;
 
-use crate::app::{AppContext, AppExport, Job, NavEntry, Node, Tile, WorkspaceApp};
+use crate::app::{AppContext, AppExport, DirectSearch, Job, NavEntry, Node, Tile, WorkspaceApp};
 use crate::members::{self, MemberId};
 
 /// The news app.
@@ -101,6 +101,10 @@ impl WorkspaceApp for News {
 
     fn live_topics(&self) -> &'static [&'static str] {
         &["feed"]
+    }
+
+    fn direct_search(&self) -> Option<&'static dyn DirectSearch> {
+        Some(&super::search::NewsSearch)
     }
 
     /// The members' read and hidden marks (the messages are the operator's, not the

@@ -3,13 +3,17 @@
 //! found by integer ids and re-checked against `platform.sqlite`), so the search page asks
 //! this source directly, from the node's store: a message is a hit when it is active, its
 //! audience matches the reader, and every word of the query occurs in its title or body
-//! (case-insensitive). Hits follow the index's ones, in the news page's order.
+//! (case-insensitive). Hits follow the index's ones, in the news page's order. The app
+//! offers it to the search page as its [`DirectSearch`].
 
 use kollegium_tenants::UnixTime;
 use kollegium_tenants::broadcast::NodeFeed;
 use kollegium_tenants::time::Zone;
 
+use kollegium_tenants::provision::BoxError;
+
 use super::NewsError;
+use crate::app::{AppContext, DirectSearch};
 use crate::members::Member;
 use crate::search::Shown;
 
@@ -19,6 +23,35 @@ pub const KIND: &str = "news";
 pub const LABEL: &str = "Neuigkeiten";
 /// Characters of a body the snippet shows at most.
 const SNIPPET_CHARS: usize = 200;
+
+/// The news app's search outside the index.
+pub struct NewsSearch;
+
+impl DirectSearch for NewsSearch {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn label(&self) -> &'static str {
+        LABEL
+    }
+
+    /// No node feed handed in: no hits.
+    fn find(
+        &self,
+        shared: &AppContext,
+        member: &Member,
+        query: &str,
+        now: UnixTime,
+        zone: &Zone,
+        max: usize,
+    ) -> Result<Vec<Shown>, BoxError> {
+        match shared.broadcasts.as_deref() {
+            Some(feed) => Ok(find(feed, member, query, now, zone, max)?),
+            None => Ok(Vec::new()),
+        }
+    }
+}
 
 /// The messages `m` may see at `now` that match every word of `query`, as the search page
 /// shows them (at most `max`). Blocking.

@@ -1,13 +1,13 @@
 //! What the one search of the workspace stores and shows: documents of every app (chat
-//! messages now; cards, files, news later), each carrying its kind and the permission key
-//! its app checks, and hits as the apps confirm and render them.
+//! messages, task cards; files later), each carrying its kind and the permission key its
+//! app checks, and hits as the apps confirm and render them.
 
 use std::fmt;
 
 use kollegium_tenants::UnixTime;
 
-/// The kind of a document: `chat-message` now, `card`, `file`, `news` later. Stored in the
-/// index, so a kind is never renamed without a rebuild.
+/// The kind of a document (`chat-message`, `task-card`). Stored in the index, so a kind is
+/// never renamed without a rebuild.
 pub type Kind = &'static str;
 
 /// One document of the index: its kind and its id in the owning app.

@@ -1,5 +1,6 @@
 //! The one search of the workspace: full-text search over the documents of every app
-//! (chat messages now; cards, files, news later).
+//! (chat messages, task cards; files later). What is not the practice's own, such as the
+//! operator's news, is found outside the index ([`crate::app::DirectSearch`]).
 //!
 //! Each practice has one tantivy index under `data/tenants/<slug>/index/search/` for all
 //! its apps, so one practice's index can never answer for another; its documents carry

@@ -11,7 +11,7 @@ use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout};
 
 use super::Shown;
 use super::find::{self, MAX_QUERY_CHARS, MAX_RESULTS, QueryError, SearchText};
-use crate::app::{AppContext, SearchSource, search_sources};
+use crate::app::{AppContext, DirectSearch, SearchSource, direct_searches, search_sources};
 use crate::auth::Member;
 use crate::error::{Internal, log_5xx};
 
@@ -86,7 +86,7 @@ enum Outcome {
 pub async fn respond(
     m: &Member,
     csrf: &CsrfToken,
-    ctx: &AppContext,
+    ctx: &web::Data<AppContext>,
     query: &str,
     view: &View,
 ) -> HttpResponse {
@@ -164,28 +164,36 @@ pub async fn respond(
     }
 }
 
-/// The node's broadcasts ("Neuigkeiten") are in no practice's index: the whole search asks
-/// the news app's source directly (see `crate::news::search`), and its filter offers them.
-const NEWS: (&str, &str) = (crate::news::search::KIND, crate::news::search::LABEL);
-
-/// Every kind the whole search covers: the apps' indexed kinds, then the news.
+/// Every kind the whole search covers: the apps' indexed kinds, then their kinds found
+/// outside the index (the news).
 fn kinds_of_all() -> impl Iterator<Item = (&'static str, &'static str)> {
     search_sources()
         .map(|s| (s.kind(), s.label()))
-        .chain(std::iter::once(NEWS))
+        .chain(direct_searches().map(|d| (d.kind(), d.label())))
 }
 
 fn layout(m: &Member, csrf: &CsrfToken, view: &View) -> Layout {
     crate::shell::page(m, csrf, view.active)
 }
 
-async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Outcome, Internal> {
+async fn run(
+    m: &Member,
+    ctx: &web::Data<AppContext>,
+    p: &Params,
+    view: &View,
+) -> Result<Outcome, Internal> {
     let kind = view.only.unwrap_or(p.kind.as_str());
-    // Filtered to the news: no index kinds at all.
-    let news_only = view.only.is_none() && kind == NEWS.0;
-    let with_news = view.only.is_none() && (kind.is_empty() || news_only);
+    // An app's own view searches its indexed kind; the whole search also asks the apps'
+    // sources outside the index, all of them or the one the filter names.
+    let direct: Vec<&'static dyn DirectSearch> = match view.only {
+        Some(_) => Vec::new(),
+        None => direct_searches()
+            .filter(|d| kind.is_empty() || d.kind() == kind)
+            .collect(),
+    };
+    let direct_only = !kind.is_empty() && !direct.is_empty();
     let sources: Vec<&'static dyn SearchSource> = match find::sources(kind) {
-        _ if news_only => Vec::new(),
+        _ if direct_only => Vec::new(),
         Ok(s) => s,
         Err(e) => return Ok(Outcome::Refused(e.to_string())),
     };
@@ -197,7 +205,7 @@ async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Ou
         }
     };
     let (tenant, service, me, now) = (m.tenant.clone(), ctx.search.clone(), m.id(), ctx.now());
-    let mut hits = if news_only {
+    let mut hits = if sources.is_empty() {
         Vec::new()
     } else {
         kollegium_tenants::web::block(move || {
@@ -207,16 +215,19 @@ async fn run(m: &Member, ctx: &AppContext, p: &Params, view: &View) -> Result<Ou
         .map_err(|e| Internal::new("searching", e))?
         .map_err(|e| Internal::new("searching", e))?
     };
-    if let (true, Some(feed)) = (with_news, ctx.broadcasts.clone()) {
-        let (row, zone, q) = (m.member.clone(), m.tenant.time_zone().clone(), p.q.clone());
+    for source in direct {
         let max = MAX_RESULTS.saturating_sub(hits.len());
-        let news = kollegium_tenants::web::block(move || {
-            crate::news::search::find(&feed, &row, &q, now, &zone, max)
-        })
-        .await
-        .map_err(|e| Internal::new("searching the news", e))?
-        .map_err(|e| Internal::new("searching the news", e))?;
-        hits.extend(news);
+        if max == 0 {
+            break;
+        }
+        let (shared, row) = (ctx.clone(), m.member.clone());
+        let (zone, q) = (m.tenant.time_zone().clone(), p.q.clone());
+        let found =
+            kollegium_tenants::web::block(move || source.find(&shared, &row, &q, now, &zone, max))
+                .await
+                .map_err(|e| Internal::new("searching outside the index", e))?
+                .map_err(|e| Internal::new("searching outside the index", e))?;
+        hits.extend(found);
     }
     Ok(Outcome::Hits(hits))
 }
