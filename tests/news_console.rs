@@ -126,6 +126,7 @@ async fn published_in_the_console_it_reaches_the_matching_members_of_every_pract
         [("Abrechnungstipp Nordrhein".to_owned(), false)]
     );
     let csrf = form_csrf(&confirm);
+    let withdrawing = app.clock.now();
     let r = op
         .post_with(&format!("/news/{id}/withdraw"), &csrf, &[])
         .await;
@@ -134,7 +135,15 @@ async fn published_in_the_console_it_reaches_the_matching_members_of_every_pract
         published(&app),
         [("Abrechnungstipp Nordrhein".to_owned(), true)]
     );
-    assert!(op.page("/news").await.contains("zurückgezogen"));
+    // Times as the practices show theirs: German format in Europe/Berlin, no "UTC".
+    let list = op.page("/news").await;
+    let zone = kollegium_tenants::time::Zone::default();
+    let shown = |t: i64| format!("zurückgezogen {}", zone.format(t));
+    assert!(
+        list.contains(&shown(withdrawing)) || list.contains(&shown(app.clock.now())),
+        "{list}"
+    );
+    assert!(!list.contains("UTC"), "no UTC times on the console");
     assert!(op.page("/audit").await.matches(&id).count() >= 2);
     round(&app).await.unwrap();
     assert!(titles(&abr_a.page("/news").await).is_empty());

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use kollegium_tenants::UnixTime;
 use kollegium_tenants::broadcast::entry::{
     Invalid, MAX_AUDIENCE_IDS, MAX_BODY_BYTES, MAX_TITLE_CHARS,
 };
@@ -23,10 +24,9 @@ use kollegium_tenants::broadcast::{Audience, Draft, OperatorFeed, OperatorKey, P
 use kollegium_tenants::catalog::{self, KV_REGIONS, ROLES, SPECIALTIES};
 use kollegium_tenants::cause::Internal;
 use kollegium_tenants::time::Zone;
-use kollegium_tenants::{UnixTime, clock};
 
 use super::audit;
-use super::web::{Console, ConsoleError, Layout, Operator, html};
+use super::web::{Console, ConsoleError, Layout, Operator, html, shown_time};
 
 /// The operator's signing key (`[broadcast] key_file` or `data/operator.key`), read once when
 /// the node starts: app data of the operator listener, registered by the composition. A key
@@ -208,15 +208,15 @@ fn audience_text(a: &Audience) -> String {
 
 fn row(p: Published, now: UnixTime) -> Row {
     let state = match (p.withdrawn_at, p.valid_until) {
-        (Some(t), _) => Some(format!("zurückgezogen {} UTC", clock::format_utc(t))),
+        (Some(t), _) => Some(format!("zurückgezogen {}", shown_time(t))),
         (None, Some(t)) if t <= now => Some("abgelaufen".into()),
         _ => None,
     };
     Row {
         id: p.id.as_str().to_owned(),
         title: p.title,
-        published: clock::format_utc(p.published_at),
-        valid_until: p.valid_until.map(clock::format_utc),
+        published: shown_time(p.published_at),
+        valid_until: p.valid_until.map(shown_time),
         audience: audience_text(&p.audience),
         pinned: p.pinned,
         state,

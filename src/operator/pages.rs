@@ -7,7 +7,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use kollegium_idp::passwords::{PasswordContext, Verified, check_new_password};
 use kollegium_idp::totp;
-use kollegium_tenants::clock;
 use kollegium_tenants::web::client_addr::ClientAddr;
 use serde::Deserialize;
 
@@ -432,7 +431,7 @@ async fn audit_page(
     let rows = entries
         .into_iter()
         .map(|e| AuditRow {
-            when: clock::format_utc(e.at),
+            when: super::web::shown_time(e.at),
             who: e.who,
             action: audit::label(&e.action).to_owned(),
             subject: e.subject,

@@ -11,12 +11,12 @@ use std::path::Path;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use kollegium_tenants::Slug;
 use kollegium_tenants::cause::Internal;
 use kollegium_tenants::provision::{CreatePractice, ProvisionError};
 use kollegium_tenants::registry::{self, PracticeStatus};
 use kollegium_tenants::store::practice_dir;
 use kollegium_tenants::web::WebContext;
-use kollegium_tenants::{Slug, clock};
 use serde::Deserialize;
 
 use super::audit;
@@ -175,7 +175,7 @@ async fn list(
                         active: p.status == PracticeStatus::Active,
                         suspended: p.status == PracticeStatus::Suspended,
                         status: status_label(p.status),
-                        created: clock::format_utc(p.created_at),
+                        created: super::web::shown_time(p.created_at),
                         slug: p.slug,
                         name: p.display_name,
                         usage,

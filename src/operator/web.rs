@@ -345,6 +345,12 @@ fn refused_form() -> HttpResponse {
     )
 }
 
+/// `t` as the console shows it: German date and time in the default zone (Europe/Berlin),
+/// as the practices' pages show theirs (`07.12.2026, 15:04`).
+pub fn shown_time(t: UnixTime) -> String {
+    kollegium_tenants::time::Zone::default().format(t)
+}
+
 /// Every console page's frame (`templates/operator/layout.html`): pages carry it as their
 /// `layout` field and extend the template (blocks `title` and `content`).
 #[derive(Debug, Clone)]
