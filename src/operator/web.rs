@@ -168,19 +168,32 @@ impl Console {
         B64.encode(hmac_sha256(self.csrf_key.as_ref(), cookie_value.as_bytes()))
     }
 
-    /// The origin the console is served at for `host` (the request's `Host`): the
-    /// configured public URL's, or `http://<host>` for `localhost` or an IP address.
-    /// `None` for any other host name (a DNS-rebinding page's name, say).
-    fn own_origin(&self, host: &str) -> Option<String> {
-        let plain = host_is_literal(host);
-        match &self.public_origin {
-            Some(origin) => {
-                let authority = origin.split_once("://").map_or("", |(_, a)| a);
-                (plain || host.eq_ignore_ascii_case(authority)).then(|| origin.clone())
-            }
-            None => plain.then(|| format!("http://{host}")),
+    /// The origins a form of the console may come from for `host` (the request's `Host`);
+    /// empty for a host that is not the console's.
+    fn own_origins(&self, host: &str) -> Vec<String> {
+        own_origins(self.public_origin.as_deref(), host)
+    }
+}
+
+/// The origins a console form may come from when the request names `host`, with the
+/// configured public origin `public`:
+/// - `localhost` or an IP address: `http://<host>` (a browser at the listener itself, or
+///   through a tunnel to it), and the public origin where one is configured (a reverse
+///   proxy that passes the listener's address as `Host`);
+/// - the public origin's own host: the public origin;
+/// - any other name (a DNS-rebinding page's, say): none.
+fn own_origins(public: Option<&str>, host: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(origin) = public {
+        let authority = origin.split_once("://").map_or("", |(_, a)| a);
+        if host_is_literal(host) || host.eq_ignore_ascii_case(authority) {
+            out.push(origin.to_owned());
         }
     }
+    if host_is_literal(host) {
+        out.push(format!("http://{host}"));
+    }
+    out
 }
 
 /// Whether `host` (with an optional port) is `localhost` or an IP address literal.
@@ -251,9 +264,10 @@ async fn console_request(
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let Some(own) = console.own_origin(&host) else {
+    let own = console.own_origins(&host);
+    if own.is_empty() {
         return Ok(req.into_response(ConsoleError::NotFound.error_response()));
-    };
+    }
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -316,17 +330,24 @@ fn add_cookie(res: &mut ServiceResponse<BoxBody>, cookie: Cookie<'static>) {
     }
 }
 
-/// Whether the browser says the request comes from a page of `own`: its `Origin`, or when
-/// it sent none, its `Referer`. A request with neither is refused too.
-fn from_own_origin(req: &ServiceRequest, own: &str) -> bool {
+/// Whether the browser says the request comes from a page of one of `own`: its `Origin`,
+/// or when it sent none, its `Referer`. A request with neither is refused too.
+fn from_own_origin(req: &ServiceRequest, own: &[String]) -> bool {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        return origin.as_bytes() == own.as_bytes();
+        return own.iter().any(|o| origin.as_bytes() == o.as_bytes());
     }
-    req.headers()
+    let Some(referer) = req
+        .headers()
         .get(header::REFERER)
         .and_then(|r| r.to_str().ok())
-        .and_then(|r| r.strip_prefix(own))
-        .is_some_and(|rest| rest.starts_with('/'))
+    else {
+        return false;
+    };
+    own.iter().any(|o| {
+        referer
+            .strip_prefix(o.as_str())
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 fn too_large() -> HttpResponse {
@@ -613,5 +634,26 @@ mod tests {
         ] {
             assert!(!host_is_literal(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn forms_come_from_the_address_used_or_the_public_origin() {
+        let public = Some("https://betrieb.example");
+        assert_eq!(
+            own_origins(None, "127.0.0.1:9090"),
+            ["http://127.0.0.1:9090"]
+        );
+        assert!(own_origins(None, "betrieb.example").is_empty());
+        // Behind a proxy that passes the listener's address, and through a tunnel to it.
+        assert_eq!(
+            own_origins(public, "127.0.0.1:9090"),
+            ["https://betrieb.example", "http://127.0.0.1:9090"]
+        );
+        assert_eq!(
+            own_origins(public, "BETRIEB.example"),
+            ["https://betrieb.example"]
+        );
+        assert!(own_origins(public, "evil.example").is_empty());
+        assert!(own_origins(public, "betrieb.example.evil.example").is_empty());
     }
 }
