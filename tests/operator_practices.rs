@@ -30,6 +30,63 @@ async fn the_practices_page_lists_practices_with_usage_from_file_sizes_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_practices_list_pages_by_fifty_and_finds_a_practice_by_slug_or_name() {
+    let app = TestApp::spawn().await;
+    app.create_practice("praxis-a").await;
+    // 59 more in the registry (the list reads the registry and file sizes only).
+    app.server()
+        .store
+        .with_registry(|c| {
+            for i in 1..60 {
+                let slug = kollegium_tenants::Slug::parse(&format!("praxis-z{i:02}")).unwrap();
+                kollegium_tenants::registry::insert(c, &slug, &format!("Hausarzt {i}"), T0)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    let op = signed_in_operator(&app, "erika").await;
+    let rows = |html: &str| html.matches("<td data-label=\"Kürzel\">").count();
+    let first = op.page("/practices").await;
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("60 Praxen") && first.contains("Seite 1 von 2"));
+    assert!(first.contains("<code>praxis-a</code>") && !first.contains("<code>praxis-z59</code>"));
+    assert!(first.contains("href=\"/practices?seite=2\" rel=\"next\""));
+    let second = op.page("/practices?seite=2").await;
+    assert_eq!(rows(&second), 10);
+    assert!(second.contains("<code>praxis-z59</code>") && second.contains("rel=\"prev\""));
+    assert!(!second.contains("rel=\"next\""));
+    // By name or slug, any case; the pages keep the filter.
+    let found = op.page("/practices?q=HAUSARZT+5").await;
+    assert_eq!(rows(&found), 11, "5 and 50–59");
+    assert!(found.contains("11 Praxen passend zu „HAUSARZT 5“"));
+    assert!(!found.contains("<code>praxis-a</code>"));
+    let found = op.page("/practices?q=praxis-a").await;
+    assert_eq!(rows(&found), 1);
+    let none = op.page("/practices?q=zahnarzt").await;
+    assert!(none.contains("Keine Praxis passt zu „zahnarzt“"));
+    assert!(
+        op.page("/practices?seite=9")
+            .await
+            .contains("Diese Seite gibt es nicht mehr")
+    );
+    // Refused clearly: a page that is no number, page 0, an over-long filter.
+    let long = format!("/practices?q={}", "x".repeat(101));
+    for bad in ["/practices?seite=zwei", "/practices?seite=0", long.as_str()] {
+        let r = op.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.text().await.unwrap().contains("Ungültige Anfrage"));
+    }
+    // Without a session: the sign-in, nothing listed.
+    let r = client()
+        .get(op.url("/practices?q=praxis"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(app.server().store.open_practices(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_creates_a_practice_with_every_hook_and_shows_the_owners_link_once() {
     let app = TestApp::spawn().await;
     let op = signed_in_operator(&app, "erika").await;

@@ -14,7 +14,7 @@ use askama::Template;
 use kollegium_tenants::Slug;
 use kollegium_tenants::cause::Internal;
 use kollegium_tenants::provision::{CreatePractice, ProvisionError};
-use kollegium_tenants::registry::{self, PracticeStatus};
+use kollegium_tenants::registry::{self, Practice, PracticeStatus};
 use kollegium_tenants::store::practice_dir;
 use kollegium_tenants::web::WebContext;
 use serde::Deserialize;
@@ -121,18 +121,71 @@ struct Row {
     usage: Option<[String; 4]>,
 }
 
+/// Practices per page of the list: each shown one's usage is read from the file system, so
+/// a node with 1,000 practices does not walk every file tree on one page load.
+const PER_PAGE: usize = 50;
+/// Longest filter text the list takes.
+const MAX_FILTER_CHARS: usize = 100;
+
 #[derive(Template)]
 #[template(path = "operator/practices.html")]
 struct ListPage {
     layout: Layout,
     rows: Vec<Row>,
     notice: Option<String>,
+    /// The filter as typed.
+    q: String,
+    /// Practices matching the filter (all practices without one).
+    matching: usize,
+    page: usize,
+    pages: usize,
+    /// Links to the previous and next page, with the filter kept.
+    previous: Option<String>,
+    next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct Done {
     done: Option<String>,
     slug: Option<String>,
+    /// Filter: part of the slug or the name.
+    q: Option<String>,
+    /// The page, from 1.
+    seite: Option<String>,
+}
+
+/// The practices on `page` (from 1) of those whose slug or name contains `q` (ignoring
+/// case), and how many match. A page past the last is empty.
+fn page_of(all: Vec<Practice>, q: &str, page: usize) -> (Vec<Practice>, usize) {
+    let q = q.trim().to_lowercase();
+    let matching: Vec<Practice> = all
+        .into_iter()
+        .filter(|p| {
+            q.is_empty() || p.slug.contains(&q) || p.display_name.to_lowercase().contains(&q)
+        })
+        .collect();
+    let total = matching.len();
+    let shown = matching
+        .into_iter()
+        .skip(page.saturating_sub(1).saturating_mul(PER_PAGE))
+        .take(PER_PAGE)
+        .collect();
+    (shown, total)
+}
+
+/// The list's address for `page` with filter `q`.
+fn list_href(q: &str, page: usize) -> String {
+    let mut pairs = Vec::new();
+    if !q.is_empty() {
+        pairs.push(("q", q.to_owned()));
+    }
+    if page > 1 {
+        pairs.push(("seite", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(query) if !query.is_empty() => format!("/practices?{query}"),
+        _ => "/practices".to_owned(),
+    }
 }
 
 fn notice(done: &Done) -> Option<String> {
@@ -156,43 +209,66 @@ async fn list(
     console: web::Data<Console>,
     q: web::Query<Done>,
 ) -> Result<HttpResponse, ConsoleError> {
+    let q = q.into_inner();
+    let filter = q.q.clone().unwrap_or_default();
+    let page = match q.seite.as_deref() {
+        None => 1,
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|&p| p >= 1)
+            .ok_or(ConsoleError::BadRequest)?,
+    };
+    if filter.chars().count() > MAX_FILTER_CHARS {
+        return Err(ConsoleError::BadRequest);
+    }
     let store = console.store.clone();
-    let rows = kollegium_tenants::web::block(move || {
+    let f = filter.clone();
+    let (rows, matching) = kollegium_tenants::web::block(move || {
         let all = store
             .with_registry(registry::list)
             .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-            all.into_iter()
-                .map(|p| {
-                    let usage = (p.status != PracticeStatus::Deleted)
-                        .then(|| Slug::parse(&p.slug).ok())
-                        .flatten()
-                        .map(|slug| {
-                            let u = usage(&practice_dir(store.data_dir(), &slug));
-                            [u.idp_db, u.platform_db, u.files, u.index].map(human_size)
-                        });
-                    Row {
-                        active: p.status == PracticeStatus::Active,
-                        suspended: p.status == PracticeStatus::Suspended,
-                        status: status_label(p.status),
-                        created: super::web::shown_time(p.created_at),
-                        slug: p.slug,
-                        name: p.display_name,
-                        usage,
-                    }
-                })
-                .collect::<Vec<_>>(),
-        )
+        let (shown, matching) = page_of(all, &f, page);
+        let rows = shown
+            .into_iter()
+            .map(|p| {
+                let usage = (p.status != PracticeStatus::Deleted)
+                    .then(|| Slug::parse(&p.slug).ok())
+                    .flatten()
+                    .map(|slug| {
+                        let u = usage(&practice_dir(store.data_dir(), &slug));
+                        [u.idp_db, u.platform_db, u.files, u.index].map(human_size)
+                    });
+                Row {
+                    active: p.status == PracticeStatus::Active,
+                    suspended: p.status == PracticeStatus::Suspended,
+                    status: status_label(p.status),
+                    created: super::web::shown_time(p.created_at),
+                    slug: p.slug,
+                    name: p.display_name,
+                    usage,
+                }
+            })
+            .collect::<Vec<_>>();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((rows, matching))
     })
     .await
     .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
     .map_err(internal("listing the practices"))?;
+    let pages = matching.div_ceil(PER_PAGE).max(1);
+    let filter = filter.trim().to_owned();
     Ok(html(
         StatusCode::OK,
         &ListPage {
             layout: op.layout("practices"),
             rows,
             notice: notice(&q),
+            previous: (page > 1).then(|| list_href(&filter, (page - 1).min(pages))),
+            next: (page < pages).then(|| list_href(&filter, page + 1)),
+            q: filter,
+            matching,
+            page,
+            pages,
         },
     ))
 }
@@ -475,6 +551,48 @@ fn see_other(to: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn practice(slug: &str, name: &str) -> Practice {
+        Practice {
+            slug: slug.into(),
+            display_name: name.into(),
+            status: PracticeStatus::Active,
+            created_at: 0,
+            status_changed_at: 0,
+            placement: "local".into(),
+            time_zone: kollegium_tenants::time::Zone::default(),
+        }
+    }
+
+    #[test]
+    fn the_list_pages_by_fifty_and_filters_by_slug_or_name() {
+        let all: Vec<_> = (0..120)
+            .map(|i| practice(&format!("praxis-{i:03}"), &format!("Praxis Nummer {i}")))
+            .collect();
+        let slugs = |v: Vec<Practice>| v.into_iter().map(|p| p.slug).collect::<Vec<_>>();
+        let (first, total) = page_of(all.clone(), "", 1);
+        assert_eq!((first.len(), total), (50, 120));
+        let (last, _) = page_of(all.clone(), "", 3);
+        assert_eq!(slugs(last).first().map(String::as_str), Some("praxis-100"));
+        assert!(page_of(all.clone(), "", 4).0.is_empty());
+        assert!(page_of(all.clone(), "", usize::MAX).0.is_empty());
+        // Slug or name, any case, surrounding blanks ignored.
+        let (found, total) = page_of(all.clone(), " NUMMER 11", 1);
+        assert_eq!(total, 11, "11 and 110–119");
+        assert_eq!(slugs(found)[0], "praxis-011");
+        assert_eq!(page_of(all.clone(), "praxis-007", 1).1, 1);
+        assert_eq!(page_of(all, "zahnarzt", 1).1, 0);
+    }
+
+    #[test]
+    fn page_links_keep_the_filter() {
+        assert_eq!(list_href("", 1), "/practices");
+        assert_eq!(list_href("", 2), "/practices?seite=2");
+        assert_eq!(
+            list_href("Dr. Ähm & Co", 3),
+            "/practices?q=Dr.+%C3%84hm+%26+Co&seite=3"
+        );
+    }
 
     #[test]
     fn sizes_read_as_people_write_them() {
