@@ -150,6 +150,105 @@ async fn matching_members_of_a_practice_that_asked_for_it_get_a_notice_without_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_declines_the_notices_for_themselves_and_only_for_themselves() {
+    let (app, smtp) = setup().await;
+    app.create_practice("praxis-a").await;
+    app.create_practice("praxis-b").await;
+    let chef = app.member("praxis-a", "chef", true).await;
+    let mfa = app.member("praxis-a", "empfang", false).await;
+    let chef_b = app.member("praxis-b", "chef", true).await;
+    let mfa_b = app.member("praxis-b", "empfang", false).await;
+    let anon = app.anonymous("praxis-a");
+    // While the practice sends no notices, there is nothing to decline.
+    assert!(!mfa.page("/news").await.contains("E-Mail-Hinweise"));
+    assert_eq!(switch(&chef, true).await.status(), 303);
+    assert_eq!(switch(&chef_b, true).await.status(), 303);
+    let page = mfa.page("/news").await;
+    assert!(page.contains("Keine E-Mail-Hinweise mehr"), "{page}");
+
+    // Refused: no sign-in, no token, B's member at A's address, malformed, oversized.
+    assert_ne!(
+        anon.post_without_token("/news/email", &[("mail", "aus")])
+            .await,
+        303
+    );
+    assert_eq!(
+        mfa.post_without_token("/news/email", &[("mail", "aus")])
+            .await,
+        403
+    );
+    assert_ne!(
+        mfa_b
+            .at("praxis-a")
+            .post_without_token("/news/email", &[("mail", "aus")])
+            .await,
+        303
+    );
+    for fields in [
+        vec![],
+        vec![("mail", "vielleicht")],
+        vec![("mail", "aus"), ("mail", "an")],
+        vec![("mail", "aus"), ("extra", "x")],
+    ] {
+        let r = mfa.form("/news", "/news/email", &fields).await;
+        assert_eq!(r.status(), 400, "{fields:?}");
+        assert!(r.text().await.unwrap().contains("E-Mail-Hinweise erhalten"));
+    }
+    let big = "a".repeat(1024 * 1024);
+    let r = mfa.form("/news", "/news/email", &[("mail", &big)]).await;
+    assert_eq!(r.status(), 413);
+    assert!(
+        mfa.page("/news")
+            .await
+            .contains("Keine E-Mail-Hinweise mehr")
+    );
+
+    // Declined: A's MFA gets no notice; A's owner and B's MFA still do.
+    let r = mfa.form("/news", "/news/email", &[("mail", "aus")]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/news?done=mail-off");
+    let page = mfa.page("/news?done=mail-off").await;
+    assert!(page.contains("keine E-Mail-Hinweise auf neue Neuigkeiten mehr"));
+    assert!(page.contains("E-Mail-Hinweise wieder erhalten"));
+    assert!(
+        chef.page("/news")
+            .await
+            .contains("Keine E-Mail-Hinweise mehr")
+    );
+    app.publish("Für alle", Audience::default(), false).await;
+    let got = settle(&app, &smtp, 3).await;
+    assert_eq!(
+        to(&got),
+        [
+            "chef@praxis-a.example",
+            "chef@praxis-b.example",
+            "empfang@praxis-b.example"
+        ]
+    );
+    assert!(
+        got[0].text().contains("abbestellen"),
+        "each notice says where"
+    );
+    // The choice is in A's export, and only there.
+    let a = app.export("praxis-a");
+    let news = a.iter().find(|p| p.app == "news").unwrap();
+    assert_eq!(news.json["mail_declined"][0]["member"], "empfang");
+    assert!(
+        news.readable
+            .contains("Keine E-Mail-Hinweise gewünscht:\n- empfang")
+    );
+    assert!(app.export("praxis-b").iter().all(|p| p.app != "news"));
+
+    // Wanted again: the next message reaches them.
+    let r = mfa.form("/news", "/news/email", &[("mail", "an")]).await;
+    assert_eq!(r.headers()["location"], "/news?done=mail-on");
+    app.publish("Wieder für alle", Audience::default(), false)
+        .await;
+    let got = settle(&app, &smtp, 7).await;
+    assert!(to(&got).contains(&"empfang@praxis-a.example".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_practices_own_admin_changes_the_setting_with_a_valid_form() {
     let (app, smtp) = setup().await;
     app.create_practice("praxis-a").await;

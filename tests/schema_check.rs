@@ -262,7 +262,7 @@ fn platform_declared() -> Vec<(&'static str, Vec<Declared>)> {
         mention_notices, jobs, mail_queue, task_boards, task_board_access, task_columns,
         task_labels, task_cards, task_card_labels, task_card_assignees, task_checklist_items,
         task_comments, task_card_events, task_series, task_templates, task_reminder_settings,
-        file_blobs, task_attachments, news_state,
+        file_blobs, task_attachments, news_state, news_mail_opt_out,
     ]);
     // The platform's own `mail_queue` and `jobs` declarations are checked above;
     // `settings` is the shared one.

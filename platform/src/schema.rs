@@ -377,3 +377,11 @@ diesel::table! {
         dismissed_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    news_mail_opt_out (member_id) {
+        member_id -> BigInt,
+        since -> BigInt,
+    }
+}
+diesel::allow_tables_to_appear_in_same_query!(news_mail_opt_out, members);

@@ -2,7 +2,8 @@
 //! practice's `platform.sqlite` keeps it (`news_state`: read, hidden), per member. The
 //! messages themselves are the operator's and stay out; only their titles are named, from
 //! the node's store when the export has it at hand (a message it no longer holds, withdrawn
-//! or never known, is named by its id alone).
+//! or never known, is named by its id alone). The members who declined the mail notices
+//! are listed too (`news_mail_opt_out`).
 
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use serde_json::json;
 
 use super::APP;
 use crate::app::AppExport;
-use crate::schema::{members, news_state};
+use crate::schema::{members, news_mail_opt_out, news_state};
 
 /// One member's mark on one message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -69,13 +70,25 @@ pub fn marks(conn: &mut SqliteConnection, feed: Option<&NodeFeed>) -> Result<Vec
     Ok(marks)
 }
 
-/// The export (JSON and readable text); `None` when no member marked anything.
+/// The members who declined the mail notices, by name, with since when.
+pub fn declined(conn: &mut SqliteConnection) -> Result<Vec<(String, i64)>, BoxError> {
+    let mut rows: Vec<(String, i64)> = news_mail_opt_out::table
+        .inner_join(members::table.on(members::id.eq(news_mail_opt_out::member_id)))
+        .select((members::username, news_mail_opt_out::since))
+        .load(conn)?;
+    rows.sort();
+    Ok(rows)
+}
+
+/// The export (JSON and readable text); `None` when no member marked anything or declined
+/// the notices.
 pub fn export(
     conn: &mut SqliteConnection,
     feed: Option<&NodeFeed>,
 ) -> Result<Option<AppExport>, BoxError> {
     let marks = marks(conn, feed)?;
-    if marks.is_empty() {
+    let declined = declined(conn)?;
+    if marks.is_empty() && declined.is_empty() {
         return Ok(None);
     }
     let mut text =
@@ -103,9 +116,19 @@ pub fn export(
             state.join(", ")
         ));
     }
+    if !declined.is_empty() {
+        text.push_str("\nKeine E-Mail-Hinweise gewünscht:\n");
+        for (member, _) in &declined {
+            text.push_str(&format!("- {member}\n"));
+        }
+    }
+    let declined: Vec<_> = declined
+        .into_iter()
+        .map(|(member, since)| json!({ "member": member, "since": since }))
+        .collect();
     Ok(Some(AppExport {
         app: APP,
-        json: json!({ "marks": marks }),
+        json: json!({ "marks": marks, "mail_declined": declined }),
         readable: text,
     }))
 }

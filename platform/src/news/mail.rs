@@ -16,6 +16,9 @@
 //! on sets it to the node's current seq, so only messages that arrive later are announced.
 //! The registry flag follows it (set before switching on, cleared after switching off), so
 //! a flag without the setting costs an opened practice, never a mail without the setting.
+//!
+//! Each member may decline the notices for themselves on the news page
+//! (`news_mail_opt_out`, [`set_mine`]); every notice says where.
 
 use std::sync::Arc;
 
@@ -55,6 +58,38 @@ fn marker(conn: &mut SqliteConnection) -> QueryResult<Option<i64>> {
     Ok(kv::get(conn, SETTING)?.and_then(|v| v.parse().ok()))
 }
 
+/// Whether member `me` gets the notices (when the practice sends them): yes unless they
+/// declined.
+pub fn mine(conn: &mut SqliteConnection, me: members::MemberId) -> QueryResult<bool> {
+    use crate::schema::news_mail_opt_out::dsl as o;
+    let declined: Option<i64> = o::news_mail_opt_out
+        .find(me.0)
+        .select(o::member_id)
+        .first(conn)
+        .optional()?;
+    Ok(declined.is_none())
+}
+
+/// Member `me` wants the notices (`wants`) or declines them, from `now`.
+pub fn set_mine(
+    conn: &mut SqliteConnection,
+    me: members::MemberId,
+    wants: bool,
+    now: UnixTime,
+) -> QueryResult<()> {
+    use crate::schema::news_mail_opt_out::dsl as o;
+    if wants {
+        diesel::delete(o::news_mail_opt_out.find(me.0)).execute(conn)?;
+    } else {
+        diesel::insert_into(o::news_mail_opt_out)
+            .values((o::member_id.eq(me.0), o::since.eq(now)))
+            .on_conflict(o::member_id)
+            .do_nothing()
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// Switches the setting in the practice's database: on from the node's current seq
 /// `last_seq` (an existing marker stays), or off.
 pub fn set(conn: &mut SqliteConnection, on: bool, last_seq: i64) -> QueryResult<()> {
@@ -91,8 +126,9 @@ struct Html<'a> {
     link: &'a str,
 }
 
-/// Queues a notice for every active member with an address whom one of the `active`
-/// messages that arrived after the practice's marker and up to `last_seq` is for, and moves
+/// Queues a notice for every active member with an address who did not decline them and
+/// whom one of the `active` messages that arrived after the practice's marker and up to
+/// `last_seq` is for, and moves
 /// the marker to `last_seq`, in one transaction. Returns how many mails were queued; nothing
 /// when the setting is off.
 pub fn announce(
@@ -125,9 +161,18 @@ pub fn announce(
                 200,
             );
             let link = format!("{origin}/news");
+            let declined: std::collections::HashSet<i64> = {
+                use crate::schema::news_mail_opt_out::dsl as o;
+                o::news_mail_opt_out
+                    .select(o::member_id)
+                    .load::<i64>(conn)?
+                    .into_iter()
+                    .collect()
+            };
             for m in members::list(conn)? {
                 let address = m.email.trim();
-                if kollegium_tenants::Email::parse(address).is_err()
+                if declined.contains(&m.id.0)
+                    || kollegium_tenants::Email::parse(address).is_err()
                     || !new.iter().any(|msg| super::is_for(msg, &m))
                 {
                     continue;
@@ -427,5 +472,49 @@ mod tests {
         set(&mut c, true, 5).unwrap();
         assert_eq!(run(&mut c, &[msg(5, &[])], 5), 0);
         assert_eq!(mails(&mut c).len(), 3);
+    }
+
+    #[test]
+    fn a_member_who_declined_gets_no_notice_until_they_want_them_again() {
+        let (_dir, mut c) = db();
+        person(&mut c, "mfa", "mfa", "mfa@praxis.example");
+        person(&mut c, "abr", "abrechnung", "abr@praxis.example");
+        let id = |c: &mut SqliteConnection, user: &str| {
+            members::list(c)
+                .unwrap()
+                .into_iter()
+                .find(|m| m.username == user)
+                .unwrap()
+                .id
+        };
+        let abr = id(&mut c, "abr");
+        set(&mut c, true, 0).unwrap();
+        assert!(mine(&mut c, abr).unwrap(), "notices unless declined");
+        set_mine(&mut c, abr, false, 1_500).unwrap();
+        set_mine(&mut c, abr, false, 1_600).unwrap();
+        assert!(!mine(&mut c, abr).unwrap());
+        let run = |c: &mut SqliteConnection, seq: i64| {
+            announce(
+                c,
+                &[msg(seq, &[])],
+                seq,
+                "https://a.example",
+                "Praxis A",
+                2_000,
+            )
+            .unwrap()
+        };
+        assert_eq!(run(&mut c, 1), 1, "only mfa");
+        assert_eq!(mails(&mut c)[0].0, "mfa@praxis.example");
+        let declined = crate::news::export::declined(&mut c).unwrap();
+        assert_eq!(
+            declined,
+            [("abr".to_owned(), 1_500)],
+            "the first choice counts"
+        );
+        set_mine(&mut c, abr, true, 2_100).unwrap();
+        assert!(mine(&mut c, abr).unwrap());
+        assert_eq!(run(&mut c, 2), 2);
+        assert!(crate::news::export::declined(&mut c).unwrap().is_empty());
     }
 }

@@ -1,7 +1,8 @@
 //! News pages: `/news` (the member's messages, hidden ones on `?hidden=1`), `/news/{id}`
 //! (one message; opening it marks it read) and the forms "Als gelesen markieren",
 //! "Ausblenden" and "Wieder einblenden" (POST with CSRF, answered with a redirect, so they
-//! work without JavaScript). An id the member may not see (unknown, malformed, withdrawn,
+//! work without JavaScript), and the member's own choice of the mail notices
+//! (`POST /news/email`, offered while the practice sends them). An id the member may not see (unknown, malformed, withdrawn,
 //! expired, another audience) answers 404 everywhere.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use kollegium_tenants::broadcast::NodeFeed;
-use kollegium_tenants::web::{CsrfToken, Layout, WebError};
+use kollegium_tenants::web::{CsrfToken, ErrorPage, Layout, WebError};
 
 use super::{Action, NewsError, Shown};
 use crate::PLATFORM_DB;
@@ -24,6 +25,14 @@ const NOTICES: &[(&str, &str)] = &[
     ("read", "Die Nachricht ist als gelesen markiert."),
     ("hidden", "Die Nachricht wurde ausgeblendet."),
     ("restored", "Die Nachricht wird wieder angezeigt."),
+    (
+        "mail-on",
+        "Sie erhalten wieder E-Mail-Hinweise auf neue Neuigkeiten.",
+    ),
+    (
+        "mail-off",
+        "Sie erhalten keine E-Mail-Hinweise auf neue Neuigkeiten mehr.",
+    ),
 ];
 
 /// A message as the pages show it.
@@ -60,6 +69,10 @@ struct ListPage {
     notice: Option<&'static str>,
     /// A practice admin: the link to the settings.
     admin: bool,
+    /// The practice announces news by mail: the member's own choice is offered.
+    practice_mails: bool,
+    /// The member gets those mails (has not declined them).
+    mine: bool,
 }
 
 #[derive(Template)]
@@ -123,11 +136,15 @@ async fn list(
         m.tenant.clone(),
         m.member.clone(),
     );
-    let all = kollegium_tenants::web::block(move || -> Result<_, WebError> {
-        let mut conn = t.conn(&PLATFORM_DB)?;
-        super::for_member(&feed, &mut conn, &row, now).map_err(internal)
-    })
-    .await??;
+    let (all, practice_mails, mine) =
+        kollegium_tenants::web::block(move || -> Result<_, WebError> {
+            let mut conn = t.conn(&PLATFORM_DB)?;
+            let all = super::for_member(&feed, &mut conn, &row, now).map_err(internal)?;
+            let practice_mails = super::mail::enabled(&mut conn).map_err(internal)?;
+            let mine = super::mail::mine(&mut conn, row.id).map_err(internal)?;
+            Ok((all, practice_mails, mine))
+        })
+        .await??;
     let hidden_view = q
         .hidden
         .as_deref()
@@ -146,7 +163,54 @@ async fn list(
         hidden_count,
         notice: notice(q.done.as_deref()),
         admin: m.member.is_admin,
+        practice_mails,
+        mine,
     })
+}
+
+/// The form "E-Mail-Hinweise": `mail=an` or `mail=aus` (and the CSRF token), nothing else.
+fn parse_mine(fields: &[(String, String)]) -> Option<bool> {
+    let mut wants = None;
+    for (k, v) in fields {
+        match (k.as_str(), v.as_str(), wants) {
+            ("csrf_token", _, _) => {}
+            ("mail", "an", None) => wants = Some(true),
+            ("mail", "aus", None) => wants = Some(false),
+            _ => return None,
+        }
+    }
+    wants
+}
+
+/// `POST /news/email`: the member's own choice of the news notices by mail.
+async fn email(
+    m: Member,
+    shared: web::Data<AppContext>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let Some(wants) = parse_mine(&form) else {
+        return Ok(ErrorPage {
+            message: "Die Eingabe ist ungültig. Bitte wählen Sie auf der Seite „Neuigkeiten“, ob \
+                      Sie E-Mail-Hinweise erhalten möchten."
+                .into(),
+            back: Some("/news".to_owned()),
+            ..ErrorPage::new(400)
+        }
+        .response());
+    };
+    let (me, now) = (m.id(), shared.now());
+    m.tenant
+        .write(&PLATFORM_DB, move |c| {
+            super::mail::set_mine(c, me, wants, now)
+        })
+        .await
+        .map_err(|e| internal(format!("recording the news mail choice: {e}")))?;
+    tracing::info!(practice = %m.tenant.slug(), wants, "news mail choice changed");
+    Ok(see_other(if wants {
+        "/news?done=mail-on"
+    } else {
+        "/news?done=mail-off"
+    }))
 }
 
 /// The message `id` if `m` may see it now (else 404).
@@ -246,6 +310,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     super::admin::configure(cfg);
     cfg.route("/api/news/unread", web::get().to(unread_count))
         .route("/news", web::get().to(list))
+        .route("/news/email", web::post().to(email))
         .route("/news/{id}", web::get().to(message))
         .route("/news/{id}/{what}", web::post().to(act));
 }

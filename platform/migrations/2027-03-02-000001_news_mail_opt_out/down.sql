@@ -1,0 +1,1 @@
+DROP TABLE news_mail_opt_out;
