@@ -65,6 +65,51 @@ async fn switch(m: &Member<'_>, on: bool) -> reqwest::Response {
     m.form("/news/admin", "/news/admin", fields).await
 }
 
+/// Form `action` with `fields` is refused without a sign-in (`anon`), without the CSRF token
+/// (`own`, a signed-in member of the practice: 403) and from another practice's member at
+/// this practice's address (`foreign`): none of them is answered as done (303).
+async fn refused_without_sign_in_token_or_practice(
+    anon: &Member<'_>,
+    own: &Member<'_>,
+    foreign: &Member<'_>,
+    action: &str,
+    fields: &[(&str, &str)],
+) {
+    assert_ne!(
+        anon.post_without_token(action, fields).await,
+        303,
+        "no sign-in"
+    );
+    assert_eq!(
+        own.post_without_token(action, fields).await,
+        403,
+        "no token"
+    );
+    assert_ne!(
+        foreign.post_without_token(action, fields).await,
+        303,
+        "another practice"
+    );
+}
+
+/// Each form of `bad`, sent by `m` to `action` from the page `page`, is a 400 that `says`
+/// why; a 1 MB value of `field` is a 413.
+async fn malformed_forms_refused(
+    m: &Member<'_>,
+    (page, action): (&str, &str),
+    bad: &[Vec<(&str, &str)>],
+    says: &str,
+    field: &str,
+) {
+    for fields in bad {
+        let r = m.form(page, action, fields).await;
+        assert_eq!(r.status(), 400, "{fields:?}");
+        assert!(r.text().await.unwrap().contains(says));
+    }
+    let big = "1".repeat(1024 * 1024);
+    assert_eq!(m.form(page, action, &[(field, &big)]).await.status(), 413);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn matching_members_of_a_practice_that_asked_for_it_get_a_notice_without_content() {
     let (app, smtp) = setup().await;
@@ -167,36 +212,23 @@ async fn a_member_declines_the_notices_for_themselves_and_only_for_themselves() 
     assert!(page.contains("Keine E-Mail-Hinweise mehr"), "{page}");
 
     // Refused: no sign-in, no token, B's member at A's address, malformed, oversized.
-    assert_ne!(
-        anon.post_without_token("/news/email", &[("mail", "aus")])
-            .await,
-        303
-    );
-    assert_eq!(
-        mfa.post_without_token("/news/email", &[("mail", "aus")])
-            .await,
-        403
-    );
-    assert_ne!(
-        mfa_b
-            .at("praxis-a")
-            .post_without_token("/news/email", &[("mail", "aus")])
-            .await,
-        303
-    );
-    for fields in [
+    let off = [("mail", "aus")];
+    refused_without_sign_in_token_or_practice(
+        &anon,
+        &mfa,
+        &mfa_b.at("praxis-a"),
+        "/news/email",
+        &off,
+    )
+    .await;
+    let bad = [
         vec![],
         vec![("mail", "vielleicht")],
         vec![("mail", "aus"), ("mail", "an")],
         vec![("mail", "aus"), ("extra", "x")],
-    ] {
-        let r = mfa.form("/news", "/news/email", &fields).await;
-        assert_eq!(r.status(), 400, "{fields:?}");
-        assert!(r.text().await.unwrap().contains("E-Mail-Hinweise erhalten"));
-    }
-    let big = "a".repeat(1024 * 1024);
-    let r = mfa.form("/news", "/news/email", &[("mail", &big)]).await;
-    assert_eq!(r.status(), 413);
+    ];
+    let says = "E-Mail-Hinweise erhalten";
+    malformed_forms_refused(&mfa, ("/news", "/news/email"), &bad, says, "mail").await;
     assert!(
         mfa.page("/news")
             .await
@@ -261,44 +293,28 @@ async fn only_the_practices_own_admin_changes_the_setting_with_a_valid_form() {
     // Not an admin: neither the page nor the form.
     assert_eq!(mfa.status("/news/admin").await, 403);
     assert_eq!(switch(&mfa, true).await.status(), 403);
-    // Not signed in: sent to sign in; posting changes nothing.
-    let r = anon.get("/news/admin").await;
-    assert_eq!(r.status(), 303);
-    assert_ne!(
-        anon.post_without_token("/news/admin", &[("announce", "1")])
-            .await,
-        303
-    );
-    // Without a CSRF token: refused.
-    assert_eq!(
-        chef.post_without_token("/news/admin", &[("announce", "1")])
-            .await,
-        403
-    );
-    // B's admin at A's address (B's cookies are not A's): nothing changes at A.
+    // Not signed in: sent to sign in. B's admin at A's address (B's cookies are not A's):
+    // the same. Posting without a sign-in, without the token or from B changes nothing.
+    assert_eq!(anon.get("/news/admin").await.status(), 303);
     let b_at_a = chef_b.at("praxis-a");
     assert_eq!(b_at_a.status("/news/admin").await, 303);
-    assert_ne!(
-        b_at_a
-            .post_without_token("/news/admin", &[("announce", "1")])
-            .await,
-        303
-    );
+    let on = [("announce", "1")];
+    refused_without_sign_in_token_or_practice(&anon, &chef, &b_at_a, "/news/admin", &on).await;
     // Malformed and oversized: refused with a message, nothing stored.
-    for fields in [
+    let bad = [
         vec![("announce", "ja")],
         vec![("announce", "1"), ("announce", "1")],
         vec![("announce", "1"), ("extra", "x")],
-    ] {
-        let r = chef.form("/news/admin", "/news/admin", &fields).await;
-        assert_eq!(r.status(), 400, "{fields:?}");
-        assert!(r.text().await.unwrap().contains("Die Eingabe ist ungültig"));
-    }
-    let big = "1".repeat(1024 * 1024);
-    let r = chef
-        .form("/news/admin", "/news/admin", &[("announce", &big)])
-        .await;
-    assert_eq!(r.status(), 413);
+    ];
+    let says = "Die Eingabe ist ungültig";
+    malformed_forms_refused(
+        &chef,
+        ("/news/admin", "/news/admin"),
+        &bad,
+        says,
+        "announce",
+    )
+    .await;
     assert!(!setting(&chef).await, "A's setting is still off");
 
     // B switches its own on: A's members are not mailed.
