@@ -327,6 +327,43 @@ async fn state_changing_requests_need_the_csrf_token_and_the_consoles_own_origin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_public_url_forms_come_from_it_or_from_the_listeners_own_address() {
+    let app = TestApp::spawn_with(|c| {
+        c.operator.public_url = Some("http://betrieb.example".into());
+    })
+    .await;
+    // Set up and signed in through the listener's own address (a tunnel to it): its forms
+    // carry `Origin: http://127.0.0.1:<port>` and pass.
+    let op = signed_in_operator(&app, "erika").await;
+    let csrf = form_csrf(&op.page("/audit").await);
+    let logout = op.url("/logout");
+    let post = |origin: &str| {
+        op.client
+            .post(&logout)
+            .header("origin", origin)
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+    };
+    // Another origin, or a name that only looks like it: refused, still signed in.
+    for origin in ["http://evil.example", "http://betrieb.example.evil.example"] {
+        assert_eq!(post(origin).await.unwrap().status(), 403, "{origin}");
+    }
+    assert_eq!(op.get("/audit").await.status(), 200);
+    // The public origin, as a proxy that passes the listener's address as `Host` forwards it.
+    assert_eq!(post("http://betrieb.example").await.unwrap().status(), 303);
+    assert_eq!(op.get("/audit").await.status(), 303, "signed out");
+    // The console answers under the public name as well, and under no other.
+    let at = |host: &str| {
+        client()
+            .get(app.operator_url("/login"))
+            .header("host", host.to_owned())
+            .send()
+    };
+    assert_eq!(at("betrieb.example").await.unwrap().status(), 200);
+    assert_eq!(at("evil.example").await.unwrap().status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_sends_the_practice_origins_security_headers_and_answers_only_its_own_host() {
     let app = TestApp::spawn().await;
     let r = client()
