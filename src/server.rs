@@ -389,10 +389,19 @@ pub async fn start(
     let ctx = context.clone();
     let m = web::Data::from(metrics.clone());
     let feed = web::Data::from(operator_feed.clone());
-    let news_key = web::Data::new(operator::news_pages::NewsKey(Arc::new(
-        OperatorKey::load_or_create(&config.operator_key_path())
-            .context("cannot read the operator's signing key")?,
-    )));
+    // The operator's signing key for the console: made on first use by the node that is its
+    // own operator (no `broadcast.public_key`); a node that trusts another operator's key
+    // reads one only if its file is there, and makes none.
+    let key_path = config.operator_key_path();
+    let news_key = if config.broadcast.public_key.is_none() || key_path.exists() {
+        Some(Arc::new(
+            OperatorKey::load_or_create(&key_path)
+                .context("cannot read the operator's signing key")?,
+        ))
+    } else {
+        None
+    };
+    let news_key = web::Data::new(operator::news_pages::NewsKey(news_key));
     let console_store = store.clone();
     let throttle = config.idp.clone();
     let public_origin = config.operator_origin()?;

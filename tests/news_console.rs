@@ -5,9 +5,10 @@
 //! console (session, CSRF token, own Origin).
 
 use crate::apps::operator::{OperatorClient, signed_in_operator};
-use crate::broadcast::{node, round};
+use crate::broadcast::{FakeFeed, node, node_of, round};
 use crate::harness::{TestApp, form_csrf};
 use crate::news::titles;
+use kollegium_tenants::broadcast::OperatorKey;
 
 /// The operator's messages as the node's own feed holds them (the node syncs from it).
 fn published(app: &TestApp) -> Vec<(String, bool)> {
@@ -161,6 +162,34 @@ async fn published_in_the_console_it_reaches_the_matching_members_of_every_pract
         404
     );
     assert_eq!(app.server().operator_feed.list().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_trusts_another_operator_publishes_nothing_and_makes_no_key() {
+    let feed = FakeFeed::start();
+    let operator = OperatorKey::generate();
+    let app = node_of(&feed, &operator).await;
+    let op = signed_in_operator(&app, "erika").await;
+    let message = [("title", "Titel"), ("body", "Text")];
+    // "Vorschau" still works; "Veröffentlichen" says why not and signs nothing.
+    let mut fields = message.to_vec();
+    fields.push(("action", "preview"));
+    assert_eq!(compose(&op, &fields).await.status(), 200);
+    let mut fields = message.to_vec();
+    fields.push(("action", "publish"));
+    let r = compose(&op, &fields).await;
+    assert_eq!(r.status(), 409);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("veröffentlicht selbst nichts")
+    );
+    assert!(published(&app).is_empty());
+    assert!(
+        !OperatorKey::default_path(&app.data_dir()).exists(),
+        "no key is made on a node that trusts another operator"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

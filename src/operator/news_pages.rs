@@ -26,14 +26,20 @@ use kollegium_tenants::cause::Internal;
 use kollegium_tenants::time::Zone;
 
 use super::audit;
-use super::web::{Console, ConsoleError, Layout, Operator, html, shown_time};
+use super::web::{Console, ConsoleError, Layout, Operator, html, message_page, shown_time};
 
 /// The operator's signing key (`[broadcast] key_file` or `data/operator.key`), read once when
 /// the node starts: app data of the operator listener, registered by the composition. A key
 /// file that goes missing later changes nothing (no new key is made behind the operator's
-/// back, which nodes would refuse).
+/// back, which nodes would refuse). `None` on a node that trusts another operator's key and
+/// has none of its own: it shows that operator's messages and publishes none itself.
 #[derive(Debug, Clone)]
-pub struct NewsKey(pub Arc<OperatorKey>);
+pub struct NewsKey(pub Option<Arc<OperatorKey>>);
+
+/// Why a node without a signing key publishes nothing.
+const NO_KEY: &str = "Dieser Knoten hat keinen eigenen Signierschlüssel des Betreibers \
+     ([broadcast] key_file): Er zeigt die Nachrichten des Betreibers, dessen öffentlichem \
+     Schlüssel er vertraut, und veröffentlicht selbst nichts.";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/news", web::get().to(list))
@@ -334,7 +340,12 @@ async fn compose(
         ));
         return Ok(html(StatusCode::OK, &page));
     }
-    let (f, key) = (feed.clone(), key.0.clone());
+    let Some(key) = key.0.clone() else {
+        let mut page = NewsPage::new(&op, rows(&feed, now).await?, &form);
+        page.error = Some(NO_KEY.to_owned());
+        return Ok(html(StatusCode::CONFLICT, &page));
+    };
+    let f = feed.clone();
     let published = blocking(move || {
         let entry = f.publish(&key, draft, now)?;
         crate::news::message_id(&key, &entry)
@@ -415,7 +426,14 @@ async fn withdraw(
     _form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ConsoleError> {
     let p = withdrawable(&feed, id.into_inner()).await?;
-    let (f, key, now) = (feed.clone(), key.0.clone(), console.now());
+    let Some(key) = key.0.clone() else {
+        return Ok(message_page(
+            StatusCode::CONFLICT,
+            "Kein Signierschlüssel",
+            NO_KEY,
+        ));
+    };
+    let (f, now) = (feed.clone(), console.now());
     let id = p.id.as_str().to_owned();
     let target = id.clone();
     let done = blocking(move || f.withdraw(&key, &target, now).map(|_| ())).await?;
