@@ -257,6 +257,18 @@ impl TestApp {
         self.server().store.tenant(&slug).unwrap().unwrap()
     }
 
+    /// What a fresh browser gets at practice `slug`'s start page: 303 (to the sign-in) while
+    /// the practice is active, 403 ("Praxis gesperrt") while it is suspended.
+    pub async fn front_door(&self, slug: &str) -> u16 {
+        client()
+            .get(self.url(slug, "/"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// Practice `slug`'s export as the running node makes it: every app's part.
     pub fn export(&self, slug: &str) -> Vec<kollegium_platform::app::AppExport> {
         let mut conn = self

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::apps::operator::{OP_PW, add_operator};
 use crate::browser::{Screen, browser_on, driver, js};
-use crate::harness::{TestApp, client};
+use crate::harness::TestApp;
 use crate::idp_mfa::shown_secret;
 
 async fn fill(b: &Client, css: &str, text: &str) {
@@ -111,12 +111,7 @@ async fn an_operator_sets_up_totp_creates_a_practice_and_suspends_it_in_a_browse
     assert!(owner_link.contains("/id/setup/"), "{owner_link}");
     fits(&b).await;
     assert_eq!(
-        client()
-            .get(app.url("praxis-neu", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.front_door("praxis-neu").await,
         303,
         "the new practice answers"
     );
@@ -134,16 +129,7 @@ async fn an_operator_sets_up_totp_creates_a_practice_and_suspends_it_in_a_browse
     let notice = wait_for(&b, "p.notice.ok").await.text().await.unwrap();
     assert!(notice.contains("ist gesperrt"), "{notice}");
     fits(&b).await;
-    assert_eq!(
-        client()
-            .get(app.url("praxis-neu", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        403,
-        "suspended at once"
-    );
+    assert_eq!(app.front_door("praxis-neu").await, 403, "suspended at once");
     b.goto(&app.operator_url("/audit")).await.unwrap();
     wait_for(&b, "table").await;
     fits(&b).await;

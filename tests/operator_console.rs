@@ -11,7 +11,7 @@ use kollegium_tenants::Clock;
 use kollegium_tenants::clock::ManualClock;
 
 use crate::apps::operator::{
-    OP_PW, OperatorClient, add_operator, complete_setup, signed_in_operator,
+    OP_PW, OperatorClient, add_operator, choose_password, complete_setup, signed_in_operator,
 };
 use crate::harness::{
     TestApp, cli_in, client, client_with_jar, form_csrf, form_csrf_at, raw_client, stdout,
@@ -120,18 +120,7 @@ async fn an_operator_without_totp_cannot_sign_in() {
     let link = add_operator(&app, "max");
     let browser = client();
     // Only the password step of the setup: the TOTP secret is offered, not confirmed.
-    let csrf = form_csrf_at(&browser, &link).await;
-    let enrol = browser
-        .post(&link)
-        .header("origin", app.operator_url(""))
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("password", OP_PW),
-            ("password_repeat", OP_PW),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let enrol = choose_password(&app, &browser, &link).await;
     assert_eq!(enrol.status(), 200);
     let secret = crate::idp_mfa::shown_secret(&enrol.text().await.unwrap());
     let account = accounts::find(&mut db(&app), "max").unwrap().unwrap();
@@ -754,19 +743,13 @@ async fn wrong_codes_at_setup_lock_the_setup_too() {
     let link = add_operator(&app, "erika");
     let browser = client();
     let origin = app.operator_url("");
-    let csrf = form_csrf_at(&browser, &link).await;
-    let enrol = browser
-        .post(&link)
-        .header("origin", &origin)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("password", OP_PW),
-            ("password_repeat", OP_PW),
-        ])
-        .send()
+    let enrol = choose_password(&app, &browser, &link)
+        .await
+        .text()
         .await
         .unwrap();
-    let secret = crate::idp_mfa::shown_secret(&enrol.text().await.unwrap());
+    let secret = crate::idp_mfa::shown_secret(&enrol);
+    let csrf = form_csrf(&enrol);
     let send = |code: String| {
         let (browser, link, origin, csrf) = (&browser, &link, &origin, &csrf);
         async move {

@@ -120,12 +120,7 @@ async fn the_console_creates_a_practice_with_every_hook_and_shows_the_owners_lin
     let r = client().get(&link).send().await.unwrap();
     assert_eq!(r.status(), 200, "{link}");
     // The workspace's hook ran too: the practice's start page leads to its sign-in.
-    let r = client()
-        .get(app.url("praxis-neu", "/"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(app.front_door("praxis-neu").await, 303);
     // The list shows it, without the link.
     let list = op.page("/practices").await;
     assert!(list.contains("<code>praxis-neu</code>") && !list.contains("/id/setup/"));
@@ -166,15 +161,7 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
     let app = TestApp::spawn().await;
     app.create_practice("praxis-a").await;
     // The practice's pages answer (and the store caches its registry entry).
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.front_door("praxis-a").await, 303);
     let op = signed_in_operator(&app, "erika").await;
     let confirm = op.page("/practices/praxis-a/suspend").await;
     assert!(confirm.contains("wirklich sperren"));
@@ -199,15 +186,7 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
     assert_eq!(r.status(), 303);
     let r = op.post_with("/practices/praxis-a/resume", &csrf, &[]).await;
     assert_eq!(r.status(), 303);
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.front_door("praxis-a").await, 303);
     // Unknown practices and actions.
     for path in [
         "/practices/praxis-x/suspend",
@@ -228,15 +207,7 @@ async fn suspending_and_resuming_a_practice_is_confirmed_honoured_at_once_and_au
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(
-        client()
-            .get(app.url("praxis-a", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.front_door("praxis-a").await, 303);
     let audit_page = op.page("/audit").await;
     assert!(audit_page.contains("Praxis gesperrt") && audit_page.contains("Praxis entsperrt"));
 }

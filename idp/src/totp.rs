@@ -118,6 +118,17 @@ pub fn base32(data: &[u8]) -> String {
 }
 
 /// RFC 4648 base32 with `=` padding (the form of the RFC's test vectors).
+/// The secret as enrolment pages show it for typing by hand: base32 in groups of four
+/// (`ABCD EFGH …`); authenticator apps ignore the spaces.
+pub fn base32_grouped(data: &[u8]) -> String {
+    base32(data)
+        .as_bytes()
+        .chunks(4)
+        .map(|g| String::from_utf8_lossy(g).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn base32_padded(data: &[u8]) -> String {
     let mut s = base32(data);
     while !s.len().is_multiple_of(8) {
@@ -303,6 +314,10 @@ mod tests {
             assert_eq!(base32_padded(input.as_bytes()), want, "{input}");
         }
         assert_eq!(base32(RFC_SECRET), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert_eq!(
+            base32_grouped(RFC_SECRET),
+            "GEZD GNBV GY3T QOJQ GEZD GNBV GY3T QOJQ"
+        );
     }
 
     #[test]

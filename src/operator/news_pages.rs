@@ -282,7 +282,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<Result<T, PublishError>, ConsoleError> {
     kollegium_tenants::web::block(f)
         .await
-        .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))
+        .map_err(ConsoleError::from)
 }
 
 async fn rows(feed: &web::Data<OperatorFeed>, now: UnixTime) -> Result<Vec<Row>, ConsoleError> {

@@ -228,7 +228,7 @@ struct SetupTotpPage {
     layout: Layout,
     token: String,
     qr: Option<String>,
-    secret: String,
+    secret_groups: String,
     error: Option<&'static str>,
 }
 
@@ -251,7 +251,7 @@ fn totp_page(
             layout: Layout::anonymous(csrf),
             token,
             qr: totp::qr_data_uri(&uri),
-            secret: totp::base32(secret),
+            secret_groups: totp::base32_grouped(secret),
             error,
         },
     )

@@ -253,7 +253,7 @@ async fn list(
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((rows, matching))
     })
     .await
-    .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
+    .map_err(ConsoleError::from)?
     .map_err(internal("listing the practices"))?;
     let pages = matching.div_ceil(PER_PAGE).max(1);
     let filter = filter.trim().to_owned();
@@ -387,7 +387,7 @@ async fn create(
         ))
     })
     .await
-    .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
+    .map_err(ConsoleError::from)?
     .map_err(|e| ConsoleError::Internal(Internal::new("registry", e)))?;
     let report = match report {
         Ok(r) => r,
@@ -455,7 +455,7 @@ async fn practice_of(
     let store = console.store.clone();
     kollegium_tenants::web::block(move || store.with_registry(|c| registry::find(c, slug.as_str())))
         .await
-        .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
+        .map_err(ConsoleError::from)?
         .map_err(|e| ConsoleError::Internal(Internal::new("registry", e)))
 }
 
@@ -513,7 +513,7 @@ async fn change(
         Ok::<_, kollegium_tenants::store::StoreError>(r)
     })
     .await
-    .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
+    .map_err(ConsoleError::from)?
     .map_err(|e| ConsoleError::Internal(Internal::new("registry", e)))?;
     match done {
         Ok(()) => {}

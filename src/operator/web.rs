@@ -115,7 +115,7 @@ impl Console {
             f(&mut conn).map_err(|e| Internal::new("operator database", e))
         })
         .await
-        .map_err(|e| ConsoleError::Internal(Internal::new("blocking task", e)))?
+        .map_err(ConsoleError::from)?
         .map_err(ConsoleError::Internal)
     }
 
@@ -369,7 +369,9 @@ fn refused_form() -> HttpResponse {
 /// `t` as the console shows it: German date and time in the default zone (Europe/Berlin),
 /// as the practices' pages show theirs (`07.12.2026, 15:04`).
 pub fn shown_time(t: UnixTime) -> String {
-    kollegium_tenants::time::Zone::default().format(t)
+    static ZONE: std::sync::LazyLock<kollegium_tenants::time::Zone> =
+        std::sync::LazyLock::new(kollegium_tenants::time::Zone::default);
+    ZONE.format(t)
 }
 
 /// Every console page's frame (`templates/operator/layout.html`): pages carry it as their
@@ -518,6 +520,13 @@ pub enum ConsoleError {
     BadRequest,
     #[error(transparent)]
     Internal(#[from] Internal),
+}
+
+/// A blocking task that did not finish (the pool shut down, the task panicked).
+impl From<actix_web::error::BlockingError> for ConsoleError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        Self::Internal(Internal::new("blocking task", e))
+    }
 }
 
 impl ResponseError for ConsoleError {

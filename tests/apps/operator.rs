@@ -116,6 +116,25 @@ impl OperatorClient {
     }
 }
 
+/// The password step of the setup at `link` in `client`: the page's CSRF token, [`OP_PW`]
+/// twice, the console's own `Origin`. Answered with the TOTP enrolment page (200).
+pub async fn choose_password(app: &TestApp, client: &reqwest::Client, link: &str) -> Response {
+    let page = client.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "setup page");
+    let csrf = form_csrf(&page.text().await.unwrap());
+    client
+        .post(link)
+        .header("origin", app.operator_url(""))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("password", OP_PW),
+            ("password_repeat", OP_PW),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Completes the setup at `link` in `client`: password [`OP_PW`], then the TOTP enrolment
 /// with the secret shown on the page. Returns the secret, the step used and the answer to
 /// the code (a 303 to `/practices` with the session cookie).
@@ -125,20 +144,7 @@ pub async fn complete_setup(
     link: &str,
 ) -> (Vec<u8>, i64, Response) {
     let origin = app.operator_url("");
-    let page = client.get(link).send().await.unwrap();
-    assert_eq!(page.status(), 200, "setup page");
-    let csrf = form_csrf(&page.text().await.unwrap());
-    let enrol = client
-        .post(link)
-        .header("origin", &origin)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("password", OP_PW),
-            ("password_repeat", OP_PW),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let enrol = choose_password(app, client, link).await;
     assert_eq!(enrol.status(), 200, "password step");
     let html = enrol.text().await.unwrap();
     let secret = shown_secret(&html);

@@ -71,13 +71,7 @@ pub fn enrol_page(
     error: Option<&'static str>,
 ) -> EnrolPage {
     let uri = totp::otpauth_uri(c.tenant.display_name(), &c.user.username, secret);
-    let b32 = totp::base32(secret);
-    let secret_groups = b32
-        .as_bytes()
-        .chunks(4)
-        .map(|g| String::from_utf8_lossy(g).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let secret_groups = totp::base32_grouped(secret);
     EnrolPage {
         layout: c.layout,
         forced: c.forced,
